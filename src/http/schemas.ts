@@ -1,0 +1,58 @@
+// Shapes shared by every module: the problem document, list envelopes, error response sets.
+import { Type, type TSchema } from 'typebox';
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable dotted error code, e.g. user.field_denied' }),
+    request_id: Type.String(),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), code: Type.String(), message: Type.String() })),
+    ),
+  },
+  { $id: 'Problem', additionalProperties: true, description: 'RFC 9457 problem details' },
+);
+
+const ProblemRef = Type.Ref('Problem');
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation',
+  401: 'Missing, unknown, revoked or expired API key',
+  403: "The key's role does not allow this operation",
+  404: 'No such resource in this tenant',
+  409: 'Conflict with the current state',
+  412: 'If-Match does not match the current version',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  422: 'Refused by a business rule',
+  500: 'Unexpected fault (the detail is in the server log under the request id)',
+  503: 'Database unavailable; retry after Retry-After seconds',
+};
+
+/** The error responses a route can answer, each a problem document. */
+export function errors(...statuses: number[]): Record<number, TSchema> {
+  const out: Record<number, TSchema> = {};
+  for (const s of [...statuses, 500, 503]) out[s] = { ...ProblemRef, description: ERROR_DESCRIPTIONS[s] } as TSchema;
+  return out;
+}
+
+/** The errors every authenticated route can answer besides its own. */
+export const AUTH_ERRORS = [400, 401, 403] as const;
+
+// Ids are opaque: a malformed one is simply not found (404), like another tenant's.
+export const IdParam = (prefix: string) =>
+  Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: `${prefix}_… id` }) });
+
+export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' });
+export const Cursor = Type.String({ maxLength: 512, description: 'Opaque cursor from next_cursor' });
+
+export const ListOf = <T extends TSchema>(item: T) =>
+  Type.Object({
+    data: Type.Array(item),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last page' }),
+  });
+
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -1,0 +1,28 @@
+// Two Ajv instances: bodies are validated exactly as sent (no type coercion, no silent removal of
+// unknown fields: those are 400s that name them); query strings and headers are coerced, since
+// everything there arrives as text, and repeated parameters become arrays.
+import { Ajv, type Options } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifySchemaCompiler } from 'fastify';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+const base: Options = {
+  allErrors: true,
+  removeAdditional: false,
+  useDefaults: true,
+  discriminator: true,
+  strict: false,
+};
+
+function make(options: Options): Ajv {
+  const ajv = new Ajv({ ...base, ...options });
+  addFormats(ajv);
+  return ajv;
+}
+
+const bodyAjv = make({ coerceTypes: false });
+const textAjv = make({ coerceTypes: 'array' });
+
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);

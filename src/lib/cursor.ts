@@ -1,0 +1,25 @@
+// Opaque keyset cursors: base64url JSON of the last row's sort key. A tampered cursor is a 400.
+import { validationFailed } from '../http/errors.js';
+
+export function encodeCursor(key: Record<string, string>): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+export function decodeCursor<K extends string>(
+  cursor: string | undefined,
+  keys: readonly K[],
+  valuePattern: RegExp = /^.{1,200}$/s,
+): Record<K, string> | null {
+  if (cursor === undefined) return null;
+  const bad = () => validationFailed([{ field: 'cursor', code: 'invalid_cursor', message: 'The cursor is not one this API issued.' }]);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw bad();
+  const obj = parsed as Record<string, unknown>;
+  for (const k of keys) if (typeof obj[k] !== 'string' || !valuePattern.test(obj[k] as string)) throw bad();
+  return obj as Record<K, string>;
+}

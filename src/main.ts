@@ -1,0 +1,63 @@
+// kyclo serve: config → database (embedded or DATABASE_URL) → migrations → first-run tenant →
+// HTTP. SIGINT/SIGTERM: stop accepting, let in-flight requests finish, close the pool, stop the
+// embedded PostgreSQL, exit 0.
+import type { Config } from './config.js';
+import { buildApp } from './app.js';
+import { connect, migrate } from './db/connect.js';
+import { createTenantsService } from './modules/tenants/tenants.service.js';
+
+export async function serve(config: Config): Promise<void> {
+  const out = (line: string) => process.stdout.write(line + '\n');
+  const debug = config.logLevel === 'debug' || config.logLevel === 'trace' ? out : () => undefined;
+  const conn = await connect(config, debug);
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    out(`${signal} received: finishing in-flight requests`);
+    try {
+      await app?.close();
+      await conn.close();
+      process.exit(0);
+    } catch (err) {
+      process.stderr.write(`shutdown failed: ${String(err)}\n`);
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  try {
+    const applied = await migrate(conn.db);
+    if (applied.length) out(`migrations applied: ${applied.join(', ')}`);
+    let firstRun: Awaited<ReturnType<ReturnType<typeof createTenantsService>['create']>> | undefined;
+    const tenants = createTenantsService({ db: conn.db });
+    // Only the embedded default bootstraps itself; a real deployment creates tenants with the CLI.
+    if (conn.embedded && (await tenants.count()) === 0) firstRun = await tenants.create('default');
+
+    app = await buildApp({ db: conn.db, logLevel: config.logLevel });
+    await app.listen({ port: config.port, host: config.host });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    out('');
+    out(`Kyclo is serving on ${base}  (database: ${conn.embedded ? `embedded PostgreSQL in ${config.dataDir}` : 'DATABASE_URL'})`);
+    out(`  API   ${base}/v1`);
+    out(`  Docs  ${base}/docs   OpenAPI ${base}/openapi.json`);
+    if (firstRun) {
+      out('');
+      out(`First run: created tenant "default" (${firstRun.tenant.id}) and its OWNER key. It is shown this once:`);
+      out('');
+      out(`  ${firstRun.key.key}`);
+      out('');
+      out(`  export KYCLO_KEY=${firstRun.key.key}`);
+      out(`  curl -s ${base}/v1/users -H "Authorization: Bearer $KYCLO_KEY"`);
+    }
+    out('');
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await conn.close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,53 @@
+import type { Db, Tx } from '../../db/database.js';
+
+export type ApiKeyRow = Awaited<ReturnType<typeof findByHash>> & object;
+
+export async function findByHash(db: Db, keyHash: Buffer) {
+  return db
+    .selectFrom('api_keys')
+    .select(['tenant_id', 'id', 'role', 'revoked_at', 'expires_at', 'last_used_at'])
+    .where('key_hash', '=', keyHash)
+    .executeTakeFirst();
+}
+
+const PUBLIC_COLUMNS = [
+  'id', 'name', 'role', 'prefix', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'last_used_at',
+] as const;
+
+export async function insert(
+  db: Db | Tx,
+  row: { tenant_id: string; id: string; name: string; role: string; prefix: string; key_hash: Buffer; created_by: string | null; expires_at: Date | null },
+) {
+  return db.insertInto('api_keys').values(row).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow();
+}
+
+export async function list(db: Db, tenantId: string, opts: { afterId: string | null; limit: number; includeRevoked: boolean }) {
+  let q = db.selectFrom('api_keys').select(PUBLIC_COLUMNS).where('tenant_id', '=', tenantId);
+  if (opts.afterId) q = q.where('id', '>', opts.afterId);
+  if (!opts.includeRevoked) q = q.where('revoked_at', 'is', null);
+  return q.orderBy('id').limit(opts.limit + 1).execute();
+}
+
+export async function get(db: Db | Tx, tenantId: string, id: string) {
+  return db.selectFrom('api_keys').select(PUBLIC_COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+}
+
+export async function findById(db: Db, id: string) {
+  return db.selectFrom('api_keys').select([...PUBLIC_COLUMNS, 'tenant_id']).where('id', '=', id).executeTakeFirst();
+}
+
+/** Revokes once: a second revoke returns nothing so the caller can answer without a new audit entry. */
+export async function revoke(tx: Tx, tenantId: string, id: string) {
+  return tx
+    .updateTable('api_keys')
+    .set({ revoked_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .returning(PUBLIC_COLUMNS)
+    .executeTakeFirst();
+}
+
+export async function touch(db: Db, tenantId: string, id: string, at: Date) {
+  await db.updateTable('api_keys').set({ last_used_at: at }).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+}

@@ -1,0 +1,76 @@
+import { Type } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { ROLES } from './roles.js';
+import type { ApiKeysService } from './api-keys.service.js';
+
+const Role = Type.Enum([...ROLES]);
+const ApiKey = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: Role,
+  prefix: Type.String({ description: 'The first characters of the key, to recognise it' }),
+  created_by: Nullable(Type.String()),
+  created_at: Type.String({ format: 'date-time' }),
+  expires_at: Nullable(Type.String({ format: 'date-time' })),
+  revoked_at: Nullable(Type.String({ format: 'date-time' })),
+  last_used_at: Nullable(Type.String({ format: 'date-time', description: 'To the minute' })),
+});
+const CreatedApiKey = Type.Object({
+  ...ApiKey.properties,
+  key: Type.String({ description: 'The secret, shown this once only; store it now' }),
+});
+
+export function apiKeyRoutes(keys: ApiKeysService) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    r.post('/v1/api-keys', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'createApiKey',
+        tags: ['API keys'],
+        summary: 'Create an API key (the secret is returned once)',
+        body: Type.Object(
+          {
+            role: Role,
+            name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]*$' }),
+            expires_at: Type.Optional(Nullable(Type.String({ format: 'date-time' }))),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: CreatedApiKey, ...errors(...AUTH_ERRORS, 413, 415) },
+      },
+      handler: async (req, reply) => {
+        const created = await keys.create(req.actor, req.body);
+        reply.code(201).header('location', `/v1/api-keys/${created.id}`);
+        return created;
+      },
+    });
+    r.get('/v1/api-keys', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'listApiKeys',
+        tags: ['API keys'],
+        summary: 'List API keys (never their secrets)',
+        querystring: Type.Object(
+          { limit: Type.Optional(Limit), cursor: Type.Optional(Cursor), include_revoked: Type.Optional(Type.Boolean({ default: true })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: ListOf(ApiKey), ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => keys.list(req.actor, { ...req.query, limit: req.query.limit ?? 50 }),
+    });
+    r.delete('/v1/api-keys/:id', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'revokeApiKey',
+        tags: ['API keys'],
+        summary: 'Revoke an API key (idempotent)',
+        params: IdParam('key'),
+        response: { 200: ApiKey, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req) => keys.revoke(req.actor, req.params.id),
+    });
+  };
+}

@@ -1,0 +1,101 @@
+import crypto from 'node:crypto';
+import type { Db } from '../../db/database.js';
+import { newId } from '../../lib/ids.js';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { AppError, notFound, validationFailed } from '../../http/errors.js';
+import { hashKey } from '../../http/auth.js';
+import { recordChange } from '../audit/write-path.js';
+import type { Actor } from '../audit/actor.js';
+import { canManageKeyOfRole, type Role } from './roles.js';
+import * as repo from './api-keys.repo.js';
+
+const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 32 characters from 62 (about 190 bits), drawn without modulo bias. */
+export function generateSecret(mode: 'live' | 'test' = 'live'): string {
+  let out = '';
+  while (out.length < 32) {
+    for (const b of crypto.randomBytes(48)) {
+      if (b < 248 && out.length < 32) out += ALPHANUM[b % 62];
+    }
+  }
+  return `kyclo_${mode}_${out}`;
+}
+
+type KeyRow = NonNullable<Awaited<ReturnType<typeof repo.get>>>;
+
+export function toApiKey(row: KeyRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role as Role,
+    prefix: row.prefix,
+    created_by: row.created_by,
+    created_at: row.created_at.toISOString(),
+    expires_at: row.expires_at?.toISOString() ?? null,
+    revoked_at: row.revoked_at?.toISOString() ?? null,
+    last_used_at: row.last_used_at?.toISOString() ?? null,
+  };
+}
+
+export function createApiKeysService({ db }: { db: Db }) {
+  return {
+    async create(actor: Actor, input: { role: Role; name: string; expires_at?: string | null }) {
+      if (actor.role && !canManageKeyOfRole(actor.role, input.role)) {
+        throw new AppError(403, 'auth.forbidden', `A ${actor.role} key cannot create ${input.role} keys.`);
+      }
+      const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
+      if (expiresAt && expiresAt.getTime() <= Date.now()) {
+        throw validationFailed([{ field: 'expires_at', code: 'in_the_past', message: 'must be in the future' }]);
+      }
+      const secret = generateSecret();
+      const row = await db.transaction().execute(async (tx) => {
+        const inserted = await repo.insert(tx, {
+          tenant_id: actor.tenantId,
+          id: newId('key'),
+          name: input.name,
+          role: input.role,
+          prefix: secret.slice(0, 'kyclo_live_'.length + 6),
+          key_hash: hashKey(secret),
+          created_by: actor.keyId,
+          expires_at: expiresAt,
+        });
+        await recordChange(tx, actor, {
+          action: 'api_key.created',
+          targetType: 'api_key',
+          targetId: inserted.id,
+          details: { role: input.role, name: input.name },
+        });
+        return inserted;
+      });
+      return { ...toApiKey(row), key: secret };
+    },
+
+    async list(actor: Actor, q: { limit: number; cursor?: string; include_revoked?: boolean }) {
+      const after = decodeCursor(q.cursor, ['id'] as const);
+      const rows = await repo.list(db, actor.tenantId, { afterId: after?.id ?? null, limit: q.limit, includeRevoked: q.include_revoked ?? true });
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      return { data: page.map(toApiKey), next_cursor: rows.length > q.limit && last ? encodeCursor({ id: last.id }) : null };
+    },
+
+    /** Revoking is idempotent: a second call answers the revoked key and records nothing new. */
+    async revoke(actor: Actor, id: string) {
+      const existing = await repo.get(db, actor.tenantId, id);
+      if (!existing) throw notFound('api_key', id);
+      if (actor.role && !canManageKeyOfRole(actor.role, existing.role as Role)) {
+        throw new AppError(403, 'auth.forbidden', `A ${actor.role} key cannot revoke ${existing.role} keys.`);
+      }
+      const revoked = await db.transaction().execute(async (tx) => {
+        const row = await repo.revoke(tx, actor.tenantId, id);
+        if (row) {
+          await recordChange(tx, actor, { action: 'api_key.revoked', targetType: 'api_key', targetId: id, details: { role: row.role } });
+        }
+        return row;
+      });
+      return toApiKey(revoked ?? (await repo.get(db, actor.tenantId, id))!);
+    },
+  };
+}
+
+export type ApiKeysService = ReturnType<typeof createApiKeysService>;

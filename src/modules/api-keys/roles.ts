@@ -1,0 +1,29 @@
+// The role matrix of product.md as pure data. Every route names one permission; this table is the
+// only place that says which roles hold it.
+export const ROLES = ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const PERMISSIONS = {
+  'users:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
+  'users:create': ['OWNER', 'ADMIN', 'DEVELOPER'],
+  'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'users:change_status': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'kyc:record': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'users:close': ['OWNER', 'ADMIN'],
+  'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
+  'tenant:admin': ['OWNER', 'ADMIN'],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}
+
+/** Which roles a key of `role` may mint or revoke: an ADMIN cannot create (or revoke) OWNER keys. */
+export function canManageKeyOfRole(actor: Role, target: Role): boolean {
+  if (actor === 'OWNER') return true;
+  return actor === 'ADMIN' && target !== 'OWNER';
+}

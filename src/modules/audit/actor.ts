@@ -1,0 +1,20 @@
+import type { Role } from '../api-keys/roles.js';
+
+/** Who is acting: an API key over HTTP, an operator at the CLI, or the service itself. */
+export interface Actor {
+  type: 'api_key' | 'cli' | 'system';
+  tenantId: string;
+  keyId: string | null;
+  role: Role | null;
+  requestId: string | null;
+  ip: string | null;
+}
+
+export const cliActor = (tenantId: string): Actor => ({
+  type: 'cli',
+  tenantId,
+  keyId: null,
+  role: null,
+  requestId: null,
+  ip: null,
+});

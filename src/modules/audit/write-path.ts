@@ -1,0 +1,69 @@
+// The one write path: every change records its audit entry and its event inside the caller's
+// transaction, in a single statement, so neither can exist without the other or without the change.
+import type { Tx, Db } from '../../db/database.js';
+import { newId } from '../../lib/ids.js';
+import type { Actor } from './actor.js';
+
+export interface AuditInput {
+  action: string;
+  outcome?: 'applied' | 'denied' | 'flagged';
+  targetType: string;
+  targetId: string | null;
+  userId?: string | null;
+  changedFields?: string[];
+  details?: Record<string, unknown>;
+}
+
+export interface EventInput {
+  type: string;
+  userId: string | null;
+  data: Record<string, unknown>;
+}
+
+function auditRow(actor: Actor, a: AuditInput) {
+  return {
+    tenant_id: actor.tenantId,
+    id: newId('aud'),
+    actor_type: actor.type,
+    actor_key_id: actor.keyId,
+    actor_role: actor.role,
+    action: a.action,
+    outcome: a.outcome ?? 'applied',
+    target_type: a.targetType,
+    target_id: a.targetId,
+    user_id: a.userId ?? null,
+    changed_fields: a.changedFields ?? [],
+    request_id: actor.requestId,
+    ip: actor.ip,
+    details: JSON.stringify(a.details ?? {}),
+  };
+}
+
+/** Writes the audit entry and (when given) the event; returns the event id. */
+export async function recordChange(tx: Tx | Db, actor: Actor, audit: AuditInput, event?: EventInput): Promise<string | null> {
+  const a = auditRow(actor, audit);
+  if (!event) {
+    await tx.insertInto('audit_entries').values(a).execute();
+    return null;
+  }
+  const eventId = newId('evt');
+  await tx
+    .with('audit', (db) => db.insertInto('audit_entries').values(a).returning('id'))
+    .insertInto('events')
+    .values({
+      tenant_id: actor.tenantId,
+      id: eventId,
+      type: event.type,
+      user_id: event.userId,
+      actor_key_id: actor.keyId,
+      request_id: actor.requestId,
+      data: JSON.stringify(event.data),
+    })
+    .execute();
+  return eventId;
+}
+
+/** A refused attempt (read-only or denied field) is still recorded, flagged, with no event. */
+export async function recordAttempt(db: Db, actor: Actor, audit: AuditInput): Promise<void> {
+  await recordChange(db, actor, { ...audit, outcome: audit.outcome ?? 'flagged' });
+}

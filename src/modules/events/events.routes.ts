@@ -1,0 +1,86 @@
+import { Type, type Static } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from '../../db/database.js';
+import type { Selectable } from 'kysely';
+import type { EventsTable } from '../../db/database.js';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { notFound } from '../../http/errors.js';
+
+export const EVENT_TYPES = ['user.created', 'user.updated'] as const;
+
+const Event = Type.Object({
+  id: Type.String(),
+  type: Type.String({ description: EVENT_TYPES.join(', ') }),
+  created_at: Type.String({ format: 'date-time' }),
+  user_id: Nullable(Type.String()),
+  actor_key_id: Nullable(Type.String({ description: 'The key that made the change, so a platform can skip its own' })),
+  request_id: Nullable(Type.String()),
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+
+const EventsQuery = Type.Object(
+  {
+    type: Type.Optional(Type.String({ maxLength: 64 })),
+    user_id: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+);
+
+const toEvent = (r: Selectable<EventsTable>) => ({
+  id: r.id,
+  type: r.type,
+  created_at: r.occurred_at.toISOString(),
+  user_id: r.user_id,
+  actor_key_id: r.actor_key_id,
+  request_id: r.request_id,
+  data: r.data,
+});
+
+async function listEvents(db: Db, tenantId: string, q: Static<typeof EventsQuery>) {
+  const limit = q.limit ?? 50;
+  const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
+  let query = db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId);
+  if (before) query = query.where('seq', '<', before.seq as never);
+  if (q.type) query = query.where('type', '=', q.type);
+  if (q.user_id) query = query.where('user_id', '=', q.user_id);
+  const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { data: page.map(toEvent), next_cursor: rows.length > limit && last ? encodeCursor({ seq: String(last.seq) }) : null };
+}
+
+export function eventRoutes(db: Db) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    r.get('/v1/events', {
+      config: { permission: 'events:manage' },
+      schema: {
+        operationId: 'listEvents',
+        tags: ['Events'],
+        summary: 'Events, newest first',
+        querystring: EventsQuery,
+        response: { 200: ListOf(Event), ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => listEvents(db, req.actor.tenantId, req.query),
+    });
+    r.get('/v1/events/:id', {
+      config: { permission: 'events:manage' },
+      schema: {
+        operationId: 'getEvent',
+        tags: ['Events'],
+        summary: 'One event',
+        params: IdParam('evt'),
+        response: { 200: Event, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req) => {
+        const row = await db.selectFrom('events').selectAll().where('tenant_id', '=', req.actor.tenantId).where('id', '=', req.params.id).executeTakeFirst();
+        if (!row) throw notFound('event', req.params.id);
+        return toEvent(row);
+      },
+    });
+  };
+}

@@ -1,0 +1,66 @@
+// Checks against real reference data that a JSON schema cannot express: ISO country codes,
+// dialable E.164 numbers, IANA time zones, dates that are not in the future.
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { FieldError } from '../../http/errors.js';
+import { isCountry } from './enumerations.js';
+
+const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone'));
+TIME_ZONES.add('UTC');
+
+export const METADATA_MAX_BYTES = 16 * 1024;
+export const METADATA_MAX_DEPTH = 5;
+
+const COUNTRY_FIELDS = new Set(['country', 'birth_country', 'nationality', 'tax_residence', 'mailing_address.country']);
+const PAST_DATE_FIELDS = new Set(['date_of_birth', 'incorporation_date']);
+
+function depth(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return 0;
+  const children = Array.isArray(v) ? v : Object.values(v);
+  return 1 + children.reduce<number>((m, c) => Math.max(m, depth(c)), 0);
+}
+
+function checkOne(field: string, value: unknown, today: string): FieldError | null {
+  if (value === null || value === undefined) return null;
+  if (COUNTRY_FIELDS.has(field) && !isCountry(String(value))) {
+    return { field, code: 'invalid_country', message: 'must be an ISO 3166-1 alpha-2 country code' };
+  }
+  if (field === 'phone') {
+    const parsed = parsePhoneNumberFromString(String(value));
+    if (!parsed || !parsed.isValid() || parsed.number !== value) {
+      return { field, code: 'invalid_phone', message: 'must be a valid phone number in E.164 form, e.g. +33611111111' };
+    }
+  }
+  if (field === 'timezone' && !TIME_ZONES.has(String(value))) {
+    return { field, code: 'invalid_timezone', message: 'must be an IANA time zone, e.g. Europe/Paris' };
+  }
+  if (PAST_DATE_FIELDS.has(field)) {
+    const d = String(value);
+    if (d > today) return { field, code: 'in_the_future', message: 'cannot be in the future' };
+    if (d < '1850-01-01') return { field, code: 'too_old', message: 'must be after 1850-01-01' };
+  }
+  if (field === 'metadata') {
+    if (Buffer.byteLength(JSON.stringify(value)) > METADATA_MAX_BYTES) {
+      return { field, code: 'too_large', message: 'must be at most 16 KiB serialised' };
+    }
+    if (depth(value) > METADATA_MAX_DEPTH) {
+      return { field, code: 'too_deep', message: `must nest at most ${METADATA_MAX_DEPTH} levels` };
+    }
+  }
+  return null;
+}
+
+/** Validates the given (already schema-valid) values; nested address fields are checked by path. */
+export function checkReferenceData(values: Record<string, unknown>, now = new Date()): FieldError[] {
+  const today = now.toISOString().slice(0, 10);
+  const errors: FieldError[] = [];
+  for (const [field, value] of Object.entries(values)) {
+    if (field === 'mailing_address' && value && typeof value === 'object') {
+      const e = checkOne('mailing_address.country', (value as Record<string, unknown>).country, today);
+      if (e) errors.push(e);
+      continue;
+    }
+    const e = checkOne(field, value, today);
+    if (e) errors.push(e);
+  }
+  return errors;
+}

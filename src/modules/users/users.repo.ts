@@ -1,0 +1,79 @@
+import { sql, type Selectable } from 'kysely';
+import type { Db, Tx, UsersTable } from '../../db/database.js';
+import type { ListUsersFilters } from './users.schemas.js';
+
+export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
+
+const COLUMNS = [
+  'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at',
+  'kyc_status', 'kyc_level', 'kyc_verified_at', 'profile', 'metadata', 'tags', 'version', 'created_at', 'updated_at',
+] as const;
+
+export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+}
+
+export async function findIdByExternalRef(db: Db | Tx, tenantId: string, externalRef: string) {
+  const r = await db
+    .selectFrom('users')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('external_ref', '=', externalRef)
+    .executeTakeFirst();
+  return r?.id;
+}
+
+/** Inserts unless the external_ref is taken (then nothing is returned and the transaction stays usable). */
+export async function insert(
+  tx: Tx,
+  row: { tenant_id: string; id: string; external_ref: string | null; type: string; country: string; profile: object; metadata: object; tags: string[] },
+): Promise<UserRow | undefined> {
+  return tx
+    .insertInto('users')
+    .values({ ...row, profile: JSON.stringify(row.profile), metadata: JSON.stringify(row.metadata), updated_at: sql`now()` })
+    .onConflict((oc) => oc.columns(['tenant_id', 'external_ref']).where('external_ref', 'is not', null).doNothing())
+    .returning(COLUMNS)
+    .executeTakeFirst();
+}
+
+/** Optimistic write: applies only if the row is still at `version`; returns nothing otherwise. */
+export async function updateAtVersion(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+  version: number,
+  set: { profile: object; metadata: object; tags: string[] },
+): Promise<UserRow | undefined> {
+  return tx
+    .updateTable('users')
+    .set({
+      profile: JSON.stringify(set.profile),
+      metadata: JSON.stringify(set.metadata),
+      tags: set.tags,
+      version: sql`version + 1`,
+      updated_at: sql`now()`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('version', '=', version)
+    .returning(COLUMNS)
+    .executeTakeFirst();
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Newest first, keyset on the time-ordered id: page 10,000 costs what page 1 costs. */
+export async function list(db: Db, tenantId: string, f: ListUsersFilters & { beforeId: string | null; limit: number }) {
+  let q = db.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId);
+  if (f.beforeId) q = q.where('id', '<', f.beforeId);
+  if (f.status?.length) q = q.where('status', 'in', f.status);
+  if (f.kyc_status) q = q.where('kyc_status', '=', f.kyc_status);
+  if (f.type) q = q.where('type', '=', f.type);
+  if (f.tag) q = q.where('tags', '@>', sql<string[]>`array[${f.tag}]::text[]`);
+  if (f.external_ref) q = q.where('external_ref', '=', f.external_ref);
+  if (f.created_from) q = q.where('created_at', '>=', new Date(f.created_from));
+  if (f.created_to) q = q.where('created_at', '<', new Date(f.created_to));
+  if (f.updated_since) q = q.where('updated_at', '>=', new Date(f.updated_since));
+  if (f.q) q = q.where('search_text', 'like', `%${escapeLike(f.q.toLowerCase())}%`);
+  return q.orderBy('id', 'desc').limit(f.limit + 1).execute();
+}

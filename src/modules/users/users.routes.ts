@@ -1,0 +1,102 @@
+import { Type } from 'typebox';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
+import { CreateUserBody, ListUsersQuery, PatchUserBody, READ_ONLY_FIELDS, type UserView } from './users.schemas.js';
+import type { UsersService } from './users.service.js';
+
+const UserRef = Type.Ref('User');
+const ETagHeader = { ETag: { type: 'string', description: 'Strong ETag: the quoted version' } };
+
+const withETag = (reply: FastifyReply, user: UserView) => reply.header('etag', `"${user.version}"`);
+
+/** `"3"` → 3, `*` → '*'; anything else can never match, so it is stale by definition (412). */
+export function parseIfMatch(header: string | undefined): number | '*' | undefined {
+  if (header === undefined) return undefined;
+  const h = header.trim();
+  if (h === '*') return '*';
+  const m = /^"(\d{1,9})"$/.exec(h);
+  return m ? Number(m[1]) : -1;
+}
+
+export function userRoutes(users: UsersService) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+    r.post('/v1/users', {
+      config: { permission: 'users:create' },
+      schema: {
+        operationId: 'createUser',
+        tags: ['Users'],
+        summary: 'Create an individual or business user',
+        body: CreateUserBody,
+        response: {
+          201: { ...UserRef, description: 'Created', headers: { ...ETagHeader, Location: { type: 'string' } } },
+          ...errors(...AUTH_ERRORS, 409, 413, 415),
+        },
+      },
+      handler: async (req, reply) => {
+        const user = await users.create(req.actor, req.body);
+        withETag(reply, user).header('location', `/v1/users/${user.id}`).code(201);
+        return user;
+      },
+    });
+
+    r.get('/v1/users', {
+      config: { permission: 'users:read' },
+      schema: {
+        operationId: 'listUsers',
+        tags: ['Users'],
+        summary: 'List and search users (newest first, keyset pagination)',
+        querystring: ListUsersQuery,
+        response: { 200: ListOf(UserRef), ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => users.list(req.actor, req.query),
+    });
+
+    r.get('/v1/users/:id', {
+      config: { permission: 'users:read' },
+      schema: {
+        operationId: 'getUser',
+        tags: ['Users'],
+        summary: 'Get a user',
+        params: IdParam('usr'),
+        response: { 200: { ...UserRef, headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req, reply) => {
+        const user = await users.get(req.actor, req.params.id);
+        withETag(reply, user);
+        return user;
+      },
+    });
+
+    r.patch('/v1/users/:id', {
+      config: { permission: 'users:update' },
+      schema: {
+        operationId: 'updateUser',
+        tags: ['Users'],
+        summary: 'Update a user (JSON Merge Patch) under the field policy',
+        description:
+          'Fields the policy denies (country, type, external_ref) answer 422 user.field_denied and nothing is applied. ' +
+          'Read-only fields (id, status, kyc, version, timestamps) answer 400 and are recorded as a flagged attempt. ' +
+          'With If-Match, a stale version answers 412 and nothing changes.',
+        params: IdParam('usr'),
+        headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64, description: 'The ETag you last read' })) }),
+        body: PatchUserBody,
+        response: { 200: { ...UserRef, headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415, 422) },
+      },
+      // Read-only fields are caught before schema validation so the attempt can be audited.
+      preValidation: async (req) => {
+        const body = req.body;
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+        const readOnly = READ_ONLY_FIELDS.filter((f) => Object.hasOwn(body, f));
+        if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly);
+      },
+      handler: async (req, reply) => {
+        const user = await users.update(req.actor, req.params.id, req.body, parseIfMatch(req.headers['if-match']));
+        withETag(reply, user);
+        return user;
+      },
+    });
+  };
+}

@@ -1,0 +1,204 @@
+// The user record's shapes, each field defined once; create, patch and response schemas are
+// derived from the same field maps so they cannot disagree.
+import { Type, type TSchema, type TProperties, type TUnion, type TNull, type TOptional, type Static } from 'typebox';
+import { codes } from '../reference/enumerations.js';
+import { Cursor, Limit } from '../../http/schemas.js';
+
+// No control characters in any text: they have no place in a customer record and break exports.
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+const Text = (max: number, extra: object = {}) => Type.String({ minLength: 1, maxLength: max, pattern: NO_CONTROL, ...extra });
+const Enum = (name: Parameters<typeof codes>[0]) => Type.Enum(codes(name), { description: `See GET /v1/enumerations/${name}` });
+export const CountryCode = Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' });
+const Phone = Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' });
+const Email = Type.String({ format: 'email', maxLength: 254 });
+const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD, a real calendar date' });
+
+export const ADDRESS_FIELDS = {
+  line1: Text(200), line2: Text(200), line3: Text(200), city: Text(100), state: Text(100), postcode: Text(20),
+};
+const MAILING_FIELDS = { ...ADDRESS_FIELDS, country: CountryCode };
+
+export const INDIVIDUAL_FIELDS = {
+  title: Enum('titles'),
+  first_name: Text(100),
+  middle_name: Text(100),
+  last_name: Text(100),
+  maiden_name: Text(100),
+  preferred_name: Text(100),
+  gender: Enum('genders'),
+  date_of_birth: DateOnly,
+  place_of_birth: Text(100),
+  birth_country: CountryCode,
+  nationality: CountryCode,
+  occupation: Text(100),
+  employment_type: Enum('employment_types'),
+  income_range: Enum('income_ranges'),
+  source_of_funds: Enum('sources_of_funds'),
+  tax_residence: CountryCode,
+  tax_number: Text(64),
+  pep: Type.Boolean({ description: 'Politically exposed person (self-declared)' }),
+  language: Type.String({ pattern: '^[a-z]{2}(-[A-Z]{2})?$', description: 'ISO 639-1, optionally with a region' }),
+  timezone: Type.String({ maxLength: 64, description: 'IANA time zone, e.g. Europe/Paris' }),
+};
+
+export const BUSINESS_FIELDS = {
+  legal_name: Text(200),
+  registration_number: Text(64),
+  vat_number: Text(64),
+  incorporation_date: DateOnly,
+  legal_form: Text(100),
+  website: Type.String({ format: 'uri', maxLength: 2048, pattern: '^https?://' }),
+  employees_range: Enum('employees_ranges'),
+  monthly_transactions: Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Expected transactions per month' }),
+  transaction_frequency: Enum('transaction_frequencies'),
+  sector: Text(100),
+};
+
+const CONTACT_FIELDS = { email: Email, phone: Phone };
+const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+  description: 'Free JSON, at most 16 KiB serialised',
+});
+const Tags = Type.Array(Text(64), { maxItems: 20, uniqueItems: true, description: 'At most 20 tags of at most 64 characters' });
+
+type NullableAll<P extends TProperties> = { [K in keyof P]: TUnion<[P[K], TNull]> };
+type OptionalNullable<P extends TProperties> = { [K in keyof P]: TOptional<TUnion<[P[K], TNull]>> };
+
+function nullableAll<P extends TProperties>(props: P): NullableAll<P> {
+  return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, Type.Union([v, Type.Null()])])) as NullableAll<P>;
+}
+function optionalNullable<P extends TProperties>(props: P): OptionalNullable<P> {
+  return Object.fromEntries(
+    Object.entries(props).map(([k, v]) => [k, Type.Optional(Type.Union([v as TSchema, Type.Null()]))]),
+  ) as OptionalNullable<P>;
+}
+
+const strict = { additionalProperties: false } as const;
+export const Address = Type.Object(nullableAll(ADDRESS_FIELDS), strict);
+export const MailingAddress = Type.Object(nullableAll(MAILING_FIELDS), strict);
+const AddressInput = Type.Object(optionalNullable(ADDRESS_FIELDS), strict);
+const MailingAddressInput = Type.Object(optionalNullable(MAILING_FIELDS), strict);
+
+const Kyc = Type.Object({
+  status: Enum('kyc_statuses'),
+  level: Type.Union([Type.Integer(), Type.Null()]),
+  verified_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+
+const ExternalRef = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: "The platform's own id: unique per tenant, case-sensitive, immutable" });
+
+// Key order follows the contract's user object: identity, lifecycle, profile, record metadata.
+const head = {
+  id: Type.String(),
+  external_ref: Type.Union([Type.String(), Type.Null()]),
+};
+const lifecycle = {
+  country: CountryCode,
+  status: Enum('statuses'),
+  status_reason: Type.Union([Type.String(), Type.Null()]),
+  status_changed_at: Type.String({ format: 'date-time' }),
+  kyc: Kyc,
+};
+const tail = {
+  email: Type.Union([Type.String(), Type.Null()]),
+  phone: Type.Union([Type.String(), Type.Null()]),
+  address: Type.Union([Address, Type.Null()]),
+  mailing_address: Type.Union([MailingAddress, Type.Null()]),
+  metadata: Metadata,
+  tags: Type.Array(Type.String()),
+  version: Type.Integer({ description: 'Increments on every change; served as the strong ETag' }),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+};
+
+export const IndividualUser = Type.Object(
+  { ...head, type: Type.Literal('individual'), ...lifecycle, ...nullableAll(INDIVIDUAL_FIELDS), ...tail },
+  { $id: 'IndividualUser' },
+);
+export const BusinessUser = Type.Object(
+  { ...head, type: Type.Literal('business'), ...lifecycle, ...nullableAll(BUSINESS_FIELDS), ...tail },
+  { $id: 'BusinessUser' },
+);
+export const User = Type.Union([Type.Ref('IndividualUser'), Type.Ref('BusinessUser')], {
+  $id: 'User',
+  discriminator: { propertyName: 'type' },
+});
+export type UserView = Static<typeof IndividualUser> | Static<typeof BusinessUser>;
+
+const createCommon = {
+  external_ref: Type.Optional(ExternalRef),
+  country: CountryCode,
+  ...optionalNullable(CONTACT_FIELDS),
+  address: Type.Optional(Type.Union([AddressInput, Type.Null()])),
+  mailing_address: Type.Optional(Type.Union([MailingAddressInput, Type.Null()])),
+  metadata: Type.Optional(Metadata),
+  tags: Type.Optional(Tags),
+};
+
+const IndividualCreate = Type.Object(
+  {
+    type: Type.Literal('individual'),
+    ...createCommon,
+    ...optionalNullable(INDIVIDUAL_FIELDS),
+    first_name: INDIVIDUAL_FIELDS.first_name,
+    last_name: INDIVIDUAL_FIELDS.last_name,
+  },
+  strict,
+);
+const BusinessCreate = Type.Object(
+  { type: Type.Literal('business'), ...createCommon, ...optionalNullable(BUSINESS_FIELDS), legal_name: BUSINESS_FIELDS.legal_name },
+  strict,
+);
+// oneOf + discriminator: validation reports only the errors of the branch `type` selects.
+export const CreateUserBody = Type.Unsafe<Static<typeof IndividualCreate> | Static<typeof BusinessCreate>>({
+  type: 'object', // without it Ajv's discriminator lets strings, arrays and null through
+  oneOf: [IndividualCreate, BusinessCreate],
+  discriminator: { propertyName: 'type' },
+  description: 'An individual or a business; `type` selects which',
+});
+export type CreateUserInput = Static<typeof IndividualCreate> | Static<typeof BusinessCreate>;
+
+/** Fields the patch schema accepts for some user type; the service refuses those of the other type. */
+export const PatchUserBody = Type.Object(
+  {
+    // Immutable fields are accepted by the schema so the field policy can refuse them with 422.
+    type: Type.Optional(Enum('user_types')),
+    external_ref: Type.Optional(Type.Union([ExternalRef, Type.Null()])),
+    country: Type.Optional(CountryCode),
+    ...optionalNullable(CONTACT_FIELDS),
+    address: Type.Optional(Type.Union([AddressInput, Type.Null()])),
+    mailing_address: Type.Optional(Type.Union([MailingAddressInput, Type.Null()])),
+    metadata: Type.Optional(Type.Union([Metadata, Type.Null()])),
+    tags: Type.Optional(Type.Union([Tags, Type.Null()])),
+    ...optionalNullable(INDIVIDUAL_FIELDS),
+    ...optionalNullable(BUSINESS_FIELDS),
+    // Required at creation, so they can be changed but not cleared.
+    first_name: Type.Optional(INDIVIDUAL_FIELDS.first_name),
+    last_name: Type.Optional(INDIVIDUAL_FIELDS.last_name),
+    legal_name: Type.Optional(BUSINESS_FIELDS.legal_name),
+  },
+  { ...strict, minProperties: 1, description: 'JSON Merge Patch (RFC 7396): absent = unchanged, null = cleared' },
+);
+export type PatchUserInput = Static<typeof PatchUserBody>;
+
+/** Fields a body may never set: they belong to the service. Sent anyway → 400 and a flagged audit entry. */
+export const READ_ONLY_FIELDS = [
+  'id', 'status', 'status_reason', 'status_changed_at', 'kyc', 'version', 'created_at', 'updated_at', 'pending_changes',
+] as const;
+
+export const ListUsersQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Array(Enum('statuses'), { maxItems: 5, description: 'Repeatable' })),
+    kyc_status: Type.Optional(Enum('kyc_statuses')),
+    type: Type.Optional(Enum('user_types')),
+    tag: Type.Optional(Text(64)),
+    external_ref: Type.Optional(ExternalRef),
+    created_from: Type.Optional(Type.String({ format: 'date-time' })),
+    created_to: Type.Optional(Type.String({ format: 'date-time' })),
+    updated_since: Type.Optional(Type.String({ format: 'date-time' })),
+    q: Type.Optional(Text(100, { description: 'Search over name, email, phone and external_ref' })),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Cursor),
+  },
+  strict,
+);
+export type ListUsersFilters = Static<typeof ListUsersQuery>;

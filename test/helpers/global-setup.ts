@@ -1,0 +1,43 @@
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import type { TestProject } from 'vitest/node';
+import type { Kysely } from 'kysely';
+import { startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { createDb } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { adminQuery, withDatabase } from './databases.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgServerUrl: string;
+    templateDb: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  let serverUrl = process.env.DATABASE_URL;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  let tmp: string | undefined;
+  if (!serverUrl) {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-test-'));
+    const embedded = await startEmbeddedPostgres(tmp);
+    serverUrl = embedded.url;
+    stopEmbedded = embedded.stop;
+  }
+  const templateDb = `kyclo_tpl_${process.pid}`;
+  await adminQuery(serverUrl, `drop database if exists ${templateDb} with (force)`);
+  await adminQuery(serverUrl, `create database ${templateDb}`);
+  const db = createDb(withDatabase(serverUrl, templateDb), { max: 1 });
+  await migrateToLatest(db as unknown as Kysely<unknown>);
+  await db.destroy();
+
+  project.provide('pgServerUrl', serverUrl);
+  project.provide('templateDb', templateDb);
+
+  return async () => {
+    await adminQuery(serverUrl, `drop database if exists ${templateDb} with (force)`).catch(() => undefined);
+    await stopEmbedded?.();
+    if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+  };
+}
