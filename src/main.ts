@@ -55,6 +55,7 @@ export async function serve(config: Config): Promise<void> {
       out(`  curl -s ${base}/v1/users -H "Authorization: Bearer $KYCLO_KEY"`);
     }
     out('');
+    out('Press Ctrl+C to stop.');
   } catch (err) {
     await app?.close().catch(() => undefined);
     await conn.close().catch(() => undefined);

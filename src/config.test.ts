@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      port: 3000, host: '127.0.0.1', databaseUrl: undefined, redisUrl: undefined,
+      dataDir: path.resolve('./.kyclo'), logLevel: 'info',
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      PORT: '8080', HOST: '0.0.0.0', DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379', KYCLO_DATA_DIR: '/var/kyclo', LOG_LEVEL: 'debug',
+    });
+    expect(c).toEqual({ port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', logLevel: 'debug' });
+  });
+
+  it('names every invalid variable, without echoing URLs that may hold passwords', () => {
+    let err: unknown;
+    try {
+      loadConfig({ PORT: '70000', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://root:secret@h/db' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).toContain('PORT');
+    expect(message).toContain('LOG_LEVEL');
+    expect(message).toContain('DATABASE_URL');
+    expect(message).not.toContain('secret');
+  });
+});

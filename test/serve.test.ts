@@ -1,0 +1,71 @@
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestContext, type TestContext } from './helpers/app.js';
+import { cliEnv, startServer } from './helpers/processes.js';
+
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext();
+});
+afterAll(() => ctx.close());
+
+const json = async (url: string, init: RequestInit = {}) => {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.json() };
+};
+
+describe('kyclo serve', () => {
+  it('with DATABASE_URL: serves, creates no tenant by itself, and exits 0 on SIGTERM', async () => {
+    const server = await startServer(cliEnv({ DATABASE_URL: ctx.databaseUrl, PORT: '0' }));
+    try {
+      expect(await json(`${server.baseUrl}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
+      expect(await json(`${server.baseUrl}/readyz`)).toEqual({ status: 200, body: { status: 'ready' } });
+      expect(server.output()).not.toContain('First run');
+      expect(await ctx.db.selectFrom('tenants').selectAll().execute()).toEqual([]);
+    } finally {
+      expect(await server.stop('SIGTERM')).toBe(0);
+    }
+  });
+
+  it('without DATABASE_URL: starts an embedded PostgreSQL, prints an OWNER key once, keeps data across restarts, exits 0', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-serve-'));
+    const env = cliEnv({ DATABASE_URL: undefined, KYCLO_DATA_DIR: dataDir, PORT: '0' });
+    try {
+      const first = await startServer(env);
+      let key: string;
+      let userId: string;
+      try {
+        expect(first.output()).toContain('First run: created tenant "default"');
+        expect(first.output()).toContain('/docs');
+        key = /(kyclo_live_[A-Za-z0-9]{32})/.exec(first.output())![1]!;
+        const created = await json(`${first.baseUrl}/v1/users`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ type: 'individual', country: 'FR', first_name: 'Alex', last_name: 'Oak', external_ref: 'crm-4711' }),
+        });
+        expect(created.status).toBe(201);
+        userId = created.body.id;
+      } finally {
+        expect(await first.stop('SIGINT')).toBe(0);
+      }
+      // The embedded PostgreSQL was stopped with the server.
+      await expect(fs.stat(path.join(dataDir, 'pg', 'postmaster.pid'))).rejects.toThrow();
+      const mode = (await fs.stat(path.join(dataDir, 'pg-password'))).mode & 0o777;
+      expect(mode).toBe(0o600);
+
+      const second = await startServer(env);
+      try {
+        expect(second.output()).not.toContain('First run');
+        const again = await json(`${second.baseUrl}/v1/users/${userId}`, { headers: { authorization: `Bearer ${key}` } });
+        expect(again.status).toBe(200);
+        expect(again.body.external_ref).toBe('crm-4711');
+      } finally {
+        expect(await second.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { business, individual } from './helpers/factories.js';
+
+let ctx: TestContext;
+let api: Client;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const t = await createTenant(ctx.db);
+  api = client(ctx.app, t.ownerKey);
+});
+afterAll(() => ctx.close());
+
+async function collect(query: string, limit = 50): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const res = await api.get(`/v1/users?limit=${limit}${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    expect(res.statusCode).toBe(200);
+    const page = res.json();
+    expect(page.data.length).toBeLessThanOrEqual(limit);
+    ids.push(...page.data.map((u: { id: string }) => u.id));
+    cursor = page.next_cursor;
+  } while (cursor);
+  return ids;
+}
+
+describe('listing and searching users', () => {
+  const tag = `batch-${Date.now()}`;
+
+  it('pages 250 users in pages of 50: 250 distinct users, newest first, the same order twice', async () => {
+    for (let i = 0; i < 250; i += 25) {
+      await Promise.all(Array.from({ length: 25 }, (_, j) => api.post('/v1/users', individual({ tags: [tag], first_name: `P${i + j}` }))));
+    }
+    const first = await collect(`&tag=${tag}`);
+    expect(first).toHaveLength(250);
+    expect(new Set(first).size).toBe(250);
+    expect([...first].sort().reverse()).toEqual(first);
+    expect(await collect(`&tag=${tag}`)).toEqual(first);
+  });
+
+  it('keeps pages distinct and complete while other users are being inserted', async () => {
+    const before = await collect(`&tag=${tag}`);
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    let inserted = 0;
+    do {
+      const res = await api.get(`/v1/users?limit=50&tag=${tag}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page = res.json();
+      ids.push(...page.data.map((u: { id: string }) => u.id));
+      cursor = page.next_cursor;
+      // Insert between page reads: new users must neither duplicate nor displace any listed one.
+      await Promise.all(Array.from({ length: 5 }, () => api.post('/v1/users', individual({ tags: [tag] }))));
+      inserted += 5;
+    } while (cursor);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual(before);
+    expect(await collect(`&tag=${tag}`)).toHaveLength(250 + inserted);
+  });
+
+  it('filters by type, status, kyc_status, external_ref and dates', async () => {
+    const biz = (await api.post('/v1/users', business({ tags: ['filters'] }))).json();
+    const person = (await api.post('/v1/users', individual({ tags: ['filters'] }))).json();
+    expect(await collect('&tag=filters&type=business')).toEqual([biz.id]);
+    expect(await collect('&tag=filters&type=individual')).toEqual([person.id]);
+    expect(await collect('&tag=filters&status=active&status=flagged')).toEqual([person.id, biz.id]);
+    expect(await collect('&tag=filters&status=closed')).toEqual([]);
+    expect(await collect('&tag=filters&kyc_status=unverified')).toHaveLength(2);
+    expect(await collect('&tag=filters&kyc_status=verified')).toEqual([]);
+    expect(await collect(`&external_ref=${encodeURIComponent(biz.external_ref)}`)).toEqual([biz.id]);
+    const at = encodeURIComponent(person.created_at);
+    expect(await collect(`&tag=filters&created_from=${at}`)).toEqual([person.id]);
+    expect(await collect(`&tag=filters&created_to=${at}`)).toEqual([biz.id]);
+    await api.patch(`/v1/users/${biz.id}`, { sector: 'fintech' });
+    const since = encodeURIComponent(new Date(Date.now() - 60_000).toISOString());
+    expect((await collect(`&tag=filters&updated_since=${since}`)).sort()).toEqual([biz.id, person.id].sort());
+    expect(await collect(`&tag=filters&updated_since=${encodeURIComponent('2999-01-01T00:00:00Z')}`)).toEqual([]);
+  });
+
+  it('searches name, email, phone and external_ref, case-insensitively, with LIKE wildcards taken literally', async () => {
+    const u = (await api.post('/v1/users', individual({
+      first_name: 'Zéphyrine', last_name: 'Quillfeather', email: 'zq.unique@example.org', phone: '+447911123456', external_ref: 'ext_Q%42',
+    }))).json();
+    const b = (await api.post('/v1/users', business({ legal_name: 'Xylophonic Trading GmbH', country: 'DE' }))).json();
+    expect(await collect('&q=quillfeather')).toEqual([u.id]);
+    expect(await collect('&q=ZÉPHYR')).toEqual([u.id]);
+    expect(await collect('&q=zq.unique')).toEqual([u.id]);
+    expect(await collect(`&q=${encodeURIComponent('+447911123456')}`)).toEqual([u.id]);
+    expect(await collect(`&q=${encodeURIComponent('ext_q%42')}`)).toEqual([u.id]);
+    expect(await collect('&q=xylophonic')).toEqual([b.id]);
+    expect(await collect(`&q=${encodeURIComponent('%')}`)).toEqual([u.id]);
+    expect(await collect('&q=nobody-has-this-name')).toEqual([]);
+  });
+
+  it('refuses bad query parameters with 400 naming them', async () => {
+    for (const [query, field] of [
+      ['limit=0', 'limit'],
+      ['limit=201', 'limit'],
+      ['status=dormant', 'status.0'],
+      ['created_from=yesterday', 'created_from'],
+      ['cursor=not-a-cursor', 'cursor'],
+      ['colour=blue', 'colour'],
+    ]) {
+      const res = await api.get(`/v1/users?${query}`);
+      expect(res.statusCode, query).toBe(400);
+      expect(res.json().errors.map((e: { field: string }) => e.field), query).toContain(field);
+    }
+  });
+
+  it('defaults to 50 per page', async () => {
+    const res = await api.get(`/v1/users?tag=${tag}`);
+    expect(res.json().data).toHaveLength(50);
+    expect(res.json().next_cursor).toEqual(expect.any(String));
+  });
+});
