@@ -12,7 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => ctx.close());
 
-async function newUser(body = individual()) {
+async function newUser(body: Record<string, unknown> = individual()) {
   const res = await api.post('/v1/users', body);
   expect(res.statusCode).toBe(201);
   return res.json();
