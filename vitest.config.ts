@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Each file gets its own database; two cores run two files at a time.
     pool: 'forks',
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
