@@ -2,7 +2,8 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, type TestContext } from './helpers/app.js';
+import net from 'node:net';
+import { createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { cliEnv, startServer } from './helpers/processes.js';
 
 let ctx: TestContext;
@@ -27,6 +28,33 @@ describe('kyclo serve', () => {
     } finally {
       expect(await server.stop('SIGTERM')).toBe(0);
     }
+  });
+
+  it('on SIGTERM, finishes a request already in flight before exiting 0', async () => {
+    const { ownerKey, tenantId } = await createTenant(ctx.db);
+    const server = await startServer(cliEnv({ DATABASE_URL: ctx.databaseUrl, PORT: '0' }));
+    const { hostname, port } = new URL(server.baseUrl);
+    const body = JSON.stringify({ type: 'individual', country: 'FR', first_name: 'In', last_name: 'Flight', external_ref: 'in-flight' });
+    const socket = net.connect(Number(port), hostname);
+    await new Promise((r) => socket.once('connect', r));
+    let response = '';
+    socket.on('data', (d) => (response += d));
+    const closed = new Promise((r) => socket.once('close', r));
+    // Headers and half the body now; the rest after the server has been told to stop.
+    socket.write(
+      `POST /v1/users HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${ownerKey}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
+        body.slice(0, 20),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const exit = server.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    socket.write(body.slice(20));
+    await closed;
+    expect(response).toMatch(/^HTTP\/1.1 201/);
+    expect(await exit).toBe(0);
+    const rows = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('external_ref', '=', 'in-flight').execute();
+    expect(rows).toHaveLength(1);
   });
 
   it('without DATABASE_URL: starts an embedded PostgreSQL, prints an OWNER key once, keeps data across restarts, exits 0', async () => {

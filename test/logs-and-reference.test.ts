@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { individual } from './helpers/factories.js';
+
+let ctx: TestContext;
+let api: Client;
+let tenantId: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const t = await createTenant(ctx.db);
+  tenantId = t.tenantId;
+  api = client(ctx.app, t.ownerKey);
+});
+afterAll(() => ctx.close());
+
+async function pages(url: string, limit: number) {
+  const out: Array<Record<string, unknown>> = [];
+  let cursor: string | null = null;
+  do {
+    const res = await api.get(`${url}${url.includes('?') ? '&' : '?'}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    expect(res.statusCode).toBe(200);
+    out.push(...res.json().data);
+    cursor = res.json().next_cursor;
+  } while (cursor);
+  return out;
+}
+
+describe('enumerations', () => {
+  it('lists every published enumeration with codes and labels', async () => {
+    const res = await api.get('/v1/enumerations');
+    expect(res.statusCode).toBe(200);
+    const names = res.json().data.map((e: { name: string }) => e.name);
+    for (const n of ['countries', 'nationalities', 'genders', 'titles', 'employment_types', 'income_ranges', 'user_types', 'statuses', 'kyc_statuses', 'reason_codes']) {
+      expect(names).toContain(n);
+    }
+  });
+
+  it('serves real ISO 3166-1 countries and the reason codes of the lifecycle', async () => {
+    const countries = (await api.get('/v1/enumerations/countries')).json();
+    expect(countries.values.length).toBeGreaterThanOrEqual(249);
+    expect(countries.values).toContainEqual({ code: 'FR', label: 'France' });
+    const reasons = (await api.get('/v1/enumerations/reason_codes')).json().values.map((v: { code: string }) => v.code);
+    expect(reasons).toEqual(expect.arrayContaining(['fraud_suspected', 'sanctions_match', 'aml_alert', 'user_request', 'other']));
+    const statuses = (await api.get('/v1/enumerations/statuses')).json().values.map((v: { code: string }) => v.code);
+    expect(statuses).toEqual(['active', 'flagged', 'suspended', 'blocked', 'closed']);
+  });
+
+  it('accepts exactly the values it publishes', async () => {
+    const genders = (await api.get('/v1/enumerations/genders')).json().values.map((v: { code: string }) => v.code);
+    for (const g of genders) expect((await api.post('/v1/users', individual({ gender: g }))).statusCode).toBe(201);
+  });
+
+  it('answers 404 for an unknown enumeration and for inherited object keys', async () => {
+    for (const name of ['planets', 'constructor', '__proto__']) {
+      const res = await api.get(`/v1/enumerations/${name}`);
+      expect(res.statusCode).toBe(404);
+      expect(res.json().code).toBe('enumeration.not_found');
+    }
+  });
+});
+
+describe('the event log and the audit log', () => {
+  it('lists events newest first with type and user filters, across pages, one event per change', async () => {
+    const user = (await api.post('/v1/users', individual())).json();
+    for (let i = 0; i < 5; i++) await api.patch(`/v1/users/${user.id}`, { occupation: `job ${i}` });
+    const all = await pages(`/v1/events?user_id=${user.id}`, 2);
+    expect(all.map((e) => e.type)).toEqual([...Array(5).fill('user.updated'), 'user.created']);
+    const ids = all.map((e) => e.id as string);
+    expect([...ids].sort().reverse()).toEqual(ids);
+    const created = await pages(`/v1/events?user_id=${user.id}&type=user.created`, 50);
+    expect(created).toHaveLength(1);
+    const one = await api.get(`/v1/events/${ids[0]}`);
+    expect(one.statusCode).toBe(200);
+    expect(one.json()).toEqual(all[0]);
+    expect((await api.get('/v1/events/evt_00000000000000000000000000')).statusCode).toBe(404);
+  });
+
+  it('lists audit entries with user, actor, action and time filters', async () => {
+    const dev = await createKey(ctx.db, tenantId, 'DEVELOPER');
+    const start = new Date().toISOString();
+    const made = (await client(ctx.app, dev.key).post('/v1/users', individual())).json();
+    await api.patch(`/v1/users/${made.id}`, { occupation: 'pilot' });
+    await api.patch(`/v1/users/${made.id}`, { country: 'DE' });
+    const entries = await pages(`/v1/audit-events?user_id=${made.id}`, 1);
+    expect(entries.map((e) => [e.action, e.outcome])).toEqual([
+      ['user.update_denied', 'denied'], ['user.updated', 'applied'], ['user.created', 'applied'],
+    ]);
+    expect(entries[2]).toMatchObject({ actor: { type: 'api_key', key_id: dev.id, role: 'DEVELOPER' }, target: { type: 'user', id: made.id } });
+    expect(entries[2]!.ip).toBe('127.0.0.1');
+    expect(await pages(`/v1/audit-events?actor=${dev.id}`, 50)).toHaveLength(1);
+    expect(await pages(`/v1/audit-events?user_id=${made.id}&action=user.updated`, 50)).toHaveLength(1);
+    expect(await pages(`/v1/audit-events?user_id=${made.id}&from=${encodeURIComponent(start)}`, 50)).toHaveLength(3);
+    expect(await pages(`/v1/audit-events?user_id=${made.id}&to=${encodeURIComponent(start)}`, 50)).toHaveLength(0);
+  });
+
+  it('refuses a cursor it did not issue', async () => {
+    for (const url of ['/v1/events?cursor=abc', '/v1/audit-events?cursor=' + Buffer.from('{"seq":"1; drop"}').toString('base64url')]) {
+      const res = await api.get(url);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().errors[0]).toMatchObject({ field: 'cursor', code: 'invalid_cursor' });
+    }
+  });
+});
+
+describe('operations', () => {
+  it('answers unknown routes with a 404 problem', async () => {
+    const res = await api.get('/v1/nothing-here');
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ code: 'route.not_found', request_id: res.headers['x-request-id'] });
+  });
+});
