@@ -151,3 +151,17 @@ describe('creating users', () => {
     expect(replaced.headers['x-request-id']).toMatch(/^req_/);
   });
 });
+
+describe('values the database cannot hold', () => {
+  it('refuses NUL characters anywhere with 400, never a 500', async () => {
+    const cases: Array<[string, () => Promise<{ statusCode: number }>]> = [
+      ['metadata value', () => api.post('/v1/users', individual({ metadata: { a: 'x\u0000y' } }))],
+      ['metadata key', () => api.post('/v1/users', individual({ metadata: { 'a\u0000': 1 } }))],
+      ['user id', () => api.get('/v1/users/usr_%00abc')],
+      ['audit filter', () => api.get('/v1/audit-events?user_id=%00')],
+      ['event filter', () => api.get('/v1/events?type=a%00b')],
+      ['cursor', () => api.get(`/v1/users?cursor=${Buffer.from('{"id":"\u0000"}').toString('base64url')}`)],
+    ];
+    for (const [label, call] of cases) expect((await call()).statusCode, label).toBe(400);
+  });
+});

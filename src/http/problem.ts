@@ -95,6 +95,11 @@ function toAppError(err: FastifyError & { validation?: AjvError[]; validationCon
       headers: { 'retry-after': '1' },
     });
   }
+  // A value PostgreSQL cannot store (class 22: data exception) that validation let through is the
+  // caller's input, not our fault: a 400 rather than a 500. Logged as a warning to tighten schemas.
+  if (typeof err.code === 'string' && /^22[0-9A-Z]{3}$/.test(err.code) && 'severity' in err) {
+    return new AppError(400, 'request.invalid_value', 'A value in the request cannot be stored.');
+  }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     return new AppError(err.statusCode, 'request.invalid', err.message);
   }
@@ -133,7 +138,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const known = toAppError(error);
     if (known) {
-      if (known.status >= 500) req.log.warn({ err: error }, 'request failed: %s', known.code);
+      if (known.status >= 500 || known.code === 'request.invalid_value') req.log.warn({ err: error }, 'request failed: %s', known.code);
       return sendProblem(req, reply, known);
     }
     req.log.error({ err: error }, 'unexpected error');

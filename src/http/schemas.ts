@@ -42,9 +42,12 @@ export function errors(...statuses: number[]): Record<number, TSchema> {
 /** The errors every authenticated route can answer besides its own. */
 export const AUTH_ERRORS = [400, 401, 403] as const;
 
-// Ids are opaque: a malformed one is simply not found (404), like another tenant's.
-export const IdParam = (prefix: string) =>
-  Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: `${prefix}_… id` }) });
+/** Printable ASCII: what ids, codes and filter values are made of; NUL and friends never reach SQL. */
+export const Token = (maxLength = 64, description?: string) =>
+  Type.String({ minLength: 1, maxLength, pattern: '^[\\x21-\\x7e]+$', ...(description ? { description } : {}) });
+
+// Ids are opaque: a well-formed but unknown one is simply not found (404), like another tenant's.
+export const IdParam = (prefix: string) => Type.Object({ id: Token(64, `${prefix}_… id`) });
 
 export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' });
 export const Cursor = Type.String({ maxLength: 512, description: 'Opaque cursor from next_cursor' });

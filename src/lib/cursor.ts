@@ -8,7 +8,7 @@ export function encodeCursor(key: Record<string, string>): string {
 export function decodeCursor<K extends string>(
   cursor: string | undefined,
   keys: readonly K[],
-  valuePattern: RegExp = /^.{1,200}$/s,
+  valuePattern: RegExp = /^[\x21-\x7e]{1,200}$/,
 ): Record<K, string> | null {
   if (cursor === undefined) return null;
   const bad = () => validationFailed([{ field: 'cursor', code: 'invalid_cursor', message: 'The cursor is not one this API issued.' }]);

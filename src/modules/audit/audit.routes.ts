@@ -2,7 +2,7 @@ import { Type, type Static } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/database.js';
-import { AUTH_ERRORS, Cursor, errors, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, Token, errors, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 
 const AuditEntry = Type.Object({
@@ -22,9 +22,9 @@ const AuditEntry = Type.Object({
 
 const AuditQuery = Type.Object(
   {
-    user_id: Type.Optional(Type.String({ maxLength: 64 })),
-    actor: Type.Optional(Type.String({ maxLength: 64, description: 'An API key id' })),
-    action: Type.Optional(Type.String({ maxLength: 64 })),
+    user_id: Type.Optional(Token()),
+    actor: Type.Optional(Token(64, 'An API key id')),
+    action: Type.Optional(Token()),
     from: Type.Optional(Type.String({ format: 'date-time' })),
     to: Type.Optional(Type.String({ format: 'date-time' })),
     limit: Type.Optional(Limit),

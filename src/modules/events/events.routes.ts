@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/database.js';
 import type { Selectable } from 'kysely';
 import type { EventsTable } from '../../db/database.js';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, Token, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
 
@@ -22,8 +22,8 @@ const Event = Type.Object({
 
 const EventsQuery = Type.Object(
   {
-    type: Type.Optional(Type.String({ maxLength: 64 })),
-    user_id: Type.Optional(Type.String({ maxLength: 64 })),
+    type: Type.Optional(Token()),
+    user_id: Type.Optional(Token()),
     limit: Type.Optional(Limit),
     cursor: Type.Optional(Cursor),
   },

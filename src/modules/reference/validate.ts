@@ -13,6 +13,14 @@ export const METADATA_MAX_DEPTH = 5;
 const COUNTRY_FIELDS = new Set(['country', 'birth_country', 'nationality', 'tax_residence', 'mailing_address.country']);
 const PAST_DATE_FIELDS = new Set(['date_of_birth', 'incorporation_date']);
 
+// PostgreSQL's jsonb cannot hold U+0000 in a key or a string.
+function hasNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(hasNul);
+  return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+}
+
 function depth(v: unknown): number {
   if (typeof v !== 'object' || v === null) return 0;
   const children = Array.isArray(v) ? v : Object.values(v);
@@ -42,6 +50,7 @@ function checkOne(field: string, value: unknown, today: string): FieldError | nu
     if (Buffer.byteLength(JSON.stringify(value)) > METADATA_MAX_BYTES) {
       return { field, code: 'too_large', message: 'must be at most 16 KiB serialised' };
     }
+    if (hasNul(value)) return { field, code: 'invalid_character', message: 'cannot contain the NUL character' };
     if (depth(value) > METADATA_MAX_DEPTH) {
       return { field, code: 'too_deep', message: `must nest at most ${METADATA_MAX_DEPTH} levels` };
     }
