@@ -162,12 +162,17 @@ describe('updating users with JSON Merge Patch', () => {
 
   it('concurrent patches without If-Match on different fields are all applied, none lost', async () => {
     const user = await newUser();
-    const fields = ['occupation', 'middle_name', 'maiden_name', 'preferred_name', 'place_of_birth', 'tax_number'];
-    const results = await Promise.all(fields.map((f) => api.patch(`/v1/users/${user.id}`, { [f]: `v-${f}` })));
+    const fields = [
+      'occupation', 'middle_name', 'maiden_name', 'preferred_name', 'place_of_birth', 'tax_number',
+      'first_name', 'last_name', 'email', 'language', 'timezone', 'gender',
+    ];
+    const values: Record<string, string> = { email: 'c@example.com', language: 'de', timezone: 'Europe/Berlin', gender: 'female' };
+    const value = (f: string) => values[f] ?? `v-${f}`;
+    const results = await Promise.all(fields.map((f) => api.patch(`/v1/users/${user.id}`, { [f]: value(f) })));
     expect(results.map((r) => r.statusCode)).toEqual(fields.map(() => 200));
     const r = await row(user.id);
     expect(r.version).toBe(1 + fields.length);
-    for (const f of fields) expect((r.profile as Record<string, string>)[f]).toBe(`v-${f}`);
+    for (const f of fields) expect((r.profile as Record<string, string>)[f]).toBe(value(f));
     expect(await events(user.id)).toHaveLength(1 + fields.length);
   });
 

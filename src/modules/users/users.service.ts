@@ -1,14 +1,14 @@
 // Users: create, read, list, and update under the field policy. Each write is read → decide →
 // one short transaction (row + audit entry + event); concurrent patches are resolved optimistically
 // on `version`, re-applying the merge patch to the fresh row unless the caller pinned a version.
-import type { Db } from '../../db/database.js';
+import type { Db, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 import { AppError, notFound, preconditionFailed, validationFailed, type FieldError } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
-import { decideFieldChanges, kycState, type UserType } from './field-policy.js';
+import { decideFieldChanges, kycState, type FieldDecision, type UserType } from './field-policy.js';
 import { changedFields, mergePatch, valueAt, type JsonObject } from './merge-patch.js';
 import {
   ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS,
@@ -23,7 +23,6 @@ const TYPE_FIELDS: Record<UserType, string[]> = {
 };
 const ADDRESS_KEYS = Object.keys(ADDRESS_FIELDS);
 const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags']);
-const MAX_OPTIMISTIC_RETRIES = 5;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -96,7 +95,53 @@ function assertValid(values: JsonObject): void {
   if (errors.length) throw validationFailed(errors);
 }
 
+type Plan =
+  | { kind: 'noop' }
+  | { kind: 'denied'; denied: FieldDecision[] }
+  | { kind: 'apply'; next: ReturnType<typeof splitDocument>; changed: string[]; previous: JsonObject; current: JsonObject };
+
+/** What a patch would do to this row: nothing, a refusal, or these changes. Pure. */
+function planPatch(row: UserRow, patch: PatchUserInput): Plan {
+  const before = documentOf(row);
+  const after = mergePatch(before, patch) as JsonObject;
+  const next = splitDocument(after);
+  const changed = changedFields(before, { ...after, metadata: next.metadata, tags: next.tags });
+  if (changed.length === 0) return { kind: 'noop' };
+  const decisions = decideFieldChanges({ userType: row.type as UserType, kyc: kycState(row.kyc_status), fields: changed });
+  const denied = decisions.filter((d) => d.outcome === 'deny');
+  if (denied.length) return { kind: 'denied', denied };
+  return {
+    kind: 'apply',
+    next,
+    changed,
+    previous: Object.fromEntries(changed.map((f) => [f, valueAt(before, f)])),
+    current: Object.fromEntries(changed.map((f) => [f, valueAt(after, f)])),
+  };
+}
+
+async function recordUpdate(tx: Tx, actor: Actor, u: UserRow, plan: Extract<Plan, { kind: 'apply' }>) {
+  await recordChange(
+    tx, actor,
+    { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: plan.changed },
+    {
+      type: 'user.updated',
+      userId: u.id,
+      data: { user_id: u.id, version: u.version, changed_fields: plan.changed, previous: plan.previous, current: plan.current },
+    },
+  );
+}
+
 export function createUsersService({ db }: { db: Db }) {
+  /** A denied change is audited (outcome denied, no event) and refused with 422, nothing applied. */
+  async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
+    const errors: FieldError[] = denied.map((d) => ({ field: d.field, code: 'denied', message: d.reason ?? 'cannot be changed' }));
+    await recordAttempt(db, actor, {
+      action: 'user.update_denied', outcome: 'denied', targetType: 'user', targetId: id, userId: id,
+      changedFields: denied.map((d) => d.field),
+    });
+    throw new AppError(422, 'user.field_denied', `These fields cannot be changed: ${errors.map((e) => e.field).join(', ')}.`, { errors });
+  }
+
   async function getRow(tenantId: string, id: string): Promise<UserRow> {
     const row = await repo.get(db, tenantId, id);
     if (!row) throw notFound('user', id);
@@ -149,53 +194,43 @@ export function createUsersService({ db }: { db: Db }) {
     },
 
     /**
-     * Applies a merge patch under the field policy. `ifMatch` pins the version (412 when stale);
-     * without it a concurrent change is absorbed by re-applying the patch to the newer row.
+     * Applies a merge patch under the field policy. `ifMatch` pins the version (412 when stale).
+     * Without it, the first attempt is optimistic (no lock); if another write got there first, the
+     * patch is re-applied once under a row lock, so concurrent patches all land and none starves.
      */
     async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
-      let row = await getRow(actor.tenantId, id);
+      const row = await getRow(actor.tenantId, id);
       const type = row.type as UserType;
       const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
       if (foreign.length) {
         throw validationFailed(foreign.map((field) => ({ field, code: 'unknown_field', message: `not a field of a ${type} user` })));
       }
       assertValid(patch as JsonObject);
+      const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
+      if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
 
-      for (let attempt = 0; attempt < MAX_OPTIMISTIC_RETRIES; attempt++) {
-        if (typeof ifMatch === 'number' && ifMatch !== row.version) throw preconditionFailed(row.version);
-        const before = documentOf(row);
-        const after = mergePatch(before, patch) as JsonObject;
-        const next = splitDocument(after);
-        const changed = changedFields(before, { ...after, metadata: next.metadata, tags: next.tags });
-        if (changed.length === 0) return toUserView(row);
+      const optimistic = planPatch(row, patch);
+      if (optimistic.kind === 'noop') return toUserView(row);
+      if (optimistic.kind === 'denied') return refuseDenied(actor, id, optimistic.denied);
+      const applied = await db.transaction().execute(async (tx) => {
+        const u = await repo.updateAtVersion(tx, actor.tenantId, id, row.version, optimistic.next);
+        if (u) await recordUpdate(tx, actor, u, optimistic);
+        return u;
+      });
+      if (applied) return toUserView(applied);
+      if (pinned !== undefined) throw preconditionFailed((await getRow(actor.tenantId, id)).version);
 
-        const decisions = decideFieldChanges({ userType: type, kyc: kycState(row.kyc_status), fields: changed });
-        const denied = decisions.filter((d) => d.outcome === 'deny');
-        if (denied.length) {
-          const errors: FieldError[] = denied.map((d) => ({ field: d.field, code: 'denied', message: d.reason ?? 'cannot be changed' }));
-          await recordAttempt(db, actor, {
-            action: 'user.update_denied', outcome: 'denied', targetType: 'user', targetId: id, userId: id,
-            changedFields: denied.map((d) => d.field),
-          });
-          throw new AppError(422, 'user.field_denied', `These fields cannot be changed: ${errors.map((e) => e.field).join(', ')}.`, { errors });
-        }
-
-        const updated = await db.transaction().execute(async (tx) => {
-          const u = await repo.updateAtVersion(tx, actor.tenantId, id, row.version, next);
-          if (!u) return undefined;
-          const previous = Object.fromEntries(changed.map((f) => [f, valueAt(before, f)]));
-          const current = Object.fromEntries(changed.map((f) => [f, valueAt(after, f)]));
-          await recordChange(
-            tx, actor,
-            { action: 'user.updated', targetType: 'user', targetId: id, userId: id, changedFields: changed },
-            { type: 'user.updated', userId: id, data: { user_id: id, version: u.version, changed_fields: changed, previous, current } },
-          );
-          return u;
-        });
-        if (updated) return toUserView(updated);
-        row = await getRow(actor.tenantId, id);
-      }
-      throw new AppError(409, 'user.concurrent_update', 'The user is being changed by other requests; retry.');
+      const outcome = await db.transaction().execute(async (tx) => {
+        const locked = await repo.getForUpdate(tx, actor.tenantId, id);
+        if (!locked) throw notFound('user', id);
+        const plan = planPatch(locked, patch);
+        if (plan.kind !== 'apply') return { plan, row: locked };
+        const u = (await repo.updateAtVersion(tx, actor.tenantId, id, locked.version, plan.next))!;
+        await recordUpdate(tx, actor, u, plan);
+        return { plan, row: u };
+      });
+      if (outcome.plan.kind === 'denied') return refuseDenied(actor, id, outcome.plan.denied);
+      return toUserView(outcome.row);
     },
 
     /** Records a write attempt on read-only fields (flagged), then refuses it with 400. */
