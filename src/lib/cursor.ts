@@ -23,3 +23,13 @@ export function decodeCursor<K extends string>(
   for (const k of keys) if (typeof obj[k] !== 'string' || !valuePattern.test(obj[k] as string)) throw bad();
   return obj as Record<K, string>;
 }
+
+/**
+ * Turns `limit + 1` rows fetched past the cursor into a page: the extra row only tells that there is
+ * a next page, whose cursor is the key of the last row shown.
+ */
+export function toPage<R, T>(rows: R[], limit: number, map: (row: R) => T, keyOf: (row: R) => Record<string, string>) {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { data: page.map(map), next_cursor: rows.length > limit && last ? encodeCursor(keyOf(last)) : null };
+}

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Db } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound, validationFailed } from '../../http/errors.js';
 import { hashKey } from '../../http/auth.js';
 import { recordChange } from '../audit/write-path.js';
@@ -74,9 +74,7 @@ export function createApiKeysService({ db }: { db: Db }) {
     async list(actor: Actor, q: { limit: number; cursor?: string; include_revoked?: boolean }) {
       const after = decodeCursor(q.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, { afterId: after?.id ?? null, limit: q.limit, includeRevoked: q.include_revoked ?? true });
-      const page = rows.slice(0, q.limit);
-      const last = page.at(-1);
-      return { data: page.map(toApiKey), next_cursor: rows.length > q.limit && last ? encodeCursor({ id: last.id }) : null };
+      return toPage(rows, q.limit, toApiKey, (r) => ({ id: r.id }));
     },
 
     /** Revoking is idempotent: a second call answers the revoked key and records nothing new. */

@@ -1,9 +1,10 @@
 import { Type, type Static } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Db } from '../../db/database.js';
+import type { Selectable } from 'kysely';
+import type { AuditEntriesTable, Db } from '../../db/database.js';
 import { AUTH_ERRORS, Cursor, Token, errors, Limit, ListOf, Nullable } from '../../http/schemas.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
 
 const AuditEntry = Type.Object({
   id: Type.String(),
@@ -33,6 +34,21 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const toAuditEntry = (r: Selectable<AuditEntriesTable>) => ({
+  id: r.id,
+  seq: String(r.seq),
+  occurred_at: r.occurred_at.toISOString(),
+  actor: { type: r.actor_type, key_id: r.actor_key_id, role: r.actor_role },
+  action: r.action,
+  outcome: r.outcome,
+  target: { type: r.target_type, id: r.target_id },
+  user_id: r.user_id,
+  changed_fields: r.changed_fields,
+  request_id: r.request_id,
+  ip: r.ip,
+  details: r.details,
+});
+
 export async function listAudit(db: Db, tenantId: string, q: Static<typeof AuditQuery>) {
   const limit = q.limit ?? 50;
   const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
@@ -44,25 +60,7 @@ export async function listAudit(db: Db, tenantId: string, q: Static<typeof Audit
   if (q.from) query = query.where('occurred_at', '>=', new Date(q.from));
   if (q.to) query = query.where('occurred_at', '<', new Date(q.to));
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    data: page.map((r) => ({
-      id: r.id,
-      seq: String(r.seq),
-      occurred_at: r.occurred_at.toISOString(),
-      actor: { type: r.actor_type, key_id: r.actor_key_id, role: r.actor_role },
-      action: r.action,
-      outcome: r.outcome,
-      target: { type: r.target_type, id: r.target_id },
-      user_id: r.user_id,
-      changed_fields: r.changed_fields,
-      request_id: r.request_id,
-      ip: r.ip,
-      details: r.details,
-    })),
-    next_cursor: rows.length > limit && last ? encodeCursor({ seq: String(last.seq) }) : null,
-  };
+  return toPage(rows, limit, toAuditEntry, (r) => ({ seq: String(r.seq) }));
 }
 
 export function auditRoutes(db: Db) {

@@ -5,7 +5,7 @@ import type { Db } from '../../db/database.js';
 import type { Selectable } from 'kysely';
 import type { EventsTable } from '../../db/database.js';
 import { AUTH_ERRORS, Cursor, Token, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
 
 export const EVENT_TYPES = ['user.created', 'user.updated'] as const;
@@ -48,9 +48,7 @@ async function listEvents(db: Db, tenantId: string, q: Static<typeof EventsQuery
   if (q.type) query = query.where('type', '=', q.type);
   if (q.user_id) query = query.where('user_id', '=', q.user_id);
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return { data: page.map(toEvent), next_cursor: rows.length > limit && last ? encodeCursor({ seq: String(last.seq) }) : null };
+  return toPage(rows, limit, toEvent, (r) => ({ seq: String(r.seq) }));
 }
 
 export function eventRoutes(db: Db) {

@@ -3,7 +3,7 @@
 // on `version`, re-applying the merge patch to the fresh row unless the caller pinned a version.
 import type { Db, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound, preconditionFailed, validationFailed, type FieldError } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
@@ -188,9 +188,7 @@ export function createUsersService({ db }: { db: Db }) {
       const limit = filters.limit ?? 50;
       const before = decodeCursor(filters.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, { ...filters, beforeId: before?.id ?? null, limit });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return { data: page.map(toUserView), next_cursor: rows.length > limit && last ? encodeCursor({ id: last.id }) : null };
+      return toPage(rows, limit, toUserView, (r) => ({ id: r.id }));
     },
 
     /**
