@@ -1,0 +1,142 @@
+// The published contract: /openapi.json is a valid OpenAPI 3.1 document that describes every route
+// the way the API behaves (auth, error responses), and the unauthenticated operations endpoints answer.
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createTestContext, type Client, type TestContext } from './helpers/app.js';
+
+interface Operation {
+  operationId?: string;
+  security?: Array<Record<string, string[]>>;
+  responses?: Record<string, unknown>;
+  parameters?: Array<{ name: string; in: string }>;
+}
+interface Document {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components?: { securitySchemes?: Record<string, { type: string; scheme?: string }> };
+}
+
+const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+
+let ctx: TestContext;
+let anonymous: Client;
+let doc: Document;
+
+function operations(d: Document): Array<{ method: string; path: string; op: Operation }> {
+  return Object.entries(d.paths).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([method]) => METHODS.has(method))
+      .map(([method, op]) => ({ method, path, op })),
+  );
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  anonymous = client(ctx.app, null);
+  const res = await anonymous.get('/openapi.json');
+  expect(res.statusCode).toBe(200);
+  doc = res.json();
+});
+afterAll(() => ctx.close());
+
+describe('the OpenAPI document', () => {
+  it('is served at /openapi.json without a key, as OpenAPI 3.1 JSON', async () => {
+    const res = await anonymous.get('/openapi.json');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('application/json');
+    expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+    expect(Object.keys(doc.paths).length).toBeGreaterThan(0);
+  });
+
+  it('validates with swagger-parser (schemas, $refs and structure)', async () => {
+    await expect(SwaggerParser.validate(structuredClone(doc) as unknown as Parameters<typeof SwaggerParser.validate>[0])).resolves.toBeTruthy();
+  });
+
+  it('declares bearerAuth as an HTTP bearer security scheme', () => {
+    expect(doc.components?.securitySchemes?.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('gives every operation a unique operationId', () => {
+    const ops = operations(doc);
+    expect(ops.length).toBeGreaterThan(0);
+    const missing = ops.filter(({ op }) => typeof op.operationId !== 'string' || op.operationId.length === 0);
+    expect(missing.map(({ method, path }) => `${method.toUpperCase()} ${path}`)).toEqual([]);
+    const ids = ops.map(({ op }) => op.operationId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('requires bearerAuth on every /v1 operation', () => {
+    const v1 = operations(doc).filter(({ path }) => path.startsWith('/v1'));
+    expect(v1.length).toBeGreaterThan(0);
+    const unsecured = v1.filter(({ op }) => !(op.security ?? []).some((req) => Object.hasOwn(req, 'bearerAuth')));
+    expect(unsecured.map(({ method, path }) => `${method.toUpperCase()} ${path}`)).toEqual([]);
+  });
+
+  it('declares 400, 401, 403 and 500 responses on every /v1 operation', () => {
+    const gaps: string[] = [];
+    for (const { method, path, op } of operations(doc).filter(({ path }) => path.startsWith('/v1'))) {
+      for (const status of ['400', '401', '403', '500']) {
+        if (!op.responses || !Object.hasOwn(op.responses, status)) gaps.push(`${method.toUpperCase()} ${path} lacks ${status}`);
+      }
+    }
+    expect(gaps).toEqual([]);
+  });
+
+  it('declares 404 on every operation with an {id} (or other) path parameter', () => {
+    const templated = operations(doc).filter(({ path }) => /\{[^}]+\}/.test(path));
+    expect(templated.some(({ path }) => path.includes('{id}'))).toBe(true);
+    const gaps = templated
+      .filter(({ op }) => !op.responses || !Object.hasOwn(op.responses, '404'))
+      .map(({ method, path }) => `${method.toUpperCase()} ${path}`);
+    expect(gaps).toEqual([]);
+  });
+
+  it('declares each path parameter of a templated path as an `in: path` parameter', () => {
+    const gaps: string[] = [];
+    for (const { method, path, op } of operations(doc)) {
+      for (const [, name] of path.matchAll(/\{([^}]+)\}/g)) {
+        if (!(op.parameters ?? []).some((p) => p.in === 'path' && p.name === name)) gaps.push(`${method.toUpperCase()} ${path}: ${name}`);
+      }
+    }
+    expect(gaps).toEqual([]);
+  });
+
+  it('marks the operations endpoints as public (no security requirement)', () => {
+    for (const path of ['/healthz', '/readyz']) {
+      const op = doc.paths[path]?.get;
+      expect(op, path).toBeDefined();
+      expect(op!.security ?? []).toEqual([]);
+    }
+  });
+
+  it('does not list itself or the docs UI as API operations', () => {
+    expect(Object.keys(doc.paths).filter((p) => p.startsWith('/openapi') || p.startsWith('/docs'))).toEqual([]);
+  });
+});
+
+describe('the operations endpoints', () => {
+  it('answers /healthz with 200 without a key', async () => {
+    const res = await anonymous.get('/healthz');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+    expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it('answers /readyz with 200 without a key when the database is reachable', async () => {
+    const res = await anonymous.get('/readyz');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ready' });
+  });
+
+  it('serves the interactive docs at /docs as HTML, without a key', async () => {
+    let res = await anonymous.get('/docs');
+    for (let hops = 0; hops < 5 && res.statusCode >= 300 && res.statusCode < 400; hops++) {
+      const location = res.headers.location;
+      expect(typeof location).toBe('string');
+      res = await anonymous.get(new URL(String(location), 'http://localhost/docs').pathname);
+    }
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/html');
+    expect(res.body.toLowerCase()).toContain('<html');
+  });
+});

@@ -1,0 +1,312 @@
+// The role matrix of product.md, checked over every /v1 operation the app publishes: each of the
+// five roles either gets through with a 2xx (and its write lands, audited under its role) or gets
+// 403 auth.forbidden with nothing written. A route the table below does not cover fails the suite.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, createTenant, createTestContext, type Call, type Response, type TestContext } from './helpers/app.js';
+import { individual } from './helpers/factories.js';
+import { PERMISSIONS, ROLES, type Permission, type Role } from '../src/modules/api-keys/roles.js';
+
+// The matrix as product.md states it, written out independently of roles.ts so a drift in either shows.
+const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
+  'users:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
+  'users:create': ['OWNER', 'ADMIN', 'DEVELOPER'],
+  'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'users:change_status': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'kyc:record': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'users:close': ['OWNER', 'ADMIN'],
+  'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
+  'tenant:admin': ['OWNER', 'ADMIN'],
+};
+
+interface Fixture {
+  userId: string;
+  eventId: string;
+}
+interface Caller {
+  role: Role;
+  keyId: string;
+}
+interface Operation {
+  method: Call['method'];
+  /** As the OpenAPI document spells it. */
+  path: string;
+  permission: Permission;
+  /** The status an allowed caller gets. */
+  success: number;
+  /** Builds a valid request; may create the resource it acts on (before the database snapshot). */
+  request(caller: Caller): Promise<Call> | Call;
+  /** For an allowed caller: what must be true afterwards. */
+  verify(res: Response, caller: Caller, call: Call): Promise<void> | void;
+}
+
+let ctx: TestContext;
+let tenantId: string;
+let fx: Fixture;
+const keys = {} as Record<Role, { key: string; id: string }>;
+
+const auditOf = (action: string, targetId: string) =>
+  ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('action', '=', action).where('target_id', '=', targetId).execute();
+
+const idOf = (url: string) => url.split('/').at(-1)!;
+
+// Every /v1 operation: operationId → the permission it needs, a valid request and what success means.
+const OPERATIONS: Record<string, Operation> = {
+  createUser: {
+    method: 'POST', path: '/v1/users', permission: 'users:create', success: 201,
+    request: () => ({ method: 'POST', url: '/v1/users', body: individual() }),
+    verify: async (res, caller, call) => {
+      const user = res.json();
+      const row = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('id', '=', user.id).executeTakeFirstOrThrow();
+      expect(row.external_ref).toBe((call.body as { external_ref: string }).external_ref);
+      const audit = await auditOf('user.created', user.id);
+      expect(audit).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role, outcome: 'applied' })]);
+    },
+  },
+  listUsers: {
+    method: 'GET', path: '/v1/users', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/users?limit=200' }),
+    verify: (res) => expect(res.json().data.map((u: { id: string }) => u.id)).toContain(fx.userId),
+  },
+  getUser: {
+    method: 'GET', path: '/v1/users/{id}', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}` }),
+    verify: (res) => expect(res.json().id).toBe(fx.userId),
+  },
+  updateUser: {
+    method: 'PATCH', path: '/v1/users/{id}', permission: 'users:update', success: 200,
+    request: (caller) => ({ method: 'PATCH', url: `/v1/users/${fx.userId}`, body: { email: `${caller.role.toLowerCase()}.${Date.now()}@example.com` } }),
+    verify: async (res, caller, call) => {
+      const email = (call.body as { email: string }).email;
+      expect(res.json().email).toBe(email);
+      const row = await ctx.db.selectFrom('users').select('profile').where('tenant_id', '=', tenantId).where('id', '=', fx.userId).executeTakeFirstOrThrow();
+      expect((row.profile as { email: string }).email).toBe(email);
+      const audit = await auditOf('user.updated', fx.userId);
+      expect(audit.at(-1)).toMatchObject({ actor_key_id: caller.keyId, actor_role: caller.role, changed_fields: ['email'] });
+    },
+  },
+  createApiKey: {
+    method: 'POST', path: '/v1/api-keys', permission: 'tenant:admin', success: 201,
+    request: (caller) => ({ method: 'POST', url: '/v1/api-keys', body: { role: 'READER', name: `minted by ${caller.role}` } }),
+    verify: async (res, caller) => {
+      const created = res.json();
+      const row = await ctx.db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).where('id', '=', created.id).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ role: 'READER', created_by: caller.keyId, revoked_at: null });
+      expect(await auditOf('api_key.created', created.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listApiKeys: {
+    method: 'GET', path: '/v1/api-keys', permission: 'tenant:admin', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/api-keys?limit=200' }),
+    verify: (res, caller) => expect(res.json().data.map((k: { id: string }) => k.id)).toContain(caller.keyId),
+  },
+  revokeApiKey: {
+    method: 'DELETE', path: '/v1/api-keys/{id}', permission: 'tenant:admin', success: 200,
+    request: async () => ({ method: 'DELETE', url: `/v1/api-keys/${(await createKey(ctx.db, tenantId, 'READER')).id}` }),
+    verify: async (res, caller, call) => {
+      const id = idOf(call.url);
+      expect(res.json()).toMatchObject({ id, revoked_at: expect.any(String) });
+      const row = await ctx.db.selectFrom('api_keys').select('revoked_at').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirstOrThrow();
+      expect(row.revoked_at).not.toBeNull();
+      expect(await auditOf('api_key.revoked', id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listEnumerations: {
+    method: 'GET', path: '/v1/enumerations', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/enumerations' }),
+    verify: (res) => expect(res.json().data.map((e: { name: string }) => e.name)).toContain('countries'),
+  },
+  getEnumeration: {
+    method: 'GET', path: '/v1/enumerations/{name}', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/enumerations/genders' }),
+    verify: (res) => expect(res.json()).toMatchObject({ name: 'genders', values: expect.arrayContaining([{ code: 'male', label: 'Male' }]) }),
+  },
+  listAuditEvents: {
+    method: 'GET', path: '/v1/audit-events', permission: 'audit:read', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/audit-events?user_id=${fx.userId}` }),
+    verify: (res) => expect(res.json().data).toContainEqual(expect.objectContaining({ action: 'user.created', user_id: fx.userId })),
+  },
+  listEvents: {
+    method: 'GET', path: '/v1/events', permission: 'events:manage', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/events?user_id=${fx.userId}&limit=200` }),
+    verify: (res) => expect(res.json().data.map((e: { id: string }) => e.id)).toContain(fx.eventId),
+  },
+  getEvent: {
+    method: 'GET', path: '/v1/events/{id}', permission: 'events:manage', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/events/${fx.eventId}` }),
+    verify: (res) => expect(res.json()).toMatchObject({ id: fx.eventId, type: 'user.created', user_id: fx.userId }),
+  },
+};
+
+/** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
+async function snapshot() {
+  const [users, apiKeys, audit, events] = await Promise.all([
+    ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('api_keys').select(['id', 'role', 'revoked_at', 'expires_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('audit_entries').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
+    ctx.db.selectFrom('events').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
+  ]);
+  return { users, apiKeys, audit, events };
+}
+
+function expectForbidden(res: Response) {
+  expect(res.statusCode, res.body).toBe(403);
+  expect(res.headers['content-type']).toContain('application/problem+json');
+  expect(res.json()).toMatchObject({ status: 403, code: 'auth.forbidden', request_id: res.headers['x-request-id'] });
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const t = await createTenant(ctx.db);
+  tenantId = t.tenantId;
+  keys.OWNER = { key: t.ownerKey, id: t.ownerKeyId };
+  for (const role of ROLES.filter((r) => r !== 'OWNER')) keys[role] = await createKey(ctx.db, tenantId, role);
+  const created = await client(ctx.app, t.ownerKey).post('/v1/users', individual());
+  expect(created.statusCode).toBe(201);
+  const userId: string = created.json().id;
+  const event = await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantId).where('user_id', '=', userId).executeTakeFirstOrThrow();
+  fx = { userId, eventId: event.id };
+});
+afterAll(() => ctx.close());
+
+describe('the role table', () => {
+  it('in roles.ts is the matrix product.md states', () => {
+    expect(Object.keys(PERMISSIONS).sort()).toEqual(Object.keys(SPEC_MATRIX).sort());
+    for (const [permission, roles] of Object.entries(SPEC_MATRIX)) {
+      expect([...PERMISSIONS[permission as Permission]].sort(), permission).toEqual([...roles].sort());
+    }
+  });
+
+  it('covers every /v1 operation the OpenAPI document publishes, with the same method and path', async () => {
+    const res = await client(ctx.app, null).get('/openapi.json');
+    expect(res.statusCode).toBe(200);
+    const paths = res.json().paths as Record<string, Record<string, { operationId?: string }>>;
+    const published = Object.entries(paths)
+      .filter(([path]) => path.startsWith('/v1'))
+      .flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ id: op.operationId ?? `${method} ${path}`, method: method.toUpperCase(), path })));
+    const uncovered = published.filter((p) => !Object.hasOwn(OPERATIONS, p.id)).map((p) => `${p.id} (${p.method} ${p.path})`);
+    expect(uncovered, 'operations missing from the role table in test/roles.test.ts').toEqual([]);
+    for (const p of published) expect({ method: OPERATIONS[p.id]!.method, path: OPERATIONS[p.id]!.path }, p.id).toEqual({ method: p.method, path: p.path });
+    const stale = Object.keys(OPERATIONS).filter((id) => !published.some((p) => p.id === id));
+    expect(stale, 'operations in the role table the app no longer publishes').toEqual([]);
+  });
+});
+
+const cases = ROLES.flatMap((role) =>
+  Object.entries(OPERATIONS).map(([operationId, op]) => ({
+    role, operationId, op, allowed: SPEC_MATRIX[op.permission].includes(role),
+  })),
+);
+
+describe.each(ROLES)('role %s', (role) => {
+  const mine = cases.filter((c) => c.role === role);
+
+  it.each(mine.filter((c) => c.allowed).map((c) => [c.operationId, c.op.method, c.op.path, c] as const))(
+    `may call %s (%s %s): it succeeds and its outcome is there, attributed to ${role} where it writes`,
+    async (_id, _m, _p, c) => {
+      const caller = { role, keyId: keys[role].id };
+      const call = await c.op.request(caller);
+      const res = await client(ctx.app, keys[role].key).call(call);
+      expect(res.statusCode, res.body).toBe(c.op.success);
+      await c.op.verify(res, caller, call);
+    },
+  );
+
+  const forbidden = mine.filter((c) => !c.allowed);
+  if (forbidden.length) {
+    it.each(forbidden.map((c) => [c.operationId, c.op.method, c.op.path, c] as const))(
+      'cannot call %s (%s %s): 403 auth.forbidden and nothing is written',
+      async (_id, _m, _p, c) => {
+        const call = await c.op.request({ role, keyId: keys[role].id });
+        const before = await snapshot();
+        const res = await client(ctx.app, keys[role].key).call(call);
+        expectForbidden(res);
+        expect(await snapshot()).toEqual(before);
+      },
+    );
+  }
+});
+
+describe('key management between roles', () => {
+  const countKeys = async () =>
+    Number((await ctx.db.selectFrom('api_keys').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow()).n);
+
+  it('an ADMIN cannot create an OWNER key: 403 auth.forbidden, no key row and no audit entry', async () => {
+    const before = await snapshot();
+    const keyCount = await countKeys();
+    const res = await client(ctx.app, keys.ADMIN.key).post('/v1/api-keys', { role: 'OWNER', name: 'escalation' });
+    expectForbidden(res);
+    expect(res.body).not.toMatch(/kyclo_live_[A-Za-z0-9]{32}/);
+    expect(await countKeys()).toBe(keyCount);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('an ADMIN cannot revoke an OWNER key: 403, the key stays active and keeps working', async () => {
+    const target = await createKey(ctx.db, tenantId, 'OWNER');
+    const before = await snapshot();
+    const res = await client(ctx.app, keys.ADMIN.key).delete(`/v1/api-keys/${target.id}`);
+    expectForbidden(res);
+    expect(await snapshot()).toEqual(before);
+    const row = await ctx.db.selectFrom('api_keys').select('revoked_at').where('tenant_id', '=', tenantId).where('id', '=', target.id).executeTakeFirstOrThrow();
+    expect(row.revoked_at).toBeNull();
+    expect((await client(ctx.app, target.key).get('/v1/api-keys')).statusCode).toBe(200);
+  });
+
+  it('an ADMIN cannot revoke the tenant’s original OWNER key either', async () => {
+    const res = await client(ctx.app, keys.ADMIN.key).delete(`/v1/api-keys/${keys.OWNER.id}`);
+    expectForbidden(res);
+    expect((await client(ctx.app, keys.OWNER.key).get('/v1/api-keys')).statusCode).toBe(200);
+  });
+
+  it.each(['ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'] as const)(
+    'an ADMIN can create a key of role %s and then revoke it, each audited under ADMIN',
+    async (target) => {
+      const admin = client(ctx.app, keys.ADMIN.key);
+      const created = await admin.post('/v1/api-keys', { role: target, name: `${target} by admin` });
+      expect(created.statusCode, created.body).toBe(201);
+      const { id, key } = created.json();
+      expect(created.json().role).toBe(target);
+      expect(await auditOf('api_key.created', id)).toEqual([expect.objectContaining({ actor_key_id: keys.ADMIN.id, actor_role: 'ADMIN' })]);
+      expect((await client(ctx.app, key).get('/v1/users')).statusCode).toBe(200);
+
+      const revoked = await admin.delete(`/v1/api-keys/${id}`);
+      expect(revoked.statusCode, revoked.body).toBe(200);
+      expect(revoked.json().revoked_at).toEqual(expect.any(String));
+      expect(await auditOf('api_key.revoked', id)).toEqual([expect.objectContaining({ actor_key_id: keys.ADMIN.id, actor_role: 'ADMIN' })]);
+      expect((await client(ctx.app, key).get('/v1/users')).json().code).toBe('auth.key_revoked');
+    },
+  );
+
+  it('an ADMIN can revoke an ADMIN key made by the CLI', async () => {
+    const other = await createKey(ctx.db, tenantId, 'ADMIN');
+    const res = await client(ctx.app, keys.ADMIN.key).delete(`/v1/api-keys/${other.id}`);
+    expect(res.statusCode).toBe(200);
+    expect((await client(ctx.app, other.key).get('/v1/users')).statusCode).toBe(401);
+  });
+
+  it.each(ROLES)('an OWNER can create and revoke a key of role %s', async (target) => {
+    // A fresh OWNER key, so this does not depend on the original one surviving the tests above.
+    const acting = await createKey(ctx.db, tenantId, 'OWNER');
+    const ownerApi = client(ctx.app, acting.key);
+    const created = await ownerApi.post('/v1/api-keys', { role: target, name: `${target} by owner` });
+    expect(created.statusCode, created.body).toBe(201);
+    const id = created.json().id;
+    const row = await ctx.db.selectFrom('api_keys').select(['role', 'created_by']).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ role: target, created_by: acting.id });
+    const revoked = await ownerApi.delete(`/v1/api-keys/${id}`);
+    expect(revoked.statusCode).toBe(200);
+    expect(await auditOf('api_key.revoked', id)).toEqual([expect.objectContaining({ actor_key_id: acting.id, actor_role: 'OWNER' })]);
+  });
+});
+
+describe('authentication comes before the role check', () => {
+  it.each(Object.entries(OPERATIONS).map(([id, op]) => [id, op] as const))('%s without a key is 401 auth.missing_key, not 403', async (_id, op) => {
+    const call = await op.request({ role: 'READER', keyId: keys.READER.id });
+    const before = await snapshot();
+    const res = await client(ctx.app, null).call(call);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().code).toBe('auth.missing_key');
+    expect(await snapshot()).toEqual(before);
+  });
+});
