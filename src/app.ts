@@ -10,7 +10,7 @@ import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
 import { validatorCompiler } from './http/validation.js';
 import { Problem } from './http/schemas.js';
-import { BusinessUser, IndividualUser, User } from './modules/users/users.schemas.js';
+import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
 import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
@@ -18,6 +18,12 @@ import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
 import { enumerationRoutes } from './modules/reference/enumerations.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { eventRoutes } from './modules/events/events.routes.js';
+import { createPolicyService } from './modules/policy/policy.service.js';
+import { policyRoutes } from './modules/policy/policy.routes.js';
+import { createKycService } from './modules/kyc/kyc.service.js';
+import { kycRoutes } from './modules/kyc/kyc.routes.js';
+import { createChangeRequestsService } from './modules/reviews/change-requests.service.js';
+import { changeRequestRoutes } from './modules/reviews/change-requests.routes.js';
 
 export interface AppDeps {
   db: Db;
@@ -71,7 +77,7 @@ export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<Fast
       (route.schema as Record<string, unknown>).security = [{ bearerAuth: [] }];
     }
   });
-  for (const s of [Problem, IndividualUser, BusinessUser, User]) app.addSchema(s);
+  for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
   registerAuth(app, db);
 
   const users = createUsersService({ db });
@@ -81,6 +87,9 @@ export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<Fast
   await app.register(enumerationRoutes);
   await app.register(auditRoutes(db));
   await app.register(eventRoutes(db));
+  await app.register(policyRoutes(createPolicyService({ db })));
+  await app.register(kycRoutes(createKycService({ db })));
+  await app.register(changeRequestRoutes(createChangeRequestsService({ db })));
 
   const ops = { tags: ['Operations'], security: [] };
   app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));

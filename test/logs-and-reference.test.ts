@@ -84,7 +84,7 @@ describe('the event log and the audit log', () => {
     await api.patch(`/v1/users/${made.id}`, { country: 'DE' });
     const entries = await pages(`/v1/audit-events?user_id=${made.id}`, 1);
     expect(entries.map((e) => [e.action, e.outcome])).toEqual([
-      ['user.update_denied', 'denied'], ['user.updated', 'applied'], ['user.created', 'applied'],
+      ['user.update_denied', 'flagged'], ['user.updated', 'applied'], ['user.created', 'applied'],
     ]);
     expect(entries[2]).toMatchObject({ actor: { type: 'api_key', key_id: dev.id, role: 'DEVELOPER' }, target: { type: 'user', id: made.id } });
     expect(entries[2]!.ip).toBe('127.0.0.1');

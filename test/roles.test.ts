@@ -13,6 +13,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:change_status': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'kyc:record': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  // Not in product.md's table: reading identity snapshots is given to those who may record them.
+  'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
@@ -23,6 +25,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
 interface Fixture {
   userId: string;
   eventId: string;
+  /** A key that only makes change requests, so every role can be the other pair of eyes. */
+  requesterKey: string;
 }
 interface Caller {
   role: Role;
@@ -50,6 +54,16 @@ const auditOf = (action: string, targetId: string) =>
   ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('action', '=', action).where('target_id', '=', targetId).execute();
 
 const idOf = (url: string) => url.split('/').at(-1)!;
+
+/** A verified user with a last-name change waiting for approval, made by the requester key. */
+async function pendingChangeRequest(): Promise<{ userId: string; changeRequestId: string }> {
+  const owner = client(ctx.app, keys.OWNER.key);
+  const user = (await owner.post('/v1/users', individual())).json();
+  expect((await owner.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'test', level: 1 })).statusCode).toBe(201);
+  const res = await client(ctx.app, fx.requesterKey).patch(`/v1/users/${user.id}`, { last_name: `Elm${Date.now()}` });
+  expect(res.statusCode, res.body).toBe(200);
+  return { userId: user.id, changeRequestId: res.json().pending_changes[0].id };
+}
 
 // Every /v1 operation: operationId → the permission it needs, a valid request and what success means.
 const OPERATIONS: Record<string, Operation> = {
@@ -137,17 +151,96 @@ const OPERATIONS: Record<string, Operation> = {
     request: () => ({ method: 'GET', url: `/v1/events/${fx.eventId}` }),
     verify: (res) => expect(res.json()).toMatchObject({ id: fx.eventId, type: 'user.created', user_id: fx.userId }),
   },
+  getPolicy: {
+    method: 'GET', path: '/v1/policy', permission: 'tenant:admin', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/policy' }),
+    verify: (res) => expect(res.json().fields.individual.verified.last_name).toBe('approval'),
+  },
+  putPolicy: {
+    method: 'PUT', path: '/v1/policy', permission: 'tenant:admin', success: 200,
+    request: () => ({ method: 'PUT', url: '/v1/policy', body: { fields: { individual: { verified: { occupation: 'allow' } } } } }),
+    verify: async (res, caller) => {
+      expect(res.json().fields.individual.verified.occupation).toBe('allow');
+      const row = await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow();
+      expect(row.policy).toEqual({ fields: { individual: { verified: { occupation: 'allow' } } } });
+      expect((await auditOf('policy.updated', tenantId)).at(-1)).toMatchObject({ actor_key_id: caller.keyId, actor_role: caller.role });
+    },
+  },
+  recordVerification: {
+    method: 'POST', path: '/v1/users/{id}/verifications', permission: 'kyc:record', success: 201,
+    request: async () => {
+      const user = (await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json();
+      return { method: 'POST', url: `/v1/users/${user.id}/verifications`, body: { result: 'approved', provider: 'acme-kyc', level: 2 } };
+    },
+    verify: async (res, caller, call) => {
+      const userId = call.url.split('/')[3]!;
+      const row = await ctx.db.selectFrom('users').select(['kyc_status', 'kyc_level']).where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirstOrThrow();
+      expect(row).toEqual({ kyc_status: 'verified', kyc_level: 2 });
+      expect(await auditOf('user.verification_recorded', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listVerifications: {
+    method: 'GET', path: '/v1/users/{id}/verifications', permission: 'kyc:read', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}/verifications` }),
+    verify: (res) => expect(res.json()).toEqual({ data: [], next_cursor: null }),
+  },
+  listChangeRequests: {
+    method: 'GET', path: '/v1/change-requests', permission: 'changes:review', success: 200,
+    request: async () => {
+      await pendingChangeRequest();
+      return { method: 'GET', url: '/v1/change-requests?status=pending&limit=200' };
+    },
+    verify: (res) => expect(res.json().data.length).toBeGreaterThan(0),
+  },
+  getChangeRequest: {
+    method: 'GET', path: '/v1/change-requests/{id}', permission: 'changes:review', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/change-requests/${(await pendingChangeRequest()).changeRequestId}` }),
+    verify: (res, _c, call) => expect(res.json()).toMatchObject({ id: idOf(call.url), status: 'pending' }),
+  },
+  listUserChangeRequests: {
+    method: 'GET', path: '/v1/users/{id}/change-requests', permission: 'changes:review', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/users/${(await pendingChangeRequest()).userId}/change-requests` }),
+    verify: (res) => expect(res.json().data).toEqual([expect.objectContaining({ status: 'pending' })]),
+  },
+  approveChangeRequest: {
+    method: 'POST', path: '/v1/change-requests/{id}/approve', permission: 'changes:review', success: 200,
+    request: async () => ({ method: 'POST', url: `/v1/change-requests/${(await pendingChangeRequest()).changeRequestId}/approve`, body: {} }),
+    verify: async (res, caller) => {
+      const cr = res.json();
+      expect(cr).toMatchObject({ status: 'approved', decided_by: { key_id: caller.keyId, role: caller.role } });
+      const row = await ctx.db.selectFrom('users').select('profile').where('tenant_id', '=', tenantId).where('id', '=', cr.user_id).executeTakeFirstOrThrow();
+      expect((row.profile as { last_name: string }).last_name).toBe(cr.changes.last_name.to);
+      expect(await auditOf('change_request.approved', cr.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  rejectChangeRequest: {
+    method: 'POST', path: '/v1/change-requests/{id}/reject', permission: 'changes:review', success: 200,
+    request: async () => ({
+      method: 'POST', url: `/v1/change-requests/${(await pendingChangeRequest()).changeRequestId}/reject`, body: { reason: 'name change not evidenced' },
+    }),
+    verify: async (res, caller) => {
+      const cr = res.json();
+      expect(cr).toMatchObject({ status: 'rejected', decision_reason: 'name change not evidenced' });
+      const row = await ctx.db.selectFrom('users').select(['profile', 'pending_changes']).where('tenant_id', '=', tenantId).where('id', '=', cr.user_id).executeTakeFirstOrThrow();
+      expect((row.profile as { last_name: string }).last_name).toBe(cr.changes.last_name.from);
+      expect(row.pending_changes).toEqual([]);
+      expect(await auditOf('change_request.rejected', cr.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
 };
 
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {
-  const [users, apiKeys, audit, events] = await Promise.all([
-    ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+  const [users, apiKeys, audit, events, changeRequests, verifications, tenant] = await Promise.all([
+    ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'kyc_status', 'pending_changes', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('api_keys').select(['id', 'role', 'revoked_at', 'expires_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('audit_entries').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
     ctx.db.selectFrom('events').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
+    ctx.db.selectFrom('change_requests').select(['id', 'status']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('verifications').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('tenants').select(['policy']).where('id', '=', tenantId).execute(),
   ]);
-  return { users, apiKeys, audit, events };
+  return { users, apiKeys, audit, events, changeRequests, verifications, tenant };
 }
 
 function expectForbidden(res: Response) {
@@ -166,7 +259,7 @@ beforeAll(async () => {
   expect(created.statusCode).toBe(201);
   const userId: string = created.json().id;
   const event = await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantId).where('user_id', '=', userId).executeTakeFirstOrThrow();
-  fx = { userId, eventId: event.id };
+  fx = { userId, eventId: event.id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key };
 });
 afterAll(() => ctx.close());
 

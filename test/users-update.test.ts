@@ -87,7 +87,7 @@ describe('updating users with JSON Merge Patch', () => {
     expect(r.version).toBe(1);
     expect((r.profile as { email: string }).email).toBe(user.email);
     expect(await events(user.id)).toHaveLength(1);
-    expect((await audits(user.id)).at(-1)).toMatchObject({ action: 'user.update_denied', outcome: 'denied', changed_fields: [field] });
+    expect((await audits(user.id)).at(-1)).toMatchObject({ action: 'user.update_denied', outcome: 'flagged', changed_fields: [field] });
   });
 
   it('refuses read-only fields with 400 naming them, changes nothing, and records a flagged attempt', async () => {

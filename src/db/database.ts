@@ -46,6 +46,48 @@ export interface UsersTable {
   created_at: Generated<Date>;
   updated_at: Timestamp;
   search_text: ColumnType<string, never, never>;
+  pending_changes: ColumnType<PendingChange[], string | undefined, string>;
+}
+
+/** The summary of a pending change request kept on the user row. */
+export interface PendingChange {
+  id: string;
+  fields: string[];
+  proposed: Record<string, unknown>;
+  requested_at: string;
+}
+
+export interface ChangeRequestsTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  status: string;
+  changes: Json<Record<string, { from: unknown; to: unknown }>>;
+  requested_by_key_id: string | null;
+  requested_by_role: string | null;
+  request_id: string | null;
+  created_at: Generated<Date>;
+  decided_at: Date | null;
+  decided_by_key_id: string | null;
+  decided_by_role: string | null;
+  decision_reason: string | null;
+  decision_note: string | null;
+}
+
+export interface VerificationsTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  result: string;
+  level: number | null;
+  provider: string;
+  provider_ref: string | null;
+  identity: Json;
+  kyc_status_before: string;
+  kyc_status_after: string;
+  recorded_by_key_id: string | null;
+  request_id: string | null;
+  created_at: Generated<Date>;
 }
 
 export interface AuditEntriesTable {
@@ -85,6 +127,8 @@ export interface Database {
   users: UsersTable;
   audit_entries: AuditEntriesTable;
   events: EventsTable;
+  change_requests: ChangeRequestsTable;
+  verifications: VerificationsTable;
 }
 
 export type Db = Kysely<Database>;

@@ -1,9 +1,11 @@
 // Migrations are listed statically so a build or a bundle cannot miss one, and they import only Kysely.
 import { Migrator, type Kysely, type Migration } from 'kysely';
 import * as m0001 from './migrations/0001_init.js';
+import * as m0002 from './migrations/0002_policy_kyc_reviews.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
+  '0002_policy_kyc_reviews': m0002,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

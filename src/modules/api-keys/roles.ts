@@ -9,6 +9,8 @@ export const PERMISSIONS = {
   'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:change_status': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'kyc:record': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  // Verification records hold identity data: the roles that may record them may read them, not READER.
+  'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],

@@ -39,28 +39,34 @@ function auditRow(actor: Actor, a: AuditInput) {
   };
 }
 
-/** Writes the audit entry and (when given) the event; returns the event id. */
-export async function recordChange(tx: Tx | Db, actor: Actor, audit: AuditInput, event?: EventInput): Promise<string | null> {
+/** Writes the audit entry and the events (none, one or several) in one statement; returns the event ids. */
+export async function recordChange(
+  tx: Tx | Db,
+  actor: Actor,
+  audit: AuditInput,
+  events: EventInput | EventInput[] = [],
+): Promise<string[]> {
   const a = auditRow(actor, audit);
-  if (!event) {
+  const list = Array.isArray(events) ? events : [events];
+  if (list.length === 0) {
     await tx.insertInto('audit_entries').values(a).execute();
-    return null;
+    return [];
   }
-  const eventId = newId('evt');
+  const rows = list.map((e) => ({
+    tenant_id: actor.tenantId,
+    id: newId('evt'),
+    type: e.type,
+    user_id: e.userId,
+    actor_key_id: actor.keyId,
+    request_id: actor.requestId,
+    data: JSON.stringify(e.data),
+  }));
   await tx
     .with('audit', (db) => db.insertInto('audit_entries').values(a).returning('id'))
     .insertInto('events')
-    .values({
-      tenant_id: actor.tenantId,
-      id: eventId,
-      type: event.type,
-      user_id: event.userId,
-      actor_key_id: actor.keyId,
-      request_id: actor.requestId,
-      data: JSON.stringify(event.data),
-    })
+    .values(rows)
     .execute();
-  return eventId;
+  return rows.map((r) => r.id);
 }
 
 /** A refused attempt (read-only or denied field) is still recorded, flagged, with no event. */

@@ -1,34 +1,144 @@
-// What a PATCH may change, as one pure decision over (user type, KYC state, changed field).
-// This is the default of the foundation: the immutable fields are denied, everything else applies.
-// The full policy (allow_with_review, approval, per-tenant overrides) replaces `decideFieldChanges`
-// without touching its callers: they act on the outcome of each field, nothing else.
+// What an update may change, as data: for each user type and KYC state, every field has one of four
+// outcomes. Pure: no I/O, no framework. The service asks `decide` per changed field; tenants
+// override the table per cell through PUT /v1/policy, validated here.
 
-export type Outcome = 'allow' | 'deny';
+export const OUTCOMES = ['allow', 'allow_with_review', 'approval', 'deny'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 export type UserType = 'individual' | 'business';
 export type KycState = 'unverified' | 'verified';
+export const USER_TYPES: readonly UserType[] = ['individual', 'business'];
+export const KYC_STATES: readonly KycState[] = ['unverified', 'verified'];
+
+export type FieldTable = Record<string, Outcome>;
+export type FieldPolicy = Record<UserType, Record<KycState, FieldTable>>;
+/** A tenant's overrides: any subset of cells. */
+export type FieldOverrides = Partial<Record<UserType, Partial<Record<KycState, FieldTable>>>>;
 
 export interface FieldDecision {
   field: string;
   outcome: Outcome;
-  reason: string | null;
+  reason: string;
 }
 
-/** Fields no update can ever change (seed 000: country; SEND and Didit: identifiers and type). */
+/** Fields no policy can make writable (seed 000: country; SEND and Didit: type and identifiers). */
 export const IMMUTABLE_FIELDS: Readonly<Record<string, string>> = {
   country: 'The country of residence cannot change once the user is created.',
   type: 'A user cannot change between individual and business.',
   external_ref: 'external_ref is the platform’s own id and cannot change.',
 };
 
+const ADDRESS = ['line1', 'line2', 'line3', 'city', 'state', 'postcode'].map((k) => `address.${k}`);
+const MAILING = ['line1', 'line2', 'line3', 'city', 'state', 'postcode', 'country'].map((k) => `mailing_address.${k}`);
+const IMMUTABLE = Object.keys(IMMUTABLE_FIELDS);
+
+const cells = (fields: string[], outcome: Outcome): FieldTable => Object.fromEntries(fields.map((f) => [f, outcome]));
+
+// Individual, verified (product.md). Two cells go beyond its list, each for a stated reason:
+// - email → approval, not allow: SEND refuses an email change once verified (seed 003), and an
+//   email swap is the first step of an account takeover; a compliance officer confirms it.
+// - maiden_name → approval (a name the identity check saw); title, tax data and the mailing address
+//   are not verified identity: title and mailing address allow, tax residence/number with review.
+const INDIVIDUAL_VERIFIED: FieldTable = {
+  ...cells(['first_name', 'middle_name', 'last_name', 'maiden_name', 'date_of_birth', 'place_of_birth', 'gender', 'nationality', 'birth_country', 'email'], 'approval'),
+  ...cells(['address.line1', 'address.line2', 'address.city', 'address.state', 'address.postcode', 'tax_residence', 'tax_number'], 'allow_with_review'),
+  ...cells(['address.line3', ...MAILING, 'phone', 'title', 'occupation', 'employment_type', 'income_range', 'source_of_funds', 'timezone', 'language', 'preferred_name', 'pep', 'metadata', 'tags'], 'allow'),
+  ...cells(IMMUTABLE, 'deny'),
+};
+
+// Business, verified (product.md); vat_number is a registry identifier like the registration number.
+const BUSINESS_VERIFIED: FieldTable = {
+  ...cells(['legal_name', 'registration_number', 'vat_number', 'incorporation_date', 'legal_form', 'sector'], 'approval'),
+  ...cells(['email', 'phone', ...ADDRESS, ...MAILING, 'website', 'employees_range', 'monthly_transactions', 'transaction_frequency', 'metadata', 'tags'], 'allow'),
+  ...cells(IMMUTABLE, 'deny'),
+};
+
+/** When unverified, everything but the immutable fields applies at once. */
+const unverified = (verified: FieldTable): FieldTable =>
+  Object.fromEntries(Object.keys(verified).map((f) => [f, IMMUTABLE.includes(f) ? 'deny' : 'allow']));
+
+export const DEFAULT_FIELD_POLICY: FieldPolicy = {
+  individual: { verified: INDIVIDUAL_VERIFIED, unverified: unverified(INDIVIDUAL_VERIFIED) },
+  business: { verified: BUSINESS_VERIFIED, unverified: unverified(BUSINESS_VERIFIED) },
+};
+
+/** Every field the policy speaks of for a user type (the same set in both states). */
+export const policyFields = (type: UserType): string[] => Object.keys(DEFAULT_FIELD_POLICY[type].verified);
+
 /** KYC statuses fold into the two states the policy is written for. */
 export function kycState(kycStatus: string): KycState {
   return kycStatus === 'verified' || kycStatus === 'review_required' ? 'verified' : 'unverified';
 }
 
-export function decideFieldChanges(input: { userType: UserType; kyc: KycState; fields: readonly string[] }): FieldDecision[] {
-  return input.fields.map((field) => {
-    const top = field.split('.')[0]!;
-    const reason = IMMUTABLE_FIELDS[top];
-    return reason ? { field, outcome: 'deny', reason } : { field, outcome: 'allow', reason: null };
-  });
+/** Defaults with the tenant's overrides laid over them. */
+export function effectivePolicy(overrides: FieldOverrides = {}): FieldPolicy {
+  const out = {} as FieldPolicy;
+  for (const t of USER_TYPES) {
+    out[t] = {} as Record<KycState, FieldTable>;
+    for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...(overrides[t]?.[s] ?? {}) };
+  }
+  return out;
+}
+
+const REASONS: Record<Outcome, (field: string, state: KycState) => string> = {
+  allow: () => 'applied',
+  allow_with_review: (_f, s) => (s === 'verified' ? 'applied; the KYC status becomes review_required' : 'applied'),
+  approval: () => 'held for a compliance officer’s approval',
+  deny: (f, s) => `${f} cannot be changed while the user is ${s}`,
+};
+
+export function decide(policy: FieldPolicy, userType: UserType, kyc: KycState, field: string): FieldDecision {
+  const immutable = IMMUTABLE_FIELDS[field];
+  if (immutable) return { field, outcome: 'deny', reason: immutable };
+  const outcome = policy[userType][kyc][field] ?? 'deny';
+  return { field, outcome, reason: REASONS[outcome](field, kyc) };
+}
+
+export function decideFieldChanges(input: { policy: FieldPolicy; userType: UserType; kyc: KycState; fields: readonly string[] }): FieldDecision[] {
+  return input.fields.map((f) => decide(input.policy, input.userType, input.kyc, f));
+}
+
+export interface PolicyError {
+  field: string;
+  code: string;
+  message: string;
+}
+
+/** Checks a tenant's overrides: known types, states, fields and outcomes; immutable fields stay denied. */
+export function validateOverrides(overrides: unknown): PolicyError[] {
+  const errors: PolicyError[] = [];
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(overrides)) return [{ field: 'fields', code: 'invalid_type', message: 'must be an object' }];
+  for (const [type, states] of Object.entries(overrides)) {
+    const at = `fields.${type}`;
+    if (!(USER_TYPES as readonly string[]).includes(type)) {
+      errors.push({ field: at, code: 'unknown_user_type', message: `must be one of ${USER_TYPES.join(', ')}` });
+      continue;
+    }
+    if (!isObj(states)) {
+      errors.push({ field: at, code: 'invalid_type', message: 'must be an object' });
+      continue;
+    }
+    const known = policyFields(type as UserType);
+    for (const [state, table] of Object.entries(states)) {
+      const at2 = `${at}.${state}`;
+      if (!(KYC_STATES as readonly string[]).includes(state)) {
+        errors.push({ field: at2, code: 'unknown_kyc_state', message: `must be one of ${KYC_STATES.join(', ')}` });
+        continue;
+      }
+      if (!isObj(table)) {
+        errors.push({ field: at2, code: 'invalid_type', message: 'must be an object' });
+        continue;
+      }
+      for (const [field, outcome] of Object.entries(table)) {
+        const at3 = `${at2}.${field}`;
+        if (!known.includes(field)) errors.push({ field: at3, code: 'unknown_field', message: `not a field of a ${type} user` });
+        else if (!(OUTCOMES as readonly unknown[]).includes(outcome)) {
+          errors.push({ field: at3, code: 'unknown_outcome', message: `must be one of ${OUTCOMES.join(', ')}` });
+        } else if (IMMUTABLE_FIELDS[field] && outcome !== 'deny') {
+          errors.push({ field: at3, code: 'immutable_field', message: IMMUTABLE_FIELDS[field]! });
+        }
+      }
+    }
+  }
+  return errors;
 }

@@ -52,3 +52,17 @@ export function valueAt(doc: JsonObject, path: string): unknown {
   for (const part of path.split('.')) cur = isObject(cur) ? cur[part] : undefined;
   return cur ?? null;
 }
+
+/** A copy of `doc` with the value at a dotted path set (null removes it). */
+export function setAt(doc: JsonObject, path: string, value: unknown): JsonObject {
+  const [head, ...rest] = path.split('.');
+  const out = { ...doc };
+  if (rest.length === 0) {
+    if (value === null || value === undefined) delete out[head!];
+    else out[head!] = value;
+    return out;
+  }
+  const inner = isObject(out[head!]) ? (out[head!] as JsonObject) : {};
+  out[head!] = setAt(inner, rest.join('.'), value);
+  return out;
+}

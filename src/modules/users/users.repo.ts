@@ -1,12 +1,13 @@
 import { sql, type Selectable } from 'kysely';
-import type { Db, Tx, UsersTable } from '../../db/database.js';
+import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
 
 export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
 
 const COLUMNS = [
   'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at',
-  'kyc_status', 'kyc_level', 'kyc_verified_at', 'profile', 'metadata', 'tags', 'version', 'created_at', 'updated_at',
+  'kyc_status', 'kyc_level', 'kyc_verified_at', 'profile', 'metadata', 'tags', 'pending_changes', 'version',
+  'created_at', 'updated_at',
 ] as const;
 
 export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
@@ -41,20 +42,29 @@ export async function insert(
     .executeTakeFirst();
 }
 
-/** Optimistic write: applies only if the row is still at `version`; returns nothing otherwise. */
-export async function updateAtVersion(
-  tx: Tx,
-  tenantId: string,
-  id: string,
-  version: number,
-  set: { profile: object; metadata: object; tags: string[] },
-): Promise<UserRow | undefined> {
+export interface UserChanges {
+  profile?: object;
+  metadata?: object;
+  tags?: string[];
+  kyc_status?: string;
+  kyc_level?: number | null;
+  kyc_verified_at?: Date;
+  pending_changes?: PendingChange[];
+}
+
+/**
+ * Applies `changes` only if the row is still at `version` (returns nothing otherwise), bumping the
+ * version: every change to what a user response shows, pending changes included, is a new ETag.
+ */
+export async function updateAtVersion(tx: Tx, tenantId: string, id: string, version: number, changes: UserChanges): Promise<UserRow | undefined> {
+  const { profile, metadata, pending_changes, ...rest } = changes;
   return tx
     .updateTable('users')
     .set({
-      profile: JSON.stringify(set.profile),
-      metadata: JSON.stringify(set.metadata),
-      tags: set.tags,
+      ...rest,
+      ...(profile ? { profile: JSON.stringify(profile) } : {}),
+      ...(metadata ? { metadata: JSON.stringify(metadata) } : {}),
+      ...(pending_changes ? { pending_changes: JSON.stringify(pending_changes) } : {}),
       version: sql`version + 1`,
       updated_at: sql`now()`,
     })

@@ -82,17 +82,26 @@ export function userRoutes(users: UsersService) {
           'With If-Match, a stale version answers 412 and nothing changes.',
         params: IdParam('usr'),
         headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64, description: 'The ETag you last read' })) }),
+        querystring: Type.Object(
+          { dry_run: Type.Optional(Type.Boolean({ description: 'Answer each field’s outcome and change nothing' })) },
+          { additionalProperties: false },
+        ),
         body: PatchUserBody,
-        response: { 200: { ...UserRef, headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415, 422) },
+        response: {
+          200: Type.Union([UserRef, Type.Ref('PatchDryRun')], { description: 'The user (with pending_changes), or with dry_run the outcomes' }),
+          ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415, 422),
+        },
       },
       // Read-only fields are caught before schema validation so the attempt can be audited.
       preValidation: async (req) => {
         const body = req.body;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
         const readOnly = READ_ONLY_FIELDS.filter((f) => Object.hasOwn(body, f));
-        if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly);
+        const dryRun = ['true', '1'].includes(String((req.query as { dry_run?: unknown }).dry_run));
+        if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly, { audit: !dryRun });
       },
       handler: async (req, reply) => {
+        if (req.query.dry_run) return users.dryRun(req.actor, req.params.id, req.body);
         const user = await users.update(req.actor, req.params.id, req.body, parseIfMatch(req.headers['if-match']));
         withETag(reply, user);
         return user;

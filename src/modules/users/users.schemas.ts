@@ -105,6 +105,15 @@ const tail = {
   mailing_address: Type.Union([MailingAddress, Type.Null()]),
   metadata: Metadata,
   tags: Type.Array(Type.String()),
+  pending_changes: Type.Array(
+    Type.Object({
+      id: Type.String({ description: 'The change request (chg_…)' }),
+      fields: Type.Array(Type.String()),
+      proposed: Type.Record(Type.String(), Type.Unknown(), { description: 'Proposed values by dotted field name' }),
+      requested_at: Type.String({ format: 'date-time' }),
+    }),
+    { description: 'Changes held for a compliance officer’s approval' },
+  ),
   version: Type.Integer({ description: 'Increments on every change; served as the strong ETag' }),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
@@ -202,3 +211,24 @@ export const ListUsersQuery = Type.Object(
   strict,
 );
 export type ListUsersFilters = Static<typeof ListUsersQuery>;
+
+export const PatchDryRun = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    user_id: Type.String(),
+    version: Type.Integer(),
+    outcomes: Type.Array(
+      Type.Object({
+        field: Type.String(),
+        outcome: Type.Enum(['allow', 'allow_with_review', 'approval', 'deny']),
+        reason: Type.String(),
+      }),
+      { description: 'One per field the patch would change (a value equal to the current one is no change)' },
+    ),
+    would_apply: Type.Array(Type.String()),
+    would_require_review: Type.Boolean(),
+    would_request_approval: Type.Array(Type.String()),
+    refused: Type.Array(Type.String({ description: 'Denied fields: with any of them the request would answer 422' })),
+  },
+  { $id: 'PatchDryRun' },
+);

@@ -1,6 +1,7 @@
-// Users: create, read, list, and update under the field policy. Each write is read → decide →
-// one short transaction (row + audit entry + event); concurrent patches are resolved optimistically
-// on `version`, re-applying the merge patch to the fresh row unless the caller pinned a version.
+// Users: create, read, list, and update under the field policy. Each write is read → plan (pure) →
+// one short transaction (row + change request + audit entries + events); concurrent patches are
+// resolved optimistically on `version`, then once more under a row lock, unless the caller pinned a
+// version with If-Match.
 import type { Db, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
@@ -8,127 +9,21 @@ import { AppError, notFound, preconditionFailed, validationFailed, type FieldErr
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
-import { decideFieldChanges, kycState, type FieldDecision, type UserType } from './field-policy.js';
-import { changedFields, mergePatch, valueAt, type JsonObject } from './merge-patch.js';
-import {
-  ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS,
-  type CreateUserInput, type ListUsersFilters, type PatchUserInput, type UserView,
-} from './users.schemas.js';
+import type { FieldDecision, UserType } from './field-policy.js';
+import type { JsonObject } from './merge-patch.js';
+import type { CreateUserInput, ListUsersFilters, PatchUserInput, UserView } from './users.schemas.js';
 import * as repo from './users.repo.js';
-import type { UserRow } from './users.repo.js';
+import type { UserChanges, UserRow } from './users.repo.js';
+import * as changeRequests from '../reviews/change-requests.repo.js';
+import { loadFieldPolicy } from '../policy/policy.service.js';
+import { planPatch, type PatchPlan } from './patch-plan.js';
+import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 
-const TYPE_FIELDS: Record<UserType, string[]> = {
-  individual: Object.keys(INDIVIDUAL_FIELDS),
-  business: Object.keys(BUSINESS_FIELDS),
-};
-const ADDRESS_KEYS = Object.keys(ADDRESS_FIELDS);
-const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags']);
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-function addressView(v: unknown, withCountry: boolean) {
-  if (typeof v !== 'object' || v === null) return null;
-  const a = v as JsonObject;
-  const keys = withCountry ? [...ADDRESS_KEYS, 'country'] : ADDRESS_KEYS;
-  return Object.fromEntries(keys.map((k) => [k, a[k] ?? null]));
-}
-
-export function toUserView(row: UserRow): UserView {
-  const p = row.profile as JsonObject;
-  const typeFields = TYPE_FIELDS[row.type as UserType];
-  return {
-    id: row.id,
-    external_ref: row.external_ref,
-    type: row.type,
-    country: row.country,
-    status: row.status,
-    status_reason: row.status_reason,
-    status_changed_at: row.status_changed_at.toISOString(),
-    kyc: { status: row.kyc_status, level: row.kyc_level, verified_at: iso(row.kyc_verified_at) },
-    ...Object.fromEntries(typeFields.map((k) => [k, p[k] ?? null])),
-    email: (p.email as string | undefined) ?? null,
-    phone: (p.phone as string | undefined) ?? null,
-    address: addressView(p.address, false),
-    mailing_address: addressView(p.mailing_address, true),
-    metadata: row.metadata as JsonObject,
-    tags: row.tags,
-    version: row.version,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  } as UserView;
-}
-
-/** Drops nulls and empty address objects: the stored profile is sparse, the view fills the gaps. */
-function compact(doc: JsonObject): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(doc)) {
-    if (v === null || v === undefined) continue;
-    if (k === 'address' || k === 'mailing_address') {
-      const inner = compact(v as JsonObject);
-      if (Object.keys(inner).length) out[k] = inner;
-      continue;
-    }
-    out[k] = v;
-  }
-  return out;
-}
-
-/** The patchable document of a user: profile plus the record-level fields a patch may name. */
-function documentOf(row: UserRow): JsonObject {
-  return {
-    ...(row.profile as JsonObject),
-    external_ref: row.external_ref,
-    type: row.type,
-    country: row.country,
-    metadata: row.metadata,
-    tags: row.tags,
-  };
-}
-
-function splitDocument(doc: JsonObject) {
-  const { external_ref: _e, type: _t, country: _c, metadata, tags, ...profile } = doc;
-  return { profile: compact(profile), metadata: (metadata as JsonObject | undefined) ?? {}, tags: (tags as string[] | undefined) ?? [] };
-}
+export { toUserView } from './user-view.js';
 
 function assertValid(values: JsonObject): void {
   const errors = checkReferenceData(values);
   if (errors.length) throw validationFailed(errors);
-}
-
-type Plan =
-  | { kind: 'noop' }
-  | { kind: 'denied'; denied: FieldDecision[] }
-  | { kind: 'apply'; next: ReturnType<typeof splitDocument>; changed: string[]; previous: JsonObject; current: JsonObject };
-
-/** What a patch would do to this row: nothing, a refusal, or these changes. Pure. */
-function planPatch(row: UserRow, patch: PatchUserInput): Plan {
-  const before = documentOf(row);
-  const after = mergePatch(before, patch) as JsonObject;
-  const next = splitDocument(after);
-  const changed = changedFields(before, { ...after, metadata: next.metadata, tags: next.tags });
-  if (changed.length === 0) return { kind: 'noop' };
-  const decisions = decideFieldChanges({ userType: row.type as UserType, kyc: kycState(row.kyc_status), fields: changed });
-  const denied = decisions.filter((d) => d.outcome === 'deny');
-  if (denied.length) return { kind: 'denied', denied };
-  return {
-    kind: 'apply',
-    next,
-    changed,
-    previous: Object.fromEntries(changed.map((f) => [f, valueAt(before, f)])),
-    current: Object.fromEntries(changed.map((f) => [f, valueAt(after, f)])),
-  };
-}
-
-async function recordUpdate(tx: Tx, actor: Actor, u: UserRow, plan: Extract<Plan, { kind: 'apply' }>) {
-  await recordChange(
-    tx, actor,
-    { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: plan.changed },
-    {
-      type: 'user.updated',
-      userId: u.id,
-      data: { user_id: u.id, version: u.version, changed_fields: plan.changed, previous: plan.previous, current: plan.current },
-    },
-  );
 }
 
 export function createUsersService({ db }: { db: Db }) {
@@ -136,10 +31,64 @@ export function createUsersService({ db }: { db: Db }) {
   async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
     const errors: FieldError[] = denied.map((d) => ({ field: d.field, code: 'denied', message: d.reason ?? 'cannot be changed' }));
     await recordAttempt(db, actor, {
-      action: 'user.update_denied', outcome: 'denied', targetType: 'user', targetId: id, userId: id,
+      action: 'user.update_denied', outcome: 'flagged', targetType: 'user', targetId: id, userId: id,
       changedFields: denied.map((d) => d.field),
     });
     throw new AppError(422, 'user.field_denied', `These fields cannot be changed: ${errors.map((e) => e.field).join(', ')}.`, { errors });
+  }
+
+  /** The row a patch targets, after the checks that do not depend on the policy. */
+  async function checkedRow(actor: Actor, id: string, patch: PatchUserInput): Promise<UserRow> {
+    const row = await getRow(actor.tenantId, id);
+    const type = row.type as UserType;
+    const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
+    if (foreign.length) {
+      throw validationFailed(foreign.map((field) => ({ field, code: 'unknown_field', message: `not a field of a ${type} user` })));
+    }
+    assertValid(patch as JsonObject);
+    return row;
+  }
+
+  /** Writes a plan at the row's version; nothing (undefined) if another write came first. */
+  async function commit(tx: Tx, actor: Actor, row: UserRow, plan: PatchPlan): Promise<UserRow | undefined> {
+    const changes: UserChanges = { ...(plan.applied?.next ?? {}) };
+    if (plan.review) changes.kyc_status = 'review_required';
+    const crId = plan.approval ? newId('chg') : null;
+    if (plan.approval && crId) {
+      changes.pending_changes = [
+        ...row.pending_changes,
+        { id: crId, fields: plan.approval.fields, proposed: plan.approval.proposed, requested_at: new Date().toISOString() },
+      ];
+    }
+    const u = await repo.updateAtVersion(tx, actor.tenantId, row.id, row.version, changes);
+    if (!u) return undefined;
+    if (plan.applied) {
+      const { fields, previous, current } = plan.applied;
+      await recordChange(
+        tx, actor,
+        { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: fields, details: { review_required: plan.review } },
+        [
+          { type: 'user.updated', userId: u.id, data: { user_id: u.id, version: u.version, changed_fields: fields, previous, current } },
+          ...(plan.review
+            ? [{ type: 'user.kyc_status_changed', userId: u.id, data: { user_id: u.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields } }]
+            : []),
+        ],
+      );
+    }
+    if (plan.approval && crId) {
+      const { fields, proposed, base } = plan.approval;
+      await changeRequests.insert(tx, {
+        tenant_id: actor.tenantId, id: crId, user_id: u.id,
+        changes: Object.fromEntries(fields.map((f) => [f, { from: base[f], to: proposed[f] }])),
+        requested_by_key_id: actor.keyId, requested_by_role: actor.role, request_id: actor.requestId,
+      });
+      await recordChange(
+        tx, actor,
+        { action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: u.id, changedFields: fields },
+        { type: 'user.change_requested', userId: u.id, data: { user_id: u.id, change_request_id: crId, fields, proposed } },
+      );
+    }
+    return u;
   }
 
   async function getRow(tenantId: string, id: string): Promise<UserRow> {
@@ -191,50 +140,57 @@ export function createUsersService({ db }: { db: Db }) {
       return toPage(rows, limit, toUserView, (r) => ({ id: r.id }));
     },
 
+    /** The outcome of each changed field, and what would happen; nothing is written. */
+    async dryRun(actor: Actor, id: string, patch: PatchUserInput) {
+      const row = await checkedRow(actor, id, patch);
+      const plan = planPatch(row, patch as JsonObject, await loadFieldPolicy(db, actor.tenantId));
+      return {
+        dry_run: true as const,
+        user_id: id,
+        version: row.version,
+        outcomes: plan.decisions,
+        would_apply: plan.denied.length ? [] : (plan.applied?.fields ?? []),
+        would_require_review: plan.denied.length === 0 && plan.review,
+        would_request_approval: plan.denied.length ? [] : (plan.approval?.fields ?? []),
+        refused: plan.denied.map((d) => d.field),
+      };
+    },
+
     /**
-     * Applies a merge patch under the field policy. `ifMatch` pins the version (412 when stale).
-     * Without it, the first attempt is optimistic (no lock); if another write got there first, the
-     * patch is re-applied once under a row lock, so concurrent patches all land and none starves.
+     * Applies a merge patch under the field policy: any denied field refuses the whole request;
+     * otherwise allowed fields apply, review fields apply and reopen KYC review, approval fields
+     * become one change request. `ifMatch` pins the version (412 when stale). Without it, the
+     * first attempt is optimistic; if another write got there first, it is planned again once under
+     * a row lock, so concurrent patches all land and none starves.
      */
     async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
-      const row = await getRow(actor.tenantId, id);
-      const type = row.type as UserType;
-      const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
-      if (foreign.length) {
-        throw validationFailed(foreign.map((field) => ({ field, code: 'unknown_field', message: `not a field of a ${type} user` })));
-      }
-      assertValid(patch as JsonObject);
+      const row = await checkedRow(actor, id, patch);
       const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
       if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
+      const policy = await loadFieldPolicy(db, actor.tenantId);
 
-      const optimistic = planPatch(row, patch);
-      if (optimistic.kind === 'noop') return toUserView(row);
-      if (optimistic.kind === 'denied') return refuseDenied(actor, id, optimistic.denied);
-      const applied = await db.transaction().execute(async (tx) => {
-        const u = await repo.updateAtVersion(tx, actor.tenantId, id, row.version, optimistic.next);
-        if (u) await recordUpdate(tx, actor, u, optimistic);
-        return u;
-      });
-      if (applied) return toUserView(applied);
+      const plan = planPatch(row, patch as JsonObject, policy);
+      if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
+      if (!plan.applied && !plan.approval) return toUserView(row);
+      const written = await db.transaction().execute((tx) => commit(tx, actor, row, plan));
+      if (written) return toUserView(written);
       if (pinned !== undefined) throw preconditionFailed((await getRow(actor.tenantId, id)).version);
 
       const outcome = await db.transaction().execute(async (tx) => {
         const locked = await repo.getForUpdate(tx, actor.tenantId, id);
         if (!locked) throw notFound('user', id);
-        const plan = planPatch(locked, patch);
-        if (plan.kind !== 'apply') return { plan, row: locked };
-        const u = (await repo.updateAtVersion(tx, actor.tenantId, id, locked.version, plan.next))!;
-        await recordUpdate(tx, actor, u, plan);
-        return { plan, row: u };
+        const again = planPatch(locked, patch as JsonObject, policy);
+        if (again.denied.length || (!again.applied && !again.approval)) return { plan: again, row: locked };
+        return { plan: again, row: (await commit(tx, actor, locked, again))! };
       });
-      if (outcome.plan.kind === 'denied') return refuseDenied(actor, id, outcome.plan.denied);
+      if (outcome.plan.denied.length) return refuseDenied(actor, id, outcome.plan.denied);
       return toUserView(outcome.row);
     },
 
-    /** Records a write attempt on read-only fields (flagged), then refuses it with 400. */
-    async refuseReadOnly(actor: Actor, id: string, fields: string[]): Promise<never> {
+    /** Records a write attempt on read-only fields (flagged, unless a dry run), then refuses it with 400. */
+    async refuseReadOnly(actor: Actor, id: string, fields: string[], { audit = true } = {}): Promise<never> {
       await getRow(actor.tenantId, id);
-      await recordAttempt(db, actor, {
+      if (audit) await recordAttempt(db, actor, {
         action: 'user.update_refused', outcome: 'flagged', targetType: 'user', targetId: id, userId: id, changedFields: fields,
       });
       throw validationFailed(fields.map((field) => ({ field, code: 'read_only', message: 'is set by the service and cannot be written' })));

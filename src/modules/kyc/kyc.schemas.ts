@@ -1,0 +1,54 @@
+import { Type, type Static } from 'typebox';
+import { CountryCode } from '../users/users.schemas.js';
+import { Nullable } from '../../http/schemas.js';
+
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: NO_CONTROL });
+
+/** What a KYC provider extracted: kept as an immutable snapshot, superseded only by a later verification. */
+export const Identity = Type.Object(
+  {
+    first_name: Type.Optional(Text(100)),
+    middle_name: Type.Optional(Text(100)),
+    last_name: Type.Optional(Text(100)),
+    legal_name: Type.Optional(Text(200)),
+    date_of_birth: Type.Optional(Type.String({ format: 'date' })),
+    place_of_birth: Type.Optional(Text(100)),
+    nationality: Type.Optional(CountryCode),
+    gender: Type.Optional(Text(32)),
+    document_type: Type.Optional(Text(64)),
+    document_number: Type.Optional(Text(64)),
+    document_country: Type.Optional(CountryCode),
+    document_expiry: Type.Optional(Type.String({ format: 'date' })),
+    registration_number: Type.Optional(Text(64)),
+    address: Type.Optional(Text(500)),
+  },
+  { additionalProperties: false, description: 'Identity data as the provider extracted it' },
+);
+
+export const RecordVerificationBody = Type.Object(
+  {
+    result: Type.Enum(['approved', 'rejected', 'review'], { description: 'approved → verified; rejected → rejected; review → pending' }),
+    level: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+    provider: Text(100),
+    provider_ref: Type.Optional(Text(200)),
+    identity: Type.Optional(Identity),
+  },
+  { additionalProperties: false },
+);
+export type RecordVerificationInput = Static<typeof RecordVerificationBody>;
+
+export const Verification = Type.Object({
+  id: Type.String(),
+  user_id: Type.String(),
+  result: Type.Enum(['approved', 'rejected', 'review']),
+  level: Nullable(Type.Integer()),
+  provider: Type.String(),
+  provider_ref: Nullable(Type.String()),
+  identity: Type.Record(Type.String(), Type.Unknown()),
+  kyc_status_before: Type.String(),
+  kyc_status_after: Type.String(),
+  recorded_by_key_id: Nullable(Type.String()),
+  request_id: Nullable(Type.String()),
+  created_at: Type.String({ format: 'date-time' }),
+});

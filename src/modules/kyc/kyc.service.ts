@@ -1,0 +1,84 @@
+// KYC verification records: each outcome a provider (or the platform) reports is kept as an
+// immutable record, and moves the user's KYC status. One transaction: the record, the user's KYC
+// fields, the audit entry and the events.
+import type { Selectable } from 'kysely';
+import type { Db, VerificationsTable } from '../../db/database.js';
+import { newId } from '../../lib/ids.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { notFound } from '../../http/errors.js';
+import type { Actor } from '../audit/actor.js';
+import { recordChange, type EventInput } from '../audit/write-path.js';
+import * as users from '../users/users.repo.js';
+import type { RecordVerificationInput } from './kyc.schemas.js';
+
+const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
+
+const toVerification = (r: Selectable<VerificationsTable>) => ({
+  id: r.id,
+  user_id: r.user_id,
+  result: r.result as 'approved' | 'rejected' | 'review',
+  level: r.level,
+  provider: r.provider,
+  provider_ref: r.provider_ref,
+  identity: r.identity,
+  kyc_status_before: r.kyc_status_before,
+  kyc_status_after: r.kyc_status_after,
+  recorded_by_key_id: r.recorded_by_key_id,
+  request_id: r.request_id,
+  created_at: r.created_at.toISOString(),
+});
+
+export function createKycService({ db }: { db: Db }) {
+  return {
+    async record(actor: Actor, userId: string, input: RecordVerificationInput) {
+      return db.transaction().execute(async (tx) => {
+        const user = await users.getForUpdate(tx, actor.tenantId, userId);
+        if (!user) throw notFound('user', userId);
+        const to = NEXT_STATUS[input.result];
+        const id = newId('vrf');
+        const row = await tx
+          .insertInto('verifications')
+          .values({
+            tenant_id: actor.tenantId, id, user_id: userId, result: input.result, level: input.level ?? null,
+            provider: input.provider, provider_ref: input.provider_ref ?? null, identity: JSON.stringify(input.identity ?? {}),
+            kyc_status_before: user.kyc_status, kyc_status_after: to, recorded_by_key_id: actor.keyId, request_id: actor.requestId,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const approved = input.result === 'approved';
+        const updated = await users.updateAtVersion(tx, actor.tenantId, userId, user.version, {
+          kyc_status: to,
+          ...(approved ? { kyc_level: input.level ?? null, kyc_verified_at: new Date() } : {}),
+        });
+        const events: EventInput[] = [
+          { type: 'user.verification_recorded', userId, data: { user_id: userId, verification_id: id, result: input.result, provider: input.provider, level: input.level ?? null } },
+        ];
+        if (user.kyc_status !== to) {
+          events.push({ type: 'user.kyc_status_changed', userId, data: { user_id: userId, from: user.kyc_status, to, reason: 'verification', verification_id: id } });
+        }
+        await recordChange(
+          tx, actor,
+          {
+            action: 'user.verification_recorded', targetType: 'verification', targetId: id, userId,
+            changedFields: user.kyc_status !== to ? ['kyc.status'] : [],
+            details: { result: input.result, provider: input.provider, provider_ref: input.provider_ref ?? null, from: user.kyc_status, to, version: updated?.version },
+          },
+          events,
+        );
+        return toVerification(row);
+      });
+    },
+
+    async list(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
+      if (!(await users.get(db, actor.tenantId, userId))) throw notFound('user', userId);
+      const limit = q.limit ?? 50;
+      const before = decodeCursor(q.cursor, ['id'] as const);
+      let query = db.selectFrom('verifications').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
+      if (before) query = query.where('id', '<', before.id);
+      const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+      return toPage(rows, limit, toVerification, (r) => ({ id: r.id }));
+    },
+  };
+}
+
+export type KycService = ReturnType<typeof createKycService>;

@@ -1,0 +1,51 @@
+import { Type } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AUTH_ERRORS, errors } from '../../http/schemas.js';
+import { OUTCOMES } from '../users/field-policy.js';
+import type { PolicyService } from './policy.service.js';
+
+const Outcome = Type.Enum([...OUTCOMES]);
+const FieldTable = Type.Record(Type.String(), Outcome, { description: 'field (dotted for addresses) → outcome' });
+const ByState = Type.Object({ unverified: FieldTable, verified: FieldTable });
+const FieldPolicy = Type.Object({ individual: ByState, business: ByState });
+
+// Overrides are checked cell by cell by the policy module, so its errors can name the exact path.
+const Overrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Record(Type.String(), Type.String({ maxLength: 32 }))), {
+  description: '{ individual|business: { unverified|verified: { field: outcome } } } — any subset',
+});
+
+const PolicyDocument = Type.Object({
+  fields: FieldPolicy,
+  overrides: Type.Object({ fields: Type.Optional(Overrides) }, { description: 'What the tenant set; the rest are defaults' }),
+});
+
+export function policyRoutes(policy: PolicyService) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    r.get('/v1/policy', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'getPolicy',
+        tags: ['Policy'],
+        summary: 'The effective tenant policy (defaults merged with overrides)',
+        response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => policy.get(req.actor),
+    });
+    r.put('/v1/policy', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'putPolicy',
+        tags: ['Policy'],
+        summary: "Replace the tenant's overrides; answers the new effective policy",
+        description:
+          'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
+          'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
+        body: Type.Object({ fields: Type.Optional(Overrides) }, { additionalProperties: false }),
+        response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },
+      },
+      handler: async (req) => policy.put(req.actor, req.body as never),
+    });
+  };
+}

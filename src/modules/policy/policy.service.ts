@@ -1,0 +1,48 @@
+// The tenant policy: defaults merged with the tenant's overrides, stored on the tenant row.
+// Only the field policy exists so far; later sections (capabilities, retention…) join this document.
+import type { Db } from '../../db/database.js';
+import { validationFailed } from '../../http/errors.js';
+import type { Actor } from '../audit/actor.js';
+import { recordChange } from '../audit/write-path.js';
+import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPolicy } from '../users/field-policy.js';
+
+export interface TenantOverrides {
+  fields?: FieldOverrides;
+}
+
+export async function loadOverrides(db: Db, tenantId: string): Promise<TenantOverrides> {
+  const row = await db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirst();
+  return (row?.policy ?? {}) as TenantOverrides;
+}
+
+export async function loadFieldPolicy(db: Db, tenantId: string): Promise<FieldPolicy> {
+  return effectivePolicy((await loadOverrides(db, tenantId)).fields);
+}
+
+export function createPolicyService({ db }: { db: Db }) {
+  return {
+    async get(actor: Actor) {
+      const overrides = await loadOverrides(db, actor.tenantId);
+      return { fields: effectivePolicy(overrides.fields), overrides };
+    },
+
+    /** Replaces the tenant's overrides (PUT semantics) and answers the new effective policy. */
+    async put(actor: Actor, body: TenantOverrides) {
+      const errors = validateOverrides(body.fields ?? {});
+      if (errors.length) throw validationFailed(errors);
+      const overrides: TenantOverrides = { fields: body.fields ?? {} };
+      await db.transaction().execute(async (tx) => {
+        const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();
+        await tx.updateTable('tenants').set({ policy: JSON.stringify(overrides) }).where('id', '=', actor.tenantId).execute();
+        await recordChange(
+          tx, actor,
+          { action: 'policy.updated', targetType: 'tenant', targetId: actor.tenantId, details: { before: before.policy, after: overrides } },
+          { type: 'policy.updated', userId: null, data: { overrides } },
+        );
+      });
+      return { fields: effectivePolicy(overrides.fields), overrides };
+    },
+  };
+}
+
+export type PolicyService = ReturnType<typeof createPolicyService>;

@@ -1,0 +1,117 @@
+// The review queue: changes the field policy holds for approval. Approving applies every proposed
+// value in one transaction, or nothing if any of those fields moved since the request was made.
+import type { Db, Tx } from '../../db/database.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { AppError, notFound } from '../../http/errors.js';
+import type { Actor } from '../audit/actor.js';
+import { recordChange } from '../audit/write-path.js';
+import * as users from '../users/users.repo.js';
+import { documentOf } from '../users/user-view.js';
+import { applyValues } from '../users/patch-plan.js';
+import { deepEqual, valueAt } from '../users/merge-patch.js';
+import * as repo from './change-requests.repo.js';
+import type { ChangeRequestRow } from './change-requests.repo.js';
+
+export function toChangeRequest(r: ChangeRequestRow) {
+  return {
+    id: r.id,
+    user_id: r.user_id,
+    status: r.status as 'pending' | 'approved' | 'rejected' | 'cancelled',
+    changes: r.changes,
+    requested_by: { key_id: r.requested_by_key_id, role: r.requested_by_role },
+    request_id: r.request_id,
+    created_at: r.created_at.toISOString(),
+    decided_at: r.decided_at?.toISOString() ?? null,
+    decided_by: r.decided_at ? { key_id: r.decided_by_key_id, role: r.decided_by_role } : null,
+    decision_reason: r.decision_reason,
+    decision_note: r.decision_note,
+  };
+}
+
+export function createChangeRequestsService({ db }: { db: Db }) {
+  /** Locks the request and its user; refuses one that is not pending or that its requester decides. */
+  async function lockPending(tx: Tx, actor: Actor, id: string) {
+    const cr = await repo.getForUpdate(tx, actor.tenantId, id);
+    if (!cr) throw notFound('change_request', id);
+    if (cr.status !== 'pending') {
+      throw new AppError(409, 'change_request.not_pending', `Change request ${id} is already ${cr.status}.`, { status: cr.status });
+    }
+    // Four eyes: the key that asked for a change cannot be the key that decides it.
+    if (actor.keyId && cr.requested_by_key_id === actor.keyId) {
+      throw new AppError(403, 'change_request.self_review', 'A change request must be decided by another key than the one that made it.');
+    }
+    const user = await users.getForUpdate(tx, actor.tenantId, cr.user_id);
+    if (!user) throw notFound('user', cr.user_id);
+    return { cr, user };
+  }
+
+  return {
+    async get(actor: Actor, id: string) {
+      const cr = await repo.get(db, actor.tenantId, id);
+      if (!cr) throw notFound('change_request', id);
+      return toChangeRequest(cr);
+    },
+
+    async list(actor: Actor, q: { status?: string; user_id?: string; limit?: number; cursor?: string }) {
+      const limit = q.limit ?? 50;
+      const after = decodeCursor(q.cursor, ['id'] as const);
+      const rows = await repo.list(db, actor.tenantId, { status: q.status, userId: q.user_id, afterId: after?.id ?? null, limit });
+      return toPage(rows, limit, toChangeRequest, (r) => ({ id: r.id }));
+    },
+
+    async listForUser(actor: Actor, userId: string, q: { status?: string; limit?: number; cursor?: string }) {
+      if (!(await users.get(db, actor.tenantId, userId))) throw notFound('user', userId);
+      return this.list(actor, { ...q, user_id: userId });
+    },
+
+    async approve(actor: Actor, id: string, input: { note?: string }) {
+      return db.transaction().execute(async (tx) => {
+        const { cr, user } = await lockPending(tx, actor, id);
+        const doc = documentOf(user);
+        const fields = Object.keys(cr.changes);
+        const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), cr.changes[f]!.from ?? null));
+        if (stale.length) {
+          throw new AppError(409, 'change_request.stale', `These fields changed since the request was made: ${stale.join(', ')}. Nothing was applied.`, {
+            fields: stale,
+          });
+        }
+        const previous = Object.fromEntries(fields.map((f) => [f, cr.changes[f]!.from ?? null]));
+        const current = Object.fromEntries(fields.map((f) => [f, cr.changes[f]!.to ?? null]));
+        const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
+          ...applyValues(user, current),
+          pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
+        });
+        const decided = await repo.decide(tx, actor.tenantId, id, { status: 'approved', keyId: actor.keyId, role: actor.role, reason: null, note: input.note ?? null });
+        const data = { user_id: user.id, change_request_id: id, changed_fields: fields, previous, current };
+        await recordChange(
+          tx, actor,
+          { action: 'change_request.approved', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { note: input.note ?? null } },
+          [
+            { type: 'user.change_approved', userId: user.id, data },
+            { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version } },
+          ],
+        );
+        return toChangeRequest(decided);
+      });
+    },
+
+    async reject(actor: Actor, id: string, input: { reason: string; note?: string }) {
+      return db.transaction().execute(async (tx) => {
+        const { cr, user } = await lockPending(tx, actor, id);
+        await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
+          pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
+        });
+        const decided = await repo.decide(tx, actor.tenantId, id, { status: 'rejected', keyId: actor.keyId, role: actor.role, reason: input.reason, note: input.note ?? null });
+        const fields = Object.keys(cr.changes);
+        await recordChange(
+          tx, actor,
+          { action: 'change_request.rejected', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { reason: input.reason, note: input.note ?? null } },
+          { type: 'user.change_rejected', userId: user.id, data: { user_id: user.id, change_request_id: id, fields, reason: input.reason } },
+        );
+        return toChangeRequest(decided);
+      });
+    },
+  };
+}
+
+export type ChangeRequestsService = ReturnType<typeof createChangeRequestsService>;

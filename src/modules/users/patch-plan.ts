@@ -1,0 +1,54 @@
+// What a merge patch would do to a user, decided field by field by the policy. Pure: the service
+// turns a plan into one transaction, the dry run returns it as it is.
+import type { UserRow } from './users.repo.js';
+import { decideFieldChanges, kycState, type FieldDecision, type FieldPolicy, type UserType } from './field-policy.js';
+import { changedFields, mergePatch, setAt, valueAt, type JsonObject } from './merge-patch.js';
+import { documentOf, splitDocument } from './user-view.js';
+
+export interface PatchPlan {
+  decisions: FieldDecision[];
+  denied: FieldDecision[];
+  /** Fields applied now (allow and allow_with_review), with the columns to write. */
+  applied: { fields: string[]; next: ReturnType<typeof splitDocument>; previous: JsonObject; current: JsonObject } | null;
+  /** True when an applied field asks for a new KYC review of a verified user. */
+  review: boolean;
+  /** Fields held for approval: proposed values and the values they were proposed against. */
+  approval: { fields: string[]; proposed: JsonObject; base: JsonObject } | null;
+}
+
+const pick = (doc: JsonObject, fields: string[]) => Object.fromEntries(fields.map((f) => [f, valueAt(doc, f)]));
+
+export function planPatch(row: UserRow, patch: JsonObject, policy: FieldPolicy): PatchPlan {
+  const before = documentOf(row);
+  const after = mergePatch(before, patch) as JsonObject;
+  const normalised = splitDocument(after);
+  const changed = changedFields(before, { ...after, metadata: normalised.metadata, tags: normalised.tags });
+  const kyc = kycState(row.kyc_status);
+  const decisions = decideFieldChanges({ policy, userType: row.type as UserType, kyc, fields: changed });
+  const by = (...outcomes: string[]) => decisions.filter((d) => outcomes.includes(d.outcome)).map((d) => d.field);
+  const denied = decisions.filter((d) => d.outcome === 'deny');
+  const now = by('allow', 'allow_with_review');
+  const later = by('approval');
+
+  let applied: PatchPlan['applied'] = null;
+  if (now.length) {
+    let doc = before;
+    for (const f of now) doc = setAt(doc, f, valueAt(after, f));
+    applied = { fields: now, next: splitDocument(doc), previous: pick(before, now), current: pick(after, now) };
+  }
+  return {
+    decisions,
+    denied,
+    applied,
+    // Only a verified user has a verification to review again.
+    review: by('allow_with_review').length > 0 && row.kyc_status === 'verified',
+    approval: later.length ? { fields: later, proposed: pick(after, later), base: pick(before, later) } : null,
+  };
+}
+
+/** Applies approved values (dotted paths) to a row's document, for the columns to write. */
+export function applyValues(row: UserRow, values: JsonObject) {
+  let doc = documentOf(row);
+  for (const [f, v] of Object.entries(values)) doc = setAt(doc, f, v);
+  return splitDocument(doc);
+}
