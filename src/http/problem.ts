@@ -123,6 +123,8 @@ export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: AppEr
     .code(err.status)
     .type('application/problem+json')
     .send({
+      // Extra members first: they can never overwrite the standard ones.
+      ...rest,
       type: `https://kyclo.dev/problems/${err.code}`,
       title: TITLES[err.status] ?? 'Error',
       status: err.status,
@@ -130,7 +132,6 @@ export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: AppEr
       code: err.code,
       request_id: req.id,
       ...(errors ? { errors } : {}),
-      ...rest,
     });
 }
 

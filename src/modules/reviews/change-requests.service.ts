@@ -34,7 +34,7 @@ export function createChangeRequestsService({ db }: { db: Db }) {
     const cr = await repo.getForUpdate(tx, actor.tenantId, id);
     if (!cr) throw notFound('change_request', id);
     if (cr.status !== 'pending') {
-      throw new AppError(409, 'change_request.not_pending', `Change request ${id} is already ${cr.status}.`, { status: cr.status });
+      throw new AppError(409, 'change_request.not_pending', `Change request ${id} is already ${cr.status}.`, { current_status: cr.status });
     }
     // Four eyes: the key that asked for a change cannot be the key that decides it.
     if (actor.keyId && cr.requested_by_key_id === actor.keyId) {

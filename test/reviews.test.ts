@@ -1,0 +1,190 @@
+// The review workflow end to end: a verified user's address change applied with a new KYC review,
+// a last-name change waiting in the queue, approved by a compliance officer, all of it in the audit log.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { individual } from './helpers/factories.js';
+
+let ctx: TestContext;
+let tenantId: string;
+let platform: Client; // the platform's backend: an ADMIN key
+let officer: Client; // a compliance officer
+let officerKeyId: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const t = await createTenant(ctx.db);
+  tenantId = t.tenantId;
+  platform = client(ctx.app, (await createKey(ctx.db, tenantId, 'ADMIN')).key);
+  const co = await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER');
+  officer = client(ctx.app, co.key);
+  officerKeyId = co.id;
+});
+afterAll(() => ctx.close());
+
+async function verifiedUser(overrides: Record<string, unknown> = {}) {
+  const user = (await platform.post('/v1/users', individual(overrides))).json();
+  const v = await platform.post(`/v1/users/${user.id}/verifications`, {
+    result: 'approved', level: 2, provider: 'acme-kyc', provider_ref: 'sess-1',
+    identity: { first_name: 'Alex', last_name: 'Oak', date_of_birth: '1982-05-31', nationality: 'FR', document_type: 'passport', document_number: '12AB34567' },
+  });
+  expect(v.statusCode, v.body).toBe(201);
+  return user as { id: string; last_name: string; address: { line1: string } };
+}
+const userRow = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const eventTypes = async (id: string) =>
+  (await ctx.db.selectFrom('events').select('type').where('user_id', '=', id).orderBy('seq').execute()).map((e) => e.type);
+
+describe('a compliance officer reviews changes to a verified user', () => {
+  it('sees an address change applied with a new KYC review, a last-name change queued, approves it, and reads it all in the audit log', async () => {
+    const user = await verifiedUser();
+    expect((await userRow(user.id)).kyc_status).toBe('verified');
+
+    // The platform moves the address and the surname in one PATCH, and tries to change the country.
+    const refused = await platform.patch(`/v1/users/${user.id}`, { country: 'DE' });
+    expect(refused.statusCode).toBe(422);
+    const res = await platform.patch(`/v1/users/${user.id}`, { address: { line1: '1 Elm Street' }, last_name: 'Elm' });
+    expect(res.statusCode, res.body).toBe(200);
+    const after = res.json();
+    expect(after.address.line1).toBe('1 Elm Street');
+    expect(after.last_name).toBe('Oak');
+    expect(after.kyc.status).toBe('review_required');
+    expect(after.pending_changes).toEqual([expect.objectContaining({ fields: ['last_name'], proposed: { last_name: 'Elm' } })]);
+
+    // The officer works the queue, oldest first.
+    const queue = (await officer.get('/v1/change-requests?status=pending')).json().data;
+    const request = queue.find((c: { user_id: string }) => c.user_id === user.id);
+    expect(request).toMatchObject({ status: 'pending', changes: { last_name: { from: 'Oak', to: 'Elm' } } });
+    const approved = await officer.post(`/v1/change-requests/${request.id}/approve`, { note: 'marriage certificate seen' });
+    expect(approved.statusCode, approved.body).toBe(200);
+    expect(approved.json()).toMatchObject({ status: 'approved', decided_by: { key_id: officerKeyId, role: 'COMPLIANCE_OFFICER' } });
+
+    const row = await userRow(user.id);
+    expect((row.profile as { last_name: string }).last_name).toBe('Elm');
+    expect(row.pending_changes).toEqual([]);
+    expect((await officer.get(`/v1/users/${user.id}`)).json()).toMatchObject({ last_name: 'Elm', pending_changes: [] });
+
+    const audit = (await officer.get(`/v1/audit-events?user_id=${user.id}`)).json().data.reverse();
+    expect(audit.map((a: { action: string; outcome: string }) => `${a.action}:${a.outcome}`)).toEqual([
+      'user.created:applied',
+      'user.verification_recorded:applied',
+      'user.update_denied:flagged',
+      'user.updated:applied',
+      'user.change_requested:applied',
+      'change_request.approved:applied',
+    ]);
+    expect(audit[2].changed_fields).toEqual(['country']);
+    expect(audit[3].changed_fields).toEqual(['address.line1']);
+    expect(audit[5]).toMatchObject({ actor: { key_id: officerKeyId, role: 'COMPLIANCE_OFFICER' }, changed_fields: ['last_name'] });
+
+    expect(await eventTypes(user.id)).toEqual([
+      'user.created', 'user.verification_recorded', 'user.kyc_status_changed',
+      'user.updated', 'user.kyc_status_changed', 'user.change_requested', 'user.change_approved', 'user.updated',
+    ]);
+  });
+
+  it('a rejected request changes nothing and says why', async () => {
+    const user = await verifiedUser();
+    const cr = (await platform.patch(`/v1/users/${user.id}`, { date_of_birth: '1983-06-01' })).json().pending_changes[0];
+    const res = await officer.post(`/v1/change-requests/${cr.id}/reject`, { reason: 'no evidence of a data-entry error' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'rejected', decision_reason: 'no evidence of a data-entry error' });
+    const row = await userRow(user.id);
+    expect((row.profile as { date_of_birth: string }).date_of_birth).toBe('1982-05-31');
+    expect(row.pending_changes).toEqual([]);
+    expect((await eventTypes(user.id)).at(-1)).toBe('user.change_rejected');
+    const again = await officer.post(`/v1/change-requests/${cr.id}/approve`, {});
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'change_request.not_pending', status: 409, current_status: 'rejected' });
+  });
+
+  it('refuses an approval when a field changed since the request: 409 change_request.stale, nothing applied', async () => {
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: { fields: { individual: { verified: { middle_name: 'allow' } } } } });
+    const user = await verifiedUser();
+    // Both names held for approval; then middle_name becomes directly writable and changes.
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: { fields: { individual: { verified: { middle_name: 'approval' } } } } });
+    const cr = (await platform.patch(`/v1/users/${user.id}`, { middle_name: 'J', last_name: 'Birch' })).json().pending_changes[0];
+    expect(cr.fields.sort()).toEqual(['last_name', 'middle_name']);
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: { fields: { individual: { verified: { middle_name: 'allow' } } } } });
+    expect((await platform.patch(`/v1/users/${user.id}`, { middle_name: 'K' })).statusCode).toBe(200);
+    const before = await userRow(user.id);
+    const res = await officer.post(`/v1/change-requests/${cr.id}/approve`, {});
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'change_request.stale', fields: ['middle_name'] });
+    const after = await userRow(user.id);
+    expect(after.version).toBe(before.version);
+    expect((after.profile as { last_name: string }).last_name).toBe('Oak');
+    expect((await officer.get(`/v1/change-requests/${cr.id}`)).json().status).toBe('pending');
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+
+  it('an approve racing a conditional PATCH of the same field: exactly one wins, nothing half-applied', async () => {
+    for (let round = 0; round < 8; round++) {
+      await platform.call({ method: 'PUT', url: '/v1/policy', body: {} });
+      const user = await verifiedUser();
+      const cr = (await platform.patch(`/v1/users/${user.id}`, { last_name: 'Approved', first_name: 'Approvedfirst' })).json().pending_changes[0];
+      // Now the tenant lets the platform write names directly, and both race.
+      await platform.call({ method: 'PUT', url: '/v1/policy', body: { fields: { individual: { verified: { last_name: 'allow' } } } } });
+      const version = (await userRow(user.id)).version;
+      const [approve, patch] = await Promise.all([
+        officer.post(`/v1/change-requests/${cr.id}/approve`, {}),
+        platform.patch(`/v1/users/${user.id}`, { last_name: 'Patched' }, { 'if-match': `"${version}"` }),
+      ]);
+      const wins = [approve.statusCode === 200, patch.statusCode === 200].filter(Boolean).length;
+      expect(wins, `approve ${approve.statusCode} ${approve.body} / patch ${patch.statusCode}`).toBe(1);
+      const profile = (await userRow(user.id)).profile as { first_name: string; last_name: string };
+      if (approve.statusCode === 200) {
+        expect(patch.statusCode).toBe(412);
+        expect(profile).toMatchObject({ first_name: 'Approvedfirst', last_name: 'Approved' });
+      } else {
+        expect(approve.json().code).toBe('change_request.stale');
+        expect(profile).toMatchObject({ first_name: 'Alex', last_name: 'Patched' });
+      }
+    }
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+
+  it('the key that asked for a change cannot approve it (four eyes)', async () => {
+    const user = await verifiedUser();
+    const cr = (await officer.patch(`/v1/users/${user.id}`, { gender: 'female' })).json().pending_changes[0];
+    const res = await officer.post(`/v1/change-requests/${cr.id}/approve`, {});
+    expect(res.statusCode).toBe(403);
+    expect(res.json().code).toBe('change_request.self_review');
+    expect((await officer.get(`/v1/change-requests/${cr.id}`)).json().status).toBe('pending');
+  });
+
+  it('lists a user’s requests and the queue with a cursor, oldest first', async () => {
+    const user = await verifiedUser();
+    for (const name of ['A', 'B', 'C']) await platform.patch(`/v1/users/${user.id}`, { preferred_name: name, last_name: `Name${name}` });
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { data: Array<{ id: string }>; next_cursor: string | null } = (await officer.get(`/v1/users/${user.id}/change-requests?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json();
+      ids.push(...page.data.map((c: { id: string }) => c.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(ids).toHaveLength(3);
+    expect([...ids].sort()).toEqual(ids);
+    expect((await officer.get(`/v1/users/usr_00000000000000000000000000/change-requests`)).statusCode).toBe(404);
+    expect((await officer.post('/v1/change-requests/chg_00000000000000000000000000/approve', {})).statusCode).toBe(404);
+  });
+});
+
+describe('Treezor’s behaviour as a tenant policy', () => {
+  it('with allow_with_review on identity fields, a change applies at once and reopens KYC review', async () => {
+    const fields = ['first_name', 'last_name', 'date_of_birth', 'email'];
+    const put = await platform.call({
+      method: 'PUT', url: '/v1/policy',
+      body: { fields: { individual: { verified: Object.fromEntries(fields.map((f) => [f, 'allow_with_review'])) } } },
+    });
+    expect(put.statusCode, put.body).toBe(200);
+    const user = await verifiedUser();
+    const res = await platform.patch(`/v1/users/${user.id}`, { last_name: 'Treezor', email: 'new@example.com' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ last_name: 'Treezor', email: 'new@example.com', kyc: { status: 'review_required' }, pending_changes: [] });
+    expect((await userRow(user.id)).kyc_status).toBe('review_required');
+    // A new verification closes the review.
+    await platform.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'acme-kyc', level: 2 });
+    expect((await userRow(user.id)).kyc_status).toBe('verified');
+    await platform.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+});
