@@ -12,6 +12,8 @@ export interface PatchPlan {
   applied: { fields: string[]; next: ReturnType<typeof splitDocument>; previous: JsonObject; current: JsonObject } | null;
   /** True when an applied field asks for a new KYC review of a verified user. */
   review: boolean;
+  /** The applied fields that caused that review. */
+  reviewFields: string[];
   /** Fields held for approval: proposed values and the values they were proposed against. */
   approval: { fields: string[]; proposed: JsonObject; base: JsonObject } | null;
 }
@@ -36,12 +38,14 @@ export function planPatch(row: UserRow, patch: JsonObject, policy: FieldPolicy):
     for (const f of now) doc = setAt(doc, f, valueAt(after, f));
     applied = { fields: now, next: splitDocument(doc), previous: pick(before, now), current: pick(after, now) };
   }
+  // Only a verified user has a verification to review again.
+  const reviewFields = row.kyc_status === 'verified' ? by('allow_with_review') : [];
   return {
     decisions,
     denied,
     applied,
-    // Only a verified user has a verification to review again.
-    review: by('allow_with_review').length > 0 && row.kyc_status === 'verified',
+    review: reviewFields.length > 0,
+    reviewFields,
     approval: later.length ? { fields: later, proposed: pick(after, later), base: pick(before, later) } : null,
   };
 }

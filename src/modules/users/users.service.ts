@@ -70,7 +70,7 @@ export function createUsersService({ db }: { db: Db }) {
         [
           { type: 'user.updated', userId: u.id, data: { user_id: u.id, version: u.version, changed_fields: fields, previous, current } },
           ...(plan.review
-            ? [{ type: 'user.kyc_status_changed', userId: u.id, data: { user_id: u.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields } }]
+            ? [{ type: 'user.kyc_status_changed', userId: u.id, data: { user_id: u.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields: plan.reviewFields } }]
             : []),
         ],
       );
