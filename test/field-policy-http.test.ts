@@ -3,7 +3,7 @@
 // generated from the policy table so a new field is covered automatically; what product.md states is
 // hard-coded below so the test does not merely mirror the table.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createTenant, createTestContext, type Client, type Response, type TestContext } from './helpers/app.js';
+import { openTenantContext, type Client, type Response, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 import {
   DEFAULT_FIELD_POLICY, KYC_STATES, policyFields, USER_TYPES, type KycState, type Outcome, type UserType,
@@ -13,11 +13,7 @@ import { ADDRESS_FIELDS, BUSINESS_FIELDS, CountryCode, INDIVIDUAL_FIELDS } from 
 let ctx: TestContext;
 let api: Client;
 
-beforeAll(async () => {
-  ctx = await createTestContext();
-  const t = await createTenant(ctx.db);
-  api = client(ctx.app, t.ownerKey);
-});
+beforeAll(async () => ({ ctx, api } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 // ---------------------------------------------------------------------------------------------

@@ -1,18 +1,13 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 
 let ctx: TestContext;
 let api: Client;
 let tenantId: string;
 
-beforeAll(async () => {
-  ctx = await createTestContext();
-  const t = await createTenant(ctx.db);
-  tenantId = t.tenantId;
-  api = client(ctx.app, t.ownerKey);
-});
+beforeAll(async () => ({ ctx, api, tenantId } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 const userRow = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();

@@ -1,17 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { openTenantContext, client, createKey, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 
 let ctx: TestContext;
 let api: Client;
 let tenantId: string;
 
-beforeAll(async () => {
-  ctx = await createTestContext();
-  const t = await createTenant(ctx.db);
-  tenantId = t.tenantId;
-  api = client(ctx.app, t.ownerKey);
-});
+beforeAll(async () => ({ ctx, api, tenantId } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 async function pages(url: string, limit: number) {

@@ -1,15 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 
 let ctx: TestContext;
 let api: Client;
 
-beforeAll(async () => {
-  ctx = await createTestContext();
-  const t = await createTenant(ctx.db);
-  api = client(ctx.app, t.ownerKey);
-});
+beforeAll(async () => ({ ctx, api } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 async function collect(query: string, limit = 50): Promise<string[]> {

@@ -79,3 +79,10 @@ export function client(app: FastifyInstance, key: string | null) {
   };
 }
 export type Client = ReturnType<typeof client>;
+
+/** A test file's usual start: its own database, the app, and one tenant with an OWNER client. */
+export async function openTenantContext() {
+  const ctx = await createTestContext();
+  const t = await createTenant(ctx.db);
+  return { ctx, api: client(ctx.app, t.ownerKey), ...t };
+}
