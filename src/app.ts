@@ -24,6 +24,8 @@ import { createKycService } from './modules/kyc/kyc.service.js';
 import { kycRoutes } from './modules/kyc/kyc.routes.js';
 import { createChangeRequestsService } from './modules/reviews/change-requests.service.js';
 import { changeRequestRoutes } from './modules/reviews/change-requests.routes.js';
+import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
+import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
 
 export interface AppDeps {
   db: Db;
@@ -90,6 +92,7 @@ export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<Fast
   await app.register(policyRoutes(createPolicyService({ db })));
   await app.register(kycRoutes(createKycService({ db })));
   await app.register(changeRequestRoutes(createChangeRequestsService({ db })));
+  await app.register(lifecycleRoutes(createLifecycleService({ db })));
 
   const ops = { tags: ['Operations'], security: [] };
   app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));

@@ -81,6 +81,7 @@ describe('the tenant policy', () => {
     expect(put.json().fields.individual.verified).toMatchObject({ 'address.line1': 'approval', email: 'allow', last_name: 'approval' });
     expect((await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow()).policy).toEqual({
       fields: { individual: { verified: { 'address.line1': 'approval', email: 'allow' } } },
+      capabilities: {},
     });
     const audit = await ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('action', '=', 'policy.updated').execute();
     expect(audit).toHaveLength(1);
@@ -95,7 +96,7 @@ describe('the tenant policy', () => {
     expect(res.json()).toMatchObject({ email: 'changed@example.com', pending_changes: [expect.objectContaining({ fields: ['address.line1'] })] });
 
     const reset = await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
-    expect(reset.json().overrides).toEqual({ fields: {} });
+    expect(reset.json().overrides).toEqual({ fields: {}, capabilities: {} });
     expect(reset.json().fields).toEqual(initial.fields);
   });
 

@@ -162,7 +162,7 @@ const OPERATIONS: Record<string, Operation> = {
     verify: async (res, caller) => {
       expect(res.json().fields.individual.verified.occupation).toBe('allow');
       const row = await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow();
-      expect(row.policy).toEqual({ fields: { individual: { verified: { occupation: 'allow' } } } });
+      expect(row.policy).toEqual({ fields: { individual: { verified: { occupation: 'allow' } } }, capabilities: {} });
       expect((await auditOf('policy.updated', tenantId)).at(-1)).toMatchObject({ actor_key_id: caller.keyId, actor_role: caller.role });
     },
   },
@@ -229,9 +229,90 @@ const OPERATIONS: Record<string, Operation> = {
   },
 };
 
+/** A fresh user, moved to `status` by the OWNER key first when it is not active. */
+async function userIn(status: 'active' | 'suspended' | 'blocked'): Promise<string> {
+  const owner = client(ctx.app, keys.OWNER.key);
+  const id = (await owner.post('/v1/users', individual())).json().id as string;
+  if (status !== 'active') expect((await owner.post(`/v1/users/${id}/status-changes`, { status, reason: 'fraud_suspected' })).statusCode).toBe(201);
+  return id;
+}
+
+/** A transition made by `caller`: its history row, audit entry and event are there, under its role. */
+async function verifyTransition(res: Response, caller: Caller, call: Call, to: string) {
+  const userId = call.url.split('/')[3]!;
+  expect(res.json()).toMatchObject({ user_id: userId, to, actor: { key_id: caller.keyId, role: caller.role } });
+  const row = await ctx.db.selectFrom('users').select('status').where('tenant_id', '=', tenantId).where('id', '=', userId).executeTakeFirstOrThrow();
+  expect(row.status).toBe(to);
+  const history = await ctx.db.selectFrom('status_changes').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId).orderBy('id').execute();
+  expect(history.at(-1)).toMatchObject({ to_status: to, actor_key_id: caller.keyId, actor_role: caller.role });
+  const audit = await ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId).orderBy('seq').execute();
+  expect(audit.at(-1)).toMatchObject({ actor_key_id: caller.keyId, actor_role: caller.role, changed_fields: ['status'] });
+}
+
+const transitionOps: Record<string, Operation> = {
+  changeUserStatus: {
+    method: 'POST', path: '/v1/users/{id}/status-changes', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/status-changes`, body: { status: 'flagged', reason: 'aml_alert' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'flagged'),
+  },
+  suspendUser: {
+    method: 'POST', path: '/v1/users/{id}/suspend', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/suspend`, body: { reason: 'fraud_suspected' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'suspended'),
+  },
+  unsuspendUser: {
+    method: 'POST', path: '/v1/users/{id}/unsuspend', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('suspended')}/unsuspend`, body: { reason: 'review_cleared' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'active'),
+  },
+  flagUser: {
+    method: 'POST', path: '/v1/users/{id}/flag', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/flag`, body: { reason: 'aml_alert' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'flagged'),
+  },
+  blockUser: {
+    method: 'POST', path: '/v1/users/{id}/block', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/block`, body: { reason: 'sanctions_match' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'blocked'),
+  },
+  unblockUser: {
+    method: 'POST', path: '/v1/users/{id}/unblock', permission: 'users:change_status', success: 201,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('blocked')}/unblock`, body: { reason: 'review_cleared' } }),
+    verify: (res, caller, call) => verifyTransition(res, caller, call, 'active'),
+  },
+  listUserStatusChanges: {
+    method: 'GET', path: '/v1/users/{id}/status-changes', permission: 'users:read', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/users/${await userIn('suspended')}/status-changes` }),
+    verify: (res) => expect(res.json().data).toEqual([expect.objectContaining({ from: 'active', to: 'suspended', reason: 'fraud_suspected' })]),
+  },
+  getUserCapabilities: {
+    method: 'GET', path: '/v1/users/{id}/capabilities', permission: 'users:read', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/users/${await userIn('suspended')}/capabilities` }),
+    verify: (res) => expect(res.json().capabilities.withdrawals).toEqual({ allowed: false, reason: 'account_suspended' }),
+  },
+  closeUser: {
+    method: 'DELETE', path: '/v1/users/{id}', permission: 'users:close', success: 200,
+    request: async () => ({ method: 'DELETE', url: `/v1/users/${await userIn('active')}`, body: { origin: 'user', reason: 'user_request' } }),
+    verify: async (res, caller, call) => {
+      expect(res.json()).toMatchObject({ id: idOf(call.url), status: 'closed', status_reason: 'user_request' });
+      expect(await auditOf('user.closed', idOf(call.url))).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  closeUsers: {
+    method: 'POST', path: '/v1/users/delete', permission: 'users:close', success: 200,
+    request: async () => ({ method: 'POST', url: '/v1/users/delete', body: { ids: [await userIn('active'), 'usr_missing'], origin: 'operator', reason: 'dormant' } }),
+    verify: async (res, caller, call) => {
+      const [id] = (call.body as { ids: string[] }).ids;
+      expect(res.json().results).toEqual([{ id, result: 'closed' }, { id: 'usr_missing', result: 'not_found' }]);
+      expect(await auditOf('user.closed', id!)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+};
+Object.assign(OPERATIONS, transitionOps);
+
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {
-  const [users, apiKeys, audit, events, changeRequests, verifications, tenant] = await Promise.all([
+  const [users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges] = await Promise.all([
     ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'kyc_status', 'pending_changes', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('api_keys').select(['id', 'role', 'revoked_at', 'expires_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('audit_entries').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
@@ -239,8 +320,9 @@ async function snapshot() {
     ctx.db.selectFrom('change_requests').select(['id', 'status']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('verifications').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('tenants').select(['policy']).where('id', '=', tenantId).execute(),
+    ctx.db.selectFrom('status_changes').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
   ]);
-  return { users, apiKeys, audit, events, changeRequests, verifications, tenant };
+  return { users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges };
 }
 
 function expectForbidden(res: Response) {

@@ -121,6 +121,21 @@ export interface EventsTable {
   data: Json;
 }
 
+export interface StatusChangesTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  from_status: string;
+  to_status: string;
+  reason: string | null;
+  note: string | null;
+  origin: string;
+  actor_key_id: string | null;
+  actor_role: string | null;
+  request_id: string | null;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -129,6 +144,7 @@ export interface Database {
   events: EventsTable;
   change_requests: ChangeRequestsTable;
   verifications: VerificationsTable;
+  status_changes: StatusChangesTable;
 }
 
 export type Db = Kysely<Database>;

@@ -2,10 +2,12 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
 import * as m0001 from './migrations/0001_init.js';
 import * as m0002 from './migrations/0002_policy_kyc_reviews.js';
+import * as m0003 from './migrations/0003_lifecycle.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
   '0002_policy_kyc_reviews': m0002,
+  '0003_lifecycle': m0003,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

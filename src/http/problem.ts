@@ -90,6 +90,12 @@ function toAppError(err: FastifyError & { validation?: AjvError[]; validationCon
       return new AppError(400, 'request.invalid_content_length', 'Content-Length does not match the body.');
   }
   if (err instanceof SyntaxError) return new AppError(400, 'request.malformed_json', 'The body is not valid JSON.');
+  // Two transactions that each waited for the other: one was chosen to fail. Safe to retry.
+  if (err.code === '40P01' || err.code === '40001') {
+    return new AppError(409, 'request.concurrent_conflict', 'The request collided with a concurrent change; retry it.', {
+      headers: { 'retry-after': '0' },
+    });
+  }
   if (isDatabaseUnavailable(err)) {
     return new AppError(503, 'service.unavailable', 'The database is unavailable; retry shortly.', {
       headers: { 'retry-after': '1' },

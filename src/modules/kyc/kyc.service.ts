@@ -10,6 +10,7 @@ import type { Actor } from '../audit/actor.js';
 import { recordChange, type EventInput } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
+import { userClosed } from '../lifecycle/lifecycle.service.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
 
@@ -34,6 +35,7 @@ export function createKycService({ db }: { db: Db }) {
       return db.transaction().execute(async (tx) => {
         const user = await users.getForUpdate(tx, actor.tenantId, userId);
         if (!user) throw notFound('user', userId);
+        if (user.status === 'closed') throw userClosed(userId);
         const to = NEXT_STATUS[input.result];
         const id = newId('vrf');
         const row = await tx

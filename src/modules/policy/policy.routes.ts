@@ -15,9 +15,22 @@ const Overrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Rec
   description: '{ individual|business: { unverified|verified: { field: outcome } } } — any subset',
 });
 
+const Ops = Type.Object({ deposits: Type.Boolean(), withdrawals: Type.Boolean(), exchanges: Type.Boolean(), card_transactions: Type.Boolean() });
+const CapabilityMatrix = Type.Object(
+  { active: Ops, flagged: Ops, suspended: Ops, blocked: Ops, closed: Ops },
+  { description: 'status → operation → allowed (KYC must also be verified; closed never transacts)' },
+);
+const CapabilityOverrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Boolean()), {
+  description: '{ active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset',
+});
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
-  overrides: Type.Object({ fields: Type.Optional(Overrides) }, { description: 'What the tenant set; the rest are defaults' }),
+  capabilities: CapabilityMatrix,
+  overrides: Type.Object(
+    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides) },
+    { description: 'What the tenant set; the rest are defaults' },
+  ),
 });
 
 export function policyRoutes(policy: PolicyService) {
@@ -42,7 +55,7 @@ export function policyRoutes(policy: PolicyService) {
         description:
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
           'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
-        body: Type.Object({ fields: Type.Optional(Overrides) }, { additionalProperties: false }),
+        body: Type.Object({ fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides) }, { additionalProperties: false }),
         response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },
       },
       handler: async (req) => policy.put(req.actor, req.body as never),

@@ -1,14 +1,18 @@
 // The tenant policy: defaults merged with the tenant's overrides, stored on the tenant row.
-// Only the field policy exists so far; later sections (capabilities, retention…) join this document.
+// Sections so far: the field policy and the capability matrix; later ones (retention…) join it.
 import type { Db } from '../../db/database.js';
 import { validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPolicy } from '../users/field-policy.js';
+import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
+  capabilities?: CapabilityOverrides;
 }
+
+const effective = (o: TenantOverrides) => ({ fields: effectivePolicy(o.fields), capabilities: effectiveCapabilities(o.capabilities), overrides: o });
 
 export async function loadOverrides(db: Db, tenantId: string): Promise<TenantOverrides> {
   const row = await db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirst();
@@ -22,15 +26,14 @@ export async function loadFieldPolicy(db: Db, tenantId: string): Promise<FieldPo
 export function createPolicyService({ db }: { db: Db }) {
   return {
     async get(actor: Actor) {
-      const overrides = await loadOverrides(db, actor.tenantId);
-      return { fields: effectivePolicy(overrides.fields), overrides };
+      return effective(await loadOverrides(db, actor.tenantId));
     },
 
     /** Replaces the tenant's overrides (PUT semantics) and answers the new effective policy. */
     async put(actor: Actor, body: TenantOverrides) {
-      const errors = validateOverrides(body.fields ?? {});
+      const errors = [...validateOverrides(body.fields ?? {}), ...validateCapabilityOverrides(body.capabilities ?? {})];
       if (errors.length) throw validationFailed(errors);
-      const overrides: TenantOverrides = { fields: body.fields ?? {} };
+      const overrides: TenantOverrides = { fields: body.fields ?? {}, capabilities: body.capabilities ?? {} };
       await db.transaction().execute(async (tx) => {
         const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();
         await tx.updateTable('tenants').set({ policy: JSON.stringify(overrides) }).where('id', '=', actor.tenantId).execute();
@@ -40,7 +43,7 @@ export function createPolicyService({ db }: { db: Db }) {
           { type: 'policy.updated', userId: null, data: { overrides } },
         );
       });
-      return { fields: effectivePolicy(overrides.fields), overrides };
+      return effective(overrides);
     },
   };
 }

@@ -41,3 +41,16 @@ export async function list(db: Db, tenantId: string, f: { status?: string; userI
   if (f.afterId) q = q.where('id', '>', f.afterId);
   return q.orderBy('id').limit(f.limit + 1).execute();
 }
+
+/** Cancels a user's pending requests (the user was closed); returns their ids. */
+export async function cancelPending(tx: Tx, tenantId: string, userId: string, by: { keyId: string | null; role: string | null }) {
+  const rows = await tx
+    .updateTable('change_requests')
+    .set({ status: 'cancelled', decided_at: new Date(), decided_by_key_id: by.keyId, decided_by_role: by.role, decision_reason: 'user_closed' })
+    .where('tenant_id', '=', tenantId)
+    .where('user_id', '=', userId)
+    .where('status', '=', 'pending')
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}

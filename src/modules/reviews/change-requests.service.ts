@@ -11,6 +11,7 @@ import { applyValues } from '../users/patch-plan.js';
 import { deepEqual, valueAt } from '../users/merge-patch.js';
 import * as repo from './change-requests.repo.js';
 import type { ChangeRequestRow } from './change-requests.repo.js';
+import { userClosed } from '../lifecycle/lifecycle.service.js';
 
 export function toChangeRequest(r: ChangeRequestRow) {
   return {
@@ -29,10 +30,17 @@ export function toChangeRequest(r: ChangeRequestRow) {
 }
 
 export function createChangeRequestsService({ db }: { db: Db }) {
-  /** Locks the request and its user; refuses one that is not pending or that its requester decides. */
+  /**
+   * Locks the user, then the request (the order every writer uses: a PATCH or a close locks the user
+   * row first), and refuses a request that is not pending, of a closed user, or decided by its requester.
+   */
   async function lockPending(tx: Tx, actor: Actor, id: string) {
-    const cr = await repo.getForUpdate(tx, actor.tenantId, id);
-    if (!cr) throw notFound('change_request', id);
+    const found = await repo.get(tx, actor.tenantId, id);
+    if (!found) throw notFound('change_request', id);
+    const user = await users.getForUpdate(tx, actor.tenantId, found.user_id);
+    if (!user) throw notFound('user', found.user_id);
+    if (user.status === 'closed') throw userClosed(user.id);
+    const cr = (await repo.getForUpdate(tx, actor.tenantId, id))!;
     if (cr.status !== 'pending') {
       throw new AppError(409, 'change_request.not_pending', `Change request ${id} is already ${cr.status}.`, { current_status: cr.status });
     }
@@ -40,8 +48,6 @@ export function createChangeRequestsService({ db }: { db: Db }) {
     if (actor.keyId && cr.requested_by_key_id === actor.keyId) {
       throw new AppError(403, 'change_request.self_review', 'A change request must be decided by another key than the one that made it.');
     }
-    const user = await users.getForUpdate(tx, actor.tenantId, cr.user_id);
-    if (!user) throw notFound('user', cr.user_id);
     return { cr, user };
   }
 

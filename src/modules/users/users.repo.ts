@@ -75,6 +75,31 @@ export async function updateAtVersion(tx: Tx, tenantId: string, id: string, vers
     .executeTakeFirst();
 }
 
+/** Moves the status only from `from` (and at `version`, when pinned): racing transitions serialise here. */
+export async function setStatus(
+  tx: Tx,
+  tenantId: string,
+  id: string,
+  move: { from: string; to: string; reason: string | null; version?: number },
+): Promise<UserRow | undefined> {
+  let q = tx
+    .updateTable('users')
+    .set({
+      status: move.to,
+      status_reason: move.reason,
+      status_changed_at: sql`now()`,
+      // Closing cancels every pending change request, so none is left on the record.
+      ...(move.to === 'closed' ? { pending_changes: '[]' } : {}),
+      version: sql`version + 1`,
+      updated_at: sql`now()`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('status', '=', move.from);
+  if (move.version !== undefined) q = q.where('version', '=', move.version);
+  return q.returning(COLUMNS).executeTakeFirst();
+}
+
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Newest first, keyset on the time-ordered id: page 10,000 costs what page 1 costs. */

@@ -17,6 +17,7 @@ import type { UserChanges, UserRow } from './users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
+import { userClosed } from '../lifecycle/lifecycle.service.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 
 export { toUserView } from './user-view.js';
@@ -40,6 +41,7 @@ export function createUsersService({ db }: { db: Db }) {
   /** The row a patch targets, after the checks that do not depend on the policy. */
   async function checkedRow(actor: Actor, id: string, patch: PatchUserInput): Promise<UserRow> {
     const row = await getRow(actor.tenantId, id);
+    if (row.status === 'closed') throw userClosed(id);
     const type = row.type as UserType;
     const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
     if (foreign.length) {
@@ -179,6 +181,7 @@ export function createUsersService({ db }: { db: Db }) {
       const outcome = await db.transaction().execute(async (tx) => {
         const locked = await repo.getForUpdate(tx, actor.tenantId, id);
         if (!locked) throw notFound('user', id);
+        if (locked.status === 'closed') throw userClosed(id);
         const again = planPatch(locked, patch as JsonObject, policy);
         if (again.denied.length || (!again.applied && !again.approval)) return { plan: again, row: locked };
         return { plan: again, row: (await commit(tx, actor, locked, again))! };

@@ -1,0 +1,72 @@
+// What a user can do now, per money operation (product.md, "Capabilities"). Pure: status and KYC
+// status in, one verdict with a reason code per operation out. The status matrix is tenant policy;
+// a closed account can never transact, whatever the policy says.
+import type { Status } from './user-status.js';
+
+export const OPERATIONS = ['deposits', 'withdrawals', 'exchanges', 'card_transactions'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+export type CapabilityMatrix = Record<Status, Record<Operation, boolean>>;
+export type CapabilityOverrides = Partial<Record<Exclude<Status, 'closed'>, Partial<Record<Operation, boolean>>>>;
+
+const all = (allowed: boolean): Record<Operation, boolean> =>
+  Object.fromEntries(OPERATIONS.map((o) => [o, allowed])) as Record<Operation, boolean>;
+
+export const DEFAULT_CAPABILITIES: CapabilityMatrix = {
+  active: all(true),
+  flagged: { deposits: true, withdrawals: false, exchanges: false, card_transactions: true },
+  suspended: all(false),
+  blocked: all(false),
+  closed: all(false),
+};
+
+const STATUS_REASON: Record<Status, string> = {
+  active: 'not_allowed',
+  flagged: 'under_review',
+  suspended: 'account_suspended',
+  blocked: 'account_blocked',
+  closed: 'account_closed',
+};
+
+export interface Verdict {
+  allowed: boolean;
+  reason: string | null;
+}
+
+export function effectiveCapabilities(overrides: CapabilityOverrides = {}): CapabilityMatrix {
+  const out = {} as CapabilityMatrix;
+  for (const [status, ops] of Object.entries(DEFAULT_CAPABILITIES) as Array<[Status, Record<Operation, boolean>]>) {
+    out[status] = { ...ops, ...(status === 'closed' ? {} : (overrides[status] ?? {})) };
+  }
+  return out;
+}
+
+/** The status decides first (a freeze is the actionable reason); then KYC must be verified. */
+export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string): Record<Operation, Verdict> {
+  const kycOk = kycStatus === 'verified' || kycStatus === 'review_required';
+  const out = {} as Record<Operation, Verdict>;
+  for (const op of OPERATIONS) {
+    if (status === 'closed' || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
+    else if (!kycOk) out[op] = { allowed: false, reason: 'kyc_not_verified' };
+    else out[op] = { allowed: true, reason: null };
+  }
+  return out;
+}
+
+export function validateCapabilityOverrides(overrides: unknown): Array<{ field: string; code: string; message: string }> {
+  const errors: Array<{ field: string; code: string; message: string }> = [];
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(overrides)) return [{ field: 'capabilities', code: 'invalid_type', message: 'must be an object' }];
+  for (const [status, ops] of Object.entries(overrides)) {
+    const at = `capabilities.${status}`;
+    if (status === 'closed') errors.push({ field: at, code: 'immutable', message: 'a closed account can never transact' });
+    else if (!Object.hasOwn(DEFAULT_CAPABILITIES, status)) errors.push({ field: at, code: 'unknown_status', message: 'not an account status' });
+    else if (!isObj(ops)) errors.push({ field: at, code: 'invalid_type', message: 'must be an object' });
+    else {
+      for (const [op, v] of Object.entries(ops)) {
+        if (!(OPERATIONS as readonly string[]).includes(op)) errors.push({ field: `${at}.${op}`, code: 'unknown_operation', message: `must be one of ${OPERATIONS.join(', ')}` });
+        else if (typeof v !== 'boolean') errors.push({ field: `${at}.${op}`, code: 'invalid_type', message: 'must be true or false' });
+      }
+    }
+  }
+  return errors;
+}

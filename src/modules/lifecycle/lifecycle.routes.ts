@@ -1,0 +1,160 @@
+import { Type } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Token } from '../../http/schemas.js';
+import { codes } from '../reference/enumerations.js';
+import { parseIfMatch } from '../users/users.routes.js';
+import { toUserView } from '../users/user-view.js';
+import { ORIGINS, SHORTHANDS, STATUSES, type Shorthand } from './user-status.js';
+import { OPERATIONS } from './capabilities.js';
+import type { LifecycleService } from './lifecycle.service.js';
+
+const Reason = Type.Enum(codes('reason_codes'), { description: 'See GET /v1/enumerations/reason_codes' });
+const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
+const Origin = Type.Enum([...ORIGINS], { description: 'Who initiated it; operator by default' });
+const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
+
+const StatusChange = Type.Object({
+  id: Type.String(),
+  user_id: Type.String(),
+  from: Type.Enum([...STATUSES]),
+  to: Type.Enum([...STATUSES]),
+  reason: Nullable(Type.String()),
+  note: Nullable(Type.String()),
+  origin: Type.Enum([...ORIGINS]),
+  actor: Type.Object({ key_id: Nullable(Type.String()), role: Nullable(Type.String()) }),
+  request_id: Nullable(Type.String()),
+  created_at: Type.String({ format: 'date-time' }),
+});
+const Verdict = Type.Object({ allowed: Type.Boolean(), reason: Nullable(Type.String({ description: 'kyc_not_verified, under_review, account_suspended, account_blocked, account_closed…' })) });
+const Capabilities = Type.Object({
+  user_id: Type.String(),
+  status: Type.Enum([...STATUSES]),
+  kyc_status: Type.String(),
+  capabilities: Type.Object(Object.fromEntries(OPERATIONS.map((o) => [o, Verdict])) as Record<(typeof OPERATIONS)[number], typeof Verdict>),
+  evaluated_at: Type.String({ format: 'date-time' }),
+});
+const CloseBody = Type.Object(
+  { origin: Type.Enum(['operator', 'user'], { description: 'Who asked for the closure (Treezor: operator or user)' }), reason: Reason, note: Type.Optional(Note) },
+  { additionalProperties: false },
+);
+const tags = ['Lifecycle'];
+
+export function lifecycleRoutes(service: LifecycleService) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    r.post('/v1/users/:id/status-changes', {
+      config: { permission: 'users:change_status' },
+      schema: {
+        operationId: 'changeUserStatus',
+        tags,
+        summary: 'Move a user to another status',
+        description:
+          'A move the transition table forbids answers 409 user.transition_not_allowed with the allowed next states; ' +
+          'a reason code is required into suspended, blocked and closed. With If-Match, a stale version answers 412.',
+        params: IdParam('usr'),
+        headers: IfMatch,
+        body: Type.Object(
+          { status: Type.Enum([...STATUSES]), reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) },
+          { additionalProperties: false },
+        ),
+        response: { 201: StatusChange, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
+      },
+      handler: async (req, reply) => {
+        const { change } = await service.transition(req.actor, req.params.id, req.body, { ifMatch: parseIfMatch(req.headers['if-match']) });
+        reply.code(201);
+        return change;
+      },
+    });
+
+    for (const [name, move] of Object.entries(SHORTHANDS) as Array<[Shorthand, (typeof SHORTHANDS)[Shorthand]]>) {
+      r.post(`/v1/users/:id/${name}`, {
+        config: { permission: 'users:change_status' },
+        schema: {
+          operationId: `${name}User`,
+          tags,
+          summary: `${name[0]!.toUpperCase()}${name.slice(1)} a user (→ ${move.to}${move.from ? `, only from ${move.from}` : ''})`,
+          params: IdParam('usr'),
+          headers: IfMatch,
+          body: Type.Optional(Type.Object({ reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) }, { additionalProperties: false })),
+          response: { 201: StatusChange, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
+        },
+        handler: async (req, reply) => {
+          const { change } = await service.transition(
+            req.actor, req.params.id, { ...(req.body ?? {}), status: move.to },
+            { requiredFrom: move.from, ifMatch: parseIfMatch(req.headers['if-match']) },
+          );
+          reply.code(201);
+          return change;
+        },
+      });
+    }
+
+    r.get('/v1/users/:id/status-changes', {
+      config: { permission: 'users:read' },
+      schema: {
+        operationId: 'listUserStatusChanges',
+        tags,
+        summary: 'Status history, newest first',
+        params: IdParam('usr'),
+        querystring: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
+        response: { 200: ListOf(StatusChange), ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req) => service.history(req.actor, req.params.id, req.query),
+    });
+
+    r.get('/v1/users/:id/capabilities', {
+      config: { permission: 'users:read' },
+      schema: {
+        operationId: 'getUserCapabilities',
+        tags,
+        summary: 'What the user may do now: deposits, withdrawals, exchanges, card transactions',
+        params: IdParam('usr'),
+        response: { 200: Capabilities, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req, reply) => {
+        reply.header('cache-control', 'no-store');
+        return service.capabilities(req.actor, req.params.id);
+      },
+    });
+
+    r.delete('/v1/users/:id', {
+      config: { permission: 'users:close' },
+      schema: {
+        operationId: 'closeUser',
+        tags,
+        summary: 'Close a user for good (the record is kept); idempotent',
+        description: 'Closing again answers 200 with no new event or audit entry. Pending change requests are cancelled.',
+        params: IdParam('usr'),
+        body: CloseBody,
+        response: { 200: { $ref: 'User' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+      },
+      handler: async (req, reply) => {
+        const { user } = await service.close(req.actor, req.params.id, req.body);
+        reply.header('etag', `"${user.version}"`);
+        return toUserView(user);
+      },
+    });
+
+    r.post('/v1/users/delete', {
+      config: { permission: 'users:close' },
+      schema: {
+        operationId: 'closeUsers',
+        tags,
+        summary: 'Close up to 1,000 users; a result per id',
+        body: Type.Object(
+          { ids: Type.Array(Token(64), { minItems: 1, maxItems: 1000 }), origin: CloseBody.properties.origin, reason: Reason, note: Type.Optional(Note) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ results: Type.Array(Type.Object({ id: Type.String(), result: Type.Enum(['closed', 'already_closed', 'not_found']) })) }),
+          ...errors(...AUTH_ERRORS, 413, 415),
+        },
+      },
+      handler: async (req) => {
+        const { ids, ...input } = req.body;
+        return service.closeMany(req.actor, ids, input);
+      },
+    });
+  };
+}

@@ -1,0 +1,175 @@
+// Status changes, closing, and capabilities. A transition is read → check (pure table) → one
+// transaction that moves the status only from the state it was checked against, writes the history
+// row, the audit entry and the events. Racing transitions: the first to commit wins, the others 409.
+import type { Selectable } from 'kysely';
+import type { Db, StatusChangesTable } from '../../db/database.js';
+import { newId } from '../../lib/ids.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
+import type { Actor } from '../audit/actor.js';
+import { recordChange } from '../audit/write-path.js';
+import * as users from '../users/users.repo.js';
+import type { UserRow } from '../users/users.repo.js';
+import * as changeRequests from '../reviews/change-requests.repo.js';
+import { loadOverrides } from '../policy/policy.service.js';
+import { checkTransition, type Origin, type Status } from './user-status.js';
+import { effectiveCapabilities, evaluate } from './capabilities.js';
+
+export interface TransitionInput {
+  status: Status;
+  reason?: string | null;
+  note?: string | null;
+  origin?: Origin;
+}
+
+export const userClosed = (id: string) =>
+  new AppError(409, 'user.closed', `User ${id} is closed: it can be read, never changed again.`);
+
+export const toStatusChange = (r: Selectable<StatusChangesTable>) => ({
+  id: r.id,
+  user_id: r.user_id,
+  from: r.from_status as Status,
+  to: r.to_status as Status,
+  reason: r.reason,
+  note: r.note,
+  origin: r.origin as Origin,
+  actor: { key_id: r.actor_key_id, role: r.actor_role },
+  request_id: r.request_id,
+  created_at: r.created_at.toISOString(),
+});
+
+export function createLifecycleService({ db }: { db: Db }) {
+  async function getRow(tenantId: string, id: string): Promise<UserRow> {
+    const row = await users.get(db, tenantId, id);
+    if (!row) throw notFound('user', id);
+    return row;
+  }
+
+  async function transition(
+    actor: Actor,
+    userId: string,
+    input: TransitionInput,
+    opts: { requiredFrom?: Status | null; ifMatch?: number | '*' } = {},
+  ) {
+    const row = await getRow(actor.tenantId, userId);
+    const from = row.status as Status;
+    const reason = input.reason ?? null;
+    const check = checkTransition(from, input.status, reason, opts.requiredFrom ?? null);
+    if (!check.ok) {
+      if (check.code === 'user.closed') throw userClosed(userId);
+      if (check.code === 'reason_required') {
+        throw validationFailed([{ field: 'reason', code: 'required', message: `a reason code is required to move a user to ${input.status}` }]);
+      }
+      throw new AppError(409, 'user.transition_not_allowed', `A ${from} user cannot become ${input.status}.`, {
+        current_status: from,
+        allowed: check.allowed,
+      });
+    }
+    const pinned = typeof opts.ifMatch === 'number' ? opts.ifMatch : undefined;
+    if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
+
+    const done = await db.transaction().execute(async (tx) => {
+      const u = await users.setStatus(tx, actor.tenantId, userId, { from, to: input.status, reason, version: pinned });
+      if (!u) return undefined;
+      const change = await tx
+        .insertInto('status_changes')
+        .values({
+          tenant_id: actor.tenantId, id: newId('stc'), user_id: userId, from_status: from, to_status: input.status,
+          reason, note: input.note ?? null, origin: input.origin ?? 'operator',
+          actor_key_id: actor.keyId, actor_role: actor.role, request_id: actor.requestId,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const cancelled = input.status === 'closed'
+        ? await changeRequests.cancelPending(tx, actor.tenantId, userId, { keyId: actor.keyId, role: actor.role })
+        : [];
+      const data = { user_id: userId, status_change_id: change.id, from, to: input.status, reason, origin: change.origin };
+      await recordChange(
+        tx, actor,
+        {
+          action: input.status === 'closed' ? 'user.closed' : 'user.status_changed',
+          targetType: 'user', targetId: userId, userId, changedFields: ['status'],
+          details: { from, to: input.status, reason, origin: change.origin, note: input.note ?? null, cancelled_change_requests: cancelled },
+        },
+        [
+          { type: 'user.status_changed', userId, data },
+          ...(input.status === 'closed' ? [{ type: 'user.closed', userId, data: { ...data, cancelled_change_requests: cancelled } }] : []),
+        ],
+      );
+      return { change: toStatusChange(change), user: u };
+    });
+    if (done) return done;
+    // Another change committed between our read and our write.
+    const now = await getRow(actor.tenantId, userId);
+    if (pinned !== undefined) throw preconditionFailed(now.version);
+    throw new AppError(409, 'user.transition_conflict', `The user's status changed concurrently (now ${now.status}); read it and retry.`, {
+      current_status: now.status,
+    });
+  }
+
+  /** Closing is idempotent: a closed user answers as it is, with no new history, audit entry or event. */
+  async function close(actor: Actor, userId: string, input: { origin: Origin; reason: string; note?: string }) {
+    const row = await getRow(actor.tenantId, userId);
+    if (row.status === 'closed') return { user: row, closed: false };
+    try {
+      const { user } = await transition(actor, userId, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin });
+      return { user, closed: true };
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'user.transition_conflict') {
+        const now = await getRow(actor.tenantId, userId);
+        if (now.status === 'closed') return { user: now, closed: false };
+      }
+      throw err;
+    }
+  }
+
+  return {
+    transition,
+    close,
+
+    /** Closes up to 1,000 users, four at a time; each closure is its own transaction. */
+    async closeMany(actor: Actor, ids: string[], input: { origin: Origin; reason: string; note?: string }) {
+      const unique = [...new Set(ids)];
+      const results = new Map<string, 'closed' | 'already_closed' | 'not_found'>();
+      let next = 0;
+      const worker = async () => {
+        while (next < unique.length) {
+          const id = unique[next++]!;
+          try {
+            results.set(id, (await close(actor, id, input)).closed ? 'closed' : 'already_closed');
+          } catch (err) {
+            if (err instanceof AppError && err.status === 404) results.set(id, 'not_found');
+            else throw err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(4, unique.length) }, worker));
+      return { results: unique.map((id) => ({ id, result: results.get(id)! })) };
+    },
+
+    async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
+      await getRow(actor.tenantId, userId);
+      const limit = q.limit ?? 50;
+      const before = decodeCursor(q.cursor, ['id'] as const);
+      let query = db.selectFrom('status_changes').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
+      if (before) query = query.where('id', '<', before.id);
+      const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+      return toPage(rows, limit, toStatusChange, (r) => ({ id: r.id }));
+    },
+
+    /** Read straight from the database on every call: no cache can answer from before a status change. */
+    async capabilities(actor: Actor, userId: string) {
+      const [row, overrides] = await Promise.all([getRow(actor.tenantId, userId), loadOverrides(db, actor.tenantId)]);
+      const status = row.status as Status;
+      return {
+        user_id: userId,
+        status,
+        kyc_status: row.kyc_status,
+        capabilities: evaluate(effectiveCapabilities(overrides.capabilities), status, row.kyc_status),
+        evaluated_at: new Date().toISOString(),
+      };
+    },
+  };
+}
+
+export type LifecycleService = ReturnType<typeof createLifecycleService>;

@@ -1,0 +1,41 @@
+// The account lifecycle as a pure transition table (product.md, "Account status"). `closed` is
+// terminal: no transition leaves it. Moves into suspended, blocked and closed must say why.
+
+export const STATUSES = ['active', 'flagged', 'suspended', 'blocked', 'closed'] as const;
+export type Status = (typeof STATUSES)[number];
+export const ORIGINS = ['operator', 'user', 'system'] as const;
+export type Origin = (typeof ORIGINS)[number];
+
+export const TRANSITIONS: Readonly<Record<Status, readonly Status[]>> = {
+  active: ['flagged', 'suspended', 'blocked', 'closed'],
+  flagged: ['active', 'suspended', 'blocked', 'closed'],
+  suspended: ['active', 'flagged', 'blocked', 'closed'],
+  blocked: ['active', 'closed'],
+  closed: [],
+};
+
+export const REASON_REQUIRED: readonly Status[] = ['suspended', 'blocked', 'closed'];
+
+/** The shorthand routes: each names its target, and unsuspend/unblock also the only state they leave. */
+export const SHORTHANDS = {
+  suspend: { to: 'suspended', from: null },
+  unsuspend: { to: 'active', from: 'suspended' },
+  flag: { to: 'flagged', from: null },
+  block: { to: 'blocked', from: null },
+  unblock: { to: 'active', from: 'blocked' },
+} as const satisfies Record<string, { to: Status; from: Status | null }>;
+export type Shorthand = keyof typeof SHORTHANDS;
+
+export type TransitionCheck =
+  | { ok: true }
+  | { ok: false; code: 'user.closed' | 'user.transition_not_allowed'; allowed: readonly Status[] }
+  | { ok: false; code: 'reason_required'; allowed: readonly Status[] };
+
+export function checkTransition(from: Status, to: Status, reason: string | null | undefined, requiredFrom: Status | null = null): TransitionCheck {
+  if (from === 'closed') return { ok: false, code: 'user.closed', allowed: [] };
+  if (!TRANSITIONS[from].includes(to) || (requiredFrom !== null && from !== requiredFrom)) {
+    return { ok: false, code: 'user.transition_not_allowed', allowed: TRANSITIONS[from] };
+  }
+  if (REASON_REQUIRED.includes(to) && !reason) return { ok: false, code: 'reason_required', allowed: TRANSITIONS[from] };
+  return { ok: true };
+}
