@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { checkTransition, REASON_REQUIRED, STATUSES, TRANSITIONS } from './user-status.js';
+import { DEFAULT_CAPABILITIES, effectiveCapabilities, evaluate, OPERATIONS, validateCapabilityOverrides } from './capabilities.js';
+
+describe('the status transition table', () => {
+  it('is product.md’s graph', () => {
+    expect(TRANSITIONS).toEqual({
+      active: ['flagged', 'suspended', 'blocked', 'closed'],
+      flagged: ['active', 'suspended', 'blocked', 'closed'],
+      suspended: ['active', 'flagged', 'blocked', 'closed'],
+      blocked: ['active', 'closed'],
+      closed: [],
+    });
+  });
+
+  it('allows exactly the listed moves, never a move to the same status, never out of closed', () => {
+    for (const from of STATUSES) {
+      for (const to of STATUSES) {
+        const r = checkTransition(from, to, 'other');
+        if (from === 'closed') expect(r).toEqual({ ok: false, code: 'user.closed', allowed: [] });
+        else if (TRANSITIONS[from].includes(to)) expect(r).toEqual({ ok: true });
+        else expect(r).toEqual({ ok: false, code: 'user.transition_not_allowed', allowed: TRANSITIONS[from] });
+      }
+    }
+  });
+
+  it('requires a reason into suspended, blocked and closed only', () => {
+    expect(REASON_REQUIRED).toEqual(['suspended', 'blocked', 'closed']);
+    for (const to of ['suspended', 'blocked', 'closed'] as const) expect(checkTransition('active', to, null).ok).toBe(false);
+    expect(checkTransition('active', 'flagged', null)).toEqual({ ok: true });
+    expect(checkTransition('suspended', 'active', undefined)).toEqual({ ok: true });
+  });
+
+  it('lets unsuspend leave only suspended and unblock only blocked', () => {
+    expect(checkTransition('flagged', 'active', null, 'suspended')).toMatchObject({ ok: false, code: 'user.transition_not_allowed' });
+    expect(checkTransition('suspended', 'active', null, 'suspended')).toEqual({ ok: true });
+    expect(checkTransition('flagged', 'active', null, 'blocked')).toMatchObject({ ok: false });
+  });
+});
+
+describe('the capability matrix', () => {
+  const verified = (status: (typeof STATUSES)[number]) => evaluate(effectiveCapabilities(), status, 'verified');
+
+  it('allows everything to an active verified (or under-review) user', () => {
+    for (const kyc of ['verified', 'review_required']) {
+      for (const op of OPERATIONS) expect(evaluate(effectiveCapabilities(), 'active', kyc)[op]).toEqual({ allowed: true, reason: null });
+    }
+  });
+
+  it('denies everything to an unverified user, whatever its KYC stage', () => {
+    for (const kyc of ['unverified', 'pending', 'rejected']) {
+      for (const op of OPERATIONS) expect(evaluate(effectiveCapabilities(), 'active', kyc)[op]).toEqual({ allowed: false, reason: 'kyc_not_verified' });
+    }
+  });
+
+  it('lets a flagged user deposit and pay by card, not withdraw or exchange', () => {
+    expect(verified('flagged')).toEqual({
+      deposits: { allowed: true, reason: null },
+      withdrawals: { allowed: false, reason: 'under_review' },
+      exchanges: { allowed: false, reason: 'under_review' },
+      card_transactions: { allowed: true, reason: null },
+    });
+  });
+
+  it('freezes everything for suspended, blocked and closed users, the status naming the reason', () => {
+    for (const [status, reason] of [['suspended', 'account_suspended'], ['blocked', 'account_blocked'], ['closed', 'account_closed']] as const) {
+      for (const op of OPERATIONS) {
+        expect(verified(status)[op]).toEqual({ allowed: false, reason });
+        expect(evaluate(effectiveCapabilities(), status, 'unverified')[op]).toEqual({ allowed: false, reason });
+      }
+    }
+  });
+
+  it('takes tenant overrides, but a closed account never transacts', () => {
+    const m = effectiveCapabilities({ flagged: { withdrawals: true }, suspended: { deposits: true } });
+    expect(evaluate(m, 'flagged', 'verified').withdrawals.allowed).toBe(true);
+    expect(evaluate(m, 'suspended', 'verified').deposits.allowed).toBe(true);
+    expect(evaluate(m, 'suspended', 'pending').deposits).toEqual({ allowed: false, reason: 'kyc_not_verified' });
+    expect(DEFAULT_CAPABILITIES.flagged.withdrawals).toBe(false);
+    expect(validateCapabilityOverrides({ closed: { deposits: true } })).toContainEqual(expect.objectContaining({ field: 'capabilities.closed', code: 'immutable' }));
+    expect(validateCapabilityOverrides({ frozen: {} })).toContainEqual(expect.objectContaining({ code: 'unknown_status' }));
+    expect(validateCapabilityOverrides({ active: { loans: true } })).toContainEqual(expect.objectContaining({ code: 'unknown_operation' }));
+    expect(validateCapabilityOverrides({ active: { deposits: 'yes' } })).toContainEqual(expect.objectContaining({ code: 'invalid_type' }));
+  });
+});
