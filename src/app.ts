@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql } from 'kysely';
 import type { Db } from './db/database.js';
+import type { Keyring } from './crypto/keyring.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
 import { validatorCompiler } from './http/validation.js';
@@ -29,13 +30,14 @@ import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
 
 export interface AppDeps {
   db: Db;
+  keyring: Keyring;
   logLevel?: string;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ db, keyring, logLevel = 'info' }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -82,16 +84,16 @@ export async function buildApp({ db, logLevel = 'info' }: AppDeps): Promise<Fast
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
   registerAuth(app, db);
 
-  const users = createUsersService({ db });
+  const users = createUsersService({ db, keyring });
   const keys = createApiKeysService({ db });
   await app.register(userRoutes(users));
   await app.register(apiKeyRoutes(keys));
   await app.register(enumerationRoutes);
-  await app.register(auditRoutes(db));
-  await app.register(eventRoutes(db));
+  await app.register(auditRoutes(db, keyring));
+  await app.register(eventRoutes(db, keyring));
   await app.register(policyRoutes(createPolicyService({ db })));
-  await app.register(kycRoutes(createKycService({ db })));
-  await app.register(changeRequestRoutes(createChangeRequestsService({ db })));
+  await app.register(kycRoutes(createKycService({ db, keyring })));
+  await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring })));
   await app.register(lifecycleRoutes(createLifecycleService({ db })));
 
   const ops = { tags: ['Operations'], security: [] };

@@ -6,7 +6,7 @@ describe('configuration', () => {
   it('has the documented defaults', () => {
     expect(loadConfig({})).toEqual({
       port: 3000, host: '127.0.0.1', databaseUrl: undefined, redisUrl: undefined,
-      dataDir: path.resolve('./.kyclo'), logLevel: 'info',
+      dataDir: path.resolve('./.kyclo'), masterKey: undefined, logLevel: 'info',
     });
   });
 
@@ -14,13 +14,15 @@ describe('configuration', () => {
     const c = loadConfig({
       PORT: '8080', HOST: '0.0.0.0', DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379', KYCLO_DATA_DIR: '/var/kyclo', LOG_LEVEL: 'debug',
     });
-    expect(c).toEqual({ port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', logLevel: 'debug' });
+    expect(c).toEqual({
+      port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', masterKey: undefined, logLevel: 'debug',
+    });
   });
 
   it('names every invalid variable, without echoing URLs that may hold passwords', () => {
     let err: unknown;
     try {
-      loadConfig({ PORT: '70000', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://root:secret@h/db' });
+      loadConfig({ PORT: '70000', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://root:secret@h/db', KYCLO_MASTER_KEY: 'secret-but-short' });
     } catch (e) {
       err = e;
     }
@@ -29,6 +31,7 @@ describe('configuration', () => {
     expect(message).toContain('PORT');
     expect(message).toContain('LOG_LEVEL');
     expect(message).toContain('DATABASE_URL');
+    expect(message).toContain('KYCLO_MASTER_KEY');
     expect(message).not.toContain('secret');
   });
 });

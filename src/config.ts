@@ -12,6 +12,7 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   KYCLO_DATA_DIR: Type.String({ minLength: 1 }),
+  KYCLO_MASTER_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=?$' })),
   LOG_LEVEL: LogLevel,
 });
 
@@ -23,6 +24,8 @@ export interface Config {
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   dataDir: string;
+  /** Base64 of 32 bytes; see crypto/master-key.ts for where it comes from when unset. */
+  masterKey: string | undefined;
   logLevel: string;
 }
 
@@ -44,14 +47,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DATABASE_URL: pick('DATABASE_URL'),
     REDIS_URL: pick('REDIS_URL'),
     KYCLO_DATA_DIR: pick('KYCLO_DATA_DIR') ?? './.kyclo',
+    KYCLO_MASTER_KEY: pick('KYCLO_MASTER_KEY'),
     LOG_LEVEL: pick('LOG_LEVEL') ?? 'info',
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
     const problems = [...check.Errors(raw)].map((e) => {
       const name = e.instancePath.replace(/^\//, '') || 'environment';
-      // URLs may carry passwords: never echo them back.
-      const got = name.endsWith('_URL') ? '' : ` (got ${JSON.stringify(raw[name])})`;
+      // URLs may carry passwords, and the master key is a secret: never echo them back.
+      const got = name.endsWith('_URL') || name.endsWith('_KEY') ? '' : ` (got ${JSON.stringify(raw[name])})`;
       return `${name}: ${e.message}${got}`;
     });
     throw new ConfigError([...new Set(problems)]);
@@ -63,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env2.DATABASE_URL,
     redisUrl: env2.REDIS_URL,
     dataDir: path.resolve(env2.KYCLO_DATA_DIR),
+    masterKey: env2.KYCLO_MASTER_KEY,
     logLevel: env2.LOG_LEVEL,
   };
 }

@@ -5,9 +5,13 @@ import type { Config } from './config.js';
 import { buildApp } from './app.js';
 import { connect, migrate } from './db/connect.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
+import { resolveMasterKey } from './crypto/master-key.js';
+import { createKeyring } from './crypto/keyring.js';
 
 export async function serve(config: Config): Promise<void> {
   const out = (line: string) => process.stdout.write(line + '\n');
+  // Refuse before touching the database: without the master key nothing personal could be written.
+  if (config.databaseUrl && !config.masterKey) await resolveMasterKey({ fromEnv: undefined, embedded: false, dataDir: config.dataDir });
   const debug = config.logLevel === 'debug' || config.logLevel === 'trace' ? out : () => undefined;
   const conn = await connect(config, debug);
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
@@ -36,7 +40,8 @@ export async function serve(config: Config): Promise<void> {
     // Only the embedded default bootstraps itself; a real deployment creates tenants with the CLI.
     if (conn.embedded && (await tenants.count()) === 0) firstRun = await tenants.create('default');
 
-    app = await buildApp({ db: conn.db, logLevel: config.logLevel });
+    const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
+    app = await buildApp({ db: conn.db, keyring: createKeyring({ db: conn.db, masterKey }), logLevel: config.logLevel });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;

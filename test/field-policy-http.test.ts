@@ -3,7 +3,7 @@
 // generated from the policy table so a new field is covered automatically; what product.md states is
 // hard-coded below so the test does not merely mirror the table.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTenantContext, type Client, type Response, type TestContext } from './helpers/app.js';
+import { openTenantContext, type Client, type Response, type TestContext, withPersonal } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 import {
   DEFAULT_FIELD_POLICY, KYC_STATES, policyFields, USER_TYPES, type KycState, type Outcome, type UserType,
@@ -89,7 +89,8 @@ const at = (doc: unknown, path: string): unknown =>
 const row = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const events = (id: string) => ctx.db.selectFrom('events').selectAll().where('user_id', '=', id).orderBy('seq').execute();
 const audits = (id: string) => ctx.db.selectFrom('audit_entries').selectAll().where('user_id', '=', id).orderBy('seq').execute();
-const changeRequests = (id: string) => ctx.db.selectFrom('change_requests').selectAll().where('user_id', '=', id).orderBy('id').execute();
+// Change requests as the API shows them: their values are sealed with the user's data key at rest.
+const changeRequests = async (id: string) => (await api.get(`/v1/users/${id}/change-requests`)).json().data as Array<Record<string, unknown> & { id: string }>;
 type Row = Awaited<ReturnType<typeof row>>;
 
 /** The stored document a patch speaks of: profile plus the record-level columns. */
@@ -99,7 +100,7 @@ const stored = (r: Row) => ({
 
 async function snapshot(id: string) {
   const [r, ev, au, cr] = await Promise.all([row(id), events(id), audits(id), changeRequests(id)]);
-  return { row: r, events: ev, audits: au, crs: cr };
+  return { row: r, events: await withPersonal(ctx, ev), audits: au, crs: cr };
 }
 
 /** A fresh user of that type; `verified` through a recorded approved verification. */
@@ -263,7 +264,7 @@ describe('one PATCH mixing outcomes on a verified individual', () => {
     expect(after.crs).toHaveLength(1);
     const cr = after.crs[0]!;
     expect(cr).toMatchObject({ status: 'pending', changes: { last_name: { from: 'Oak', to: 'Birch' } } });
-    expect(Object.keys(cr.changes)).toEqual(['last_name']);
+    expect(Object.keys(cr.changes as object)).toEqual(['last_name']);
     const pending = expect.objectContaining({ id: cr.id, fields: ['last_name'], proposed: { last_name: 'Birch' } });
     expect(after.row.pending_changes).toEqual([pending]);
     expect(res.json()).toMatchObject({

@@ -43,12 +43,17 @@ describe('KYC verification records', () => {
       result: 'approved', provider: 'acme-kyc', identity: { first_name: 'Alex', last_name: 'Oak', document_number: 'X1' },
     })).json();
     expect(v.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'X1' });
+    const before = await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
+    // At rest the snapshot is ciphertext only.
+    expect(before.identity_enc).toMatch(/^kc1\./);
+    expect(JSON.stringify(before)).not.toContain('X1');
     await expect(
-      sql`update verifications set identity = '{"first_name":"Mallory"}'::jsonb where id = ${v.id}`.execute(ctx.db),
+      sql`update verifications set identity_enc = 'kc1.forged' where id = ${v.id}`.execute(ctx.db),
     ).rejects.toThrow(/immutable/);
     await expect(sql`update verifications set level = 9 where id = ${v.id}`.execute(ctx.db)).rejects.toThrow(/immutable/);
-    const row = await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
-    expect(row.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'X1' });
+    expect(await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow()).toEqual(before);
+    const listed = (await api.get(`/v1/users/${user.id}/verifications`)).json().data;
+    expect(listed[0].identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'X1' });
   });
 
   it('refuses an invalid verification with 400 and records nothing', async () => {

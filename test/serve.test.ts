@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { createTenant, createTestContext, type TestContext } from './helpers/app.js';
-import { cliEnv, startServer } from './helpers/processes.js';
+import { cliEnv, runCli, startServer } from './helpers/processes.js';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -28,6 +28,13 @@ describe('kyclo serve', () => {
     } finally {
       expect(await server.stop('SIGTERM')).toBe(0);
     }
+  });
+
+  it('with DATABASE_URL and no master key: refuses to start, exit 1, with a message that says what to do', async () => {
+    const run = await runCli(['serve'], cliEnv({ DATABASE_URL: ctx.databaseUrl, PORT: '0', KYCLO_MASTER_KEY: undefined }));
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('KYCLO_MASTER_KEY');
+    expect(run.stderr).toContain('openssl rand -base64 32');
   });
 
   it('on SIGTERM, finishes a request already in flight before exiting 0', async () => {
@@ -59,7 +66,7 @@ describe('kyclo serve', () => {
 
   it('without DATABASE_URL: starts an embedded PostgreSQL, prints an OWNER key once, keeps data across restarts, exits 0', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-serve-'));
-    const env = cliEnv({ DATABASE_URL: undefined, KYCLO_DATA_DIR: dataDir, PORT: '0' });
+    const env = cliEnv({ DATABASE_URL: undefined, KYCLO_DATA_DIR: dataDir, PORT: '0', KYCLO_MASTER_KEY: undefined });
     try {
       const first = await startServer(env);
       let key: string;
@@ -80,8 +87,11 @@ describe('kyclo serve', () => {
       }
       // The embedded PostgreSQL was stopped with the server.
       await expect(fs.stat(path.join(dataDir, 'pg', 'postmaster.pid'))).rejects.toThrow();
-      const mode = (await fs.stat(path.join(dataDir, 'pg-password'))).mode & 0o777;
-      expect(mode).toBe(0o600);
+      for (const secret of ['pg-password', 'master.key']) {
+        expect((await fs.stat(path.join(dataDir, secret))).mode & 0o777, secret).toBe(0o600);
+      }
+      const masterKey = await fs.readFile(path.join(dataDir, 'master.key'), 'utf8');
+      expect(Buffer.from(masterKey.trim(), 'base64')).toHaveLength(32);
 
       const second = await startServer(env);
       try {

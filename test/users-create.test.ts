@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
+import { openTenantContext, type Client, type TestContext, withPersonal } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 
 let ctx: TestContext;
@@ -37,10 +37,14 @@ describe('creating users', () => {
     const audit = await ctx.db.selectFrom('audit_entries').selectAll().where('target_id', '=', user.id).execute();
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ action: 'user.created', outcome: 'applied', actor_role: 'OWNER', request_id: res.headers['x-request-id'] });
-    const events = await ctx.db.selectFrom('events').selectAll().where('user_id', '=', user.id).execute();
-    expect(events).toHaveLength(1);
-    expect(events[0]!.type).toBe('user.created');
-    expect((events[0]!.data as { user: { id: string } }).user.id).toBe(user.id);
+    const stored = await ctx.db.selectFrom('events').selectAll().where('user_id', '=', user.id).execute();
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.type).toBe('user.created');
+    // The personal part is sealed at rest and opens with the user's key.
+    expect(JSON.stringify(stored[0]!.data)).not.toContain(body.email);
+    expect(stored[0]!.personal_enc).toMatch(/^kc1\./);
+    const [event] = await withPersonal(ctx, stored);
+    expect((event!.data as { user: { id: string; email: string } }).user).toMatchObject({ id: user.id, email: body.email });
   });
 
   it('creates a business with its own fields and none of an individual’s', async () => {

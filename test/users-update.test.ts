@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTenantContext, client, createKey, type Client, type TestContext } from './helpers/app.js';
+import { openTenantContext, client, createKey, type Client, type TestContext, withPersonal } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 
 let ctx: TestContext;
@@ -14,7 +14,7 @@ async function newUser(body: Record<string, unknown> = individual()) {
   return res.json();
 }
 const row = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-const events = (id: string) => ctx.db.selectFrom('events').selectAll().where('user_id', '=', id).orderBy('seq').execute();
+const events = async (id: string) => withPersonal(ctx, await ctx.db.selectFrom('events').selectAll().where('user_id', '=', id).orderBy('seq').execute());
 const audits = (id: string) => ctx.db.selectFrom('audit_entries').selectAll().where('user_id', '=', id).orderBy('seq').execute();
 
 describe('updating users with JSON Merge Patch', () => {

@@ -47,6 +47,12 @@ export interface UsersTable {
   updated_at: Timestamp;
   search_text: ColumnType<string, never, never>;
   pending_changes: ColumnType<PendingChange[], string | undefined, string>;
+  external_ref_hash: string | null;
+  legal_hold: Generated<boolean>;
+  legal_hold_reason: string | null;
+  erasure_requested_at: Date | null;
+  erasure_scheduled_for: Date | null;
+  erased_at: Date | null;
 }
 
 /** The summary of a pending change request kept on the user row. */
@@ -62,7 +68,8 @@ export interface ChangeRequestsTable {
   id: string;
   user_id: string;
   status: string;
-  changes: Json<Record<string, { from: unknown; to: unknown }>>;
+  fields: string[];
+  changes_enc: string | null;
   requested_by_key_id: string | null;
   requested_by_role: string | null;
   request_id: string | null;
@@ -83,6 +90,7 @@ export interface VerificationsTable {
   provider: string;
   provider_ref: string | null;
   identity: Json;
+  identity_enc: string | null;
   kyc_status_before: string;
   kyc_status_after: string;
   recorded_by_key_id: string | null;
@@ -107,6 +115,17 @@ export interface AuditEntriesTable {
   request_id: string | null;
   ip: string | null;
   details: Json;
+  personal_enc: string | null;
+}
+
+export interface UserKeysTable {
+  tenant_id: string;
+  user_id: string;
+  key_id: string;
+  wrapped_key: Buffer | null;
+  master_key_id: string;
+  created_at: Generated<Date>;
+  destroyed_at: Date | null;
 }
 
 export interface EventsTable {
@@ -119,6 +138,7 @@ export interface EventsTable {
   actor_key_id: string | null;
   request_id: string | null;
   data: Json;
+  personal_enc: string | null;
 }
 
 export interface StatusChangesTable {
@@ -145,6 +165,7 @@ export interface Database {
   change_requests: ChangeRequestsTable;
   verifications: VerificationsTable;
   status_changes: StatusChangesTable;
+  user_keys: UserKeysTable;
 }
 
 export type Db = Kysely<Database>;

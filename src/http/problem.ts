@@ -3,6 +3,7 @@
 // no client ever sees a bare 500 or a stack trace.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, TITLES, type FieldError } from './errors.js';
+import { DecryptError } from '../crypto/keyring.js';
 
 type AjvError = { instancePath: string; keyword: string; params: Record<string, unknown>; message?: string };
 
@@ -89,6 +90,9 @@ function toAppError(err: FastifyError & { validation?: AjvError[]; validationCon
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AppError(400, 'request.invalid_content_length', 'Content-Length does not match the body.');
   }
+  if (err instanceof DecryptError) {
+    return new AppError(500, 'data.integrity', 'A stored value failed its integrity check; it was not returned.');
+  }
   if (err instanceof SyntaxError) return new AppError(400, 'request.malformed_json', 'The body is not valid JSON.');
   // Two transactions that each waited for the other: one was chosen to fail. Safe to retry.
   if (err.code === '40P01' || err.code === '40001') {
@@ -145,7 +149,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const known = toAppError(error);
     if (known) {
-      if (known.status >= 500 || known.code === 'request.invalid_value') req.log.warn({ err: error }, 'request failed: %s', known.code);
+      if (known.status >= 500 || known.code === 'request.invalid_value') req.log.error({ err: error }, 'request failed: %s', known.code);
       return sendProblem(req, reply, known);
     }
     req.log.error({ err: error }, 'unexpected error');

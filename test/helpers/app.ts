@@ -2,6 +2,8 @@
 import { inject } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
+import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
+import { mergePersonal, openPersonal } from '../../src/modules/events/personal.js';
 import { createDb, type Db } from '../../src/db/database.js';
 import { createDatabaseFromTemplate } from './databases.js';
 import { createTenantsService } from '../../src/modules/tenants/tenants.service.js';
@@ -12,6 +14,7 @@ import type { Role } from '../../src/modules/api-keys/roles.js';
 export interface TestContext {
   app: FastifyInstance;
   db: Db;
+  keyring: Keyring;
   databaseUrl: string;
   close(): Promise<void>;
 }
@@ -19,11 +22,13 @@ export interface TestContext {
 export async function createTestContext(): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
   const db = createDb(database.url, { max: 10 });
-  const app = await buildApp({ db, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const keyring = createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') });
+  const app = await buildApp({ db, keyring, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent' });
   await app.ready();
   return {
     app,
     db,
+    keyring,
     databaseUrl: database.url,
     close: async () => {
       await app.close();
@@ -85,4 +90,14 @@ export async function openTenantContext() {
   const ctx = await createTestContext();
   const t = await createTenant(ctx.db);
   return { ctx, api: client(ctx.app, t.ownerKey), ...t };
+}
+
+/** Event (or audit) rows read from the database with their sealed personal part opened, as the API shows them. */
+export async function withPersonal<R extends { tenant_id: string; user_id: string | null; personal_enc: string | null; data?: unknown; details?: unknown }>(
+  ctx: TestContext,
+  rows: R[],
+): Promise<Array<R & { data: Record<string, unknown> }>> {
+  if (rows.length === 0) return [];
+  const opened = await openPersonal(ctx.keyring, rows[0]!.tenant_id, rows);
+  return rows.map((r, i) => ({ ...r, data: mergePersonal((r.data ?? {}) as Record<string, unknown>, opened[i]) }));
 }

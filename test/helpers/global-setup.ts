@@ -1,4 +1,5 @@
 import os from 'node:os';
+import crypto from 'node:crypto';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
@@ -12,6 +13,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     pgServerUrl: string;
     templateDb: string;
+    masterKey: string;
   }
 }
 
@@ -34,6 +36,7 @@ export default async function setup(project: TestProject) {
 
   project.provide('pgServerUrl', serverUrl);
   project.provide('templateDb', templateDb);
+  project.provide('masterKey', crypto.randomBytes(32).toString('base64'));
 
   return async () => {
     await adminQuery(serverUrl, `drop database if exists ${templateDb} with (force)`).catch(() => undefined);

@@ -1,12 +1,14 @@
 // Runs the real CLI (the same entry point `npm run kyclo` uses) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { inject } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ENTRY = ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')];
 
+/** The environment of a child kyclo: this one, quieter, with the test run's master key unless overridden. */
 export function cliEnv(overrides: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', KYCLO_MASTER_KEY: inject('masterKey') };
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -5,6 +5,8 @@ import type { Selectable } from 'kysely';
 import type { AuditEntriesTable, Db } from '../../db/database.js';
 import { AUTH_ERRORS, Cursor, Token, errors, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { openPersonal } from '../events/personal.js';
 
 const AuditEntry = Type.Object({
   id: Type.String(),
@@ -19,6 +21,7 @@ const AuditEntry = Type.Object({
   request_id: Nullable(Type.String()),
   ip: Nullable(Type.String()),
   details: Type.Record(Type.String(), Type.Unknown()),
+  values: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'Personal values the change carried (previous/current…), decrypted; null after erasure' })),
 });
 
 const AuditQuery = Type.Object(
@@ -34,7 +37,7 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const toAuditEntry = (r: Selectable<AuditEntriesTable>) => ({
+const toAuditEntry = (r: Selectable<AuditEntriesTable>, values: Record<string, unknown> | undefined | null) => ({
   id: r.id,
   seq: String(r.seq),
   occurred_at: r.occurred_at.toISOString(),
@@ -47,9 +50,11 @@ const toAuditEntry = (r: Selectable<AuditEntriesTable>) => ({
   request_id: r.request_id,
   ip: r.ip,
   details: r.details,
+  // Old and new personal values: readable while the user's data key exists, null after erasure.
+  values: values ?? null,
 });
 
-export async function listAudit(db: Db, tenantId: string, q: Static<typeof AuditQuery>) {
+export async function listAudit(db: Db, keyring: Keyring, tenantId: string, q: Static<typeof AuditQuery>) {
   const limit = q.limit ?? 50;
   const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
   let query = db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId);
@@ -60,10 +65,12 @@ export async function listAudit(db: Db, tenantId: string, q: Static<typeof Audit
   if (q.from) query = query.where('occurred_at', '>=', new Date(q.from));
   if (q.to) query = query.where('occurred_at', '<', new Date(q.to));
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
-  return toPage(rows, limit, toAuditEntry, (r) => ({ seq: String(r.seq) }));
+  const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
+  const values = await openPersonal(keyring, tenantId, page.data);
+  return { data: page.data.map((r, i) => toAuditEntry(r, values[i])), next_cursor: page.next_cursor };
 }
 
-export function auditRoutes(db: Db) {
+export function auditRoutes(db: Db, keyring: Keyring) {
   return async (app: FastifyInstance) => {
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit-events', {
       config: { permission: 'audit:read' },
@@ -74,7 +81,7 @@ export function auditRoutes(db: Db) {
         querystring: AuditQuery,
         response: { 200: ListOf(AuditEntry), ...errors(...AUTH_ERRORS) },
       },
-      handler: async (req) => listAudit(db, req.actor.tenantId, req.query) as never,
+      handler: async (req) => listAudit(db, keyring, req.actor.tenantId, req.query) as never,
     });
   };
 }

@@ -12,12 +12,17 @@ export interface AuditInput {
   userId?: string | null;
   changedFields?: string[];
   details?: Record<string, unknown>;
+  /** Personal values (old and new), sealed with the user's data key. */
+  personal?: string | null;
 }
 
 export interface EventInput {
   type: string;
   userId: string | null;
+  /** What anyone with the event may read: ids, field names, statuses. */
   data: Record<string, unknown>;
+  /** The personal part of the payload, sealed with the user's data key; merged into data on read. */
+  personal?: string | null;
 }
 
 function auditRow(actor: Actor, a: AuditInput) {
@@ -36,6 +41,7 @@ function auditRow(actor: Actor, a: AuditInput) {
     request_id: actor.requestId,
     ip: actor.ip,
     details: JSON.stringify(a.details ?? {}),
+    personal_enc: a.personal ?? null,
   };
 }
 
@@ -60,6 +66,7 @@ export async function recordChange(
     actor_key_id: actor.keyId,
     request_id: actor.requestId,
     data: JSON.stringify(e.data),
+    personal_enc: e.personal ?? null,
   }));
   await tx
     .with('audit', (db) => db.insertInto('audit_entries').values(a).returning('id'))

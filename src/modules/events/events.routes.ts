@@ -7,8 +7,14 @@ import type { EventsTable } from '../../db/database.js';
 import { AUTH_ERRORS, Cursor, Token, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { mergePersonal, openPersonal } from './personal.js';
 
-export const EVENT_TYPES = ['user.created', 'user.updated'] as const;
+export const EVENT_TYPES = [
+  'user.created', 'user.updated', 'user.kyc_status_changed', 'user.verification_recorded', 'user.change_requested',
+  'user.change_approved', 'user.change_rejected', 'user.status_changed', 'user.closed', 'user.erasure_scheduled',
+  'user.erased', 'policy.updated',
+] as const;
 
 const Event = Type.Object({
   id: Type.String(),
@@ -30,17 +36,23 @@ const EventsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const toEvent = (r: Selectable<EventsTable>) => ({
+const toEvent = (r: Selectable<EventsTable>, personal: Record<string, unknown> | undefined | null) => ({
   id: r.id,
   type: r.type,
   created_at: r.occurred_at.toISOString(),
   user_id: r.user_id,
   actor_key_id: r.actor_key_id,
   request_id: r.request_id,
-  data: r.data,
+  data: mergePersonal(r.data, personal),
 });
 
-async function listEvents(db: Db, tenantId: string, q: Static<typeof EventsQuery>) {
+/** Events as the API shows them: the personal part opened with each user's key. */
+async function views(keyring: Keyring, tenantId: string, rows: Array<Selectable<EventsTable>>) {
+  const personal = await openPersonal(keyring, tenantId, rows);
+  return rows.map((r, i) => toEvent(r, personal[i]));
+}
+
+async function listEvents(db: Db, keyring: Keyring, tenantId: string, q: Static<typeof EventsQuery>) {
   const limit = q.limit ?? 50;
   const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
   let query = db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId);
@@ -48,10 +60,11 @@ async function listEvents(db: Db, tenantId: string, q: Static<typeof EventsQuery
   if (q.type) query = query.where('type', '=', q.type);
   if (q.user_id) query = query.where('user_id', '=', q.user_id);
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
-  return toPage(rows, limit, toEvent, (r) => ({ seq: String(r.seq) }));
+  const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
+  return { data: await views(keyring, tenantId, page.data), next_cursor: page.next_cursor };
 }
 
-export function eventRoutes(db: Db) {
+export function eventRoutes(db: Db, keyring: Keyring) {
   return async (app: FastifyInstance) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     r.get('/v1/events', {
@@ -63,7 +76,7 @@ export function eventRoutes(db: Db) {
         querystring: EventsQuery,
         response: { 200: ListOf(Event), ...errors(...AUTH_ERRORS) },
       },
-      handler: async (req) => listEvents(db, req.actor.tenantId, req.query),
+      handler: async (req) => listEvents(db, keyring, req.actor.tenantId, req.query),
     });
     r.get('/v1/events/:id', {
       config: { permission: 'events:manage' },
@@ -77,7 +90,7 @@ export function eventRoutes(db: Db) {
       handler: async (req) => {
         const row = await db.selectFrom('events').selectAll().where('tenant_id', '=', req.actor.tenantId).where('id', '=', req.params.id).executeTakeFirst();
         if (!row) throw notFound('event', req.params.id);
-        return toEvent(row);
+        return (await views(keyring, req.actor.tenantId, [row]))[0]!;
       },
     });
   };

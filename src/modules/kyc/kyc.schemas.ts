@@ -45,7 +45,7 @@ export const Verification = Type.Object({
   level: Nullable(Type.Integer()),
   provider: Type.String(),
   provider_ref: Nullable(Type.String()),
-  identity: Type.Record(Type.String(), Type.Unknown()),
+  identity: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'The identity snapshot; null once the user is erased' })),
   kyc_status_before: Type.String(),
   kyc_status_after: Type.String(),
   recorded_by_key_id: Nullable(Type.String()),

@@ -11,17 +11,20 @@ import { recordChange, type EventInput } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { IDENTITY_FIELD } from '../events/personal.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
 
-const toVerification = (r: Selectable<VerificationsTable>) => ({
+/** identity is null once the user's data key is destroyed (erased). */
+const toVerification = (r: Selectable<VerificationsTable>, identity: Record<string, unknown> | undefined) => ({
   id: r.id,
   user_id: r.user_id,
   result: r.result as 'approved' | 'rejected' | 'review',
   level: r.level,
   provider: r.provider,
   provider_ref: r.provider_ref,
-  identity: r.identity,
+  identity: identity ?? null,
   kyc_status_before: r.kyc_status_before,
   kyc_status_after: r.kyc_status_after,
   recorded_by_key_id: r.recorded_by_key_id,
@@ -29,7 +32,7 @@ const toVerification = (r: Selectable<VerificationsTable>) => ({
   created_at: r.created_at.toISOString(),
 });
 
-export function createKycService({ db }: { db: Db }) {
+export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async record(actor: Actor, userId: string, input: RecordVerificationInput) {
       return db.transaction().execute(async (tx) => {
@@ -42,7 +45,8 @@ export function createKycService({ db }: { db: Db }) {
           .insertInto('verifications')
           .values({
             tenant_id: actor.tenantId, id, user_id: userId, result: input.result, level: input.level ?? null,
-            provider: input.provider, provider_ref: input.provider_ref ?? null, identity: JSON.stringify(input.identity ?? {}),
+            provider: input.provider, provider_ref: input.provider_ref ?? null,
+            identity: '{}', identity_enc: await keyring.seal(tx, actor.tenantId, userId, IDENTITY_FIELD, input.identity ?? {}),
             kyc_status_before: user.kyc_status, kyc_status_after: to, recorded_by_key_id: actor.keyId, request_id: actor.requestId,
           })
           .returningAll()
@@ -67,7 +71,7 @@ export function createKycService({ db }: { db: Db }) {
           },
           events,
         );
-        return toVerification(row);
+        return toVerification(row, input.identity ?? {});
       });
     },
 
@@ -78,7 +82,15 @@ export function createKycService({ db }: { db: Db }) {
       let query = db.selectFrom('verifications').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
       if (before) query = query.where('id', '<', before.id);
       const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
-      return toPage(rows, limit, toVerification, (r) => ({ id: r.id }));
+      const page = toPage(rows, limit, (r) => r, (r) => ({ id: r.id }));
+      const identities = await keyring.openMany(
+        actor.tenantId,
+        page.data.map((r) => ({ userId: r.user_id, field: IDENTITY_FIELD, envelope: r.identity_enc ?? '' })),
+      );
+      return {
+        data: page.data.map((r, i) => toVerification(r, r.identity_enc ? (identities[i] as Record<string, unknown> | undefined) : r.identity)),
+        next_cursor: page.next_cursor,
+      };
     },
   };
 }

@@ -5,9 +5,9 @@ export type ChangeRequestRow = Selectable<ChangeRequestsTable>;
 
 export async function insert(
   tx: Tx,
-  row: { tenant_id: string; id: string; user_id: string; changes: Record<string, { from: unknown; to: unknown }>; requested_by_key_id: string | null; requested_by_role: string | null; request_id: string | null },
+  row: { tenant_id: string; id: string; user_id: string; fields: string[]; changes_enc: string; requested_by_key_id: string | null; requested_by_role: string | null; request_id: string | null },
 ) {
-  await tx.insertInto('change_requests').values({ ...row, status: 'pending', changes: JSON.stringify(row.changes) }).execute();
+  await tx.insertInto('change_requests').values({ ...row, status: 'pending' }).execute();
 }
 
 export async function get(db: Db | Tx, tenantId: string, id: string) {

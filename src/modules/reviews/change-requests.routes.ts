@@ -10,9 +10,12 @@ const ChangeRequest = Type.Object({
   id: Type.String(),
   user_id: Type.String(),
   status: Status,
-  changes: Type.Record(Type.String(), Type.Object({ from: Type.Unknown(), to: Type.Unknown() }), {
-    description: 'By dotted field name: the value when requested and the proposed one',
-  }),
+  fields: Type.Array(Type.String()),
+  changes: Nullable(
+    Type.Record(Type.String(), Type.Object({ from: Type.Unknown(), to: Type.Unknown() }), {
+      description: 'By dotted field name: the value when requested and the proposed one; null once the user is erased',
+    }),
+  ),
   requested_by: Who,
   request_id: Nullable(Type.String()),
   created_at: Type.String({ format: 'date-time' }),

@@ -12,13 +12,19 @@ import { deepEqual, valueAt } from '../users/merge-patch.js';
 import * as repo from './change-requests.repo.js';
 import type { ChangeRequestRow } from './change-requests.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 
-export function toChangeRequest(r: ChangeRequestRow) {
+type Changes = Record<string, { from: unknown; to: unknown }>;
+
+/** `changes` is null once the user's data key is destroyed (erased): the values are gone for good. */
+export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefined) {
   return {
     id: r.id,
     user_id: r.user_id,
     status: r.status as 'pending' | 'approved' | 'rejected' | 'cancelled',
-    changes: r.changes,
+    fields: r.fields,
+    changes: changes ?? null,
     requested_by: { key_id: r.requested_by_key_id, role: r.requested_by_role },
     request_id: r.request_id,
     created_at: r.created_at.toISOString(),
@@ -29,7 +35,15 @@ export function toChangeRequest(r: ChangeRequestRow) {
   };
 }
 
-export function createChangeRequestsService({ db }: { db: Db }) {
+export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: Keyring }) {
+  async function views(tenantId: string, rows: ChangeRequestRow[]) {
+    const opened = await keyring.openMany(
+      tenantId,
+      rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })),
+    );
+    return rows.map((r, i) => toChangeRequest(r, r.changes_enc ? (opened[i] as Changes | undefined) : undefined));
+  }
+
   /**
    * Locks the user, then the request (the order every writer uses: a PATCH or a close locks the user
    * row first), and refuses a request that is not pending, of a closed user, or decided by its requester.
@@ -55,14 +69,15 @@ export function createChangeRequestsService({ db }: { db: Db }) {
     async get(actor: Actor, id: string) {
       const cr = await repo.get(db, actor.tenantId, id);
       if (!cr) throw notFound('change_request', id);
-      return toChangeRequest(cr);
+      return (await views(actor.tenantId, [cr]))[0]!;
     },
 
     async list(actor: Actor, q: { status?: string; user_id?: string; limit?: number; cursor?: string }) {
       const limit = q.limit ?? 50;
       const after = decodeCursor(q.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, { status: q.status, userId: q.user_id, afterId: after?.id ?? null, limit });
-      return toPage(rows, limit, toChangeRequest, (r) => ({ id: r.id }));
+      const page = toPage(rows, limit, (r) => r, (r) => ({ id: r.id }));
+      return { data: await views(actor.tenantId, page.data), next_cursor: page.next_cursor };
     },
 
     async listForUser(actor: Actor, userId: string, q: { status?: string; limit?: number; cursor?: string }) {
@@ -73,31 +88,33 @@ export function createChangeRequestsService({ db }: { db: Db }) {
     async approve(actor: Actor, id: string, input: { note?: string }) {
       return db.transaction().execute(async (tx) => {
         const { cr, user } = await lockPending(tx, actor, id);
+        const changes = (await keyring.open(actor.tenantId, user.id, CHANGES_FIELD, cr.changes_enc!)) as Changes;
         const doc = documentOf(user);
-        const fields = Object.keys(cr.changes);
-        const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), cr.changes[f]!.from ?? null));
+        const fields = cr.fields;
+        const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), changes[f]!.from ?? null));
         if (stale.length) {
           throw new AppError(409, 'change_request.stale', `These fields changed since the request was made: ${stale.join(', ')}. Nothing was applied.`, {
             fields: stale,
           });
         }
-        const previous = Object.fromEntries(fields.map((f) => [f, cr.changes[f]!.from ?? null]));
-        const current = Object.fromEntries(fields.map((f) => [f, cr.changes[f]!.to ?? null]));
+        const previous = Object.fromEntries(fields.map((f) => [f, changes[f]!.from ?? null]));
+        const current = Object.fromEntries(fields.map((f) => [f, changes[f]!.to ?? null]));
         const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
           ...applyValues(user, current),
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
         });
         const decided = await repo.decide(tx, actor.tenantId, id, { status: 'approved', keyId: actor.keyId, role: actor.role, reason: null, note: input.note ?? null });
-        const data = { user_id: user.id, change_request_id: id, changed_fields: fields, previous, current };
+        const data = { user_id: user.id, change_request_id: id, changed_fields: fields };
+        const personal = await keyring.seal(tx, actor.tenantId, user.id, PERSONAL_FIELD, { previous, current });
         await recordChange(
           tx, actor,
-          { action: 'change_request.approved', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { note: input.note ?? null } },
+          { action: 'change_request.approved', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { note: input.note ?? null }, personal },
           [
-            { type: 'user.change_approved', userId: user.id, data },
-            { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version } },
+            { type: 'user.change_approved', userId: user.id, data, personal },
+            { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version }, personal },
           ],
         );
-        return toChangeRequest(decided);
+        return toChangeRequest(decided, changes);
       });
     },
 
@@ -108,13 +125,13 @@ export function createChangeRequestsService({ db }: { db: Db }) {
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
         });
         const decided = await repo.decide(tx, actor.tenantId, id, { status: 'rejected', keyId: actor.keyId, role: actor.role, reason: input.reason, note: input.note ?? null });
-        const fields = Object.keys(cr.changes);
+        const fields = cr.fields;
         await recordChange(
           tx, actor,
           { action: 'change_request.rejected', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { reason: input.reason, note: input.note ?? null } },
           { type: 'user.change_rejected', userId: user.id, data: { user_id: user.id, change_request_id: id, fields, reason: input.reason } },
         );
-        return toChangeRequest(decided);
+        return (await views(actor.tenantId, [decided]))[0]!;
       });
     },
   };

@@ -7,7 +7,8 @@ export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
 const COLUMNS = [
   'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at',
   'kyc_status', 'kyc_level', 'kyc_verified_at', 'profile', 'metadata', 'tags', 'pending_changes', 'version',
-  'created_at', 'updated_at',
+  'created_at', 'updated_at', 'external_ref_hash', 'legal_hold', 'legal_hold_reason', 'erasure_requested_at',
+  'erasure_scheduled_for', 'erased_at',
 ] as const;
 
 export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {

@@ -18,6 +18,8 @@ import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 
 export { toUserView } from './user-view.js';
@@ -27,7 +29,7 @@ function assertValid(values: JsonObject): void {
   if (errors.length) throw validationFailed(errors);
 }
 
-export function createUsersService({ db }: { db: Db }) {
+export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }) {
   /** A denied change is audited (outcome denied, no event) and refused with 422, nothing applied. */
   async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
     const errors: FieldError[] = denied.map((d) => ({ field: d.field, code: 'denied', message: d.reason ?? 'cannot be changed' }));
@@ -66,11 +68,12 @@ export function createUsersService({ db }: { db: Db }) {
     if (!u) return undefined;
     if (plan.applied) {
       const { fields, previous, current } = plan.applied;
+      const personal = await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { previous, current });
       await recordChange(
         tx, actor,
-        { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: fields, details: { review_required: plan.review } },
+        { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: fields, details: { review_required: plan.review }, personal },
         [
-          { type: 'user.updated', userId: u.id, data: { user_id: u.id, version: u.version, changed_fields: fields, previous, current } },
+          { type: 'user.updated', userId: u.id, data: { user_id: u.id, version: u.version, changed_fields: fields }, personal },
           ...(plan.review
             ? [{ type: 'user.kyc_status_changed', userId: u.id, data: { user_id: u.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields: plan.reviewFields } }]
             : []),
@@ -79,15 +82,16 @@ export function createUsersService({ db }: { db: Db }) {
     }
     if (plan.approval && crId) {
       const { fields, proposed, base } = plan.approval;
+      const changesEnc = await keyring.seal(tx, actor.tenantId, u.id, CHANGES_FIELD, Object.fromEntries(fields.map((f) => [f, { from: base[f], to: proposed[f] }])));
       await changeRequests.insert(tx, {
-        tenant_id: actor.tenantId, id: crId, user_id: u.id,
-        changes: Object.fromEntries(fields.map((f) => [f, { from: base[f], to: proposed[f] }])),
+        tenant_id: actor.tenantId, id: crId, user_id: u.id, fields, changes_enc: changesEnc,
         requested_by_key_id: actor.keyId, requested_by_role: actor.role, request_id: actor.requestId,
       });
+      const personal = await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { proposed });
       await recordChange(
         tx, actor,
-        { action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: u.id, changedFields: fields },
-        { type: 'user.change_requested', userId: u.id, data: { user_id: u.id, change_request_id: crId, fields, proposed } },
+        { action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: u.id, changedFields: fields, personal },
+        { type: 'user.change_requested', userId: u.id, data: { user_id: u.id, change_request_id: crId, fields }, personal },
       );
     }
     return u;
@@ -129,7 +133,7 @@ export function createUsersService({ db }: { db: Db }) {
         await recordChange(
           tx, actor,
           { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
-          { type: 'user.created', userId: id, data: { user } },
+          { type: 'user.created', userId: id, data: { user_id: id, type: user.type }, personal: await keyring.seal(tx, actor.tenantId, id, PERSONAL_FIELD, { user }) },
         );
         return user;
       });

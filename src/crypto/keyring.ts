@@ -1,0 +1,135 @@
+// Envelope encryption of personal data. Each user has a data key (AES-256-GCM), stored only wrapped
+// by the master key. Every ciphertext carries its key id, and its AAD binds tenant, user and field,
+// so a ciphertext copied into another user's row (or another field) fails to open. Destroying a
+// user's data key makes every copy of their sensitive values unreadable, backups included.
+import crypto from 'node:crypto';
+import type { Db, Tx } from '../db/database.js';
+
+const VERSION = 'kc1';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface Sealed {
+  userId: string;
+  field: string;
+  envelope: string;
+}
+
+export class DecryptError extends Error {}
+
+function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): { iv: Buffer; body: Buffer } {
+  const iv = crypto.randomBytes(IV_BYTES);
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  return { iv, body };
+}
+
+function gcmOpen(key: Buffer, iv: Buffer, body: Buffer, aad: string): Buffer {
+  if (body.length < TAG_BYTES) throw new DecryptError('ciphertext too short');
+  const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+  try {
+    return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    throw new DecryptError('ciphertext does not open with this key, tenant, user and field');
+  }
+}
+
+const dataAad = (tenantId: string, userId: string, field: string) => `kyclo:${tenantId}:${userId}:${field}`;
+const wrapAad = (tenantId: string, userId: string, keyId: string) => `kyclo-data-key:${tenantId}:${userId}:${keyId}`;
+
+/** A short public id of the master key, stored with each wrapped key so a rotation can find them. */
+export const masterKeyId = (master: Buffer) => `mk_${crypto.createHash('sha256').update(master).digest('hex').slice(0, 12)}`;
+
+export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) {
+  if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
+  const mkId = masterKeyId(masterKey);
+
+  const unwrap = (tenantId: string, userId: string, keyId: string, wrapped: Buffer) =>
+    gcmOpen(masterKey, wrapped.subarray(0, IV_BYTES), wrapped.subarray(IV_BYTES), wrapAad(tenantId, userId, keyId));
+
+  /** The user's data key, created on first use inside the caller's transaction. */
+  async function dataKey(tx: Tx, tenantId: string, userId: string): Promise<{ keyId: string; key: Buffer }> {
+    const existing = await tx
+      .selectFrom('user_keys').select(['key_id', 'wrapped_key'])
+      .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
+      .executeTakeFirst();
+    if (existing?.wrapped_key) return { keyId: existing.key_id, key: unwrap(tenantId, userId, existing.key_id, existing.wrapped_key) };
+    const keyId = `dk_${crypto.randomBytes(8).toString('hex')}`;
+    const key = crypto.randomBytes(32);
+    const { iv, body } = gcmSeal(masterKey, key, wrapAad(tenantId, userId, keyId));
+    const inserted = await tx
+      .insertInto('user_keys')
+      .values({ tenant_id: tenantId, user_id: userId, key_id: keyId, wrapped_key: Buffer.concat([iv, body]), master_key_id: mkId })
+      .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doNothing())
+      .returning('key_id')
+      .executeTakeFirst();
+    if (inserted) return { keyId, key };
+    return dataKey(tx, tenantId, userId); // another transaction created it first
+  }
+
+  /** Keys of several users at once (for a page of events); destroyed keys are absent. */
+  async function keysOf(tenantId: string, userIds: string[]): Promise<Map<string, { keyId: string; key: Buffer }>> {
+    const out = new Map<string, { keyId: string; key: Buffer }>();
+    const ids = [...new Set(userIds)];
+    if (ids.length === 0) return out;
+    const rows = await db
+      .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
+      .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null)
+      .execute();
+    for (const r of rows) if (r.wrapped_key) out.set(r.user_id, { keyId: r.key_id, key: unwrap(tenantId, r.user_id, r.key_id, r.wrapped_key) });
+    return out;
+  }
+
+  function openWith(key: { keyId: string; key: Buffer } | undefined, tenantId: string, userId: string, field: string, envelope: string): unknown {
+    const [version, keyId, iv, body] = envelope.split('.');
+    if (version !== VERSION || !keyId || !iv || !body) throw new DecryptError('not a Kyclo ciphertext');
+    if (!key || key.keyId !== keyId) return undefined; // the key was destroyed: the value is gone for good
+    const plain = gcmOpen(key.key, Buffer.from(iv, 'base64url'), Buffer.from(body, 'base64url'), dataAad(tenantId, userId, field));
+    return JSON.parse(plain.toString('utf8'));
+  }
+
+  return {
+    async seal(tx: Tx, tenantId: string, userId: string, field: string, value: unknown): Promise<string> {
+      const { keyId, key } = await dataKey(tx, tenantId, userId);
+      const { iv, body } = gcmSeal(key, Buffer.from(JSON.stringify(value)), dataAad(tenantId, userId, field));
+      return [VERSION, keyId, iv.toString('base64url'), body.toString('base64url')].join('.');
+    },
+
+    /** Opens one value; undefined when the user's key has been destroyed (erased). */
+    async open(tenantId: string, userId: string, field: string, envelope: string): Promise<unknown> {
+      const keys = await keysOf(tenantId, [userId]);
+      return openWith(keys.get(userId), tenantId, userId, field, envelope);
+    },
+
+    /**
+     * Opens many values with one key lookup; each result is undefined where the key is gone, or where
+     * the ciphertext does not open (tampered, or copied from another user or field): a list shows such
+     * a value as unreadable rather than failing whole. `onError` hears about the latter.
+     */
+    async openMany(tenantId: string, items: Sealed[], onError: (err: DecryptError, item: Sealed) => void = () => undefined): Promise<unknown[]> {
+      const keys = await keysOf(tenantId, items.map((i) => i.userId));
+      return items.map((i) => {
+        try {
+          return openWith(keys.get(i.userId), tenantId, i.userId, i.field, i.envelope);
+        } catch (err) {
+          if (!(err instanceof DecryptError)) throw err;
+          onError(err, i);
+          return undefined;
+        }
+      });
+    },
+
+    /** Crypto-shredding: the wrapped key is deleted; the row stays as a record that it existed. */
+    async destroy(tx: Tx, tenantId: string, userId: string): Promise<void> {
+      await tx
+        .updateTable('user_keys').set({ wrapped_key: null, destroyed_at: new Date() })
+        .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
+        .execute();
+    },
+  };
+}
+
+export type Keyring = ReturnType<typeof createKeyring>;

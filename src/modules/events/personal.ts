@@ -1,0 +1,29 @@
+// The personal part of an event or audit payload (values of a user's fields) is sealed with that
+// user's data key under one field name; reads merge it back. Once the key is destroyed the payload
+// keeps only what was never personal (ids, field names, statuses) and says it was redacted.
+import type { Keyring } from '../../crypto/keyring.js';
+
+export const PERSONAL_FIELD = 'event.personal';
+export const CHANGES_FIELD = 'change_request.changes';
+export const IDENTITY_FIELD = 'verification.identity';
+
+export interface WithPersonal {
+  user_id: string | null;
+  personal_enc: string | null;
+}
+
+/** The personal parts of many rows, opened with one key lookup; undefined where there is none or it is gone. */
+export async function openPersonal(keyring: Keyring, tenantId: string, rows: WithPersonal[]): Promise<Array<Record<string, unknown> | undefined | null>> {
+  const sealed = rows.map((r, i) => ({ i, userId: r.user_id, envelope: r.personal_enc })).filter((x) => x.userId && x.envelope);
+  const opened = await keyring.openMany(tenantId, sealed.map((x) => ({ userId: x.userId!, field: PERSONAL_FIELD, envelope: x.envelope! })));
+  const out: Array<Record<string, unknown> | undefined | null> = rows.map(() => null);
+  sealed.forEach((x, j) => (out[x.i] = opened[j] as Record<string, unknown> | undefined));
+  return out;
+}
+
+/** data + its personal part; `redacted: true` where the personal part can no longer be read. */
+export function mergePersonal(data: Record<string, unknown>, personal: Record<string, unknown> | undefined | null) {
+  if (personal === null) return data;
+  if (personal === undefined) return { ...data, redacted: true };
+  return { ...data, ...personal };
+}
