@@ -27,17 +27,23 @@ import { createChangeRequestsService } from './modules/reviews/change-requests.s
 import { changeRequestRoutes } from './modules/reviews/change-requests.routes.js';
 import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
 import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
+import { createErasureService } from './modules/erasure/erasure.service.js';
+import { createExportService } from './modules/erasure/export.service.js';
+import { erasureRoutes } from './modules/erasure/erasure.routes.js';
+import { startRetentionSweeper } from './workers/retention.js';
 
 export interface AppDeps {
   db: Db;
   keyring: Keyring;
   logLevel?: string;
+  /** How often this process sweeps due erasures; 0 turns the sweeper off (tests run it by hand). */
+  retentionIntervalSeconds?: number;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ db, keyring, logLevel = 'info' }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ db, keyring, logLevel = 'info', retentionIntervalSeconds = 0 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -94,7 +100,12 @@ export async function buildApp({ db, keyring, logLevel = 'info' }: AppDeps): Pro
   await app.register(policyRoutes(createPolicyService({ db })));
   await app.register(kycRoutes(createKycService({ db, keyring })));
   await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring })));
-  await app.register(lifecycleRoutes(createLifecycleService({ db })));
+  const lifecycle = createLifecycleService({ db });
+  const erasure = createErasureService({ db, lifecycle });
+  await app.register(lifecycleRoutes(lifecycle));
+  await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
+  const stopSweeper = startRetentionSweeper(erasure, { intervalSeconds: retentionIntervalSeconds, log: app.log });
+  app.addHook('onClose', stopSweeper);
 
   const ops = { tags: ['Operations'], security: [] };
   app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));

@@ -14,6 +14,7 @@ export const EnvSchema = Type.Object({
   KYCLO_DATA_DIR: Type.String({ minLength: 1 }),
   KYCLO_MASTER_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=?$' })),
   LOG_LEVEL: LogLevel,
+  KYCLO_RETENTION_INTERVAL_SECONDS: Type.Integer({ minimum: 0, maximum: 86400 }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -27,6 +28,7 @@ export interface Config {
   /** Base64 of 32 bytes; see crypto/master-key.ts for where it comes from when unset. */
   masterKey: string | undefined;
   logLevel: string;
+  retentionIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -40,15 +42,16 @@ const check = Compile(EnvSchema);
 /** Reads the environment; empty strings count as unset so `FOO= kyclo serve` means the default. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const pick = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
-  const portRaw = pick('PORT') ?? '3000';
+  const intOrRaw = (v: string) => (/^\d+$/.test(v) ? Number(v) : v);
   const raw: Record<string, unknown> = {
-    PORT: /^\d+$/.test(portRaw) ? Number(portRaw) : portRaw,
+    PORT: intOrRaw(pick('PORT') ?? '3000'),
     HOST: pick('HOST') ?? '127.0.0.1',
     DATABASE_URL: pick('DATABASE_URL'),
     REDIS_URL: pick('REDIS_URL'),
     KYCLO_DATA_DIR: pick('KYCLO_DATA_DIR') ?? './.kyclo',
     KYCLO_MASTER_KEY: pick('KYCLO_MASTER_KEY'),
     LOG_LEVEL: pick('LOG_LEVEL') ?? 'info',
+    KYCLO_RETENTION_INTERVAL_SECONDS: intOrRaw(pick('KYCLO_RETENTION_INTERVAL_SECONDS') ?? '3600'),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -69,5 +72,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env2.KYCLO_DATA_DIR),
     masterKey: env2.KYCLO_MASTER_KEY,
     logLevel: env2.LOG_LEVEL,
+    retentionIntervalSeconds: env2.KYCLO_RETENTION_INTERVAL_SECONDS,
   };
 }

@@ -41,7 +41,12 @@ export async function serve(config: Config): Promise<void> {
     if (conn.embedded && (await tenants.count()) === 0) firstRun = await tenants.create('default');
 
     const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
-    app = await buildApp({ db: conn.db, keyring: createKeyring({ db: conn.db, masterKey }), logLevel: config.logLevel });
+    app = await buildApp({
+      db: conn.db,
+      keyring: createKeyring({ db: conn.db, masterKey }),
+      logLevel: config.logLevel,
+      retentionIntervalSeconds: config.retentionIntervalSeconds,
+    });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;

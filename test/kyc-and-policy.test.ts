@@ -112,7 +112,9 @@ describe('the tenant policy', () => {
     [{ fields: { individual: { verified: { email: 'sometimes' } } } }, 'fields.individual.verified.email', 'unknown_outcome'],
     [{ fields: { robots: {} } }, 'fields.robots', 'unknown_user_type'],
     [{ fields: { individual: { pending: {} } } }, 'fields.individual.pending', 'unknown_kyc_state'],
-    [{ retention: { erasure_after_days: 1 } }, 'retention', 'unknown_field'],
+    [{ rate_limit: { requests_per_minute: 1 } }, 'rate_limit', 'unknown_field'],
+    [{ retention: { erasure_after_days: -1 } }, 'retention.erasure_after_days', 'too_small'],
+    [{ capabilities: { closed: { deposits: true } } }, 'capabilities.closed', 'immutable'],
   ])('PUT %j → 400 naming %s, and nothing changes', async (body, field, code) => {
     const before = await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow();
     const res = await api.call({ method: 'PUT', url: '/v1/policy', body });

@@ -17,6 +17,7 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
+  'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'tenant:admin': ['OWNER', 'ADMIN'],
@@ -308,12 +309,53 @@ const transitionOps: Record<string, Operation> = {
     },
   },
 };
-Object.assign(OPERATIONS, transitionOps);
+const erasureOps: Record<string, Operation> = {
+  requestErasure: {
+    method: 'POST', path: '/v1/users/{id}/erasure', permission: 'users:close', success: 202,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/erasure`, body: { requested_by: 'user' } }),
+    verify: async (res, caller, call) => {
+      const userId = call.url.split('/')[3]!;
+      expect(res.json()).toMatchObject({ user_id: userId, status: 'closed', legal_hold: false, erased_at: null });
+      expect(await auditOf('user.erasure_scheduled', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  setLegalHold: {
+    method: 'POST', path: '/v1/users/{id}/legal-hold', permission: 'tenant:admin', success: 200,
+    request: async () => ({ method: 'POST', url: `/v1/users/${await userIn('active')}/legal-hold`, body: { reason: 'litigation 2026-17' } }),
+    verify: async (res, caller, call) => {
+      const userId = call.url.split('/')[3]!;
+      expect(res.json()).toMatchObject({ id: userId, legal_hold: true });
+      expect(await auditOf('user.legal_hold_set', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  clearLegalHold: {
+    method: 'DELETE', path: '/v1/users/{id}/legal-hold', permission: 'tenant:admin', success: 200,
+    request: async () => {
+      const id = await userIn('active');
+      await client(ctx.app, keys.OWNER.key).post(`/v1/users/${id}/legal-hold`, { reason: 'audit' });
+      return { method: 'DELETE', url: `/v1/users/${id}/legal-hold` };
+    },
+    verify: async (res, caller, call) => {
+      const userId = call.url.split('/')[3]!;
+      expect(res.json()).toMatchObject({ id: userId, legal_hold: false });
+      expect(await auditOf('user.legal_hold_cleared', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  exportUser: {
+    method: 'GET', path: '/v1/users/{id}/export', permission: 'users:export', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}/export` }),
+    verify: (res) => {
+      expect(res.json().user.id).toBe(fx.userId);
+      expect(res.json().events[0]).toMatchObject({ type: 'user.created', data: { user: expect.objectContaining({ id: fx.userId }) } });
+    },
+  },
+};
+Object.assign(OPERATIONS, transitionOps, erasureOps);
 
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {
   const [users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges] = await Promise.all([
-    ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'kyc_status', 'pending_changes', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'kyc_status', 'pending_changes', 'legal_hold', 'erasure_requested_at', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('api_keys').select(['id', 'role', 'revoked_at', 'expires_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('audit_entries').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
     ctx.db.selectFrom('events').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),

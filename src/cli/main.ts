@@ -9,6 +9,8 @@ import { cliActor } from '../modules/audit/actor.js';
 import { ROLES, type Role } from '../modules/api-keys/roles.js';
 import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import { AppError } from '../http/errors.js';
+import { createErasureService } from '../modules/erasure/erasure.service.js';
+import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -116,6 +118,19 @@ export function buildCli(): Command {
         if (!found) throw new AppError(404, 'api_key.not_found', `No API key ${keyId} exists.`);
         const key = await createApiKeysService({ db: conn.db }).revoke(cliActor(found.tenant_id), keyId);
         print(`${key.id} revoked at ${key.revoked_at}`);
+      });
+    });
+  program
+    .command('retention')
+    .description('retention of erased users')
+    .command('run')
+    .description('destroy the personal data of every user whose erasure is due and not on legal hold')
+    .option('--json', 'print {"erased": [ids]}')
+    .action(async (opts: { json?: boolean }) => {
+      await withDb(async (conn) => {
+        const erasure = createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }) });
+        const { erased } = await erasure.sweep();
+        print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });
     });
   return program;

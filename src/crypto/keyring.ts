@@ -122,14 +122,16 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       });
     },
 
-    /** Crypto-shredding: the wrapped key is deleted; the row stays as a record that it existed. */
-    async destroy(tx: Tx, tenantId: string, userId: string): Promise<void> {
-      await tx
-        .updateTable('user_keys').set({ wrapped_key: null, destroyed_at: new Date() })
-        .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
-        .execute();
-    },
+    destroy: destroyDataKey,
   };
+}
+
+/** Crypto-shredding: the wrapped key is deleted; the row stays as a record that it existed. Needs no master key. */
+export async function destroyDataKey(tx: Tx, tenantId: string, userId: string): Promise<void> {
+  await tx
+    .updateTable('user_keys').set({ wrapped_key: null, destroyed_at: new Date() })
+    .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
+    .execute();
 }
 
 export type Keyring = ReturnType<typeof createKeyring>;

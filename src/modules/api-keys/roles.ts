@@ -13,6 +13,8 @@ export const PERMISSIONS = {
   'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
+  // GDPR access: compliance reads everything held about a user, decrypted.
+  'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'tenant:admin': ['OWNER', 'ADMIN'],

@@ -66,8 +66,13 @@ export async function listAudit(db: Db, keyring: Keyring, tenantId: string, q: S
   if (q.to) query = query.where('occurred_at', '<', new Date(q.to));
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
   const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
-  const values = await openPersonal(keyring, tenantId, page.data);
-  return { data: page.data.map((r, i) => toAuditEntry(r, values[i])), next_cursor: page.next_cursor };
+  return { data: await auditViews(keyring, tenantId, page.data), next_cursor: page.next_cursor };
+}
+
+/** Audit entries as the API shows them, personal values opened with each user's key. */
+export async function auditViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<AuditEntriesTable>>) {
+  const values = await openPersonal(keyring, tenantId, rows);
+  return rows.map((r, i) => toAuditEntry(r, values[i]));
 }
 
 export function auditRoutes(db: Db, keyring: Keyring) {

@@ -47,7 +47,7 @@ const toEvent = (r: Selectable<EventsTable>, personal: Record<string, unknown> |
 });
 
 /** Events as the API shows them: the personal part opened with each user's key. */
-async function views(keyring: Keyring, tenantId: string, rows: Array<Selectable<EventsTable>>) {
+export async function eventViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<EventsTable>>) {
   const personal = await openPersonal(keyring, tenantId, rows);
   return rows.map((r, i) => toEvent(r, personal[i]));
 }
@@ -61,7 +61,7 @@ async function listEvents(db: Db, keyring: Keyring, tenantId: string, q: Static<
   if (q.user_id) query = query.where('user_id', '=', q.user_id);
   const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
   const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
-  return { data: await views(keyring, tenantId, page.data), next_cursor: page.next_cursor };
+  return { data: await eventViews(keyring, tenantId, page.data), next_cursor: page.next_cursor };
 }
 
 export function eventRoutes(db: Db, keyring: Keyring) {
@@ -90,7 +90,7 @@ export function eventRoutes(db: Db, keyring: Keyring) {
       handler: async (req) => {
         const row = await db.selectFrom('events').selectAll().where('tenant_id', '=', req.actor.tenantId).where('id', '=', req.params.id).executeTakeFirst();
         if (!row) throw notFound('event', req.params.id);
-        return (await views(keyring, req.actor.tenantId, [row]))[0]!;
+        return (await eventViews(keyring, req.actor.tenantId, [row]))[0]!;
       },
     });
   };

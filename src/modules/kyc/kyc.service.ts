@@ -32,6 +32,12 @@ const toVerification = (r: Selectable<VerificationsTable>, identity: Record<stri
   created_at: r.created_at.toISOString(),
 });
 
+/** Verifications as the API shows them, identity snapshots opened with each user's key. */
+export async function verificationViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<VerificationsTable>>) {
+  const identities = await keyring.openMany(tenantId, rows.map((r) => ({ userId: r.user_id, field: IDENTITY_FIELD, envelope: r.identity_enc ?? '' })));
+  return rows.map((r, i) => toVerification(r, r.identity_enc ? (identities[i] as Record<string, unknown> | undefined) : r.identity));
+}
+
 export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async record(actor: Actor, userId: string, input: RecordVerificationInput) {
@@ -83,14 +89,7 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
       if (before) query = query.where('id', '<', before.id);
       const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
       const page = toPage(rows, limit, (r) => r, (r) => ({ id: r.id }));
-      const identities = await keyring.openMany(
-        actor.tenantId,
-        page.data.map((r) => ({ userId: r.user_id, field: IDENTITY_FIELD, envelope: r.identity_enc ?? '' })),
-      );
-      return {
-        data: page.data.map((r, i) => toVerification(r, r.identity_enc ? (identities[i] as Record<string, unknown> | undefined) : r.identity)),
-        next_cursor: page.next_cursor,
-      };
+      return { data: await verificationViews(keyring, actor.tenantId, page.data), next_cursor: page.next_cursor };
     },
   };
 }

@@ -24,11 +24,17 @@ const CapabilityOverrides = Type.Record(Type.String(), Type.Record(Type.String()
   description: '{ active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset',
 });
 
+const Retention = Type.Object(
+  { erasure_after_days: Type.Integer({ minimum: 0, maximum: 36500, description: 'Days from closure until an erasure request destroys personal data (0 allowed; default 1825, five years)' }) },
+  { additionalProperties: false },
+);
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
   capabilities: CapabilityMatrix,
+  retention: Retention,
   overrides: Type.Object(
-    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides) },
+    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention) },
     { description: 'What the tenant set; the rest are defaults' },
   ),
 });
@@ -55,7 +61,10 @@ export function policyRoutes(policy: PolicyService) {
         description:
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
           'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
-        body: Type.Object({ fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides) }, { additionalProperties: false }),
+        body: Type.Object(
+          { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention) },
+          { additionalProperties: false },
+        ),
         response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },
       },
       handler: async (req) => policy.put(req.actor, req.body as never),

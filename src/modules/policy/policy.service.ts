@@ -1,5 +1,5 @@
 // The tenant policy: defaults merged with the tenant's overrides, stored on the tenant row.
-// Sections so far: the field policy and the capability matrix; later ones (retention…) join it.
+// Sections: the field policy, the capability matrix and the retention period; later ones join it.
 import type { Db } from '../../db/database.js';
 import { validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
@@ -10,9 +10,19 @@ import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOver
 export interface TenantOverrides {
   fields?: FieldOverrides;
   capabilities?: CapabilityOverrides;
+  retention?: { erasure_after_days: number };
 }
 
-const effective = (o: TenantOverrides) => ({ fields: effectivePolicy(o.fields), capabilities: effectiveCapabilities(o.capabilities), overrides: o });
+/** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
+export const DEFAULT_ERASURE_AFTER_DAYS = 1825;
+export const retentionDays = (o: TenantOverrides) => o.retention?.erasure_after_days ?? DEFAULT_ERASURE_AFTER_DAYS;
+
+const effective = (o: TenantOverrides) => ({
+  fields: effectivePolicy(o.fields),
+  capabilities: effectiveCapabilities(o.capabilities),
+  retention: { erasure_after_days: retentionDays(o) },
+  overrides: o,
+});
 
 export async function loadOverrides(db: Db, tenantId: string): Promise<TenantOverrides> {
   const row = await db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirst();
@@ -33,7 +43,11 @@ export function createPolicyService({ db }: { db: Db }) {
     async put(actor: Actor, body: TenantOverrides) {
       const errors = [...validateOverrides(body.fields ?? {}), ...validateCapabilityOverrides(body.capabilities ?? {})];
       if (errors.length) throw validationFailed(errors);
-      const overrides: TenantOverrides = { fields: body.fields ?? {}, capabilities: body.capabilities ?? {} };
+      const overrides: TenantOverrides = {
+        fields: body.fields ?? {},
+        capabilities: body.capabilities ?? {},
+        ...(body.retention ? { retention: body.retention } : {}),
+      };
       await db.transaction().execute(async (tx) => {
         const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();
         await tx.updateTable('tenants').set({ policy: JSON.stringify(overrides) }).where('id', '=', actor.tenantId).execute();

@@ -45,7 +45,7 @@ export const ENUMERATIONS = {
     fraud_suspected: 'Fraud suspected', account_takeover_reported: 'Account takeover reported',
     compliance_review: 'Compliance review', sanctions_match: 'Sanctions match', aml_alert: 'AML alert',
     kyc_failed: 'KYC failed', review_cleared: 'Review cleared', user_request: 'User request', dormant: 'Dormant',
-    deceased: 'Deceased', other: 'Other',
+    deceased: 'Deceased', erasure_requested: 'Erasure requested (GDPR)', other: 'Other',
   }),
   origins: list({ operator: 'Operator', user: 'User', system: 'System' }),
   roles: list({

@@ -35,14 +35,14 @@ export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefine
   };
 }
 
+/** Change requests as the API shows them, their values opened with each user's key. */
+export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[]) {
+  const opened = await keyring.openMany(tenantId, rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })));
+  return rows.map((r, i) => toChangeRequest(r, r.changes_enc ? (opened[i] as Changes | undefined) : undefined));
+}
+
 export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: Keyring }) {
-  async function views(tenantId: string, rows: ChangeRequestRow[]) {
-    const opened = await keyring.openMany(
-      tenantId,
-      rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })),
-    );
-    return rows.map((r, i) => toChangeRequest(r, r.changes_enc ? (opened[i] as Changes | undefined) : undefined));
-  }
+  const views = (tenantId: string, rows: ChangeRequestRow[]) => changeRequestViews(keyring, tenantId, rows);
 
   /**
    * Locks the user, then the request (the order every writer uses: a PATCH or a close locks the user

@@ -40,6 +40,10 @@ export function toUserView(row: UserRow): UserView {
     metadata: row.metadata as JsonObject,
     tags: row.tags,
     pending_changes: row.pending_changes,
+    legal_hold: row.legal_hold,
+    erasure: row.erasure_requested_at
+      ? { requested_at: row.erasure_requested_at.toISOString(), scheduled_for: iso(row.erasure_scheduled_for)!, erased_at: iso(row.erased_at) }
+      : null,
     version: row.version,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

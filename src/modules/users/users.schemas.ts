@@ -114,6 +114,15 @@ const tail = {
     }),
     { description: 'Changes held for a compliance officer’s approval' },
   ),
+  legal_hold: Type.Boolean({ description: 'While true, no erasure destroys this user’s data' }),
+  erasure: Type.Union([
+    Type.Object({
+      requested_at: Type.String({ format: 'date-time' }),
+      scheduled_for: Type.String({ format: 'date-time', description: 'Closure + the tenant’s retention period' }),
+      erased_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    }),
+    Type.Null(),
+  ], { description: 'Set once erasure is requested; erased_at once personal data is destroyed (the record is then a tombstone)' }),
   version: Type.Integer({ description: 'Increments on every change; served as the strong ETag' }),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),

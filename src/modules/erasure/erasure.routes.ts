@@ -1,0 +1,91 @@
+import { Type } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AUTH_ERRORS, errors, IdParam, Nullable } from '../../http/schemas.js';
+import { toUserView } from '../users/user-view.js';
+import type { ErasureService } from './erasure.service.js';
+import type { ExportService } from './export.service.js';
+
+const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
+const Schedule = Type.Object({
+  user_id: Type.String(),
+  status: Type.String(),
+  requested_at: Type.String({ format: 'date-time' }),
+  scheduled_for: Type.String({ format: 'date-time', description: 'Closure + the tenant’s retention period' }),
+  legal_hold: Type.Boolean(),
+  erased_at: Nullable(Type.String({ format: 'date-time' })),
+});
+const Any = Type.Array(Type.Record(Type.String(), Type.Unknown()));
+const Export = Type.Object({
+  exported_at: Type.String({ format: 'date-time' }),
+  tenant_id: Type.String(),
+  user: Type.Ref('User'),
+  verifications: Any,
+  status_changes: Any,
+  change_requests: Any,
+  events: Any,
+  audit_entries: Any,
+});
+const tags = ['Erasure'];
+
+export function erasureRoutes(erasure: ErasureService, exporter: ExportService) {
+  return async (app: FastifyInstance) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+    r.post('/v1/users/:id/erasure', {
+      config: { permission: 'users:close' },
+      schema: {
+        operationId: 'requestErasure',
+        tags,
+        summary: 'GDPR erasure: close now, destroy personal data when AML retention ends',
+        description:
+          'Closes the user at once and schedules destruction at closure + the tenant’s retention period (policy ' +
+          'retention.erasure_after_days; default 1825, 0 allowed). Asking again answers the same schedule. A legal hold postpones it.',
+        params: IdParam('usr'),
+        body: Type.Object({ requested_by: Type.Enum(['user', 'operator']), note: Type.Optional(Note) }, { additionalProperties: false }),
+        response: { 202: Schedule, ...errors(...AUTH_ERRORS, 404, 413, 415) },
+      },
+      handler: async (req, reply) => {
+        const { schedule } = await erasure.request(req.actor, req.params.id, req.body);
+        reply.code(202);
+        return schedule;
+      },
+    });
+    r.post('/v1/users/:id/legal-hold', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'setLegalHold',
+        tags,
+        summary: 'Set a legal hold: no erasure destroys this user’s data while it stands',
+        params: IdParam('usr'),
+        body: Type.Object({ reason: Note }, { additionalProperties: false }),
+        response: { 200: Type.Ref('User'), ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+      },
+      handler: async (req) => toUserView(await erasure.setLegalHold(req.actor, req.params.id, true, req.body.reason)),
+    });
+    r.delete('/v1/users/:id/legal-hold', {
+      config: { permission: 'tenant:admin' },
+      schema: {
+        operationId: 'clearLegalHold',
+        tags,
+        summary: 'Clear the legal hold (a due erasure then proceeds at the next sweep)',
+        params: IdParam('usr'),
+        response: { 200: Type.Ref('User'), ...errors(...AUTH_ERRORS, 404, 409) },
+      },
+      handler: async (req) => toUserView(await erasure.setLegalHold(req.actor, req.params.id, false)),
+    });
+    r.get('/v1/users/:id/export', {
+      config: { permission: 'users:export' },
+      schema: {
+        operationId: 'exportUser',
+        tags,
+        summary: 'Everything held about the user, decrypted, as one document (GDPR access)',
+        params: IdParam('usr'),
+        response: { 200: Export, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req, reply) => {
+        reply.header('cache-control', 'no-store');
+        return exporter.export(req.actor, req.params.id);
+      },
+    });
+  };
+}
