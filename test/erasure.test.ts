@@ -1,0 +1,161 @@
+import crypto from 'node:crypto';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
+import { business, individual } from './helpers/factories.js';
+import { dumpDatabase } from './helpers/dump.js';
+import { cliEnv, runCli } from './helpers/processes.js';
+
+let ctx: TestContext;
+let api: Client;
+let tenantId: string;
+
+beforeAll(async () => ({ ctx, api, tenantId } = await openTenantContext()));
+afterAll(() => ctx.close());
+
+const row = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const DAY = 86_400_000;
+
+/** A unique marker per field, that no other value contains. */
+const canary = (tag: string) => `cnry${tag}${crypto.randomBytes(5).toString('hex')}`;
+
+/** An individual whose every personal value is a canary; returns the user id and every canary. */
+async function canaryUser(): Promise<{ id: string; canaries: string[] }> {
+  const c = (tag: string) => canary(tag);
+  let phoneDigits: string;
+  do phoneDigits = String(10_000_000 + crypto.randomInt(89_999_999));
+  while (!parsePhoneNumberFromString(`+336${phoneDigits}`)?.isValid());
+  const body = individual({
+    external_ref: c('ref'), first_name: c('first'), middle_name: c('middle'), last_name: c('last'), maiden_name: c('maiden'),
+    preferred_name: c('pref'), place_of_birth: c('pob'), occupation: c('occ'), tax_number: c('tax'),
+    email: `${c('mail')}@example.com`, phone: `+336${phoneDigits}`,
+    address: { line1: c('l1'), line2: c('l2'), line3: c('l3'), city: c('city'), state: c('state'), postcode: c('pc') },
+    mailing_address: { line1: c('ml1'), city: c('mcity'), country: 'FR' },
+    metadata: { note: c('meta') }, tags: [c('tag')],
+  });
+  const created = await api.post('/v1/users', body);
+  expect(created.statusCode, created.body).toBe(201);
+  const id = created.json().id as string;
+  const canaries = JSON.stringify(body).match(/cnry[a-z0-9]+/g)!;
+  canaries.push(`336${phoneDigits}`);
+  return { id, canaries };
+}
+
+describe('erasure', () => {
+  it('schedules destruction at closure + the retention period (default five years) and answers 202; asking again changes nothing', async () => {
+    const { id } = await canaryUser();
+    const res = await api.post(`/v1/users/${id}/erasure`, { requested_by: 'user', note: 'asked by letter' });
+    expect(res.statusCode, res.body).toBe(202);
+    const r = await row(id);
+    expect(r.status).toBe('closed');
+    expect(r.status_reason).toBe('erasure_requested');
+    expect(r.erasure_scheduled_for!.getTime() - r.status_changed_at.getTime()).toBe(1825 * DAY);
+    expect(res.json()).toMatchObject({ user_id: id, status: 'closed', scheduled_for: r.erasure_scheduled_for!.toISOString(), legal_hold: false, erased_at: null });
+    const again = await api.post(`/v1/users/${id}/erasure`, { requested_by: 'operator' });
+    expect(again.statusCode).toBe(202);
+    expect(again.json()).toEqual(res.json());
+    const events = await ctx.db.selectFrom('events').select('type').where('user_id', '=', id).where('type', '=', 'user.erasure_scheduled').execute();
+    expect(events).toHaveLength(1);
+    // Not due: the sweeper leaves it alone.
+    await runSweeper();
+    expect((await row(id)).erased_at).toBeNull();
+    expect((await api.get(`/v1/users/${id}`)).json()).toMatchObject({ first_name: expect.stringMatching(/^cnryfirst/), erasure: { erased_at: null } });
+  });
+
+  it('with retention 0, the sweeper leaves no canary anywhere in a dump of the database; the tombstone stays', async () => {
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    const officer = client(ctx.app, (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key);
+    const users = await Promise.all([canaryUser(), canaryUser()]);
+    for (const u of users) {
+      // Updated, verified with canary identity data, a change request pending, then erased.
+      const newMail = `${canary('newmail')}@example.com`;
+      const newOcc = canary('newocc');
+      u.canaries.push(newMail.split('@')[0]!, newOcc);
+      expect((await api.patch(`/v1/users/${u.id}`, { email: newMail, occupation: newOcc })).statusCode).toBe(200);
+      const identity = { first_name: canary('idf'), last_name: canary('idl'), document_number: canary('doc') };
+      u.canaries.push(...Object.values(identity));
+      expect((await api.post(`/v1/users/${u.id}/verifications`, { result: 'approved', provider: 'acme-kyc', identity })).statusCode).toBe(201);
+      const proposed = canary('proposed');
+      u.canaries.push(proposed);
+      expect((await officer.patch(`/v1/users/${u.id}`, { last_name: proposed })).json().pending_changes).toHaveLength(1);
+    }
+    const bystander = await canaryUser();
+
+    const before = await dumpDatabase(ctx.databaseUrl);
+    for (const u of users) expect(before.text, 'the dump must see plaintext profile values before erasure').toContain(u.canaries[0]);
+
+    for (const u of users) expect((await api.post(`/v1/users/${u.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    const swept = await runSweeper();
+    expect(swept.sort()).toEqual(users.map((u) => u.id).sort());
+
+    const after = await dumpDatabase(ctx.databaseUrl);
+    const found = users.flatMap((u) => u.canaries.filter((c) => after.text.includes(c)));
+    console.log(`canary check (${after.method}): ${users.reduce((n, u) => n + u.canaries.length, 0)} canaries, ${found.length} found`);
+    expect(found).toEqual([]);
+    expect(after.text).toContain(bystander.canaries[0]); // other users are untouched
+
+    for (const u of users) {
+      const r = await row(u.id);
+      expect(r).toMatchObject({ status: 'closed', profile: {}, metadata: {}, tags: [], external_ref: null, pending_changes: [] });
+      expect(r.erased_at).toBeInstanceOf(Date);
+      expect(r.external_ref_hash).toMatch(/^[0-9a-f]{64}$/);
+      const view = (await api.get(`/v1/users/${u.id}`)).json();
+      expect(view).toMatchObject({ id: u.id, status: 'closed', first_name: null, email: null, erasure: { erased_at: expect.any(String) } });
+      // What remains is readable and free of personal values: history, audit, events (redacted).
+      const exported = (await api.get(`/v1/users/${u.id}/export`)).json();
+      expect(exported.status_changes).toEqual([expect.objectContaining({ to: 'closed', reason: 'erasure_requested' })]);
+      expect(exported.verifications[0].identity).toBeNull();
+      expect(exported.change_requests[0]).toMatchObject({ status: 'cancelled', fields: ['last_name'], changes: null });
+      expect(exported.events.find((e: { type: string }) => e.type === 'user.updated').data).toMatchObject({ redacted: true, changed_fields: ['email', 'occupation'] });
+      expect(exported.events.at(-1)).toMatchObject({ type: 'user.erased' });
+      expect(exported.audit_entries.map((a: { action: string }) => a.action)).toContain('user.erased');
+      expect(exported.audit_entries.every((a: { values: unknown }) => a.values === null)).toBe(true);
+      const key = await ctx.db.selectFrom('user_keys').selectAll().where('user_id', '=', u.id).executeTakeFirstOrThrow();
+      expect(key.wrapped_key).toBeNull();
+    }
+    // Erasing again is harmless; the sweeper has nothing left to do.
+    expect((await api.post(`/v1/users/${users[0]!.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    expect(await runSweeper()).toEqual([]);
+    await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+
+  it('a legal hold postpones a due erasure until it is cleared', async () => {
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    const u = await canaryUser();
+    expect((await api.post(`/v1/users/${u.id}/legal-hold`, { reason: 'court order 2026/17' })).json()).toMatchObject({ legal_hold: true });
+    await api.post(`/v1/users/${u.id}/erasure`, { requested_by: 'user' });
+    expect(await runSweeper()).toEqual([]);
+    expect((await row(u.id)).profile).not.toEqual({});
+    expect((await api.delete(`/v1/users/${u.id}/legal-hold`)).json()).toMatchObject({ legal_hold: false });
+    expect(await runSweeper()).toEqual([u.id]);
+    expect((await row(u.id)).profile).toEqual({});
+    const hold = await api.post(`/v1/users/${u.id}/legal-hold`, { reason: 'too late' });
+    expect(hold.statusCode).toBe(409);
+    expect(hold.json().code).toBe('user.erased');
+    await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+
+  it('exports everything held about a user, decrypted', async () => {
+    const biz = (await api.post('/v1/users', business({ metadata: { crm: 'x1' } }))).json();
+    await api.patch(`/v1/users/${biz.id}`, { website: 'https://new.example.com' });
+    await api.post(`/v1/users/${biz.id}/verifications`, { result: 'approved', provider: 'kyb', identity: { legal_name: 'Oak & Rosewood Ltd', registration_number: '12345678' } });
+    await api.post(`/v1/users/${biz.id}/flag`, { reason: 'aml_alert' });
+    const res = await api.get(`/v1/users/${biz.id}/export`);
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.user).toMatchObject({ id: biz.id, legal_name: 'Oak & Rosewood Ltd', status: 'flagged', website: 'https://new.example.com' });
+    expect(doc.verifications[0].identity).toEqual({ legal_name: 'Oak & Rosewood Ltd', registration_number: '12345678' });
+    expect(doc.status_changes).toEqual([expect.objectContaining({ from: 'active', to: 'flagged' })]);
+    expect(doc.events.map((e: { type: string }) => e.type)).toEqual([
+      'user.created', 'user.updated', 'user.verification_recorded', 'user.kyc_status_changed', 'user.status_changed',
+    ]);
+    expect(doc.events[1].data).toMatchObject({ previous: { website: 'https://oak.example.com' }, current: { website: 'https://new.example.com' } });
+    expect(doc.audit_entries.find((a: { action: string }) => a.action === 'user.updated').values).toMatchObject({ current: { website: 'https://new.example.com' } });
+  });
+});
+
+async function runSweeper(): Promise<string[]> {
+  const run = await runCli(['retention', 'run', '--json'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout).erased;
+}
