@@ -49,6 +49,13 @@ export const Token = (maxLength = 64, description?: string) =>
 // Ids are opaque: a well-formed but unknown one is simply not found (404), like another tenant's.
 export const IdParam = (prefix: string) => Type.Object({ id: Token(64, `${prefix}_… id`) });
 
+// No control characters in any text: they have no place in a customer record and break exports.
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+/** A one-line text value of 1..max characters. */
+export const Text = (max: number, extra: object = {}) => Type.String({ minLength: 1, maxLength: max, pattern: NO_CONTROL, ...extra });
+/** Free text an operator writes (notes, reasons): line breaks allowed, NUL never. */
+export const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
+
 export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' });
 export const Cursor = Type.String({ maxLength: 512, description: 'Opaque cursor from next_cursor' });
 

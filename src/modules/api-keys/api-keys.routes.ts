@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Text } from '../../http/schemas.js';
 import { ROLES } from './roles.js';
 import type { ApiKeysService } from './api-keys.service.js';
 
@@ -34,7 +34,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
         body: Type.Object(
           {
             role: Role,
-            name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]*$' }),
+            name: Text(100),
             expires_at: Type.Optional(Nullable(Type.String({ format: 'date-time' }))),
           },
           { additionalProperties: false },

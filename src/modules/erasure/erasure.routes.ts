@@ -1,12 +1,11 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, errors, IdParam, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, errors, IdParam, Nullable, Note } from '../../http/schemas.js';
 import { toUserView } from '../users/user-view.js';
 import type { ErasureService } from './erasure.service.js';
 import type { ExportService } from './export.service.js';
 
-const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
 const Schedule = Type.Object({
   user_id: Type.String(),
   status: Type.String(),

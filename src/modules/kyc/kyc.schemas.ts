@@ -1,9 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { CountryCode } from '../users/users.schemas.js';
-import { Nullable } from '../../http/schemas.js';
+import { Nullable, Text } from '../../http/schemas.js';
 
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
-const Text = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: NO_CONTROL });
 
 /** What a KYC provider extracted: kept as an immutable snapshot, superseded only by a later verification. */
 export const Identity = Type.Object(

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Token } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Token, Note } from '../../http/schemas.js';
 import { codes } from '../reference/enumerations.js';
 import { parseIfMatch } from '../users/users.routes.js';
 import { toUserView } from '../users/user-view.js';
@@ -10,7 +10,6 @@ import { OPERATIONS } from './capabilities.js';
 import type { LifecycleService } from './lifecycle.service.js';
 
 const Reason = Type.Enum(codes('reason_codes'), { description: 'See GET /v1/enumerations/reason_codes' });
-const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
 const Origin = Type.Enum([...ORIGINS], { description: 'Who initiated it; operator by default' });
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
 

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Note } from '../../http/schemas.js';
 import type { ChangeRequestsService } from './change-requests.service.js';
 
 const Status = Type.Enum(['pending', 'approved', 'rejected', 'cancelled']);
@@ -24,7 +24,6 @@ const ChangeRequest = Type.Object({
   decision_reason: Nullable(Type.String()),
   decision_note: Nullable(Type.String()),
 });
-const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]*$' });
 const Query = Type.Object(
   { status: Type.Optional(Status), limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) },
   { additionalProperties: false },

@@ -2,11 +2,8 @@
 // derived from the same field maps so they cannot disagree.
 import { Type, type TSchema, type TProperties, type TUnion, type TNull, type TOptional, type Static } from 'typebox';
 import { codes } from '../reference/enumerations.js';
-import { Cursor, Limit } from '../../http/schemas.js';
+import { Cursor, Limit, Text } from '../../http/schemas.js';
 
-// No control characters in any text: they have no place in a customer record and break exports.
-const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
-const Text = (max: number, extra: object = {}) => Type.String({ minLength: 1, maxLength: max, pattern: NO_CONTROL, ...extra });
 const Enum = (name: Parameters<typeof codes>[0]) => Type.Enum(codes(name), { description: `See GET /v1/enumerations/${name}` });
 export const CountryCode = Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' });
 const Phone = Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' });
