@@ -31,6 +31,7 @@ import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
 import { startRetentionSweeper } from './workers/retention.js';
+import { startAuditSealer } from './workers/sealer.js';
 
 export interface AppDeps {
   db: Db;
@@ -38,12 +39,14 @@ export interface AppDeps {
   logLevel?: string;
   /** How often this process sweeps due erasures; 0 turns the sweeper off (tests run it by hand). */
   retentionIntervalSeconds?: number;
+  /** Whether this process seals the audit log in the background (serve: yes; tests seal by hand). */
+  sealAudit?: boolean;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ db, keyring, logLevel = 'info', retentionIntervalSeconds = 0 }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ db, keyring, logLevel = 'info', retentionIntervalSeconds = 0, sealAudit = false }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -106,6 +109,7 @@ export async function buildApp({ db, keyring, logLevel = 'info', retentionInterv
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   const stopSweeper = startRetentionSweeper(erasure, { intervalSeconds: retentionIntervalSeconds, log: app.log });
   app.addHook('onClose', stopSweeper);
+  if (sealAudit) app.addHook('onClose', startAuditSealer(db, { log: app.log }));
 
   const ops = { tags: ['Operations'], security: [] };
   app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));

@@ -46,6 +46,7 @@ export async function serve(config: Config): Promise<void> {
       keyring: createKeyring({ db: conn.db, masterKey }),
       logLevel: config.logLevel,
       retentionIntervalSeconds: config.retentionIntervalSeconds,
+      sealAudit: true,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();

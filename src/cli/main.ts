@@ -10,6 +10,7 @@ import { ROLES, type Role } from '../modules/api-keys/roles.js';
 import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import { AppError } from '../http/errors.js';
 import { createErasureService } from '../modules/erasure/erasure.service.js';
+import { sealAuditLog, verifyAuditLog } from '../modules/audit/chain.js';
 import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
@@ -120,6 +121,29 @@ export function buildCli(): Command {
         print(`${key.id} revoked at ${key.revoked_at}`);
       });
     });
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('verify')
+    .description('walk each tenant’s hash chain; print OK or the first broken sequence number (exit 1)')
+    .option('--tenant <id>', 'only this tenant')
+    .action(async (opts: { tenant?: string }) => {
+      await withDb(async (conn) => {
+        if (opts.tenant) await requireTenant(conn, opts.tenant);
+        const results = await verifyAuditLog(conn.db, opts.tenant);
+        for (const r of results) {
+          const counts = `${r.sealed} sealed, ${r.pending} not sealed yet`;
+          print(r.ok ? `OK ${r.tenantId}: ${counts}` : `BROKEN ${r.tenantId} at sequence ${r.brokenAt}: ${r.reason} (${counts})`);
+        }
+        if (results.some((r) => !r.ok)) process.exitCode = 1;
+      });
+    });
+  audit
+    .command('seal')
+    .description('chain every entry not sealed yet (the server and the worker do this every second)')
+    .action(async () => {
+      await withDb(async (conn) => print(`sealed ${await sealAuditLog(conn.db)} entries`));
+    });
+
   program
     .command('retention')
     .description('retention of erased users')

@@ -116,6 +116,58 @@ export interface AuditEntriesTable {
   ip: string | null;
   details: Json;
   personal_enc: string | null;
+  chain_seq: ColumnType<string | null, never, string>;
+  prev_hash: ColumnType<string | null, never, string>;
+  hash: ColumnType<string | null, never, string>;
+}
+
+export interface AuditHeadsTable {
+  tenant_id: string;
+  chain_seq: string;
+  hash: string;
+  sealed_at: Generated<Date>;
+}
+
+export interface WebhookEndpointsTable {
+  tenant_id: string;
+  id: string;
+  url: string;
+  description: string | null;
+  event_types: string[];
+  enabled: Generated<boolean>;
+  secret_enc: string;
+  previous_secret_enc: string | null;
+  previous_secret_expires_at: Date | null;
+  disabled_reason: string | null;
+  failing_since: Date | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface WebhookDeliveriesTable {
+  tenant_id: string;
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  status: string;
+  attempts: Generated<number>;
+  next_attempt_at: Generated<Date>;
+  leased_until: Date | null;
+  last_attempt_at: Date | null;
+  last_status_code: number | null;
+  created_at: Generated<Date>;
+}
+
+export interface WebhookAttemptsTable {
+  tenant_id: string;
+  delivery_id: string;
+  attempt: number;
+  endpoint_id: string;
+  event_id: string;
+  attempted_at: Generated<Date>;
+  status_code: number | null;
+  duration_ms: number;
+  error: string | null;
 }
 
 export interface UserKeysTable {
@@ -139,6 +191,7 @@ export interface EventsTable {
   request_id: string | null;
   data: Json;
   personal_enc: string | null;
+  fanned_out: Generated<boolean>;
 }
 
 export interface StatusChangesTable {
@@ -166,6 +219,10 @@ export interface Database {
   verifications: VerificationsTable;
   status_changes: StatusChangesTable;
   user_keys: UserKeysTable;
+  audit_heads: AuditHeadsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }
 
 export type Db = Kysely<Database>;

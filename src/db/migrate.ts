@@ -4,12 +4,14 @@ import * as m0001 from './migrations/0001_init.js';
 import * as m0002 from './migrations/0002_policy_kyc_reviews.js';
 import * as m0003 from './migrations/0003_lifecycle.js';
 import * as m0004 from './migrations/0004_encryption_erasure.js';
+import * as m0005 from './migrations/0005_audit_chain_webhooks.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
   '0002_policy_kyc_reviews': m0002,
   '0003_lifecycle': m0003,
   '0004_encryption_erasure': m0004,
+  '0005_audit_chain_webhooks': m0005,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

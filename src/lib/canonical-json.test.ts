@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson } from './canonical-json.js';
+
+describe('RFC 8785 canonical JSON', () => {
+  it('sorts keys by UTF-16 code units at every depth and drops whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}');
+    // RFC 8785 §3.2.3: sorting is by UTF-16 code units, not code points.
+    expect(canonicalJson({ '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, '1': 4, '\u0080': 5, 'ö': 6 }))
+      .toBe('{"\\r":2,"1":4,"\u0080":5,"ö":6,"\u20ac":1,"\ud83d\ude00":3}');
+  });
+
+  it('writes numbers and strings as ECMAScript does (RFC 8785 §3.2.2)', () => {
+    expect(canonicalJson([1e21, 1e-7, 0.000001, -0, 333333333.33333329, 'a\u2028b"\\'])).toBe('[1e+21,1e-7,0.000001,0,333333333.3333333,"a\u2028b\\"\\\\"]');
+    expect(() => canonicalJson(NaN)).toThrow();
+  });
+});

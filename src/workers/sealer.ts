@@ -1,0 +1,21 @@
+// Seals the audit log every second inside `kyclo serve` and `kyclo worker`, so an entry is part of
+// the hash chain moments after its change commits. Sealers in several processes skip each other's
+// tenants (SKIP LOCKED) and never fork the chain.
+import type { Db } from '../db/database.js';
+import { sealAuditLog } from '../modules/audit/chain.js';
+
+export function startAuditSealer(db: Db, { intervalMs = 1000, log }: { intervalMs?: number; log: { error(o: object, m: string): void } }) {
+  let running: Promise<unknown> | null = null;
+  const tick = () => {
+    if (running) return;
+    running = sealAuditLog(db)
+      .catch((err) => log.error({ err }, 'audit sealing failed; retrying'))
+      .finally(() => (running = null));
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
