@@ -30,23 +30,29 @@ import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
 import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
-import { startRetentionSweeper } from './workers/retention.js';
-import { startAuditSealer } from './workers/sealer.js';
+import { startBackgroundWork } from './workers/background.js';
+import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
+import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
+import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 
 export interface AppDeps {
   db: Db;
   keyring: Keyring;
   logLevel?: string;
-  /** How often this process sweeps due erasures; 0 turns the sweeper off (tests run it by hand). */
-  retentionIntervalSeconds?: number;
-  /** Whether this process seals the audit log in the background (serve: yes; tests seal by hand). */
-  sealAudit?: boolean;
+  /** Where webhooks may go (the SSRF guard). */
+  webhookTargets?: TargetPolicy;
+  /**
+   * Background work in this process: the webhook dispatcher, the audit sealer and the retention
+   * sweeper (every `retentionIntervalSeconds`). `kyclo serve` runs it by default; tests drive each
+   * piece by hand.
+   */
+  background?: { retentionIntervalSeconds: number } | null;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ db, keyring, logLevel = 'info', retentionIntervalSeconds = 0, sealAudit = false }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -107,9 +113,11 @@ export async function buildApp({ db, keyring, logLevel = 'info', retentionInterv
   const erasure = createErasureService({ db, lifecycle });
   await app.register(lifecycleRoutes(lifecycle));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
-  const stopSweeper = startRetentionSweeper(erasure, { intervalSeconds: retentionIntervalSeconds, log: app.log });
-  app.addHook('onClose', stopSweeper);
-  if (sealAudit) app.addHook('onClose', startAuditSealer(db, { log: app.log }));
+  await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
+  if (background) {
+    const stops = startBackgroundWork({ db, keyring, erasure, webhookTargets, log: app.log, ...background });
+    app.addHook('onClose', stops);
+  }
 
   const ops = { tags: ['Operations'], security: [] };
   app.get('/healthz', { schema: { ...ops, operationId: 'health', summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));

@@ -15,6 +15,9 @@ export const EnvSchema = Type.Object({
   KYCLO_MASTER_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=?$' })),
   LOG_LEVEL: LogLevel,
   KYCLO_RETENTION_INTERVAL_SECONDS: Type.Integer({ minimum: 0, maximum: 86400 }),
+  KYCLO_SERVE_WORKERS: Type.Enum(['true', 'false']),
+  KYCLO_WEBHOOKS_ALLOW_HTTP: Type.Enum(['true', 'false']),
+  KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -29,6 +32,9 @@ export interface Config {
   masterKey: string | undefined;
   logLevel: string;
   retentionIntervalSeconds: number;
+  /** Whether `serve` also runs the background work (dispatcher, audit sealer, retention sweeper). */
+  serveWorkers: boolean;
+  webhooks: { allowHttp: boolean; allowPrivate: boolean };
 }
 
 export class ConfigError extends Error {
@@ -52,6 +58,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_MASTER_KEY: pick('KYCLO_MASTER_KEY'),
     LOG_LEVEL: pick('LOG_LEVEL') ?? 'info',
     KYCLO_RETENTION_INTERVAL_SECONDS: intOrRaw(pick('KYCLO_RETENTION_INTERVAL_SECONDS') ?? '3600'),
+    KYCLO_SERVE_WORKERS: pick('KYCLO_SERVE_WORKERS') ?? 'true',
+    KYCLO_WEBHOOKS_ALLOW_HTTP: pick('KYCLO_WEBHOOKS_ALLOW_HTTP') ?? 'false',
+    KYCLO_WEBHOOKS_ALLOW_PRIVATE: pick('KYCLO_WEBHOOKS_ALLOW_PRIVATE') ?? 'false',
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -73,5 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     masterKey: env2.KYCLO_MASTER_KEY,
     logLevel: env2.LOG_LEVEL,
     retentionIntervalSeconds: env2.KYCLO_RETENTION_INTERVAL_SECONDS,
+    serveWorkers: env2.KYCLO_SERVE_WORKERS === 'true',
+    webhooks: { allowHttp: env2.KYCLO_WEBHOOKS_ALLOW_HTTP === 'true', allowPrivate: env2.KYCLO_WEBHOOKS_ALLOW_PRIVATE === 'true' },
   };
 }

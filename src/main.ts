@@ -7,6 +7,10 @@ import { connect, migrate } from './db/connect.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { resolveMasterKey } from './crypto/master-key.js';
 import { createKeyring } from './crypto/keyring.js';
+import { pino } from 'pino';
+import { startBackgroundWork } from './workers/background.js';
+import { createErasureService } from './modules/erasure/erasure.service.js';
+import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
 
 export async function serve(config: Config): Promise<void> {
   const out = (line: string) => process.stdout.write(line + '\n');
@@ -45,8 +49,8 @@ export async function serve(config: Config): Promise<void> {
       db: conn.db,
       keyring: createKeyring({ db: conn.db, masterKey }),
       logLevel: config.logLevel,
-      retentionIntervalSeconds: config.retentionIntervalSeconds,
-      sealAudit: true,
+      webhookTargets: config.webhooks,
+      background: config.serveWorkers ? { retentionIntervalSeconds: config.retentionIntervalSeconds } : null,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
@@ -72,4 +76,30 @@ export async function serve(config: Config): Promise<void> {
     await conn.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** kyclo worker: the background work alone (webhooks, audit sealing, retention), no HTTP. */
+export async function work(config: Config): Promise<void> {
+  const out = (line: string) => process.stdout.write(line + '\n');
+  if (config.databaseUrl && !config.masterKey) await resolveMasterKey({ fromEnv: undefined, embedded: false, dataDir: config.dataDir });
+  const conn = await connect(config, () => undefined, { owner: false });
+  await migrate(conn.db);
+  const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
+  const log = pino({ level: config.logLevel });
+  const stop = startBackgroundWork({
+    db: conn.db,
+    keyring: createKeyring({ db: conn.db, masterKey }),
+    erasure: createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }) }),
+    webhookTargets: config.webhooks,
+    retentionIntervalSeconds: config.retentionIntervalSeconds,
+    log,
+  });
+  out('Kyclo worker running: webhook dispatch, audit sealing, retention. Ctrl+C to stop.');
+  const shutdown = async () => {
+    await stop();
+    await conn.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
 }

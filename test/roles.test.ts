@@ -350,11 +350,77 @@ const erasureOps: Record<string, Operation> = {
     },
   },
 };
-Object.assign(OPERATIONS, transitionOps, erasureOps);
+/** An endpoint made by the OWNER key, to act on. */
+async function hook(): Promise<string> {
+  const res = await client(ctx.app, keys.OWNER.key).post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hooks' });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json().id;
+}
+const endpointRow = (id: string) => ctx.db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+
+const webhookOps: Record<string, Operation> = {
+  createWebhookEndpoint: {
+    method: 'POST', path: '/v1/webhook-endpoints', permission: 'events:manage', success: 201,
+    request: () => ({ method: 'POST', url: '/v1/webhook-endpoints', body: { url: 'http://127.0.0.1:9/in' } }),
+    verify: async (res, caller) => {
+      expect(await endpointRow(res.json().id)).toMatchObject({ url: 'http://127.0.0.1:9/in', enabled: true });
+      expect(await auditOf('webhook_endpoint.created', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listWebhookEndpoints: {
+    method: 'GET', path: '/v1/webhook-endpoints', permission: 'events:manage', success: 200,
+    request: async () => {
+      await hook();
+      return { method: 'GET', url: '/v1/webhook-endpoints?limit=200' };
+    },
+    verify: (res) => expect(res.json().data.length).toBeGreaterThan(0),
+  },
+  getWebhookEndpoint: {
+    method: 'GET', path: '/v1/webhook-endpoints/{id}', permission: 'events:manage', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/webhook-endpoints/${await hook()}` }),
+    verify: (res, _c, call) => expect(res.json().id).toBe(idOf(call.url)),
+  },
+  updateWebhookEndpoint: {
+    method: 'PATCH', path: '/v1/webhook-endpoints/{id}', permission: 'events:manage', success: 200,
+    request: async () => ({ method: 'PATCH', url: `/v1/webhook-endpoints/${await hook()}`, body: { enabled: false } }),
+    verify: async (_res, _c, call) => expect(await endpointRow(idOf(call.url))).toMatchObject({ enabled: false }),
+  },
+  deleteWebhookEndpoint: {
+    method: 'DELETE', path: '/v1/webhook-endpoints/{id}', permission: 'events:manage', success: 200,
+    request: async () => ({ method: 'DELETE', url: `/v1/webhook-endpoints/${await hook()}` }),
+    verify: async (_res, _c, call) => expect(await endpointRow(idOf(call.url))).toBeUndefined(),
+  },
+  rotateWebhookSecret: {
+    method: 'POST', path: '/v1/webhook-endpoints/{id}/rotate-secret', permission: 'events:manage', success: 200,
+    request: async () => ({ method: 'POST', url: `/v1/webhook-endpoints/${await hook()}/rotate-secret` }),
+    verify: async (res) => {
+      expect(res.json().secret).toMatch(/^whsec_/);
+      expect((await endpointRow(res.json().id))!.previous_secret_enc).not.toBeNull();
+    },
+  },
+  listWebhookDeliveries: {
+    method: 'GET', path: '/v1/webhook-endpoints/{id}/deliveries', permission: 'events:manage', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/webhook-endpoints/${await hook()}/deliveries` }),
+    verify: (res) => expect(res.json()).toEqual({ data: [], next_cursor: null }),
+  },
+  redeliverEvent: {
+    method: 'POST', path: '/v1/events/{id}/redeliver', permission: 'events:manage', success: 202,
+    request: async () => {
+      await hook();
+      return { method: 'POST', url: `/v1/events/${fx.eventId}/redeliver` };
+    },
+    verify: async (res) => {
+      expect(res.json().deliveries.length).toBeGreaterThan(0);
+      const rows = await ctx.db.selectFrom('webhook_deliveries').select('id').where('event_id', '=', fx.eventId).execute();
+      expect(rows.length).toBeGreaterThanOrEqual(res.json().deliveries.length);
+    },
+  },
+};
+Object.assign(OPERATIONS, transitionOps, erasureOps, webhookOps);
 
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {
-  const [users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges] = await Promise.all([
+  const [users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges, endpoints, deliveries] = await Promise.all([
     ctx.db.selectFrom('users').select(['id', 'version', 'status', 'profile', 'kyc_status', 'pending_changes', 'legal_hold', 'erasure_requested_at', 'updated_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('api_keys').select(['id', 'role', 'revoked_at', 'expires_at']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('audit_entries').select(['id']).where('tenant_id', '=', tenantId).orderBy('seq').execute(),
@@ -363,8 +429,10 @@ async function snapshot() {
     ctx.db.selectFrom('verifications').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
     ctx.db.selectFrom('tenants').select(['policy']).where('id', '=', tenantId).execute(),
     ctx.db.selectFrom('status_changes').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('webhook_endpoints').select(['id', 'enabled', 'secret_enc']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
+    ctx.db.selectFrom('webhook_deliveries').select(['id']).where('tenant_id', '=', tenantId).orderBy('id').execute(),
   ]);
-  return { users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges };
+  return { users, apiKeys, audit, events, changeRequests, verifications, tenant, statusChanges, endpoints, deliveries };
 }
 
 function expectForbidden(res: Response) {

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { connect, migrate, type Connected } from '../db/connect.js';
-import { serve } from '../main.js';
+import { serve, work } from '../main.js';
 import { createTenantsService } from '../modules/tenants/tenants.service.js';
 import { createApiKeysService } from '../modules/api-keys/api-keys.service.js';
 import { cliActor } from '../modules/audit/actor.js';
@@ -49,6 +49,10 @@ export function buildCli(): Command {
 
   program.command('serve').description('serve the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)').action(async () => {
     await serve(config());
+  });
+
+  program.command('worker').description('run the background work alone: webhook delivery, audit sealing, retention').action(async () => {
+    await work(config());
   });
 
   program.command('migrate').description('apply pending database migrations').action(async () => {

@@ -123,6 +123,18 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     },
 
     destroy: destroyDataKey,
+
+    /** Secrets the service itself must use again (webhook signing secrets), sealed by the master key. */
+    sealSecret(context: string, secret: string): string {
+      const { iv, body } = gcmSeal(masterKey, Buffer.from(secret), `kyclo-secret:${context}`);
+      return ['km1', mkId, iv.toString('base64url'), body.toString('base64url')].join('.');
+    },
+
+    openSecret(context: string, envelope: string): string {
+      const [version, , iv, body] = envelope.split('.');
+      if (version !== 'km1' || !iv || !body) throw new DecryptError('not a sealed secret');
+      return gcmOpen(masterKey, Buffer.from(iv, 'base64url'), Buffer.from(body, 'base64url'), `kyclo-secret:${context}`).toString('utf8');
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { mergePersonal, openPersonal } from '../../src/modules/events/personal.js';
+import type { TargetPolicy } from '../../src/modules/webhooks/ssrf.js';
 import { createDb, type Db } from '../../src/db/database.js';
 import { createDatabaseFromTemplate } from './databases.js';
 import { createTenantsService } from '../../src/modules/tenants/tenants.service.js';
@@ -19,11 +20,15 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
-export async function createTestContext(): Promise<TestContext> {
+/** Tests reach their own local receivers: private targets and http are allowed unless a test says otherwise. */
+export async function createTestContext(opts: { webhookTargets?: TargetPolicy } = {}): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
   const db = createDb(database.url, { max: 10 });
   const keyring = createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') });
-  const app = await buildApp({ db, keyring, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const app = await buildApp({
+    db, keyring, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
+    webhookTargets: opts.webhookTargets ?? { allowHttp: true, allowPrivate: true },
+  });
   await app.ready();
   return {
     app,

@@ -1,0 +1,172 @@
+// Webhook endpoints: registration (with the SSRF guard), secrets shown once and rotated with a
+// 24-hour overlap, the delivery log, and manual redelivery.
+import crypto from 'node:crypto';
+import { sql, type Selectable } from 'kysely';
+import type { Db, WebhookEndpointsTable } from '../../db/database.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { newId } from '../../lib/ids.js';
+import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { AppError, notFound } from '../../http/errors.js';
+import type { Actor } from '../audit/actor.js';
+import { recordChange } from '../audit/write-path.js';
+import { checkTarget, TargetRefused, type TargetPolicy } from './ssrf.js';
+
+export const ROTATION_OVERLAP_MS = 24 * 3600_000;
+export const newSecret = () => `whsec_${crypto.randomBytes(32).toString('base64')}`;
+export const secretContext = (tenantId: string, endpointId: string) => `webhook:${tenantId}:${endpointId}`;
+
+type EndpointRow = Selectable<WebhookEndpointsTable>;
+
+export const toEndpoint = (r: EndpointRow) => ({
+  id: r.id,
+  url: r.url,
+  description: r.description,
+  event_types: r.event_types,
+  enabled: r.enabled,
+  disabled_reason: r.disabled_reason,
+  failing_since: r.failing_since?.toISOString() ?? null,
+  secret_rotation_ends_at: r.previous_secret_expires_at && r.previous_secret_expires_at > new Date() ? r.previous_secret_expires_at.toISOString() : null,
+  created_at: r.created_at.toISOString(),
+  updated_at: r.updated_at.toISOString(),
+});
+
+export interface EndpointInput {
+  url: string;
+  description?: string | null;
+  event_types?: string[];
+  enabled?: boolean;
+}
+
+export function createWebhooksService({ db, keyring, targets }: { db: Db; keyring: Keyring; targets: TargetPolicy }) {
+  async function checkedUrl(url: string): Promise<string> {
+    try {
+      return (await checkTarget(url, targets)).toString();
+    } catch (err) {
+      if (err instanceof TargetRefused) throw new AppError(422, err.code, err.message, { errors: [{ field: 'url', code: err.code, message: err.message }] });
+      throw err;
+    }
+  }
+
+  async function getRow(actor: Actor, id: string): Promise<EndpointRow> {
+    const row = await db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId).where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound('webhook_endpoint', id);
+    return row;
+  }
+
+  const audit = (actor: Actor, action: string, id: string, details: Record<string, unknown> = {}) =>
+    recordChange(db, actor, { action, targetType: 'webhook_endpoint', targetId: id, details });
+
+  return {
+    async create(actor: Actor, input: EndpointInput) {
+      const url = await checkedUrl(input.url);
+      const id = newId('whe');
+      const secret = newSecret();
+      const row = await db
+        .insertInto('webhook_endpoints')
+        .values({
+          tenant_id: actor.tenantId, id, url, description: input.description ?? null, event_types: input.event_types ?? [],
+          enabled: input.enabled ?? true, secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await audit(actor, 'webhook_endpoint.created', id, { url, event_types: row.event_types });
+      return { ...toEndpoint(row), secret };
+    },
+
+    async list(actor: Actor, q: { limit?: number; cursor?: string }) {
+      const limit = q.limit ?? 50;
+      const after = decodeCursor(q.cursor, ['id'] as const);
+      let query = db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId);
+      if (after) query = query.where('id', '>', after.id);
+      return toPage(await query.orderBy('id').limit(limit + 1).execute(), limit, toEndpoint, (r) => ({ id: r.id }));
+    },
+
+    get: async (actor: Actor, id: string) => toEndpoint(await getRow(actor, id)),
+
+    async update(actor: Actor, id: string, patch: Partial<EndpointInput>) {
+      const before = await getRow(actor, id);
+      const url = patch.url !== undefined ? await checkedUrl(patch.url) : before.url;
+      // Re-enabling starts afresh: the reason and the failing clock are cleared.
+      const reenable = patch.enabled === true && !before.enabled;
+      const row = await db
+        .updateTable('webhook_endpoints')
+        .set({
+          url,
+          ...(patch.description !== undefined ? { description: patch.description } : {}),
+          ...(patch.event_types !== undefined ? { event_types: patch.event_types } : {}),
+          ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+          ...(reenable ? { disabled_reason: null, failing_since: null } : {}),
+          updated_at: sql`now()`,
+        })
+        .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await audit(actor, 'webhook_endpoint.updated', id, { fields: Object.keys(patch) });
+      return toEndpoint(row);
+    },
+
+    async remove(actor: Actor, id: string) {
+      const row = await getRow(actor, id);
+      await db.deleteFrom('webhook_endpoints').where('tenant_id', '=', actor.tenantId).where('id', '=', id).execute();
+      await audit(actor, 'webhook_endpoint.deleted', id, { url: row.url });
+      return toEndpoint(row);
+    },
+
+    /** A new secret; the old one keeps signing alongside it for 24 hours so receivers can switch. */
+    async rotateSecret(actor: Actor, id: string) {
+      const before = await getRow(actor, id);
+      const secret = newSecret();
+      const row = await db
+        .updateTable('webhook_endpoints')
+        .set({
+          secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
+          previous_secret_enc: before.secret_enc,
+          previous_secret_expires_at: new Date(Date.now() + ROTATION_OVERLAP_MS),
+          updated_at: sql`now()`,
+        })
+        .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await audit(actor, 'webhook_endpoint.secret_rotated', id);
+      return { ...toEndpoint(row), secret };
+    },
+
+    async deliveries(actor: Actor, id: string, q: { limit?: number; cursor?: string }) {
+      await getRow(actor, id);
+      const limit = q.limit ?? 50;
+      const after = decodeCursor(q.cursor, ['at', 'd', 'n'] as const, /^[\w:.+-]{1,64}$/);
+      let query = db.selectFrom('webhook_attempts').selectAll().where('tenant_id', '=', actor.tenantId).where('endpoint_id', '=', id);
+      if (after) {
+        query = query.where((eb) =>
+          eb(eb.refTuple('attempted_at', 'delivery_id', 'attempt'), '<', eb.tuple(new Date(after.at), after.d, Number(after.n))),
+        );
+      }
+      const rows = await query.orderBy('attempted_at', 'desc').orderBy('delivery_id', 'desc').orderBy('attempt', 'desc').limit(limit + 1).execute();
+      return toPage(
+        rows,
+        limit,
+        (r) => ({
+          delivery_id: r.delivery_id, event_id: r.event_id, attempt: r.attempt, attempted_at: r.attempted_at.toISOString(),
+          succeeded: r.status_code !== null && r.status_code >= 200 && r.status_code < 300,
+          status_code: r.status_code, duration_ms: r.duration_ms, error: r.error,
+        }),
+        (r) => ({ at: r.attempted_at.toISOString(), d: r.delivery_id, n: String(r.attempt) }),
+      );
+    },
+
+    /** Sends the event again to every enabled endpoint that takes it: new deliveries, same webhook-id. */
+    async redeliver(actor: Actor, eventId: string) {
+      const event = await db.selectFrom('events').select(['id', 'type']).where('tenant_id', '=', actor.tenantId).where('id', '=', eventId).executeTakeFirst();
+      if (!event) throw notFound('event', eventId);
+      const endpoints = await db.selectFrom('webhook_endpoints').select(['id', 'event_types'])
+        .where('tenant_id', '=', actor.tenantId).where('enabled', '=', true).execute();
+      const targets = endpoints.filter((e) => e.event_types.length === 0 || e.event_types.includes(event.type));
+      const rows = targets.map((e) => ({ tenant_id: actor.tenantId, id: newId('dlv'), endpoint_id: e.id, event_id: eventId, status: 'pending' }));
+      if (rows.length) await db.insertInto('webhook_deliveries').values(rows).execute();
+      await recordChange(db, actor, { action: 'event.redelivered', targetType: 'event', targetId: eventId, details: { endpoints: targets.map((t) => t.id) } });
+      return { event_id: eventId, deliveries: rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) };
+    },
+  };
+}
+
+export type WebhooksService = ReturnType<typeof createWebhooksService>;

@@ -1,0 +1,202 @@
+// The webhook dispatcher: turns committed events into deliveries (fan-out), then sends due
+// deliveries, signed per Standard Webhooks. Each step claims its rows with FOR UPDATE SKIP LOCKED in
+// a short transaction and sends outside any transaction, under a lease: any number of dispatchers in
+// any number of processes never send one attempt twice; a dispatcher that dies mid-send leaves a
+// lease that expires, and the attempt is made again (at least once, same webhook-id).
+import { sql } from 'kysely';
+import { Agent } from 'undici';
+import { Webhook } from 'standardwebhooks';
+import type { Db } from '../db/database.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { newId } from '../lib/ids.js';
+import { eventViews } from '../modules/events/events.routes.js';
+import { secretContext } from '../modules/webhooks/webhooks.service.js';
+import { checkTarget, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
+import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js';
+import { recordChange } from '../modules/audit/write-path.js';
+
+export const SEND_TIMEOUT_MS = 15_000;
+const LEASE_SECONDS = 60;
+
+interface Log {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
+  const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
+
+  /** Committed events → one delivery per enabled endpoint that takes their type. */
+  async function fanOut(limit = 500): Promise<number> {
+    return db.transaction().execute(async (tx) => {
+      const events = await tx.selectFrom('events').select(['tenant_id', 'id', 'type', 'seq'])
+        .where('fanned_out', '=', false).orderBy('seq').limit(limit).forUpdate().skipLocked().execute();
+      if (events.length === 0) return 0;
+      const tenants = [...new Set(events.map((e) => e.tenant_id))];
+      const endpoints = await tx.selectFrom('webhook_endpoints').select(['tenant_id', 'id', 'event_types'])
+        .where('tenant_id', 'in', tenants).where('enabled', '=', true).execute();
+      const rows = events.flatMap((e) =>
+        endpoints
+          .filter((w) => w.tenant_id === e.tenant_id && (w.event_types.length === 0 || w.event_types.includes(e.type)))
+          .map((w) => ({ tenant_id: e.tenant_id, id: newId('dlv'), endpoint_id: w.id, event_id: e.id, status: 'pending' })),
+      );
+      if (rows.length) await tx.insertInto('webhook_deliveries').values(rows).execute();
+      await tx.updateTable('events').set({ fanned_out: true }).where('seq', 'in', events.map((e) => e.seq) as never[]).execute();
+      return events.length;
+    });
+  }
+
+  /** Leases due deliveries: the attempt number is taken here, once. */
+  async function claim(limit: number) {
+    const res = await sql<{ tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number }>`
+      update webhook_deliveries d
+      set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => ${LEASE_SECONDS})
+      from (
+        select tenant_id, id from webhook_deliveries
+        where status = 'pending' and next_attempt_at <= now() and (leased_until is null or leased_until < now())
+        order by next_attempt_at limit ${limit}
+        for update skip locked
+      ) due
+      where d.tenant_id = due.tenant_id and d.id = due.id
+      returning d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts`.execute(db);
+    return res.rows;
+  }
+
+  type Delivery = Awaited<ReturnType<typeof claim>>[number];
+
+  interface Result {
+    status: number | null;
+    error: string | null;
+    retryAfter: string | null;
+    ms: number;
+    /** No point retrying: the endpoint or the event is gone, or the endpoint was disabled. */
+    final?: boolean;
+  }
+
+  async function send(d: Delivery): Promise<Result> {
+    const started = Date.now();
+    const endpoint = await db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).executeTakeFirst();
+    const eventRow = await db.selectFrom('events').selectAll().where('tenant_id', '=', d.tenant_id).where('id', '=', d.event_id).executeTakeFirst();
+    if (!endpoint || !eventRow) return { status: null, error: 'endpoint or event no longer exists', retryAfter: null, ms: 0, final: true };
+    if (!endpoint.enabled) return { status: null, error: 'endpoint disabled', retryAfter: null, ms: 0, final: true };
+    try {
+      const url = await checkTarget(endpoint.url, targets);
+      const [event] = await eventViews(keyring, d.tenant_id, [eventRow]);
+      const body = JSON.stringify({ id: event!.id, type: event!.type, timestamp: event!.created_at, data: event!.data });
+      const context = secretContext(d.tenant_id, endpoint.id);
+      const secrets = [keyring.openSecret(context, endpoint.secret_enc)];
+      if (endpoint.previous_secret_enc && endpoint.previous_secret_expires_at && endpoint.previous_secret_expires_at > new Date()) {
+        secrets.push(keyring.openSecret(context, endpoint.previous_secret_enc));
+      }
+      const now = new Date();
+      const signature = secrets.map((s) => new Webhook(s).sign(event!.id, now, body)).join(' ');
+      const res = await fetch(url, {
+        method: 'POST',
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Kyclo-Webhooks/1',
+          'webhook-id': event!.id,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': signature,
+        },
+        // @ts-expect-error undici's dispatcher option is not in the DOM fetch types
+        dispatcher: agent,
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return { status: res.status, error: null, retryAfter: res.headers.get('retry-after'), ms: Date.now() - started };
+    } catch (err) {
+      const e = err as Error & { cause?: Error };
+      return { status: null, error: (e.cause?.message ?? e.message).slice(0, 500), retryAfter: null, ms: Date.now() - started };
+    }
+  }
+
+  /** Records the attempt and decides what comes next, unless the lease was lost meanwhile. */
+  async function record(d: Delivery, r: Result) {
+    const ok = r.status !== null && r.status >= 200 && r.status < 300;
+    await db.transaction().execute(async (tx) => {
+      await tx.insertInto('webhook_attempts').values({
+        tenant_id: d.tenant_id, delivery_id: d.id, attempt: d.attempts, endpoint_id: d.endpoint_id, event_id: d.event_id,
+        status_code: r.status, duration_ms: r.ms, error: r.error,
+      }).onConflict((oc) => oc.doNothing()).execute();
+      const base = tx.updateTable('webhook_deliveries').where('tenant_id', '=', d.tenant_id).where('id', '=', d.id).where('attempts', '=', d.attempts);
+      if (ok) {
+        await base.set({ status: 'succeeded', leased_until: null, last_attempt_at: sql`now()`, last_status_code: r.status }).execute();
+        await tx.updateTable('webhook_endpoints').set({ failing_since: null }).where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).execute();
+        return;
+      }
+      const gone = r.status === 410;
+      const delay = gone || r.final ? null : nextDelaySeconds(d.attempts, r.retryAfter);
+      await base.set({
+        status: delay === null ? 'failed' : 'pending',
+        next_attempt_at: delay === null ? sql`now()` : sql`now() + make_interval(secs => ${delay})`,
+        leased_until: null, last_attempt_at: sql`now()`, last_status_code: r.status,
+      }).execute();
+      if (r.final) return;
+      const ep = await tx.updateTable('webhook_endpoints').set({ failing_since: sql`coalesce(failing_since, now())` })
+        .where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).returning(['failing_since', 'enabled']).executeTakeFirst();
+      const failingTooLong = ep?.failing_since && Date.now() - ep.failing_since.getTime() > DISABLE_AFTER_MS;
+      if (ep?.enabled && (gone || failingTooLong)) {
+        const reason = gone ? 'gone' : 'failing';
+        await tx.updateTable('webhook_endpoints').set({ enabled: false, disabled_reason: reason, updated_at: sql`now()` })
+          .where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).execute();
+        await recordChange(
+          tx,
+          { type: 'system', tenantId: d.tenant_id, keyId: null, role: null, requestId: null, ip: null },
+          { action: 'webhook_endpoint.disabled', targetType: 'webhook_endpoint', targetId: d.endpoint_id, details: { reason, last_status: r.status } },
+          { type: 'webhook_endpoint.disabled', userId: null, data: { endpoint_id: d.endpoint_id, reason } },
+        );
+        log.warn({ endpoint: d.endpoint_id, reason }, 'webhook endpoint disabled');
+      }
+    });
+  }
+
+  /** One round: fan out, then send up to `batch` due deliveries, `concurrency` at a time. */
+  async function runOnce({ batch = 50, concurrency = 10 } = {}): Promise<{ fannedOut: number; sent: number }> {
+    const fannedOut = await fanOut();
+    const due = await claim(batch);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, due.length) }, async () => {
+        while (next < due.length) {
+          const d = due[next++]!;
+          await record(d, await send(d));
+        }
+      }),
+    );
+    return { fannedOut, sent: due.length };
+  }
+
+  return { fanOut, claim, runOnce, close: () => agent.close() };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;
+
+/** Runs rounds back to back while there is work, and every `idleMs` otherwise. */
+export function startDispatcher(dispatcher: Dispatcher, { idleMs = 250, log }: { idleMs?: number; log: Log }) {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const loop = () => {
+    running = dispatcher
+      .runOnce()
+      .then(({ fannedOut, sent }) => (fannedOut || sent ? 0 : idleMs))
+      .catch((err) => {
+        log.error({ err }, 'webhook dispatch round failed; retrying');
+        return idleMs * 4;
+      })
+      .then((wait) => {
+        if (!stopped) timer = setTimeout(loop, wait);
+      });
+  };
+  loop();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+    await dispatcher.close();
+  };
+}
