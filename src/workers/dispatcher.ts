@@ -16,7 +16,8 @@ import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js
 import { recordChange } from '../modules/audit/write-path.js';
 
 export const SEND_TIMEOUT_MS = 15_000;
-const LEASE_SECONDS = 60;
+// Longer than a send can take (15 s timeout), short enough that a killed dispatcher's work resumes soon.
+const LEASE_SECONDS = 30;
 
 interface Log {
   info(o: object, m: string): void;
