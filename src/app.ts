@@ -34,6 +34,7 @@ import { startBackgroundWork } from './workers/background.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
+import { openApiWebhooks } from './modules/events/catalog.js';
 
 export interface AppDeps {
   db: Db;
@@ -87,7 +88,8 @@ export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets 
           'an audit log and an event log for every change.',
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } } },
-    },
+      webhooks: openApiWebhooks(),
+    } as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   app.addHook('onRoute', (route) => {

@@ -140,3 +140,16 @@ describe('the operations endpoints', () => {
     expect(res.body.toLowerCase()).toContain('<html');
   });
 });
+
+describe('the webhooks section', () => {
+  it('documents every event type the service emits, with its payload', async () => {
+    const { EVENT_TYPES } = await import('../src/modules/events/catalog.js');
+    const doc = (await client(ctx.app, null).get('/openapi.json')).json();
+    expect(Object.keys(doc.webhooks).sort()).toEqual([...EVENT_TYPES].sort());
+    const created = doc.webhooks['user.created'].post.requestBody.content['application/json'].schema;
+    expect(created.properties).toMatchObject({ id: expect.any(Object), type: { const: 'user.created' }, timestamp: expect.any(Object), data: expect.any(Object) });
+    // Every type the code writes is in the catalogue.
+    const written = await ctx.db.selectFrom('events').select('type').distinct().execute();
+    for (const { type } of written) expect(EVENT_TYPES).toContain(type);
+  });
+});

@@ -9,12 +9,8 @@ import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { mergePersonal, openPersonal } from './personal.js';
+import { EVENT_TYPES } from './catalog.js';
 
-export const EVENT_TYPES = [
-  'user.created', 'user.updated', 'user.kyc_status_changed', 'user.verification_recorded', 'user.change_requested',
-  'user.change_approved', 'user.change_rejected', 'user.status_changed', 'user.closed', 'user.erasure_scheduled',
-  'user.erased', 'policy.updated',
-] as const;
 
 const Event = Type.Object({
   id: Type.String(),

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Text, Token } from '../../http/schemas.js';
-import { EVENT_TYPES } from '../events/events.routes.js';
+import { EVENT_TYPES } from '../events/catalog.js';
 import type { WebhooksService } from './webhooks.service.js';
 
 const EventType = Type.Enum([...EVENT_TYPES]);

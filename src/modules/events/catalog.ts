@@ -1,0 +1,72 @@
+// Every event Kyclo emits, with the shape of its `data`: one list that gives the event-type filter,
+// the OpenAPI `webhooks` section and the README's table. A webhook body is
+// { id, type, timestamp, data }; after a user's erasure `data` keeps only ids, types and field
+// names and carries `redacted: true`.
+import { Type, type TSchema } from 'typebox';
+
+const S = Type.String;
+const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Values = Type.Record(Type.String(), Type.Unknown(), { description: 'By dotted field name' });
+const Redacted = { redacted: Type.Optional(Type.Literal(true, { description: 'Present once the user is erased: personal values are gone' })) };
+const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(), ...props, ...Redacted });
+const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S() };
+
+export const EVENT_CATALOG = {
+  'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Unsafe({ $ref: '#/components/schemas/User' })) }) },
+  'user.updated': {
+    when: 'fields were applied, by a PATCH or an approved change request',
+    data: userData({ version: Type.Integer(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values), change_request_id: Type.Optional(S()) }),
+  },
+  'user.kyc_status_changed': {
+    when: 'a verification moved the KYC status, or a reviewed field changed',
+    data: userData({ from: S(), to: S(), reason: S({ description: 'verification | reviewed_field_changed' }), verification_id: Type.Optional(S()), fields: Type.Optional(Type.Array(S())) }),
+  },
+  'user.verification_recorded': { when: 'a KYC outcome was recorded', data: userData({ verification_id: S(), result: S(), provider: S(), level: N(Type.Integer()) }) },
+  'user.change_requested': { when: 'a PATCH held fields for approval', data: userData({ change_request_id: S(), fields: Type.Array(S()), proposed: Type.Optional(Values) }) },
+  'user.change_approved': {
+    when: 'a change request was approved and applied',
+    data: userData({ change_request_id: S(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values) }),
+  },
+  'user.change_rejected': { when: 'a change request was rejected', data: userData({ change_request_id: S(), fields: Type.Array(S()), reason: S() }) },
+  'user.status_changed': { when: 'the account status changed (closing included)', data: userData(transition) },
+  'user.closed': { when: 'the user was closed', data: userData({ ...transition, cancelled_change_requests: Type.Array(S()) }) },
+  'user.erasure_scheduled': { when: 'erasure was requested', data: userData({ requested_by: S(), scheduled_for: S({ format: 'date-time' }), legal_hold: Type.Boolean() }) },
+  'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: N(S()) }) },
+  'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({ reason: N(S()) }) },
+  'user.erased': { when: 'the retention sweeper destroyed the user’s personal data', data: userData({ erased_at: S({ format: 'date-time' }) }) },
+  'policy.updated': { when: 'the tenant’s policy overrides were replaced', data: Type.Object({ overrides: Type.Record(S(), Type.Unknown()) }) },
+  'webhook_endpoint.disabled': {
+    when: 'an endpoint was disabled: it answered 410, or failed for five days',
+    data: Type.Object({ endpoint_id: S(), reason: S({ description: 'gone | failing' }) }),
+  },
+} satisfies Record<string, { when: string; data: TSchema }>;
+
+export type EventType = keyof typeof EVENT_CATALOG;
+export const EVENT_TYPES = Object.keys(EVENT_CATALOG) as EventType[];
+
+/** The OpenAPI 3.1 `webhooks` section: one operation per event type, the body a receiver gets. */
+export function openApiWebhooks() {
+  return Object.fromEntries(
+    Object.entries(EVENT_CATALOG).map(([type, e]) => [
+      type,
+      {
+        post: {
+          operationId: `webhook_${type.replace(/\W/g, '_')}`,
+          summary: `${type}: ${e.when}`,
+          description:
+            'Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, ' +
+            'webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: Type.Object({ id: S(), type: Type.Literal(type), timestamp: S({ format: 'date-time' }), data: e.data }),
+              },
+            },
+          },
+          responses: { '2XX': { description: 'Received; no retry' }, default: { description: 'Retried on the schedule, then given up' } },
+        },
+      },
+    ]),
+  );
+}
