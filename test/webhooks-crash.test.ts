@@ -96,3 +96,30 @@ describe('webhooks across crashes', () => {
     for (const r of mine) expect(r.id).toBe(r.json.id);
   }, 300_000);
 });
+
+describe('kyclo worker', () => {
+  it('delivers webhooks and seals the audit log on its own, then stops on SIGTERM with exit 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const path = await import('node:path');
+    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const api = client(ctx.app, ownerKey);
+    const hook = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl, KYCLO_WEBHOOKS_ALLOW_HTTP: 'true', KYCLO_WEBHOOKS_ALLOW_PRIVATE: 'true' });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../src/cli/main.ts'), 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    try {
+      const user = (await api.post('/v1/users', individual())).json();
+      const deadline = Date.now() + 30_000;
+      const arrived = () => receiver.received.find((r) => r.json.type === 'user.created' && r.json.data.user_id === user.id);
+      while (!arrived() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(receiver.verifies(arrived()!, hook.secret)).toBe(true);
+      const unsealed = async () =>
+        Number((await sql<{ n: string }>`select count(*) as n from audit_entries where tenant_id = ${tenantId} and hash is null`.execute(ctx.db)).rows[0]!.n);
+      while ((await unsealed()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await unsealed()).toBe(0);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 60_000);
+});
