@@ -40,20 +40,20 @@ describe('KYC verification records', () => {
   it('keeps the identity snapshot immutable: the database refuses any UPDATE of a verification', async () => {
     const user = (await api.post('/v1/users', individual())).json();
     const v = (await api.post(`/v1/users/${user.id}/verifications`, {
-      result: 'approved', provider: 'acme-kyc', identity: { first_name: 'Alex', last_name: 'Oak', document_number: 'X1' },
+      result: 'approved', provider: 'acme-kyc', identity: { first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' },
     })).json();
-    expect(v.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'X1' });
+    expect(v.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' });
     const before = await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
     // At rest the snapshot is ciphertext only.
     expect(before.identity_enc).toMatch(/^kc1\./);
-    expect(JSON.stringify(before)).not.toContain('X1');
+    expect(JSON.stringify(before)).not.toContain('DOCNO-7F3A9-ZZ');
     await expect(
       sql`update verifications set identity_enc = 'kc1.forged' where id = ${v.id}`.execute(ctx.db),
     ).rejects.toThrow(/immutable/);
     await expect(sql`update verifications set level = 9 where id = ${v.id}`.execute(ctx.db)).rejects.toThrow(/immutable/);
     expect(await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow()).toEqual(before);
     const listed = (await api.get(`/v1/users/${user.id}/verifications`)).json().data;
-    expect(listed[0].identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'X1' });
+    expect(listed[0].identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' });
   });
 
   it('refuses an invalid verification with 400 and records nothing', async () => {

@@ -1,0 +1,78 @@
+// Every route that takes an id, driven from the OpenAPI document: tenant B's OWNER key on tenant A's
+// ids answers 404 (never 403, never data) and leaves every row of tenant A as it was. A new id
+// route that this table does not cover fails the suite.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { individual } from './helpers/factories.js';
+
+let ctx: TestContext;
+let tenantA: string;
+let B: Client;
+const idOf: Record<string, string> = {};
+
+// A valid body for each id operation that needs one (so a 404 cannot hide behind a 400).
+const BODIES: Record<string, unknown> = {
+  getUser: undefined, updateUser: { occupation: 'x' }, closeUser: { origin: 'operator', reason: 'other' },
+  changeUserStatus: { status: 'flagged' }, suspendUser: { reason: 'other' }, unsuspendUser: {}, flagUser: {},
+  blockUser: { reason: 'other' }, unblockUser: {}, listUserStatusChanges: undefined, getUserCapabilities: undefined,
+  recordVerification: { result: 'approved', provider: 'x' }, listVerifications: undefined, listUserChangeRequests: undefined,
+  requestErasure: { requested_by: 'user' }, setLegalHold: { reason: 'x' }, clearLegalHold: undefined, exportUser: undefined,
+  getChangeRequest: undefined, approveChangeRequest: {}, rejectChangeRequest: { reason: 'x' },
+  revokeApiKey: undefined, getEvent: undefined, redeliverEvent: undefined,
+  getWebhookEndpoint: undefined, updateWebhookEndpoint: { enabled: false }, deleteWebhookEndpoint: undefined,
+  rotateWebhookSecret: undefined, listWebhookDeliveries: undefined,
+};
+const RESOURCE: Record<string, string> = { users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
+
+async function holdings() {
+  const t = tenantA;
+  const q = <T extends 'users' | 'api_keys' | 'change_requests' | 'status_changes' | 'verifications' | 'webhook_endpoints' | 'webhook_deliveries' | 'events' | 'audit_entries'>(table: T) =>
+    ctx.db.selectFrom(table).selectAll().where('tenant_id', '=', t).execute() as Promise<Array<Record<string, unknown>>>;
+  const strip = (rows: Array<Record<string, unknown>>) => rows.map(({ last_used_at: _l, ...r }) => r).sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  return Promise.all(['users', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'].map(async (t2) => strip(await q(t2 as never))));
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const a = await createTenant(ctx.db);
+  tenantA = a.tenantId;
+  const A = client(ctx.app, a.ownerKey);
+  const requester = client(ctx.app, (await createKey(ctx.db, tenantA, 'ADMIN')).key);
+  const user = (await A.post('/v1/users', individual())).json();
+  await A.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'x' });
+  idOf.user = user.id;
+  idOf.change = (await requester.patch(`/v1/users/${user.id}`, { last_name: 'Elm' })).json().pending_changes[0].id;
+  idOf.key = (await createKey(ctx.db, tenantA, 'DEVELOPER')).id;
+  idOf.hook = (await A.post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/a' })).json().id;
+  idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
+  B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+});
+afterAll(() => ctx.close());
+
+describe('another tenant’s ids', () => {
+  it('answer 404 on every id route, and nothing of tenant A changes', async () => {
+    const doc = (await client(ctx.app, null).get('/openapi.json')).json();
+    const before = await holdings();
+    const uncovered: string[] = [];
+    let checked = 0;
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { operationId: string }>>)) {
+      if (!path.startsWith('/v1/') || !path.includes('{id}')) continue;
+      for (const [method, op] of Object.entries(item)) {
+        if (!Object.hasOwn(BODIES, op.operationId)) {
+          uncovered.push(op.operationId);
+          continue;
+        }
+        const resource = RESOURCE[path.split('/')[2]!]!;
+        const url = path.replace('{id}', idOf[resource]!);
+        const res = await B.call({ method: method.toUpperCase() as never, url, body: BODIES[op.operationId] });
+        expect(res.statusCode, `${op.operationId} ${method} ${url}: ${res.body}`).toBe(404);
+        expect(res.json().status).toBe(404);
+        for (const id of Object.values(idOf)) expect(res.body.includes(id) && !url.includes(id), op.operationId).toBe(false);
+        checked++;
+      }
+    }
+    expect(uncovered, 'id routes missing from test/cross-tenant-routes.test.ts').toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(29);
+    expect(await holdings()).toEqual(before);
+  });
+});
