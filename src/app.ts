@@ -9,6 +9,8 @@ import type { Db } from './db/database.js';
 import type { Keyring } from './crypto/keyring.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
+import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
+import { registerIdempotency } from './http/idempotency.js';
 import { validatorCompiler } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
@@ -48,12 +50,30 @@ export interface AppDeps {
    * piece by hand.
    */
   background?: { retentionIntervalSeconds: number } | null;
+  /** Where rate-limit windows are counted: Redis (shared by all processes) or this process. */
+  limiter?: Limiter;
+  /** Fastify's trustProxy: only then is X-Forwarded-For believed for the client address. */
+  trustProxy?: boolean | string[];
 }
+
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+// Security headers on every response; the interactive docs need their own scripts and styles.
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'cross-origin-resource-policy': 'same-origin',
+};
 
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({
+  db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
+  limiter = memoryLimiter(), trustProxy = false,
+}: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -65,6 +85,8 @@ export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets 
     },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    trustProxy,
   });
   app.setValidatorCompiler(validatorCompiler);
   registerProblemHandlers(app);
@@ -75,6 +97,11 @@ export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets 
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    reply.headers(SECURITY_HEADERS);
+    if (!req.url.startsWith('/docs')) {
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    }
   });
 
   await app.register(swagger, {
@@ -100,6 +127,8 @@ export async function buildApp({ db, keyring, logLevel = 'info', webhookTargets 
   });
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
   registerAuth(app, db);
+  registerRateLimit(app, limiter);
+  registerIdempotency(app, db);
 
   const users = createUsersService({ db, keyring });
   const keys = createApiKeysService({ db });

@@ -7,7 +7,7 @@ describe('configuration', () => {
     expect(loadConfig({})).toEqual({
       port: 3000, host: '127.0.0.1', databaseUrl: undefined, redisUrl: undefined,
       dataDir: path.resolve('./.kyclo'), masterKey: undefined, logLevel: 'info', retentionIntervalSeconds: 3600,
-      serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false },
+      serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
     });
   });
 
@@ -17,7 +17,7 @@ describe('configuration', () => {
     });
     expect(c).toEqual({
       port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', masterKey: undefined, logLevel: 'debug',
-      retentionIntervalSeconds: 3600, serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false },
+      retentionIntervalSeconds: 3600, serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
     });
   });
 

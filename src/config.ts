@@ -18,6 +18,7 @@ export const EnvSchema = Type.Object({
   KYCLO_SERVE_WORKERS: Type.Enum(['true', 'false']),
   KYCLO_WEBHOOKS_ALLOW_HTTP: Type.Enum(['true', 'false']),
   KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
+  KYCLO_TRUSTED_PROXIES: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$' })),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -35,6 +36,8 @@ export interface Config {
   /** Whether `serve` also runs the background work (dispatcher, audit sealer, retention sweeper). */
   serveWorkers: boolean;
   webhooks: { allowHttp: boolean; allowPrivate: boolean };
+  /** Addresses or CIDRs of the proxies whose X-Forwarded-For is believed; none by default. */
+  trustedProxies: string[];
 }
 
 export class ConfigError extends Error {
@@ -61,6 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_SERVE_WORKERS: pick('KYCLO_SERVE_WORKERS') ?? 'true',
     KYCLO_WEBHOOKS_ALLOW_HTTP: pick('KYCLO_WEBHOOKS_ALLOW_HTTP') ?? 'false',
     KYCLO_WEBHOOKS_ALLOW_PRIVATE: pick('KYCLO_WEBHOOKS_ALLOW_PRIVATE') ?? 'false',
+    KYCLO_TRUSTED_PROXIES: pick('KYCLO_TRUSTED_PROXIES')?.replace(/\s+/g, ''),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -84,5 +88,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionIntervalSeconds: env2.KYCLO_RETENTION_INTERVAL_SECONDS,
     serveWorkers: env2.KYCLO_SERVE_WORKERS === 'true',
     webhooks: { allowHttp: env2.KYCLO_WEBHOOKS_ALLOW_HTTP === 'true', allowPrivate: env2.KYCLO_WEBHOOKS_ALLOW_PRIVATE === 'true' },
+    trustedProxies: env2.KYCLO_TRUSTED_PROXIES ? env2.KYCLO_TRUSTED_PROXIES.split(',') : [],
   };
 }

@@ -9,6 +9,7 @@ import { resolveMasterKey } from './crypto/master-key.js';
 import { createKeyring } from './crypto/keyring.js';
 import { pino } from 'pino';
 import { startBackgroundWork } from './workers/background.js';
+import { memoryLimiter, redisLimiter } from './http/rate-limit.js';
 import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
 
@@ -51,6 +52,10 @@ export async function serve(config: Config): Promise<void> {
       logLevel: config.logLevel,
       webhookTargets: config.webhooks,
       background: config.serveWorkers ? { retentionIntervalSeconds: config.retentionIntervalSeconds } : null,
+      limiter: config.redisUrl
+        ? redisLimiter(config.redisUrl, (shared) => out(shared ? 'rate limits: shared through Redis' : 'rate limits: Redis unreachable, counting locally'))
+        : memoryLimiter(),
+      trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();

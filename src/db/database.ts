@@ -209,6 +209,19 @@ export interface StatusChangesTable {
   created_at: Generated<Date>;
 }
 
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  api_key_id: string;
+  key: string;
+  request_hash: string;
+  state: string;
+  response_status: number | null;
+  response_headers: Json<Record<string, string>> | null;
+  response_body: string | null;
+  created_at: Generated<Date>;
+  expires_at: Generated<Date>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -223,6 +236,7 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type Db = Kysely<Database>;
@@ -231,7 +245,11 @@ export type Tx = Transaction<Database>;
 // int8 (bigint) arrives as a string by default; counts and seqs we return stay strings on purpose,
 // but COUNT(*) results are parsed where used.
 export function createDb(connectionString: string, opts: { max?: number } = {}): Db {
-  const pool = new pg.Pool({ connectionString, max: opts.max ?? 10, idleTimeoutMillis: 30_000 });
+  // No statement may hold a connection for long: 15 s per statement, 30 s idle inside a transaction.
+  const pool = new pg.Pool({
+    connectionString, max: opts.max ?? 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000,
+    statement_timeout: 15_000, idle_in_transaction_session_timeout: 30_000,
+  });
   // A dropped idle connection must not crash the process; pg re-dials on the next checkout.
   pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -58,7 +58,10 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
       });
     }
     const role = row.role as Role;
-    req.actor = { type: 'api_key', tenantId: row.tenant_id, keyId: row.id, role, requestId: req.id, ip: req.ip };
+    req.actor = {
+      type: 'api_key', tenantId: row.tenant_id, keyId: row.id, role, requestId: req.id, ip: req.ip,
+      ...(row.requests_per_minute ? { requestsPerMinute: row.requests_per_minute } : {}),
+    };
     if (!roleAllows(role, permission)) {
       throw new AppError(403, 'auth.forbidden', `A ${role} key cannot do this (${permission}).`);
     }

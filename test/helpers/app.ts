@@ -5,6 +5,7 @@ import { buildApp } from '../../src/app.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { mergePersonal, openPersonal } from '../../src/modules/events/personal.js';
 import type { TargetPolicy } from '../../src/modules/webhooks/ssrf.js';
+import { memoryLimiter, redisLimiter } from '../../src/http/rate-limit.js';
 import { createDb, type Db } from '../../src/db/database.js';
 import { createDatabaseFromTemplate } from './databases.js';
 import { createTenantsService } from '../../src/modules/tenants/tenants.service.js';
@@ -28,6 +29,8 @@ export async function createTestContext(opts: { webhookTargets?: TargetPolicy } 
   const app = await buildApp({
     db, keyring, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
     webhookTargets: opts.webhookTargets ?? { allowHttp: true, allowPrivate: true },
+    // The real shared limiter whenever a Redis is configured (CI), the in-process one otherwise.
+    limiter: process.env.REDIS_URL ? redisLimiter(process.env.REDIS_URL) : memoryLimiter(),
   });
   await app.ready();
   return {

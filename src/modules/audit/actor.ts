@@ -8,6 +8,8 @@ export interface Actor {
   role: Role | null;
   requestId: string | null;
   ip: string | null;
+  /** The tenant's rate limit, read with the key (API callers only). */
+  requestsPerMinute?: number;
 }
 
 export const cliActor = (tenantId: string): Actor => ({

@@ -29,12 +29,18 @@ const Retention = Type.Object(
   { additionalProperties: false },
 );
 
+const RateLimit = Type.Object(
+  { requests_per_minute: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Per API key, over a 60 s window (default 6000)' }) },
+  { additionalProperties: false },
+);
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
   capabilities: CapabilityMatrix,
   retention: Retention,
+  rate_limit: RateLimit,
   overrides: Type.Object(
-    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention) },
+    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
     { description: 'What the tenant set; the rest are defaults' },
   ),
 });
@@ -62,7 +68,7 @@ export function policyRoutes(policy: PolicyService) {
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
           'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
         body: Type.Object(
-          { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention) },
+          { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
           { additionalProperties: false },
         ),
         response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },

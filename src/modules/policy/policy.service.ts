@@ -1,16 +1,18 @@
 // The tenant policy: defaults merged with the tenant's overrides, stored on the tenant row.
-// Sections: the field policy, the capability matrix and the retention period; later ones join it.
+// Sections: the field policy, the capability matrix, the retention period and the rate limit.
 import type { Db } from '../../db/database.js';
 import { validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPolicy } from '../users/field-policy.js';
+import { DEFAULT_REQUESTS_PER_MINUTE } from '../../http/rate-limit.js';
 import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
   capabilities?: CapabilityOverrides;
   retention?: { erasure_after_days: number };
+  rate_limit?: { requests_per_minute: number };
 }
 
 /** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
@@ -21,6 +23,7 @@ const effective = (o: TenantOverrides) => ({
   fields: effectivePolicy(o.fields),
   capabilities: effectiveCapabilities(o.capabilities),
   retention: { erasure_after_days: retentionDays(o) },
+  rate_limit: { requests_per_minute: o.rate_limit?.requests_per_minute ?? DEFAULT_REQUESTS_PER_MINUTE },
   overrides: o,
 });
 
@@ -47,6 +50,7 @@ export function createPolicyService({ db }: { db: Db }) {
         fields: body.fields ?? {},
         capabilities: body.capabilities ?? {},
         ...(body.retention ? { retention: body.retention } : {}),
+        ...(body.rate_limit ? { rate_limit: body.rate_limit } : {}),
       };
       await db.transaction().execute(async (tx) => {
         const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();

@@ -1,0 +1,92 @@
+// Idempotency-Key on every POST: the first completed response is stored (status, body, Location,
+// ETag) for 24 hours and replayed byte for byte; the same key with another body is a 422; while the
+// first request runs, a 409. Keys are scoped to the API key that sent them. A 5xx stores nothing, so
+// the request can be retried. The key is claimed before validation, so a 400 is replayed too.
+import crypto from 'node:crypto';
+import { sql } from 'kysely';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.js';
+import { canonicalJson } from '../lib/canonical-json.js';
+import { AppError } from './errors.js';
+
+export const IDEMPOTENCY_TTL_HOURS = 24;
+export const MAX_KEY_LENGTH = 255;
+/** An in-progress claim older than this belongs to a request that died with its process. */
+const ABANDONED_AFTER_SECONDS = 60;
+const REPLAYED_HEADERS = ['location', 'etag', 'content-type'] as const;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    idempotency: { apiKeyId: string; key: string } | null;
+  }
+}
+
+const hashOf = (req: FastifyRequest) =>
+  crypto.createHash('sha256').update(`${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`).digest('hex');
+
+export function registerIdempotency(app: FastifyInstance, db: Db): void {
+  app.decorateRequest('idempotency', null);
+
+  app.addHook('preValidation', async (req, reply) => {
+    const header = req.headers['idempotency-key'];
+    if (req.method !== 'POST' || header === undefined || !req.actor?.keyId) return;
+    const key = Array.isArray(header) ? header[0]! : header;
+    if (key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+      throw new AppError(400, 'idempotency.key_invalid', `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} printable ASCII characters.`, {
+        errors: [{ field: 'Idempotency-Key', code: 'invalid', message: `1 to ${MAX_KEY_LENGTH} printable ASCII characters` }],
+      });
+    }
+    const apiKeyId = req.actor.keyId;
+    const hash = hashOf(req);
+    // Claim the key, or take over one that expired or was abandoned by a dead process.
+    const claimed = await sql<{ key: string }>`
+      insert into idempotency_keys (tenant_id, api_key_id, key, request_hash, state)
+      values (${req.actor.tenantId}, ${apiKeyId}, ${key}, ${hash}, 'in_progress')
+      on conflict (api_key_id, key) do update
+        set request_hash = excluded.request_hash, state = 'in_progress', response_status = null, response_headers = null,
+            response_body = null, created_at = now(), expires_at = now() + make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
+        where idempotency_keys.expires_at < now()
+           or (idempotency_keys.state = 'in_progress' and idempotency_keys.created_at < now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS}))
+      returning key`.execute(db);
+    if (claimed.rows.length) {
+      req.idempotency = { apiKeyId, key };
+      return;
+    }
+    const existing = await db.selectFrom('idempotency_keys').selectAll().where('api_key_id', '=', apiKeyId).where('key', '=', key).executeTakeFirst();
+    if (!existing) throw new AppError(409, 'idempotency.in_progress', 'A request with this Idempotency-Key is being processed; retry shortly.');
+    if (existing.request_hash !== hash) {
+      throw new AppError(422, 'idempotency.key_reused', 'This Idempotency-Key was used with another request; use a new key.');
+    }
+    if (existing.state !== 'completed') {
+      throw new AppError(409, 'idempotency.in_progress', 'A request with this Idempotency-Key is being processed; retry shortly.', {
+        headers: { 'retry-after': '1' },
+      });
+    }
+    reply.code(existing.response_status!).headers({ ...(existing.response_headers ?? {}), 'idempotent-replayed': 'true' });
+    return reply.send(existing.response_body);
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const claim = req.idempotency;
+    if (!claim) return payload;
+    req.idempotency = null;
+    if (reply.statusCode >= 500) {
+      await db.deleteFrom('idempotency_keys').where('api_key_id', '=', claim.apiKeyId).where('key', '=', claim.key).where('state', '=', 'in_progress').execute();
+      return payload;
+    }
+    const headers: Record<string, string> = {};
+    for (const h of REPLAYED_HEADERS) {
+      const v = reply.getHeader(h);
+      if (v !== undefined) headers[h] = String(v);
+    }
+    await db
+      .updateTable('idempotency_keys')
+      .set({
+        state: 'completed', response_status: reply.statusCode, response_headers: JSON.stringify(headers),
+        response_body: typeof payload === 'string' ? payload : payload == null ? '' : String(payload),
+      })
+      .where('api_key_id', '=', claim.apiKeyId).where('key', '=', claim.key)
+      .execute();
+    return payload;
+  });
+}
