@@ -594,4 +594,19 @@ describe('authentication comes before the role check', () => {
     expect(res.json().code).toBe('auth.missing_key');
     expect(await snapshot()).toEqual(before);
   });
+
+  it.each(Object.entries(OPERATIONS).map(([id, op]) => [id, op] as const))('%s with a revoked OWNER key is 401 auth.key_revoked', async (_id, op) => {
+    const call = await op.request({ role: 'OWNER', keyId: revokedOwner.id });
+    const before = await snapshot();
+    const res = await client(ctx.app, revokedOwner.key).call(call);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().code).toBe('auth.key_revoked');
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+let revokedOwner: { key: string; id: string };
+beforeAll(async () => {
+  revokedOwner = await createKey(ctx.db, tenantId, 'OWNER');
+  await ctx.db.updateTable('api_keys').set({ revoked_at: new Date() }).where('id', '=', revokedOwner.id).execute();
 });
