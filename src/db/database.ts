@@ -250,7 +250,10 @@ export function createDb(connectionString: string, opts: { max?: number } = {}):
     connectionString, max: opts.max ?? 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000,
     statement_timeout: 15_000, idle_in_transaction_session_timeout: 30_000,
   });
-  // A dropped idle connection must not crash the process; pg re-dials on the next checkout.
+  // A dropped connection must never crash the process: pg reports it on the pool for idle clients
+  // and on the client itself while checked out (the query in flight fails on its own, and the pool
+  // discards the broken client and dials a new one on the next checkout).
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

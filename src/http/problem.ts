@@ -121,8 +121,9 @@ function isDatabaseUnavailable(err: { code?: string; message?: string }): boolea
   const code = err.code ?? '';
   return (
     code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' ||
-    code === 'ECONNREFUSED' || code === 'ECONNRESET' ||
-    /Connection terminated|timeout exceeded when trying to connect/.test(err.message ?? '')
+    code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' ||
+    // A transaction whose connection died fails again on ROLLBACK, with pg's own wording.
+    /Connection terminated|not queryable|Connection ended|timeout exceeded when trying to connect/.test(err.message ?? '')
   );
 }
 
