@@ -5,7 +5,7 @@ import { buildApp } from '../../src/app.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { mergePersonal, openPersonal } from '../../src/modules/events/personal.js';
 import type { TargetPolicy } from '../../src/modules/webhooks/ssrf.js';
-import { memoryLimiter, redisLimiter } from '../../src/http/rate-limit.js';
+import { memoryLimiter, redisLimiter, type Limiter } from '../../src/http/rate-limit.js';
 import { createDb, type Db } from '../../src/db/database.js';
 import { createDatabaseFromTemplate } from './databases.js';
 import { createTenantsService } from '../../src/modules/tenants/tenants.service.js';
@@ -22,7 +22,7 @@ export interface TestContext {
 }
 
 /** Tests reach their own local receivers: private targets and http are allowed unless a test says otherwise. */
-export async function createTestContext(opts: { webhookTargets?: TargetPolicy } = {}): Promise<TestContext> {
+export async function createTestContext(opts: { webhookTargets?: TargetPolicy; limiter?: Limiter } = {}): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
   const db = createDb(database.url, { max: 10 });
   const keyring = createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') });
@@ -30,7 +30,7 @@ export async function createTestContext(opts: { webhookTargets?: TargetPolicy } 
     db, keyring, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
     webhookTargets: opts.webhookTargets ?? { allowHttp: true, allowPrivate: true },
     // The real shared limiter whenever a Redis is configured (CI), the in-process one otherwise.
-    limiter: process.env.REDIS_URL ? redisLimiter(process.env.REDIS_URL) : memoryLimiter(),
+    limiter: opts.limiter ?? (process.env.REDIS_URL ? redisLimiter(process.env.REDIS_URL) : memoryLimiter()),
   });
   await app.ready();
   return {
