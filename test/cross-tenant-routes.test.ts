@@ -79,4 +79,18 @@ describe('another tenant’s ids', () => {
     expect(checked).toBeGreaterThanOrEqual(29);
     expect(await holdings()).toEqual(before);
   });
+
+  it('show nothing of tenant A in any list', async () => {
+    const doc = (await client(ctx.app, null).get('/openapi.json')).json();
+    const aIds = [...Object.values(idOf), tenantA];
+    let lists = 0;
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { operationId: string }>>)) {
+      if (!path.startsWith('/v1/') || path.includes('{') || !item.get) continue;
+      const res = await B.get(path === '/v1/change-requests' ? `${path}?status=pending` : path);
+      expect(res.statusCode, path).toBe(200);
+      for (const id of aIds) expect(res.body.includes(id), `${path} shows ${id}`).toBe(false);
+      lists++;
+    }
+    expect(lists).toBeGreaterThanOrEqual(8);
+  });
 });
