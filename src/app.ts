@@ -128,7 +128,7 @@ export async function buildApp({
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
   registerAuth(app, db);
   registerRateLimit(app, limiter);
-  registerIdempotency(app, db);
+  registerIdempotency(app, db, keyring);
 
   const users = createUsersService({ db, keyring });
   const keys = createApiKeysService({ db });

@@ -47,6 +47,16 @@ describe('status changes', () => {
     expect((await row(id)).status).toBe('active');
   });
 
+  it('closing needs the close permission on every route: a COMPLIANCE_OFFICER may suspend but not close', async () => {
+    const id = await newUser();
+    const officer = client(ctx.app, (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key);
+    const res = await officer.post(`/v1/users/${id}/status-changes`, { status: 'closed', reason: 'other' });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().code).toBe('auth.forbidden');
+    expect((await row(id)).status).toBe('active');
+    expect((await officer.post(`/v1/users/${id}/status-changes`, { status: 'suspended', reason: 'other' })).statusCode).toBe(201);
+  });
+
   it('requires a published reason code into suspended, blocked and closed', async () => {
     const id = await newUser();
     for (const [path, body] of [

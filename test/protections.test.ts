@@ -61,6 +61,35 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('what idempotency keeps', () => {
+  it('seals stored bodies, never stores a secret shown once, and forgets a user’s responses when the user is erased', async () => {
+    const body = individual();
+    const created = await api.post('/v1/users', body, { 'idempotency-key': 'k-sealed' });
+    const row = await ctx.db.selectFrom('idempotency_keys').selectAll().where('key', '=', 'k-sealed').executeTakeFirstOrThrow();
+    expect(row.response_body_enc).toMatch(/^km1\./);
+    expect(JSON.stringify(row)).not.toContain(body.email);
+    expect(row.subject_user_id).toBe(created.json().id);
+
+    const minted = await api.post('/v1/api-keys', { role: 'READER', name: 'once' }, { 'idempotency-key': 'k-secret' });
+    expect(minted.statusCode).toBe(201);
+    const stored = await ctx.db.selectFrom('idempotency_keys').selectAll().where('key', '=', 'k-secret').executeTakeFirstOrThrow();
+    expect(stored.response_body_enc).toBeNull();
+    const replay = await api.post('/v1/api-keys', { role: 'READER', name: 'once' }, { 'idempotency-key': 'k-secret' });
+    expect(replay.statusCode).toBe(409);
+    expect(replay.json().code).toBe('idempotency.not_replayable');
+    expect(replay.headers.location).toBe(minted.headers.location);
+    expect(replay.body).not.toContain(minted.json().key);
+
+    const { createErasureService } = await import('../src/modules/erasure/erasure.service.js');
+    const { createLifecycleService } = await import('../src/modules/lifecycle/lifecycle.service.js');
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 }, rate_limit: { requests_per_minute: 6000 } } });
+    await api.post(`/v1/users/${created.json().id}/erasure`, { requested_by: 'user' });
+    await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db }) }).sweep();
+    expect(await ctx.db.selectFrom('idempotency_keys').select('key').where('key', '=', 'k-sealed').execute()).toEqual([]);
+    await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
+  });
+});
+
 describe('rate limits', () => {
   it('limit each API key per the tenant policy, with RateLimit headers on every response and 429 + Retry-After past it', async () => {
     const admin = await createKey(ctx.db, tenantId, 'ADMIN');

@@ -71,11 +71,11 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
   }
 
   /** Keys of several users at once (for a page of events); destroyed keys are absent. */
-  async function keysOf(tenantId: string, userIds: string[]): Promise<Map<string, { keyId: string; key: Buffer }>> {
+  async function keysOf(tenantId: string, userIds: string[], executor: Db | Tx = db): Promise<Map<string, { keyId: string; key: Buffer }>> {
     const out = new Map<string, { keyId: string; key: Buffer }>();
     const ids = [...new Set(userIds)];
     if (ids.length === 0) return out;
-    const rows = await db
+    const rows = await executor
       .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
       .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null)
       .execute();
@@ -98,9 +98,13 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       return [VERSION, keyId, iv.toString('base64url'), body.toString('base64url')].join('.');
     },
 
-    /** Opens one value; undefined when the user's key has been destroyed (erased). */
-    async open(tenantId: string, userId: string, field: string, envelope: string): Promise<unknown> {
-      const keys = await keysOf(tenantId, [userId]);
+    /**
+     * Opens one value; undefined when the user's key has been destroyed (erased). Inside a
+     * transaction pass it as `executor`: a second pool connection per open transaction can exhaust
+     * the pool under load.
+     */
+    async open(tenantId: string, userId: string, field: string, envelope: string, executor: Db | Tx = db): Promise<unknown> {
+      const keys = await keysOf(tenantId, [userId], executor);
       return openWith(keys.get(userId), tenantId, userId, field, envelope);
     },
 
@@ -109,8 +113,13 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
      * the ciphertext does not open (tampered, or copied from another user or field): a list shows such
      * a value as unreadable rather than failing whole. `onError` hears about the latter.
      */
-    async openMany(tenantId: string, items: Sealed[], onError: (err: DecryptError, item: Sealed) => void = () => undefined): Promise<unknown[]> {
-      const keys = await keysOf(tenantId, items.map((i) => i.userId));
+    async openMany(
+      tenantId: string,
+      items: Sealed[],
+      onError: (err: DecryptError, item: Sealed) => void = () => undefined,
+      executor: Db | Tx = db,
+    ): Promise<unknown[]> {
+      const keys = await keysOf(tenantId, items.map((i) => i.userId), executor);
       return items.map((i) => {
         try {
           return openWith(keys.get(i.userId), tenantId, i.userId, i.field, i.envelope);

@@ -217,7 +217,8 @@ export interface IdempotencyKeysTable {
   state: string;
   response_status: number | null;
   response_headers: Json<Record<string, string>> | null;
-  response_body: string | null;
+  response_body_enc: string | null;
+  subject_user_id: string | null;
   created_at: Generated<Date>;
   expires_at: Generated<Date>;
 }

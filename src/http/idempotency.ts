@@ -2,12 +2,16 @@
 // ETag) for 24 hours and replayed byte for byte; the same key with another body is a 422; while the
 // first request runs, a 409. Keys are scoped to the API key that sent them. A 5xx stores nothing, so
 // the request can be retried. The key is claimed before validation, so a 400 is replayed too.
+// Stored bodies are sealed by the master key and deleted when they expire or when the user they
+// concern is erased; a response that shows a secret once (a new API key, a webhook secret) is never
+// stored: its replay is a 409 pointing at the resource.
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
 import { canonicalJson } from '../lib/canonical-json.js';
 import { AppError } from './errors.js';
+import type { Keyring } from '../crypto/keyring.js';
 
 export const IDEMPOTENCY_TTL_HOURS = 24;
 export const MAX_KEY_LENGTH = 255;
@@ -19,12 +23,25 @@ declare module 'fastify' {
   interface FastifyRequest {
     idempotency: { apiKeyId: string; key: string } | null;
   }
+  interface FastifyContextConfig {
+    /** `secret`: the response shows a secret once and must not be stored. */
+    idempotentResponse?: 'stored' | 'secret';
+  }
+}
+
+const sealContext = (apiKeyId: string, key: string) => `idempotency:${apiKeyId}:${key}`;
+
+/** The user a stored response concerns, so erasure can delete it with the user's other data. */
+function subjectOf(req: FastifyRequest, payload: string): string | null {
+  const id = (req.params as { id?: string } | undefined)?.id;
+  if (id && req.url.startsWith('/v1/users/')) return id;
+  return /^\{"id":"(usr_[0-9A-Z]{26})"/.exec(payload)?.[1] ?? null;
 }
 
 const hashOf = (req: FastifyRequest) =>
   crypto.createHash('sha256').update(`${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`).digest('hex');
 
-export function registerIdempotency(app: FastifyInstance, db: Db): void {
+export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyring): void {
   app.decorateRequest('idempotency', null);
 
   app.addHook('preValidation', async (req, reply) => {
@@ -44,7 +61,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
       values (${req.actor.tenantId}, ${apiKeyId}, ${key}, ${hash}, 'in_progress')
       on conflict (api_key_id, key) do update
         set request_hash = excluded.request_hash, state = 'in_progress', response_status = null, response_headers = null,
-            response_body = null, created_at = now(), expires_at = now() + make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
+            response_body_enc = null, subject_user_id = null, created_at = now(), expires_at = now() + make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
         where idempotency_keys.expires_at < now()
            or (idempotency_keys.state = 'in_progress' and idempotency_keys.created_at < now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS}))
       returning key`.execute(db);
@@ -62,8 +79,13 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
         headers: { 'retry-after': '1' },
       });
     }
+    if (existing.response_body_enc === null) {
+      throw new AppError(409, 'idempotency.not_replayable', 'This request succeeded, but its response showed a secret once and is not kept; the resource is at Location.', {
+        headers: existing.response_headers?.location ? { location: existing.response_headers.location } : {},
+      });
+    }
     reply.code(existing.response_status!).headers({ ...(existing.response_headers ?? {}), 'idempotent-replayed': 'true' });
-    return reply.send(existing.response_body);
+    return reply.send(keyring.openSecret(sealContext(apiKeyId, key), existing.response_body_enc));
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
@@ -79,11 +101,14 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
       const v = reply.getHeader(h);
       if (v !== undefined) headers[h] = String(v);
     }
+    const body = typeof payload === 'string' ? payload : payload == null ? '' : String(payload);
+    const secret = req.routeOptions.config?.idempotentResponse === 'secret' && reply.statusCode < 300;
     await db
       .updateTable('idempotency_keys')
       .set({
         state: 'completed', response_status: reply.statusCode, response_headers: JSON.stringify(headers),
-        response_body: typeof payload === 'string' ? payload : payload == null ? '' : String(payload),
+        response_body_enc: secret ? null : keyring.sealSecret(sealContext(claim.apiKeyId, claim.key), body),
+        subject_user_id: subjectOf(req, body),
       })
       .where('api_key_id', '=', claim.apiKeyId).where('key', '=', claim.key)
       .execute();

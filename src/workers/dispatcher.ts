@@ -155,20 +155,28 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     });
   }
 
-  /** One round: fan out, then send up to `batch` due deliveries, `concurrency` at a time. */
+  /**
+   * One round: fan out, then send up to `batch` due deliveries, `concurrency` at a time. Each sender
+   * claims one delivery just before sending it, so no lease can run out while it waits its turn.
+   */
   async function runOnce({ batch = 50, concurrency = 10 } = {}): Promise<{ fannedOut: number; sent: number }> {
     const fannedOut = await fanOut();
-    const due = await claim(batch);
-    let next = 0;
+    let sent = 0;
+    let exhausted = false;
     await Promise.all(
-      Array.from({ length: Math.min(concurrency, due.length) }, async () => {
-        while (next < due.length) {
-          const d = due[next++]!;
+      Array.from({ length: concurrency }, async () => {
+        while (!exhausted && sent < batch) {
+          const [d] = await claim(1);
+          if (!d) {
+            exhausted = true;
+            return;
+          }
+          sent++;
           await record(d, await send(d));
         }
       }),
     );
-    return { fannedOut, sent: due.length };
+    return { fannedOut, sent };
   }
 
   return { fanOut, claim, runOnce, close: () => agent.close() };

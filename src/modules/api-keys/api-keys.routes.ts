@@ -26,7 +26,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
   return async (app: FastifyInstance) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     r.post('/v1/api-keys', {
-      config: { permission: 'tenant:admin' },
+      config: { permission: 'tenant:admin', idempotentResponse: 'secret' },
       schema: {
         operationId: 'createApiKey',
         tags: ['API keys'],

@@ -80,17 +80,23 @@ export type VerifyResult =
   | { tenantId: string; ok: true; sealed: number; pending: number }
   | { tenantId: string; ok: false; brokenAt: string; reason: string; sealed: number; pending: number };
 
-/** Walks one tenant's chain from the start; reports the first sequence number that does not hold. */
+/**
+ * Walks one tenant's chain from the start up to its recorded head; reports the first sequence number
+ * that does not hold. Entries sealed while it walks lie past that head and wait for the next run, so
+ * a live system never looks tampered with.
+ */
 export async function verifyTenantChain(db: Db, tenantId: string): Promise<VerifyResult> {
-  const pending = Number((await sql<{ n: string }>`select count(*) as n from audit_entries where tenant_id = ${tenantId} and hash is null`.execute(db)).rows[0]!.n);
   const head = (await sql<{ chain_seq: string; hash: string }>`select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(db)).rows[0];
+  const limit = head?.chain_seq ?? '0';
+  const pending = Number((await sql<{ n: string }>`
+    select count(*) as n from audit_entries where tenant_id = ${tenantId} and (hash is null or audit_entries.chain_seq > ${limit}::bigint)`.execute(db)).rows[0]!.n);
   let expected = 1n;
   let prev = GENESIS;
   let after = '0';
   for (;;) {
     const rows = await sql<EntryRow>`
       select ${ENTRY_COLUMNS} from audit_entries
-      where tenant_id = ${tenantId} and audit_entries.chain_seq > ${after}::bigint
+      where tenant_id = ${tenantId} and audit_entries.chain_seq > ${after}::bigint and audit_entries.chain_seq <= ${limit}::bigint
       order by audit_entries.chain_seq limit 5000`.execute(db);
     for (const r of rows.rows) {
       const at = expected.toString();

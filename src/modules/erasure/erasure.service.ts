@@ -57,6 +57,7 @@ export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: Lif
       .where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id)
       .execute();
     await tx.updateTable('change_requests').set({ changes_enc: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
+    await tx.deleteFrom('idempotency_keys').where('tenant_id', '=', u.tenant_id).where('subject_user_id', '=', u.id).execute();
     await recordChange(
       tx, actor,
       { action: 'user.erased', targetType: 'user', targetId: u.id, userId: u.id, details: { scheduled_for: u.erasure_scheduled_for?.toISOString() } },
@@ -118,6 +119,8 @@ export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: Lif
      */
     async sweep(now = new Date(), batch = 100): Promise<{ erased: string[] }> {
       const erased: string[] = [];
+      // Stored idempotent responses are kept 24 hours, then go with the rest of the sweep.
+      await db.deleteFrom('idempotency_keys').where('expires_at', '<', now).execute();
       for (;;) {
         const done = await db.transaction().execute(async (tx) => {
           const due = await tx

@@ -8,6 +8,8 @@ import { toUserView } from '../users/user-view.js';
 import { ORIGINS, SHORTHANDS, STATUSES, type Shorthand } from './user-status.js';
 import { OPERATIONS } from './capabilities.js';
 import type { LifecycleService } from './lifecycle.service.js';
+import { roleAllows } from '../api-keys/roles.js';
+import { AppError } from '../../http/errors.js';
 
 const Reason = Type.Enum(codes('reason_codes'), { description: 'See GET /v1/enumerations/reason_codes' });
 const Origin = Type.Enum([...ORIGINS], { description: 'Who initiated it; operator by default' });
@@ -60,6 +62,10 @@ export function lifecycleRoutes(service: LifecycleService) {
         response: { 201: StatusChange, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
       },
       handler: async (req, reply) => {
+        // Closing is its own permission (OWNER, ADMIN), whichever route asks for it.
+        if (req.body.status === 'closed' && req.actor.role && !roleAllows(req.actor.role, 'users:close')) {
+          throw new AppError(403, 'auth.forbidden', `A ${req.actor.role} key cannot close users (users:close).`);
+        }
         const { change } = await service.transition(req.actor, req.params.id, req.body, { ifMatch: parseIfMatch(req.headers['if-match']) });
         reply.code(201);
         return change;
@@ -146,7 +152,9 @@ export function lifecycleRoutes(service: LifecycleService) {
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ results: Type.Array(Type.Object({ id: Type.String(), result: Type.Enum(['closed', 'already_closed', 'not_found']) })) }),
+          200: Type.Object({
+            results: Type.Array(Type.Object({ id: Type.String(), result: Type.Enum(['closed', 'already_closed', 'not_found', 'failed'], { description: 'failed: refused for this id (kept changing under the close); retry it' }) })),
+          }),
           ...errors(...AUTH_ERRORS, 413, 415),
         },
       },

@@ -109,17 +109,16 @@ export function createLifecycleService({ db }: { db: Db }) {
 
   /** Closing is idempotent: a closed user answers as it is, with no new history, audit entry or event. */
   async function close(actor: Actor, userId: string, input: { origin: Origin; reason: string; note?: string }) {
-    const row = await getRow(actor.tenantId, userId);
-    if (row.status === 'closed') return { user: row, closed: false };
-    try {
-      const { user } = await transition(actor, userId, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin });
-      return { user, closed: true };
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'user.transition_conflict') {
-        const now = await getRow(actor.tenantId, userId);
-        if (now.status === 'closed') return { user: now, closed: false };
+    // Every open status may close, so a status that moved under us is simply tried again.
+    for (let attempt = 0; ; attempt++) {
+      const row = await getRow(actor.tenantId, userId);
+      if (row.status === 'closed') return { user: row, closed: false };
+      try {
+        const { user } = await transition(actor, userId, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin });
+        return { user, closed: true };
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'user.transition_conflict' && attempt < 5)) throw err;
       }
-      throw err;
     }
   }
 
@@ -130,20 +129,24 @@ export function createLifecycleService({ db }: { db: Db }) {
     /** Closes up to 1,000 users, four at a time; each closure is its own transaction. */
     async closeMany(actor: Actor, ids: string[], input: { origin: Origin; reason: string; note?: string }) {
       const unique = [...new Set(ids)];
-      const results = new Map<string, 'closed' | 'already_closed' | 'not_found'>();
+      const results = new Map<string, 'closed' | 'already_closed' | 'not_found' | 'failed'>();
       let next = 0;
+      let fault: unknown = null;
+      // Every id gets its own result; an unexpected fault stops the batch only after the others settle.
       const worker = async () => {
-        while (next < unique.length) {
+        while (next < unique.length && !fault) {
           const id = unique[next++]!;
           try {
             results.set(id, (await close(actor, id, input)).closed ? 'closed' : 'already_closed');
           } catch (err) {
             if (err instanceof AppError && err.status === 404) results.set(id, 'not_found');
-            else throw err;
+            else if (err instanceof AppError && err.status < 500) results.set(id, 'failed');
+            else fault = err;
           }
         }
       };
       await Promise.all(Array.from({ length: Math.min(4, unique.length) }, worker));
+      if (fault) throw fault;
       return { results: unique.map((id) => ({ id, result: results.get(id)! })) };
     },
 

@@ -36,8 +36,10 @@ export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefine
 }
 
 /** Change requests as the API shows them, their values opened with each user's key. */
-export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[]) {
-  const opened = await keyring.openMany(tenantId, rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })));
+export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[], executor?: Db | Tx) {
+  const opened = await keyring.openMany(
+    tenantId, rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })), undefined, executor,
+  );
   return rows.map((r, i) => toChangeRequest(r, r.changes_enc ? (opened[i] as Changes | undefined) : undefined));
 }
 
@@ -88,7 +90,7 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
     async approve(actor: Actor, id: string, input: { note?: string }) {
       return db.transaction().execute(async (tx) => {
         const { cr, user } = await lockPending(tx, actor, id);
-        const changes = (await keyring.open(actor.tenantId, user.id, CHANGES_FIELD, cr.changes_enc!)) as Changes;
+        const changes = (await keyring.open(actor.tenantId, user.id, CHANGES_FIELD, cr.changes_enc!, tx)) as Changes;
         const doc = documentOf(user);
         const fields = cr.fields;
         const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), changes[f]!.from ?? null));
@@ -131,7 +133,7 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
           { action: 'change_request.rejected', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { reason: input.reason, note: input.note ?? null } },
           { type: 'user.change_rejected', userId: user.id, data: { user_id: user.id, change_request_id: id, fields, reason: input.reason } },
         );
-        return (await views(actor.tenantId, [decided]))[0]!;
+        return (await changeRequestViews(keyring, actor.tenantId, [decided], tx))[0]!;
       });
     },
   };

@@ -38,12 +38,14 @@ const Attempt = Type.Object({
 const Page = Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false });
 const tags = ['Webhooks'];
 const config = { permission: 'events:manage' as const };
+// Responses that show a signing secret once are never kept for idempotent replay.
+const secretConfig = { ...config, idempotentResponse: 'secret' as const };
 
 export function webhookRoutes(service: WebhooksService) {
   return async (app: FastifyInstance) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     r.post('/v1/webhook-endpoints', {
-      config,
+      config: secretConfig,
       schema: {
         operationId: 'createWebhookEndpoint', tags, summary: 'Register an endpoint (its signing secret is returned once)',
         body: Type.Object({ url: Url, ...Fields }, { additionalProperties: false }),
@@ -81,7 +83,7 @@ export function webhookRoutes(service: WebhooksService) {
       handler: async (req) => service.remove(req.actor, req.params.id),
     });
     r.post('/v1/webhook-endpoints/:id/rotate-secret', {
-      config,
+      config: secretConfig,
       schema: {
         operationId: 'rotateWebhookSecret', tags, summary: 'A new secret; the old one keeps signing alongside it for 24 hours',
         params: IdParam('whe'), response: { 200: WithSecret, ...errors(...AUTH_ERRORS, 404) },

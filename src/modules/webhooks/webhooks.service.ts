@@ -134,14 +134,12 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     async deliveries(actor: Actor, id: string, q: { limit?: number; cursor?: string }) {
       await getRow(actor, id);
       const limit = q.limit ?? 50;
-      const after = decodeCursor(q.cursor, ['at', 'd', 'n'] as const, /^[\w:.+-]{1,64}$/);
+      // Newest delivery first (ids are time-ordered), its attempts last to first: an exact keyset,
+      // where a timestamp cursor would lose rows that share a millisecond.
+      const after = decodeCursor(q.cursor, ['d', 'n'] as const, /^[\w]{1,64}$/);
       let query = db.selectFrom('webhook_attempts').selectAll().where('tenant_id', '=', actor.tenantId).where('endpoint_id', '=', id);
-      if (after) {
-        query = query.where((eb) =>
-          eb(eb.refTuple('attempted_at', 'delivery_id', 'attempt'), '<', eb.tuple(new Date(after.at), after.d, Number(after.n))),
-        );
-      }
-      const rows = await query.orderBy('attempted_at', 'desc').orderBy('delivery_id', 'desc').orderBy('attempt', 'desc').limit(limit + 1).execute();
+      if (after) query = query.where((eb) => eb(eb.refTuple('delivery_id', 'attempt'), '<', eb.tuple(after.d, Number(after.n))));
+      const rows = await query.orderBy('delivery_id', 'desc').orderBy('attempt', 'desc').limit(limit + 1).execute();
       return toPage(
         rows,
         limit,
@@ -150,7 +148,7 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
           succeeded: r.status_code !== null && r.status_code >= 200 && r.status_code < 300,
           status_code: r.status_code, duration_ms: r.duration_ms, error: r.error,
         }),
-        (r) => ({ at: r.attempted_at.toISOString(), d: r.delivery_id, n: String(r.attempt) }),
+        (r) => ({ d: r.delivery_id, n: String(r.attempt) }),
       );
     },
 
