@@ -11,6 +11,7 @@ import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
 import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
+import { registerMetrics } from './http/metrics.js';
 import { validatorCompiler } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
@@ -164,6 +165,7 @@ export async function buildApp({
     return { status: 'ready' };
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerMetrics(app);
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } as never });
   return app;
 }

@@ -106,3 +106,16 @@ describe('operations', () => {
     expect(res.json()).toMatchObject({ code: 'route.not_found', request_id: res.headers['x-request-id'] });
   });
 });
+
+describe('metrics', () => {
+  it('serves Prometheus metrics without a key, counted per route pattern, never per id', async () => {
+    const user = (await api.post('/v1/users', individual())).json();
+    await api.get(`/v1/users/${user.id}`);
+    const res = await client(ctx.app, null).get('/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    expect(res.body).toMatch(/kyclo_http_requests_total\{method="GET",route="\/v1\/users\/:id",status="200"\} \d+/);
+    expect(res.body).toContain('kyclo_process_cpu_seconds_total');
+    expect(res.body).not.toContain(user.id);
+  });
+});
