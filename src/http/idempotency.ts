@@ -25,7 +25,7 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** `secret`: the response shows a secret once and must not be stored. */
-    idempotentResponse?: 'stored' | 'secret';
+    idempotentResponse?: 'secret';
   }
 }
 
@@ -70,11 +70,11 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
       return;
     }
     const existing = await db.selectFrom('idempotency_keys').selectAll().where('api_key_id', '=', apiKeyId).where('key', '=', key).executeTakeFirst();
-    if (!existing) throw new AppError(409, 'idempotency.in_progress', 'A request with this Idempotency-Key is being processed; retry shortly.');
-    if (existing.request_hash !== hash) {
+    // Gone between the claim and this read means another request just took it over: still running.
+    if (existing && existing.request_hash !== hash) {
       throw new AppError(422, 'idempotency.key_reused', 'This Idempotency-Key was used with another request; use a new key.');
     }
-    if (existing.state !== 'completed') {
+    if (!existing || existing.state !== 'completed') {
       throw new AppError(409, 'idempotency.in_progress', 'A request with this Idempotency-Key is being processed; retry shortly.', {
         headers: { 'retry-after': '1' },
       });

@@ -8,12 +8,7 @@ import type { TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { createDispatcher, startDispatcher } from './dispatcher.js';
 import { startAuditSealer } from './sealer.js';
 import { startRetentionSweeper } from './retention.js';
-
-interface Log {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
+import type { Log } from './every.js';
 
 export function startBackgroundWork(deps: {
   db: Db;

@@ -14,16 +14,11 @@ import { secretContext } from '../modules/webhooks/webhooks.service.js';
 import { checkTarget, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js';
 import { recordChange } from '../modules/audit/write-path.js';
+import type { Log } from './every.js';
 
 export const SEND_TIMEOUT_MS = 15_000;
 // Longer than a send can take (15 s timeout), short enough that a killed dispatcher's work resumes soon.
 const LEASE_SECONDS = 30;
-
-interface Log {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
 
 export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });

@@ -3,19 +3,8 @@
 // tenants (SKIP LOCKED) and never fork the chain.
 import type { Db } from '../db/database.js';
 import { sealAuditLog } from '../modules/audit/chain.js';
+import { every, type Log } from './every.js';
 
-export function startAuditSealer(db: Db, { intervalMs = 1000, log }: { intervalMs?: number; log: { error(o: object, m: string): void } }) {
-  let running: Promise<unknown> | null = null;
-  const tick = () => {
-    if (running) return;
-    running = sealAuditLog(db)
-      .catch((err) => log.error({ err }, 'audit sealing failed; retrying'))
-      .finally(() => (running = null));
-  };
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+export function startAuditSealer(db: Db, { intervalMs = 1000, log }: { intervalMs?: number; log: Log }) {
+  return every(intervalMs, () => sealAuditLog(db), { onError: (err) => log.error({ err }, 'audit sealing failed; retrying') });
 }

@@ -31,11 +31,7 @@ const scheduleView = (u: UserRow) => ({
 });
 
 export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: LifecycleService }) {
-  async function getRow(tenantId: string, id: string) {
-    const row = await users.get(db, tenantId, id);
-    if (!row) throw notFound('user', id);
-    return row;
-  }
+  const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
   /** Destroys one due user inside `tx` (already locked and checked). */
   async function destroy(tx: Tx, actor: Actor, u: UserRow): Promise<void> {

@@ -1,6 +1,5 @@
 // GDPR access and portability: everything Kyclo holds about one user, decrypted, as one document.
 import type { Db } from '../../db/database.js';
-import { notFound } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import * as users from '../users/users.repo.js';
@@ -15,8 +14,7 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
   return {
     async export(actor: Actor, userId: string) {
       const t = actor.tenantId;
-      const row = await users.get(db, t, userId);
-      if (!row) throw notFound('user', userId);
+      const row = await users.getOrThrow(db, t, userId);
       const [verifications, statusChanges, changeRequests, events, audit] = await Promise.all([
         db.selectFrom('verifications').selectAll().where('tenant_id', '=', t).where('user_id', '=', userId).orderBy('id').execute(),
         db.selectFrom('status_changes').selectAll().where('tenant_id', '=', t).where('user_id', '=', userId).orderBy('id').execute(),

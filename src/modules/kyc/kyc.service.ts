@@ -82,7 +82,7 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
     },
 
     async list(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
-      if (!(await users.get(db, actor.tenantId, userId))) throw notFound('user', userId);
+      await users.getOrThrow(db, actor.tenantId, userId);
       const limit = q.limit ?? 50;
       const before = decodeCursor(q.cursor, ['id'] as const);
       let query = db.selectFrom('verifications').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);

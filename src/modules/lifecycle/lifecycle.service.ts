@@ -5,11 +5,10 @@ import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
-import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
+import { AppError, preconditionFailed, validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
-import type { UserRow } from '../users/users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadOverrides } from '../policy/policy.service.js';
 import { checkTransition, type Origin, type Status } from './user-status.js';
@@ -39,11 +38,7 @@ export const toStatusChange = (r: Selectable<StatusChangesTable>) => ({
 });
 
 export function createLifecycleService({ db }: { db: Db }) {
-  async function getRow(tenantId: string, id: string): Promise<UserRow> {
-    const row = await users.get(db, tenantId, id);
-    if (!row) throw notFound('user', id);
-    return row;
-  }
+  const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
   async function transition(
     actor: Actor,

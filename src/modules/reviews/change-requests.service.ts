@@ -83,7 +83,7 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
     },
 
     async listForUser(actor: Actor, userId: string, q: { status?: string; limit?: number; cursor?: string }) {
-      if (!(await users.get(db, actor.tenantId, userId))) throw notFound('user', userId);
+      await users.getOrThrow(db, actor.tenantId, userId);
       return this.list(actor, { ...q, user_id: userId });
     },
 

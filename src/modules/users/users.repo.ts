@@ -1,6 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
+import { notFound } from '../../http/errors.js';
 
 export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
 
@@ -13,6 +14,13 @@ const COLUMNS = [
 
 export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+}
+
+/** The user, or 404 user.not_found: what every route under /v1/users/{id} starts with. */
+export async function getOrThrow(db: Db | Tx, tenantId: string, id: string): Promise<UserRow> {
+  const row = await get(db, tenantId, id);
+  if (!row) throw notFound('user', id);
+  return row;
 }
 
 /** Locks the row for the rest of the transaction: the fallback when optimistic writes keep colliding. */

@@ -97,11 +97,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     return u;
   }
 
-  async function getRow(tenantId: string, id: string): Promise<UserRow> {
-    const row = await repo.get(db, tenantId, id);
-    if (!row) throw notFound('user', id);
-    return row;
-  }
+  const getRow = (tenantId: string, id: string) => repo.getOrThrow(db, tenantId, id);
 
   return {
     async get(actor: Actor, id: string): Promise<UserView> {
