@@ -33,6 +33,10 @@ import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
 import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
+import { createDocumentsService } from './modules/documents/documents.service.js';
+import { documentRoutes } from './modules/documents/documents.routes.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES } from './modules/documents/document-rules.js';
+import type { BlobStore } from './storage/blob-store.js';
 import { startBackgroundWork } from './workers/background.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
@@ -55,6 +59,10 @@ export interface AppDeps {
   limiter?: Limiter;
   /** Fastify's trustProxy: only then is X-Forwarded-For believed for the client address. */
   trustProxy?: boolean | string[];
+  /** Where document files are kept (sealed); the default store is a folder under KYCLO_DATA_DIR. */
+  blobs: BlobStore;
+  /** The largest document file accepted, in bytes. */
+  documentMaxBytes?: number;
 }
 
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -73,7 +81,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({
   db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
-  limiter = memoryLimiter(), trustProxy = false,
+  limiter = memoryLimiter(), trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
@@ -142,8 +150,9 @@ export async function buildApp({
   await app.register(kycRoutes(createKycService({ db, keyring })));
   await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring })));
   const lifecycle = createLifecycleService({ db });
-  const erasure = createErasureService({ db, lifecycle });
+  const erasure = createErasureService({ db, lifecycle, blobs });
   await app.register(lifecycleRoutes(lifecycle));
+  await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
   if (background) {

@@ -8,6 +8,7 @@ describe('configuration', () => {
       port: 3000, host: '127.0.0.1', databaseUrl: undefined, redisUrl: undefined,
       dataDir: path.resolve('./.kyclo'), masterKey: undefined, logLevel: 'info', retentionIntervalSeconds: 3600,
       serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
+      documentMaxBytes: 10 * 1024 * 1024,
     });
   });
 
@@ -18,6 +19,7 @@ describe('configuration', () => {
     expect(c).toEqual({
       port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', masterKey: undefined, logLevel: 'debug',
       retentionIntervalSeconds: 3600, serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
+      documentMaxBytes: 10 * 1024 * 1024,
     });
   });
 

@@ -19,6 +19,7 @@ export const EnvSchema = Type.Object({
   KYCLO_WEBHOOKS_ALLOW_HTTP: Type.Enum(['true', 'false']),
   KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
   KYCLO_TRUSTED_PROXIES: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$' })),
+  KYCLO_DOCUMENT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024 }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -38,6 +39,8 @@ export interface Config {
   webhooks: { allowHttp: boolean; allowPrivate: boolean };
   /** Addresses or CIDRs of the proxies whose X-Forwarded-For is believed; none by default. */
   trustedProxies: string[];
+  /** The largest document file accepted (each side of a card counts alone); 10 MiB by default. */
+  documentMaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -65,6 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_WEBHOOKS_ALLOW_HTTP: pick('KYCLO_WEBHOOKS_ALLOW_HTTP') ?? 'false',
     KYCLO_WEBHOOKS_ALLOW_PRIVATE: pick('KYCLO_WEBHOOKS_ALLOW_PRIVATE') ?? 'false',
     KYCLO_TRUSTED_PROXIES: pick('KYCLO_TRUSTED_PROXIES')?.replace(/\s+/g, ''),
+    KYCLO_DOCUMENT_MAX_BYTES: intOrRaw(pick('KYCLO_DOCUMENT_MAX_BYTES') ?? String(10 * 1024 * 1024)),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -89,5 +93,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     serveWorkers: env2.KYCLO_SERVE_WORKERS === 'true',
     webhooks: { allowHttp: env2.KYCLO_WEBHOOKS_ALLOW_HTTP === 'true', allowPrivate: env2.KYCLO_WEBHOOKS_ALLOW_PRIVATE === 'true' },
     trustedProxies: env2.KYCLO_TRUSTED_PROXIES ? env2.KYCLO_TRUSTED_PROXIES.split(',') : [],
+    documentMaxBytes: env2.KYCLO_DOCUMENT_MAX_BYTES,
   };
 }

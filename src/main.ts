@@ -1,6 +1,7 @@
 // kyclo serve: config → database (embedded or DATABASE_URL) → migrations → first-run tenant →
 // HTTP. SIGINT/SIGTERM: stop accepting, let in-flight requests finish, close the pool, stop the
 // embedded PostgreSQL, exit 0.
+import { defaultBlobStore } from './storage/blob-store.js';
 import type { Config } from './config.js';
 import { buildApp } from './app.js';
 import { connect, migrate } from './db/connect.js';
@@ -56,6 +57,8 @@ export async function serve(config: Config): Promise<void> {
         ? redisLimiter(config.redisUrl, (shared) => out(shared ? 'rate limits: shared through Redis' : 'rate limits: Redis unreachable, counting locally'))
         : memoryLimiter(),
       trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
+      blobs: defaultBlobStore(config.dataDir),
+      documentMaxBytes: config.documentMaxBytes,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
@@ -94,7 +97,7 @@ export async function work(config: Config): Promise<void> {
   const stop = startBackgroundWork({
     db: conn.db,
     keyring: createKeyring({ db: conn.db, masterKey }),
-    erasure: createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }) }),
+    erasure: createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }), blobs: defaultBlobStore(config.dataDir) }),
     webhookTargets: config.webhooks,
     retentionIntervalSeconds: config.retentionIntervalSeconds,
     log,

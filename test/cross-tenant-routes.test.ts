@@ -4,7 +4,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
-import { individual } from './helpers/factories.js';
+import { individual, physicalDocument } from './helpers/factories.js';
 
 let ctx: TestContext;
 let tenantA: string;
@@ -22,12 +22,13 @@ const BODIES: Record<string, unknown> = {
   revokeApiKey: undefined, getEvent: undefined, redeliverEvent: undefined,
   getWebhookEndpoint: undefined, updateWebhookEndpoint: { enabled: false }, deleteWebhookEndpoint: undefined,
   rotateWebhookSecret: undefined, listWebhookDeliveries: undefined,
+  addDocument: physicalDocument(), listDocuments: undefined, getDocumentContent: undefined,
 };
-const RESOURCE: Record<string, string> = { users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
+const RESOURCE: Record<string, string> = { documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
 
 /** Every row tenant A holds, table by table (last_used_at aside: bookkeeping of its own keys' use). */
 async function holdings() {
-  const tables = ['users', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
+  const tables = ['users', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
   return Promise.all(
     tables.map(async (table) => {
       const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)} where tenant_id = ${tenantA}`.execute(ctx.db)).rows;
@@ -46,6 +47,7 @@ beforeAll(async () => {
   await A.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'x' });
   idOf.user = user.id;
   idOf.change = (await requester.patch(`/v1/users/${user.id}`, { last_name: 'Elm' })).json().pending_changes[0].id;
+  idOf.document = (await A.post(`/v1/users/${user.id}/documents`, physicalDocument())).json().id;
   idOf.key = (await createKey(ctx.db, tenantA, 'DEVELOPER')).id;
   idOf.hook = (await A.post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/a' })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;

@@ -113,7 +113,8 @@ describe('the tenant policy', () => {
     [{ fields: { robots: {} } }, 'fields.robots', 'unknown_user_type'],
     [{ fields: { individual: { pending: {} } } }, 'fields.individual.pending', 'unknown_kyc_state'],
     [{ rate_limit: { requests_per_minute: 0 } }, 'rate_limit.requests_per_minute', 'too_small'],
-    [{ documents: { locked_when_verified: [] } }, 'documents', 'unknown_field'],
+    [{ documents: { locked_when_verified: ['shoe_scan'] } }, 'documents.locked_when_verified.0', 'not_allowed_value'],
+    [{ documents: { locked_when_verified: ['ssn'], unlocked: [] } }, 'documents.unlocked', 'unknown_field'],
     [{ retention: { erasure_after_days: -1 } }, 'retention.erasure_after_days', 'too_small'],
     [{ capabilities: { closed: { deposits: true } } }, 'capabilities.closed', 'immutable'],
   ])('PUT %j → 400 naming %s, and nothing changes', async (body, field, code) => {

@@ -3,7 +3,7 @@
 // 403 auth.forbidden with nothing written. A route the table below does not cover fails the suite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Call, type Response, type TestContext } from './helpers/app.js';
-import { individual } from './helpers/factories.js';
+import { dataUri, individual, physicalDocument } from './helpers/factories.js';
 import { PERMISSIONS, ROLES, type Permission, type Role } from '../src/modules/api-keys/roles.js';
 
 // The matrix as product.md states it, written out independently of roles.ts so a drift in either shows.
@@ -16,6 +16,11 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   // Not in product.md's table: reading identity snapshots is given to those who may record them.
   'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // Not in product.md's table: the backend that uploads documents (DEVELOPER) sees them masked but
+  // cannot open the files; opening them is for the roles that review people.
+  'documents:write': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'documents:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'documents:read_content': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
@@ -26,6 +31,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
 interface Fixture {
   userId: string;
   eventId: string;
+  /** A proof of address of the user, with a file to download. */
+  documentId: string;
   /** A key that only makes change requests, so every role can be the other pair of eyes. */
   requesterKey: string;
 }
@@ -68,6 +75,31 @@ async function pendingChangeRequest(): Promise<{ userId: string; changeRequestId
 
 // Every /v1 operation: operationId → the permission it needs, a valid request and what success means.
 const OPERATIONS: Record<string, Operation> = {
+  addDocument: {
+    method: 'POST', path: '/v1/users/{id}/documents', permission: 'documents:write', success: 201,
+    request: (caller) => ({ method: 'POST', url: `/v1/users/${fx.userId}/documents`, body: physicalDocument('proof_of_address', { content: dataUri('png', caller.role) }) }),
+    verify: async (res, caller) => {
+      const doc = res.json();
+      const row = await ctx.db.selectFrom('documents').selectAll().where('tenant_id', '=', tenantId).where('id', '=', doc.id).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ user_id: fx.userId, type: 'proof_of_address', status: 'current', created_by_key_id: caller.keyId });
+      expect(await auditOf('document.added', doc.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listDocuments: {
+    method: 'GET', path: '/v1/users/{id}/documents', permission: 'documents:read', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}/documents?include=archived` }),
+    verify: (res) => expect(res.json().data.map((d: { id: string }) => d.id)).toContain(fx.documentId),
+  },
+  getDocumentContent: {
+    method: 'GET', path: '/v1/documents/{id}/content', permission: 'documents:read_content', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/documents/${fx.documentId}/content` }),
+    verify: async (res, caller) => {
+      expect(res.headers['content-type']).toBe('application/pdf');
+      expect(res.rawPayload.toString()).toBe('%PDF-1.7\nroles statement');
+      const reads = await auditOf('document.content_read', fx.documentId);
+      expect(reads.some((a) => a.actor_key_id === caller.keyId && a.actor_role === caller.role)).toBe(true);
+    },
+  },
   createUser: {
     method: 'POST', path: '/v1/users', permission: 'users:create', success: 201,
     request: () => ({ method: 'POST', url: '/v1/users', body: individual() }),
@@ -451,7 +483,9 @@ beforeAll(async () => {
   expect(created.statusCode).toBe(201);
   const userId: string = created.json().id;
   const event = await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantId).where('user_id', '=', userId).executeTakeFirstOrThrow();
-  fx = { userId, eventId: event.id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key };
+  const doc = await client(ctx.app, t.ownerKey).post(`/v1/users/${userId}/documents`, physicalDocument('bank_statement', { content: dataUri('pdf', 'roles statement') }));
+  expect(doc.statusCode, doc.body).toBe(201);
+  fx = { userId, eventId: event.id, documentId: doc.json().id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key };
 });
 afterAll(() => ctx.close());
 

@@ -12,6 +12,7 @@ import { AppError } from '../http/errors.js';
 import { createErasureService } from '../modules/erasure/erasure.service.js';
 import { sealAuditLog, verifyAuditLog } from '../modules/audit/chain.js';
 import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
+import { defaultBlobStore } from '../storage/blob-store.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -156,7 +157,7 @@ export function buildCli(): Command {
     .option('--json', 'print {"erased": [ids]}')
     .action(async (opts: { json?: boolean }) => {
       await withDb(async (conn) => {
-        const erasure = createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }) });
+        const erasure = createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }), blobs: defaultBlobStore(config().dataDir) });
         const { erased } = await erasure.sweep();
         print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });

@@ -8,6 +8,7 @@ import type { Db, Tx } from '../db/database.js';
 const VERSION = 'kc1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
+const BYTES_MAGIC = Buffer.from('kcb1');
 
 export interface Sealed {
   userId: string;
@@ -51,7 +52,7 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     gcmOpen(masterKey, wrapped.subarray(0, IV_BYTES), wrapped.subarray(IV_BYTES), wrapAad(tenantId, userId, keyId));
 
   /** The user's data key, created on first use inside the caller's transaction. */
-  async function dataKey(tx: Tx, tenantId: string, userId: string): Promise<{ keyId: string; key: Buffer }> {
+  async function dataKey(tx: Db | Tx, tenantId: string, userId: string): Promise<{ keyId: string; key: Buffer }> {
     const existing = await tx
       .selectFrom('user_keys').select(['key_id', 'wrapped_key'])
       .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
@@ -129,6 +130,29 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
           return undefined;
         }
       });
+    },
+
+    /** Binary content (document files): the same key and AAD scheme, in a compact binary envelope. */
+    async sealBytes(tx: Db | Tx, tenantId: string, userId: string, field: string, bytes: Buffer): Promise<Buffer> {
+      const { keyId, key } = await dataKey(tx, tenantId, userId);
+      const { iv, body } = gcmSeal(key, bytes, dataAad(tenantId, userId, field));
+      const id = Buffer.from(keyId, 'latin1');
+      return Buffer.concat([BYTES_MAGIC, Buffer.from([id.length]), id, iv, body]);
+    },
+
+    /** Opens a binary envelope; undefined when the user's key has been destroyed. */
+    async openBytes(tenantId: string, userId: string, field: string, envelope: Buffer, executor: Db | Tx = db): Promise<Buffer | undefined> {
+      if (envelope.length < BYTES_MAGIC.length + 1 || !envelope.subarray(0, BYTES_MAGIC.length).equals(BYTES_MAGIC)) {
+        throw new DecryptError('not a Kyclo binary envelope');
+      }
+      const idLen = envelope[BYTES_MAGIC.length]!;
+      const idStart = BYTES_MAGIC.length + 1;
+      const keyId = envelope.subarray(idStart, idStart + idLen).toString('latin1');
+      const iv = envelope.subarray(idStart + idLen, idStart + idLen + IV_BYTES);
+      const body = envelope.subarray(idStart + idLen + IV_BYTES);
+      const key = (await keysOf(tenantId, [userId], executor)).get(userId);
+      if (!key || key.keyId !== keyId) return undefined;
+      return gcmOpen(key.key, iv, body, dataAad(tenantId, userId, field));
     },
 
     destroy: destroyDataKey,

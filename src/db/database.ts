@@ -223,6 +223,28 @@ export interface IdempotencyKeysTable {
   expires_at: Generated<Date>;
 }
 
+export interface DocumentsTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  kind: 'physical' | 'virtual';
+  type: string;
+  status: Generated<'current' | 'archived'>;
+  details_enc: string | null;
+  content_type: string | null;
+  size: number | null;
+  blob_key: string | null;
+  back_content_type: string | null;
+  back_size: number | null;
+  back_blob_key: string | null;
+  replaces_id: string | null;
+  created_by_key_id: string | null;
+  request_id: string | null;
+  created_at: Generated<Date>;
+  archived_at: Date | null;
+  destroyed_at: Date | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -238,6 +260,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   idempotency_keys: IdempotencyKeysTable;
+  documents: DocumentsTable;
 }
 
 export type Db = Kysely<Database>;

@@ -6,6 +6,7 @@ import * as m0003 from './migrations/0003_lifecycle.js';
 import * as m0004 from './migrations/0004_encryption_erasure.js';
 import * as m0005 from './migrations/0005_audit_chain_webhooks.js';
 import * as m0006 from './migrations/0006_idempotency.js';
+import * as m0007 from './migrations/0007_documents.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '0004_encryption_erasure': m0004,
   '0005_audit_chain_webhooks': m0005,
   '0006_idempotency': m0006,
+  '0007_documents': m0007,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -53,6 +53,12 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
         errors: [{ field: 'Idempotency-Key', code: 'invalid', message: `1 to ${MAX_KEY_LENGTH} printable ASCII characters` }],
       });
     }
+    // The hash needs the whole request before the handler runs; a multipart stream is read later.
+    if (req.headers['content-type']?.startsWith('multipart/')) {
+      throw new AppError(400, 'idempotency.not_supported', 'Idempotency-Key is not supported with multipart uploads; send the file as a data URI in JSON to make the upload idempotent.', {
+        errors: [{ field: 'Idempotency-Key', code: 'not_supported', message: 'Not with multipart/form-data' }],
+      });
+    }
     const apiKeyId = req.actor.keyId;
     const hash = hashOf(req);
     // Claim the key, or take over one that expired or was abandoned by a dead process.

@@ -83,7 +83,7 @@ function toAppError(err: FastifyError & { validation?: AjvError[]; validationCon
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new AppError(415, 'request.unsupported_media_type', 'Send the body as application/json.');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AppError(413, 'request.body_too_large', 'The body is larger than the 1 MiB limit.');
+      return new AppError(413, 'request.body_too_large', 'The body is larger than this route accepts (1 MiB; document uploads: their file limit).');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AppError(400, 'request.malformed_json', 'The body is not valid JSON.');

@@ -24,5 +24,12 @@ function make(options: Options): Ajv {
 const bodyAjv = make({ coerceTypes: false });
 const textAjv = make({ coerceTypes: 'array' });
 
-export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart, contentType }) => {
+  // A multipart body is a stream the handler reads part by part; it checks the fields itself
+  // (bodyValidator below), so the schema here only documents the form.
+  if (httpPart === 'body' && contentType === 'multipart/form-data') return () => true;
+  return (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
+};
+
+/** The body validator for data a handler assembles itself (the fields of a multipart form). */
+export const bodyValidator = (schema: object) => bodyAjv.compile(schema);

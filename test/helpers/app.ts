@@ -1,5 +1,9 @@
 // The test harness: a real PostgreSQL database per test file, the real app, real HTTP via inject().
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { inject } from 'vitest';
+import { fileBlobStore, type BlobStore } from '../../src/storage/blob-store.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
@@ -17,13 +21,20 @@ export interface TestContext {
   app: FastifyInstance;
   db: Db;
   keyring: Keyring;
+  /** This context's document store (a fresh folder, removed on close). */
+  blobs: BlobStore;
+  blobDir: string;
   databaseUrl: string;
   close(): Promise<void>;
 }
 
 /** Tests reach their own local receivers: private targets and http are allowed unless a test says otherwise. */
-export async function createTestContext(opts: { webhookTargets?: TargetPolicy; limiter?: Limiter } = {}): Promise<TestContext> {
+export async function createTestContext(
+  opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number } = {},
+): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
+  const blobDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-blobs-'));
+  const blobs = fileBlobStore(blobDir);
   const db = createDb(database.url, { max: 10 });
   const keyring = createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') });
   const app = await buildApp({
@@ -31,17 +42,22 @@ export async function createTestContext(opts: { webhookTargets?: TargetPolicy; l
     webhookTargets: opts.webhookTargets ?? { allowHttp: true, allowPrivate: true },
     // The real shared limiter whenever a Redis is configured (CI), the in-process one otherwise.
     limiter: opts.limiter ?? (process.env.REDIS_URL ? redisLimiter(process.env.REDIS_URL) : memoryLimiter()),
+    blobs,
+    documentMaxBytes: opts.documentMaxBytes,
   });
   await app.ready();
   return {
     app,
     db,
     keyring,
+    blobs,
+    blobDir,
     databaseUrl: database.url,
     close: async () => {
       await app.close();
       await db.destroy();
       await database.drop();
+      await fs.rm(blobDir, { recursive: true, force: true });
     },
   };
 }
@@ -80,7 +96,7 @@ export function client(app: FastifyInstance, key: string | null) {
       method,
       url,
       headers: h,
-      payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      payload: body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
     })) as Response;
   };
   return {

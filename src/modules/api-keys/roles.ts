@@ -11,6 +11,11 @@ export const PERMISSIONS = {
   'kyc:record': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   // Verification records hold identity data: the roles that may record them may read them, not READER.
   'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  // Documents: the platform's backend uploads them; numbers are served masked to the roles that read
+  // KYC records; the files themselves (passport scans) open only for the roles that review people.
+  'documents:write': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'documents:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
+  'documents:read_content': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   // GDPR access: compliance reads everything held about a user, decrypted.

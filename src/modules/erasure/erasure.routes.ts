@@ -5,6 +5,7 @@ import { AUTH_ERRORS, errors, IdParam, Nullable, Note } from '../../http/schemas
 import { toUserView } from '../users/user-view.js';
 import type { ErasureService } from './erasure.service.js';
 import type { ExportService } from './export.service.js';
+import { Document } from '../documents/documents.schemas.js';
 
 const Schedule = Type.Object({
   user_id: Type.String(),
@@ -20,6 +21,7 @@ const Export = Type.Object({
   tenant_id: Type.String(),
   user: Type.Ref('User'),
   verifications: Any,
+  documents: Type.Array(Document, { description: 'Every version, numbers unmasked; files at content_url' }),
   status_changes: Any,
   change_requests: Any,
   events: Any,

@@ -2,7 +2,7 @@
 // closure + the tenant's retention period; a legal hold postpones it. When due, the retention
 // sweeper destroys: profile values nulled, the data key deleted (every sealed copy — identity
 // snapshots, change request values, personal parts of events and audit entries — unreadable for
-// good), event payloads redacted. A tombstone stays: id, a hash of external_ref, dates, status
+// good), document numbers and files destroyed, event payloads redacted. A tombstone stays: id, a hash of external_ref, dates, status
 // history and audit entries without personal values.
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
@@ -15,6 +15,8 @@ import * as users from '../users/users.repo.js';
 import type { UserRow } from '../users/users.repo.js';
 import { loadOverrides, retentionDays } from '../policy/policy.service.js';
 import type { LifecycleService } from '../lifecycle/lifecycle.service.js';
+import type { BlobStore } from '../../storage/blob-store.js';
+import { destroyDocuments, eraseDocumentBlobs } from '../documents/documents.service.js';
 
 const DAY_MS = 86_400_000;
 
@@ -30,7 +32,7 @@ const scheduleView = (u: UserRow) => ({
   erased_at: u.erased_at?.toISOString() ?? null,
 });
 
-export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: LifecycleService }) {
+export function createErasureService({ db, lifecycle, blobs }: { db: Db; lifecycle: LifecycleService; blobs: BlobStore }) {
   const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
   /** Destroys one due user inside `tx` (already locked and checked). */
@@ -46,6 +48,7 @@ export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: Lif
       .where('tenant_id', '=', u.tenant_id).where('id', '=', u.id)
       .execute();
     await destroyDataKey(tx, u.tenant_id, u.id);
+    await destroyDocuments(tx, u.tenant_id, u.id);
     // Payloads keep only what was never personal (ids, types, field names, statuses).
     await tx
       .updateTable('events')
@@ -129,9 +132,12 @@ export function createErasureService({ db, lifecycle }: { db: Db; lifecycle: Lif
           for (const u of due) {
             await destroy(tx, { type: 'system', tenantId: u.tenant_id, keyId: null, role: null, requestId: null, ip: null }, u as UserRow);
           }
-          return due.map((u) => u.id);
+          return due.map((u) => ({ tenantId: u.tenant_id, id: u.id }));
         });
-        erased.push(...done);
+        // After the commit: the files are ciphertext under a key that no longer exists; deleting them
+        // removes even that. A crash right here leaves ciphertext nothing can open any more.
+        for (const u of done) await eraseDocumentBlobs(blobs, u.tenantId, u.id);
+        erased.push(...done.map((u) => u.id));
         if (done.length < batch) return { erased };
       }
     },

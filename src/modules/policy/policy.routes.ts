@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, errors } from '../../http/schemas.js';
 import { OUTCOMES } from '../users/field-policy.js';
+import { DOCUMENT_TYPES } from '../documents/document-rules.js';
 import type { PolicyService } from './policy.service.js';
 
 const Outcome = Type.Enum([...OUTCOMES]);
@@ -34,13 +35,24 @@ const RateLimit = Type.Object(
   { additionalProperties: false },
 );
 
+const Documents = Type.Object(
+  {
+    locked_when_verified: Type.Array(Type.Enum(DOCUMENT_TYPES), {
+      uniqueItems: true, maxItems: DOCUMENT_TYPES.length,
+      description: 'Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
+  documents: Documents,
   capabilities: CapabilityMatrix,
   retention: Retention,
   rate_limit: RateLimit,
   overrides: Type.Object(
-    { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
+    { fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
     { description: 'What the tenant set; the rest are defaults' },
   ),
 });
@@ -68,7 +80,7 @@ export function policyRoutes(policy: PolicyService) {
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
           'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
         body: Type.Object(
-          { fields: Type.Optional(Overrides), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
+          { fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
           { additionalProperties: false },
         ),
         response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },

@@ -1,15 +1,17 @@
 // The tenant policy: defaults merged with the tenant's overrides, stored on the tenant row.
-// Sections: the field policy, the capability matrix, the retention period and the rate limit.
+// Sections: the field policy, the document locks, the capability matrix, the retention period and the rate limit.
 import type { Db } from '../../db/database.js';
 import { validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPolicy } from '../users/field-policy.js';
+import { DEFAULT_LOCKED_WHEN_VERIFIED } from '../documents/document-rules.js';
 import { DEFAULT_REQUESTS_PER_MINUTE } from '../../http/rate-limit.js';
 import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
+  documents?: { locked_when_verified: string[] };
   capabilities?: CapabilityOverrides;
   retention?: { erasure_after_days: number };
   rate_limit?: { requests_per_minute: number };
@@ -17,10 +19,12 @@ export interface TenantOverrides {
 
 /** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
 export const DEFAULT_ERASURE_AFTER_DAYS = 1825;
+export const lockedWhenVerified = (o: TenantOverrides) => o.documents?.locked_when_verified ?? DEFAULT_LOCKED_WHEN_VERIFIED;
 export const retentionDays = (o: TenantOverrides) => o.retention?.erasure_after_days ?? DEFAULT_ERASURE_AFTER_DAYS;
 
 const effective = (o: TenantOverrides) => ({
   fields: effectivePolicy(o.fields),
+  documents: { locked_when_verified: lockedWhenVerified(o) },
   capabilities: effectiveCapabilities(o.capabilities),
   retention: { erasure_after_days: retentionDays(o) },
   rate_limit: { requests_per_minute: o.rate_limit?.requests_per_minute ?? DEFAULT_REQUESTS_PER_MINUTE },
@@ -49,6 +53,7 @@ export function createPolicyService({ db }: { db: Db }) {
       const overrides: TenantOverrides = {
         fields: body.fields ?? {},
         capabilities: body.capabilities ?? {},
+        ...(body.documents ? { documents: body.documents } : {}),
         ...(body.retention ? { retention: body.retention } : {}),
         ...(body.rate_limit ? { rate_limit: body.rate_limit } : {}),
       };
