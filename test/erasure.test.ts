@@ -1,9 +1,11 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
-import { business, individual } from './helpers/factories.js';
-import { dumpDatabase } from './helpers/dump.js';
+import { business, dataUri, individual, physicalDocument } from './helpers/factories.js';
+import { dumpDatabase, filesUnder } from './helpers/dump.js';
 import { cliEnv, runCli } from './helpers/processes.js';
 
 let ctx: TestContext;
@@ -17,6 +19,9 @@ const row = (id: string) => ctx.db.selectFrom('users').selectAll().where('id', '
 const DAY = 86_400_000;
 
 /** A unique marker per field, that no other value contains. */
+/** A valid SSN no other value contains (area 100–665, never 000/666/9xx; group and serial non-zero). */
+const randomSsn = () => `${100 + crypto.randomInt(566)}${10 + crypto.randomInt(90)}${1000 + crypto.randomInt(9000)}`;
+
 const canary = (tag: string) => `cnry${tag}${crypto.randomBytes(5).toString('hex')}`;
 
 /** An individual whose every personal value is a canary; returns the user id and every canary. */
@@ -78,6 +83,19 @@ describe('erasure', () => {
       const proposed = canary('proposed');
       u.canaries.push(proposed);
       expect((await officer.patch(`/v1/users/${u.id}`, { last_name: proposed })).json().pending_changes).toHaveLength(1);
+      // Documents: two versions of a scan whose bytes are canaries, and identifier numbers.
+      for (const tag of ['scanv1', 'scanv2']) {
+        const content = canary(tag);
+        u.canaries.push(content);
+        expect((await api.post(`/v1/users/${u.id}/documents`, physicalDocument('passport', { content: dataUri('jpeg', content), issuing_authority: canary('auth') }))).statusCode).toBe(201);
+      }
+      const taxId = canary('taxid').toUpperCase();
+      const ssn = randomSsn();
+      u.canaries.push(taxId, ssn, `*****${ssn.slice(-4)}`);
+      expect((await api.post(`/v1/users/${u.id}/documents`, { kind: 'virtual', type: 'tax_id', number: taxId })).statusCode).toBe(201);
+      expect((await api.post(`/v1/users/${u.id}/documents`, { kind: 'virtual', type: 'ssn', number: ssn })).statusCode).toBe(201);
+      u.canaries.push(...JSON.stringify((await api.get(`/v1/users/${u.id}/documents`)).json()).match(/cnryauth[a-z0-9]+/g)!);
+      expect(await filesUnder(path.join(ctx.dataDir, 'documents', tenantId, u.id))).toHaveLength(2);
     }
     const bystander = await canaryUser();
 
@@ -93,6 +111,10 @@ describe('erasure', () => {
     console.log(`canary check (${after.method}): ${users.reduce((n, u) => n + u.canaries.length, 0)} canaries, ${found.length} found`);
     expect(found).toEqual([]);
     expect(after.text).toContain(bystander.canaries[0]); // other users are untouched
+    // Nor under KYCLO_DATA_DIR: the erased users' folders are gone, and no file anywhere holds a canary.
+    const files = await filesUnder(ctx.dataDir);
+    for (const u of users) await expect(fs.access(path.join(ctx.dataDir, 'documents', tenantId, u.id))).rejects.toThrow();
+    expect(users.flatMap((u) => u.canaries.filter((c) => files.some((f) => f.includes(c))))).toEqual([]);
 
     for (const u of users) {
       const r = await row(u.id);
@@ -110,6 +132,11 @@ describe('erasure', () => {
       expect(exported.events.at(-1)).toMatchObject({ type: 'user.erased' });
       expect(exported.audit_entries.map((a: { action: string }) => a.action)).toContain('user.erased');
       expect(exported.audit_entries.every((a: { values: unknown }) => a.values === null)).toBe(true);
+      expect(exported.documents).toHaveLength(4);
+      for (const d of exported.documents) {
+        expect(d).toMatchObject({ number: null, issuing_authority: null, content_url: null, destroyed_at: expect.any(String) });
+        if (d.kind === 'physical') expect((await api.get(`/v1/documents/${d.id}/content`)).json().code).toBe('document.destroyed');
+      }
       const key = await ctx.db.selectFrom('user_keys').selectAll().where('user_id', '=', u.id).executeTakeFirstOrThrow();
       expect(key.wrapped_key).toBeNull();
     }
@@ -155,7 +182,7 @@ describe('erasure', () => {
 });
 
 async function runSweeper(): Promise<string[]> {
-  const run = await runCli(['retention', 'run', '--json'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+  const run = await runCli(['retention', 'run', '--json'], cliEnv({ DATABASE_URL: ctx.databaseUrl, KYCLO_DATA_DIR: ctx.dataDir }));
   expect(run.code, run.stderr).toBe(0);
   return JSON.parse(run.stdout).erased;
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { fileBlobStore, type BlobStore } from '../../src/storage/blob-store.js';
+import { defaultBlobStore, type BlobStore } from '../../src/storage/blob-store.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
@@ -21,9 +21,9 @@ export interface TestContext {
   app: FastifyInstance;
   db: Db;
   keyring: Keyring;
-  /** This context's document store (a fresh folder, removed on close). */
+  /** This context's KYCLO_DATA_DIR (a fresh folder, removed on close) and its document store. */
+  dataDir: string;
   blobs: BlobStore;
-  blobDir: string;
   databaseUrl: string;
   close(): Promise<void>;
 }
@@ -33,8 +33,8 @@ export async function createTestContext(
   opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number } = {},
 ): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
-  const blobDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-blobs-'));
-  const blobs = fileBlobStore(blobDir);
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-data-'));
+  const blobs = defaultBlobStore(dataDir);
   const db = createDb(database.url, { max: 10 });
   const keyring = createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') });
   const app = await buildApp({
@@ -51,13 +51,13 @@ export async function createTestContext(
     db,
     keyring,
     blobs,
-    blobDir,
+    dataDir,
     databaseUrl: database.url,
     close: async () => {
       await app.close();
       await db.destroy();
       await database.drop();
-      await fs.rm(blobDir, { recursive: true, force: true });
+      await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
 }

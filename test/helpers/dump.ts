@@ -2,6 +2,8 @@
 // version can read the server (the local PostgreSQL in CI); otherwise every row of every table as
 // text, which covers the same data (the embedded server is newer than the system's pg_dump).
 import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 
 export async function dumpDatabase(url: string): Promise<{ method: 'pg_dump' | 'rows'; text: string }> {
@@ -26,4 +28,13 @@ export async function dumpDatabase(url: string): Promise<{ method: 'pg_dump' | '
   } finally {
     await client.end();
   }
+}
+
+/** Every file under a folder (KYCLO_DATA_DIR), as bytes: where erased document contents must not be. */
+export async function filesUnder(dir: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (e.isFile()) out.push(await fs.readFile(path.join(e.parentPath, e.name)));
+  }
+  return out;
 }

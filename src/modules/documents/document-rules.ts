@@ -39,9 +39,9 @@ function ssnCheck(n: string): string | null {
 }
 
 export const NUMBER_FORMATS: Record<VirtualType, NumberFormat> = {
-  ssn: { strip: /[-\s]/g, pattern: /^\d{9}$/, check: ssnCheck, example: '123-45-6789 or 123456789', country: 'US' },
+  ssn: { strip: /[-\s]/g, pattern: /^\d{9}$/, check: ssnCheck, example: '9 digits, e.g. 123-45-6789', country: 'US' },
   ein: {
-    strip: /[-\s]/g, pattern: /^\d{9}$/, example: '12-3456789 or 123456789', country: 'US',
+    strip: /[-\s]/g, pattern: /^\d{9}$/, example: '9 digits, e.g. 12-3456789', country: 'US',
     check: (n) => (n.startsWith('00') ? 'An EIN never starts with 00.' : null),
   },
   // ICAO 9303: up to 9 characters, letters and digits.

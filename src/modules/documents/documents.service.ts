@@ -224,7 +224,7 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
       if (q.include !== 'archived') query = query.where('status', '=', 'current');
       if (after) query = query.where('id', '<', after.id);
       const rows = await query.orderBy('id', 'desc').limit(q.limit + 1).execute();
-      const views = await documentViews(keyring, t, rows.slice(0, q.limit));
+      const views = await documentViews(keyring, t, rows);
       return toPage(views, q.limit, (v) => v, (v) => ({ id: v.id }));
     },
 

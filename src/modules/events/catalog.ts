@@ -34,6 +34,14 @@ export const EVENT_CATALOG = {
   'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: N(S()) }) },
   'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({ reason: N(S()) }) },
   'user.erased': { when: 'the retention sweeper destroyed the user’s personal data', data: userData({ erased_at: S({ format: 'date-time' }) }) },
+  'document.added': {
+    when: 'a document (a file or an identifier number) was added; never carries the number or the file',
+    data: userData({
+      document_id: S(), kind: S({ description: 'physical | virtual' }), type: S(), content_type: N(S()), size: N(Type.Integer()),
+      replaces: N(S({ description: 'The document this one archived' })),
+    }),
+  },
+  'document.archived': { when: 'a newer document of the same type replaced this one (it stays readable)', data: userData({ document_id: S(), type: S(), replaced_by: S() }) },
   'policy.updated': { when: 'the tenant’s policy overrides were replaced', data: Type.Object({ overrides: Type.Record(S(), Type.Unknown()) }) },
   'webhook_endpoint.disabled': {
     when: 'an endpoint was disabled: it answered 410, or failed for five days',
