@@ -1,0 +1,183 @@
+// The bench database: migrated with the project's migrator, one tenant and its OWNER key made by the
+// project's tenants service, then 1,000,000 users (and their data keys) loaded with COPY. A seeded
+// database is kept under scratch/bench and reused while its schema (the applied migrations) and
+// the bench's data version are unchanged; --fresh always seeds again.
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import type { Kysely } from 'kysely';
+import { createDb } from '../src/db/database.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { createTenantsService } from '../src/modules/tenants/tenants.service.js';
+import { masterKeyId } from '../src/crypto/keyring.js';
+import { copyFrom } from './copy.js';
+import { KEY_COPY_COLUMNS, keyChunks, keyLine, USER_COPY_COLUMNS, userChunks } from './data.js';
+import type { BenchPostgres } from './pg.js';
+
+/** Bump when the generated data changes shape, so a cached database is seeded again. */
+const DATA_VERSION = 1;
+export const DATABASE = 'kyclo_bench';
+
+export interface SeedState {
+  dataVersion: number;
+  migrations: string[];
+  tenantId: string;
+  apiKey: string;
+  masterKey: string;
+  users: number;
+  seededAt: string;
+}
+
+export interface SeedReport {
+  reused: boolean;
+  state: SeedState;
+  /** Seconds: the COPY of users alone, of data keys, index rebuild, ANALYZE, the whole seeding. */
+  timings?: { copyUsers: number; copyKeys: number; indexes: number; analyze: number; total: number };
+}
+
+const secs = (t0: number) => (performance.now() - t0) / 1000;
+
+async function appliedMigrations(url: string): Promise<string[] | null> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    const r = await client.query<{ name: string }>('select name from kyclo_migrations order by name');
+    return r.rows.map((x) => x.name);
+  } catch {
+    return null;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function ensureSeeded(
+  server: BenchPostgres,
+  dir: string,
+  { fresh, users, log }: { fresh: boolean; users: number; log: (m: string) => void },
+): Promise<SeedReport> {
+  const stateFile = path.join(dir, 'seed.json');
+  const state = JSON.parse(await fs.readFile(stateFile, 'utf8').catch(() => 'null')) as SeedState | null;
+  if (!fresh && state && state.dataVersion === DATA_VERSION && state.users === users) {
+    const have = await appliedMigrations(server.urlFor(DATABASE));
+    if (have && have.join() === state.migrations.join()) {
+      // Any migration this checkout adds means another schema: seed again rather than guess.
+      const db = createDb(server.urlFor(DATABASE), { max: 1 });
+      const applied = await migrateToLatest(db as unknown as Kysely<unknown>).finally(() => db.destroy());
+      if (applied.length === 0) {
+        log(`reusing the seeded database (${users.toLocaleString('en')} users, seeded ${state.seededAt}; --fresh to seed again)`);
+        return { reused: true, state };
+      }
+    }
+    log('the schema or the seeded data changed since the last seeding: seeding again');
+  }
+  await fs.rm(stateFile, { force: true });
+  const t0 = performance.now();
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${DATABASE} with (force)`);
+  await admin.query(`create database ${DATABASE}`);
+  await admin.end();
+
+  const url = server.urlFor(DATABASE);
+  const db = createDb(url, { max: 2 });
+  await migrateToLatest(db as unknown as Kysely<unknown>);
+  const { tenant, key } = await createTenantsService({ db }).create('bench');
+  await db.destroy();
+  const migrations = (await appliedMigrations(url)) ?? [];
+  const masterKey = crypto.randomBytes(32);
+
+  const client = new pg.Client({ connectionString: url });
+  const keysClient = new pg.Client({ connectionString: url });
+  await Promise.all([client.connect(), keysClient.connect()]);
+  try {
+    await client.query("set maintenance_work_mem = '1GB'");
+    await client.query('begin');
+    // Truncated in this transaction, the table takes COPY ... FREEZE: rows land frozen and
+    // all-visible, as after a VACUUM, so the first reads do not rewrite every page.
+    await client.query('truncate users cascade');
+    // Bulk-load practice: drop the secondary indexes, load, build them once. Their definitions are
+    // read from the catalogue, so whatever the migrations declare is rebuilt exactly.
+    const idx = await client.query<{ name: string; def: string }>(
+      `select i.relname as name, pg_get_indexdef(i.oid) as def
+         from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
+        where t.relname = 'users' and not x.indisprimary
+          and not exists (select 1 from pg_constraint c where c.conindid = i.oid)`,
+    );
+    for (const r of idx.rows) await client.query(`drop index ${client.escapeIdentifier(r.name)}`);
+    const ids: string[] = [];
+    let t = performance.now();
+    const n = await copyFrom(
+      client, `copy users (${USER_COPY_COLUMNS}) from stdin with (freeze)`,
+      userChunks({ tenantId: tenant.id, count: users, onUser: (id) => ids.push(id) }),
+    );
+    await client.query('commit');
+    const copyUsers = secs(t);
+    log(`COPY users: ${n.toLocaleString('en')} rows in ${copyUsers.toFixed(1)} s`);
+
+    // Two cores: the users indexes build on one connection while the data keys load on the other.
+    t = performance.now();
+    const mkId = masterKeyId(masterKey);
+    const building = (async () => {
+      for (const r of idx.rows) await client.query(r.def);
+      return secs(t);
+    })();
+    const loadingKeys = (async () => {
+      await keysClient.query('begin');
+      await keysClient.query('truncate user_keys');
+      // Every key's user was just loaded: skip the per-row foreign-key check (replica mode turns
+      // off the RI triggers for this session only; superuser, bench database only).
+      await keysClient.query("set local session_replication_role = 'replica'");
+      const k = await copyFrom(keysClient, `copy user_keys (${KEY_COPY_COLUMNS}) from stdin with (freeze)`, keyChunks(ids, (id) => keyLine(tenant.id, id, masterKey, mkId)));
+      await keysClient.query('commit');
+      return { k, seconds: secs(t) };
+    })();
+    const [indexes, keys] = await Promise.all([building, loadingKeys]);
+    log(`COPY user_keys: ${keys.k.toLocaleString('en')} rows in ${keys.seconds.toFixed(1)} s (alongside the index builds)`);
+    log(`indexes rebuilt (${idx.rows.map((r) => r.name).join(', ')}) in ${indexes.toFixed(1)} s`);
+    t = performance.now();
+    await client.query('analyze');
+    await client.query('checkpoint');
+    const analyze = secs(t);
+    const total = secs(t0);
+    const next: SeedState = {
+      dataVersion: DATA_VERSION, migrations, tenantId: tenant.id, apiKey: key.key,
+      masterKey: masterKey.toString('base64'), users, seededAt: new Date().toISOString(),
+    };
+    await fs.writeFile(stateFile, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+    return { reused: false, state: next, timings: { copyUsers, copyKeys: keys.seconds, indexes, analyze, total } };
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    await keysClient.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    await Promise.all([client.end(), keysClient.end()]);
+  }
+}
+
+/**
+ * Loads every table and index of the bench database into shared_buffers with pg_prewarm (or, when
+ * the extension is not shipped, reads them through once so at least the OS cache holds them).
+ */
+export async function prewarm(server: BenchPostgres): Promise<{ method: string; mb: number; seconds: number }> {
+  const t0 = performance.now();
+  const client = new pg.Client({ connectionString: server.urlFor(DATABASE) });
+  await client.connect();
+  try {
+    const rels = await client.query<{ oid: number; name: string; kind: string; bytes: string }>(
+      `select c.oid, c.relname as name, c.relkind as kind, pg_relation_size(c.oid) as bytes
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname in ('public', 'pg_toast') and c.relkind in ('r', 'i', 't') and pg_relation_size(c.oid) > 0`,
+    );
+    const mb = rels.rows.reduce((s, r) => s + Number(r.bytes), 0) / 1024 / 1024;
+    if (server.prewarmAvailable) {
+      await client.query('create extension if not exists pg_prewarm');
+      for (const r of rels.rows) await client.query('select pg_prewarm($1::regclass)', [r.oid]);
+      return { method: 'pg_prewarm (shared_buffers)', mb, seconds: secs(t0) };
+    }
+    for (const r of rels.rows.filter((x) => x.kind === 'r')) await client.query(`select count(*) from ${client.escapeIdentifier(r.name)}`);
+    return { method: 'sequential read (pg_prewarm not shipped: OS cache only, indexes not warmed)', mb, seconds: secs(t0) };
+  } finally {
+    await client.end();
+  }
+}
