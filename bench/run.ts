@@ -1,0 +1,214 @@
+// npm run bench: Kyclo against bare baselines in the same run, on the same PostgreSQL, with the
+// targets of issue 8. See bench/README.md. Options:
+//   --fresh            seed the database again even if a seeded one can be reused
+//   --profile          Kyclo under --cpu-prof, one profile per endpoint group, top self-time printed
+//   --only a,b         groups: get (GET user, capabilities), patch, post, list, search
+//   --rounds N         default 3 (1 with --profile); --seconds N (10); --warmup N (2)
+//   --connections N    default 32; --threads N (wrk threads, 2)
+//   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
+//   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { execSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startBenchPostgres } from './pg.js';
+import { DATABASE, ensureSeeded, prewarm } from './seed.js';
+import { runLoad, wrkPath, type LoadResult } from './load.js';
+import { mainProfile, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
+import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
+import { figuresOf, median, textTable, writeResults, type Row } from './results.js';
+import { formatSummary, summarise } from './profile-top.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DIR = path.join(ROOT, 'scratch', 'bench');
+const PROF_DIR = path.join(ROOT, 'scratch', 'prof');
+
+const { values: opt } = parseArgs({
+  options: {
+    fresh: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '32' },
+    threads: { type: 'string', default: '2' },
+    users: { type: 'string', default: '1000000' },
+    'log-level': { type: 'string', default: 'warn' },
+    'shared-buffers': { type: 'string', default: '2GB' },
+    'no-record': { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 3));
+const seconds = Number(opt.seconds);
+const warmup = Number(opt.warmup);
+const connections = Number(opt.connections);
+const threads = Number(opt.threads);
+const users = Number(opt.users);
+const only = opt.only ? new Set(opt.only.split(',')) : null;
+
+const t0 = performance.now();
+const log = (m: string) => process.stdout.write(m + '\n');
+const elapsed = () => (performance.now() - t0) / 1000;
+const cleanups: Array<() => Promise<void>> = [];
+const cleanup = async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+};
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+
+async function main(): Promise<void> {
+  const wrk = wrkPath();
+  const loader = wrk ? `wrk ${execSync(`${wrk} --version 2>&1 || true`, { encoding: 'utf8' }).split(' ')[1] ?? ''}`.trim() : 'autocannon';
+  log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s runs after ${warmup} s warm-up, ${rounds} round(s)`);
+  await fs.mkdir(path.join(DIR, 'kyclo'), { recursive: true });
+
+  const pg = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
+  cleanups.push(() => pg.stop());
+  const seed = await ensureSeeded(pg, DIR, { fresh: opt.fresh, users, log });
+  const warm = await prewarm(pg);
+  log(`prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s`);
+  const url = pg.urlFor(DATABASE);
+  const fx = await prepareFixtures(url, seed.state, DIR, users);
+  log(`fixtures: ${fx.ids.length.toLocaleString('en')} user ids; deep page ${fx.deepPage.toLocaleString('en')}; q=${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`);
+
+  const groups = plan(fx).filter((g) => !only || only.has(g.key));
+  const results = new Map<string, LoadResult[]>();
+  let rssMax = 0;
+  const kycloOpts = { root: ROOT, databaseUrl: url, masterKey: seed.state.masterKey, logLevel: opt['log-level'], dataDir: path.join(DIR, 'kyclo') };
+
+  const measure = async (def: RunDef, server: Running, round: number) => {
+    const spec = {
+      base: server.base, mode: def.mode, prefix: def.prefix, suffix: def.suffix, apiKey: def.server === 'kyclo' ? seed.state.apiKey : undefined,
+      idsLua: fx.idsLua, idsJson: fx.idsJson, connections, threads, seconds,
+    };
+    const sampler = def.server === 'kyclo' ? setInterval(() => (rssMax = Math.max(rssMax, rssOf(server.pid)?.rssMb ?? 0)), 200) : null;
+    try {
+      if (warmup > 0) await runLoad({ ...spec, seconds: warmup }, wrk);
+      const r = await runLoad(spec, wrk);
+      log(
+        `  [${elapsed().toFixed(0).padStart(4)} s] round ${round + 1}  ${def.label.padEnd(46)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
+          `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
+      );
+      results.set(def.id, [...(results.get(def.id) ?? []), r]);
+    } finally {
+      if (sampler) clearInterval(sampler);
+    }
+  };
+
+  if (opt.profile) {
+    for (const g of groups) {
+      const dir = path.join(PROF_DIR, `kyclo-${g.key}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      const kyclo = await startKyclo({ ...kycloOpts, profileDir: dir });
+      cleanups.push(() => kyclo.stop());
+      await smokeTest(fx, { kyclo, baseline: null, apiKey: seed.state.apiKey });
+      for (let r = 0; r < rounds; r++) for (const def of g.runs.filter((d) => d.server === 'kyclo')) await measure(def, kyclo, r);
+      await kyclo.stop();
+      const file = await mainProfile(dir);
+      log(`\n== CPU profile of Kyclo, ${g.key} group (${g.runs.filter((d) => d.server === 'kyclo').map((d) => d.label).join('; ')}) ==`);
+      log(`   ${path.relative(ROOT, file)}`);
+      log(formatSummary(await summarise(file, 25)));
+    }
+    log(`\nprofile run done in ${elapsed().toFixed(0)} s (figures under --cpu-prof are not recorded)`);
+    return;
+  }
+
+  const baseline = await startBaseline({ root: ROOT, databaseUrl: url, tenantId: seed.state.tenantId });
+  cleanups.push(() => baseline.stop());
+  const kyclo = await startKyclo(kycloOpts);
+  cleanups.push(() => kyclo.stop());
+  const idleRss = rssOf(kyclo.pid)?.rssMb ?? NaN;
+  await smokeTest(fx, { kyclo, baseline, apiKey: seed.state.apiKey });
+  log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}; rate limit raised, every scenario answered 2xx once`);
+
+  for (let r = 0; r < rounds; r++) {
+    for (const g of groups) {
+      // A/B alternated: each group's runs in order on even rounds, reversed on odd ones.
+      const runs = r % 2 === 0 ? g.runs : [...g.runs].reverse();
+      for (const def of runs) await measure(def, def.server === 'kyclo' ? kyclo : baseline, r);
+    }
+  }
+  await kyclo.stop();
+  await baseline.stop();
+
+  const rows = report(groups.flatMap((g) => g.rows), results, rssMax);
+  log('');
+  log(textTable(rows));
+  log('');
+  const misses = rows.filter((x) => x.pass === false);
+  log(`targets: ${rows.filter((x) => x.pass === true).length} PASS, ${misses.length} MISS${misses.length ? ` (${misses.map((m) => m.short).join(', ')})` : ''}`);
+  const seeding = seed.reused
+    ? `reused the database seeded ${seed.state.seededAt} (run with --fresh to time the COPY)`
+    : `COPY of ${users.toLocaleString('en')} users ${seed.timings!.copyUsers.toFixed(1)} s; data keys ${seed.timings!.copyKeys.toFixed(1)} s alongside the index builds ${seed.timings!.indexes.toFixed(1)} s; whole seeding with migrations and ANALYZE ${seed.timings!.total.toFixed(1)} s`;
+  log(`seeding: ${seeding}`);
+  log(`whole run: ${elapsed().toFixed(0)} s`);
+
+  const record = !opt['no-record'] && !only && users === 1_000_000;
+  if (!record) {
+    log('(not recorded in bench/RESULTS.md: a partial or resized run, or --no-record)');
+    return;
+  }
+  const cpus = os.cpus();
+  const srcDirty = execSync('git status --porcelain -- src package.json', { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim() + (srcDirty ? ' + uncommitted src changes' : '');
+  const args = process.argv.slice(2).join(' ');
+  await writeResults(path.join(ROOT, 'bench', 'RESULTS.md'), {
+    date: new Date().toISOString(),
+    machine: `${cpus.length} cores (${cpus[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}`,
+    command: `npm run bench${args ? ` -- ${args}` : ''}`,
+    commit,
+    seeding,
+    settings: [
+      `Load: ${loader}, ${threads} threads, ${connections} connections, ${seconds} s per run after a ${warmup} s warm-up, ${rounds} rounds, A/B order alternating per round; figures are medians`,
+      `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pg.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method}`,
+      `Kyclo: \`node --import tsx src/cli/main.ts serve\`, LOG_LEVEL=${opt['log-level']}, KYCLO_SERVE_WORKERS=false, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
+      'Baselines: bench/baseline.ts, Fastify + pg Pool of 10, named prepared statements, no auth/validation/policy/encryption/logging',
+      `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table); ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
+    ],
+    durationS: elapsed(),
+  }, rows);
+  log('bench/RESULTS.md updated');
+}
+
+/** Medians, per-round ratios and target verdicts. */
+function report(specs: ReturnType<typeof plan>[number]['rows'], results: Map<string, LoadResult[]>, rssMax: number): Row[] {
+  const rows: Row[] = [];
+  for (const s of specs) {
+    const k = results.get(s.kyclo) ?? [];
+    const b = s.against ? (results.get(s.against) ?? []) : [];
+    const perRound = (f: (kr: LoadResult, br: LoadResult) => number) => median(k.map((kr, i) => (b[i] ? f(kr, b[i]!) : NaN)).filter((x) => !Number.isNaN(x)));
+    let ratio: number | null = null;
+    let pass: boolean | null = null;
+    if (s.kind === 'rps') {
+      ratio = perRound((kr, br) => kr.rps / br.rps);
+      pass = ratio >= s.threshold!;
+    } else if (s.kind === 'p50') {
+      ratio = perRound((kr, br) => kr.p50ms / br.p50ms);
+      pass = ratio <= s.threshold!;
+    } else if (s.kind === 'p99abs') {
+      pass = median(k.map((x) => x.p99ms)) <= s.threshold!;
+    }
+    const bad = k.reduce((n, x) => n + x.bad, 0) + b.reduce((n, x) => n + x.bad, 0);
+    rows.push({
+      endpoint: s.endpoint, short: s.short, kyclo: figuresOf(k), baselineName: s.againstName ?? '—', baseline: figuresOf(b),
+      ratio, target: s.target, pass: pass === null ? null : pass && bad === 0,
+    });
+  }
+  if (results.size && [...results.keys()].some((id) => id.startsWith('kyclo'))) {
+    rows.push({
+      endpoint: 'server memory under load (max RSS)', short: 'rss', kyclo: null, baselineName: '—', baseline: null, ratio: null,
+      measured: `${rssMax.toFixed(0)} MB`, target: 'RSS ≤ 250 MB', pass: rssMax <= 250,
+    });
+  }
+  return rows;
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
+

@@ -1,0 +1,187 @@
+// What is measured: the runs of each group (Kyclo and its baseline back to back), the rows of the
+// report with their targets, the fixtures the runs need (user ids, the deep-page cursor, names to
+// search), and a smoke test that every scenario answers 2xx before anything is timed.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import type { Mode } from './load.js';
+import type { Running } from './servers.js';
+import type { SeedState } from './seed.js';
+import { LAST_NAMES } from './data.js';
+
+export interface Fixtures {
+  tenantId: string;
+  ids: string[];
+  idsLua: string;
+  idsJson: string;
+  total: number;
+  deepPage: number;
+  deepCursor: string;
+  q: Array<{ key: string; name: string; matches: number }>;
+}
+
+export interface RunDef {
+  id: string;
+  label: string;
+  server: 'kyclo' | 'bare';
+  mode: Mode;
+  prefix: string;
+  suffix?: string;
+}
+
+export interface RowSpec {
+  endpoint: string;
+  short: string;
+  kyclo: string;
+  against?: string;
+  againstName?: string;
+  kind: 'rps' | 'p50' | 'p99abs' | 'info';
+  threshold?: number;
+  target: string;
+}
+
+export const PAGE = 50;
+const DEEP_PAGE = 20_000;
+// Ranks in the Zipf-distributed last names: the middle one is the target's "moderately selective" name.
+const Q_RANKS = { q: 99, q_common: 0, q_rare: 2999 } as const;
+
+/** Kyclo's cursor (src/lib/cursor.ts): base64url of the JSON of the last row's sort key. */
+const kycloCursor = (id: string) => Buffer.from(JSON.stringify({ id })).toString('base64url');
+
+export async function prepareFixtures(url: string, state: SeedState, dir: string, users: number): Promise<Fixtures> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const t = state.tenantId;
+    // PATCH needs users that can be changed (not closed) with the individual field set.
+    const ids = (
+      await client.query<{ id: string }>(
+        "select id from users where tenant_id = $1 and status <> 'closed' and type = 'individual' order by random() limit 10000",
+        [t],
+      )
+    ).rows.map((r) => r.id);
+    const total = Number((await client.query<{ n: string }>('select count(*) as n from users where tenant_id = $1', [t])).rows[0]!.n);
+    const deepPage = Math.min(DEEP_PAGE, Math.floor(users / PAGE));
+    // Page k starts after row (k - 1) * 50 in list order (newest first).
+    const deep = await client.query<{ id: string }>('select id from users where tenant_id = $1 order by id desc offset $2 limit 1', [t, (deepPage - 1) * PAGE - 1]);
+    const q: Fixtures['q'] = [];
+    for (const [key, rank] of Object.entries(Q_RANKS)) {
+      const name = LAST_NAMES[rank]!;
+      const n = await client.query<{ n: string }>('select count(*) as n from users where tenant_id = $1 and search_text like $2', [t, `%${name.toLowerCase()}%`]);
+      q.push({ key, name, matches: Number(n.rows[0]!.n) });
+    }
+    const idsLua = path.join(dir, 'ids.lua');
+    const idsJson = path.join(dir, 'ids.json');
+    await fs.writeFile(idsLua, `return {\n${ids.map((id) => `"${id}"`).join(',\n')}\n}\n`);
+    await fs.writeFile(idsJson, JSON.stringify(ids));
+    return { tenantId: t, ids, idsLua, idsJson, total, deepPage, deepCursor: kycloCursor(deep.rows[0]!.id), q };
+  } finally {
+    await client.end();
+  }
+}
+
+export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: RowSpec[] }> {
+  const qRun = (key: string, name: string): RunDef => ({
+    id: `kyclo_${key}`, label: `Kyclo GET /v1/users?q=${name}`, server: 'kyclo', mode: 'static', prefix: `/v1/users?q=${encodeURIComponent(name)}`,
+  });
+  const qOf = (key: string) => fx.q.find((x) => x.key === key)!;
+  return [
+    {
+      key: 'get',
+      runs: [
+        { id: 'kyclo_get', label: 'Kyclo GET /v1/users/{id}', server: 'kyclo', mode: 'get', prefix: '/v1/users/' },
+        { id: 'bare_get', label: 'bare GET /users/{id}', server: 'bare', mode: 'get', prefix: '/users/' },
+        { id: 'kyclo_caps', label: 'Kyclo GET /v1/users/{id}/capabilities', server: 'kyclo', mode: 'get', prefix: '/v1/users/', suffix: '/capabilities' },
+      ],
+      rows: [
+        { endpoint: 'GET /v1/users/{id}', short: 'get', kyclo: 'kyclo_get', against: 'bare_get', againstName: 'bare GET', kind: 'rps', threshold: 0.8, target: '≥ 0.80 req/s' },
+        {
+          endpoint: 'GET /v1/users/{id}/capabilities', short: 'caps', kyclo: 'kyclo_caps', against: 'bare_get', againstName: 'bare GET', kind: 'rps',
+          threshold: 0.8, target: '≥ 0.80 req/s',
+        },
+      ],
+    },
+    {
+      key: 'patch',
+      runs: [
+        { id: 'kyclo_patch', label: 'Kyclo PATCH /v1/users/{id} (metadata)', server: 'kyclo', mode: 'patch', prefix: '/v1/users/' },
+        { id: 'bare_patch', label: 'bare audited update PATCH /users/{id}', server: 'bare', mode: 'patch', prefix: '/users/' },
+      ],
+      rows: [
+        {
+          endpoint: 'PATCH /v1/users/{id} (metadata: allow)', short: 'patch', kyclo: 'kyclo_patch', against: 'bare_patch', againstName: 'bare audited update',
+          kind: 'rps', threshold: 0.9, target: '≥ 0.90 req/s',
+        },
+      ],
+    },
+    {
+      key: 'post',
+      runs: [
+        { id: 'kyclo_post', label: 'Kyclo POST /v1/users', server: 'kyclo', mode: 'post', prefix: '/v1/users' },
+        { id: 'bare_post', label: 'bare audited insert POST /users', server: 'bare', mode: 'post', prefix: '/users' },
+      ],
+      rows: [
+        { endpoint: 'POST /v1/users', short: 'post', kyclo: 'kyclo_post', against: 'bare_post', againstName: 'bare audited insert', kind: 'rps', threshold: 0.8, target: '≥ 0.80 req/s' },
+      ],
+    },
+    {
+      key: 'list',
+      runs: [
+        { id: 'kyclo_list', label: 'Kyclo GET /v1/users?limit=50 (page 1)', server: 'kyclo', mode: 'static', prefix: `/v1/users?limit=${PAGE}` },
+        { id: 'bare_list', label: 'bare keyset page GET /users?limit=50', server: 'bare', mode: 'static', prefix: `/users?limit=${PAGE}` },
+        {
+          id: 'kyclo_deep', label: `Kyclo GET /v1/users?limit=50 page ${fx.deepPage.toLocaleString('en')}`, server: 'kyclo', mode: 'static',
+          prefix: `/v1/users?limit=${PAGE}&cursor=${fx.deepCursor}`,
+        },
+      ],
+      rows: [
+        { endpoint: 'GET /v1/users?limit=50', short: 'list', kyclo: 'kyclo_list', against: 'bare_list', againstName: 'bare keyset page', kind: 'rps', threshold: 0.8, target: '≥ 0.80 req/s' },
+        {
+          endpoint: `GET /v1/users?limit=50 page ${fx.deepPage.toLocaleString('en')}`, short: 'deep', kyclo: 'kyclo_deep', against: 'kyclo_list', againstName: 'Kyclo page 1',
+          kind: 'p50', threshold: 1.5, target: 'p50 ≤ 1.5× page 1',
+        },
+      ],
+    },
+    {
+      key: 'search',
+      runs: [qRun('q', qOf('q').name), qRun('q_common', qOf('q_common').name), qRun('q_rare', qOf('q_rare').name)],
+      rows: [
+        { endpoint: `GET /v1/users?q=${qOf('q').name} (${qOf('q').matches.toLocaleString('en')} matches)`, short: 'q', kyclo: 'kyclo_q', kind: 'p99abs', threshold: 50, target: 'p99 ≤ 50 ms' },
+        { endpoint: `GET /v1/users?q=${qOf('q_common').name} (${qOf('q_common').matches.toLocaleString('en')} matches)`, short: 'q_common', kyclo: 'kyclo_q_common', kind: 'info', target: '(context)' },
+        { endpoint: `GET /v1/users?q=${qOf('q_rare').name} (${qOf('q_rare').matches.toLocaleString('en')} matches)`, short: 'q_rare', kyclo: 'kyclo_q_rare', kind: 'info', target: '(context)' },
+      ],
+    },
+  ];
+}
+
+/**
+ * Raises the tenant's rate limit to the most PUT /v1/policy allows (so the bench measures the
+ * machinery, not 429s), then sends each scenario's request once: anything but 2xx stops the run.
+ */
+export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Running | null; apiKey: string }): Promise<void> {
+  const auth = { authorization: `Bearer ${s.apiKey}` };
+  const call = async (base: string, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(`${base}${p}`, {
+      method, headers: { ...headers, ...(body ? { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    if (r.status >= 300) throw new Error(`${method} ${base}${p} answered ${r.status}: ${text.slice(0, 400)}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  await call(s.kyclo.base, 'PUT', '/v1/policy', { rate_limit: { requests_per_minute: 1_000_000 } }, auth);
+  const id = fx.ids[0]!;
+  const person = { type: 'individual', first_name: 'Smoke', last_name: 'Test', country: 'FR', email: 'smoke@example.com' };
+  await call(s.kyclo.base, 'GET', `/v1/users/${id}`, undefined, auth);
+  await call(s.kyclo.base, 'GET', `/v1/users/${id}/capabilities`, undefined, auth);
+  await call(s.kyclo.base, 'PATCH', `/v1/users/${id}`, { metadata: { bench: `smoke-${Date.now()}` } }, auth);
+  await call(s.kyclo.base, 'POST', '/v1/users', person, auth);
+  const page = await call(s.kyclo.base, 'GET', `/v1/users?limit=${PAGE}&cursor=${fx.deepCursor}`, undefined, auth);
+  if ((page.data as unknown[]).length !== PAGE) throw new Error(`the deep page holds ${(page.data as unknown[]).length} users, not ${PAGE}`);
+  for (const q of fx.q) await call(s.kyclo.base, 'GET', `/v1/users?q=${encodeURIComponent(q.name)}`, undefined, auth);
+  if (!s.baseline) return;
+  await call(s.baseline.base, 'GET', `/users/${id}`);
+  await call(s.baseline.base, 'PATCH', `/users/${id}`, { metadata: { bench: `smoke-${Date.now()}` } });
+  await call(s.baseline.base, 'POST', '/users', person);
+  await call(s.baseline.base, 'GET', `/users?limit=${PAGE}`);
+}

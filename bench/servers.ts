@@ -1,0 +1,125 @@
+// The measured processes: Kyclo exactly as `kyclo serve` runs (node --import tsx src/cli/main.ts
+// serve, spawned directly so its pid is the server's own and its RSS is the server's), and the bare
+// baseline server. Each is stopped with SIGINT and waited for, so a --cpu-prof profile is written.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { freePort } from '../src/db/embedded.js';
+
+export interface Running {
+  name: string;
+  pid: number;
+  base: string;
+  stop(): Promise<void>;
+}
+
+async function waitHealthy(name: string, base: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${stderr().trim()}`);
+    const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} did not answer /healthz within 60 s: ${stderr().trim()}`);
+}
+
+async function start(name: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, logFile: string | null): Promise<Running> {
+  const port = await freePort();
+  const out = fs.openSync(logFile ?? '/dev/null', 'w');
+  const child = spawn(process.execPath, args, { cwd, env: { ...env, PORT: String(port) }, stdio: ['ignore', out, 'pipe'] });
+  fs.closeSync(out);
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(name, base, child, () => err);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stopping: Promise<void> | null = null;
+  return {
+    name,
+    pid: child.pid!,
+    base,
+    stop: () =>
+      (stopping ??= (async () => {
+        if (child.exitCode !== null) return;
+        child.kill('SIGINT');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(timer);
+      })()),
+  };
+}
+
+export interface KycloOptions {
+  root: string;
+  databaseUrl: string;
+  masterKey: string;
+  logLevel: string;
+  dataDir: string;
+  /**
+   * Write V8 CPU profiles into this directory when the server stops (one per thread: tsx's module
+   * loader runs on a thread of its own; mainProfile() picks the main thread's).
+   */
+  profileDir?: string;
+}
+
+export async function startKyclo(o: KycloOptions): Promise<Running> {
+  const prof = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
+  if (o.profileDir) await fsp.mkdir(o.profileDir, { recursive: true });
+  const quiet = ['silent', 'fatal', 'error', 'warn'].includes(o.logLevel);
+  return start(
+    'kyclo',
+    [...prof, '--import', 'tsx', 'src/cli/main.ts', 'serve'],
+    {
+      ...process.env,
+      DATABASE_URL: o.databaseUrl,
+      KYCLO_MASTER_KEY: o.masterKey,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: o.logLevel,
+      // Background work (webhook dispatch, audit sealing, retention) runs in `kyclo worker` in this
+      // measurement, not in the measured process: the bench measures the request path.
+      KYCLO_SERVE_WORKERS: 'false',
+      KYCLO_DATA_DIR: o.dataDir,
+      REDIS_URL: '',
+      KYCLO_TRUSTED_PROXIES: '',
+    },
+    o.root,
+    // Request logs at info and below are millions of lines: they go to /dev/null, warnings to a file.
+    quiet ? path.join(o.dataDir, 'kyclo.log') : null,
+  );
+}
+
+export function startBaseline(o: { root: string; databaseUrl: string; tenantId: string }): Promise<Running> {
+  return start(
+    'baseline',
+    ['--import', 'tsx', 'bench/baseline.ts'],
+    { ...process.env, BENCH_DATABASE_URL: o.databaseUrl, BENCH_TENANT_ID: o.tenantId },
+    o.root,
+    null,
+  );
+}
+
+/** Resident memory of a process, from /proc (Linux): now and its peak. */
+export function rssOf(pid: number): { rssMb: number; hwmMb: number } | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/** The main thread's profile in a --cpu-prof directory: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile, thread 0. */
+export async function mainProfile(dir: string): Promise<string> {
+  const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  const main = files.find((f) => f.split('.').at(-3) === '0') ?? files[0];
+  if (!main) throw new Error(`no .cpuprofile written in ${dir}`);
+  return path.join(dir, main);
+}
