@@ -2,6 +2,7 @@
 // without secrets, revoked idempotently, and every failure to authenticate named precisely.
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
+import { KEY_CACHE_MS } from '../src/modules/api-keys/api-keys.repo.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Client, type Response, type TestContext } from './helpers/app.js';
 
@@ -213,11 +214,12 @@ describe('using a key', () => {
     expect(await countKeys()).toBe(keys);
   });
 
-  it('answers 401 auth.key_revoked for a key whose expires_at has passed (set in the database)', async () => {
+  it('answers 401 auth.key_revoked for a key whose expires_at has passed (set in the database; seen within the key cache window)', async () => {
     const { key, id } = await mint();
     const api = client(ctx.app, key);
     expect((await api.get('/v1/users')).statusCode).toBe(200);
     await ctx.db.updateTable('api_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+    await new Promise((r) => setTimeout(r, KEY_CACHE_MS + 20));
     const res = await api.get('/v1/users');
     expectProblem(res, 401, 'auth.key_revoked');
     expect(res.headers['www-authenticate']).toBe('Bearer');

@@ -31,6 +31,27 @@ async function call(i: number, key: string, method: string, path: string, body?:
 }
 
 describe('three processes, one database', () => {
+  it('a key revoked by another process stops working on every server within 1 s (the key cache)', async () => {
+    const { key, id } = await createKey(ctx.db, tenantId, 'READER');
+    // Warm every server's cache with the valid key.
+    for (let i = 0; i < servers.length; i++) expect((await call(i, key, 'GET', '/v1/users?limit=1')).status).toBe(200);
+    await api.delete(`/v1/api-keys/${id}`); // revoked by the test's own process, not by any server
+    const revokedAt = Date.now();
+    const stoppedAfter = await Promise.all(
+      servers.map(async (_, i) => {
+        for (;;) {
+          const { status } = await call(i, key, 'GET', '/v1/users?limit=1');
+          if (status === 401) return Date.now() - revokedAt;
+          expect(status).toBe(200);
+          if (Date.now() - revokedAt > 5000) return Infinity;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }),
+    );
+    console.log(`revoked key refused after ${stoppedAfter.join(', ')} ms`);
+    for (const ms of stoppedAfter) expect(ms).toBeLessThanOrEqual(1000 + 150);
+  });
+
   it('100 concurrent identical POST /v1/users with one Idempotency-Key: exactly one user', async () => {
     const key = (await createKey(ctx.db, tenantId, 'ADMIN')).key;
     const body = individual();

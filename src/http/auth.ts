@@ -21,6 +21,7 @@ declare module 'fastify' {
 export const hashKey = (key: string) => crypto.createHash('sha256').update(key).digest();
 
 const KEY_FORMAT = /^kyclo_(live|test)_[A-Za-z0-9]{20,64}$/;
+
 // last_used_at is kept to the minute: a write per request would double the cost of every read.
 const TOUCH_INTERVAL_MS = 60_000;
 
@@ -47,11 +48,11 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
       });
     }
     const key = match[1]!;
-    const row = KEY_FORMAT.test(key) ? await keysRepo.findByHash(db, hashKey(key)) : undefined;
+    const now = Date.now();
+    const row = KEY_FORMAT.test(key) ? await keysRepo.findByHashCached(db, hashKey(key), now) : undefined;
     if (!row) {
       throw new AppError(401, 'auth.invalid_key', 'The API key is not valid.', { headers: { 'www-authenticate': 'Bearer' } });
     }
-    const now = Date.now();
     if (row.revoked_at || (row.expires_at && row.expires_at.getTime() <= now)) {
       throw new AppError(401, 'auth.key_revoked', 'The API key has been revoked or has expired.', {
         headers: { 'www-authenticate': 'Bearer' },

@@ -16,6 +16,33 @@ export async function findByHash(db: Db, keyHash: Buffer) {
     .executeTakeFirst();
 }
 
+/**
+ * How long a key lookup is trusted. The lookup was one database round trip on every request; it is
+ * now one per key per second per process, and a revocation (or expiry, or a tenant's new rate limit)
+ * made anywhere takes effect on every process within this time. A revocation made by this process
+ * clears the cache at once. Only valid keys are kept, so guessing keys still costs a query each.
+ */
+export const KEY_CACHE_MS = 1000;
+const KEY_CACHE_MAX = 10_000;
+const keyCache = new Map<string, { row: ApiKeyRow; until: number }>();
+
+export async function findByHashCached(db: Db, keyHash: Buffer, now = Date.now()): Promise<ApiKeyRow | undefined> {
+  const id = keyHash.toString('base64');
+  const hit = keyCache.get(id);
+  if (hit && hit.until > now) return hit.row;
+  const row = await findByHash(db, keyHash);
+  if (row && !row.revoked_at) {
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+    keyCache.set(id, { row, until: now + KEY_CACHE_MS });
+  } else {
+    keyCache.delete(id);
+  }
+  return row;
+}
+
+/** After a revocation commits: no later request in this process may see the key as valid. */
+export const forgetCachedKeys = () => keyCache.clear();
+
 const PUBLIC_COLUMNS = [
   'id', 'name', 'role', 'prefix', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'last_used_at',
 ] as const;

@@ -91,6 +91,7 @@ export function createApiKeysService({ db }: { db: Db }) {
         }
         return row;
       });
+      repo.forgetCachedKeys();
       return toApiKey(revoked ?? (await repo.get(db, actor.tenantId, id))!);
     },
   };
