@@ -56,7 +56,7 @@ async function reachable(targets: string[]): Promise<void> {
 
 export async function startBenchPostgres(
   dir: string,
-  { sharedBuffers, log }: { sharedBuffers: string; log: (m: string) => void },
+  { sharedBuffers, log, onServerLog }: { sharedBuffers: string; log: (m: string) => void; onServerLog?: (line: string) => void },
 ): Promise<BenchPostgres> {
   const dbDir = path.join(dir, 'pg');
   const passwordFile = path.join(dir, 'pg-password');
@@ -109,7 +109,7 @@ export async function startBenchPostgres(
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8'],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', ...settings.flatMap((s) => ['-c', s])],
-    onLog: () => undefined,
+    onLog: (m: unknown) => onServerLog?.(String(m)),
     onError: (m: unknown) => log(`postgres: ${String(m instanceof Error ? m.message : m).trim()}`),
   });
   if (!initialised) await server.initialise();

@@ -14,7 +14,7 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './pg.js';
-import { DATABASE, ensureSeeded, prewarm } from './seed.js';
+import { DATABASE, ensureSeeded, prewarm, resetDiagnostics } from './seed.js';
 import { runLoad, wrkPath, type LoadResult } from './load.js';
 import { mainProfile, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
 import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
@@ -60,6 +60,9 @@ process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 
 async function main(): Promise<void> {
+  // The code measured is the code at the start (another commit may land while the bench runs).
+  const srcDirty = execSync('git status --porcelain -- src package.json', { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim() + (srcDirty ? ' + uncommitted src changes' : '');
   const wrk = wrkPath();
   const loader = wrk ? `wrk ${execSync(`${wrk} --version 2>&1 || true`, { encoding: 'utf8' }).split(' ')[1] ?? ''}`.trim() : 'autocannon';
   log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s runs after ${warmup} s warm-up, ${rounds} round(s)`);
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
   const pg = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
   cleanups.push(() => pg.stop());
   const seed = await ensureSeeded(pg, DIR, { fresh: opt.fresh, users, log });
+  await resetDiagnostics(pg);
   const warm = await prewarm(pg);
   log(`prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s`);
   const url = pg.urlFor(DATABASE);
@@ -77,6 +81,8 @@ async function main(): Promise<void> {
   const groups = plan(fx).filter((g) => !only || only.has(g.key));
   const results = new Map<string, LoadResult[]>();
   let rssMax = 0;
+  // Assigned inside measure(): typed by assertion so the narrowing to null does not stick.
+  let memAtPeak = null as (NonNullable<Awaited<ReturnType<typeof memoryBreakdown>>> & { run: string }) | null;
   const kycloOpts = { root: ROOT, databaseUrl: url, masterKey: seed.state.masterKey, logLevel: opt['log-level'], dataDir: path.join(DIR, 'kyclo') };
 
   const measure = async (def: RunDef, server: Running, round: number) => {
@@ -93,6 +99,11 @@ async function main(): Promise<void> {
           `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
       );
       results.set(def.id, [...(results.get(def.id) ?? []), r]);
+      if (def.server === 'kyclo') {
+        // Where the memory is, from Kyclo's own /metrics right after the run (prom-client's process metrics).
+        const m = await memoryBreakdown(server.base);
+        if (m && m.rssMb >= (memAtPeak?.rssMb ?? 0)) memAtPeak = { ...m, run: def.label };
+      }
     } finally {
       if (sampler) clearInterval(sampler);
     }
@@ -138,6 +149,12 @@ async function main(): Promise<void> {
   log(textTable(rows));
   log('');
   const misses = rows.filter((x) => x.pass === false);
+  if (memAtPeak) {
+    log(
+      `Kyclo memory after its heaviest run (${memAtPeak.run}): RSS ${memAtPeak.rssMb.toFixed(0)} MB; V8 heap ${memAtPeak.heapTotalMb.toFixed(0)} MB ` +
+        `(${memAtPeak.heapUsedMb.toFixed(0)} used), external ${memAtPeak.externalMb.toFixed(0)} MB`,
+    );
+  }
   log(`targets: ${rows.filter((x) => x.pass === true).length} PASS, ${misses.length} MISS${misses.length ? ` (${misses.map((m) => m.short).join(', ')})` : ''}`);
   const seeding = seed.reused
     ? `reused the database seeded ${seed.state.seededAt} (run with --fresh to time the COPY)`
@@ -151,8 +168,6 @@ async function main(): Promise<void> {
     return;
   }
   const cpus = os.cpus();
-  const srcDirty = execSync('git status --porcelain -- src package.json', { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
-  const commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim() + (srcDirty ? ' + uncommitted src changes' : '');
   const args = process.argv.slice(2).join(' ');
   await writeResults(path.join(ROOT, 'bench', 'RESULTS.md'), {
     date: new Date().toISOString(),
@@ -170,6 +185,15 @@ async function main(): Promise<void> {
     durationS: elapsed(),
   }, rows);
   log('bench/RESULTS.md updated');
+}
+
+/** RSS, V8 heap and external memory as Kyclo's /metrics reports them. */
+async function memoryBreakdown(base: string) {
+  const text = await fetch(`${base}/metrics`).then((r) => r.text(), () => '');
+  const mb = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  const rssMb = mb('kyclo_process_resident_memory_bytes');
+  if (Number.isNaN(rssMb)) return null;
+  return { rssMb, heapTotalMb: mb('kyclo_nodejs_heap_size_total_bytes'), heapUsedMb: mb('kyclo_nodejs_heap_size_used_bytes'), externalMb: mb('kyclo_nodejs_external_memory_bytes') };
 }
 
 /** Medians, per-round ratios and target verdicts. */

@@ -181,3 +181,14 @@ export async function prewarm(server: BenchPostgres): Promise<{ method: string; 
     await client.end();
   }
 }
+
+/** Settings a diagnostic run (bench/round-trips.ts) may have left on the database, undone. */
+export async function resetDiagnostics(server: BenchPostgres): Promise<void> {
+  const client = new pg.Client({ connectionString: server.urlFor(DATABASE) });
+  await client.connect();
+  try {
+    await client.query(`alter role postgres in database ${DATABASE} reset all`);
+  } finally {
+    await client.end();
+  }
+}
