@@ -4,7 +4,8 @@
 // encryption or logging. The audited writes are one transaction of separate statements: BEGIN,
 // the row, the audit entry, the event, COMMIT (five round trips), rows shaped like Kyclo's
 // (src/modules/audit/write-path.ts); the personal part is base64 of the same JSON, not encrypted.
-// Run: BENCH_DATABASE_URL=… BENCH_TENANT_ID=ten_… PORT=… node --import tsx bench/baseline.ts
+// Run: BENCH_DATABASE_URL=… BENCH_TENANT_ID=ten_… [BENCH_WRITE_TENANT_ID=ten_…] PORT=… node --import tsx bench/baseline.ts
+// (POSTs go to the write tenant, as Kyclo's do in the bench, so the seeded tenant stays as seeded.)
 import crypto from 'node:crypto';
 import Fastify from 'fastify';
 import pg from 'pg';
@@ -12,6 +13,7 @@ import { newId } from '../src/lib/ids.js';
 
 const url = process.env.BENCH_DATABASE_URL;
 const tenantId = process.env.BENCH_TENANT_ID;
+const writeTenantId = process.env.BENCH_WRITE_TENANT_ID || tenantId;
 const port = Number(process.env.PORT ?? 0);
 if (!url || !tenantId) {
   process.stderr.write('BENCH_DATABASE_URL and BENCH_TENANT_ID are required\n');
@@ -102,9 +104,9 @@ app.post<{ Body: { type: string; country: string } & Record<string, unknown> }>(
   const id = newId('usr');
   const rid = requestId();
   const row = await inTransaction(async (c) => {
-    const u = (await q(c, 'insert', [tenantId, id, type, country, JSON.stringify(profile)])).rows[0];
-    await q(c, 'audit', [tenantId, newId('aud'), 'user.created', id, [], rid, req.ip, '{}', null]);
-    await q(c, 'event', [tenantId, newId('evt'), 'user.created', id, rid, JSON.stringify({ user_id: id, type }), opaque({ user: u })]);
+    const u = (await q(c, 'insert', [writeTenantId, id, type, country, JSON.stringify(profile)])).rows[0];
+    await q(c, 'audit', [writeTenantId, newId('aud'), 'user.created', id, [], rid, req.ip, '{}', null]);
+    await q(c, 'event', [writeTenantId, newId('evt'), 'user.created', id, rid, JSON.stringify({ user_id: id, type }), opaque({ user: u })]);
     return u;
   });
   return reply.code(201).header('location', `/users/${id}`).send(row);

@@ -34,7 +34,7 @@ const url = server.urlFor(DATABASE);
 const admin = new pg.Client({ connectionString: url });
 await admin.connect();
 // Only the sessions opened from now on (Kyclo's) log; reset below.
-await admin.query('alter role postgres in database kyclo_bench set log_statement = all');
+await admin.query("alter role postgres in database kyclo_bench set log_statement = 'all'");
 const kyclo = await startKyclo({ root: ROOT, databaseUrl: url, masterKey: state.masterKey, logLevel: 'warn', dataDir: path.join(DIR, 'kyclo') });
 
 try {

@@ -14,7 +14,7 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './pg.js';
-import { DATABASE, ensureSeeded, prewarm, resetDiagnostics } from './seed.js';
+import { DATABASE, ensureSeeded, prepareRun, prewarm } from './seed.js';
 import { runLoad, wrkPath, type LoadResult } from './load.js';
 import { mainProfile, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
 import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
@@ -71,11 +71,12 @@ async function main(): Promise<void> {
   const pg = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
   cleanups.push(() => pg.stop());
   const seed = await ensureSeeded(pg, DIR, { fresh: opt.fresh, users, log });
-  await resetDiagnostics(pg);
+  const { state, removed } = await prepareRun(pg, DIR, seed.state);
+  if (removed) log(`removed ${removed.toLocaleString('en')} users made by earlier runs, so this run measures the seeded ones`);
   const warm = await prewarm(pg);
   log(`prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s`);
   const url = pg.urlFor(DATABASE);
-  const fx = await prepareFixtures(url, seed.state, DIR, users);
+  const fx = await prepareFixtures(url, state, DIR, users);
   log(`fixtures: ${fx.ids.length.toLocaleString('en')} user ids; deep page ${fx.deepPage.toLocaleString('en')}; q=${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`);
 
   const groups = plan(fx).filter((g) => !only || only.has(g.key));
@@ -83,17 +84,21 @@ async function main(): Promise<void> {
   let rssMax = 0;
   // Assigned inside measure(): typed by assertion so the narrowing to null does not stick.
   let memAtPeak = null as (NonNullable<Awaited<ReturnType<typeof memoryBreakdown>>> & { run: string }) | null;
-  const kycloOpts = { root: ROOT, databaseUrl: url, masterKey: seed.state.masterKey, logLevel: opt['log-level'], dataDir: path.join(DIR, 'kyclo') };
+  const kycloOpts = { root: ROOT, databaseUrl: url, masterKey: state.masterKey, logLevel: opt['log-level'], dataDir: path.join(DIR, 'kyclo') };
 
+  /** Warm-up then the measured run; returns the measured run and its window on CLOCK_MONOTONIC (µs). */
   const measure = async (def: RunDef, server: Running, round: number) => {
     const spec = {
-      base: server.base, mode: def.mode, prefix: def.prefix, suffix: def.suffix, apiKey: def.server === 'kyclo' ? seed.state.apiKey : undefined,
-      idsLua: fx.idsLua, idsJson: fx.idsJson, connections, threads, seconds,
+      base: server.base, mode: def.mode, prefix: def.prefix, suffix: def.suffix,
+      apiKey: def.server === 'kyclo' ? (def.writes ? state.writeApiKey : state.apiKey) : undefined,
+      idsLua: fx.idsLua, idsJson: fx.idsJson, connections: def.connections ?? connections, threads, seconds,
     };
     const sampler = def.server === 'kyclo' ? setInterval(() => (rssMax = Math.max(rssMax, rssOf(server.pid)?.rssMb ?? 0)), 200) : null;
     try {
       if (warmup > 0) await runLoad({ ...spec, seconds: warmup }, wrk);
+      const fromUs = Number(process.hrtime.bigint() / 1000n);
       const r = await runLoad(spec, wrk);
+      const toUs = Number(process.hrtime.bigint() / 1000n);
       log(
         `  [${elapsed().toFixed(0).padStart(4)} s] round ${round + 1}  ${def.label.padEnd(46)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
           `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
@@ -104,34 +109,48 @@ async function main(): Promise<void> {
         const m = await memoryBreakdown(server.base);
         if (m && m.rssMb >= (memAtPeak?.rssMb ?? 0)) memAtPeak = { ...m, run: def.label };
       }
+      return { result: r, fromUs, toUs };
     } finally {
       if (sampler) clearInterval(sampler);
     }
   };
 
   if (opt.profile) {
+    // The raised rate limit and a smoke test, once, on a Kyclo that is not profiled.
+    const plain = await startKyclo(kycloOpts);
+    cleanups.push(() => plain.stop());
+    await smokeTest(fx, { kyclo: plain, baseline: null, state });
+    await plain.stop();
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    // One server per run, so each profile holds one endpoint; the baselines too, for comparison.
     for (const g of groups) {
-      const dir = path.join(PROF_DIR, `kyclo-${g.key}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      const kyclo = await startKyclo({ ...kycloOpts, profileDir: dir });
-      cleanups.push(() => kyclo.stop());
-      await smokeTest(fx, { kyclo, baseline: null, apiKey: seed.state.apiKey });
-      for (let r = 0; r < rounds; r++) for (const def of g.runs.filter((d) => d.server === 'kyclo')) await measure(def, kyclo, r);
-      await kyclo.stop();
-      const file = await mainProfile(dir);
-      log(`\n== CPU profile of Kyclo, ${g.key} group (${g.runs.filter((d) => d.server === 'kyclo').map((d) => d.label).join('; ')}) ==`);
-      log(`   ${path.relative(ROOT, file)}`);
-      log(formatSummary(await summarise(file, 25)));
+      for (const def of g.runs) {
+        const dir = path.join(PROF_DIR, stamp, def.id);
+        const server =
+          def.server === 'kyclo'
+            ? await startKyclo({ ...kycloOpts, profileDir: dir })
+            : await startBaseline({ root: ROOT, databaseUrl: url, tenantId: state.tenantId, writeTenantId: state.writeTenantId!, profileDir: dir });
+        cleanups.push(() => server.stop());
+        const runs = [];
+        for (let r = 0; r < rounds; r++) runs.push(await measure(def, server, r));
+        await server.stop();
+        const file = await mainProfile(dir);
+        const window = { fromUs: runs[0]!.fromUs, toUs: runs.at(-1)!.toUs };
+        log(`\n== CPU profile: ${def.label} — ${path.relative(ROOT, file)} ==`);
+        log(formatSummary(await summarise(file, 25, window), runs.reduce((n, x) => n + x.result.requests, 0)));
+        log('');
+      }
     }
-    log(`\nprofile run done in ${elapsed().toFixed(0)} s (figures under --cpu-prof are not recorded)`);
+    log(`profile run done in ${elapsed().toFixed(0)} s (figures under --cpu-prof are not recorded)`);
     return;
   }
 
-  const baseline = await startBaseline({ root: ROOT, databaseUrl: url, tenantId: seed.state.tenantId });
+  const baseline = await startBaseline({ root: ROOT, databaseUrl: url, tenantId: state.tenantId, writeTenantId: state.writeTenantId! });
   cleanups.push(() => baseline.stop());
   const kyclo = await startKyclo(kycloOpts);
   cleanups.push(() => kyclo.stop());
   const idleRss = rssOf(kyclo.pid)?.rssMb ?? NaN;
-  await smokeTest(fx, { kyclo, baseline, apiKey: seed.state.apiKey });
+  await smokeTest(fx, { kyclo, baseline, state });
   log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}; rate limit raised, every scenario answered 2xx once`);
 
   for (let r = 0; r < rounds; r++) {

@@ -27,6 +27,10 @@ export interface RunDef {
   mode: Mode;
   prefix: string;
   suffix?: string;
+  /** POSTs go to the write tenant, so the seeded tenant keeps exactly its seeded users. */
+  writes?: boolean;
+  /** Other than the run's connections (the unsaturated search latency). */
+  connections?: number;
 }
 
 export interface RowSpec {
@@ -44,6 +48,9 @@ export const PAGE = 50;
 const DEEP_PAGE = 20_000;
 // Ranks in the Zipf-distributed last names: the middle one is the target's "moderately selective" name.
 const Q_RANKS = { q: 99, q_common: 0, q_rare: 2999 } as const;
+// With 32 connections on 2 cores a request waits for the ones ahead of it (latency ≈ connections ÷
+// throughput); a run at 4 connections shows what the search itself costs.
+const Q_LOW_CONCURRENCY = 4;
 
 /** Kyclo's cursor (src/lib/cursor.ts): base64url of the JSON of the last row's sort key. */
 const kycloCursor = (id: string) => Buffer.from(JSON.stringify({ id })).toString('base64url');
@@ -81,8 +88,9 @@ export async function prepareFixtures(url: string, state: SeedState, dir: string
 }
 
 export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: RowSpec[] }> {
-  const qRun = (key: string, name: string): RunDef => ({
-    id: `kyclo_${key}`, label: `Kyclo GET /v1/users?q=${name}`, server: 'kyclo', mode: 'static', prefix: `/v1/users?q=${encodeURIComponent(name)}`,
+  const qRun = (key: string, name: string, conns?: number): RunDef => ({
+    id: `kyclo_${key}`, label: `Kyclo GET /v1/users?q=${name}${conns ? ` (${conns} connections)` : ''}`, server: 'kyclo', mode: 'static',
+    prefix: `/v1/users?q=${encodeURIComponent(name)}`, ...(conns ? { connections: conns } : {}),
   });
   const qOf = (key: string) => fx.q.find((x) => x.key === key)!;
   return [
@@ -117,8 +125,8 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
     {
       key: 'post',
       runs: [
-        { id: 'kyclo_post', label: 'Kyclo POST /v1/users', server: 'kyclo', mode: 'post', prefix: '/v1/users' },
-        { id: 'bare_post', label: 'bare audited insert POST /users', server: 'bare', mode: 'post', prefix: '/users' },
+        { id: 'kyclo_post', label: 'Kyclo POST /v1/users', server: 'kyclo', mode: 'post', prefix: '/v1/users', writes: true },
+        { id: 'bare_post', label: 'bare audited insert POST /users', server: 'bare', mode: 'post', prefix: '/users', writes: true },
       ],
       rows: [
         { endpoint: 'POST /v1/users', short: 'post', kyclo: 'kyclo_post', against: 'bare_post', againstName: 'bare audited insert', kind: 'rps', threshold: 0.8, target: '≥ 0.80 req/s' },
@@ -144,9 +152,14 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
     },
     {
       key: 'search',
-      runs: [qRun('q', qOf('q').name), qRun('q_common', qOf('q_common').name), qRun('q_rare', qOf('q_rare').name)],
+      runs: [
+        qRun('q', qOf('q').name), qRun('q_c4', qOf('q').name, Q_LOW_CONCURRENCY), qRun('q_common', qOf('q_common').name), qRun('q_rare', qOf('q_rare').name),
+      ],
       rows: [
         { endpoint: `GET /v1/users?q=${qOf('q').name} (${qOf('q').matches.toLocaleString('en')} matches)`, short: 'q', kyclo: 'kyclo_q', kind: 'p99abs', threshold: 50, target: 'p99 ≤ 50 ms' },
+        {
+          endpoint: `  the same at ${Q_LOW_CONCURRENCY} connections (not saturated)`, short: 'q_c4', kyclo: 'kyclo_q_c4', kind: 'info', target: '(context)',
+        },
         { endpoint: `GET /v1/users?q=${qOf('q_common').name} (${qOf('q_common').matches.toLocaleString('en')} matches)`, short: 'q_common', kyclo: 'kyclo_q_common', kind: 'info', target: '(context)' },
         { endpoint: `GET /v1/users?q=${qOf('q_rare').name} (${qOf('q_rare').matches.toLocaleString('en')} matches)`, short: 'q_rare', kyclo: 'kyclo_q_rare', kind: 'info', target: '(context)' },
       ],
@@ -158,8 +171,9 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
  * Raises the tenant's rate limit to the most PUT /v1/policy allows (so the bench measures the
  * machinery, not 429s), then sends each scenario's request once: anything but 2xx stops the run.
  */
-export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Running | null; apiKey: string }): Promise<void> {
-  const auth = { authorization: `Bearer ${s.apiKey}` };
+export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Running | null; state: SeedState }): Promise<void> {
+  const auth = { authorization: `Bearer ${s.state.apiKey}` };
+  const writeAuth = { authorization: `Bearer ${s.state.writeApiKey}` };
   const call = async (base: string, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(`${base}${p}`, {
       method, headers: { ...headers, ...(body ? { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) },
@@ -169,13 +183,13 @@ export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Run
     if (r.status >= 300) throw new Error(`${method} ${base}${p} answered ${r.status}: ${text.slice(0, 400)}`);
     return JSON.parse(text) as Record<string, unknown>;
   };
-  await call(s.kyclo.base, 'PUT', '/v1/policy', { rate_limit: { requests_per_minute: 1_000_000 } }, auth);
+  for (const a of [auth, writeAuth]) await call(s.kyclo.base, 'PUT', '/v1/policy', { rate_limit: { requests_per_minute: 1_000_000 } }, a);
   const id = fx.ids[0]!;
   const person = { type: 'individual', first_name: 'Smoke', last_name: 'Test', country: 'FR', email: 'smoke@example.com' };
   await call(s.kyclo.base, 'GET', `/v1/users/${id}`, undefined, auth);
   await call(s.kyclo.base, 'GET', `/v1/users/${id}/capabilities`, undefined, auth);
   await call(s.kyclo.base, 'PATCH', `/v1/users/${id}`, { metadata: { bench: `smoke-${Date.now()}` } }, auth);
-  await call(s.kyclo.base, 'POST', '/v1/users', person, auth);
+  await call(s.kyclo.base, 'POST', '/v1/users', person, writeAuth);
   const page = await call(s.kyclo.base, 'GET', `/v1/users?limit=${PAGE}&cursor=${fx.deepCursor}`, undefined, auth);
   if ((page.data as unknown[]).length !== PAGE) throw new Error(`the deep page holds ${(page.data as unknown[]).length} users, not ${PAGE}`);
   for (const q of fx.q) await call(s.kyclo.base, 'GET', `/v1/users?q=${encodeURIComponent(q.name)}`, undefined, auth);

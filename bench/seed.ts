@@ -24,6 +24,9 @@ export interface SeedState {
   migrations: string[];
   tenantId: string;
   apiKey: string;
+  /** A second tenant that takes the POSTs, so the 1M-user tenant stays exactly as seeded. */
+  writeTenantId?: string;
+  writeApiKey?: string;
   masterKey: string;
   users: number;
   seededAt: string;
@@ -182,12 +185,48 @@ export async function prewarm(server: BenchPostgres): Promise<{ method: string; 
   }
 }
 
-/** Settings a diagnostic run (bench/round-trips.ts) may have left on the database, undone. */
-export async function resetDiagnostics(server: BenchPostgres): Promise<void> {
+/** Seeded users are all created before this date; anything later was made by a bench run. */
+export const SEEDED_BEFORE = '2025-01-01T00:00:00Z';
+
+/**
+ * The write tenant (made on first use, also for databases seeded before it existed), and a clean
+ * slate: every user a previous run created through the API (POSTs, smoke tests) is deleted with
+ * what depends on it, so each run measures the same 1,000,000 users and the table does not grow
+ * run after run. Audit entries and events stay: they are append-only, here as in production.
+ */
+export async function prepareRun(server: BenchPostgres, dir: string, state: SeedState): Promise<{ state: SeedState; removed: number }> {
+  let next = state;
+  if (!state.writeTenantId || !state.writeApiKey) {
+    const db = createDb(server.urlFor(DATABASE), { max: 1 });
+    const { tenant, key } = await createTenantsService({ db }).create('bench-writes').finally(() => db.destroy());
+    next = { ...state, writeTenantId: tenant.id, writeApiKey: key.key };
+    await fs.writeFile(path.join(dir, 'seed.json'), JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+  }
   const client = new pg.Client({ connectionString: server.urlFor(DATABASE) });
   await client.connect();
   try {
     await client.query(`alter role postgres in database ${DATABASE} reset all`);
+    await client.query('begin');
+    await client.query('create temporary table made (tenant_id text, id text) on commit drop');
+    const made = await client.query('insert into made select tenant_id, id from users where created_at >= $1', [SEEDED_BEFORE]);
+    // Whatever references users (data keys, change requests, documents…), read from the catalogue.
+    const fks = await client.query<{ tbl: string; cols: string[]; refs: string[] }>(
+      `select c.conrelid::regclass::text as tbl,
+              array(select a.attname from unnest(c.conkey) with ordinality k(n, i) join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.i)::text[] as cols,
+              array(select a.attname from unnest(c.confkey) with ordinality k(n, i) join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.i)::text[] as refs
+         from pg_constraint c where c.contype = 'f' and c.confrelid = 'users'::regclass`,
+    );
+    for (const fk of fks.rows) {
+      const on = fk.cols.map((c, i) => `x.${client.escapeIdentifier(c)} = m.${client.escapeIdentifier(fk.refs[i]!)}`).join(' and ');
+      await client.query(`delete from ${fk.tbl} x using made m where ${on}`);
+    }
+    await client.query('delete from users u using made m where u.tenant_id = m.tenant_id and u.id = m.id');
+    await client.query('commit');
+    if (made.rowCount) await client.query('vacuum (analyze) users, user_keys');
+    return { state: next, removed: made.rowCount ?? 0 };
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
   } finally {
     await client.end();
   }

@@ -95,11 +95,12 @@ export async function startKyclo(o: KycloOptions): Promise<Running> {
   );
 }
 
-export function startBaseline(o: { root: string; databaseUrl: string; tenantId: string }): Promise<Running> {
+export async function startBaseline(o: { root: string; databaseUrl: string; tenantId: string; writeTenantId: string; profileDir?: string }): Promise<Running> {
+  if (o.profileDir) await fsp.mkdir(o.profileDir, { recursive: true });
   return start(
     'baseline',
-    ['--import', 'tsx', 'bench/baseline.ts'],
-    { ...process.env, BENCH_DATABASE_URL: o.databaseUrl, BENCH_TENANT_ID: o.tenantId },
+    [...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []), '--import', 'tsx', 'bench/baseline.ts'],
+    { ...process.env, BENCH_DATABASE_URL: o.databaseUrl, BENCH_TENANT_ID: o.tenantId, BENCH_WRITE_TENANT_ID: o.writeTenantId },
     o.root,
     null,
   );
