@@ -57,14 +57,33 @@ function pkgOf(url: string): string {
   return p;
 }
 
-export async function summarise(file: string, top = 25): Promise<{ totalMs: number; idleMs: number; functions: TopEntry[]; packages: TopEntry[] }> {
+export interface Summary {
+  totalMs: number;
+  idleMs: number;
+  /** Whether only the samples inside the requested window were counted. */
+  windowed: boolean;
+  functions: TopEntry[];
+  packages: TopEntry[];
+}
+
+/**
+ * Self time per function and per package. `window` (microseconds of CLOCK_MONOTONIC, the clock of
+ * V8's profile timestamps and of process.hrtime) keeps only the samples taken inside it, e.g. the
+ * measured load without start-up and warm-up.
+ */
+export async function summarise(file: string, top = 25, window?: { fromUs: number; toUs: number }): Promise<Summary> {
   const profile = JSON.parse(await fs.readFile(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
+  const windowed = Boolean(window && window.fromUs < profile.endTime && window.toUs > profile.startTime);
   // timeDeltas[i] is the time since the previous sample; it is charged to sample i.
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    const delta = Math.max(0, profile.timeDeltas[i] ?? 0);
+    at += delta;
+    if (windowed && (at < window!.fromUs || at > window!.toUs)) continue;
     const id = profile.samples[i]!;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, profile.timeDeltas[i] ?? 0));
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   }
   const fns = new Map<string, TopEntry>();
   const pkgs = new Map<string, TopEntry>();
@@ -92,20 +111,24 @@ export async function summarise(file: string, top = 25): Promise<{ totalMs: numb
       .filter((e) => e.name !== '(idle)')
       .map((e) => ({ ...e, share: busy > 0 ? e.selfMs / busy : 0 }))
       .sort((a, b) => b.selfMs - a.selfMs);
-  return { totalMs: total / 1000, idleMs: idle / 1000, functions: rank(fns).slice(0, top), packages: rank(pkgs).slice(0, 15) };
+  return { totalMs: total / 1000, idleMs: idle / 1000, windowed, functions: rank(fns).slice(0, top), packages: rank(pkgs).slice(0, 15) };
 }
 
-export function formatSummary(s: Awaited<ReturnType<typeof summarise>>): string {
+/** The summary as text; with `requests`, also the main thread's CPU per request (µs). */
+export function formatSummary(s: Summary, requests?: number): string {
+  const busyMs = s.totalMs - s.idleMs;
+  const per = (ms: number) => (requests ? `${((ms * 1000) / requests).toFixed(1).padStart(7)}` : '');
   const lines = [
-    `profile: ${(s.totalMs / 1000).toFixed(1)} s sampled, ${((s.totalMs - s.idleMs) / 1000).toFixed(1)} s busy (${((1 - s.idleMs / s.totalMs) * 100).toFixed(0)}%); shares are of busy time`,
+    `${s.windowed ? 'measured window' : 'whole profile (start-up included)'}: ${(s.totalMs / 1000).toFixed(1)} s sampled, ${(busyMs / 1000).toFixed(1)} s busy ` +
+      `(${((busyMs / s.totalMs) * 100).toFixed(0)}% of one core)${requests ? `, ${requests.toLocaleString('en')} requests: ${((busyMs * 1000) / requests).toFixed(0)} µs of main-thread CPU per request` : ''}`,
     '',
-    '  self ms   share  function                                   where',
+    `  self ms   share${requests ? '  µs/req' : ''}  function                                   where`,
   ];
   for (const e of s.functions) {
-    lines.push(`  ${e.selfMs.toFixed(0).padStart(7)}  ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.name.slice(0, 42).padEnd(42)} ${e.where}`);
+    lines.push(`  ${e.selfMs.toFixed(0).padStart(7)}  ${(e.share * 100).toFixed(1).padStart(5)}%${requests ? ` ${per(e.selfMs)}` : ''}  ${e.name.slice(0, 42).padEnd(42)} ${e.where}`);
   }
   lines.push('', '  by package / folder:');
-  for (const e of s.packages) lines.push(`  ${e.selfMs.toFixed(0).padStart(7)}  ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.name}`);
+  for (const e of s.packages) lines.push(`  ${e.selfMs.toFixed(0).padStart(7)}  ${(e.share * 100).toFixed(1).padStart(5)}%${requests ? ` ${per(e.selfMs)}` : ''}  ${e.name}`);
   return lines.join('\n');
 }
 
