@@ -279,5 +279,14 @@ export function createDb(connectionString: string, opts: { max?: number } = {}):
   // discards the broken client and dials a new one on the next checkout).
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
+  return db;
+}
+
+const pools = new WeakMap<Db, pg.Pool>();
+
+/** The pool behind a Db, for the few hot statements run as named prepared statements (db/prepared.ts). */
+export function poolOf(db: Db): pg.Pool | undefined {
+  return pools.get(db);
 }

@@ -5,14 +5,14 @@ import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
-import { AppError, preconditionFailed, validationFailed } from '../../http/errors.js';
+import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
-import { loadOverrides } from '../policy/policy.service.js';
 import { checkTransition, type Origin, type Status } from './user-status.js';
-import { effectiveCapabilities, evaluate } from './capabilities.js';
+import { effectiveCapabilities, evaluate, type CapabilityOverrides } from './capabilities.js';
+import { prepared } from '../../db/prepared.js';
 
 export interface TransitionInput {
   status: Status;
@@ -20,6 +20,14 @@ export interface TransitionInput {
   note?: string | null;
   origin?: Origin;
 }
+
+// The user's state and the tenant's capability overrides in one round trip, prepared.
+const capabilityInputs = prepared<{ status: string; kyc_status: string; overrides: CapabilityOverrides | null }>(
+  'user_capabilities',
+  `select u.status, u.kyc_status, t.policy -> 'capabilities' as overrides
+     from users u join tenants t on t.id = u.tenant_id
+    where u.tenant_id = $1 and u.id = $2`,
+);
 
 export const userClosed = (id: string) =>
   new AppError(409, 'user.closed', `User ${id} is closed: it can be read, never changed again.`);
@@ -157,13 +165,14 @@ export function createLifecycleService({ db }: { db: Db }) {
 
     /** Read straight from the database on every call: no cache can answer from before a status change. */
     async capabilities(actor: Actor, userId: string) {
-      const [row, overrides] = await Promise.all([getRow(actor.tenantId, userId), loadOverrides(db, actor.tenantId)]);
+      const [row] = await capabilityInputs(db, [actor.tenantId, userId]);
+      if (!row) throw notFound('user', userId);
       const status = row.status as Status;
       return {
         user_id: userId,
         status,
         kyc_status: row.kyc_status,
-        capabilities: evaluate(effectiveCapabilities(overrides.capabilities), status, row.kyc_status),
+        capabilities: evaluate(effectiveCapabilities(row.overrides ?? undefined), status, row.kyc_status),
         evaluated_at: new Date().toISOString(),
       };
     },
