@@ -74,7 +74,11 @@ async function main(): Promise<void> {
   const { state, removed } = await prepareRun(pg, DIR, seed.state);
   if (removed) log(`removed ${removed.toLocaleString('en')} users made by earlier runs, so this run measures the seeded ones`);
   const warm = await prewarm(pg);
-  log(`prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s`);
+  log(
+    `prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s ` +
+      `(not the append-only audit_entries and events, ${warm.skippedMb.toFixed(0)} MB)`,
+  );
+  if (warm.mb > 0.9 * warm.sharedBuffersMb) log(`WARNING: the working set (${warm.mb.toFixed(0)} MB) barely fits shared_buffers (${warm.sharedBuffersMb.toFixed(0)} MB): use --shared-buffers`);
   const url = pg.urlFor(DATABASE);
   const fx = await prepareFixtures(url, state, DIR, users);
   log(`fixtures: ${fx.ids.length.toLocaleString('en')} user ids; deep page ${fx.deepPage.toLocaleString('en')}; q=${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`);
@@ -196,7 +200,7 @@ async function main(): Promise<void> {
     seeding,
     settings: [
       `Load: ${loader}, ${threads} threads, ${connections} connections, ${seconds} s per run after a ${warmup} s warm-up, ${rounds} rounds, A/B order alternating per round; figures are medians`,
-      `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pg.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method}`,
+      `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pg.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the append-only audit_entries and events)`,
       `Kyclo: \`node --import tsx src/cli/main.ts serve\`, LOG_LEVEL=${opt['log-level']}, KYCLO_SERVE_WORKERS=false, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
       'Baselines: bench/baseline.ts, Fastify + pg Pool of 10, named prepared statements, no auth/validation/policy/encryption/logging',
       `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table); ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
