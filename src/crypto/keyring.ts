@@ -18,6 +18,11 @@ export interface Sealed {
 
 export class DecryptError extends Error {}
 
+export interface DataKey {
+  keyId: string;
+  key: Buffer;
+}
+
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): { iv: Buffer; body: Buffer } {
   const iv = crypto.randomBytes(IV_BYTES);
   const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
@@ -51,6 +56,13 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
   const unwrap = (tenantId: string, userId: string, keyId: string, wrapped: Buffer) =>
     gcmOpen(masterKey, wrapped.subarray(0, IV_BYTES), wrapped.subarray(IV_BYTES), wrapAad(tenantId, userId, keyId));
 
+  function newDataKey(tenantId: string, userId: string): DataKey & { wrapped: Buffer; masterKeyId: string } {
+    const keyId = `dk_${crypto.randomBytes(8).toString('hex')}`;
+    const key = crypto.randomBytes(32);
+    const { iv, body } = gcmSeal(masterKey, key, wrapAad(tenantId, userId, keyId));
+    return { keyId, key, wrapped: Buffer.concat([iv, body]), masterKeyId: mkId };
+  }
+
   /** The user's data key, created on first use inside the caller's transaction. */
   async function dataKey(tx: Db | Tx, tenantId: string, userId: string): Promise<{ keyId: string; key: Buffer }> {
     const existing = await tx
@@ -58,12 +70,10 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is', null)
       .executeTakeFirst();
     if (existing?.wrapped_key) return { keyId: existing.key_id, key: unwrap(tenantId, userId, existing.key_id, existing.wrapped_key) };
-    const keyId = `dk_${crypto.randomBytes(8).toString('hex')}`;
-    const key = crypto.randomBytes(32);
-    const { iv, body } = gcmSeal(masterKey, key, wrapAad(tenantId, userId, keyId));
+    const { keyId, key, wrapped } = newDataKey(tenantId, userId);
     const inserted = await tx
       .insertInto('user_keys')
-      .values({ tenant_id: tenantId, user_id: userId, key_id: keyId, wrapped_key: Buffer.concat([iv, body]), master_key_id: mkId })
+      .values({ tenant_id: tenantId, user_id: userId, key_id: keyId, wrapped_key: wrapped, master_key_id: mkId })
       .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doNothing())
       .returning('key_id')
       .executeTakeFirst();
@@ -92,11 +102,25 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     return JSON.parse(plain.toString('utf8'));
   }
 
+  function sealWith({ keyId, key }: DataKey, tenantId: string, userId: string, field: string, value: unknown): string {
+    const { iv, body } = gcmSeal(key, Buffer.from(JSON.stringify(value)), dataAad(tenantId, userId, field));
+    return [VERSION, keyId, iv.toString('base64url'), body.toString('base64url')].join('.');
+  }
+
   return {
-    async seal(tx: Tx, tenantId: string, userId: string, field: string, value: unknown): Promise<string> {
-      const { keyId, key } = await dataKey(tx, tenantId, userId);
-      const { iv, body } = gcmSeal(key, Buffer.from(JSON.stringify(value)), dataAad(tenantId, userId, field));
-      return [VERSION, keyId, iv.toString('base64url'), body.toString('base64url')].join('.');
+    async seal(tx: Db | Tx, tenantId: string, userId: string, field: string, value: unknown): Promise<string> {
+      return sealWith(await dataKey(tx, tenantId, userId), tenantId, userId, field, value);
+    },
+
+    /** Seals with a key the caller already holds (read with the row, or made by newDataKey): no query. */
+    sealWith,
+
+    /** A new user's data key, to be stored in the statement that creates the user. */
+    newDataKey,
+
+    /** The data key from its stored (wrapped) form, read in the same query as the user. */
+    unwrapDataKey(tenantId: string, userId: string, keyId: string, wrapped: Buffer): DataKey {
+      return { keyId, key: unwrap(tenantId, userId, keyId, wrapped) };
     },
 
     /**

@@ -45,6 +45,48 @@ function auditRow(actor: Actor, a: AuditInput) {
   };
 }
 
+function eventRow(actor: Actor, e: EventInput) {
+  return {
+    tenant_id: actor.tenantId,
+    id: newId('evt'),
+    type: e.type,
+    user_id: e.userId,
+    actor_key_id: actor.keyId,
+    request_id: actor.requestId,
+    data: JSON.stringify(e.data),
+    personal_enc: e.personal ?? null,
+  };
+}
+
+/**
+ * For a statement that makes the change itself (one round trip, no BEGIN/COMMIT): the audit entry
+ * and the events as two jsonb parameters, for the CTEs of `recordCtes`.
+ */
+export function recordParams(actor: Actor, audit: AuditInput, events: EventInput[]): [string, string] {
+  const a = { ...auditRow(actor, audit), details: audit.details ?? {} };
+  const rows = events.map((e) => ({ ...eventRow(actor, e), data: e.data }));
+  return [JSON.stringify(a), JSON.stringify(rows)];
+}
+
+/**
+ * CTEs that insert the audit entry ($auditParam) and the events ($eventsParam) once per row of
+ * `source`, the CTE that made the change: when it matched nothing (a stale version, a taken
+ * external_ref), nothing is recorded. One statement is atomic: no change without its record.
+ */
+export const recordCtes = (source: string, auditParam: number, eventsParam: number) => `
+  recorded_audit as (
+    insert into audit_entries (tenant_id, id, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id,
+                               user_id, changed_fields, request_id, ip, details, personal_enc)
+    select r.tenant_id, r.id, r.actor_type, r.actor_key_id, r.actor_role, r.action, r.outcome, r.target_type, r.target_id,
+           r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc
+      from ${source}, jsonb_populate_record(null::audit_entries, $${auditParam}::jsonb) r
+  ),
+  recorded_events as (
+    insert into events (tenant_id, id, type, user_id, actor_key_id, request_id, data, personal_enc)
+    select r.tenant_id, r.id, r.type, r.user_id, r.actor_key_id, r.request_id, r.data, r.personal_enc
+      from ${source}, jsonb_populate_recordset(null::events, $${eventsParam}::jsonb) r
+  )`;
+
 /** Writes the audit entry and the events (none, one or several) in one statement; returns the event ids. */
 export async function recordChange(
   tx: Tx | Db,
@@ -58,16 +100,7 @@ export async function recordChange(
     await tx.insertInto('audit_entries').values(a).execute();
     return [];
   }
-  const rows = list.map((e) => ({
-    tenant_id: actor.tenantId,
-    id: newId('evt'),
-    type: e.type,
-    user_id: e.userId,
-    actor_key_id: actor.keyId,
-    request_id: actor.requestId,
-    data: JSON.stringify(e.data),
-    personal_enc: e.personal ?? null,
-  }));
+  const rows = list.map((e) => eventRow(actor, e));
   await tx
     .with('audit', (db) => db.insertInto('audit_entries').values(a).returning('id'))
     .insertInto('events')

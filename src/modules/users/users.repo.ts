@@ -3,6 +3,8 @@ import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
 import { notFound } from '../../http/errors.js';
 import { prepared } from '../../db/prepared.js';
+import { recordCtes } from '../audit/write-path.js';
+import type { FieldOverrides } from './field-policy.js';
 
 export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
 
@@ -18,6 +20,76 @@ const COLUMN_LIST = COLUMNS.join(', ');
 const selectOne = prepared<UserRow>('users_get', `select ${COLUMN_LIST} from users where tenant_id = $1 and id = $2`);
 const firstPage = prepared<UserRow>('users_page', `select ${COLUMN_LIST} from users where tenant_id = $1 order by id desc limit $2`);
 const nextPage = prepared<UserRow>('users_page_after', `select ${COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`);
+
+// What a patch needs, in one round trip: the row, the tenant's field-policy overrides, the data key.
+const forPatch = prepared<UserRow & { field_overrides: FieldOverrides | null; key_id: string | null; wrapped_key: Buffer | null }>(
+  'users_get_for_patch',
+  `select ${COLUMNS.map((c) => `u.${c}`).join(', ')}, t.policy -> 'fields' as field_overrides, k.key_id, k.wrapped_key
+     from users u join tenants t on t.id = u.tenant_id
+     left join user_keys k on k.tenant_id = u.tenant_id and k.user_id = u.id and k.destroyed_at is null
+    where u.tenant_id = $1 and u.id = $2`,
+);
+
+export async function getForPatch(db: Db, tenantId: string, id: string) {
+  return (await forPatch(db, [tenantId, id]))[0];
+}
+
+// Patch and record in one statement (no BEGIN/COMMIT): the update only at the version read, the
+// audit entry and events only if it matched.
+const patchRecorded = prepared<UserRow>(
+  'users_patch_recorded',
+  `with u as (
+     update users set profile = $3::jsonb, metadata = $4::jsonb, tags = $5::text[], kyc_status = $6,
+                      version = version + 1, updated_at = now()
+      where tenant_id = $1 and id = $2 and version = $7
+     returning ${COLUMN_LIST}
+   ), ${recordCtes('u', 8, 9)}
+   select * from u`,
+);
+
+export async function updateRecorded(
+  db: Db, row: UserRow, next: { profile: object; metadata: object; tags: string[]; kyc_status: string }, record: [string, string],
+): Promise<UserRow | undefined> {
+  const values = [row.tenant_id, row.id, JSON.stringify(next.profile), JSON.stringify(next.metadata), next.tags, next.kyc_status, row.version, ...record];
+  return (await patchRecorded(db, values))[0];
+}
+
+// Create and record in one statement: the user, its data key, the audit entry and the event. Every
+// column the API shows is written explicitly, so the row built beforehand (for the sealed
+// user.created snapshot) is the row stored.
+const insertRecorded = prepared<UserRow>(
+  'users_insert_recorded',
+  `with u as (
+     insert into users (tenant_id, id, external_ref, type, country, profile, metadata, tags, status, status_reason, kyc_status,
+                        kyc_level, kyc_verified_at, pending_changes, version, created_at, updated_at, status_changed_at)
+     values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::text[], 'active', null, 'unverified', null, null, '[]'::jsonb, 1, $9, $9, $9)
+     on conflict (tenant_id, external_ref) where external_ref is not null do nothing
+     returning ${COLUMN_LIST}
+   ), k as (
+     insert into user_keys (tenant_id, user_id, key_id, wrapped_key, master_key_id) select u.tenant_id, u.id, $10, $11, $12 from u
+   ), ${recordCtes('u', 13, 14)}
+   select * from u`,
+);
+
+/** The row a create stores, before it is stored (see insertRecorded). */
+export function newRow(r: { tenant_id: string; id: string; external_ref: string | null; type: string; country: string; profile: object; metadata: object; tags: string[] }, at: Date): UserRow {
+  return {
+    ...r, status: 'active', status_reason: null, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
+    pending_changes: [], version: 1, created_at: at, updated_at: at, external_ref_hash: null, legal_hold: false, legal_hold_reason: null,
+    erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null,
+  } as UserRow;
+}
+
+/** Inserts `row` (from newRow) with its data key and record; nothing when the external_ref is taken. */
+export async function insertWithRecord(
+  db: Db, row: UserRow, key: { keyId: string; wrapped: Buffer; masterKeyId: string }, record: [string, string],
+): Promise<UserRow | undefined> {
+  const values = [
+    row.tenant_id, row.id, row.external_ref, row.type, row.country, JSON.stringify(row.profile), JSON.stringify(row.metadata), row.tags,
+    row.created_at, key.keyId, key.wrapped, key.masterKeyId, ...record,
+  ];
+  return (await insertRecorded(db, values))[0];
+}
 
 export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
   return (await selectOne(db, [tenantId, id]))[0];

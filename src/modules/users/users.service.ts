@@ -1,5 +1,6 @@
 // Users: create, read, list, and update under the field policy. Each write is read → plan (pure) →
-// one short transaction (row + change request + audit entries + events); concurrent patches are
+// one write: a single statement (row + audit entry + events) for a create and for a patch whose
+// fields apply, a short transaction when a change request is made too. Concurrent patches are
 // resolved optimistically on `version`, then once more under a row lock, unless the caller pinned a
 // version with If-Match.
 import type { Db, Tx } from '../../db/database.js';
@@ -7,9 +8,9 @@ import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound, preconditionFailed, validationFailed, type FieldError } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
-import { recordAttempt, recordChange } from '../audit/write-path.js';
+import { recordAttempt, recordChange, recordParams, type AuditInput, type EventInput } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
-import type { FieldDecision, UserType } from './field-policy.js';
+import { effectivePolicy, type FieldDecision, type UserType } from './field-policy.js';
 import type { JsonObject } from './merge-patch.js';
 import type { CreateUserInput, ListUsersFilters, PatchUserInput, UserView } from './users.schemas.js';
 import * as repo from './users.repo.js';
@@ -29,6 +30,31 @@ function assertValid(values: JsonObject): void {
   if (errors.length) throw validationFailed(errors);
 }
 
+/** A patch's fields that are not fields of this user's type, or values that fail reference data: 400. */
+function checkPatch(row: UserRow, patch: PatchUserInput): void {
+  if (row.status === 'closed') throw userClosed(row.id);
+  const type = row.type as UserType;
+  const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
+  if (foreign.length) {
+    throw validationFailed(foreign.map((field) => ({ field, code: 'unknown_field', message: `not a field of a ${type} user` })));
+  }
+  assertValid(patch as JsonObject);
+}
+
+/** What applying fields records: user.updated, and user.kyc_status_changed when a reviewed field moved. */
+function appliedChange(row: UserRow, plan: PatchPlan, version: number, personal: string): { audit: AuditInput; events: EventInput[] } {
+  const { fields } = plan.applied!;
+  return {
+    audit: { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: fields, details: { review_required: plan.review }, personal },
+    events: [
+      { type: 'user.updated', userId: row.id, data: { user_id: row.id, version, changed_fields: fields }, personal },
+      ...(plan.review
+        ? [{ type: 'user.kyc_status_changed', userId: row.id, data: { user_id: row.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields: plan.reviewFields } }]
+        : []),
+    ],
+  };
+}
+
 export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }) {
   /** A denied change is audited (outcome denied, no event) and refused with 422, nothing applied. */
   async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
@@ -43,14 +69,14 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
   /** The row a patch targets, after the checks that do not depend on the policy. */
   async function checkedRow(actor: Actor, id: string, patch: PatchUserInput): Promise<UserRow> {
     const row = await getRow(actor.tenantId, id);
-    if (row.status === 'closed') throw userClosed(id);
-    const type = row.type as UserType;
-    const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
-    if (foreign.length) {
-      throw validationFailed(foreign.map((field) => ({ field, code: 'unknown_field', message: `not a field of a ${type} user` })));
-    }
-    assertValid(patch as JsonObject);
+    checkPatch(row, patch);
     return row;
+  }
+
+  /** The audit entry and events of applied fields, as recordParams wants them. */
+  function appliedRecord(actor: Actor, row: UserRow, plan: PatchPlan, version: number, personal: string): [string, string] {
+    const { audit, events } = appliedChange(row, plan, version, personal);
+    return recordParams(actor, audit, events);
   }
 
   /** Writes a plan at the row's version; nothing (undefined) if another write came first. */
@@ -67,18 +93,9 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     const u = await repo.updateAtVersion(tx, actor.tenantId, row.id, row.version, changes);
     if (!u) return undefined;
     if (plan.applied) {
-      const { fields, previous, current } = plan.applied;
-      const personal = await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { previous, current });
-      await recordChange(
-        tx, actor,
-        { action: 'user.updated', targetType: 'user', targetId: u.id, userId: u.id, changedFields: fields, details: { review_required: plan.review }, personal },
-        [
-          { type: 'user.updated', userId: u.id, data: { user_id: u.id, version: u.version, changed_fields: fields }, personal },
-          ...(plan.review
-            ? [{ type: 'user.kyc_status_changed', userId: u.id, data: { user_id: u.id, from: row.kyc_status, to: 'review_required', reason: 'reviewed_field_changed', fields: plan.reviewFields } }]
-            : []),
-        ],
-      );
+      const { previous, current } = plan.applied;
+      const { audit, events } = appliedChange(row, plan, u.version, await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { previous, current }));
+      await recordChange(tx, actor, audit, events);
     }
     if (plan.approval && crId) {
       const { fields, proposed, base } = plan.approval;
@@ -104,35 +121,32 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       return toUserView(await getRow(actor.tenantId, id));
     },
 
+    /**
+     * One statement creates the user, its data key, the audit entry and the event (no BEGIN/COMMIT:
+     * a single statement is atomic). A taken external_ref inserts nothing at all: 409.
+     */
     async create(actor: Actor, input: CreateUserInput): Promise<UserView> {
       const { type, external_ref, country, metadata, tags, ...rest } = input;
       assertValid({ country, ...rest, metadata });
+      const t = actor.tenantId;
       const id = newId('usr');
-      return db.transaction().execute(async (tx) => {
-        const row = await repo.insert(tx, {
-          tenant_id: actor.tenantId,
-          id,
-          external_ref: external_ref ?? null,
-          type,
-          country,
-          profile: compact(rest as JsonObject),
-          metadata: metadata ?? {},
-          tags: tags ?? [],
-        });
-        if (!row) {
-          const existing = await repo.findIdByExternalRef(tx, actor.tenantId, external_ref!);
-          throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, {
-            existing_id: existing,
-          });
-        }
-        const user = toUserView(row);
-        await recordChange(
-          tx, actor,
-          { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
-          { type: 'user.created', userId: id, data: { user_id: id, type: user.type }, personal: await keyring.seal(tx, actor.tenantId, id, PERSONAL_FIELD, { user }) },
-        );
-        return user;
-      });
+      const row = repo.newRow(
+        { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile: compact(rest as JsonObject), metadata: metadata ?? {}, tags: tags ?? [] },
+        new Date(),
+      );
+      const user = toUserView(row);
+      const key = keyring.newDataKey(t, id);
+      const record = recordParams(
+        actor,
+        { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
+        [{ type: 'user.created', userId: id, data: { user_id: id, type: user.type }, personal: keyring.sealWith(key, t, id, PERSONAL_FIELD, { user }) }],
+      );
+      const inserted = await repo.insertWithRecord(db, row, key, record);
+      if (!inserted) {
+        const existing = await repo.findIdByExternalRef(db, t, external_ref!);
+        throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
+      }
+      return toUserView(inserted);
     },
 
     async list(actor: Actor, filters: ListUsersFilters) {
@@ -166,15 +180,24 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * a row lock, so concurrent patches all land and none starves.
      */
     async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
-      const row = await checkedRow(actor, id, patch);
+      const read = await repo.getForPatch(db, actor.tenantId, id);
+      if (!read) throw notFound('user', id);
+      const { field_overrides, key_id, wrapped_key, ...row } = read;
+      checkPatch(row, patch);
       const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
       if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
-      const policy = await loadFieldPolicy(db, actor.tenantId);
+      const policy = effectivePolicy(field_overrides ?? undefined);
 
       const plan = planPatch(row, patch as JsonObject, policy);
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
       if (!plan.applied && !plan.approval) return toUserView(row);
-      const written = await db.transaction().execute((tx) => commit(tx, actor, row, plan));
+      // The common case — fields applied, nothing held for approval — is one statement.
+      const written =
+        plan.applied && !plan.approval && key_id && wrapped_key
+          ? await repo.updateRecorded(db, row, { ...plan.applied.next, kyc_status: plan.review ? 'review_required' : row.kyc_status }, appliedRecord(
+              actor, row, plan, row.version + 1, keyring.sealWith(keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key), actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
+            ))
+          : await db.transaction().execute((tx) => commit(tx, actor, row, plan));
       if (written) return toUserView(written);
       if (pinned !== undefined) throw preconditionFailed((await getRow(actor.tenantId, id)).version);
 
