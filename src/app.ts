@@ -13,6 +13,7 @@ import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limi
 import { registerIdempotency } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
 import { validatorCompiler } from './http/validation.js';
+import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
@@ -96,6 +97,7 @@ export async function buildApp({
     return503OnClosing: true,
     requestTimeout: REQUEST_TIMEOUT_MS,
     trustProxy,
+    schemaController: { compilersFactory: { buildSerializer: buildSerializer as never } },
   });
   app.setValidatorCompiler(validatorCompiler);
   registerProblemHandlers(app);

@@ -7,6 +7,7 @@ import * as m0004 from './migrations/0004_encryption_erasure.js';
 import * as m0005 from './migrations/0005_audit_chain_webhooks.js';
 import * as m0006 from './migrations/0006_idempotency.js';
 import * as m0007 from './migrations/0007_documents.js';
+import * as m0008 from './migrations/0008_search_statistics.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005_audit_chain_webhooks': m0005,
   '0006_idempotency': m0006,
   '0007_documents': m0007,
+  '0008_search_statistics': m0008,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
