@@ -3,7 +3,7 @@
 //   --fresh            seed the database again even if a seeded one can be reused
 //   --profile          Kyclo under --cpu-prof, one profile per endpoint group, top self-time printed
 //   --only a,b         groups: get (GET user, capabilities), patch, post, list, search
-//   --rounds N         default 3 (1 with --profile); --seconds N (10); --warmup N (2)
+//   --rounds N         default 3 (1 with --profile); --seconds N (10); --warmup N (5)
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
@@ -32,7 +32,7 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     rounds: { type: 'string' },
     seconds: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
     users: { type: 'string', default: '1000000' },
@@ -68,6 +68,9 @@ async function main(): Promise<void> {
   log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s runs after ${warmup} s warm-up, ${rounds} round(s)`);
   await fs.mkdir(path.join(DIR, 'kyclo'), { recursive: true });
 
+  // Kyclo is measured as `npm start` runs it: the compiled build.
+  execSync('npm run --silent build', { cwd: ROOT, stdio: 'inherit' });
+  log('built dist/ (npm run build)');
   const pg = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
   cleanups.push(() => pg.stop());
   const seed = await ensureSeeded(pg, DIR, { fresh: opt.fresh, users, log });

@@ -1,5 +1,5 @@
-// The measured processes: Kyclo exactly as `kyclo serve` runs (node --import tsx src/cli/main.ts
-// serve, spawned directly so its pid is the server's own and its RSS is the server's), and the bare
+// The measured processes: Kyclo exactly as `npm start` runs it (node dist/cli/main.js serve with the
+// same heap ceiling, spawned directly so its pid is the server's own and its RSS is the server's), and the bare
 // baseline server. Each is stopped with SIGINT and waited for, so a --cpu-prof profile is written.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -69,13 +69,19 @@ export interface KycloOptions {
   profileDir?: string;
 }
 
+/**
+ * Kyclo runs as `npm start` runs it: the compiled build (run.ts builds it first) with the same heap
+ * ceiling. Keep these in step with the start script in package.json.
+ */
+export const KYCLO_NODE_FLAGS = ['--max-old-space-size=192'];
+
 export async function startKyclo(o: KycloOptions): Promise<Running> {
   const prof = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
   if (o.profileDir) await fsp.mkdir(o.profileDir, { recursive: true });
   const quiet = ['silent', 'fatal', 'error', 'warn'].includes(o.logLevel);
   return start(
     'kyclo',
-    [...prof, '--import', 'tsx', 'src/cli/main.ts', 'serve'],
+    [...prof, ...KYCLO_NODE_FLAGS, 'dist/cli/main.js', 'serve'],
     {
       ...process.env,
       DATABASE_URL: o.databaseUrl,
