@@ -2,14 +2,15 @@
 // validating the value against each branch first (Ajv, formats included) — for every nullable field
 // of every user in a page. The schemas stay as they are for validation and for the OpenAPI document;
 // only the copies handed to the serializer are rewritten into shapes it writes directly:
-// - a nullable primitive (anyOf [T, null]) becomes T with `nullable: true`;
+// - a nullable value (anyOf [T, null], T a primitive, an object or an array) becomes T with
+//   `nullable: true`;
 // - a union of object schemas (User: individual | business) becomes one object with every
 //   property of every branch: a view only ever holds its own type's keys, and absent keys are not
 //   written, so the output is the same.
 import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 
 type Schema = Record<string, unknown>;
-const PRIMITIVES = new Set(['string', 'integer', 'number', 'boolean']);
+const NULLABLE_AS_IS = new Set(['string', 'integer', 'number', 'boolean', 'object', 'array']);
 
 const isNull = (s: unknown) => typeof s === 'object' && s !== null && (s as Schema).type === 'null' && Object.keys(s).length <= 2;
 
@@ -20,7 +21,7 @@ function simplify(schema: unknown, external: Record<string, Schema>): unknown {
   const branches = (s.anyOf ?? s.oneOf) as unknown[] | undefined;
   if (branches?.length === 2 && branches.some(isNull)) {
     const other = branches.find((b) => !isNull(b)) as Schema;
-    if (typeof other.type === 'string' && PRIMITIVES.has(other.type) && !other.anyOf && !other.oneOf) {
+    if (typeof other.type === 'string' && NULLABLE_AS_IS.has(other.type) && !other.anyOf && !other.oneOf) {
       const { anyOf: _a, oneOf: _o, ...rest } = s;
       return { ...rest, ...(simplify(other, external) as Schema), nullable: true };
     }
