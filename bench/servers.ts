@@ -73,7 +73,7 @@ export interface KycloOptions {
  * Kyclo runs as `npm start` runs it: the compiled build (run.ts builds it first) with the same heap
  * ceiling. Keep these in step with the start script in package.json.
  */
-export const KYCLO_NODE_FLAGS = ['--max-old-space-size=192'];
+export const KYCLO_NODE_FLAGS = ['--max-old-space-size=256'];
 
 export async function startKyclo(o: KycloOptions): Promise<Running> {
   const prof = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];

@@ -19,7 +19,7 @@ export const EnvSchema = Type.Object({
   KYCLO_WEBHOOKS_ALLOW_HTTP: Type.Enum(['true', 'false']),
   KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
   KYCLO_TRUSTED_PROXIES: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$' })),
-  KYCLO_DOCUMENT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * 1024 * 1024 }),
+  KYCLO_DOCUMENT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 25 * 1024 * 1024 }),
 });
 
 export type Env = Static<typeof EnvSchema>;

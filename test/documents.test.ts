@@ -205,6 +205,14 @@ describe('identifier numbers', () => {
     expect(await docRows(id)).toEqual([]);
   });
 
+  it('never shows more than the length minus four characters of a short number', async () => {
+    const id = await newUser();
+    const shown = async (type: string, number: string) => (await upload(id, { kind: 'virtual', type, number })).json().number;
+    expect(await shown('tax_id', 'AB12')).toBe('*****');
+    expect(await shown('passport_number', 'X12345')).toBe('*****45');
+    expect(await shown('driving_licence_number', '12345678')).toBe('*****5678');
+  });
+
   it('normalises separators and case; a US-only type implies, and insists on, the US', async () => {
     const id = await newUser();
     const ein = (await upload(id, { kind: 'virtual', type: 'ein', number: '12-3456789' })).json();
@@ -277,6 +285,15 @@ describe('locks after verification', () => {
     expect((await upload(id, physicalDocument('proof_of_address'))).statusCode).toBe(201);
   });
 
+  it('a user under review (review_required) is still verified for the locks', async () => {
+    const id = await newUser();
+    await upload(id, { kind: 'virtual', type: 'ssn', number: '111111112' });
+    await verify(id);
+    const patched = await api.patch(`/v1/users/${id}`, { address: { line1: '1 review street' } });
+    expect(patched.json().kyc.status).toBe('review_required');
+    expect((await upload(id, { kind: 'virtual', type: 'ssn', number: '222334444' })).json().code).toBe('document.locked');
+  });
+
   it('a verified business cannot replace its EIN or certificate of incorporation; audited financials can be', async () => {
     const id = await newUser(business());
     await upload(id, { kind: 'virtual', type: 'ein', number: '12-3456789' });
@@ -340,6 +357,18 @@ describe('access and idempotency', () => {
     expect(form.statusCode).toBe(400);
     expect(form.json().code).toBe('idempotency.not_supported');
     expect(await docRows(id)).toHaveLength(1);
+  });
+
+  it('takes only JSON and multipart: merge-patch JSON is a 415, a malformed form a 400, and nothing is written', async () => {
+    const id = await newUser();
+    const other = await upload(id, JSON.stringify({ kind: 'virtual', type: 'ssn', number: 123456789 }), { 'content-type': 'application/merge-patch+json' });
+    expect(other.statusCode).toBe(415);
+    const noBoundary = await upload(id, 'garbage', { 'content-type': 'multipart/form-data' });
+    expect(noBoundary.json()).toMatchObject({ status: 400, code: 'request.malformed_multipart' });
+    const { payload, contentType } = multipartBody({ type: 'passport' }, { file: { bytes: fileBytes('png'), type: 'image/png' } });
+    const truncated = await upload(id, payload.subarray(0, payload.length - 30), { 'content-type': contentType });
+    expect(truncated.statusCode).toBe(400);
+    expect(await docRows(id)).toEqual([]);
   });
 
   it('other routes still refuse a multipart body (415)', async () => {

@@ -52,6 +52,7 @@ export const masterKeyId = (master: Buffer) => `mk_${crypto.createHash('sha256')
 export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
   const mkId = masterKeyId(masterKey);
+  const macKey = crypto.createHmac('sha256', masterKey).update('kyclo-mac-key').digest();
 
   const unwrap = (tenantId: string, userId: string, keyId: string, wrapped: Buffer) =>
     gcmOpen(masterKey, wrapped.subarray(0, IV_BYTES), wrapped.subarray(IV_BYTES), wrapAad(tenantId, userId, keyId));
@@ -180,6 +181,11 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     },
 
     destroy: destroyDataKey,
+
+    /** A keyed hash (HMAC-SHA256 under a key derived from the master key), for fingerprints of requests. */
+    mac(context: string, data: string): string {
+      return crypto.createHmac('sha256', macKey).update(`${context}\n${data}`).digest('hex');
+    },
 
     /** Secrets the service itself must use again (webhook signing secrets), sealed by the master key. */
     sealSecret(context: string, secret: string): string {

@@ -5,7 +5,6 @@
 // Stored bodies are sealed by the master key and deleted when they expire or when the user they
 // concern is erased; a response that shows a secret once (a new API key, a webhook secret) is never
 // stored: its replay is a 409 pointing at the resource.
-import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
@@ -38,8 +37,8 @@ function subjectOf(req: FastifyRequest, payload: string): string | null {
   return /^\{"id":"(usr_[0-9A-Z]{26})"/.exec(payload)?.[1] ?? null;
 }
 
-const hashOf = (req: FastifyRequest) =>
-  crypto.createHash('sha256').update(`${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`).digest('hex');
+// A keyed hash: a plain SHA-256 of a body holding a 9-digit SSN could be brute-forced from a dump.
+const hashOf = (req: FastifyRequest, keyring: Keyring) => keyring.mac('idempotency', `${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`);
 
 export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyring): void {
   app.decorateRequest('idempotency', null);
@@ -54,13 +53,13 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
       });
     }
     // The hash needs the whole request before the handler runs; a multipart stream is read later.
-    if (req.headers['content-type']?.startsWith('multipart/')) {
+    if (req.headers['content-type']?.toLowerCase().trimStart().startsWith('multipart/')) {
       throw new AppError(400, 'idempotency.not_supported', 'Idempotency-Key is not supported with multipart uploads; send the file as a data URI in JSON to make the upload idempotent.', {
         errors: [{ field: 'Idempotency-Key', code: 'not_supported', message: 'Not with multipart/form-data' }],
       });
     }
     const apiKeyId = req.actor.keyId;
-    const hash = hashOf(req);
+    const hash = hashOf(req, keyring);
     // Claim the key, or take over one that expired or was abandoned by a dead process.
     const claimed = await sql<{ key: string }>`
       insert into idempotency_keys (tenant_id, api_key_id, key, request_hash, state)

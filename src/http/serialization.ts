@@ -5,8 +5,9 @@
 // - a nullable value (anyOf [T, null], T a primitive, an object or an array) becomes T with
 //   `nullable: true`;
 // - a union of object schemas (User: individual | business) becomes one object with every
-//   property of every branch: a view only ever holds its own type's keys, and absent keys are not
-//   written, so the output is the same.
+//   property of every branch, and the keys they all require: a view only ever holds its own type's
+//   keys, and absent keys are not written, so the same keys and values go out (a business user's
+//   own fields after the shared ones).
 import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 
 type Schema = Record<string, unknown>;
@@ -29,11 +30,14 @@ function simplify(schema: unknown, external: Record<string, Schema>): unknown {
   if (branches && branches.length > 1 && branches.every((b) => refTarget(b, external)?.type === 'object')) {
     const { anyOf: _a, oneOf: _o, discriminator: _d, ...rest } = s;
     const properties: Schema = {};
-    for (const b of branches) {
-      const target = simplify(refTarget(b, external), external) as Schema;
+    const targets = branches.map((b) => simplify(refTarget(b, external), external) as Schema);
+    for (const target of targets) {
       for (const [k, v] of Object.entries(target.properties as Schema)) properties[k] ??= k === 'type' ? { type: 'string' } : v;
     }
-    return { ...rest, type: 'object', properties };
+    // Keys every branch requires stay required: in a union around this one (PATCH answers a user
+    // or a dry run) they are what tells the shapes apart.
+    const required = targets.map((t) => (t.required as string[] | undefined) ?? []).reduce((a, b) => a.filter((k) => b.includes(k)));
+    return { ...rest, type: 'object', properties, ...(required.length ? { required } : {}) };
   }
   return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : simplify(v, external)]));
 }

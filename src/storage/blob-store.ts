@@ -40,16 +40,22 @@ export function fileBlobStore(root: string): BlobStore {
     async put(key, data) {
       const file = resolve(key);
       const dir = path.dirname(file);
-      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      // A folder made here is synced into its parent too, up to the first that existed: after a
+      // crash, a committed row must not point into a folder that was never made durable.
+      const first = await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      if (first) for (let d = dir; d.length >= first.length; d = path.dirname(d)) await syncDir(path.dirname(d));
       // Write aside, sync, then rename: a reader never sees half a blob, a crash never leaves one.
       const tmp = `${file}.${crypto.randomBytes(6).toString('hex')}.tmp`;
       const handle = await fs.open(tmp, 'wx', 0o600);
       try {
         await handle.writeFile(data);
         await handle.sync();
-      } finally {
-        await handle.close();
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        await fs.rm(tmp, { force: true });
+        throw err;
       }
+      await handle.close();
       await fs.rename(tmp, file);
       await syncDir(dir);
     },

@@ -3,6 +3,7 @@
 // and which types lock once the user is verified. No I/O here; the service applies these.
 import type { FieldError } from '../../http/errors.js';
 import { codes } from '../reference/enumerations.js';
+import { kycState } from '../users/field-policy.js';
 
 export const DOCUMENT_TYPES = codes('document_types');
 
@@ -59,8 +60,12 @@ export function normalizeNumber(type: VirtualType, raw: string): { ok: true; val
   return problem ? { ok: false, message: problem } : { ok: true, value };
 }
 
-/** Always five stars and the last four characters: the mask does not tell the number's length. */
-export const maskNumber = (n: string): string => `*****${n.slice(-4)}`;
+/**
+ * Five stars and at most the last four characters, never more than the length minus four: an SSN
+ * shows *****1112, a six-character passport number two characters, a four-character number none.
+ * The mask does not tell the number's length.
+ */
+export const maskNumber = (n: string): string => `*****${n.slice(n.length - Math.max(0, Math.min(4, n.length - 4)))}`;
 
 export const CONTENT_TYPES = ['image/jpeg', 'image/png', 'application/pdf'] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];
@@ -105,7 +110,7 @@ export function contentProblem(bytes: Buffer, declared: string | undefined): { s
   return sniffed;
 }
 
-/** A verified user's current document of a locked type cannot be replaced. */
+/** A verified user's current document of a locked type cannot be replaced (under review counts as verified). */
 export function isLocked(type: string, kycStatus: string, lockedWhenVerified: readonly string[]): boolean {
-  return kycStatus === 'verified' && lockedWhenVerified.includes(type);
+  return kycState(kycStatus) === 'verified' && lockedWhenVerified.includes(type);
 }

@@ -5,7 +5,7 @@ import multipart from '@fastify/multipart';
 import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf } from '../../http/schemas.js';
 import { bodyValidator } from '../../http/validation.js';
 import { fieldErrors } from '../../http/problem.js';
-import { validationFailed } from '../../http/errors.js';
+import { AppError, validationFailed } from '../../http/errors.js';
 import { normalizeDeclaredType } from './document-rules.js';
 import { Document, DocumentJsonBody, MultipartFields, MultipartForm, type DocumentUpload } from './documents.schemas.js';
 import { fromJson, tooLarge, type DocumentsService, type IncomingFile, type NewDocument } from './documents.service.js';
@@ -31,7 +31,11 @@ async function fromMultipart(req: FastifyRequest, maxBytes: number): Promise<New
     }
   } catch (err) {
     if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(maxBytes);
-    throw err;
+    if (err instanceof AppError) throw err;
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) throw err;
+    // No boundary, a truncated body, broken part headers: the parser's own errors carry no status.
+    throw new AppError(400, 'request.malformed_multipart', 'The multipart body could not be read: check its boundary and parts.');
   }
   if (!checkFields(fields)) throw validationFailed(fieldErrors(checkFields.errors ?? [], 'body'));
   if (!files.front) throw validationFailed([{ field: 'file', code: 'required', message: 'The form needs a file part named file.' }]);
@@ -39,7 +43,34 @@ async function fromMultipart(req: FastifyRequest, maxBytes: number): Promise<New
   return { kind: 'physical', type: f.type, front: files.front, back: files.back ?? null, country: f.country, issuing_authority: f.issuing_authority, expiry_date: f.expiry_date };
 }
 
+/**
+ * A JSON upload is held whole in the V8 heap several times over (the body text, the parsed string,
+ * the decoded file): at most JSON_UPLOAD_SLOTS of them are read at once per process, the others wait
+ * for a slot before their body is read, so uploads cannot exhaust the heap. Multipart streams.
+ */
+const JSON_UPLOAD_SLOTS = 2;
+
+function uploadSlots(size: number) {
+  let free = size;
+  const waiting: Array<() => void> = [];
+  return {
+    async acquire(): Promise<() => void> {
+      if (free > 0) free--;
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const next = waiting.shift();
+        if (next) next();
+        else free++;
+      };
+    },
+  };
+}
+
 export function documentRoutes(service: DocumentsService, maxBytes: number) {
+  const slots = uploadSlots(JSON_UPLOAD_SLOTS);
   return async (app: FastifyInstance) => {
     // Multipart is parsed in this plugin only: every other route still answers 415 to a form.
     await app.register(multipart, { limits: { fileSize: maxBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024 } });
@@ -49,6 +80,13 @@ export function documentRoutes(service: DocumentsService, maxBytes: number) {
       config: { permission: 'documents:write' },
       // A data URI is base64 (4/3 of the file), and a card may have a back side too.
       bodyLimit: 2 * Math.ceil(maxBytes / 3) * 4 + 64 * 1024,
+      // After authentication (the app's onRequest hooks run first), before the body is read.
+      onRequest: async (req, reply) => {
+        if (req.headers['content-type']?.toLowerCase().includes('json')) {
+          const release = await slots.acquire();
+          reply.raw.once('close', release); // answered, failed or abandoned: the slot is free again
+        }
+      },
       schema: {
         operationId: 'addDocument',
         tags,
@@ -63,6 +101,11 @@ export function documentRoutes(service: DocumentsService, maxBytes: number) {
         response: { 201: Document, ...errors(...AUTH_ERRORS, 404, 409, 413, 415, 422) },
       },
       handler: async (req, reply) => {
+        // The body schema is per media type; any other type that has a parser (merge-patch JSON)
+        // would reach here unvalidated, so only these two are taken.
+        if (req.mediaType !== 'application/json' && req.mediaType !== 'multipart/form-data') {
+          throw new AppError(415, 'request.unsupported_media_type', 'Send a document as application/json or multipart/form-data.');
+        }
         const input = req.isMultipart() ? await fromMultipart(req, maxBytes) : fromJson(req.body as DocumentUpload);
         const doc = await service.add(req.actor, req.params.id, input);
         reply.code(201).header('location', `/v1/documents/${doc.id}`);
@@ -88,6 +131,8 @@ export function documentRoutes(service: DocumentsService, maxBytes: number) {
 
     r.get('/v1/documents/:id/content', {
       config: { permission: 'documents:read_content' },
+      // A HEAD would decrypt the file and audit a read that sends nothing.
+      exposeHeadRoute: false,
       schema: {
         operationId: 'getDocumentContent',
         tags,

@@ -58,7 +58,7 @@ const CONTENT_FIELD = (docId: string, side: Side) => `document:${docId}:${side}`
 const blobKey = (t: string, userId: string, docId: string, side: Side) => `${t}/${userId}/${docId}-${side}`;
 
 export const tooLarge = (max: number) =>
-  new AppError(413, 'document.too_large', `A document file may be at most ${max} bytes (${(max / 1048576).toFixed(0)} MiB).`, { max_bytes: max });
+  new AppError(413, 'document.too_large', `A document file may be at most ${max.toLocaleString('en')} bytes.`, { max_bytes: max });
 
 /** The JSON body, decoded into the common shape (data URIs checked here, so their errors name the field). */
 export function fromJson(body: DocumentUpload): NewDocument {
@@ -143,22 +143,29 @@ function checkUpload(input: NewDocument, maxBytes: number): { details: Details; 
 }
 
 export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: Db; keyring: Keyring; blobs: BlobStore; maxBytes: number }) {
-  /** Refuses an upload to a closed user, or a replacement of a locked type; `tx` re-checks under the row lock. */
-  async function guard(executor: Db | Tx, actor: Actor, user: users.UserRow, type: string, lockTypes: readonly string[]) {
+  /**
+   * Refuses an upload to a closed user; answers the current document a replacement would break the
+   * lock of (null when there is none). Run before the upload and again under the row lock.
+   */
+  async function lockedBy(executor: Db | Tx, actor: Actor, user: users.UserRow, type: string, lockTypes: readonly string[]): Promise<string | null> {
     if (user.status === 'closed') throw userClosed(user.id);
-    if (!isLocked(type, user.kyc_status, lockTypes)) return;
+    if (!isLocked(type, user.kyc_status, lockTypes)) return null;
     const current = await executor
       .selectFrom('documents').select('id')
       .where('tenant_id', '=', actor.tenantId).where('user_id', '=', user.id).where('type', '=', type).where('status', '=', 'current')
       .executeTakeFirst();
-    if (!current) return;
+    return current?.id ?? null;
+  }
+
+  /** The refusal is audited (outcome denied), outside any transaction, then answered 422. */
+  async function refuseLocked(actor: Actor, userId: string, type: string, currentId: string): Promise<never> {
     await recordAttempt(db, actor, {
-      action: 'document.add', outcome: 'denied', targetType: 'user', targetId: user.id, userId: user.id,
-      details: { type, reason: 'locked_when_verified', current_document_id: current.id },
+      action: 'document.add', outcome: 'denied', targetType: 'user', targetId: userId, userId,
+      details: { type, reason: 'locked_when_verified', current_document_id: currentId },
     });
-    throw new AppError(422, 'document.locked', `The user is verified: their ${type} (${current.id}) can no longer be replaced.`, {
+    throw new AppError(422, 'document.locked', `The user is verified: their ${type} (${currentId}) can no longer be replaced.`, {
       errors: [{ field: 'type', code: 'locked', message: `${type} is locked once the user is verified (tenant policy documents.locked_when_verified).` }],
-      document_id: current.id,
+      document_id: currentId,
     });
   }
 
@@ -167,7 +174,8 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
       const t = actor.tenantId;
       const { details, files } = checkUpload(input, maxBytes);
       const lockTypes = lockedWhenVerified(await loadOverrides(db, t));
-      await guard(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
+      const lockedNow = await lockedBy(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
+      if (lockedNow) return refuseLocked(actor, userId, input.type, lockedNow);
 
       const id = newId('doc');
       const written: string[] = [];
@@ -179,10 +187,11 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         }
         const front = files.find((f) => f.side === 'front');
         const back = files.find((f) => f.side === 'back');
-        return await db.transaction().execute(async (tx) => {
+        const outcome = await db.transaction().execute(async (tx) => {
           const user = await users.getForUpdate(tx, t, userId);
           if (!user) throw notFound('user', userId);
-          await guard(tx, actor, user, input.type, lockTypes);
+          const locked = await lockedBy(tx, actor, user, input.type, lockTypes);
+          if (locked) return { locked };
           const archived = await tx
             .updateTable('documents').set({ status: 'archived', archived_at: sql`now()` })
             .where('tenant_id', '=', t).where('user_id', '=', userId).where('type', '=', input.type).where('status', '=', 'current')
@@ -208,8 +217,11 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
               ...(archived ? [{ type: 'document.archived', userId, data: { document_id: archived.id, user_id: userId, type: input.type, replaced_by: id } }] : []),
             ],
           );
-          return toView(row, details);
+          return { view: toView(row, details) };
         });
+        // Locked meanwhile: the catch below deletes the blobs written for nothing.
+        if (outcome.locked) return await refuseLocked(actor, userId, input.type, outcome.locked);
+        return outcome.view!;
       } catch (err) {
         await Promise.allSettled(written.map((k) => blobs.delete(k)));
         throw err;

@@ -32,7 +32,15 @@ const scheduleView = (u: UserRow) => ({
   erased_at: u.erased_at?.toISOString() ?? null,
 });
 
-export function createErasureService({ db, lifecycle, blobs }: { db: Db; lifecycle: LifecycleService; blobs: BlobStore }) {
+export function createErasureService({
+  db, lifecycle, blobs, onBlobFailure = (failed) => process.emitWarning(`erasure: document folders not deleted: ${JSON.stringify(failed)}`),
+}: {
+  db: Db;
+  lifecycle: LifecycleService;
+  blobs: BlobStore;
+  /** Folders whose deletion failed (the data in them is already unreadable). */
+  onBlobFailure?: (failed: Array<{ user_id: string; error: string }>) => void;
+}) {
   const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
   /** Destroys one due user inside `tx` (already locked and checked). */
@@ -135,8 +143,11 @@ export function createErasureService({ db, lifecycle, blobs }: { db: Db; lifecyc
           return due.map((u) => ({ tenantId: u.tenant_id, id: u.id }));
         });
         // After the commit: the files are ciphertext under a key that no longer exists; deleting them
-        // removes even that. A crash right here leaves ciphertext nothing can open any more.
-        for (const u of done) await eraseDocumentBlobs(blobs, u.tenantId, u.id);
+        // removes even that. A failure (or a crash right here) leaves ciphertext nothing can open
+        // any more; it is reported, and the other users' folders are still removed.
+        const removed = await Promise.allSettled(done.map((u) => eraseDocumentBlobs(blobs, u.tenantId, u.id)));
+        const failed = removed.flatMap((r, i) => (r.status === 'rejected' ? [{ user_id: done[i]!.id, error: String(r.reason) }] : []));
+        if (failed.length) onBlobFailure(failed);
         erased.push(...done.map((u) => u.id));
         if (done.length < batch) return { erased };
       }
