@@ -3,6 +3,7 @@
 // instead of on every request, and no query builder runs per request. Everything else goes through
 // Kysely. Inside a transaction (a Tx has no pool of its own) the same SQL runs through Kysely unnamed.
 import { sql } from 'kysely';
+import type pg from 'pg';
 import type { Db, Tx } from './database.js';
 import { poolOf } from './database.js';
 
@@ -13,13 +14,17 @@ export interface Prepared<R> {
 
 const names = new Set<string>();
 
-/** A statement with $1…$n placeholders, prepared under `name` (unique per process) on first use. */
-export function prepared<R>(name: string, text: string): Prepared<R> {
+/**
+ * A statement with $1…$n placeholders, prepared under `name` (unique per process) on first use.
+ * `types` overrides how pg parses the columns (db/iso-timestamps.ts); the in-transaction path keeps
+ * pg's defaults, so a row read there holds Dates.
+ */
+export function prepared<R>(name: string, text: string, { types }: { types?: pg.CustomTypesConfig } = {}): Prepared<R> {
   if (names.has(name)) throw new Error(`prepared statement ${name} is declared twice`);
   names.add(name);
   const run = async (executor: Db | Tx, values: unknown[]): Promise<R[]> => {
     const pool = poolOf(executor as Db);
-    if (pool) return (await pool.query<R & object>({ name, text, values })).rows;
+    if (pool) return (await pool.query<R & object>({ name, text, values, ...(types ? { types } : {}) })).rows;
     return raw<R>(executor, text, values);
   };
   return Object.assign(run, { text });

@@ -3,10 +3,16 @@ import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
 import { notFound } from '../../http/errors.js';
 import { prepared } from '../../db/prepared.js';
+import { isoTimestampTypes } from '../../db/iso-timestamps.js';
 import { recordCtes } from '../audit/write-path.js';
 import type { FieldOverrides } from './field-policy.js';
 
 export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
+
+type Stamp = 'status_changed_at' | 'kyc_verified_at' | 'created_at' | 'updated_at' | 'erasure_requested_at' | 'erasure_scheduled_for' | 'erased_at';
+/** A row read only to be answered: its timestamps may already be ISO strings (db/iso-timestamps.ts). */
+export type UserViewRow = Omit<UserRow, Stamp> & { [K in Stamp]: UserRow[K] | string };
+const asView = { types: isoTimestampTypes };
 
 const COLUMNS = [
   'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at',
@@ -15,11 +21,14 @@ const COLUMNS = [
   'erasure_scheduled_for', 'erased_at',
 ] as const;
 
-// The hottest reads, as named prepared statements (db/prepared.ts).
+// The hottest reads, as named prepared statements (db/prepared.ts). Those whose rows only become
+// responses read timestamps as ISO strings.
 const COLUMN_LIST = COLUMNS.join(', ');
-const selectOne = prepared<UserRow>('users_get', `select ${COLUMN_LIST} from users where tenant_id = $1 and id = $2`);
-const firstPage = prepared<UserRow>('users_page', `select ${COLUMN_LIST} from users where tenant_id = $1 order by id desc limit $2`);
-const nextPage = prepared<UserRow>('users_page_after', `select ${COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`);
+const SELECT_ONE = `select ${COLUMN_LIST} from users where tenant_id = $1 and id = $2`;
+const selectOne = prepared<UserRow>('users_get', SELECT_ONE);
+const selectView = prepared<UserViewRow>('users_get_view', SELECT_ONE, asView);
+const firstPage = prepared<UserViewRow>('users_page', `select ${COLUMN_LIST} from users where tenant_id = $1 order by id desc limit $2`, asView);
+const nextPage = prepared<UserViewRow>('users_page_after', `select ${COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`, asView);
 
 // What a patch needs, in one round trip: the row, the tenant's field-policy overrides, the data key.
 const forPatch = prepared<UserRow & { field_overrides: FieldOverrides | null; key_id: string | null; wrapped_key: Buffer | null }>(
@@ -36,7 +45,7 @@ export async function getForPatch(db: Db, tenantId: string, id: string) {
 
 // Patch and record in one statement (no BEGIN/COMMIT): the update only at the version read, the
 // audit entry and events only if it matched.
-const patchRecorded = prepared<UserRow>(
+const patchRecorded = prepared<UserViewRow>(
   'users_patch_recorded',
   `with u as (
      update users set profile = $3::jsonb, metadata = $4::jsonb, tags = $5::text[], kyc_status = $6,
@@ -45,11 +54,12 @@ const patchRecorded = prepared<UserRow>(
      returning ${COLUMN_LIST}
    ), ${recordCtes('u', 8, 9)}
    select * from u`,
+  asView,
 );
 
 export async function updateRecorded(
   db: Db, row: UserRow, next: { profile: object; metadata: object; tags: string[]; kyc_status: string }, record: [string, string],
-): Promise<UserRow | undefined> {
+): Promise<UserViewRow | undefined> {
   const values = [row.tenant_id, row.id, JSON.stringify(next.profile), JSON.stringify(next.metadata), next.tags, next.kyc_status, row.version, ...record];
   return (await patchRecorded(db, values))[0];
 }
@@ -57,7 +67,7 @@ export async function updateRecorded(
 // Create and record in one statement: the user, its data key, the audit entry and the event. Every
 // column the API shows is written explicitly, so the row built beforehand (for the sealed
 // user.created snapshot) is the row stored.
-const insertRecorded = prepared<UserRow>(
+const insertRecorded = prepared<UserViewRow>(
   'users_insert_recorded',
   `with u as (
      insert into users (tenant_id, id, external_ref, type, country, profile, metadata, tags, status, status_reason, kyc_status,
@@ -69,6 +79,7 @@ const insertRecorded = prepared<UserRow>(
      insert into user_keys (tenant_id, user_id, key_id, wrapped_key, master_key_id) select u.tenant_id, u.id, $10, $11, $12 from u
    ), ${recordCtes('u', 13, 14)}
    select * from u`,
+  asView,
 );
 
 /** The row a create stores, before it is stored (see insertRecorded). */
@@ -83,7 +94,7 @@ export function newRow(r: { tenant_id: string; id: string; external_ref: string 
 /** Inserts `row` (from newRow) with its data key and record; nothing when the external_ref is taken. */
 export async function insertWithRecord(
   db: Db, row: UserRow, key: { keyId: string; wrapped: Buffer; masterKeyId: string }, record: [string, string],
-): Promise<UserRow | undefined> {
+): Promise<UserViewRow | undefined> {
   const values = [
     row.tenant_id, row.id, row.external_ref, row.type, row.country, JSON.stringify(row.profile), JSON.stringify(row.metadata), row.tags,
     row.created_at, key.keyId, key.wrapped, key.masterKeyId, ...record,
@@ -93,6 +104,13 @@ export async function insertWithRecord(
 
 export async function get(db: Db | Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
   return (await selectOne(db, [tenantId, id]))[0];
+}
+
+/** The user as GET /v1/users/{id} answers it, or 404 user.not_found. */
+export async function getViewOrThrow(db: Db, tenantId: string, id: string): Promise<UserViewRow> {
+  const row = (await selectView(db, [tenantId, id]))[0];
+  if (!row) throw notFound('user', id);
+  return row;
 }
 
 /** The user, or 404 user.not_found: what every route under /v1/users/{id} starts with. */
@@ -191,7 +209,7 @@ export async function setStatus(
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Newest first, keyset on the time-ordered id: page 10,000 costs what page 1 costs. */
-export async function list(db: Db, tenantId: string, f: ListUsersFilters & { beforeId: string | null; limit: number }) {
+export async function list(db: Db, tenantId: string, f: ListUsersFilters & { beforeId: string | null; limit: number }): Promise<UserViewRow[]> {
   const filtered = f.status?.length || f.kyc_status || f.type || f.tag || f.external_ref || f.created_from || f.created_to || f.updated_since || f.q;
   if (!filtered) return f.beforeId ? nextPage(db, [tenantId, f.beforeId, f.limit + 1]) : firstPage(db, [tenantId, f.limit + 1]);
   let q = db.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId);

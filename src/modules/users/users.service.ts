@@ -118,7 +118,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
 
   return {
     async get(actor: Actor, id: string): Promise<UserView> {
-      return toUserView(await getRow(actor.tenantId, id));
+      return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
     },
 
     /**

@@ -1,0 +1,53 @@
+// The serializer's rewritten schemas write the same keys, values and order as the views hold —
+// null enums included, and the PATCH answer's two shapes told apart by `dry_run`.
+import { describe, expect, it } from 'vitest';
+import { Type } from 'typebox';
+import { buildSerializer } from './serialization.js';
+import { BusinessUser, IndividualUser, PatchDryRun, User } from '../modules/users/users.schemas.js';
+
+const external = Object.fromEntries([IndividualUser, BusinessUser, User, PatchDryRun].map((s) => [(s as { $id?: string }).$id!, s as never]));
+const compile = (schema: object) => buildSerializer(external, {})({ schema: schema as never, method: 'GET', url: '/', httpStatus: '200' }) as (v: unknown) => string;
+
+const common = (type: string) => ({
+  id: 'usr_01', external_ref: null, type, country: 'FR', status: 'active', status_reason: null,
+  status_changed_at: '2026-01-01T00:00:00.000Z', kyc: { status: 'unverified', level: null, verified_at: null },
+});
+const tail = {
+  email: null, phone: null, address: null, mailing_address: { line1: 'x', line2: null, line3: null, city: null, state: null, postcode: null, country: 'FR' },
+  metadata: { a: 1, nested: { b: [1, 'two'] } }, tags: ['vip'], pending_changes: [], legal_hold: false, erasure: null, version: 3,
+  created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-02T00:00:00.000Z',
+};
+const individual = {
+  ...common('individual'), title: null, first_name: 'Ana', middle_name: null, last_name: 'Lee', maiden_name: null, preferred_name: null,
+  gender: 'female', date_of_birth: null, place_of_birth: null, birth_country: null, nationality: null, occupation: null,
+  employment_type: null, income_range: 'under_10k', source_of_funds: null, tax_residence: null, tax_number: null, pep: null,
+  language: null, timezone: null, ...tail,
+};
+const business = {
+  ...common('business'), legal_name: 'Acme', registration_number: null, vat_number: null, incorporation_date: null, legal_form: null,
+  website: null, employees_range: null, monthly_transactions: 0, transaction_frequency: 'daily', sector: null, ...tail,
+};
+const dryRun = {
+  dry_run: true, user_id: 'usr_01', version: 3, outcomes: [{ field: 'metadata', outcome: 'allow', reason: 'allowed' }],
+  would_apply: ['metadata'], would_require_review: false, would_request_approval: [], refused: [],
+};
+
+describe('response serializer', () => {
+  it('writes users of either type as they are, null and set enums alike', () => {
+    const write = compile(Type.Ref('User'));
+    expect(write(individual)).toBe(JSON.stringify(individual));
+    expect(write(business)).toBe(JSON.stringify(business));
+  });
+
+  it('tells a user from a dry run by dry_run, keeping each shape and its key order', () => {
+    const write = compile(Type.Union([Type.Ref('User'), Type.Ref('PatchDryRun')]));
+    expect(write(individual)).toBe(JSON.stringify(individual));
+    expect(write(business)).toBe(JSON.stringify(business));
+    expect(write(dryRun)).toBe(JSON.stringify(dryRun));
+  });
+
+  it('still writes only the keys a schema names', () => {
+    const write = compile(Type.Ref('PatchDryRun'));
+    expect(JSON.parse(write({ ...dryRun, secret: 'x' }))).toEqual(dryRun);
+  });
+});
