@@ -118,4 +118,24 @@ describe('metrics', () => {
     expect(res.body).toContain('kyclo_process_cpu_seconds_total');
     expect(res.body).not.toContain(user.id);
   });
+
+  it('counts each answer once, with a cumulative duration histogram', async () => {
+    const user = (await api.post('/v1/users', individual())).json();
+    const scrape = async () => (await client(ctx.app, null).get('/metrics')).body;
+    const value = (body: string, line: string) => Number(body.split('\n').find((l) => l.startsWith(`${line} `))?.slice(line.length + 1) ?? 0);
+    const labels = 'method="GET",route="/v1/users/:id"';
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) await api.get(`/v1/users/${user.id}`);
+    await api.get('/v1/users/usr_01ARZ3NDEKTSV4RRFFQ69G5FAV');
+    const after = await scrape();
+    expect(value(after, `kyclo_http_requests_total{${labels},status="200"}`) - value(before, `kyclo_http_requests_total{${labels},status="200"}`)).toBe(3);
+    expect(value(after, `kyclo_http_requests_total{${labels},status="404"}`) - value(before, `kyclo_http_requests_total{${labels},status="404"}`)).toBe(1);
+    const count = value(after, `kyclo_http_request_duration_seconds_count{${labels}}`);
+    expect(count - value(before, `kyclo_http_request_duration_seconds_count{${labels}}`)).toBe(4);
+    const buckets = after.split('\n').filter((l) => l.startsWith('kyclo_http_request_duration_seconds_bucket{') && l.includes(labels)).map((l) => Number(l.split(' ')[1]));
+    expect(buckets).toHaveLength(11);
+    expect(buckets.every((n, i) => i === 0 || n >= buckets[i - 1]!)).toBe(true);
+    expect(buckets.at(-1)).toBe(count);
+    expect(value(after, `kyclo_http_request_duration_seconds_sum{${labels}}`)).toBeGreaterThan(0);
+  });
 });

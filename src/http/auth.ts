@@ -18,7 +18,8 @@ declare module 'fastify' {
   }
 }
 
-export const hashKey = (key: string) => crypto.createHash('sha256').update(key).digest();
+// crypto.hash is one call instead of a Hash object per request (Node ≥ 20.12; engines asks 20.19).
+export const hashKey = (key: string): Buffer => crypto.hash('sha256', key, 'buffer');
 
 const KEY_FORMAT = /^kyclo_(live|test)_[A-Za-z0-9]{20,64}$/;
 

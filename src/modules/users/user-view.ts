@@ -46,7 +46,6 @@ function compileView(fields: string[]): (row: UserRow | UserViewRow) => UserView
         : null,
       version: row.version, created_at: iso(row.created_at), updated_at: iso(row.updated_at),
     };`;
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see above: compiled from the schema's own field names
   return new Function('iso', 'addressView', `return function userView(row) { ${body} }`)(iso, addressView);
 }
 
