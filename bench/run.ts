@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './pg.js';
 import { DATABASE, ensureSeeded, prepareRun, prewarm } from './seed.js';
 import { runLoad, wrkPath, type LoadResult } from './load.js';
-import { mainProfile, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
+import { cpuMsOf, machineBusyMs, mainProfile, postgresCpuMs, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
 import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
 import { figuresOf, median, textTable, writeResults, type Row } from './results.js';
 import { formatSummary, summarise } from './profile-top.js';
@@ -103,12 +103,20 @@ async function main(): Promise<void> {
     const sampler = def.server === 'kyclo' ? setInterval(() => (rssMax = Math.max(rssMax, rssOf(server.pid)?.rssMb ?? 0)), 200) : null;
     try {
       if (warmup > 0) await runLoad({ ...spec, seconds: warmup }, wrk);
+      // Where each request's CPU went (server, PostgreSQL, everything else: the load generator, the
+      // kernel's share not charged to a process): on 2 shared cores that, more than latency, is
+      // what a ratio is made of.
+      const cpu0 = { server: cpuMsOf(server.pid), pg: postgresCpuMs(), all: machineBusyMs() };
       const fromUs = Number(process.hrtime.bigint() / 1000n);
       const r = await runLoad(spec, wrk);
       const toUs = Number(process.hrtime.bigint() / 1000n);
+      const perReq = (ms: number) => ((ms * 1000) / Math.max(1, r.requests)).toFixed(0).padStart(5);
+      const cpu = { server: cpuMsOf(server.pid) - cpu0.server, pg: postgresCpuMs() - cpu0.pg, all: machineBusyMs() - cpu0.all };
       log(
         `  [${elapsed().toFixed(0).padStart(4)} s] round ${round + 1}  ${def.label.padEnd(46)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
-          `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
+          `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms  ` +
+          `CPU µs/req: server ${perReq(cpu.server)}, pg ${perReq(cpu.pg)}, rest ${perReq(cpu.all - cpu.server - cpu.pg)}` +
+          `${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
       );
       results.set(def.id, [...(results.get(def.id) ?? []), r]);
       if (def.server === 'kyclo') {

@@ -123,6 +123,46 @@ export function rssOf(pid: number): { rssMb: number; hwmMb: number } | null {
   }
 }
 
+/**
+ * CPU time (user + system, ms) of one process and all its threads, from /proc/<pid>/stat; with
+ * `reaped`, also that of its children that have exited. 0 when it is gone.
+ */
+export function cpuMsOf(pid: number, { reaped = false } = {}): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number); // after "pid (comm) "
+    const ticks = f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0); // utime, stime, cutime, cstime
+    return (ticks * 1000) / TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+const TICKS_PER_S = 100; // USER_HZ on Linux
+
+/**
+ * CPU time (ms) of every process named `postgres`, with what exited backends used (the postmaster
+ * reaps them, so it is in the postmaster's children time): a backend the pool closes mid-run still counts.
+ */
+export function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') total += cpuMsOf(Number(entry), { reaped: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** CPU time (ms) the whole machine spent busy, all cores, from /proc/stat. */
+export function machineBusyMs(): number {
+  const [, ...ticks] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0); // idle, iowait
+  return ((ticks.reduce((a, b) => a + b, 0) - idle) * 1000) / TICKS_PER_S;
+}
+
 /** The main thread's profile in a --cpu-prof directory: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile, thread 0. */
 export async function mainProfile(dir: string): Promise<string> {
   const files = (await fsp.readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));

@@ -25,7 +25,8 @@ export interface EventInput {
   personal?: string | null;
 }
 
-function auditRow(actor: Actor, a: AuditInput) {
+// Kysely inserts take jsonb columns as JSON text; recordParams nests them as they are (`asText` false).
+function auditRow(actor: Actor, a: AuditInput, asText = true) {
   return {
     tenant_id: actor.tenantId,
     id: newId('aud'),
@@ -40,12 +41,12 @@ function auditRow(actor: Actor, a: AuditInput) {
     changed_fields: a.changedFields ?? [],
     request_id: actor.requestId,
     ip: actor.ip,
-    details: JSON.stringify(a.details ?? {}),
+    details: asText ? JSON.stringify(a.details ?? {}) : (a.details ?? {}),
     personal_enc: a.personal ?? null,
   };
 }
 
-function eventRow(actor: Actor, e: EventInput) {
+function eventRow(actor: Actor, e: EventInput, asText = true) {
   return {
     tenant_id: actor.tenantId,
     id: newId('evt'),
@@ -53,7 +54,7 @@ function eventRow(actor: Actor, e: EventInput) {
     user_id: e.userId,
     actor_key_id: actor.keyId,
     request_id: actor.requestId,
-    data: JSON.stringify(e.data),
+    data: asText ? JSON.stringify(e.data) : e.data,
     personal_enc: e.personal ?? null,
   };
 }
@@ -63,9 +64,7 @@ function eventRow(actor: Actor, e: EventInput) {
  * and the events as two jsonb parameters, for the CTEs of `recordCtes`.
  */
 export function recordParams(actor: Actor, audit: AuditInput, events: EventInput[]): [string, string] {
-  const a = { ...auditRow(actor, audit), details: audit.details ?? {} };
-  const rows = events.map((e) => ({ ...eventRow(actor, e), data: e.data }));
-  return [JSON.stringify(a), JSON.stringify(rows)];
+  return [JSON.stringify(auditRow(actor, audit, false)), JSON.stringify(events.map((e) => eventRow(actor, e, false)))];
 }
 
 /**

@@ -28,11 +28,15 @@ export function deepEqual(a: unknown, b: unknown): boolean {
 /** Fields compared leaf by leaf; every other field is compared whole (metadata, tags, scalars). */
 export const NESTED_FIELDS = ['address', 'mailing_address'] as const;
 
-/** The dotted paths whose value differs between two documents (absent and null are the same). */
-export function changedFields(before: JsonObject, after: JsonObject): string[] {
+/**
+ * The dotted paths whose value differs between two documents (absent and null are the same), in
+ * sorted order. `keys` limits the comparison to those top-level fields: a merge patch can change
+ * no field it does not name, so a patch's own keys are enough.
+ */
+export function changedFields(before: JsonObject, after: JsonObject, keys?: readonly string[]): string[] {
   const out: string[] = [];
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  for (const k of [...keys].sort()) {
+  const candidates = keys ? [...keys] : [...new Set([...Object.keys(before), ...Object.keys(after)])];
+  for (const k of candidates.sort()) {
     if ((NESTED_FIELDS as readonly string[]).includes(k)) {
       const b = isObject(before[k]) ? (before[k] as JsonObject) : {};
       const a = isObject(after[k]) ? (after[k] as JsonObject) : {};

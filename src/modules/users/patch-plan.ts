@@ -1,6 +1,6 @@
 // What a merge patch would do to a user, decided field by field by the policy. Pure: the service
 // turns a plan into one transaction, the dry run returns it as it is.
-import type { UserRow } from './users.repo.js';
+import type { UserViewRow } from './users.repo.js';
 import { decideFieldChanges, kycState, type FieldDecision, type FieldPolicy, type UserType } from './field-policy.js';
 import { changedFields, mergePatch, setAt, valueAt, type JsonObject } from './merge-patch.js';
 import { documentOf, splitDocument } from './user-view.js';
@@ -20,11 +20,11 @@ export interface PatchPlan {
 
 const pick = (doc: JsonObject, fields: string[]) => Object.fromEntries(fields.map((f) => [f, valueAt(doc, f)]));
 
-export function planPatch(row: UserRow, patch: JsonObject, policy: FieldPolicy): PatchPlan {
+export function planPatch(row: UserViewRow, patch: JsonObject, policy: FieldPolicy): PatchPlan {
   const before = documentOf(row);
   const after = mergePatch(before, patch) as JsonObject;
-  const normalised = splitDocument(after);
-  const changed = changedFields(before, { ...after, metadata: normalised.metadata, tags: normalised.tags });
+  // Cleared metadata and tags are stored as {} and [] (splitDocument): compared as stored.
+  const changed = changedFields(before, { ...after, metadata: after.metadata ?? {}, tags: after.tags ?? [] }, Object.keys(patch));
   const kyc = kycState(row.kyc_status);
   const decisions = decideFieldChanges({ policy, userType: row.type as UserType, kyc, fields: changed });
   const by = (...outcomes: string[]) => decisions.filter((d) => outcomes.includes(d.outcome)).map((d) => d.field);
@@ -51,7 +51,7 @@ export function planPatch(row: UserRow, patch: JsonObject, policy: FieldPolicy):
 }
 
 /** Applies approved values (dotted paths) to a row's document, for the columns to write. */
-export function applyValues(row: UserRow, values: JsonObject) {
+export function applyValues(row: UserViewRow, values: JsonObject) {
   let doc = documentOf(row);
   for (const [f, v] of Object.entries(values)) doc = setAt(doc, f, v);
   return splitDocument(doc);

@@ -75,7 +75,7 @@ export function compact(doc: JsonObject): JsonObject {
 }
 
 /** The patchable document of a user: profile plus the record-level fields a patch may name. */
-export function documentOf(row: UserRow): JsonObject {
+export function documentOf(row: UserViewRow): JsonObject {
   return {
     ...(row.profile as JsonObject),
     external_ref: row.external_ref,

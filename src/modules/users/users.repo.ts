@@ -31,12 +31,13 @@ const firstPage = prepared<UserViewRow>('users_page', `select ${COLUMN_LIST} fro
 const nextPage = prepared<UserViewRow>('users_page_after', `select ${COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`, asView);
 
 // What a patch needs, in one round trip: the row, the tenant's field-policy overrides, the data key.
-const forPatch = prepared<UserRow & { field_overrides: FieldOverrides | null; key_id: string | null; wrapped_key: Buffer | null }>(
+const forPatch = prepared<UserViewRow & { field_overrides: FieldOverrides | null; key_id: string | null; wrapped_key: Buffer | null }>(
   'users_get_for_patch',
   `select ${COLUMNS.map((c) => `u.${c}`).join(', ')}, t.policy -> 'fields' as field_overrides, k.key_id, k.wrapped_key
      from users u join tenants t on t.id = u.tenant_id
      left join user_keys k on k.tenant_id = u.tenant_id and k.user_id = u.id and k.destroyed_at is null
     where u.tenant_id = $1 and u.id = $2`,
+  asView,
 );
 
 export async function getForPatch(db: Db, tenantId: string, id: string) {
@@ -58,7 +59,7 @@ const patchRecorded = prepared<UserViewRow>(
 );
 
 export async function updateRecorded(
-  db: Db, row: UserRow, next: { profile: object; metadata: object; tags: string[]; kyc_status: string }, record: [string, string],
+  db: Db, row: UserViewRow, next: { profile: object; metadata: object; tags: string[]; kyc_status: string }, record: [string, string],
 ): Promise<UserViewRow | undefined> {
   const values = [row.tenant_id, row.id, JSON.stringify(next.profile), JSON.stringify(next.metadata), next.tags, next.kyc_status, row.version, ...record];
   return (await patchRecorded(db, values))[0];

@@ -14,7 +14,7 @@ import { effectivePolicy, type FieldDecision, type UserType } from './field-poli
 import type { JsonObject } from './merge-patch.js';
 import type { CreateUserInput, ListUsersFilters, PatchUserInput, UserView } from './users.schemas.js';
 import * as repo from './users.repo.js';
-import type { UserChanges, UserRow } from './users.repo.js';
+import type { UserChanges, UserRow, UserViewRow } from './users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
@@ -31,7 +31,7 @@ function assertValid(values: JsonObject): void {
 }
 
 /** A patch's fields that are not fields of this user's type, or values that fail reference data: 400. */
-function checkPatch(row: UserRow, patch: PatchUserInput): void {
+function checkPatch(row: UserViewRow, patch: PatchUserInput): void {
   if (row.status === 'closed') throw userClosed(row.id);
   const type = row.type as UserType;
   const foreign = Object.keys(patch).filter((k) => !SHARED_PATCH_FIELDS.has(k) && !TYPE_FIELDS[type].includes(k));
@@ -42,7 +42,7 @@ function checkPatch(row: UserRow, patch: PatchUserInput): void {
 }
 
 /** What applying fields records: user.updated, and user.kyc_status_changed when a reviewed field moved. */
-function appliedChange(row: UserRow, plan: PatchPlan, version: number, personal: string): { audit: AuditInput; events: EventInput[] } {
+function appliedChange(row: UserViewRow, plan: PatchPlan, version: number, personal: string): { audit: AuditInput; events: EventInput[] } {
   const { fields } = plan.applied!;
   return {
     audit: { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: fields, details: { review_required: plan.review }, personal },
@@ -74,13 +74,13 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
   }
 
   /** The audit entry and events of applied fields, as recordParams wants them. */
-  function appliedRecord(actor: Actor, row: UserRow, plan: PatchPlan, version: number, personal: string): [string, string] {
+  function appliedRecord(actor: Actor, row: UserViewRow, plan: PatchPlan, version: number, personal: string): [string, string] {
     const { audit, events } = appliedChange(row, plan, version, personal);
     return recordParams(actor, audit, events);
   }
 
   /** Writes a plan at the row's version; nothing (undefined) if another write came first. */
-  async function commit(tx: Tx, actor: Actor, row: UserRow, plan: PatchPlan): Promise<UserRow | undefined> {
+  async function commit(tx: Tx, actor: Actor, row: UserViewRow, plan: PatchPlan): Promise<UserRow | undefined> {
     const changes: UserChanges = { ...(plan.applied?.next ?? {}) };
     if (plan.review) changes.kyc_status = 'review_required';
     const crId = plan.approval ? newId('chg') : null;
