@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './pg.js';
 import { DATABASE, ensureSeeded, prepareRun, prewarm } from './seed.js';
 import { runLoad, wrkPath, type LoadResult } from './load.js';
-import { cpuMsOf, machineBusyMs, mainProfile, postgresCpuMs, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
+import { cpuMsOf, KYCLO_NODE_FLAGS, machineBusyMs, mainProfile, postgresCpuMs, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
 import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
 import { figuresOf, median, textTable, writeResults, type Row } from './results.js';
 import { formatSummary, summarise } from './profile-top.js';
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     settings: [
       `Load: ${loader}, ${threads} threads, ${connections} connections, ${seconds} s per run after a ${warmup} s warm-up, ${rounds} rounds, A/B order alternating per round; figures are medians`,
       `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pg.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the append-only audit_entries and events)`,
-      `Kyclo: \`node --import tsx src/cli/main.ts serve\`, LOG_LEVEL=${opt['log-level']}, KYCLO_SERVE_WORKERS=false, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
+      `Kyclo: \`node ${KYCLO_NODE_FLAGS.join(' ')} dist/cli/main.js serve\` (as npm start runs it), LOG_LEVEL=${opt['log-level']}, KYCLO_SERVE_WORKERS=false, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
       'Baselines: bench/baseline.ts, Fastify + pg Pool of 10, named prepared statements, no auth/validation/policy/encryption/logging',
       `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table); ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
     ],

@@ -1,5 +1,5 @@
-// A search walks the newest SEARCH_WALK_ROWS users first and asks the index only when that does not
-// fill the page (users.repo.ts list()). Either way the answer must be exactly the newest matches:
+// A search walks the newest SEARCH_WALK_ROWS users first and lets what it finds choose the plan for
+// the rest (users.repo.ts list()). Either way the answer must be exactly the newest matches:
 // checked here on both sides of the walk's edge, with more users than the walk covers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
@@ -10,10 +10,12 @@ let ctx: TestContext;
 let api: Client;
 let tenantId: string;
 const TOTAL = SEARCH_WALK_ROWS + 300;
-// Oldest first: index 0 is the oldest user. Matches of each name, by index.
+// Oldest first: index 0 is the oldest user; the walk covers the newest SEARCH_WALK_ROWS. Matches of
+// each name, by index, one per path list() can take.
 const NAMES: Record<string, number[]> = {
-  edgeless: [3, 7, 150, 299], // all outside the walk: the index answers
-  straddle: [10, 250, 5000, 9000, TOTAL - 2, TOTAL - 1], // two newest inside the walk, four outside
+  edgeless: [3, 7, 150, 299], // none inside the walk: collected through the index
+  pair: [20, TOTAL - 5], // one inside, one outside: rare, collected through the index
+  straddle: [10, 250, TOTAL - 800, TOTAL - 500, TOTAL - 2, TOTAL - 1], // four inside: small pages fill in the walk, larger ones go to the planner
 };
 const idAt = (i: number) => `usr_${String(i).padStart(26, '0')}`;
 
@@ -56,6 +58,6 @@ describe('a search over more users than the walk covers', () => {
   it('combines with other filters the same way', async () => {
     await sql`update users set status = 'suspended' where tenant_id = ${tenantId} and id in (${sql.join([idAt(250), idAt(TOTAL - 1)])})`.execute(ctx.db);
     expect(await pages('&q=straddle&status=suspended', 1)).toEqual([idAt(TOTAL - 1), idAt(250)]);
-    expect(await pages('&q=straddle&status=active', 2)).toEqual([TOTAL - 2, 9000, 5000, 10].map(idAt));
+    expect(await pages('&q=straddle&status=active', 2)).toEqual([TOTAL - 2, TOTAL - 500, TOTAL - 800, 10].map(idAt));
   });
 });

@@ -2,7 +2,7 @@
 // users, and the single-statement writes). PostgreSQL parses and plans each once per connection
 // instead of on every request, and no query builder runs per request. Everything else goes through
 // Kysely. Inside a transaction (a Tx has no pool of its own) the same SQL runs through Kysely unnamed.
-import { sql } from 'kysely';
+import { sql, type CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import type { Db, Tx } from './database.js';
 import { poolOf } from './database.js';
@@ -41,4 +41,14 @@ async function raw<R>(executor: Db | Tx, text: string, values: unknown[]): Promi
   }
   const template = Object.assign([...strings], { raw: [...strings] }) as unknown as TemplateStringsArray;
   return (await sql<R>(template, ...params).execute(executor)).rows;
+}
+
+/**
+ * Runs a compiled Kysely query (unnamed: planned for its values) with pg's `types` override, which
+ * Kysely itself cannot pass; through Kysely, with pg's defaults, when the executor has no pool.
+ */
+export async function runCompiled<R>(executor: Db, query: CompiledQuery, { types }: { types?: pg.CustomTypesConfig } = {}): Promise<R[]> {
+  const pool = poolOf(executor);
+  if (!pool) return (await executor.executeQuery<R>(query)).rows;
+  return (await pool.query<R & object>({ text: query.sql, values: [...query.parameters], ...(types ? { types } : {}) })).rows;
 }
