@@ -58,8 +58,12 @@ export function registerMetrics(app: FastifyInstance): void {
     const seconds = reply.elapsedTime / 1000;
     s.count += 1;
     s.sum += seconds;
-    const bucket = BUCKETS.findIndex((le) => seconds <= le);
-    if (bucket >= 0) s.perBucket[bucket]! += 1;
+    for (let i = 0; i < BUCKETS.length; i++) {
+      if (seconds <= BUCKETS[i]!) {
+        s.perBucket[i]! += 1;
+        break;
+      }
+    }
     s.statuses.set(reply.statusCode, (s.statuses.get(reply.statusCode) ?? 0) + 1);
     done();
   });
