@@ -106,13 +106,15 @@ export async function buildApp({
   app.removeContentTypeParser('text/plain');
   // JSON Merge Patch bodies are JSON: same parser, same protections.
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
-  app.addHook('onSend', async (req, reply) => {
+  // A callback hook (no promise per response); the payload goes on unchanged.
+  app.addHook('onSend', (req, reply, _payload, done) => {
     reply.header('x-request-id', req.id);
     reply.headers(SECURITY_HEADERS);
     if (!req.url.startsWith('/docs')) {
       reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     }
+    done();
   });
 
   await app.register(swagger, {

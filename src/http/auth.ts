@@ -38,19 +38,8 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
 
   app.decorateRequest('actor', null as unknown as Actor);
 
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    const permission = req.routeOptions.config?.permission;
-    if (!permission || permission === 'public') return;
-    const header = req.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) {
-      throw new AppError(401, 'auth.missing_key', 'Send an API key as Authorization: Bearer <key>.', {
-        headers: { 'www-authenticate': 'Bearer' },
-      });
-    }
-    const key = match[1]!;
-    const now = Date.now();
-    const row = KEY_FORMAT.test(key) ? await keysRepo.findByHashCached(db, hashKey(key), now) : undefined;
+  /** Lets the request in as the key's actor, or refuses it (401/403). */
+  function admit(req: FastifyRequest, row: keysRepo.ApiKeyRow | undefined, now: number, permission: Permission): void {
     if (!row) {
       throw new AppError(401, 'auth.invalid_key', 'The API key is not valid.', { headers: { 'www-authenticate': 'Bearer' } });
     }
@@ -72,5 +61,44 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
       touched.set(row.id, now);
       keysRepo.touch(db, row.tenant_id, row.id, new Date(now)).catch((err) => req.log.warn({ err }, 'last_used_at not updated'));
     }
+  }
+
+  /** Nothing when decided from the key cache (most requests), else the lookup to wait for. */
+  function authenticate(req: FastifyRequest): Promise<void> | undefined {
+    const permission = req.routeOptions.config?.permission;
+    if (!permission || permission === 'public') return undefined;
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match) {
+      throw new AppError(401, 'auth.missing_key', 'Send an API key as Authorization: Bearer <key>.', {
+        headers: { 'www-authenticate': 'Bearer' },
+      });
+    }
+    const key = match[1]!;
+    const now = Date.now();
+    if (!KEY_FORMAT.test(key)) {
+      admit(req, undefined, now, permission);
+      return undefined;
+    }
+    const hash = hashKey(key);
+    const cached = keysRepo.peekCachedKey(hash, now);
+    if (cached) {
+      admit(req, cached, now, permission);
+      return undefined;
+    }
+    return keysRepo.findByHashCached(db, hash, now).then((row) => admit(req, row, now, permission));
+  }
+
+  // A callback hook: a request whose key is cached is admitted without a promise or a microtask.
+  app.addHook('onRequest', (req, _reply, done) => {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = authenticate(req);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    if (pending) pending.then(() => done(), done);
+    else done();
   });
 }

@@ -15,7 +15,8 @@ export interface Hit {
 }
 
 export interface Limiter {
-  hit(key: string, windowMs: number): Promise<Hit>;
+  /** The in-memory limiter answers at once; the Redis one with a promise. */
+  hit(key: string, windowMs: number): Hit | Promise<Hit>;
   close(): Promise<void>;
 }
 
@@ -27,7 +28,7 @@ export function memoryLimiter(): Limiter {
   }, WINDOW_MS);
   sweep.unref();
   return {
-    async hit(key, windowMs) {
+    hit(key, windowMs) {
       const now = Date.now();
       let w = windows.get(key);
       if (!w || w.resetAt <= now) {
@@ -88,18 +89,31 @@ export function redisLimiter(url: string, onState: (shared: boolean) => void = (
 }
 
 export function registerRateLimit(app: FastifyInstance, limiter: Limiter): void {
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.actor?.keyId) return;
-    const limit = req.actor.requestsPerMinute ?? DEFAULT_REQUESTS_PER_MINUTE;
-    const { count, resetMs } = await limiter.hit(req.actor.keyId, WINDOW_MS);
-    const reset = Math.max(0, Math.ceil(resetMs / 1000));
-    reply.header('ratelimit-policy', `${limit};w=${WINDOW_MS / 1000}`);
-    reply.header('ratelimit', `limit=${limit}, remaining=${Math.max(0, limit - count)}, reset=${reset}`);
-    if (count > limit) {
-      throw new AppError(429, 'rate_limit.exceeded', `This API key may make ${limit} requests a minute; retry in ${reset} s.`, {
-        headers: { 'retry-after': String(Math.max(1, reset)) },
-      });
+  // A callback hook: with the in-memory limiter a request is counted without a promise.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!req.actor?.keyId) {
+      done();
+      return;
     }
+    const limit = req.actor.requestsPerMinute ?? DEFAULT_REQUESTS_PER_MINUTE;
+    const answer = (hit: Hit) => {
+      const reset = Math.max(0, Math.ceil(hit.resetMs / 1000));
+      reply.header('ratelimit-policy', `${limit};w=${WINDOW_MS / 1000}`);
+      reply.header('ratelimit', `limit=${limit}, remaining=${Math.max(0, limit - hit.count)}, reset=${reset}`);
+      if (hit.count <= limit) return done();
+      done(new AppError(429, 'rate_limit.exceeded', `This API key may make ${limit} requests a minute; retry in ${reset} s.`, {
+        headers: { 'retry-after': String(Math.max(1, reset)) },
+      }));
+    };
+    let hit: Hit | Promise<Hit>;
+    try {
+      hit = limiter.hit(req.actor.keyId, WINDOW_MS);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    if (hit instanceof Promise) hit.then(answer, done);
+    else answer(hit);
   });
   app.addHook('onClose', async () => limiter.close());
 }

@@ -26,10 +26,16 @@ export const KEY_CACHE_MS = 1000;
 const KEY_CACHE_MAX = 10_000;
 const keyCache = new Map<string, { row: ApiKeyRow; until: number }>();
 
+/** The cached row of a valid key, if it is still fresh: no query, no promise (the common case). */
+export function peekCachedKey(keyHash: Buffer, now = Date.now()): ApiKeyRow | undefined {
+  const hit = keyCache.get(keyHash.toString('base64'));
+  return hit && hit.until > now ? hit.row : undefined;
+}
+
 export async function findByHashCached(db: Db, keyHash: Buffer, now = Date.now()): Promise<ApiKeyRow | undefined> {
   const id = keyHash.toString('base64');
-  const hit = keyCache.get(id);
-  if (hit && hit.until > now) return hit.row;
+  const hit = peekCachedKey(keyHash, now);
+  if (hit) return hit;
   const row = await findByHash(db, keyHash);
   if (row && !row.revoked_at) {
     if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
