@@ -8,6 +8,7 @@ import * as m0005 from './migrations/0005_audit_chain_webhooks.js';
 import * as m0006 from './migrations/0006_idempotency.js';
 import * as m0007 from './migrations/0007_documents.js';
 import * as m0008 from './migrations/0008_search_statistics.js';
+import * as m0009 from './migrations/0009_search_statistics_default.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0006_idempotency': m0006,
   '0007_documents': m0007,
   '0008_search_statistics': m0008,
+  '0009_search_statistics_default': m0009,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
