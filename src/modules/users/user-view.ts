@@ -16,7 +16,7 @@ const iso = (d: Date | string | null) => (d === null ? null : typeof d === 'stri
 function addressView(v: unknown, withCountry: boolean) {
   if (typeof v !== 'object' || v === null) return null;
   const a = v as JsonObject;
-  const out: JsonObject = { line1: null, line2: null, line3: null, city: null, state: null, postcode: null };
+  const out: JsonObject = {};
   for (const k of ADDRESS_KEYS) out[k] = a[k] ?? null;
   if (withCountry) out.country = a.country ?? null;
   return out;

@@ -107,18 +107,19 @@ export async function get(db: Db | Tx, tenantId: string, id: string): Promise<Us
   return (await selectOne(db, [tenantId, id]))[0];
 }
 
-/** The user as GET /v1/users/{id} answers it, or 404 user.not_found. */
-export async function getViewOrThrow(db: Db, tenantId: string, id: string): Promise<UserViewRow> {
-  const row = (await selectView(db, [tenantId, id]))[0];
+function found<R>(row: R | undefined, id: string): R {
   if (!row) throw notFound('user', id);
   return row;
 }
 
+/** The user as GET /v1/users/{id} answers it, or 404 user.not_found. */
+export async function getViewOrThrow(db: Db, tenantId: string, id: string): Promise<UserViewRow> {
+  return found((await selectView(db, [tenantId, id]))[0], id);
+}
+
 /** The user, or 404 user.not_found: what every route under /v1/users/{id} starts with. */
 export async function getOrThrow(db: Db | Tx, tenantId: string, id: string): Promise<UserRow> {
-  const row = await get(db, tenantId, id);
-  if (!row) throw notFound('user', id);
-  return row;
+  return found(await get(db, tenantId, id), id);
 }
 
 /** Locks the row for the rest of the transaction: the fallback when optimistic writes keep colliding. */
@@ -212,7 +213,7 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 // How many of the newest users a search walks before it asks the index instead (see list()).
 export const SEARCH_WALK_ROWS = 1_000;
 // Matches that walk must find for the search to be left to the planner (see list()).
-export const SEARCH_COMMON_MATCHES = 3;
+const SEARCH_COMMON_MATCHES = 3;
 
 /** The filters as SQL conditions (none for the unfiltered list). */
 function filterConditions(f: ListUsersFilters): RawBuilder<unknown>[] {
