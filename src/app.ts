@@ -13,6 +13,7 @@ import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limi
 import { registerIdempotency } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
 import { validatorCompiler } from './http/validation.js';
+import { depthCheckedJsonParser } from './http/json-body.js';
 import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
@@ -104,8 +105,11 @@ export async function buildApp({
 
   // JSON only: a text/plain body is a 415, not a string handed to a JSON schema.
   app.removeContentTypeParser('text/plain');
-  // JSON Merge Patch bodies are JSON: same parser, same protections.
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // JSON and JSON Merge Patch bodies: Fastify's parser behind a nesting-depth check (http/json-body.ts).
+  const jsonParser = depthCheckedJsonParser(app.getDefaultJsonParser('error', 'error'));
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, jsonParser);
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, jsonParser);
   // A callback hook (no promise per response); the payload goes on unchanged.
   app.addHook('onSend', (req, reply, _payload, done) => {
     reply.header('x-request-id', req.id);

@@ -14,3 +14,22 @@ describe('RFC 8785 canonical JSON', () => {
     expect(() => canonicalJson(NaN)).toThrow();
   });
 });
+
+describe('canonical JSON without recursion', () => {
+  it('writes what JSON.stringify writes for key-sorted values, at every shape (undefined, functions, Dates, nesting)', () => {
+    const sorted = (v: unknown): unknown =>
+      v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, sorted(x)]))
+        : Array.isArray(v) ? v.map(sorted) : v;
+    const samples: unknown[] = [
+      {}, [], [[]], { a: [] }, { b: { a: { c: [1, 'x', null, true, { z: 0, y: [{}] }] } }, a: -1.5 },
+      [1, undefined, 3], { a: undefined, b: 1 }, 'text', 0, null, true,
+    ];
+    for (const s of samples) expect(canonicalJson(s)).toBe(JSON.stringify(sorted(s)));
+    // Values JSON.stringify would handle differently keep the earlier recursive behaviour.
+    expect(canonicalJson({ f: () => 1 })).toBe('{"f":null}');
+    expect(canonicalJson([() => 1])).toBe('[null]');
+    expect(canonicalJson({ d: new Date(0) })).toBe('{"d":{}}');
+    expect(canonicalJson(undefined)).toBe('null');
+  });
+});

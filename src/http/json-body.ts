@@ -1,0 +1,68 @@
+// The JSON body parser for application/json and application/merge-patch+json: Fastify's own
+// (secure-json-parse: __proto__ and constructor poisoning refused), behind a nesting-depth check.
+//
+// JSON.parse itself survives any depth, but everything after it that walks the value recursively
+// does not: Ajv's validators, the reference-data checks, the canonical JSON of the idempotency
+// fingerprint. A 1 MiB body can nest 500,000 levels; ~3,000 overflowed the stack (a 500). So the
+// raw text is scanned first, without recursion and without building anything, and a body nested
+// deeper than any schema of this API allows is refused before anything recursive can see it.
+import type { FastifyRequest } from 'fastify';
+import { AppError } from './errors.js';
+
+/**
+ * The deepest nesting a body may have. The deepest the API's own schemas go is a user's metadata
+ * (5 levels) under the body object, or the policy's override tables (4); 32 leaves room for any
+ * future schema and is far below what any recursive walk in the process can take.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * True when the JSON text nests objects and arrays deeper than `max`. Brackets inside strings do not
+ * count. Malformed text is not judged here (JSON.parse does that); the scan stops at the first level
+ * past `max`, so a hostile body costs at most one pass over its bytes.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      // Skip the string: to the next quote not escaped by a backslash.
+      for (i++; i < n; i++) {
+        const s = text.charCodeAt(i);
+        if (s === BACKSLASH) i++;
+        else if (s === QUOTE) break;
+      }
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+export const jsonTooDeep = () =>
+  new AppError(400, 'request.json_too_deep', `The body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep.`, {
+    errors: [{ field: 'body', code: 'too_deep', message: `must nest at most ${MAX_JSON_DEPTH} levels` }],
+  });
+
+type StringParser = (req: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void;
+
+/** Wraps Fastify's default JSON parser (app.getDefaultJsonParser) with the depth check. */
+export function depthCheckedJsonParser(parse: StringParser): StringParser {
+  return (req, body, done) => {
+    if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+      done(jsonTooDeep());
+      return;
+    }
+    parse(req, body, done);
+  };
+}
