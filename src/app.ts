@@ -44,6 +44,9 @@ import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 import { openApiWebhooks } from './modules/events/catalog.js';
+import { installAuditKeys } from './modules/audit/authentication.js';
+import { registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
+import { newSealerHealth } from './workers/sealer.js';
 
 export interface AppDeps {
   db: Db;
@@ -56,7 +59,7 @@ export interface AppDeps {
    * sweeper (every `retentionIntervalSeconds`). `kyclo serve` runs it by default; tests drive each
    * piece by hand.
    */
-  background?: { retentionIntervalSeconds: number } | null;
+  background?: { retentionIntervalSeconds: number; checkpointEveryMs?: number } | null;
   /** Where rate-limit windows are counted: Redis (shared by all processes) or this process. */
   limiter?: Limiter;
   /** Fastify's trustProxy: only then is X-Forwarded-For believed for the client address. */
@@ -85,6 +88,8 @@ export async function buildApp({
   db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
   limiter = memoryLimiter(), trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
 }: AppDeps): Promise<FastifyInstance> {
+  // Every audit entry this process writes carries a MAC under the master key (audit/authentication.ts).
+  installAuditKeys(keyring.auditKeys);
   const app = Fastify({
     logger: { level: logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: BODY_LIMIT,
@@ -163,8 +168,9 @@ export async function buildApp({
   await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
+  const sealerHealth = background ? newSealerHealth() : null;
   if (background) {
-    const stops = startBackgroundWork({ db, keyring, erasure, webhookTargets, log: app.log, ...background });
+    const stops = startBackgroundWork({ db, keyring, erasure, webhookTargets, log: app.log, sealerHealth: sealerHealth!, ...background });
     app.addHook('onClose', stops);
   }
 
@@ -174,15 +180,36 @@ export async function buildApp({
     schema: {
       ...ops,
       operationId: 'ready',
-      summary: 'The database answers',
-      response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, 503: { $ref: 'Problem' } },
+      summary: 'The database answers (and, in a process that seals the audit log, whether sealing is stuck)',
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            status: { type: 'string' },
+            audit_sealer: {
+              type: 'object',
+              properties: {
+                state: { type: 'string', enum: ['ok', 'stuck'] },
+                problems: { type: 'array', items: { type: 'string' } },
+                unsealed_entries: { type: 'integer' },
+                oldest_unsealed_seconds: { type: 'integer' },
+                rejected_entries: { type: 'integer' },
+                failures_total: { type: 'integer' },
+              },
+            },
+          },
+        },
+        503: { $ref: 'Problem' },
+      },
     },
   }, async () => {
     await sql`select 1`.execute(db);
-    return { status: 'ready' };
+    // A stuck sealer is said, not answered with 503: the API still serves every tenant, and one
+    // tenant's bad row must not take the service out of its load balancer (metrics alert on it).
+    return sealerHealth ? { status: 'ready', audit_sealer: await sealerState(db, sealerHealth) } : { status: 'ready' };
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  registerMetrics(app);
+  registerMetrics(app, (registry) => registerAuditMetrics(registry, db, sealerHealth));
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } as never });
   return app;
 }

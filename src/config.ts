@@ -20,6 +20,7 @@ export const EnvSchema = Type.Object({
   KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
   KYCLO_TRUSTED_PROXIES: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$' })),
   KYCLO_DOCUMENT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 25 * 1024 * 1024 }),
+  KYCLO_AUDIT_CHECKPOINT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600 }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -41,6 +42,8 @@ export interface Config {
   trustedProxies: string[];
   /** The largest document file accepted (each side of a card counts alone); 10 MiB by default. */
   documentMaxBytes: number;
+  /** The least time between two signed checkpoints of one tenant's audit head (10 s by default). */
+  auditCheckpointSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_WEBHOOKS_ALLOW_PRIVATE: pick('KYCLO_WEBHOOKS_ALLOW_PRIVATE') ?? 'false',
     KYCLO_TRUSTED_PROXIES: pick('KYCLO_TRUSTED_PROXIES')?.replace(/\s+/g, ''),
     KYCLO_DOCUMENT_MAX_BYTES: intOrRaw(pick('KYCLO_DOCUMENT_MAX_BYTES') ?? String(10 * 1024 * 1024)),
+    KYCLO_AUDIT_CHECKPOINT_SECONDS: intOrRaw(pick('KYCLO_AUDIT_CHECKPOINT_SECONDS') ?? '10'),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -94,5 +98,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: { allowHttp: env2.KYCLO_WEBHOOKS_ALLOW_HTTP === 'true', allowPrivate: env2.KYCLO_WEBHOOKS_ALLOW_PRIVATE === 'true' },
     trustedProxies: env2.KYCLO_TRUSTED_PROXIES ? env2.KYCLO_TRUSTED_PROXIES.split(',') : [],
     documentMaxBytes: env2.KYCLO_DOCUMENT_MAX_BYTES,
+    auditCheckpointSeconds: env2.KYCLO_AUDIT_CHECKPOINT_SECONDS,
   };
 }

@@ -8,6 +8,7 @@ import { connect, migrate } from './db/connect.js';
 import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { resolveMasterKey } from './crypto/master-key.js';
 import { createKeyring } from './crypto/keyring.js';
+import { installAuditKeys } from './modules/audit/authentication.js';
 import { pino } from 'pino';
 import { startBackgroundWork } from './workers/background.js';
 import { memoryLimiter, redisLimiter } from './http/rate-limit.js';
@@ -52,7 +53,7 @@ export async function serve(config: Config): Promise<void> {
       keyring: createKeyring({ db: conn.db, masterKey }),
       logLevel: config.logLevel,
       webhookTargets: config.webhooks,
-      background: config.serveWorkers ? { retentionIntervalSeconds: config.retentionIntervalSeconds } : null,
+      background: config.serveWorkers ? { retentionIntervalSeconds: config.retentionIntervalSeconds, checkpointEveryMs: config.auditCheckpointSeconds * 1000 } : null,
       limiter: config.redisUrl
         ? redisLimiter(config.redisUrl, (shared) => out(shared ? 'rate limits: shared through Redis' : 'rate limits: Redis unreachable, counting locally'))
         : memoryLimiter(),
@@ -94,12 +95,15 @@ export async function work(config: Config): Promise<void> {
   await migrate(conn.db);
   const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
   const log = pino({ level: config.logLevel });
+  const keyring = createKeyring({ db: conn.db, masterKey });
+  installAuditKeys(keyring.auditKeys);
   const stop = startBackgroundWork({
     db: conn.db,
-    keyring: createKeyring({ db: conn.db, masterKey }),
+    keyring,
     erasure: createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }), blobs: defaultBlobStore(config.dataDir) }),
     webhookTargets: config.webhooks,
     retentionIntervalSeconds: config.retentionIntervalSeconds,
+    checkpointEveryMs: config.auditCheckpointSeconds * 1000,
     log,
   });
   out('Kyclo worker running: webhook dispatch, audit sealing, retention. Ctrl+C to stop.');

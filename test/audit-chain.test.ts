@@ -3,7 +3,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/database.js';
-import { sealAuditLog, verifyTenantChain } from '../src/modules/audit/chain.js';
+import { sealAuditLog } from '../src/modules/audit/chain.js';
+import { verifyTenantChain as verifyChain } from '../src/modules/audit/verify.js';
 import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
@@ -17,6 +18,8 @@ beforeAll(async () => {
   ({ ctx, api, tenantId } = await openTenantContext());
   superuser = createDb(ctx.databaseUrl, { max: 1 });
 });
+const verifyTenantChain = (db: Db, tenant: string) =>
+  verifyChain(db, tenant, { macKey: ctx.keyring.auditKeys.macKey, publicKey: ctx.keyring.auditKeys.publicKey });
 afterAll(async () => {
   await superuser.destroy();
   await ctx.close();
@@ -88,5 +91,6 @@ describe('the audit hash chain', () => {
     // Start the next case on a clean log.
     await tamper(sql`delete from audit_entries where tenant_id = ${tenantId}`);
     await tamper(sql`delete from audit_heads where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
   });
 });

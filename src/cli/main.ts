@@ -10,7 +10,11 @@ import { ROLES, type Role } from '../modules/api-keys/roles.js';
 import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import { AppError } from '../http/errors.js';
 import { createErasureService } from '../modules/erasure/erasure.service.js';
-import { sealAuditLog, verifyAuditLog } from '../modules/audit/chain.js';
+import fs from 'node:fs/promises';
+import { listCheckpoints, sealAuditLog } from '../modules/audit/chain.js';
+import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, parseCheckpointLines, verifyAuditLog } from '../modules/audit/verify.js';
+import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
+import { resolveMasterKey } from '../crypto/master-key.js';
 import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
 import { defaultBlobStore } from '../storage/blob-store.js';
 
@@ -28,12 +32,20 @@ function config(): Config {
   }
 }
 
-/** Runs `fn` against the migrated database; the CLI shares a running server's embedded PostgreSQL. */
-async function withDb<T>(fn: (conn: Connected) => Promise<T>): Promise<T> {
-  const conn = await connect(config(), () => undefined, { owner: false });
+/**
+ * Runs `fn` against the migrated database; the CLI shares a running server's embedded PostgreSQL.
+ * With the master key at hand, the audit keys are installed so the commands that write (tenants,
+ * keys) authenticate their audit entries; without it those commands fail, and `migrate` still runs.
+ */
+async function withDb<T>(fn: (conn: Connected, audit: AuditKeys | null) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const conn = await connect(cfg, () => undefined, { owner: false });
   try {
     await migrate(conn.db);
-    return await fn(conn);
+    const master = await resolveMasterKey({ fromEnv: cfg.masterKey, embedded: conn.embedded, dataDir: cfg.dataDir }).catch(() => null);
+    const audit = master ? deriveAuditKeys(master) : null;
+    if (audit) installAuditKeys(audit);
+    return await fn(conn, audit);
   } finally {
     await conn.close();
   }
@@ -127,26 +139,73 @@ export function buildCli(): Command {
       });
     });
   const audit = program.command('audit').description('the tamper-evident audit log');
+  const needKeys = (keys: AuditKeys | null): AuditKeys => {
+    if (!keys) throw new AppError(400, 'audit.no_master_key', 'The audit keys derive from the master key: set KYCLO_MASTER_KEY.');
+    return keys;
+  };
   audit
     .command('verify')
-    .description('walk each tenant’s hash chain; print OK or the first broken sequence number (exit 1)')
+    .description('check each tenant’s chain, MACs, head, checkpoints and sealing backlog; print OK or BROKEN (exit 1)')
     .option('--tenant <id>', 'only this tenant')
-    .action(async (opts: { tenant?: string }) => {
-      await withDb(async (conn) => {
+    .option('--checkpoints <file>', 'checkpoints kept outside the database (NDJSON, as `audit checkpoints` or the audit.checkpoint webhook prints them)')
+    .option('--max-unsealed-age <seconds>', 'entries left unsealed longer than this are BROKEN', String(DEFAULT_MAX_UNSEALED_AGE_SECONDS))
+    .option('--public-key <base64>', 'check checkpoint signatures with this pinned key instead of the one derived from the master key')
+    .action(async (opts: { tenant?: string; checkpoints?: string; maxUnsealedAge: string; publicKey?: string }) => {
+      await withDb(async (conn, keys) => {
+        const k = needKeys(keys);
         if (opts.tenant) await requireTenant(conn, opts.tenant);
-        const results = await verifyAuditLog(conn.db, opts.tenant);
+        const maxAge = Number(opts.maxUnsealedAge);
+        if (!Number.isFinite(maxAge) || maxAge < 0) throw new AppError(400, 'request.validation_failed', '--max-unsealed-age takes a number of seconds.');
+        const external = opts.checkpoints ? parseCheckpointLines(await fs.readFile(opts.checkpoints, 'utf8')) : undefined;
+        const publicKey = opts.publicKey ? publicKeyFromBase64(opts.publicKey) : k.publicKey;
+        const results = await verifyAuditLog(conn.db, { tenantId: opts.tenant, macKey: k.macKey, publicKey, external, maxUnsealedAgeSeconds: maxAge });
         for (const r of results) {
-          const counts = `${r.sealed} sealed, ${r.pending} not sealed yet`;
-          print(r.ok ? `OK ${r.tenantId}: ${counts}` : `BROKEN ${r.tenantId} at sequence ${r.brokenAt}: ${r.reason} (${counts})`);
+          const counts = `${r.sealed} sealed, ${r.pending} not sealed yet, ${r.checkpoints} checkpoints`;
+          if (r.ok) print(`OK ${r.tenantId}: ${counts}`);
+          else print(`BROKEN ${r.tenantId}${r.brokenAt ? ` at sequence ${r.brokenAt}` : ''}${r.entryId ? ` (entry ${r.entryId})` : ''}: ${r.reason} (${counts})`);
         }
+        if (external) print(`checked against ${external.length} kept checkpoint(s) from ${opts.checkpoints}`);
         if (results.some((r) => !r.ok)) process.exitCode = 1;
       });
     });
   audit
     .command('seal')
-    .description('chain every entry not sealed yet (the server and the worker do this every second)')
+    .description('chain every entry not sealed yet and sign the new heads (the server and the worker do this every second)')
     .action(async () => {
-      await withDb(async (conn) => print(`sealed ${await sealAuditLog(conn.db)} entries`));
+      await withDb(async (conn, keys) => {
+        needKeys(keys);
+        const r = await sealAuditLog(conn.db);
+        print(`sealed ${r.sealed} entries, ${r.checkpoints.length} checkpoint(s) signed, ${r.rejected} refused`);
+        for (const f of r.failures) print(`FAILED ${f.tenantId}: ${f.error instanceof Error ? f.error.message : String(f.error)}`);
+        if (r.failures.length) process.exitCode = 1;
+      });
+    });
+  audit
+    .command('checkpoints')
+    .description('print the signed checkpoints as NDJSON, oldest first, for an auditor to keep')
+    .option('--since <time>', 'only those signed at or after this RFC 3339 time')
+    .option('--tenant <id>', 'only this tenant')
+    .action(async (opts: { since?: string; tenant?: string }) => {
+      await withDb(async (conn, keys) => {
+        const k = needKeys(keys);
+        if (opts.since && Number.isNaN(Date.parse(opts.since))) throw new AppError(400, 'request.validation_failed', '--since takes an RFC 3339 time.');
+        let after: { signedAt: string; id: string } | undefined;
+        for (;;) {
+          const page = await listCheckpoints(conn.db, { tenantId: opts.tenant, since: opts.since, afterId: after, limit: 1000 });
+          for (const c of page) print(JSON.stringify({ ...c, public_key: k.publicKeyBase64 }));
+          if (page.length < 1000) break;
+          after = { signedAt: page.at(-1)!.signed_at, id: page.at(-1)!.id };
+        }
+      });
+    });
+  audit
+    .command('public-key')
+    .description('print the Ed25519 public key that signs checkpoints (base64), for auditors to pin')
+    .action(async () => {
+      await withDb(async (_conn, keys) => {
+        const k = needKeys(keys);
+        print(`${k.publicKeyBase64}  ${k.keyId}`);
+      });
     });
 
   program

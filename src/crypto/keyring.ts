@@ -4,6 +4,8 @@
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
 import type { Db, Tx } from '../db/database.js';
+import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
+import { deriveAuditKeys } from '../modules/audit/authentication.js';
 
 const VERSION = 'kc1';
 const IV_BYTES = 12;
@@ -118,6 +120,9 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
 
     /** A new user's data key, to be stored in the statement that creates the user. */
     newDataKey,
+
+    /** The audit log's MAC and checkpoint keys, derived from the same master key (see audit/authentication.ts). */
+    auditKeys: deriveAuditKeys(masterKey),
 
     /** The data key from its stored (wrapped) form, read in the same query as the user. */
     unwrapDataKey(tenantId: string, userId: string, keyId: string, wrapped: Buffer): DataKey {

@@ -102,7 +102,8 @@ export interface AuditEntriesTable {
   tenant_id: string;
   seq: ColumnType<string, never, never>;
   id: string;
-  occurred_at: Generated<Date>;
+  /** Set by the writer (its MAC covers it); the database default only serves old rows. */
+  occurred_at: ColumnType<Date, string | undefined, never>;
   actor_type: string;
   actor_key_id: string | null;
   actor_role: string | null;
@@ -119,6 +120,8 @@ export interface AuditEntriesTable {
   chain_seq: ColumnType<string | null, never, string>;
   prev_hash: ColumnType<string | null, never, string>;
   hash: ColumnType<string | null, never, string>;
+  /** HMAC of the entry's content by the process that wrote it (null only before migration 0010). */
+  mac: string | null;
 }
 
 export interface AuditHeadsTable {

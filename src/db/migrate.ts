@@ -9,6 +9,8 @@ import * as m0006 from './migrations/0006_idempotency.js';
 import * as m0007 from './migrations/0007_documents.js';
 import * as m0008 from './migrations/0008_search_statistics.js';
 import * as m0009 from './migrations/0009_search_statistics_default.js';
+import * as m0010 from './migrations/0010_audit_authentication.js';
+import * as m0011 from './migrations/0011_idempotency_commit_link.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -20,6 +22,8 @@ const migrations: Record<string, Migration> = {
   '0007_documents': m0007,
   '0008_search_statistics': m0008,
   '0009_search_statistics_default': m0009,
+  '0010_audit_authentication': m0010,
+  '0011_idempotency_commit_link': m0011,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

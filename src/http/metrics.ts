@@ -42,9 +42,11 @@ function exposition(stats: Iterable<RouteStats>): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function registerMetrics(app: FastifyInstance): void {
+/** `more` adds the domain's own metrics (the audit backlog) to the same registry. */
+export function registerMetrics(app: FastifyInstance, more?: (registry: client.Registry) => void): void {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'kyclo_' });
+  more?.(registry);
   const stats = new Map<string, RouteStats>();
 
   app.addHook('onResponse', (req, reply, done) => {

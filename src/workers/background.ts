@@ -6,7 +6,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { ErasureService } from '../modules/erasure/erasure.service.js';
 import type { TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { createDispatcher, startDispatcher } from './dispatcher.js';
-import { startAuditSealer } from './sealer.js';
+import { startAuditSealer, type SealerHealth } from './sealer.js';
 import { startRetentionSweeper } from './retention.js';
 import type { Log } from './every.js';
 
@@ -16,11 +16,15 @@ export function startBackgroundWork(deps: {
   erasure: ErasureService;
   webhookTargets: TargetPolicy;
   retentionIntervalSeconds: number;
+  /** The least time between two signed checkpoints of one tenant's audit head. */
+  checkpointEveryMs?: number;
+  /** Where the sealer says how it fares (read by /metrics and /readyz). */
+  sealerHealth?: SealerHealth;
   log: Log;
 }): () => Promise<void> {
   const stops = [
     startDispatcher(createDispatcher({ db: deps.db, keyring: deps.keyring, targets: deps.webhookTargets, log: deps.log }), { log: deps.log }),
-    startAuditSealer(deps.db, { log: deps.log }),
+    startAuditSealer(deps.db, { log: deps.log, checkpointEveryMs: deps.checkpointEveryMs, health: deps.sealerHealth }),
     startRetentionSweeper(deps.erasure, { intervalSeconds: deps.retentionIntervalSeconds, log: deps.log }),
   ];
   return async () => {

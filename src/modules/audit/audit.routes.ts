@@ -7,6 +7,30 @@ import { AUTH_ERRORS, Cursor, Token, errors, Limit, ListOf, Nullable } from '../
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { openPersonal } from '../events/personal.js';
+import { tenantCheckpoints } from './chain.js';
+
+export const CheckpointSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^ckp_[0-9A-Z]{26}$' }),
+    tenant_id: Type.String(),
+    chain_seq: Type.String({ pattern: '^[0-9]{1,18}$', description: 'The position of the last sealed entry' }),
+    hash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The hash of the entry at chain_seq' }),
+    signed_at: Type.String({ format: 'date-time' }),
+    key_id: Type.String({ description: 'Which key signed it (see public_key)' }),
+    signature: Type.String({ description: 'Ed25519 over the RFC 8785 canonical JSON of {tenant_id, chain_seq, hash, signed_at, key_id}, base64url' }),
+    public_key: Type.String({ description: 'The raw Ed25519 public key, base64; pin it once (kyclo audit public-key), do not trust it from here' }),
+  },
+  { $id: 'AuditCheckpoint', description: 'A signed head of the tenant’s audit chain: keep these outside Kyclo’s database' },
+);
+
+const CheckpointQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'Only checkpoints signed at or after this time' })),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+);
 
 const AuditEntry = Type.Object({
   id: Type.String(),
@@ -77,6 +101,23 @@ export async function auditViews(keyring: Keyring, tenantId: string, rows: Array
 
 export function auditRoutes(db: Db, keyring: Keyring) {
   return async (app: FastifyInstance) => {
+    app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit/checkpoints', {
+      config: { permission: 'audit:read' },
+      schema: {
+        operationId: 'listAuditCheckpoints',
+        tags: ['Audit'],
+        summary: 'Signed heads of the audit chain, newest first: for auditors to keep outside the database',
+        querystring: CheckpointQuery,
+        response: { 200: ListOf(CheckpointSchema), ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => {
+        const limit = req.query.limit ?? 50;
+        const before = decodeCursor(req.query.cursor, ['chain_seq'] as const, /^\d{1,18}$/);
+        const rows = await tenantCheckpoints(db, req.actor.tenantId, { since: req.query.since, beforeSeq: before?.chain_seq, limit: limit + 1 });
+        const pk = keyring.auditKeys.publicKeyBase64;
+        return toPage(rows, limit, (c) => ({ ...c, public_key: pk }), (c) => ({ chain_seq: c.chain_seq })) as never;
+      },
+    });
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit-events', {
       config: { permission: 'audit:read' },
       schema: {

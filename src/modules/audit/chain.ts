@@ -1,125 +1,211 @@
 // The tamper-evident audit log. Entries are written unsealed inside each change's transaction (no
-// per-tenant lock on the write path); the sealer then chains them, per tenant, in the order it sees
-// them: hash = SHA-256 over the RFC 8785 canonical form of the entry with its position and the
-// previous hash. Any later UPDATE, DELETE, swap or backdating of a sealed entry breaks the chain.
+// per-tenant lock on the write path), each with the MAC of the process that wrote it; the sealer then
+// chains them, per tenant, in the order it sees them: hash = SHA-256 over the RFC 8785 canonical form
+// of the entry with its position and the previous hash. Any later UPDATE, DELETE, swap or backdating
+// of a sealed entry breaks the chain; an entry nobody with the master key wrote is never chained.
+// After sealing, each tenant's new head is signed (a checkpoint) and published for auditors to keep
+// outside the database: what the database alone cannot prove, the checkpoints do (see verify.ts).
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../../db/database.js';
+import type { Db, Tx } from '../../db/database.js';
 import { canonicalJson } from '../../lib/canonical-json.js';
+import { newId } from '../../lib/ids.js';
+import { auditKeys, macMatches, macTimestamp, signCheckpoint, type Checkpoint } from './authentication.js';
 
 export const GENESIS = '0'.repeat(64);
 
 // Timestamps are hashed as PostgreSQL stores them (microseconds, UTC), never through a JS Date.
 // The aliases shadow the columns in ORDER BY, so queries order by the qualified (numeric) columns.
-const ENTRY_COLUMNS = sql`tenant_id, seq::text as seq, id,
+export const ENTRY_COLUMNS = sql`tenant_id, seq::text as seq, id,
   to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as occurred_at,
   actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, changed_fields,
-  request_id, ip, details, personal_enc, chain_seq::text as chain_seq, prev_hash, hash`;
+  request_id, ip, details, personal_enc, mac, chain_seq::text as chain_seq, prev_hash, hash`;
 
-interface EntryRow {
+export interface EntryRow {
   tenant_id: string; seq: string; id: string; occurred_at: string; actor_type: string; actor_key_id: string | null;
   actor_role: string | null; action: string; outcome: string; target_type: string; target_id: string | null;
   user_id: string | null; changed_fields: string[]; request_id: string | null; ip: string | null;
-  details: unknown; personal_enc: string | null; chain_seq: string | null; prev_hash: string | null; hash: string | null;
+  details: unknown; personal_enc: string | null; mac: string | null; chain_seq: string | null; prev_hash: string | null; hash: string | null;
 }
 
 export function entryHash(e: EntryRow, chainSeq: string, prevHash: string): string {
-  const { hash: _h, chain_seq: _c, prev_hash: _p, ...content } = e;
+  // The MAC is not hashed: entries sealed before it existed must keep their hashes.
+  const { hash: _h, chain_seq: _c, prev_hash: _p, mac: _m, ...content } = e;
   return crypto.createHash('sha256').update(canonicalJson({ ...content, chain_seq: chainSeq, prev_hash: prevHash })).digest('hex');
 }
 
+/** Entries up to this position were written before entries carried a MAC (migration 0010). */
+export async function macRequiredAfter(db: Db | Tx): Promise<bigint> {
+  const row = (await sql<{ seq: string }>`select mac_required_after_seq::text as seq from audit_settings`.execute(db)).rows[0];
+  // A deleted settings row only makes every entry need its MAC: stricter, never looser.
+  return row ? BigInt(row.seq) : 0n;
+}
+
+/** Why an unsealed entry must not be chained, or null when it may be. */
+export function unsealable(e: EntryRow, macAfter: bigint, macKey: Buffer): string | null {
+  if (e.chain_seq !== null || e.prev_hash !== null) return 'its chain columns were set before sealing';
+  if (e.mac === null && BigInt(e.seq) <= macAfter) return null;
+  return macMatches(macKey, e, e.mac) ? null : 'its MAC does not verify: no Kyclo process with the master key wrote it';
+}
+
+const UNREJECTED = sql`not exists (select 1 from audit_rejections r where r.tenant_id = audit_entries.tenant_id and r.entry_id = audit_entries.id)`;
+
 /** Seals up to `batch` unsealed entries of one tenant; a tenant another sealer holds is skipped. */
-async function sealTenant(db: Db, tenantId: string, batch: number): Promise<number> {
+async function sealTenant(db: Db, tenantId: string, batch: number): Promise<{ sealed: number; rejected: number; seen: number }> {
+  const { macKey } = auditKeys();
   return db.transaction().execute(async (tx) => {
     await sql`insert into audit_heads (tenant_id, chain_seq, hash) values (${tenantId}, 0, ${GENESIS}) on conflict do nothing`.execute(tx);
     const head = await sql<{ chain_seq: string; hash: string }>`
       select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId} for update skip locked`.execute(tx);
-    if (!head.rows[0]) return 0;
+    if (!head.rows[0]) return { sealed: 0, rejected: 0, seen: 0 };
     const rows = await sql<EntryRow>`
-      select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and hash is null order by audit_entries.seq limit ${batch}`.execute(tx);
-    if (rows.rows.length === 0) return 0;
+      select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and hash is null and ${UNREJECTED}
+      order by audit_entries.seq limit ${batch}`.execute(tx);
+    if (rows.rows.length === 0) return { sealed: 0, rejected: 0, seen: 0 };
+    const macAfter = await macRequiredAfter(tx);
     let seq = BigInt(head.rows[0].chain_seq);
     let prev = head.rows[0].hash;
-    const seqs: string[] = [];
-    const prevs: string[] = [];
-    const hashes: string[] = [];
-    const ids: string[] = [];
+    const chained: { ids: string[]; seqs: string[]; prevs: string[]; hashes: string[] } = { ids: [], seqs: [], prevs: [], hashes: [] };
+    const rejected: { ids: string[]; reasons: string[] } = { ids: [], reasons: [] };
     for (const r of rows.rows) {
+      const why = unsealable(r, macAfter, macKey);
+      if (why) {
+        rejected.ids.push(r.id);
+        rejected.reasons.push(why);
+        continue;
+      }
       seq += 1n;
       const h = entryHash(r, seq.toString(), prev);
-      ids.push(r.id);
-      seqs.push(seq.toString());
-      prevs.push(prev);
-      hashes.push(h);
+      chained.ids.push(r.id);
+      chained.seqs.push(seq.toString());
+      chained.prevs.push(prev);
+      chained.hashes.push(h);
       prev = h;
     }
-    await sql`
-      update audit_entries a set chain_seq = v.chain_seq::bigint, prev_hash = v.prev_hash, hash = v.hash
-      from unnest(${ids}::text[], ${seqs}::text[], ${prevs}::text[], ${hashes}::text[]) as v(id, chain_seq, prev_hash, hash)
-      where a.tenant_id = ${tenantId} and a.id = v.id`.execute(tx);
-    await sql`update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
-    return rows.rows.length;
+    if (rejected.ids.length) {
+      await sql`
+        insert into audit_rejections (tenant_id, entry_id, reason)
+        select ${tenantId}, v.id, v.reason from unnest(${rejected.ids}::text[], ${rejected.reasons}::text[]) as v(id, reason)
+        on conflict do nothing`.execute(tx);
+    }
+    if (chained.ids.length) {
+      await sql`
+        update audit_entries a set chain_seq = v.chain_seq::bigint, prev_hash = v.prev_hash, hash = v.hash
+        from unnest(${chained.ids}::text[], ${chained.seqs}::text[], ${chained.prevs}::text[], ${chained.hashes}::text[]) as v(id, chain_seq, prev_hash, hash)
+        where a.tenant_id = ${tenantId} and a.id = v.id`.execute(tx);
+      await sql`update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
+    }
+    return { sealed: chained.ids.length, rejected: rejected.ids.length, seen: rows.rows.length };
   });
 }
 
-/** Seals every unsealed entry of every tenant. */
-export async function sealAuditLog(db: Db, batch = 1000): Promise<number> {
-  let total = 0;
-  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_entries where hash is null`.execute(db);
-  for (const { tenant_id } of tenants.rows) {
-    for (;;) {
-      const n = await sealTenant(db, tenant_id, batch);
-      total += n;
-      if (n < batch) break;
-    }
-  }
-  return total;
-}
-
-export type VerifyResult =
-  | { tenantId: string; ok: true; sealed: number; pending: number }
-  | { tenantId: string; ok: false; brokenAt: string; reason: string; sealed: number; pending: number };
+const CHECKPOINT_COLUMNS = sql`tenant_id, id, chain_seq::text as chain_seq, hash,
+  to_char(signed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as signed_at, key_id, signature`;
 
 /**
- * Walks one tenant's chain from the start up to its recorded head; reports the first sequence number
- * that does not hold. Entries sealed while it walks lie past that head and wait for the next run, so
- * a live system never looks tampered with.
+ * Signs the tenant's head if it moved past its last checkpoint, and publishes it: the checkpoint row
+ * and an `audit.checkpoint` event (delivered by webhooks). The event has no audit entry of its own:
+ * one would need sealing, which would need a checkpoint, without end.
  */
-export async function verifyTenantChain(db: Db, tenantId: string): Promise<VerifyResult> {
-  const head = (await sql<{ chain_seq: string; hash: string }>`select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(db)).rows[0];
-  const limit = head?.chain_seq ?? '0';
-  const pending = Number((await sql<{ n: string }>`
-    select count(*) as n from audit_entries where tenant_id = ${tenantId} and (hash is null or audit_entries.chain_seq > ${limit}::bigint)`.execute(db)).rows[0]!.n);
-  let expected = 1n;
-  let prev = GENESIS;
-  let after = '0';
-  for (;;) {
-    const rows = await sql<EntryRow>`
-      select ${ENTRY_COLUMNS} from audit_entries
-      where tenant_id = ${tenantId} and audit_entries.chain_seq > ${after}::bigint and audit_entries.chain_seq <= ${limit}::bigint
-      order by audit_entries.chain_seq limit 5000`.execute(db);
-    for (const r of rows.rows) {
-      const at = expected.toString();
-      const broken = (reason: string): VerifyResult => ({ tenantId, ok: false, brokenAt: at, reason, sealed: Number(expected - 1n), pending });
-      if (r.chain_seq !== at) return broken(`entry ${at} is missing (next is ${r.chain_seq})`);
-      if (r.prev_hash !== prev) return broken('its previous-hash link does not match the entry before it');
-      if (entryHash(r, at, prev) !== r.hash) return broken('its content does not match its hash');
-      prev = r.hash;
-      expected += 1n;
-    }
-    if (rows.rows.length < 5000) break;
-    after = rows.rows.at(-1)!.chain_seq!;
-  }
-  const sealed = expected - 1n;
-  if (head && (head.chain_seq !== sealed.toString() || head.hash !== prev)) {
-    return { tenantId, ok: false, brokenAt: (sealed + 1n).toString(), reason: `the chain ends at ${sealed} but was sealed up to ${head.chain_seq}: entries were removed`, sealed: Number(sealed), pending };
-  }
-  return { tenantId, ok: true, sealed: Number(sealed), pending };
+async function checkpointTenant(db: Db, tenantId: string): Promise<Checkpoint | null> {
+  const keys = auditKeys();
+  return db.transaction().execute(async (tx) => {
+    const head = (await sql<{ chain_seq: string; hash: string }>`
+      select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId} and chain_seq > 0 for update skip locked`.execute(tx)).rows[0];
+    if (!head) return null;
+    const content = { tenant_id: tenantId, chain_seq: head.chain_seq, hash: head.hash, signed_at: macTimestamp() };
+    const checkpoint: Checkpoint = { id: newId('ckp'), ...content, key_id: keys.keyId, signature: signCheckpoint(keys, content) };
+    const inserted = await sql`
+      insert into audit_checkpoints (tenant_id, id, chain_seq, hash, signed_at, key_id, signature)
+      values (${tenantId}, ${checkpoint.id}, ${head.chain_seq}::bigint, ${head.hash}, ${checkpoint.signed_at}, ${checkpoint.key_id}, ${checkpoint.signature})
+      on conflict do nothing`.execute(tx);
+    if (!inserted.numAffectedRows) return null;
+    await sql`
+      insert into events (tenant_id, id, type, user_id, data)
+      values (${tenantId}, ${newId('evt')}, 'audit.checkpoint', null, ${JSON.stringify({ ...checkpoint, public_key: keys.publicKeyBase64 })}::jsonb)`.execute(tx);
+    return checkpoint;
+  });
 }
 
-export async function verifyAuditLog(db: Db, tenantId?: string): Promise<VerifyResult[]> {
-  const tenants = tenantId ? [tenantId] : (await db.selectFrom('tenants').select('id').orderBy('id').execute()).map((t) => t.id);
-  const out: VerifyResult[] = [];
-  for (const t of tenants) out.push(await verifyTenantChain(db, t));
-  return out;
+/** Tenants whose head moved past their last checkpoint, and whose last checkpoint is old enough. */
+async function checkpointsDue(db: Db, everyMs: number): Promise<string[]> {
+  const rows = await sql<{ tenant_id: string }>`
+    select h.tenant_id from audit_heads h
+    left join lateral (
+      select c.chain_seq, c.signed_at from audit_checkpoints c where c.tenant_id = h.tenant_id order by c.chain_seq desc limit 1
+    ) last on true
+    where h.chain_seq > coalesce(last.chain_seq, 0)
+      and (last.signed_at is null or last.signed_at <= now() - make_interval(secs => ${everyMs / 1000}))`.execute(db);
+  return rows.rows.map((r) => r.tenant_id);
 }
+
+export interface SealReport {
+  sealed: number;
+  rejected: number;
+  checkpoints: Checkpoint[];
+  /** Tenants whose sealing or checkpoint failed this round; the others went on. */
+  failures: Array<{ tenantId: string; error: unknown }>;
+}
+
+export interface SealOptions {
+  batch?: number;
+  /** The least time between two checkpoints of one tenant (0: one per round that moved its head). */
+  checkpointEveryMs?: number;
+}
+
+/** Seals every unsealed entry of every tenant, then checkpoints the heads that moved; one tenant's failure stops no other. */
+export async function sealAuditLog(db: Db, { batch = 1000, checkpointEveryMs = 0 }: SealOptions = {}): Promise<SealReport> {
+  const report: SealReport = { sealed: 0, rejected: 0, checkpoints: [], failures: [] };
+  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_entries where hash is null and ${UNREJECTED}`.execute(db);
+  for (const { tenant_id } of tenants.rows) {
+    try {
+      for (;;) {
+        const n = await sealTenant(db, tenant_id, batch);
+        report.sealed += n.sealed;
+        report.rejected += n.rejected;
+        if (n.seen < batch) break;
+      }
+    } catch (error) {
+      report.failures.push({ tenantId: tenant_id, error });
+    }
+  }
+  for (const tenantId of await checkpointsDue(db, checkpointEveryMs)) {
+    try {
+      const c = await checkpointTenant(db, tenantId);
+      if (c) report.checkpoints.push(c);
+    } catch (error) {
+      report.failures.push({ tenantId, error });
+    }
+  }
+  return report;
+}
+
+/** Checkpoints as published, oldest first: one tenant's, or every tenant's (the CLI). */
+export async function listCheckpoints(
+  db: Db,
+  q: { tenantId?: string; since?: string; afterId?: { signedAt: string; id: string }; limit: number },
+): Promise<Checkpoint[]> {
+  const rows = await sql<Checkpoint>`
+    select ${CHECKPOINT_COLUMNS} from audit_checkpoints
+    where true
+      ${q.tenantId ? sql`and tenant_id = ${q.tenantId}` : sql``}
+      ${q.since ? sql`and audit_checkpoints.signed_at >= ${q.since}::timestamptz` : sql``}
+      ${q.afterId ? sql`and (audit_checkpoints.signed_at, audit_checkpoints.id) > (${q.afterId.signedAt}::timestamptz, ${q.afterId.id})` : sql``}
+    order by audit_checkpoints.signed_at, audit_checkpoints.id
+    limit ${q.limit}`.execute(db);
+  return rows.rows;
+}
+
+/** One tenant's checkpoints, newest first, keyed by chain position (the API's list). */
+export async function tenantCheckpoints(db: Db, tenantId: string, q: { since?: string; beforeSeq?: string; limit: number }): Promise<Checkpoint[]> {
+  const rows = await sql<Checkpoint>`
+    select ${CHECKPOINT_COLUMNS} from audit_checkpoints
+    where tenant_id = ${tenantId}
+      ${q.since ? sql`and audit_checkpoints.signed_at >= ${q.since}::timestamptz` : sql``}
+      ${q.beforeSeq ? sql`and audit_checkpoints.chain_seq < ${q.beforeSeq}::bigint` : sql``}
+    order by audit_checkpoints.chain_seq desc
+    limit ${q.limit}`.execute(db);
+  return rows.rows;
+}
+
+export const checkpointColumns = CHECKPOINT_COLUMNS;

@@ -3,6 +3,7 @@
 import type { Tx, Db } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import type { Actor } from './actor.js';
+import { auditKeys, entryMac, macTimestamp } from './authentication.js';
 
 export interface AuditInput {
   action: string;
@@ -26,10 +27,15 @@ export interface EventInput {
 }
 
 // Kysely inserts take jsonb columns as JSON text; recordParams nests them as they are (`asText` false).
+// The entry is authenticated here, by the process that writes it: its time comes from this process
+// (not the database's now()) so the MAC covers it, and its details are MACed as they will read back
+// from jsonb (one JSON round trip drops what JSON cannot hold, as jsonb does).
 function auditRow(actor: Actor, a: AuditInput, asText = true) {
-  return {
+  const details = JSON.parse(JSON.stringify(a.details ?? {})) as Record<string, unknown>;
+  const row = {
     tenant_id: actor.tenantId,
     id: newId('aud'),
+    occurred_at: macTimestamp(),
     actor_type: actor.type,
     actor_key_id: actor.keyId,
     actor_role: actor.role,
@@ -41,9 +47,11 @@ function auditRow(actor: Actor, a: AuditInput, asText = true) {
     changed_fields: a.changedFields ?? [],
     request_id: actor.requestId,
     ip: actor.ip,
-    details: asText ? JSON.stringify(a.details ?? {}) : (a.details ?? {}),
+    details: details as unknown,
     personal_enc: a.personal ?? null,
   };
+  const mac = entryMac(auditKeys().macKey, row);
+  return { ...row, details: asText ? JSON.stringify(details) : details, mac };
 }
 
 function eventRow(actor: Actor, e: EventInput, asText = true) {
@@ -74,10 +82,10 @@ export function recordParams(actor: Actor, audit: AuditInput, events: EventInput
  */
 export const recordCtes = (source: string, auditParam: number, eventsParam: number) => `
   recorded_audit as (
-    insert into audit_entries (tenant_id, id, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id,
-                               user_id, changed_fields, request_id, ip, details, personal_enc)
-    select r.tenant_id, r.id, r.actor_type, r.actor_key_id, r.actor_role, r.action, r.outcome, r.target_type, r.target_id,
-           r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc
+    insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type,
+                               target_id, user_id, changed_fields, request_id, ip, details, personal_enc, mac)
+    select r.tenant_id, r.id, r.occurred_at, r.actor_type, r.actor_key_id, r.actor_role, r.action, r.outcome, r.target_type,
+           r.target_id, r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc, r.mac
       from ${source}, jsonb_populate_record(null::audit_entries, $${auditParam}::jsonb) r
   ),
   recorded_events as (

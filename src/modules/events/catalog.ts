@@ -27,12 +27,13 @@ export const EVENT_CATALOG = {
     when: 'a change request was approved and applied',
     data: userData({ change_request_id: S(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values) }),
   },
-  'user.change_rejected': { when: 'a change request was rejected', data: userData({ change_request_id: S(), fields: Type.Array(S()), reason: S() }) },
+  // Free-text reasons are sealed with the user's key: read through the API, never in a webhook payload.
+  'user.change_rejected': { when: 'a change request was rejected', data: userData({ change_request_id: S(), fields: Type.Array(S()), reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })) }) },
   'user.status_changed': { when: 'the account status changed (closing included)', data: userData(transition) },
   'user.closed': { when: 'the user was closed', data: userData({ ...transition, cancelled_change_requests: Type.Array(S()) }) },
   'user.erasure_scheduled': { when: 'erasure was requested', data: userData({ requested_by: S(), scheduled_for: S({ format: 'date-time' }), legal_hold: Type.Boolean() }) },
-  'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: N(S()) }) },
-  'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({ reason: N(S()) }) },
+  'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })) }) },
+  'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({}) },
   'user.erased': { when: 'the retention sweeper destroyed the user’s personal data', data: userData({ erased_at: S({ format: 'date-time' }) }) },
   'document.added': {
     when: 'a document (a file or an identifier number) was added; never carries the number or the file',
@@ -43,6 +44,14 @@ export const EVENT_CATALOG = {
   },
   'document.archived': { when: 'a newer document of the same type replaced this one (it stays readable)', data: userData({ document_id: S(), type: S(), replaced_by: S() }) },
   'policy.updated': { when: 'the tenant’s policy overrides were replaced', data: Type.Object({ overrides: Type.Record(S(), Type.Unknown()) }) },
+  'audit.checkpoint': {
+    when: 'the audit log was sealed and its new head signed; keep these outside Kyclo (kyclo audit verify --checkpoints)',
+    data: Type.Object({
+      id: S(), tenant_id: S(), chain_seq: S(), hash: S(), signed_at: S({ format: 'date-time' }), key_id: S(),
+      signature: S({ description: 'Ed25519, base64url, over the canonical JSON of {tenant_id, chain_seq, hash, signed_at, key_id}' }),
+      public_key: S({ description: 'The signing key (base64): compare with the one you pinned' }),
+    }),
+  },
   'webhook_endpoint.disabled': {
     when: 'an endpoint was disabled: it answered 410, or failed for five days',
     data: Type.Object({ endpoint_id: S(), reason: S({ description: 'gone | failing' }) }),

@@ -1,0 +1,181 @@
+// `kyclo audit verify`: what the chain proves, checked in one consistent snapshot of the database.
+// Inside the database: every sealed entry is in place, unchanged and written by a holder of the master
+// key (its MAC); the head is where the chain ends, never behind it; every signed checkpoint still lies
+// on the chain; no entry waits unsealed (and so unprotected) longer than the allowed age; and every
+// tenant has a history (its creation is always audited). What the database alone cannot prove (a
+// tail removed with its checkpoints and head, a tenant deleted whole) the checkpoints kept outside
+// it do: `--checkpoints FILE` checks each against the chain.
+import type crypto from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db, Tx } from '../../db/database.js';
+import { checkpointSignatureValid, macMatches, type Checkpoint } from './authentication.js';
+import { checkpointColumns, entryHash, ENTRY_COLUMNS, GENESIS, macRequiredAfter, unsealable, type EntryRow } from './chain.js';
+
+export const DEFAULT_MAX_UNSEALED_AGE_SECONDS = 300;
+
+export type VerifyResult =
+  | { tenantId: string; ok: true; sealed: number; pending: number; checkpoints: number }
+  | {
+      tenantId: string; ok: false; reason: string; sealed: number; pending: number; checkpoints: number;
+      /** The first chain position that does not hold, when the fault has one. */
+      brokenAt?: string;
+      /** The entry at fault, when the fault is one entry. */
+      entryId?: string;
+    };
+
+export interface VerifyOptions {
+  macKey: Buffer;
+  publicKey: crypto.KeyObject;
+  /** Entries left unsealed longer than this make the tenant BROKEN. */
+  maxUnsealedAgeSeconds?: number;
+  /** Checkpoints kept outside the database (an auditor's file); each must lie on the chain. */
+  external?: Checkpoint[];
+}
+
+const PAGE = 5000;
+
+class Broken extends Error {
+  constructor(readonly reason: string, readonly at: { brokenAt?: string; entryId?: string } = {}) {
+    super(reason);
+  }
+}
+
+async function walkChain(tx: Tx, tenantId: string, macKey: Buffer, macAfter: bigint) {
+  let expected = 1n;
+  let prev = GENESIS;
+  let after = '0';
+  for (;;) {
+    const rows = await sql<EntryRow>`
+      select ${ENTRY_COLUMNS} from audit_entries
+      where tenant_id = ${tenantId} and audit_entries.chain_seq > ${after}::bigint
+      order by audit_entries.chain_seq limit ${PAGE}`.execute(tx);
+    for (const r of rows.rows) {
+      const at = expected.toString();
+      if (r.chain_seq !== at) throw new Broken(`entry ${at} is missing (next is ${r.chain_seq})`, { brokenAt: at });
+      if (r.prev_hash !== prev) throw new Broken('its previous-hash link does not match the entry before it', { brokenAt: at, entryId: r.id });
+      if (entryHash(r, at, prev) !== r.hash) throw new Broken('its content does not match its hash', { brokenAt: at, entryId: r.id });
+      const legacy = r.mac === null && BigInt(r.seq) <= macAfter;
+      if (!legacy && !macMatches(macKey, r, r.mac)) {
+        throw new Broken(`entry ${r.id} has a MAC that does not verify: no Kyclo process with the master key wrote it`, { brokenAt: at, entryId: r.id });
+      }
+      prev = r.hash!;
+      expected += 1n;
+    }
+    if (rows.rows.length < PAGE) break;
+    after = rows.rows.at(-1)!.chain_seq!;
+  }
+  return { sealed: expected - 1n, last: prev };
+}
+
+/** Each checkpoint must be signed by our key and name a hash the chain holds at its position. */
+function checkCheckpoint(c: Checkpoint, entryHashAt: string | null, sealed: bigint, publicKey: crypto.KeyObject, where: string) {
+  if (!checkpointSignatureValid(publicKey, c)) throw new Broken(`${where} checkpoint ${c.id} at ${c.chain_seq} does not carry a valid signature of this deployment's key`);
+  if (BigInt(c.chain_seq) > sealed) {
+    throw new Broken(`the chain ends at ${sealed} but ${where} checkpoint ${c.id} signed it up to ${c.chain_seq} on ${c.signed_at}: the head is behind, or the tail was removed`, { brokenAt: (sealed + 1n).toString() });
+  }
+  if (entryHashAt !== c.hash) {
+    throw new Broken(`entry ${c.chain_seq} is not the one ${where} checkpoint ${c.id} signed on ${c.signed_at}: the chain was rewritten`, { brokenAt: c.chain_seq });
+  }
+}
+
+async function hashesAt(tx: Tx, tenantId: string, seqs: string[]): Promise<Map<string, string>> {
+  if (seqs.length === 0) return new Map();
+  const rows = await sql<{ chain_seq: string; hash: string }>`
+    select chain_seq::text as chain_seq, hash from audit_entries where tenant_id = ${tenantId} and chain_seq = any(${seqs}::bigint[])`.execute(tx);
+  return new Map(rows.rows.map((r) => [r.chain_seq, r.hash]));
+}
+
+export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOptions): Promise<VerifyResult> {
+  const maxAge = opts.maxUnsealedAgeSeconds ?? DEFAULT_MAX_UNSEALED_AGE_SECONDS;
+  // One snapshot: the sealer updates entries and the head in one transaction, so within a snapshot a
+  // sealed entry past the head, or a head past the chain, can only be tampering.
+  return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (tx) => {
+    const counts = { sealed: 0, pending: 0, checkpoints: 0 };
+    try {
+      const macAfter = await macRequiredAfter(tx);
+      const head = (await sql<{ chain_seq: string; hash: string }>`
+        select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(tx)).rows[0];
+      const unsealed = await sql<EntryRow & { age: number }>`
+        select ${ENTRY_COLUMNS}, extract(epoch from now() - audit_entries.occurred_at)::float8 as age
+        from audit_entries where tenant_id = ${tenantId} and hash is null order by audit_entries.seq`.execute(tx);
+      counts.pending = unsealed.rows.length;
+      const { sealed, last } = await walkChain(tx, tenantId, opts.macKey, macAfter);
+      counts.sealed = Number(sealed);
+      if (!head && sealed === 0n && unsealed.rows.length === 0) {
+        throw new Broken('the tenant has no audit entries and no head: its creation is always audited, so its history was removed');
+      }
+      const headSeq = head ? BigInt(head.chain_seq) : 0n;
+      if (sealed > headSeq) throw new Broken(`entries are sealed up to ${sealed} but the head says ${headSeq}: the head was moved back`, { brokenAt: (headSeq + 1n).toString() });
+      if (sealed < headSeq || (head && head.hash !== last)) {
+        throw new Broken(`the chain ends at ${sealed} but was sealed up to ${headSeq}: entries were removed`, { brokenAt: (sealed + 1n).toString() });
+      }
+      for (const e of unsealed.rows) {
+        const why = unsealable(e, macAfter, opts.macKey);
+        if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
+      }
+      const stale = unsealed.rows.filter((e) => e.age > maxAge);
+      if (stale.length) {
+        throw new Broken(`${stale.length} entries have waited more than ${maxAge} s to be sealed (oldest ${stale[0]!.id}, written ${stale[0]!.occurred_at}): sealing is stuck`, { entryId: stale[0]!.id });
+      }
+      // The checkpoints the database keeps: a head or a tail rewound past one of them shows here.
+      let after = '0';
+      for (;;) {
+        const page = await sql<Checkpoint & { entry_hash: string | null }>`
+          select ${checkpointColumns}, (select e.hash from audit_entries e where e.tenant_id = c.tenant_id and e.chain_seq = c.chain_seq) as entry_hash
+          from audit_checkpoints c where c.tenant_id = ${tenantId} and c.chain_seq > ${after}::bigint order by c.chain_seq limit ${PAGE}`.execute(tx);
+        for (const c of page.rows) checkCheckpoint(c, c.entry_hash, sealed, opts.publicKey, 'the database’s');
+        counts.checkpoints += page.rows.length;
+        if (page.rows.length < PAGE) break;
+        after = page.rows.at(-1)!.chain_seq;
+      }
+      const external = (opts.external ?? []).filter((c) => c.tenant_id === tenantId);
+      for (let i = 0; i < external.length; i += PAGE) {
+        const slice = external.slice(i, i + PAGE);
+        const hashes = await hashesAt(tx, tenantId, slice.map((c) => c.chain_seq));
+        for (const c of slice) checkCheckpoint(c, hashes.get(c.chain_seq) ?? null, sealed, opts.publicKey, 'the kept');
+      }
+      return { tenantId, ok: true as const, ...counts };
+    } catch (err) {
+      if (err instanceof Broken) return { tenantId, ok: false as const, reason: err.reason, ...err.at, ...counts };
+      throw err;
+    }
+  });
+}
+
+/** Every tenant the database has, and every tenant the kept checkpoints name (a deleted tenant is BROKEN). */
+export async function verifyAuditLog(db: Db, opts: VerifyOptions & { tenantId?: string }): Promise<VerifyResult[]> {
+  const known = (await db.selectFrom('tenants').select('id').orderBy('id').execute()).map((t) => t.id);
+  const named = [...new Set((opts.external ?? []).map((c) => c.tenant_id))];
+  const tenants = opts.tenantId ? [opts.tenantId] : [...new Set([...known, ...named])].sort();
+  const out: VerifyResult[] = [];
+  for (const t of tenants) {
+    if (!known.includes(t)) {
+      out.push({ tenantId: t, ok: false, reason: 'the kept checkpoints name this tenant, but the database no longer has it', sealed: 0, pending: 0, checkpoints: 0 });
+    } else {
+      out.push(await verifyTenantChain(db, t, opts));
+    }
+  }
+  return out;
+}
+
+/** Reads kept checkpoints: NDJSON of checkpoints, or of whole `audit.checkpoint` webhook bodies. */
+export function parseCheckpointLines(text: string): Checkpoint[] {
+  const out: Checkpoint[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      throw new Error(`line ${i + 1}: not JSON`);
+    }
+    const o = v as Record<string, unknown>;
+    const c = (o.type === 'audit.checkpoint' && o.data && typeof o.data === 'object' ? o.data : o) as Record<string, unknown>;
+    for (const k of ['id', 'tenant_id', 'chain_seq', 'hash', 'signed_at', 'key_id', 'signature']) {
+      if (typeof c[k] !== 'string') throw new Error(`line ${i + 1}: not a checkpoint (no string "${k}")`);
+    }
+    if (!/^\d{1,18}$/.test(c.chain_seq as string)) throw new Error(`line ${i + 1}: chain_seq is not a position`);
+    out.push({ id: c.id, tenant_id: c.tenant_id, chain_seq: c.chain_seq, hash: c.hash, signed_at: c.signed_at, key_id: c.key_id, signature: c.signature } as Checkpoint);
+  });
+  return out;
+}
