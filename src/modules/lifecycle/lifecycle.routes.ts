@@ -129,13 +129,17 @@ export function lifecycleRoutes(service: LifecycleService) {
         operationId: 'closeUser',
         tags,
         summary: 'Close a user for good (the record is kept); idempotent',
-        description: 'Closing again answers 200 with no new event or audit entry. Pending change requests are cancelled.',
+        description:
+          'Closing again answers 200 with no new event or audit entry. Pending change requests are cancelled. ' +
+          'With If-Match, an open user whose version is not that one answers 412 and nothing changes; ' +
+          'a user already closed answers 200 as it is (the change was already applied).',
         params: IdParam('usr'),
+        headers: IfMatch,
         body: CloseBody,
-        response: { 200: { $ref: 'User' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+        response: { 200: { $ref: 'User' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
       },
       handler: async (req, reply) => {
-        const { user } = await service.close(req.actor, req.params.id, req.body);
+        const { user } = await service.close(req.actor, req.params.id, req.body, { ifMatch: parseIfMatch(req.headers['if-match']) });
         reply.header('etag', `"${user.version}"`);
         return toUserView(user);
       },

@@ -110,14 +110,26 @@ export function createLifecycleService({ db }: { db: Db }) {
     });
   }
 
-  /** Closing is idempotent: a closed user answers as it is, with no new history, audit entry or event. */
-  async function close(actor: Actor, userId: string, input: { origin: Origin; reason: string; note?: string }) {
-    // Every open status may close, so a status that moved under us is simply tried again.
+  /**
+   * Closing is idempotent: a closed user answers as it is, with no new history, audit entry or event,
+   * whatever If-Match says (RFC 9110 §13.1.1: a change already applied may answer 2xx). An open user
+   * whose version is not the pinned one answers 412 and nothing is written.
+   */
+  async function close(
+    actor: Actor,
+    userId: string,
+    input: { origin: Origin; reason: string; note?: string },
+    opts: { ifMatch?: number | '*' } = {},
+  ) {
+    // Every open status may close, so a status that moved under us is simply tried again (unless
+    // the caller pinned a version: then the move under us is a 412 from transition()).
     for (let attempt = 0; ; attempt++) {
       const row = await getRow(actor.tenantId, userId);
       if (row.status === 'closed') return { user: row, closed: false };
       try {
-        const { user } = await transition(actor, userId, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin });
+        const { user } = await transition(
+          actor, userId, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin }, { ifMatch: opts.ifMatch },
+        );
         return { user, closed: true };
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'user.transition_conflict' && attempt < 5)) throw err;
