@@ -11,7 +11,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import { newId } from '../lib/ids.js';
 import { eventViews } from '../modules/events/events.routes.js';
 import { secretContext } from '../modules/webhooks/webhooks.service.js';
-import { checkTarget, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
+import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js';
 import { recordChange } from '../modules/audit/write-path.js';
 import type { Log } from './every.js';
@@ -105,8 +105,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       await res.body?.cancel().catch(() => undefined);
       return { status: res.status, error: null, retryAfter: res.headers.get('retry-after'), ms: Date.now() - started };
     } catch (err) {
-      const e = err as Error & { cause?: Error };
-      return { status: null, error: (e.cause?.message ?? e.message).slice(0, 500), retryAfter: null, ms: Date.now() - started };
+      return { status: null, error: describeSendError(err), retryAfter: null, ms: Date.now() - started };
     }
   }
 

@@ -1,7 +1,8 @@
 // Where a webhook may be sent. https only unless the operator allows http; never to loopback,
-// private, link-local, carrier-grade NAT, multicast or cloud-metadata addresses unless the operator
-// allows private targets (development, tests). Checked when an endpoint is registered and again on
-// every send, against the addresses the connection actually uses (no DNS-rebinding window).
+// private, link-local, carrier-grade NAT, multicast or cloud-metadata addresses, nor to an IPv6 form
+// that carries one of them, unless the operator allows private targets (development, tests). Checked
+// when an endpoint is registered and again on every send, against the addresses the connection
+// actually uses (no DNS-rebinding window). No error says what a name resolved to.
 import dns from 'node:dns';
 import net from 'node:net';
 
@@ -10,23 +11,88 @@ export interface TargetPolicy {
   allowPrivate: boolean;
 }
 
-const blocked = new net.BlockList();
+const blocked4 = new net.BlockList();
 for (const [net4, bits] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
   ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net4, bits, 'ipv4');
-for (const [net6, bits] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32],
-] as const) blocked.addSubnet(net6, bits, 'ipv6');
+] as const) blocked4.addSubnet(net4, bits, 'ipv4');
 
-/** True for any address a webhook must not reach by default (IPv4-mapped IPv6 judged as IPv4). */
+// IPv6 ranges refused whatever they carry. ::/96 (IPv4-compatible, deprecated since RFC 4291, and
+// holding :: and ::1) has no route on the Internet; 64:ff9b:1::/48 is local-use NAT64 (RFC 8215, not
+// globally reachable: its translator is someone's own network); fec0::/10 is deprecated site-local
+// (RFC 3879), private by design; 2001::/23 holds Teredo, benchmarking and ORCHID, none a web server.
+const blocked6 = new net.BlockList();
+for (const [net6, bits] of [
+  ['::', 96], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['64:ff9b:1::', 48], ['100::', 64],
+  ['2001::', 23], ['2001:db8::', 32], ['3fff::', 20], ['5f00::', 16],
+] as const) blocked6.addSubnet(net6, bits, 'ipv6');
+
+/** The 16 bytes of an IPv6 address (net.isIP already said it is one; a zone id is dropped). */
+function ipv6Bytes(address: string): Buffer {
+  const [head, tail] = address.replace(/%.*$/, '').split('::') as [string, string | undefined];
+  const groups = (part: string | undefined) => (part ? part.split(':') : []).flatMap((g) => {
+    if (!g.includes('.')) return [parseInt(g, 16)];
+    const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+    return [(a << 8) | b, (c << 8) | d];
+  });
+  const left = groups(head);
+  const right = groups(tail);
+  const all = tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  return out;
+}
+
+const v4 = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+const zero = (b: Buffer, from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
+
+/**
+ * The IPv4 address an IPv6 form delivers to, for the forms whose packets end up at that IPv4 host:
+ * IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96, SIIT), well-known NAT64
+ * (64:ff9b::/96) and 6to4 (2002::/16, the address in bits 16–47). They are judged as that IPv4
+ * address: refused when it is private, allowed when it is public (that is how IPv6-only networks
+ * reach IPv4 servers, and the host reached is the public one named).
+ */
+function embeddedIpv4(b: Buffer): string | undefined {
+  if (zero(b, 0, 10) && b[10] === 0xff && b[11] === 0xff) return v4(b, 12);
+  if (zero(b, 0, 8) && b[8] === 0xff && b[9] === 0xff && zero(b, 10, 12)) return v4(b, 12);
+  if (b.readUInt32BE(0) === 0x0064ff9b && zero(b, 4, 12)) return v4(b, 12);
+  if (b.readUInt16BE(0) === 0x2002) return v4(b, 2);
+  return undefined;
+}
+
+/** True for any address a webhook must not reach by default (IPv6 forms that embed IPv4 judged as that IPv4). */
 export function isPrivateAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked.check(mapped[1]!, 'ipv4');
   const family = net.isIP(address);
-  if (family === 0) return true;
-  return blocked.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return blocked4.check(address, 'ipv4');
+  if (family !== 6) return true;
+  const bytes = ipv6Bytes(address);
+  const embedded = embeddedIpv4(bytes);
+  if (embedded !== undefined) return blocked4.check(embedded, 'ipv4');
+  return blocked6.check(canonicalIpv6(bytes), 'ipv6');
+}
+
+const canonicalIpv6 = (b: Buffer) => Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2).toString(16)).join(':');
+
+// Said the same way whatever the host resolved to: the answer must not tell a tenant what a name
+// resolves to inside our network (a resolver oracle for internal names).
+const PRIVATE_TARGET = 'The host is, or resolves to, a private or reserved address.';
+
+/**
+ * A send error as a tenant may read it in the delivery log, with every IP address taken out: a
+ * connection error names the address it tried ("connect ECONNREFUSED 10.1.2.3:443"), which would
+ * tell the tenant what its host name resolves to from here.
+ */
+export function describeSendError(err: unknown): string {
+  const e = err as Error & { cause?: Error };
+  const message = String(e?.cause?.message ?? e?.message ?? err);
+  return message.replace(/\[?[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*\]?(?::\d+)?/g, (m) => (looksLikeAddress(m) ? '[address]' : m)).slice(0, 500);
+}
+
+function looksLikeAddress(token: string): boolean {
+  const t = token.replace(/^\[/, '').replace(/\](:\d+)?$/, '');
+  return net.isIP(t) !== 0 || net.isIP(t.replace(/:\d+$/, '')) !== 0 || net.isIP(t.replace(/\.$/, '')) !== 0;
 }
 
 export class TargetRefused extends Error {
@@ -52,7 +118,7 @@ export async function checkTarget(raw: string, policy: TargetPolicy): Promise<UR
   const addresses = net.isIP(host) ? [host] : await dns.promises.lookup(host, { all: true }).then((a) => a.map((x) => x.address), () => []);
   if (addresses.length === 0) throw new TargetRefused('webhook.url_unresolvable', `${host} does not resolve.`);
   const bad = addresses.find(isPrivateAddress);
-  if (bad) throw new TargetRefused('webhook.url_private', `${host} resolves to ${bad}, a private or reserved address.`);
+  if (bad) throw new TargetRefused('webhook.url_private', PRIVATE_TARGET);
   return url;
 }
 
@@ -63,7 +129,7 @@ export function guardedLookup(policy: TargetPolicy): net.LookupFunction {
       if (err) return (callback as (e: Error | null, a: unknown, f?: number) => void)(err, undefined);
       const list = addresses as unknown as dns.LookupAddress[];
       const bad = policy.allowPrivate ? undefined : list.find((a) => isPrivateAddress(a.address));
-      if (bad) return (callback as (e: Error | null, a: unknown) => void)(new TargetRefused('webhook.url_private', `${hostname} resolves to ${bad.address}`), undefined);
+      if (bad) return (callback as (e: Error | null, a: unknown) => void)(new TargetRefused('webhook.url_private', PRIVATE_TARGET), undefined);
       if ((options as { all?: boolean }).all) return (callback as (e: null, a: dns.LookupAddress[]) => void)(null, list);
       return (callback as (e: null, a: string, f: number) => void)(null, list[0]!.address, list[0]!.family);
     });
