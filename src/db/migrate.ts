@@ -11,6 +11,7 @@ import * as m0008 from './migrations/0008_search_statistics.js';
 import * as m0009 from './migrations/0009_search_statistics_default.js';
 import * as m0010 from './migrations/0010_audit_authentication.js';
 import * as m0011 from './migrations/0011_idempotency_commit_link.js';
+import * as m0012 from './migrations/0012_bounded_json.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '0009_search_statistics_default': m0009,
   '0010_audit_authentication': m0010,
   '0011_idempotency_commit_link': m0011,
+  '0012_bounded_json': m0012,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

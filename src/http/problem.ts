@@ -105,6 +105,13 @@ function toAppError(err: FastifyError & { validation?: AjvError[]; validationCon
       headers: { 'retry-after': '1' },
     });
   }
+  // A size bound kept by the database (migration 0012) that no check in front of it caught.
+  if (err.code === '23514' && /_bounded$/.test(String((err as { constraint?: unknown }).constraint))) {
+    const field = String((err as { column?: unknown }).column ?? 'body');
+    return new AppError(422, 'request.value_too_large', `The change would make ${field} larger than it may be stored.`, {
+      errors: [{ field, code: 'too_large', message: 'would exceed the stored size bound' }],
+    });
+  }
   // A value PostgreSQL cannot store (class 22: data exception) that validation let through is the
   // caller's input, not our fault: a 400 rather than a 500. Logged as a warning to tighten schemas.
   if (typeof err.code === 'string' && /^22[0-9A-Z]{3}$/.test(err.code) && 'severity' in err) {

@@ -10,6 +10,7 @@ import { AppError, notFound, preconditionFailed, validationFailed, type FieldErr
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange, recordParams, type AuditInput, type EventInput } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
+import { checkMergedBounds } from './bounds.js';
 import { effectivePolicy, type FieldDecision, type UserType } from './field-policy.js';
 import type { JsonObject } from './merge-patch.js';
 import type { CreateUserInput, ListUsersFilters, PatchUserInput, UserView } from './users.schemas.js';
@@ -190,6 +191,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
 
       const plan = planPatch(row, patch as JsonObject, policy);
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
+      checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
       // The common case — fields applied, nothing held for approval — is one statement.
       const written =
@@ -207,6 +209,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
         if (locked.status === 'closed') throw userClosed(id);
         const again = planPatch(locked, patch as JsonObject, policy);
         if (again.denied.length || (!again.applied && !again.approval)) return { plan: again, row: locked };
+        checkMergedBounds(locked, again);
         return { plan: again, row: (await commit(tx, actor, locked, again))! };
       });
       if (outcome.plan.denied.length) return refuseDenied(actor, id, outcome.plan.denied);
