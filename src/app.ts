@@ -163,7 +163,7 @@ export async function buildApp({
   await app.register(kycRoutes(createKycService({ db, keyring })));
   await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring })));
   const lifecycle = createLifecycleService({ db });
-  const erasure = createErasureService({ db, lifecycle, blobs });
+  const erasure = createErasureService({ db, lifecycle, blobs, keyring });
   await app.register(lifecycleRoutes(lifecycle));
   await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));

@@ -42,7 +42,8 @@ describe('KYC verification records', () => {
     const v = (await api.post(`/v1/users/${user.id}/verifications`, {
       result: 'approved', provider: 'acme-kyc', identity: { first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' },
     })).json();
-    expect(v.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' });
+    // Identifier numbers are answered masked (issue 13); the GDPR export alone shows them whole.
+    expect(v.identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: '*****9-ZZ' });
     const before = await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
     // At rest the snapshot is ciphertext only.
     expect(before.identity_enc).toMatch(/^kc1\./);
@@ -53,7 +54,8 @@ describe('KYC verification records', () => {
     await expect(sql`update verifications set level = 9 where id = ${v.id}`.execute(ctx.db)).rejects.toThrow(/immutable/);
     expect(await ctx.db.selectFrom('verifications').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow()).toEqual(before);
     const listed = (await api.get(`/v1/users/${user.id}/verifications`)).json().data;
-    expect(listed[0].identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: 'DOCNO-7F3A9-ZZ' });
+    expect(listed[0].identity).toEqual({ first_name: 'Alex', last_name: 'Oak', document_number: '*****9-ZZ' });
+    expect((await api.get(`/v1/users/${user.id}/export`)).json().verifications[0].identity.document_number).toBe('DOCNO-7F3A9-ZZ');
   });
 
   it('refuses an invalid verification with 400 and records nothing', async () => {

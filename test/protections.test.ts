@@ -68,7 +68,7 @@ describe('what idempotency keeps', () => {
     const row = await ctx.db.selectFrom('idempotency_keys').selectAll().where('key', '=', 'k-sealed').executeTakeFirstOrThrow();
     expect(row.response_body_enc).toMatch(/^km1\./);
     expect(JSON.stringify(row)).not.toContain(body.email);
-    expect(row.subject_user_id).toBe(created.json().id);
+    expect(row.subject_user_ids).toEqual([created.json().id]);
 
     const minted = await api.post('/v1/api-keys', { role: 'READER', name: 'once' }, { 'idempotency-key': 'k-secret' });
     expect(minted.statusCode).toBe(201);

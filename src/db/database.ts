@@ -79,6 +79,8 @@ export interface ChangeRequestsTable {
   decided_by_role: string | null;
   decision_reason: string | null;
   decision_note: string | null;
+  /** Reason and note of the decision, sealed with the user's data key (free text may name anyone). */
+  decision_enc: string | null;
 }
 
 export interface VerificationsTable {
@@ -89,6 +91,7 @@ export interface VerificationsTable {
   level: number | null;
   provider: string;
   provider_ref: string | null;
+  provider_ref_enc: string | null;
   identity: Json;
   identity_enc: string | null;
   kyc_status_before: string;
@@ -221,7 +224,14 @@ export interface IdempotencyKeysTable {
   response_status: number | null;
   response_headers: Json<Record<string, string>> | null;
   response_body_enc: string | null;
-  subject_user_id: string | null;
+  /** The request that claimed the key: the audit trigger of migration 0011 finds the claim by it. */
+  request_id: string | null;
+  /** Every user the stored response concerns: erasure deletes it with them. */
+  subject_user_ids: ColumnType<string[], string[] | undefined, string[]>;
+  /** Set inside the write's own transaction: the change committed, whatever became of the response. */
+  committed_at: Date | null;
+  committed_target_type: string | null;
+  committed_target_id: string | null;
   created_at: Generated<Date>;
   expires_at: Generated<Date>;
 }

@@ -10,7 +10,8 @@ import type { Db, Tx } from '../../db/database.js';
 import { AppError, notFound } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
-import { destroyDataKey } from '../../crypto/keyring.js';
+import { destroyDataKey, type Keyring } from '../../crypto/keyring.js';
+import { PERSONAL_FIELD } from '../events/personal.js';
 import * as users from '../users/users.repo.js';
 import type { UserRow } from '../users/users.repo.js';
 import { loadOverrides, retentionDays } from '../policy/policy.service.js';
@@ -33,15 +34,20 @@ const scheduleView = (u: UserRow) => ({
 });
 
 export function createErasureService({
-  db, lifecycle, blobs, onBlobFailure = (failed) => process.emitWarning(`erasure: document folders not deleted: ${JSON.stringify(failed)}`),
+  db, lifecycle, blobs, keyring, onBlobFailure = (failed) => process.emitWarning(`erasure: document folders not deleted: ${JSON.stringify(failed)}`),
 }: {
   db: Db;
   lifecycle: LifecycleService;
   blobs: BlobStore;
+  /** Seals the free text of requests and holds; the sweep alone (CLI, worker) does without. */
+  keyring?: Keyring;
   /** Folders whose deletion failed (the data in them is already unreadable). */
   onBlobFailure?: (failed: Array<{ user_id: string; error: string }>) => void;
 }) {
-  const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
+  const sealer = () => {
+    if (!keyring) throw new Error('erasure requests and legal holds need the keyring');
+    return keyring;
+  };
 
   /** Destroys one due user inside `tx` (already locked and checked). */
   async function destroy(tx: Tx, actor: Actor, u: UserRow): Promise<void> {
@@ -49,7 +55,7 @@ export function createErasureService({
       .updateTable('users')
       .set({
         profile: '{}', metadata: '{}', tags: [], pending_changes: '[]',
-        external_ref: null,
+        external_ref: null, legal_hold_reason: null,
         external_ref_hash: u.external_ref ? externalRefHash(u.tenant_id, u.external_ref) : null,
         erased_at: sql`now()`, version: sql`version + 1`, updated_at: sql`now()`,
       })
@@ -63,8 +69,21 @@ export function createErasureService({
       .set({ personal_enc: null, data: sql`data || '{"redacted": true}'::jsonb` })
       .where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id)
       .execute();
-    await tx.updateTable('change_requests').set({ changes_enc: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
-    await tx.deleteFrom('idempotency_keys').where('tenant_id', '=', u.tenant_id).where('subject_user_id', '=', u.id).execute();
+    // Free text written before it was sealed (or outside a sealed column) goes with the values.
+    await tx
+      .updateTable('change_requests')
+      .set({ changes_enc: null, decision_enc: null, decision_note: null, decision_reason: sql`case when status = 'rejected' then null else decision_reason end` })
+      .where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id)
+      .execute();
+    // Verifications are immutable but for this (migration 0011): plaintext from before sealing.
+    await tx
+      .updateTable('verifications').set({ provider_ref: null, provider_ref_enc: null, identity: '{}' })
+      .where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id)
+      .where((eb) => eb.or([eb('provider_ref', 'is not', null), eb('provider_ref_enc', 'is not', null), eb('identity', '!=', '{}')]))
+      .execute();
+    await tx.updateTable('status_changes').set({ note: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
+    // Every stored idempotent response that concerns the user, whatever the route that answered it.
+    await tx.deleteFrom('idempotency_keys').where('tenant_id', '=', u.tenant_id).where(sql<boolean>`subject_user_ids @> array[${u.id}]::text[]`).execute();
     await recordChange(
       tx, actor,
       { action: 'user.erased', targetType: 'user', targetId: u.id, userId: u.id, details: { scheduled_for: u.erasure_scheduled_for?.toISOString() } },
@@ -73,25 +92,35 @@ export function createErasureService({
   }
 
   return {
+    /**
+     * One transaction: the user is locked, closed if open, and the destruction scheduled, so no
+     * failure can leave a user closed for erasure with nothing scheduled (or the reverse).
+     */
     async request(actor: Actor, userId: string, input: { requested_by: 'user' | 'operator'; note?: string }) {
-      const before = await getRow(actor.tenantId, userId);
-      if (before.erasure_requested_at) return { created: false, schedule: scheduleView(before) };
-      await lifecycle.close(actor, userId, { origin: input.requested_by, reason: 'erasure_requested', note: input.note });
       const days = retentionDays(await loadOverrides(db, actor.tenantId));
       const row = await db.transaction().execute(async (tx) => {
-        const u = (await users.getForUpdate(tx, actor.tenantId, userId))!;
-        if (u.erasure_requested_at) return { u, created: false };
-        const scheduled = new Date(u.status_changed_at.getTime() + days * DAY_MS);
+        const locked = await users.getForUpdate(tx, actor.tenantId, userId);
+        if (!locked) throw notFound('user', userId);
+        if (locked.erasure_requested_at) return { u: locked, created: false };
+        const closed = locked.status === 'closed'
+          ? locked
+          : (await lifecycle.closeLocked(tx, actor, locked, { origin: input.requested_by, reason: 'erasure_requested', note: input.note }))!.user;
+        const scheduled = new Date(closed.status_changed_at.getTime() + days * DAY_MS);
         const updated = await tx
           .updateTable('users')
           .set({ erasure_requested_at: sql`now()`, erasure_scheduled_for: scheduled, version: sql`version + 1`, updated_at: sql`now()` })
           .where('tenant_id', '=', actor.tenantId).where('id', '=', userId)
           .returningAll()
           .executeTakeFirstOrThrow();
+        // The note is free text (it may name anyone): sealed with the user's key, gone with it.
+        const personal = input.note ? await sealer().seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { note: input.note }) : null;
         await recordChange(
           tx, actor,
-          { action: 'user.erasure_scheduled', targetType: 'user', targetId: userId, userId, details: { requested_by: input.requested_by, note: input.note ?? null, scheduled_for: scheduled.toISOString(), retention_days: days } },
-          { type: 'user.erasure_scheduled', userId, data: { user_id: userId, requested_by: input.requested_by, scheduled_for: scheduled.toISOString(), legal_hold: u.legal_hold } },
+          {
+            action: 'user.erasure_scheduled', targetType: 'user', targetId: userId, userId, personal,
+            details: { requested_by: input.requested_by, scheduled_for: scheduled.toISOString(), retention_days: days },
+          },
+          { type: 'user.erasure_scheduled', userId, data: { user_id: userId, requested_by: input.requested_by, scheduled_for: scheduled.toISOString(), legal_hold: locked.legal_hold } },
         );
         return { u: updated as UserRow, created: true };
       });
@@ -111,10 +140,12 @@ export function createErasureService({
           .returningAll()
           .executeTakeFirstOrThrow();
         const action = hold ? 'user.legal_hold_set' : 'user.legal_hold_cleared';
+        // The reason is free text: its copies in the audit log and the event log are sealed.
+        const personal = reason ? await sealer().seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { reason }) : null;
         await recordChange(
           tx, actor,
-          { action, targetType: 'user', targetId: userId, userId, details: { reason: reason ?? null } },
-          { type: action, userId, data: { user_id: userId, reason: reason ?? null } },
+          { action, targetType: 'user', targetId: userId, userId, details: {}, personal },
+          { type: action, userId, data: { user_id: userId }, personal },
         );
         return updated as UserRow;
       });

@@ -28,7 +28,7 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
         exported_at: new Date().toISOString(),
         tenant_id: t,
         user: toUserView(row),
-        verifications: await verificationViews(keyring, t, verifications),
+        verifications: await verificationViews(keyring, t, verifications, true),
         // The one place numbers leave unmasked: the data subject's own copy. Files are linked, not inlined.
         documents: await documentViews(keyring, t, documents, true),
         status_changes: statusChanges.map(toStatusChange),

@@ -6,6 +6,8 @@ import type { Keyring } from '../../crypto/keyring.js';
 export const PERSONAL_FIELD = 'event.personal';
 export const CHANGES_FIELD = 'change_request.changes';
 export const IDENTITY_FIELD = 'verification.identity';
+export const PROVIDER_REF_FIELD = 'verification.provider_ref';
+export const DECISION_FIELD = 'change_request.decision';
 
 export interface WithPersonal {
   user_id: string | null;

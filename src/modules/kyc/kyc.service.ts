@@ -12,19 +12,29 @@ import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { IDENTITY_FIELD } from '../events/personal.js';
+import { IDENTITY_FIELD, PERSONAL_FIELD, PROVIDER_REF_FIELD } from '../events/personal.js';
+import { maskNumber } from '../documents/document-rules.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
 
-/** identity is null once the user's data key is destroyed (erased). */
-const toVerification = (r: Selectable<VerificationsTable>, identity: Record<string, unknown> | undefined) => ({
+/** Identity keys holding an identifier number: answered masked everywhere but the GDPR export. */
+const NUMBER_KEYS = ['document_number'] as const;
+
+function maskIdentity(identity: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...identity };
+  for (const k of NUMBER_KEYS) if (typeof out[k] === 'string') out[k] = maskNumber(out[k]);
+  return out;
+}
+
+/** identity and provider_ref are null once the user's data key is destroyed (erased). */
+const toVerification = (r: Selectable<VerificationsTable>, identity: Record<string, unknown> | undefined, providerRef: string | null, unmasked: boolean) => ({
   id: r.id,
   user_id: r.user_id,
   result: r.result as 'approved' | 'rejected' | 'review',
   level: r.level,
   provider: r.provider,
-  provider_ref: r.provider_ref,
-  identity: identity ?? null,
+  provider_ref: providerRef,
+  identity: identity ? (unmasked ? identity : maskIdentity(identity)) : null,
   kyc_status_before: r.kyc_status_before,
   kyc_status_after: r.kyc_status_after,
   recorded_by_key_id: r.recorded_by_key_id,
@@ -32,10 +42,20 @@ const toVerification = (r: Selectable<VerificationsTable>, identity: Record<stri
   created_at: r.created_at.toISOString(),
 });
 
-/** Verifications as the API shows them, identity snapshots opened with each user's key. */
-export async function verificationViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<VerificationsTable>>) {
-  const identities = await keyring.openMany(tenantId, rows.map((r) => ({ userId: r.user_id, field: IDENTITY_FIELD, envelope: r.identity_enc ?? '' })));
-  return rows.map((r, i) => toVerification(r, r.identity_enc ? (identities[i] as Record<string, unknown> | undefined) : r.identity));
+/**
+ * Verifications as the API shows them: identity snapshots and provider references opened with each
+ * user's key (one lookup); identifier numbers masked unless `unmasked` (the GDPR export).
+ */
+export async function verificationViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<VerificationsTable>>, unmasked = false) {
+  const opened = await keyring.openMany(tenantId, rows.flatMap((r) => [
+    { userId: r.user_id, field: IDENTITY_FIELD, envelope: r.identity_enc ?? '' },
+    { userId: r.user_id, field: PROVIDER_REF_FIELD, envelope: r.provider_ref_enc ?? '' },
+  ]));
+  return rows.map((r, i) => {
+    const identity = r.identity_enc ? (opened[2 * i] as Record<string, unknown> | undefined) : r.identity;
+    const ref = r.provider_ref_enc ? ((opened[2 * i + 1] as string | undefined) ?? null) : r.provider_ref;
+    return toVerification(r, identity, ref, unmasked);
+  });
 }
 
 export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) {
@@ -51,7 +71,9 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
           .insertInto('verifications')
           .values({
             tenant_id: actor.tenantId, id, user_id: userId, result: input.result, level: input.level ?? null,
-            provider: input.provider, provider_ref: input.provider_ref ?? null,
+            // provider_ref names the person at the provider: sealed like the identity, gone with the key.
+            provider: input.provider, provider_ref: null,
+            provider_ref_enc: input.provider_ref === undefined ? null : await keyring.seal(tx, actor.tenantId, userId, PROVIDER_REF_FIELD, input.provider_ref),
             identity: '{}', identity_enc: await keyring.seal(tx, actor.tenantId, userId, IDENTITY_FIELD, input.identity ?? {}),
             kyc_status_before: user.kyc_status, kyc_status_after: to, recorded_by_key_id: actor.keyId, request_id: actor.requestId,
           })
@@ -73,11 +95,12 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
           {
             action: 'user.verification_recorded', targetType: 'verification', targetId: id, userId,
             changedFields: user.kyc_status !== to ? ['kyc.status'] : [],
-            details: { result: input.result, provider: input.provider, provider_ref: input.provider_ref ?? null, from: user.kyc_status, to, version: updated?.version },
+            details: { result: input.result, provider: input.provider, from: user.kyc_status, to, version: updated?.version },
+            personal: input.provider_ref === undefined ? null : await keyring.seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { provider_ref: input.provider_ref }),
           },
           events,
         );
-        return toVerification(row, input.identity ?? {});
+        return toVerification(row, input.identity ?? {}, input.provider_ref ?? null, false);
       });
     },
 

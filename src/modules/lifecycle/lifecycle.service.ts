@@ -2,7 +2,7 @@
 // transaction that moves the status only from the state it was checked against, writes the history
 // row, the audit entry and the events. Racing transitions: the first to commit wins, the others 409.
 import type { Selectable } from 'kysely';
-import type { Db, StatusChangesTable } from '../../db/database.js';
+import type { Db, StatusChangesTable, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
@@ -71,7 +71,20 @@ export function createLifecycleService({ db }: { db: Db }) {
     const pinned = typeof opts.ifMatch === 'number' ? opts.ifMatch : undefined;
     if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
 
-    const done = await db.transaction().execute(async (tx) => {
+    const done = await db.transaction().execute((tx) => applyTransition(tx, actor, userId, from, input, pinned));
+    if (done) return done;
+    // Another change committed between our read and our write.
+    const now = await getRow(actor.tenantId, userId);
+    if (pinned !== undefined) throw preconditionFailed(now.version);
+    throw new AppError(409, 'user.transition_conflict', `The user's status changed concurrently (now ${now.status}); read it and retry.`, {
+      current_status: now.status,
+    });
+  }
+
+  /** The status move, its history row, the audit entry and the events, inside the caller's transaction. */
+  async function applyTransition(tx: Tx, actor: Actor, userId: string, from: Status, input: TransitionInput, pinned?: number) {
+    const reason = input.reason ?? null;
+    {
       const u = await users.setStatus(tx, actor.tenantId, userId, { from, to: input.status, reason, version: pinned });
       if (!u) return undefined;
       const change = await tx
@@ -100,14 +113,7 @@ export function createLifecycleService({ db }: { db: Db }) {
         ],
       );
       return { change: toStatusChange(change), user: u };
-    });
-    if (done) return done;
-    // Another change committed between our read and our write.
-    const now = await getRow(actor.tenantId, userId);
-    if (pinned !== undefined) throw preconditionFailed(now.version);
-    throw new AppError(409, 'user.transition_conflict', `The user's status changed concurrently (now ${now.status}); read it and retry.`, {
-      current_status: now.status,
-    });
+    }
   }
 
   /**
@@ -140,6 +146,10 @@ export function createLifecycleService({ db }: { db: Db }) {
   return {
     transition,
     close,
+
+    /** Closes a user the caller has locked in `tx` (an erasure request: closing and scheduling are one change). */
+    closeLocked: (tx: Tx, actor: Actor, user: { id: string; status: string }, input: { origin: Origin; reason: string; note?: string }) =>
+      applyTransition(tx, actor, user.id, user.status as Status, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin }),
 
     /** Closes up to 1,000 users, four at a time; each closure is its own transaction. */
     async closeMany(actor: Actor, ids: string[], input: { origin: Origin; reason: string; note?: string }) {

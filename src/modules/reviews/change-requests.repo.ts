@@ -22,11 +22,12 @@ export async function decide(
   tx: Tx,
   tenantId: string,
   id: string,
-  d: { status: 'approved' | 'rejected' | 'cancelled'; keyId: string | null; role: string | null; reason: string | null; note: string | null },
+  d: { status: 'approved' | 'rejected' | 'cancelled'; keyId: string | null; role: string | null; decisionEnc: string | null },
 ) {
+  // The reviewer's reason and note are free text: only their sealed form is stored.
   return tx
     .updateTable('change_requests')
-    .set({ status: d.status, decided_at: new Date(), decided_by_key_id: d.keyId, decided_by_role: d.role, decision_reason: d.reason, decision_note: d.note })
+    .set({ status: d.status, decided_at: new Date(), decided_by_key_id: d.keyId, decided_by_role: d.role, decision_reason: null, decision_note: null, decision_enc: d.decisionEnc })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
     .returningAll()

@@ -13,12 +13,17 @@ import * as repo from './change-requests.repo.js';
 import type { ChangeRequestRow } from './change-requests.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
+import { CHANGES_FIELD, DECISION_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
 
-/** `changes` is null once the user's data key is destroyed (erased): the values are gone for good. */
-export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefined) {
+type Decision = { reason?: string | null; note?: string | null };
+
+/**
+ * `changes` (and a decision's free text) are null once the user's data key is destroyed (erased):
+ * the values are gone for good. `decision_reason` of a cancellation is a code, kept in the clear.
+ */
+export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefined, decision?: Decision) {
   return {
     id: r.id,
     user_id: r.user_id,
@@ -30,17 +35,26 @@ export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefine
     created_at: r.created_at.toISOString(),
     decided_at: r.decided_at?.toISOString() ?? null,
     decided_by: r.decided_at ? { key_id: r.decided_by_key_id, role: r.decided_by_role } : null,
-    decision_reason: r.decision_reason,
-    decision_note: r.decision_note,
+    decision_reason: decision ? (decision.reason ?? null) : r.decision_reason,
+    decision_note: decision ? (decision.note ?? null) : r.decision_note,
   };
 }
 
-/** Change requests as the API shows them, their values opened with each user's key. */
+/** Change requests as the API shows them, their values and decision texts opened with each user's key (one lookup). */
 export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[], executor?: Db | Tx) {
   const opened = await keyring.openMany(
-    tenantId, rows.map((r) => ({ userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' })), undefined, executor,
+    tenantId,
+    rows.flatMap((r) => [
+      { userId: r.user_id, field: CHANGES_FIELD, envelope: r.changes_enc ?? '' },
+      { userId: r.user_id, field: DECISION_FIELD, envelope: r.decision_enc ?? '' },
+    ]),
+    undefined, executor,
   );
-  return rows.map((r, i) => toChangeRequest(r, r.changes_enc ? (opened[i] as Changes | undefined) : undefined));
+  return rows.map((r, i) => toChangeRequest(
+    r,
+    r.changes_enc ? (opened[2 * i] as Changes | undefined) : undefined,
+    r.decision_enc ? ((opened[2 * i + 1] as Decision | undefined) ?? {}) : undefined,
+  ));
 }
 
 export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: Keyring }) {
@@ -105,18 +119,23 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
           ...applyValues(user, current),
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
         });
-        const decided = await repo.decide(tx, actor.tenantId, id, { status: 'approved', keyId: actor.keyId, role: actor.role, reason: null, note: input.note ?? null });
+        const decision = input.note === undefined ? null : { note: input.note };
+        const decided = await repo.decide(tx, actor.tenantId, id, {
+          status: 'approved', keyId: actor.keyId, role: actor.role,
+          decisionEnc: decision && (await keyring.seal(tx, actor.tenantId, user.id, DECISION_FIELD, decision)),
+        });
         const data = { user_id: user.id, change_request_id: id, changed_fields: fields };
         const personal = await keyring.seal(tx, actor.tenantId, user.id, PERSONAL_FIELD, { previous, current });
+        const auditPersonal = decision ? await keyring.seal(tx, actor.tenantId, user.id, PERSONAL_FIELD, { previous, current, ...decision }) : personal;
         await recordChange(
           tx, actor,
-          { action: 'change_request.approved', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { note: input.note ?? null }, personal },
+          { action: 'change_request.approved', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: {}, personal: auditPersonal },
           [
             { type: 'user.change_approved', userId: user.id, data, personal },
             { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version }, personal },
           ],
         );
-        return toChangeRequest(decided, changes);
+        return toChangeRequest(decided, changes, decision ?? undefined);
       });
     },
 
@@ -126,12 +145,16 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
         await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
         });
-        const decided = await repo.decide(tx, actor.tenantId, id, { status: 'rejected', keyId: actor.keyId, role: actor.role, reason: input.reason, note: input.note ?? null });
+        // The reason is free text that may name anyone: sealed in the row, the audit entry and the event.
+        const decision = { reason: input.reason, note: input.note ?? null };
+        const decided = await repo.decide(tx, actor.tenantId, id, {
+          status: 'rejected', keyId: actor.keyId, role: actor.role, decisionEnc: await keyring.seal(tx, actor.tenantId, user.id, DECISION_FIELD, decision),
+        });
         const fields = cr.fields;
         await recordChange(
           tx, actor,
-          { action: 'change_request.rejected', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: { reason: input.reason, note: input.note ?? null } },
-          { type: 'user.change_rejected', userId: user.id, data: { user_id: user.id, change_request_id: id, fields, reason: input.reason } },
+          { action: 'change_request.rejected', targetType: 'change_request', targetId: id, userId: user.id, changedFields: fields, details: {}, personal: await keyring.seal(tx, actor.tenantId, user.id, PERSONAL_FIELD, decision) },
+          { type: 'user.change_rejected', userId: user.id, data: { user_id: user.id, change_request_id: id, fields }, personal: await keyring.seal(tx, actor.tenantId, user.id, PERSONAL_FIELD, { reason: input.reason }) },
         );
         return (await changeRequestViews(keyring, actor.tenantId, [decided], tx))[0]!;
       });
