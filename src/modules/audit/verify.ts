@@ -56,7 +56,7 @@ async function walkChain(tx: Tx, tenantId: string, macKey: Buffer, macAfter: big
       if (entryHash(r, at, prev) !== r.hash) throw new Broken('its content does not match its hash', { brokenAt: at, entryId: r.id });
       const legacy = r.mac === null && BigInt(r.seq) <= macAfter;
       if (!legacy && !macMatches(macKey, r, r.mac)) {
-        throw new Broken(`entry ${r.id} has a MAC that does not verify: no Kyclo process with the master key wrote it`, { brokenAt: at, entryId: r.id });
+        throw new Broken(`entry ${r.id}: its MAC does not verify: no Kyclo process with the master key wrote it`, { brokenAt: at, entryId: r.id });
       }
       prev = r.hash!;
       expected += 1n;

@@ -1,0 +1,279 @@
+// The audit log against the database's own superuser, attack by attack (issue: "an audit log nobody
+// can rewrite quietly"). Each attack below was answered "OK" by `kyclo audit verify` before entries
+// carried a MAC, heads could only move forward and signed checkpoints were kept outside the database.
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../src/db/database.js';
+import { sealAuditLog } from '../src/modules/audit/chain.js';
+import { checkpointSignatureValid, publicKeyFromBase64 } from '../src/modules/audit/authentication.js';
+import { verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/modules/audit/verify.js';
+import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { individual } from './helpers/factories.js';
+import { cliEnv, runCli } from './helpers/processes.js';
+
+let ctx: TestContext;
+let superuser: Db;
+let opts: VerifyOptions;
+let tmp: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  superuser = createDb(ctx.databaseUrl, { max: 1 });
+  opts = { macKey: ctx.keyring.auditKeys.macKey, publicKey: ctx.keyring.auditKeys.publicKey };
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-audit-'));
+});
+afterAll(async () => {
+  await superuser.destroy();
+  await ctx.close();
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+/** A tenant with some history, sealed and checkpointed. */
+async function tenantWithHistory(): Promise<{ tenantId: string; api: Client; keyId: string }> {
+  const t = await createTenant(ctx.db);
+  const api = client(ctx.app, t.ownerKey);
+  for (let i = 0; i < 3; i++) {
+    const u = (await api.post('/v1/users', individual())).json();
+    await api.patch(`/v1/users/${u.id}`, { occupation: `job ${i}` });
+  }
+  const report = await sealAuditLog(ctx.db);
+  expect(report.failures.filter((f) => f.tenantId === t.tenantId)).toEqual([]);
+  expect(await verifyTenantChain(ctx.db, t.tenantId, opts)).toMatchObject({ ok: true, pending: 0 });
+  return { tenantId: t.tenantId, api, keyId: t.ownerKeyId };
+}
+
+/** SQL as a superuser who switched every trigger off (session_replication_role = replica). */
+async function tamper(statement: ReturnType<typeof sql>) {
+  await superuser.transaction().execute(async (tx) => {
+    await sql`set local session_replication_role = replica`.execute(tx);
+    await statement.execute(tx);
+  });
+}
+
+const head = async (tenantId: string) =>
+  (await sql<{ chain_seq: string; hash: string }>`select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(ctx.db)).rows[0]!;
+const chainHash = async (tenantId: string, seq: number | string) =>
+  (await sql<{ hash: string }>`select hash from audit_entries where tenant_id = ${tenantId} and chain_seq = ${String(seq)}::bigint`.execute(ctx.db)).rows[0]!.hash;
+
+/** What an auditor keeps: the CLI's NDJSON, written to a file. */
+async function keptCheckpoints(tenantId?: string): Promise<string> {
+  const run = await runCli(['audit', 'checkpoints', ...(tenantId ? ['--tenant', tenantId] : [])], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+  expect(run.code, run.stderr).toBe(0);
+  const file = path.join(tmp, `kept-${crypto.randomUUID()}.ndjson`);
+  await fs.writeFile(file, run.stdout);
+  return file;
+}
+
+describe('the audit log against a database superuser', () => {
+  it('refuses to move a head backwards, delete or truncate heads and checkpoints (triggers on)', async () => {
+    const { tenantId } = await tenantWithHistory();
+    await expect(sql`update audit_heads set chain_seq = 1, hash = 'x' where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/only move forward/);
+    await expect(sql`delete from audit_heads where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/only move forward/);
+    await expect(sql`truncate audit_heads`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`update audit_checkpoints set hash = 'x' where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`update audit_settings set mac_required_after_seq = 1000000000`.execute(ctx.db)).rejects.toThrow(/append-only/);
+  });
+
+  it('a head rewound with the triggers off is BROKEN: entries are sealed past it', async () => {
+    const { tenantId } = await tenantWithHistory();
+    await tamper(sql`update audit_heads set chain_seq = 2, hash = ${await chainHash(tenantId, 2)} where tenant_id = ${tenantId}`);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, brokenAt: '3' });
+    expect(r.ok || r.reason).toMatch(/head was moved back/);
+  });
+
+  it('the last entries deleted and the head copied back: the signed checkpoint in the database says BROKEN; with those deleted too, the kept file does', async () => {
+    const { tenantId } = await tenantWithHistory();
+    const kept = await keptCheckpoints(tenantId);
+    const h = await head(tenantId);
+    const keep = BigInt(h.chain_seq) - 2n;
+    await tamper(sql`delete from audit_entries where tenant_id = ${tenantId} and chain_seq > ${keep.toString()}::bigint`);
+    await tamper(sql`update audit_heads set chain_seq = ${keep.toString()}::bigint, hash = ${await chainHash(tenantId, keep.toString())} where tenant_id = ${tenantId}`);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, brokenAt: (keep + 1n).toString() });
+    expect(r.ok || r.reason).toMatch(/checkpoint .* signed it up to/);
+
+    await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
+    // What the database alone cannot prove (documented): with its checkpoints gone, it looks whole...
+    expect(await verifyTenantChain(ctx.db, tenantId, opts)).toMatchObject({ ok: true });
+    // ...but not to the checkpoints an auditor kept.
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', kept], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`BROKEN ${tenantId} at sequence ${keep + 1n}: the chain ends at ${keep} but the kept checkpoint`));
+  });
+
+  it("a tenant's entries and head deleted together are BROKEN; a tenant deleted whole is BROKEN against the kept checkpoints", async () => {
+    const { tenantId } = await tenantWithHistory();
+    await tamper(sql`delete from audit_entries where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_heads where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false });
+    expect(r.ok || r.reason).toMatch(/no audit entries and no head/);
+
+    const other = await tenantWithHistory();
+    const kept = await keptCheckpoints(other.tenantId);
+    for (const table of ['audit_entries', 'audit_heads', 'audit_checkpoints', 'events', 'users', 'user_keys', 'api_keys', 'tenants']) {
+      await tamper(sql`delete from ${sql.table(table)} where ${sql.ref(table === 'tenants' ? 'id' : 'tenant_id')} = ${other.tenantId}`);
+    }
+    const run = await runCli(['audit', 'verify', '--checkpoints', kept], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`BROKEN ${other.tenantId}: the kept checkpoints name this tenant, but the database no longer has it`);
+  });
+
+  it('a plain INSERT of a backdated entry under another key is never chained, and verify names it', async () => {
+    const { tenantId, api, keyId } = await tenantWithHistory();
+    const genuine = await ctx.db.selectFrom('audit_entries').select(['mac', 'user_id']).where('tenant_id', '=', tenantId).where('action', '=', 'user.updated').executeTakeFirstOrThrow();
+    const forged = ['aud_01FORGEDNOMAC000000000000', 'aud_01FORGEDCOPIEDMAC0000000'];
+    for (const [i, id] of forged.entries()) {
+      await sql`
+        insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, mac)
+        values (${tenantId}, ${id}, now() - interval '400 days', 'api_key', ${keyId}, 'OWNER', 'user.status_changed', 'applied', 'user',
+                ${genuine.user_id}, ${genuine.user_id}, ${i === 0 ? null : genuine.mac})`.execute(ctx.db);
+    }
+    await api.post('/v1/users', individual()); // genuine work goes on around the forgery
+    const report = await sealAuditLog(ctx.db);
+    expect(report).toMatchObject({ rejected: 2, failures: [] });
+    const rows = await ctx.db.selectFrom('audit_entries').select(['id', 'hash']).where('id', 'in', forged).execute();
+    expect(rows.map((r) => r.hash)).toEqual([null, null]);
+    const rejected = await sql<{ entry_id: string; reason: string }>`select entry_id, reason from audit_rejections where tenant_id = ${tenantId} order by entry_id`.execute(ctx.db);
+    expect(rejected.rows.map((r) => r.entry_id).sort()).toEqual([...forged].sort());
+    // The genuine entry written meanwhile was sealed past them.
+    expect(await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('hash', 'is', null).execute()).toHaveLength(2);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false });
+    expect(forged).toContain(r.ok ? '' : r.entryId);
+    expect(r.ok || r.reason).toMatch(/MAC does not verify/);
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/BROKEN .*\(entry aud_01FORGED.*MAC does not verify/);
+  });
+
+  it('a sealed entry edited and re-MACed without the master key is BROKEN with its id, even with every hash recomputed', async () => {
+    const { tenantId } = await tenantWithHistory();
+    const first = await ctx.db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('tenant_id', '=', tenantId).where('chain_seq', '=', '2' as never).executeTakeFirstOrThrow();
+    // The attacker knows the hashing scheme (it is public) but not the MAC key: change the actor, re-hash the whole chain.
+    await tamper(sql`update audit_entries set actor_role = 'READER', mac = ${crypto.randomBytes(32).toString('base64url')} where id = ${first.id}`);
+    const { entryHash, ENTRY_COLUMNS, GENESIS } = await import('../src/modules/audit/chain.js');
+    const all = (await sql`select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and chain_seq is not null order by audit_entries.chain_seq`.execute(ctx.db)).rows as never[];
+    let prev = GENESIS;
+    for (const e of all as Array<{ id: string; chain_seq: string }>) {
+      const h = entryHash(e as never, e.chain_seq, prev);
+      await tamper(sql`update audit_entries set prev_hash = ${prev}, hash = ${h} where id = ${e.id}`);
+      prev = h;
+    }
+    await tamper(sql`update audit_heads set hash = ${prev} where tenant_id = ${tenantId}`);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, entryId: first.id });
+    expect(r.ok || r.reason).toMatch(/MAC does not verify/);
+  });
+
+  it('one conflicting row stops only its own tenant: the others are sealed, the failure is counted, /readyz and /metrics say so, verify fails', async () => {
+    const stuck = await tenantWithHistory();
+    const fine = await tenantWithHistory();
+    const h = await head(stuck.tenantId);
+    // A row that already holds the next chain position: sealing that tenant now fails on the unique index.
+    await sql`
+      insert into audit_entries (tenant_id, id, actor_type, action, outcome, target_type, chain_seq)
+      values (${stuck.tenantId}, 'aud_01CONFLICTINGROW000000000', 'system', 'x', 'applied', 'x', ${(BigInt(h.chain_seq) + 1n).toString()}::bigint)`.execute(ctx.db);
+    await stuck.api.post('/v1/users', individual());
+    await fine.api.post('/v1/users', individual());
+
+    // A process that runs the sealer, as `kyclo serve` does.
+    const { buildApp } = await import('../src/app.js');
+    const server = await buildApp({
+      db: ctx.db, keyring: ctx.keyring, logLevel: 'silent', blobs: ctx.blobs,
+      background: { retentionIntervalSeconds: 3600, checkpointEveryMs: 0 },
+    });
+    try {
+      await expect.poll(async () => (await server.inject({ url: '/readyz' })).json().audit_sealer?.failures_total ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', fine.tenantId).where('hash', 'is', null).execute()).toEqual([]);
+      const stuckUnsealed = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', stuck.tenantId).where('hash', 'is', null).execute();
+      expect(stuckUnsealed.length).toBeGreaterThanOrEqual(2);
+
+      const ready = await server.inject({ url: '/readyz' });
+      expect(ready.statusCode).toBe(200);
+      const sealer = ready.json().audit_sealer;
+      expect(sealer).toMatchObject({ state: 'stuck' });
+      expect(sealer.problems.join(' ')).toContain(stuck.tenantId);
+      expect(sealer.unsealed_entries).toBeGreaterThanOrEqual(2);
+
+      const metrics = (await server.inject({ url: '/metrics' })).body;
+      const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      expect(gauge('kyclo_audit_seal_failures_total')).toBeGreaterThan(0);
+      expect(gauge('kyclo_audit_unsealed_entries')).toBeGreaterThanOrEqual(2);
+      expect(gauge('kyclo_audit_oldest_unsealed_seconds')).toBeGreaterThanOrEqual(0);
+      console.log(`stuck sealer: ${gauge('kyclo_audit_unsealed_entries')} unsealed, oldest ${gauge('kyclo_audit_oldest_unsealed_seconds').toFixed(1)} s, ${gauge('kyclo_audit_seal_failures_total')} tenant-round failures`);
+    } finally {
+      await server.close();
+    }
+    const results = await verifyAuditLog(ctx.db, { ...opts, maxUnsealedAgeSeconds: 0 });
+    expect(results.find((r) => r.tenantId === stuck.tenantId)).toMatchObject({ ok: false, entryId: 'aud_01CONFLICTINGROW000000000' });
+    expect(results.find((r) => r.tenantId === fine.tenantId)).toMatchObject({ ok: true });
+  });
+
+  it('entries left unsealed past the threshold fail verify (non-zero), whatever else holds', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    await api.post('/v1/users', individual());
+    const fresh = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(fresh).toMatchObject({ ok: true, pending: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const late = await verifyTenantChain(ctx.db, tenantId, { ...opts, maxUnsealedAgeSeconds: 1 });
+    expect(late).toMatchObject({ ok: false });
+    expect(late.ok || late.reason).toMatch(/waited more than 1 s to be sealed/);
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--max-unsealed-age', '1'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/sealing is stuck/);
+  });
+});
+
+describe('signed checkpoints, published for auditors', () => {
+  it('each sealing round signs the new head: the API, the audit.checkpoint event and the CLI carry the same verifiable checkpoint', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    const h = await head(tenantId);
+    const list = await api.get('/v1/audit/checkpoints');
+    expect(list.statusCode).toBe(200);
+    const [latest] = list.json().data;
+    expect(latest).toMatchObject({ tenant_id: tenantId, chain_seq: h.chain_seq, hash: h.hash, key_id: ctx.keyring.auditKeys.keyId });
+    expect(latest.public_key).toBe(ctx.keyring.auditKeys.publicKeyBase64);
+    expect(checkpointSignatureValid(publicKeyFromBase64(latest.public_key), latest)).toBe(true);
+    expect(checkpointSignatureValid(publicKeyFromBase64(latest.public_key), { ...latest, chain_seq: '1' })).toBe(false);
+
+    const events = (await api.get('/v1/events?type=audit.checkpoint')).json().data;
+    expect(events[0].data).toEqual(latest);
+
+    const run = await runCli(['audit', 'checkpoints', '--since', '2000-01-01T00:00:00Z', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toEqual(latest);
+    const future = await runCli(['audit', 'checkpoints', '--since', '2999-01-01T00:00:00Z'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(future.stdout).toBe('');
+
+    // A webhook receiver that appends each body to a file keeps exactly what verify needs.
+    const bodies = path.join(tmp, 'webhook-bodies.ndjson');
+    await fs.writeFile(bodies, events.map((e: { id: string; type: string; created_at: string; data: unknown }) => JSON.stringify({ id: e.id, type: e.type, timestamp: e.created_at, data: e.data })).join('\n') + '\n');
+    const ok = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', bodies], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`OK ${tenantId}: \\d+ sealed, 0 not sealed yet, \\d+ checkpoints`));
+  });
+
+  it('a kept checkpoint with a forged signature or a rewritten chain is BROKEN', async () => {
+    const { tenantId } = await tenantWithHistory();
+    const [c] = (await client(ctx.app, (await createTenant(ctx.db)).ownerKey).get('/v1/audit/checkpoints')).json().data as unknown[];
+    expect(c).toBeUndefined(); // another tenant sees none of this one's checkpoints
+    const own = (await sql<{ id: string }>`select id from audit_checkpoints where tenant_id = ${tenantId}`.execute(ctx.db)).rows;
+    expect(own.length).toBeGreaterThan(0);
+    const kept = await keptCheckpoints(tenantId);
+    const line = JSON.parse((await fs.readFile(kept, 'utf8')).trim().split('\n')[0]!);
+    const forged = path.join(tmp, 'forged.ndjson');
+    await fs.writeFile(forged, JSON.stringify({ ...line, hash: 'f'.repeat(64) }) + '\n');
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', forged], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/does not carry a valid signature/);
+  });
+});
