@@ -145,3 +145,31 @@ describe('metadata is bounded on the merged result', () => {
     expect(suspended.statusCode, suspended.body).toBe(201);
   });
 });
+
+describe('list pages have a byte budget as well as a count', () => {
+  it('200 users with 15 KiB of metadata each: ?limit=200 pages stop near 1 MiB with a next_cursor, and walking them returns every user once', async () => {
+    const { ctx: own, api: other } = await openTenantContext();
+    try {
+      const ids = new Set<string>();
+      for (let i = 0; i < 200; i++) ids.add((await other.post('/v1/users', individual())).json().id);
+      await sql`update users set metadata = ${JSON.stringify(chunk('m', 15))}::jsonb`.execute(own.db);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await other.get(`/v1/users?limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(res.statusCode).toBe(200);
+        expect(res.body.length).toBeLessThan(1.2 * 1024 * 1024);
+        const page = res.json() as { data: Array<{ id: string }>; next_cursor: string | null };
+        seen.push(...page.data.map((u) => u.id));
+        cursor = page.next_cursor;
+        pages++;
+      } while (cursor && pages < 50);
+      expect(pages).toBeGreaterThan(2);
+      expect(seen.length).toBe(200);
+      expect(new Set(seen)).toEqual(ids);
+    } finally {
+      await own.close();
+    }
+  }, 120_000);
+});

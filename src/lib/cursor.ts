@@ -25,11 +25,36 @@ export function decodeCursor<K extends string>(
 }
 
 /**
- * Turns `limit + 1` rows fetched past the cursor into a page: the extra row only tells that there is
- * a next page, whose cursor is the key of the last row shown.
+ * The most a page may hold, in bytes of JSON, whatever its `limit`: 200 users each carrying 16 KiB of
+ * metadata would otherwise make one 3 MB response (and its copy in memory). A page stops early, with
+ * a next_cursor, at the row that would take it past the budget; it always holds at least one row.
  */
-export function toPage<R, T>(rows: R[], limit: number, map: (row: R) => T, keyOf: (row: R) => Record<string, string>) {
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return { data: page.map(map), next_cursor: rows.length > limit && last ? encodeCursor(keyOf(last)) : null };
+export const PAGE_BYTE_BUDGET = 1024 * 1024;
+
+/** What a row weighs by default: its JSON (the response writes much the same text). */
+const jsonSize = (item: unknown) => Buffer.byteLength(JSON.stringify(item) ?? '');
+
+/**
+ * Turns `limit + 1` rows fetched past the cursor into a page: the extra row only tells that there is
+ * a next page, whose cursor is the key of the last row shown. The page also ends where its rows
+ * reach `budget` bytes (`sizeOf`, the JSON of the mapped row unless a cheaper measure is given).
+ */
+export function toPage<R, T>(
+  rows: R[],
+  limit: number,
+  map: (row: R) => T,
+  keyOf: (row: R) => Record<string, string>,
+  { budget = PAGE_BYTE_BUDGET, sizeOf }: { budget?: number; sizeOf?: (row: R, mapped: T) => number } = {},
+) {
+  const data: T[] = [];
+  let bytes = 0;
+  let n = 0;
+  for (; n < rows.length && n < limit; n++) {
+    const item = map(rows[n]!);
+    bytes += sizeOf ? sizeOf(rows[n]!, item) : jsonSize(item);
+    if (bytes > budget && n > 0) break;
+    data.push(item);
+  }
+  const last = rows[data.length - 1];
+  return { data, next_cursor: rows.length > data.length && last ? encodeCursor(keyOf(last)) : null };
 }

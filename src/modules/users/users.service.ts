@@ -10,7 +10,7 @@ import { AppError, notFound, preconditionFailed, validationFailed, type FieldErr
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange, recordParams, type AuditInput, type EventInput } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
-import { checkMergedBounds } from './bounds.js';
+import { checkMergedBounds, userPageSize } from './bounds.js';
 import { effectivePolicy, type FieldDecision, type UserType } from './field-policy.js';
 import type { JsonObject } from './merge-patch.js';
 import type { CreateUserInput, ListUsersFilters, PatchUserInput, UserView } from './users.schemas.js';
@@ -154,7 +154,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const limit = filters.limit ?? 50;
       const before = decodeCursor(filters.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, { ...filters, beforeId: before?.id ?? null, limit });
-      return toPage(rows, limit, toUserView, (r) => ({ id: r.id }));
+      return toPage(rows, limit, toUserView, (r) => ({ id: r.id }), { sizeOf: userPageSize });
     },
 
     /** The outcome of each changed field, and what would happen; nothing is written. */
