@@ -67,6 +67,18 @@ export async function list(db: Db, tenantId: string, opts: { afterId: string | n
   return q.orderBy('id').limit(opts.limit + 1).execute();
 }
 
+/** Keys that can still authenticate: not revoked, not expired. */
+export async function countActive(tx: Tx, tenantId: string): Promise<number> {
+  const r = await tx
+    .selectFrom('api_keys')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
 export async function get(db: Db | Tx, tenantId: string, id: string) {
   return db.selectFrom('api_keys').select(PUBLIC_COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
 }

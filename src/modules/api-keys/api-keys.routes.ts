@@ -31,6 +31,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
         operationId: 'createApiKey',
         tags: ['API keys'],
         summary: 'Create an API key (the secret is returned once)',
+        description: 'A tenant holds at most 500 active keys: past that, 409 api_key.limit_reached and nothing is created.',
         body: Type.Object(
           {
             role: Role,
@@ -39,7 +40,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
           },
           { additionalProperties: false },
         ),
-        response: { 201: CreatedApiKey, ...errors(...AUTH_ERRORS, 413, 415) },
+        response: { 201: CreatedApiKey, ...errors(...AUTH_ERRORS, 409, 413, 415) },
       },
       handler: async (req, reply) => {
         const created = await keys.create(req.actor, req.body);

@@ -6,8 +6,16 @@ import { AppError, notFound, validationFailed } from '../../http/errors.js';
 import { hashKey } from '../../http/auth.js';
 import { recordChange } from '../audit/write-path.js';
 import type { Actor } from '../audit/actor.js';
+import { lockTenant } from '../tenants/tenant-lock.js';
 import { canManageKeyOfRole, type Role } from './roles.js';
 import * as repo from './api-keys.repo.js';
+
+/**
+ * Active (not revoked, not expired) keys a tenant may hold. Each key is a row that every lookup
+ * may hit and a secret to keep; a tenant that needs more has a leak to fix, not a limit to raise.
+ * Revoke one to make room.
+ */
+export const MAX_ACTIVE_API_KEYS = 500;
 
 const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -50,6 +58,12 @@ export function createApiKeysService({ db }: { db: Db }) {
       }
       const secret = generateSecret();
       const row = await db.transaction().execute(async (tx) => {
+        await lockTenant(tx, actor.tenantId);
+        if ((await repo.countActive(tx, actor.tenantId)) >= MAX_ACTIVE_API_KEYS) {
+          throw new AppError(409, 'api_key.limit_reached', `A tenant may hold ${MAX_ACTIVE_API_KEYS} active API keys; revoke one first.`, {
+            limit: MAX_ACTIVE_API_KEYS,
+          });
+        }
         const inserted = await repo.insert(tx, {
           tenant_id: actor.tenantId,
           id: newId('key'),

@@ -48,8 +48,9 @@ export function webhookRoutes(service: WebhooksService) {
       config: secretConfig,
       schema: {
         operationId: 'createWebhookEndpoint', tags, summary: 'Register an endpoint (its signing secret is returned once)',
+        description: 'A tenant registers at most 50 endpoints: past that, 409 webhook_endpoint.limit_reached and nothing is created.',
         body: Type.Object({ url: Url, ...Fields }, { additionalProperties: false }),
-        response: { 201: WithSecret, ...errors(...AUTH_ERRORS, 413, 415, 422) },
+        response: { 201: WithSecret, ...errors(...AUTH_ERRORS, 409, 413, 415, 422) },
       },
       handler: async (req, reply) => {
         const created = await service.create(req.actor, req.body);

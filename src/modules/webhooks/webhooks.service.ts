@@ -9,9 +9,15 @@ import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
+import { lockTenant } from '../tenants/tenant-lock.js';
 import { checkTarget, TargetRefused, type TargetPolicy } from './ssrf.js';
 
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
+/**
+ * Endpoints a tenant may register (enabled or not: each is a row, a secret and a fan-out target for
+ * every event). Delete one to make room.
+ */
+export const MAX_WEBHOOK_ENDPOINTS = 50;
 export const newSecret = () => `whsec_${crypto.randomBytes(32).toString('base64')}`;
 export const secretContext = (tenantId: string, endpointId: string) => `webhook:${tenantId}:${endpointId}`;
 
@@ -61,15 +67,27 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
       const url = await checkedUrl(input.url);
       const id = newId('whe');
       const secret = newSecret();
-      const row = await db
-        .insertInto('webhook_endpoints')
-        .values({
-          tenant_id: actor.tenantId, id, url, description: input.description ?? null, event_types: input.event_types ?? [],
-          enabled: input.enabled ?? true, secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await audit(actor, 'webhook_endpoint.created', id, { url, event_types: row.event_types });
+      // The count, the row and its audit entry in one transaction, under the tenant's lock.
+      const row = await db.transaction().execute(async (tx) => {
+        await lockTenant(tx, actor.tenantId);
+        const { n } = await tx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('tenant_id', '=', actor.tenantId).executeTakeFirstOrThrow();
+        if (Number(n) >= MAX_WEBHOOK_ENDPOINTS) {
+          throw new AppError(409, 'webhook_endpoint.limit_reached', `A tenant may register ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints; delete one first.`, {
+            limit: MAX_WEBHOOK_ENDPOINTS,
+          });
+        }
+        const inserted = await tx
+          .insertInto('webhook_endpoints')
+          .values({
+            tenant_id: actor.tenantId, id, url, description: input.description ?? null, event_types: input.event_types ?? [],
+            enabled: input.enabled ?? true, secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await recordChange(tx, actor, { action: 'webhook_endpoint.created', targetType: 'webhook_endpoint', targetId: id, details: { url, event_types: inserted.event_types } });
+        return inserted;
+      });
       return { ...toEndpoint(row), secret };
     },
 
