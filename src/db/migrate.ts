@@ -12,6 +12,7 @@ import * as m0009 from './migrations/0009_search_statistics_default.js';
 import * as m0010 from './migrations/0010_audit_authentication.js';
 import * as m0011 from './migrations/0011_idempotency_commit_link.js';
 import * as m0012 from './migrations/0012_bounded_json.js';
+import * as m0013 from './migrations/0013_events_user_index.js';
 
 const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0010_audit_authentication': m0010,
   '0011_idempotency_commit_link': m0011,
   '0012_bounded_json': m0012,
+  '0013_events_user_index': m0013,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
