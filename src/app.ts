@@ -11,6 +11,8 @@ import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
 import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
+import { loggerOptions } from './http/log-redaction.js';
+import type { DestinationStream } from 'pino';
 import { registerMetrics } from './http/metrics.js';
 import { validatorCompiler } from './http/validation.js';
 import { depthCheckedJsonParser } from './http/json-body.js';
@@ -52,6 +54,8 @@ export interface AppDeps {
   db: Db;
   keyring: Keyring;
   logLevel?: string;
+  /** Where the logs go (stdout by default); tests pass a stream to search what was logged. */
+  logStream?: DestinationStream;
   /** Where webhooks may go (the SSRF guard). */
   webhookTargets?: TargetPolicy;
   /**
@@ -85,13 +89,13 @@ export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({
-  db, keyring, logLevel = 'info', webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
+  db, keyring, logLevel = 'info', logStream, webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
   limiter = memoryLimiter(), trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
 }: AppDeps): Promise<FastifyInstance> {
   // Every audit entry this process writes carries a MAC under the master key (audit/authentication.ts).
   installAuditKeys(keyring.auditKeys);
   const app = Fastify({
-    logger: { level: logLevel, redact: ['req.headers.authorization'] },
+    logger: loggerOptions(logLevel, logStream),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: false,
     // A caller's own X-Request-Id is echoed when it is sane, so both sides log the same id.

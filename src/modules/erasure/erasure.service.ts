@@ -79,7 +79,7 @@ export function createErasureService({
     await tx
       .updateTable('verifications').set({ provider_ref: null, provider_ref_enc: null, identity: '{}' })
       .where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id)
-      .where((eb) => eb.or([eb('provider_ref', 'is not', null), eb('provider_ref_enc', 'is not', null), eb('identity', '!=', '{}')]))
+      .where(sql<boolean>`(provider_ref is not null or provider_ref_enc is not null or identity <> '{}'::jsonb)`)
       .execute();
     await tx.updateTable('status_changes').set({ note: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
     // Every stored idempotent response that concerns the user, whatever the route that answered it.

@@ -2,6 +2,7 @@
 // user's data key under one field name; reads merge it back. Once the key is destroyed the payload
 // keeps only what was never personal (ids, field names, statuses) and says it was redacted.
 import type { Keyring } from '../../crypto/keyring.js';
+import { maskNumber } from '../documents/document-rules.js';
 
 export const PERSONAL_FIELD = 'event.personal';
 export const CHANGES_FIELD = 'change_request.changes';
@@ -14,12 +15,27 @@ export interface WithPersonal {
   personal_enc: string | null;
 }
 
-/** The personal parts of many rows, opened with one key lookup; undefined where there is none or it is gone. */
+/** Keys whose value is an identifier number, wherever it sits in a payload (a user, a change's from/to). */
+export const IDENTIFIER_KEYS = new Set(['tax_number', 'document_number']);
+
+/** A copy with every identifier number masked (*****1234): how they leave Kyclo, but in the GDPR export. */
+export function maskIdentifiers<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(maskIdentifiers) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = IDENTIFIER_KEYS.has(k) && typeof v === 'string' ? maskNumber(v) : maskIdentifiers(v);
+  }
+  return out as T;
+}
+
+/** The personal parts of many rows, opened with one key lookup, identifier numbers masked; undefined where there is none or it is gone. */
 export async function openPersonal(keyring: Keyring, tenantId: string, rows: WithPersonal[]): Promise<Array<Record<string, unknown> | undefined | null>> {
   const sealed = rows.map((r, i) => ({ i, userId: r.user_id, envelope: r.personal_enc })).filter((x) => x.userId && x.envelope);
   const opened = await keyring.openMany(tenantId, sealed.map((x) => ({ userId: x.userId!, field: PERSONAL_FIELD, envelope: x.envelope! })));
   const out: Array<Record<string, unknown> | undefined | null> = rows.map(() => null);
-  sealed.forEach((x, j) => (out[x.i] = opened[j] as Record<string, unknown> | undefined));
+  // Identifier numbers leave masked (the event and audit logs, and the webhooks built from them).
+  sealed.forEach((x, j) => (out[x.i] = maskIdentifiers(opened[j] as Record<string, unknown> | undefined)));
   return out;
 }
 

@@ -12,19 +12,9 @@ import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { IDENTITY_FIELD, PERSONAL_FIELD, PROVIDER_REF_FIELD } from '../events/personal.js';
-import { maskNumber } from '../documents/document-rules.js';
+import { IDENTITY_FIELD, maskIdentifiers, PERSONAL_FIELD, PROVIDER_REF_FIELD } from '../events/personal.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
-
-/** Identity keys holding an identifier number: answered masked everywhere but the GDPR export. */
-const NUMBER_KEYS = ['document_number'] as const;
-
-function maskIdentity(identity: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...identity };
-  for (const k of NUMBER_KEYS) if (typeof out[k] === 'string') out[k] = maskNumber(out[k]);
-  return out;
-}
 
 /** identity and provider_ref are null once the user's data key is destroyed (erased). */
 const toVerification = (r: Selectable<VerificationsTable>, identity: Record<string, unknown> | undefined, providerRef: string | null, unmasked: boolean) => ({
@@ -34,7 +24,7 @@ const toVerification = (r: Selectable<VerificationsTable>, identity: Record<stri
   level: r.level,
   provider: r.provider,
   provider_ref: providerRef,
-  identity: identity ? (unmasked ? identity : maskIdentity(identity)) : null,
+  identity: identity ? (unmasked ? identity : maskIdentifiers(identity)) : null,
   kyc_status_before: r.kyc_status_before,
   kyc_status_after: r.kyc_status_after,
   recorded_by_key_id: r.recorded_by_key_id,

@@ -13,9 +13,12 @@ import * as repo from './change-requests.repo.js';
 import type { ChangeRequestRow } from './change-requests.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { CHANGES_FIELD, DECISION_FIELD, PERSONAL_FIELD } from '../events/personal.js';
+import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
+
+/** A proposed tax_number is an identifier number: answered masked outside the GDPR export. */
+const maskUnless = (unmasked: boolean, changes: Changes | undefined) => (unmasked ? changes : maskIdentifiers(changes));
 
 type Decision = { reason?: string | null; note?: string | null };
 
@@ -41,7 +44,7 @@ export function toChangeRequest(r: ChangeRequestRow, changes: Changes | undefine
 }
 
 /** Change requests as the API shows them, their values and decision texts opened with each user's key (one lookup). */
-export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[], executor?: Db | Tx) {
+export async function changeRequestViews(keyring: Keyring, tenantId: string, rows: ChangeRequestRow[], executor?: Db | Tx, unmasked = false) {
   const opened = await keyring.openMany(
     tenantId,
     rows.flatMap((r) => [
@@ -52,7 +55,7 @@ export async function changeRequestViews(keyring: Keyring, tenantId: string, row
   );
   return rows.map((r, i) => toChangeRequest(
     r,
-    r.changes_enc ? (opened[2 * i] as Changes | undefined) : undefined,
+    r.changes_enc ? maskUnless(unmasked, opened[2 * i] as Changes | undefined) : undefined,
     r.decision_enc ? ((opened[2 * i + 1] as Decision | undefined) ?? {}) : undefined,
   ));
 }
@@ -135,7 +138,7 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
             { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version }, personal },
           ],
         );
-        return toChangeRequest(decided, changes, decision ?? undefined);
+        return toChangeRequest(decided, maskIdentifiers(changes), decision ?? undefined);
       });
     },
 

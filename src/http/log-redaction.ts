@@ -1,0 +1,45 @@
+// What the request logs may hold: never a secret, never personal data, at any level. Query strings
+// carry search terms, external refs and emails (`?q=jane@example.com`), so only the parameters known
+// to be non-personal keep their value; every header dump (Fastify's own, and @fastify/multipart's
+// busboy options at trace, which embed the request headers) loses its credentials.
+import type { DestinationStream, LoggerOptions } from 'pino';
+import type { FastifyRequest } from 'fastify';
+
+/** Query parameters whose values are codes, ids, bounds or cursors: kept in logs. Anything else is redacted. */
+const SAFE_QUERY = new Set(['limit', 'cursor', 'status', 'type', 'kyc_status', 'country', 'sort', 'order', 'from', 'to', 'action', 'actor', 'user_id', 'since', 'event_type', 'dry_run', 'outcome', 'created_from', 'created_to', 'updated_since', 'side']);
+export const REDACTED = '[redacted]';
+
+/** The URL with every query value that could be personal replaced by [redacted]. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      return REDACTED;
+    }
+    return eq < 0 || SAFE_QUERY.has(decoded) ? pair : `${name}=${REDACTED}`;
+  });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+const SECRET_HEADERS = ['authorization', 'cookie', 'x-api-key', 'proxy-authorization'];
+
+/** Fastify's `logger` option: level, the redacted request serializer, and header paths censored wherever they appear. */
+export function loggerOptions(level: string, stream?: DestinationStream): LoggerOptions & { stream?: DestinationStream } {
+  const paths = SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`, `*.*.headers["${h}"]`]);
+  return {
+    level,
+    redact: { paths, censor: REDACTED },
+    serializers: {
+      req: (req: FastifyRequest) => ({
+        method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort,
+      }),
+    },
+    ...(stream ? { stream } : {}),
+  };
+}
