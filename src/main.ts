@@ -42,15 +42,18 @@ export async function serve(config: Config): Promise<void> {
   try {
     const applied = await migrate(conn.db);
     if (applied.length) out(`migrations applied: ${applied.join(', ')}`);
+    const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
+    const keyring = createKeyring({ db: conn.db, masterKey });
+    // The first tenant's creation is audited, so the audit keys come first.
+    installAuditKeys(keyring.auditKeys);
     let firstRun: Awaited<ReturnType<ReturnType<typeof createTenantsService>['create']>> | undefined;
     const tenants = createTenantsService({ db: conn.db });
     // Only the embedded default bootstraps itself; a real deployment creates tenants with the CLI.
     if (conn.embedded && (await tenants.count()) === 0) firstRun = await tenants.create('default');
 
-    const masterKey = await resolveMasterKey({ fromEnv: config.masterKey, embedded: conn.embedded, dataDir: config.dataDir });
     app = await buildApp({
       db: conn.db,
-      keyring: createKeyring({ db: conn.db, masterKey }),
+      keyring,
       logLevel: config.logLevel,
       webhookTargets: config.webhooks,
       background: config.serveWorkers ? { retentionIntervalSeconds: config.retentionIntervalSeconds, checkpointEveryMs: config.auditCheckpointSeconds * 1000 } : null,
@@ -60,6 +63,7 @@ export async function serve(config: Config): Promise<void> {
       trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
       blobs: defaultBlobStore(config.dataDir),
       documentMaxBytes: config.documentMaxBytes,
+      uploads: config.uploads,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();

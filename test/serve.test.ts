@@ -22,7 +22,8 @@ describe('kyclo serve', () => {
     const server = await startServer(cliEnv({ DATABASE_URL: ctx.databaseUrl, PORT: '0' }));
     try {
       expect(await json(`${server.baseUrl}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
-      expect(await json(`${server.baseUrl}/readyz`)).toEqual({ status: 200, body: { status: 'ready' } });
+      // The server runs the audit sealer: its readiness says how sealing fares.
+      expect(await json(`${server.baseUrl}/readyz`)).toMatchObject({ status: 200, body: { status: 'ready', audit_sealer: { state: 'ok', unsealed_entries: 0 } } });
       expect(server.output()).not.toContain('First run');
       expect(await ctx.db.selectFrom('tenants').selectAll().execute()).toEqual([]);
     } finally {
