@@ -45,7 +45,7 @@ function peakRssMb(pid: number): number {
 
 describe('GDPR export of a user with a long history', () => {
   it(`a server with a ${HEAP_MB} MB heap answers 200 with a complete, parseable document`, async () => {
-    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const { ownerKey } = await createTenant(ctx.db);
     const api = client(ctx.app, ownerKey);
     const user = (await api.post('/v1/users', individual({ metadata: metadata('a') }))).json();
     // Every key replaced: the event and the audit entry carry 15 KiB before and 15 KiB after.
