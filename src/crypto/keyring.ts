@@ -4,6 +4,7 @@
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
 import type { Db, Tx } from '../db/database.js';
+import { AppError } from '../http/errors.js';
 import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
 import { deriveAuditKeys } from '../modules/audit/authentication.js';
 
@@ -81,7 +82,14 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       .returning('key_id')
       .executeTakeFirst();
     if (inserted) return { keyId, key };
-    return dataKey(tx, tenantId, userId); // another transaction created it first
+    // The key exists but was destroyed (the user was erased): a new one must never replace it, and
+    // asking again would loop for ever. Anything else means another transaction created it first.
+    const destroyed = await tx
+      .selectFrom('user_keys').select('destroyed_at')
+      .where('tenant_id', '=', tenantId).where('user_id', '=', userId).where('destroyed_at', 'is not', null)
+      .executeTakeFirst();
+    if (destroyed) throw new AppError(409, 'user.erased', `User ${userId} has been erased: nothing personal can be stored for them any more.`);
+    return dataKey(tx, tenantId, userId);
   }
 
   /** Keys of several users at once (for a page of events); destroyed keys are absent. */
