@@ -9,7 +9,7 @@ import type { Db } from './db/database.js';
 import type { Keyring } from './crypto/keyring.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
-import { memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
+import { AUTH_FAILURES_PER_MINUTE, keyGuessingGuard, memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { loggerOptions } from './http/log-redaction.js';
 import type { DestinationStream } from 'pino';
@@ -66,6 +66,8 @@ export interface AppDeps {
   background?: { retentionIntervalSeconds: number; checkpointEveryMs?: number } | null;
   /** Where rate-limit windows are counted: Redis (shared by all processes) or this process. */
   limiter?: Limiter;
+  /** Requests without a valid key one client address may make a minute (30); null: no limit (tests). */
+  authFailuresPerMinute?: number | null;
   /** Fastify's trustProxy: only then is X-Forwarded-For believed for the client address. */
   trustProxy?: boolean | string[];
   /** Where document files are kept (sealed); the default store is a folder under KYCLO_DATA_DIR. */
@@ -90,7 +92,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({
   db, keyring, logLevel = 'info', logStream, webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
-  limiter = memoryLimiter(), trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
+  limiter = memoryLimiter(), authFailuresPerMinute = AUTH_FAILURES_PER_MINUTE, trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
 }: AppDeps): Promise<FastifyInstance> {
   // Every audit entry this process writes carries a MAC under the master key (audit/authentication.ts).
   installAuditKeys(keyring.auditKeys);
@@ -152,7 +154,7 @@ export async function buildApp({
     }
   });
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
-  registerAuth(app, db);
+  registerAuth(app, db, authFailuresPerMinute === null ? null : keyGuessingGuard(limiter, authFailuresPerMinute));
   registerRateLimit(app, limiter);
   registerIdempotency(app, db, keyring);
 

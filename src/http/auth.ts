@@ -1,5 +1,6 @@
 // Authentication and the role check, in one onRequest hook so a caller without a valid key learns
-// nothing (401) before any body parsing or validation. Every /v1 route must name its permission:
+// nothing (401) before any body parsing or validation; an address that keeps failing is limited
+// (429, the key-guessing guard of rate-limit.ts). Every /v1 route must name its permission:
 // a route without one fails at boot, so no route can be public by accident.
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -8,6 +9,7 @@ import { AppError } from './errors.js';
 import { roleAllows, type Permission, type Role } from '../modules/api-keys/roles.js';
 import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import type { Actor } from '../modules/audit/actor.js';
+import { tooManyFailures, type Hit, type KeyGuessingGuard } from './rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -26,7 +28,22 @@ const KEY_FORMAT = /^kyclo_(live|test)_[A-Za-z0-9]{20,64}$/;
 // last_used_at is kept to the minute: a write per request would double the cost of every read.
 const TOUCH_INTERVAL_MS = 60_000;
 
-export function registerAuth(app: FastifyInstance, db: Db): void {
+const refusal = (code: 'auth.missing_key' | 'auth.invalid_key' | 'auth.key_revoked') =>
+  new AppError(401, code, {
+    'auth.missing_key': 'Send an API key as Authorization: Bearer <key>.',
+    'auth.invalid_key': 'The API key is not valid.',
+    'auth.key_revoked': 'The API key has been revoked or has expired.',
+  }[code], { headers: { 'www-authenticate': 'Bearer' } });
+
+/** Why a looked-up key cannot authenticate, or null when it can. */
+function denial(row: keysRepo.ApiKeyRow | undefined, now: number): AppError | null {
+  if (!row) return refusal('auth.invalid_key');
+  if (row.revoked_at || (row.expires_at && row.expires_at.getTime() <= now)) return refusal('auth.key_revoked');
+  return null;
+}
+
+/** `guard`: key guessing limited per client address (rate-limit.ts); null turns it off (tests). */
+export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGuard | null = null): void {
   const touched = new Map<string, number>();
 
   app.addHook('onRoute', (route) => {
@@ -38,16 +55,8 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
 
   app.decorateRequest('actor', null as unknown as Actor);
 
-  /** Lets the request in as the key's actor, or refuses it (401/403). */
-  function admit(req: FastifyRequest, row: keysRepo.ApiKeyRow | undefined, now: number, permission: Permission): void {
-    if (!row) {
-      throw new AppError(401, 'auth.invalid_key', 'The API key is not valid.', { headers: { 'www-authenticate': 'Bearer' } });
-    }
-    if (row.revoked_at || (row.expires_at && row.expires_at.getTime() <= now)) {
-      throw new AppError(401, 'auth.key_revoked', 'The API key has been revoked or has expired.', {
-        headers: { 'www-authenticate': 'Bearer' },
-      });
-    }
+  /** Lets a valid key's request in as its actor, or refuses it (403) when its role may not do this. */
+  function admit(req: FastifyRequest, row: keysRepo.ApiKeyRow, now: number, permission: Permission): void {
     const role = row.role as Role;
     req.actor = {
       type: 'api_key', tenantId: row.tenant_id, keyId: row.id, role, requestId: req.id, ip: req.ip,
@@ -63,30 +72,51 @@ export function registerAuth(app: FastifyInstance, db: Db): void {
     }
   }
 
+  /** Refuses a request without a valid key: 401, or 429 once its address is over the failure limit. */
+  function refuse(req: FastifyRequest, err: AppError): Promise<never> {
+    if (!guard) throw err;
+    const decide = (h: Hit): never => {
+      if (h.count <= guard.limit) throw err;
+      if (h.count === guard.limit + 1) req.log.warn({ ip: req.ip, limit: guard.limit }, 'API key failures over the limit: unknown keys from this address refused until the window ends');
+      throw tooManyFailures(h, guard.limit);
+    };
+    const hit = guard.fail(req.ip);
+    if (hit instanceof Promise) return hit.then(decide);
+    return decide(hit);
+  }
+
+  /** The key is not in the cache: refuse it unlooked if its address is blocked, else look it up. */
+  async function lookup(req: FastifyRequest, hash: Buffer, now: number, permission: Permission): Promise<void> {
+    const keyId = guard ? hash.toString('base64') : '';
+    if (guard && !guard.known(req.ip, keyId)) {
+      const blocked = await guard.blocked(req.ip);
+      if (blocked) throw tooManyFailures(blocked, guard.limit);
+    }
+    const row = await keysRepo.findByHashCached(db, hash, now);
+    const refused = denial(row, now);
+    if (refused) return refuse(req, refused);
+    guard?.remember(req.ip, keyId);
+    admit(req, row!, now, permission);
+  }
+
   /** Nothing when decided from the key cache (most requests), else the lookup to wait for. */
   function authenticate(req: FastifyRequest): Promise<void> | undefined {
     const permission = req.routeOptions.config?.permission;
     if (!permission || permission === 'public') return undefined;
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) {
-      throw new AppError(401, 'auth.missing_key', 'Send an API key as Authorization: Bearer <key>.', {
-        headers: { 'www-authenticate': 'Bearer' },
-      });
-    }
+    if (!match) return refuse(req, refusal('auth.missing_key'));
     const key = match[1]!;
     const now = Date.now();
-    if (!KEY_FORMAT.test(key)) {
-      admit(req, undefined, now, permission);
-      return undefined;
-    }
+    if (!KEY_FORMAT.test(key)) return refuse(req, refusal('auth.invalid_key'));
     const hash = hashKey(key);
     const cached = keysRepo.peekCachedKey(hash, now);
-    if (cached) {
-      admit(req, cached, now, permission);
-      return undefined;
-    }
-    return keysRepo.findByHashCached(db, hash, now).then((row) => admit(req, row, now, permission));
+    if (!cached) return lookup(req, hash, now, permission);
+    // Only valid keys are cached, but one may have expired since.
+    const refused = denial(cached, now);
+    if (refused) return refuse(req, refused);
+    admit(req, cached, now, permission);
+    return undefined;
   }
 
   // A callback hook: a request whose key is cached is admitted without a promise or a microtask.

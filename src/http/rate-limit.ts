@@ -1,7 +1,8 @@
 // Per-API-key rate limits: a window of 60 s opened by the key's first request, counted in Redis
 // when REDIS_URL is set (shared by every process) and in memory otherwise. If Redis goes away, each
 // process falls back to its own counter at once (no 5xx) and returns to the shared one as soon as
-// Redis answers again. Keyed on the API key, never on a client address.
+// Redis answers again. Keyed on the API key, never on a client address — except for requests
+// without a valid key, counted per client address by the key-guessing guard below.
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from './errors.js';
@@ -17,6 +18,8 @@ export interface Hit {
 export interface Limiter {
   /** The in-memory limiter answers at once; the Redis one with a promise. */
   hit(key: string, windowMs: number): Hit | Promise<Hit>;
+  /** The window's count so far, without counting (0 when no window is open). */
+  peek(key: string): Hit | Promise<Hit>;
   close(): Promise<void>;
 }
 
@@ -38,6 +41,11 @@ export function memoryLimiter(): Limiter {
       w.count++;
       return { count: w.count, resetMs: w.resetAt - now };
     },
+    peek(key) {
+      const now = Date.now();
+      const w = windows.get(key);
+      return w && w.resetAt > now ? { count: w.count, resetMs: w.resetAt - now } : { count: 0, resetMs: 0 };
+    },
     close: async () => clearInterval(sweep),
   };
 }
@@ -49,6 +57,10 @@ if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {c, ttl}`;
+const PEEK_SCRIPT = `
+local c = redis.call('GET', KEYS[1])
+if not c then return {0, 0} end
+return {tonumber(c), redis.call('PTTL', KEYS[1])}`;
 
 /** Redis first; the local counter whenever Redis does not answer within 250 ms. */
 export function redisLimiter(url: string, onState: (shared: boolean) => void = () => undefined): Limiter {
@@ -80,6 +92,18 @@ export function redisLimiter(url: string, onState: (shared: boolean) => void = (
         }
       }
       return local.hit(key, windowMs);
+    },
+    async peek(key) {
+      if (redis.status === 'ready') {
+        try {
+          const [count, ttl] = (await redis.eval(PEEK_SCRIPT, 1, `kyclo:rl:${key}`)) as [number, number];
+          setShared(true);
+          return { count, resetMs: Math.max(0, ttl) };
+        } catch {
+          setShared(false);
+        }
+      }
+      return local.peek(key);
     },
     async close() {
       redis.disconnect();
@@ -117,3 +141,59 @@ export function registerRateLimit(app: FastifyInstance, limiter: Limiter): void 
   });
   app.addHook('onClose', async () => limiter.close());
 }
+
+/** Requests with a missing, malformed, unknown, revoked or expired key one client address may make per window. */
+export const AUTH_FAILURES_PER_MINUTE = 30;
+/** How long a key that worked from an address stays usable from it while that address is blocked. */
+export const KNOWN_GOOD_MS = 3600_000;
+const KNOWN_GOOD_MAX = 10_000;
+
+/**
+ * Key guessing, limited per client address (req.ip: the socket's address, or X-Forwarded-For only
+ * when the operator trusts the proxy). Failures are counted in the shared limiter (Redis when set,
+ * so a block holds across processes). Past the limit the address is blocked for the rest of the
+ * window: a key not known to work from it is answered 429 *before* it is looked up, so the guesser
+ * learns nothing (no 200-or-429 oracle) and costs no database query. A key that already worked from
+ * that address (in this process, within the hour) — or that this process holds as valid in its
+ * one-second key cache — still works: one broken or hostile client behind a shared NAT or proxy
+ * cannot lock out the working clients behind it.
+ */
+export interface KeyGuessingGuard {
+  readonly limit: number;
+  /** Counts a failure; a count over the limit is answered 429 instead of 401. */
+  fail(ip: string): Hit | Promise<Hit>;
+  /** The open window when the address is over its limit (the next unknown key is refused unlooked). */
+  blocked(ip: string): Hit | undefined | Promise<Hit | undefined>;
+  known(ip: string, keyId: string): boolean;
+  remember(ip: string, keyId: string): void;
+}
+
+export function keyGuessingGuard(limiter: Limiter, limit = AUTH_FAILURES_PER_MINUTE): KeyGuessingGuard {
+  const good = new Map<string, number>();
+  const over = (h: Hit) => (h.count >= limit ? h : undefined);
+  return {
+    limit,
+    fail: (ip) => limiter.hit(`authfail:${ip}`, WINDOW_MS),
+    blocked(ip) {
+      const h = limiter.peek(`authfail:${ip}`);
+      return h instanceof Promise ? h.then(over) : over(h);
+    },
+    known(ip, keyId) {
+      const until = good.get(`${ip} ${keyId}`);
+      return until !== undefined && until > Date.now();
+    },
+    remember(ip, keyId) {
+      if (good.size >= KNOWN_GOOD_MAX) good.clear();
+      good.set(`${ip} ${keyId}`, Date.now() + KNOWN_GOOD_MS);
+    },
+  };
+}
+
+export const tooManyFailures = (h: Hit, limit: number) => {
+  const reset = Math.max(1, Math.ceil(h.resetMs / 1000));
+  return new AppError(
+    429, 'auth.too_many_failures',
+    `More than ${limit} requests without a valid API key came from this address within a minute; retry in ${reset} s.`,
+    { headers: { 'retry-after': String(reset) } },
+  );
+};

@@ -30,7 +30,7 @@ export interface TestContext {
 
 /** Tests reach their own local receivers: private targets and http are allowed unless a test says otherwise. */
 export async function createTestContext(
-  opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number } = {},
+  opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number; authFailuresPerMinute?: number } = {},
 ): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-data-'));
@@ -42,6 +42,9 @@ export async function createTestContext(
     webhookTargets: opts.webhookTargets ?? { allowHttp: true, allowPrivate: true },
     // The real shared limiter whenever a Redis is configured (CI), the in-process one otherwise.
     limiter: opts.limiter ?? (process.env.REDIS_URL ? redisLimiter(process.env.REDIS_URL) : memoryLimiter()),
+    // Every inject() comes from 127.0.0.1 and test files share one Redis: the per-address key-guessing
+    // limit is off unless a test asks for it (test/key-guessing.test.ts).
+    authFailuresPerMinute: opts.authFailuresPerMinute ?? null,
     blobs,
     documentMaxBytes: opts.documentMaxBytes,
   });
