@@ -14,6 +14,10 @@ import { verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/mo
 import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
+import { startReceiver } from './helpers/receiver.js';
+import { createDispatcher } from '../src/workers/dispatcher.js';
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let ctx: TestContext;
 let superuser: Db;
@@ -255,13 +259,43 @@ describe('signed checkpoints, published for auditors', () => {
     expect(lines.at(-1)).toEqual(latest);
     const future = await runCli(['audit', 'checkpoints', '--since', '2999-01-01T00:00:00Z'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
     expect(future.stdout).toBe('');
+  });
 
-    // A webhook receiver that appends each body to a file keeps exactly what verify needs.
-    const bodies = path.join(tmp, 'webhook-bodies.ndjson');
-    await fs.writeFile(bodies, events.map((e: { id: string; type: string; created_at: string; data: unknown }) => JSON.stringify({ id: e.id, type: e.type, timestamp: e.created_at, data: e.data })).join('\n') + '\n');
-    const ok = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', bodies], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
-    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(new RegExp(`OK ${tenantId}: \\d+ sealed, 0 not sealed yet, \\d+ checkpoints`));
+  it('a webhook receiver that appends each verified audit.checkpoint body to a file keeps exactly what verify needs', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const receiver = await startReceiver();
+    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    try {
+      const endpoint = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['audit.checkpoint'] })).json();
+      for (let round = 0; round < 3; round++) {
+        await api.post('/v1/users', individual());
+        await sealAuditLog(ctx.db);
+        while ((await dispatcher.runOnce()).sent > 0);
+      }
+      const mine = receiver.received.filter((r) => r.json.data.tenant_id === t.tenantId);
+      expect(mine.length).toBeGreaterThanOrEqual(3);
+      expect(mine.every((r) => receiver.verifies(r, endpoint.secret) && r.json.type === 'audit.checkpoint')).toBe(true);
+      const kept = path.join(tmp, 'receiver.ndjson');
+      await fs.writeFile(kept, mine.map((r) => r.body).join('\n') + '\n');
+      const ok = await runCli(['audit', 'verify', '--tenant', t.tenantId, '--checkpoints', kept, '--public-key', ctx.keyring.auditKeys.publicKeyBase64], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(new RegExp(`OK ${t.tenantId}: \\d+ sealed, 0 not sealed yet, \\d+ checkpoints`));
+
+      // The superuser removes the last round's entries, the database's checkpoints and rewinds the head to match.
+      const last = mine.at(-1)!.json.data as { chain_seq: string };
+      const keep = BigInt(mine.at(-2)!.json.data.chain_seq as string);
+      await tamper(sql`delete from audit_entries where tenant_id = ${t.tenantId} and chain_seq > ${keep.toString()}::bigint`);
+      await tamper(sql`delete from audit_checkpoints where tenant_id = ${t.tenantId}`);
+      await tamper(sql`update audit_heads set chain_seq = ${keep.toString()}::bigint, hash = ${await chainHash(t.tenantId, keep.toString())} where tenant_id = ${t.tenantId}`);
+      expect(await verifyTenantChain(ctx.db, t.tenantId, opts)).toMatchObject({ ok: true });
+      const broken = await runCli(['audit', 'verify', '--tenant', t.tenantId, '--checkpoints', kept], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toContain(`but the kept checkpoint ${mine.at(-1)!.json.data.id} signed it up to ${last.chain_seq}`);
+    } finally {
+      await dispatcher.close();
+      await receiver.close();
+    }
   });
 
   it('a kept checkpoint with a forged signature or a rewritten chain is BROKEN', async () => {
