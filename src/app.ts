@@ -40,6 +40,7 @@ import { erasureRoutes } from './modules/erasure/erasure.routes.js';
 import { createDocumentsService } from './modules/documents/documents.service.js';
 import { documentRoutes } from './modules/documents/documents.routes.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from './modules/documents/document-rules.js';
+import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from './modules/documents/upload-slots.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { startBackgroundWork } from './workers/background.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
@@ -74,6 +75,8 @@ export interface AppDeps {
   blobs: BlobStore;
   /** The largest document file accepted, in bytes. */
   documentMaxBytes?: number;
+  /** Upload slots (per tenant, per process), the wait for one, and the body's read deadline. */
+  uploads?: Partial<UploadLimits>;
 }
 
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -92,8 +95,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({
   db, keyring, logLevel = 'info', logStream, webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
-  limiter = memoryLimiter(), authFailuresPerMinute = AUTH_FAILURES_PER_MINUTE, trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
+  limiter = memoryLimiter(), authFailuresPerMinute = AUTH_FAILURES_PER_MINUTE, trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES, uploads,
 }: AppDeps): Promise<FastifyInstance> {
+  const uploadLimits: UploadLimits = { ...DEFAULT_UPLOAD_LIMITS, ...uploads };
   // Every audit entry this process writes carries a MAC under the master key (audit/authentication.ts).
   installAuditKeys(keyring.auditKeys);
   const app = Fastify({
@@ -107,7 +111,8 @@ export async function buildApp({
     },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Longer when the upload slot wait and read deadline need it: they answer before Node's own cut.
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, uploadLimits.slotWaitMs + uploadLimits.readTimeoutMs + 5_000),
     trustProxy,
     schemaController: { compilersFactory: { buildSerializer: buildSerializer as never } },
   });
@@ -171,7 +176,7 @@ export async function buildApp({
   const lifecycle = createLifecycleService({ db });
   const erasure = createErasureService({ db, lifecycle, blobs, keyring });
   await app.register(lifecycleRoutes(lifecycle));
-  await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes));
+  await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes, uploadLimits));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
   const sealerHealth = background ? newSealerHealth() : null;

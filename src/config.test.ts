@@ -9,6 +9,7 @@ describe('configuration', () => {
       dataDir: path.resolve('./.kyclo'), masterKey: undefined, logLevel: 'info', retentionIntervalSeconds: 3600,
       serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
       documentMaxBytes: 10 * 1024 * 1024,
+      uploads: { slotsPerTenant: 4, slots: 32, slotWaitMs: 5000, readTimeoutMs: 20000 },
     });
   });
 
@@ -20,6 +21,7 @@ describe('configuration', () => {
       port: 8080, host: '0.0.0.0', databaseUrl: 'postgres://u@h/db', redisUrl: 'redis://h:6379', dataDir: '/var/kyclo', masterKey: undefined, logLevel: 'debug',
       retentionIntervalSeconds: 3600, serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
       documentMaxBytes: 10 * 1024 * 1024,
+      uploads: { slotsPerTenant: 4, slots: 32, slotWaitMs: 5000, readTimeoutMs: 20000 },
     });
   });
 

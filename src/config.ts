@@ -20,6 +20,10 @@ export const EnvSchema = Type.Object({
   KYCLO_WEBHOOKS_ALLOW_PRIVATE: Type.Enum(['true', 'false']),
   KYCLO_TRUSTED_PROXIES: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$' })),
   KYCLO_DOCUMENT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 25 * 1024 * 1024 }),
+  KYCLO_UPLOAD_SLOTS_PER_TENANT: Type.Integer({ minimum: 1, maximum: 1000 }),
+  KYCLO_UPLOAD_SLOTS: Type.Integer({ minimum: 1, maximum: 10000 }),
+  KYCLO_UPLOAD_SLOT_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000 }),
+  KYCLO_UPLOAD_READ_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
   KYCLO_AUDIT_CHECKPOINT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600 }),
 });
 
@@ -42,6 +46,8 @@ export interface Config {
   trustedProxies: string[];
   /** The largest document file accepted (each side of a card counts alone); 10 MiB by default. */
   documentMaxBytes: number;
+  /** Uploads in flight per tenant and per process, the wait for a slot, the body's read deadline. */
+  uploads: { slotsPerTenant: number; slots: number; slotWaitMs: number; readTimeoutMs: number };
   /** The least time between two signed checkpoints of one tenant's audit head (10 s by default). */
   auditCheckpointSeconds: number;
 }
@@ -72,6 +78,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_WEBHOOKS_ALLOW_PRIVATE: pick('KYCLO_WEBHOOKS_ALLOW_PRIVATE') ?? 'false',
     KYCLO_TRUSTED_PROXIES: pick('KYCLO_TRUSTED_PROXIES')?.replace(/\s+/g, ''),
     KYCLO_DOCUMENT_MAX_BYTES: intOrRaw(pick('KYCLO_DOCUMENT_MAX_BYTES') ?? String(10 * 1024 * 1024)),
+    // Defaults as in modules/documents/upload-slots.ts (DEFAULT_UPLOAD_LIMITS).
+    KYCLO_UPLOAD_SLOTS_PER_TENANT: intOrRaw(pick('KYCLO_UPLOAD_SLOTS_PER_TENANT') ?? '4'),
+    KYCLO_UPLOAD_SLOTS: intOrRaw(pick('KYCLO_UPLOAD_SLOTS') ?? '32'),
+    KYCLO_UPLOAD_SLOT_WAIT_MS: intOrRaw(pick('KYCLO_UPLOAD_SLOT_WAIT_MS') ?? '5000'),
+    KYCLO_UPLOAD_READ_TIMEOUT_MS: intOrRaw(pick('KYCLO_UPLOAD_READ_TIMEOUT_MS') ?? '20000'),
     KYCLO_AUDIT_CHECKPOINT_SECONDS: intOrRaw(pick('KYCLO_AUDIT_CHECKPOINT_SECONDS') ?? '10'),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
@@ -98,6 +109,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: { allowHttp: env2.KYCLO_WEBHOOKS_ALLOW_HTTP === 'true', allowPrivate: env2.KYCLO_WEBHOOKS_ALLOW_PRIVATE === 'true' },
     trustedProxies: env2.KYCLO_TRUSTED_PROXIES ? env2.KYCLO_TRUSTED_PROXIES.split(',') : [],
     documentMaxBytes: env2.KYCLO_DOCUMENT_MAX_BYTES,
+    uploads: {
+      slotsPerTenant: env2.KYCLO_UPLOAD_SLOTS_PER_TENANT,
+      slots: env2.KYCLO_UPLOAD_SLOTS,
+      slotWaitMs: env2.KYCLO_UPLOAD_SLOT_WAIT_MS,
+      readTimeoutMs: env2.KYCLO_UPLOAD_READ_TIMEOUT_MS,
+    },
     auditCheckpointSeconds: env2.KYCLO_AUDIT_CHECKPOINT_SECONDS,
   };
 }

@@ -193,6 +193,25 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       return gcmOpen(key.key, iv, body, dataAad(tenantId, userId, field));
     },
 
+    /** The user's live data key (created on first use), for a caller that seals a stream with it. */
+    dataKeyFor: (executor: Db | Tx, tenantId: string, userId: string): Promise<DataKey> => dataKey(executor, tenantId, userId),
+
+    /** The user's live data key if it still exists (undefined once erasure destroyed it): no key is created. */
+    async liveKey(tenantId: string, userId: string, executor: Db | Tx = db): Promise<DataKey | undefined> {
+      return (await keysOf(tenantId, [userId], executor)).get(userId);
+    },
+
+    /**
+     * A stream sealing file content as it passes (the kcb2 framed format, see framed-stream.ts) under
+     * the same key and AAD binding as sealBytes: tenant, user and field.
+     */
+    sealStream: (key: DataKey, tenantId: string, userId: string, field: string) =>
+      sealFramed(key as FramedKey, dataAad(tenantId, userId, field)),
+
+    /** The opening counterpart of sealStream; a frame that fails its tag errors the stream with DecryptError. */
+    openStream: (key: DataKey, tenantId: string, userId: string, field: string) =>
+      openFramed(key as FramedKey, dataAad(tenantId, userId, field), (m) => new DecryptError(m)),
+
     destroy: destroyDataKey,
 
     /** A keyed hash (HMAC-SHA256 under a key derived from the master key), for fingerprints of requests. */

@@ -16,6 +16,7 @@ import { createTenantsService } from '../../src/modules/tenants/tenants.service.
 import { createApiKeysService } from '../../src/modules/api-keys/api-keys.service.js';
 import { cliActor } from '../../src/modules/audit/actor.js';
 import type { Role } from '../../src/modules/api-keys/roles.js';
+import type { UploadLimits } from '../../src/modules/documents/upload-slots.js';
 
 export interface TestContext {
   app: FastifyInstance;
@@ -30,7 +31,7 @@ export interface TestContext {
 
 /** Tests reach their own local receivers: private targets and http are allowed unless a test says otherwise. */
 export async function createTestContext(
-  opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number; authFailuresPerMinute?: number } = {},
+  opts: { webhookTargets?: TargetPolicy; limiter?: Limiter; documentMaxBytes?: number; uploads?: Partial<UploadLimits>; authFailuresPerMinute?: number } = {},
 ): Promise<TestContext> {
   const database = await createDatabaseFromTemplate(inject('pgServerUrl'), inject('templateDb'));
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-data-'));
@@ -47,6 +48,7 @@ export async function createTestContext(
     authFailuresPerMinute: opts.authFailuresPerMinute ?? null,
     blobs,
     documentMaxBytes: opts.documentMaxBytes,
+    uploads: opts.uploads,
   });
   await app.ready();
   return {

@@ -2,13 +2,17 @@
 // numbers (sealed in the row). A new document of a type the user already has archives the old one,
 // which stays listable and readable. Numbers leave masked, except in the GDPR export.
 //
-// Write order: the sealed blob is written and synced first, then the row that points at it commits
-// with its audit entry and events; a failed transaction deletes the blob it wrote. So a committed
-// document always has its content, and an orphan blob (a crash in between) is ciphertext that
-// erasure removes with the user's folder.
+// Write order: each file streams into its blob, checked and sealed as it arrives (nothing holds a
+// whole file), and is synced; then the row that points at it commits with its audit entry and
+// events. Any failure before the commit (a refused file, an aborted or late body, a lock) deletes
+// the blobs written. So a committed document always has its content, and an orphan blob (a crash
+// in between) is ciphertext that erasure removes with the user's folder.
+import { pipeline as pipelineStreams, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { sql, type Selectable } from 'kysely';
 import type { Db, DocumentsTable, Tx } from '../../db/database.js';
-import type { Keyring } from '../../crypto/keyring.js';
+import type { DataKey, Keyring } from '../../crypto/keyring.js';
+import { isFramed } from '../../crypto/framed-stream.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import { AppError, notFound, validationFailed, type FieldError } from '../../http/errors.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
@@ -19,9 +23,8 @@ import { recordAttempt, recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import { loadOverrides, lockedWhenVerified } from '../policy/policy.service.js';
-import {
-  contentProblem, isLocked, isVirtualType, maskNumber, normalizeNumber, NUMBER_FORMATS, parseDataUri, type ContentType,
-} from './document-rules.js';
+import { isLocked, isVirtualType, maskNumber, normalizeNumber, NUMBER_FORMATS, parseDataUri, type ContentType } from './document-rules.js';
+import { fileCheck, tooLarge } from './file-check.js';
 import type { DocumentUpload, DocumentView } from './documents.schemas.js';
 
 export type DocumentRow = Selectable<DocumentsTable>;
@@ -57,8 +60,23 @@ const DETAILS_FIELD = (docId: string) => `document:${docId}:details`;
 const CONTENT_FIELD = (docId: string, side: Side) => `document:${docId}:${side}`;
 const blobKey = (t: string, userId: string, docId: string, side: Side) => `${t}/${userId}/${docId}-${side}`;
 
-export const tooLarge = (max: number) =>
-  new AppError(413, 'document.too_large', `A document file may be at most ${max.toLocaleString('en')} bytes.`, { max_bytes: max });
+export { tooLarge };
+
+/** A file written to the blob store (sealed), not yet pointed at by a row. */
+interface StoredFile {
+  side: Side;
+  blobKey: string;
+  size: number;
+  type: ContentType;
+}
+
+/** An upload in progress: its document id, the key its files are sealed with, the blobs written so far. */
+export interface Upload {
+  docId: string;
+  userId: string;
+  key: DataKey;
+  files: StoredFile[];
+}
 
 /** The JSON body, decoded into the common shape (data URIs checked here, so their errors name the field). */
 export function fromJson(body: DocumentUpload): NewDocument {
@@ -110,8 +128,8 @@ export async function documentViews(keyring: Keyring, tenantId: string, rows: Do
   return rows.map((r) => toView(r, byId.get(r.id), unmasked));
 }
 
-/** Checks everything that needs no database: formats, country, sizes, file contents. */
-function checkUpload(input: NewDocument, maxBytes: number): { details: Details; files: Array<{ side: Side; bytes: Buffer; type: ContentType }> } {
+/** Checks the number, its format and the country: everything but the files, with no database. */
+function checkDetails(input: NewDocument): Details {
   const errors: FieldError[] = [];
   let number: string | null = null;
   let country = input.country ?? null;
@@ -126,20 +144,7 @@ function checkUpload(input: NewDocument, maxBytes: number): { details: Details; 
     country ??= only ?? null;
   }
   if (errors.length) throw validationFailed(errors);
-
-  const files: Array<{ side: Side; bytes: Buffer; type: ContentType }> = [];
-  if (input.kind === 'physical') {
-    for (const [side, file] of [['front', input.front], ['back', input.back]] as const) {
-      if (!file) continue;
-      if (file.bytes.length > maxBytes) throw tooLarge(maxBytes);
-      if (file.bytes.length === 0) throw validationFailed([{ field: side === 'front' ? 'content' : 'content_back', code: 'empty', message: 'The file is empty.' }]);
-      const checked = contentProblem(file.bytes, file.declared);
-      if (typeof checked !== 'string') throw new AppError(checked.status, checked.code, `${side === 'back' ? 'Back side: ' : ''}${checked.message}`);
-      files.push({ side, bytes: file.bytes, type: checked });
-    }
-    if (!files.some((f) => f.side === 'front')) throw validationFailed([{ field: 'content', code: 'required', message: 'A physical document needs its file.' }]);
-  }
-  return { details: { number, country, issuing_authority: input.issuing_authority ?? null, expiry_date: input.expiry_date ?? null }, files };
+  return { number, country, issuing_authority: input.issuing_authority ?? null, expiry_date: input.expiry_date ?? null };
 }
 
 export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: Db; keyring: Keyring; blobs: BlobStore; maxBytes: number }) {
@@ -170,23 +175,72 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
   }
 
   return {
-    async add(actor: Actor, userId: string, input: NewDocument): Promise<DocumentView> {
-      const t = actor.tenantId;
-      const { details, files } = checkUpload(input, maxBytes);
-      const lockTypes = lockedWhenVerified(await loadOverrides(db, t));
-      const lockedNow = await lockedBy(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
-      if (lockedNow) return refuseLocked(actor, userId, input.type, lockedNow);
+    /**
+     * Starts an upload once the request is known to be allowed and before any byte of a file is
+     * read: the user must exist and not be closed, and their data key is made ready for sealing.
+     */
+    async begin(actor: Actor, userId: string): Promise<Upload> {
+      const user = await users.getOrThrow(db, actor.tenantId, userId);
+      if (user.status === 'closed') throw userClosed(userId);
+      return { docId: newId('doc'), userId, key: await keyring.dataKeyFor(db, actor.tenantId, userId), files: [] };
+    },
 
-      const id = newId('doc');
-      const written: string[] = [];
+    /**
+     * Streams one side of the file into its blob: checked (first bytes, size) and sealed as it
+     * arrives. On any failure (refused bytes, `signal` aborted, the source erroring) the partial blob
+     * is gone and the error is thrown. `field` names the part in a 400.
+     */
+    async storeFile(actor: Actor, upload: Upload, side: Side, source: Readable, declared: string | undefined, field: string, signal?: AbortSignal): Promise<void> {
+      const t = actor.tenantId;
+      const key = blobKey(t, upload.userId, upload.docId, side);
+      const check = fileCheck(maxBytes, declared, field, side === 'back');
+      const seal = keyring.sealStream(upload.key, t, upload.userId, CONTENT_FIELD(upload.docId, side));
+      await pipeline(source, check.stream, seal, (sealed: AsyncIterable<Buffer>) => blobs.putStream(key, sealed), ...(signal ? [{ signal }] : []));
+      upload.files.push({ side, blobKey: key, ...check.result() });
+    },
+
+    /** Deletes what an upload wrote; for a caller whose upload failed before commit. */
+    async discard(upload: Upload): Promise<void> {
+      await Promise.allSettled(upload.files.map((f) => blobs.delete(f.blobKey)));
+      upload.files.length = 0;
+    },
+
+    /** A JSON upload (files already decoded in memory, or a number): one write path with multipart. */
+    async add(actor: Actor, userId: string, input: NewDocument): Promise<DocumentView> {
+      checkDetails(input);
+      const sides = input.kind === 'physical' ? ([['front', input.front], ['back', input.back]] as const) : [];
+      // The cheap checks first, so a refused file costs no database round trip.
+      if (sides.some(([, file]) => file && file.bytes.length > maxBytes)) throw tooLarge(maxBytes);
+      if (input.kind === 'physical' && !input.front) throw validationFailed([{ field: 'content', code: 'required', message: 'A physical document needs its file.' }]);
+      const upload = await this.begin(actor, userId);
       try {
-        for (const f of files) {
-          const key = blobKey(t, userId, id, f.side);
-          await blobs.put(key, await keyring.sealBytes(db, t, userId, CONTENT_FIELD(id, f.side), f.bytes));
-          written.push(key);
+        for (const [side, file] of sides) {
+          if (file) await this.storeFile(actor, upload, side, Readable.from([file.bytes]), file.declared, side === 'front' ? 'content' : 'content_back');
         }
-        const front = files.find((f) => f.side === 'front');
-        const back = files.find((f) => f.side === 'back');
+      } catch (err) {
+        await this.discard(upload);
+        throw err;
+      }
+      return this.commit(actor, upload, input);
+    },
+
+    /**
+     * Records the upload: details checked and sealed, the lock checked again under the user's row
+     * lock, the row, its audit entry and events in one transaction. Deletes the blobs on failure.
+     */
+    async commit(actor: Actor, upload: Upload, input: NewDocument): Promise<DocumentView> {
+      const t = actor.tenantId;
+      const { userId, docId: id } = upload;
+      try {
+        const details = checkDetails(input);
+        if (input.kind === 'physical' && !upload.files.some((f) => f.side === 'front')) {
+          throw validationFailed([{ field: 'content', code: 'required', message: 'A physical document needs its file.' }]);
+        }
+        const lockTypes = lockedWhenVerified(await loadOverrides(db, t));
+        const lockedNow = await lockedBy(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
+        if (lockedNow) return await refuseLocked(actor, userId, input.type, lockedNow);
+        const front = upload.files.find((f) => f.side === 'front');
+        const back = upload.files.find((f) => f.side === 'back');
         const outcome = await db.transaction().execute(async (tx) => {
           const user = await users.getForUpdate(tx, t, userId);
           if (!user) throw notFound('user', userId);
@@ -201,9 +255,9 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
             .insertInto('documents')
             .values({
               tenant_id: t, id, user_id: userId, kind: input.kind, type: input.type,
-              details_enc: await keyring.seal(tx, t, userId, DETAILS_FIELD(id), details),
-              content_type: front?.type ?? null, size: front?.bytes.length ?? null, blob_key: front ? blobKey(t, userId, id, 'front') : null,
-              back_content_type: back?.type ?? null, back_size: back?.bytes.length ?? null, back_blob_key: back ? blobKey(t, userId, id, 'back') : null,
+              details_enc: keyring.sealWith(upload.key, t, userId, DETAILS_FIELD(id), details),
+              content_type: front?.type ?? null, size: front?.size ?? null, blob_key: front?.blobKey ?? null,
+              back_content_type: back?.type ?? null, back_size: back?.size ?? null, back_blob_key: back?.blobKey ?? null,
               replaces_id: archived?.id ?? null, created_by_key_id: actor.keyId, request_id: actor.requestId,
             })
             .returningAll()
@@ -223,7 +277,7 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         if (outcome.locked) return await refuseLocked(actor, userId, input.type, outcome.locked);
         return outcome.view!;
       } catch (err) {
-        await Promise.allSettled(written.map((k) => blobs.delete(k)));
+        await this.discard(upload);
         throw err;
       }
     },
@@ -240,25 +294,72 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
       return toPage(views, q.limit, (v) => v, (v) => ({ id: v.id }));
     },
 
-    /** The decrypted file; reading it is recorded in the audit log (who looked at which identity document). */
-    async content(actor: Actor, docId: string, side: Side): Promise<{ bytes: Buffer; contentType: string; filename: string }> {
+    /**
+     * The decrypted file as a stream; reading it is recorded in the audit log (who looked at which
+     * identity document). The first frame is opened before anything is answered, so a destroyed key
+     * is a 410 and a tampered header a 500 data.integrity; a frame tampered further on cuts the
+     * stream short (the client sees fewer bytes than Content-Length).
+     */
+    async content(actor: Actor, docId: string, side: Side): Promise<{ body: Readable; size: number; contentType: string; filename: string }> {
       const t = actor.tenantId;
       const row = await db.selectFrom('documents').selectAll().where('tenant_id', '=', t).where('id', '=', docId).executeTakeFirst();
       if (!row) throw notFound('document', docId);
-      if (row.destroyed_at) throw new AppError(410, 'document.destroyed', `Document ${docId} was destroyed by erasure on ${row.destroyed_at.toISOString()}.`);
+      const gone = (why: string) => new AppError(410, 'document.destroyed', why);
+      if (row.destroyed_at) throw gone(`Document ${docId} was destroyed by erasure on ${row.destroyed_at.toISOString()}.`);
       const key = side === 'front' ? row.blob_key : row.back_blob_key;
       const contentType = side === 'front' ? row.content_type : row.back_content_type;
-      if (!key || !contentType) {
+      const size = side === 'front' ? row.size : row.back_size;
+      if (!key || !contentType || size === null) {
         throw new AppError(404, 'document.no_content', row.kind === 'virtual' ? `Document ${docId} is an identifier number: it has no file.` : `Document ${docId} has no ${side} side.`);
       }
-      const sealed = await blobs.get(key);
-      const bytes = sealed && (await keyring.openBytes(t, row.user_id, CONTENT_FIELD(docId, side), sealed));
-      if (!bytes) throw new AppError(410, 'document.destroyed', `The content of document ${docId} no longer exists.`);
+      const field = CONTENT_FIELD(docId, side);
+      const destroyed = gone(`The content of document ${docId} no longer exists.`);
+      const stored = await blobs.getStream(key);
+      const dataKey = await keyring.liveKey(t, row.user_id);
+      if (!stored || !dataKey) {
+        stored?.destroy();
+        throw destroyed;
+      }
+      const [head, sealed] = await peek(stored);
+      let body: Readable;
+      if (head && isFramed(head)) {
+        // pipeline (callback form) passes a read error on and destroys both ends together.
+        const opened = pipelineStreams(sealed, keyring.openStream(dataKey, t, row.user_id, field), () => undefined);
+        const [first, plain] = await peek(opened);
+        if (first === undefined && size > 0) throw destroyed;
+        body = plain;
+      } else {
+        // A blob written before streaming (kcb1, one GCM message): small enough to open whole.
+        const chunks: Buffer[] = [];
+        for await (const c of sealed) chunks.push(c as Buffer);
+        const bytes = await keyring.openBytes(t, row.user_id, field, Buffer.concat(chunks));
+        if (!bytes) throw destroyed;
+        body = Readable.from([bytes]);
+      }
       await recordChange(db, actor, { action: 'document.content_read', targetType: 'document', targetId: docId, userId: row.user_id, details: { side } });
       const ext = contentType === 'application/pdf' ? 'pdf' : contentType === 'image/png' ? 'png' : 'jpg';
-      return { bytes, contentType, filename: `${docId}${side === 'back' ? '-back' : ''}.${ext}` };
+      return { body, size, contentType, filename: `${docId}${side === 'back' ? '-back' : ''}.${ext}` };
     },
   };
+}
+
+/**
+ * The first chunk of a stream (undefined when it ends at once), and a stream of everything
+ * including that chunk. An error before the first chunk is thrown here, before any answer.
+ */
+async function peek(stream: Readable): Promise<[Buffer | undefined, Readable]> {
+  const it = stream[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return [undefined, Readable.from([])];
+  async function* all() {
+    try {
+      yield first.value as Buffer;
+      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value as Buffer;
+    } finally {
+      await it.return?.(); // a client gone mid-download: the file is closed, not left to the GC
+    }
+  }
+  return [first.value as Buffer, Readable.from(all(), { objectMode: false })];
 }
 
 /**
