@@ -104,7 +104,8 @@ export function createErasureService({
         if (locked.erasure_requested_at) return { u: locked, created: false };
         const closed = locked.status === 'closed'
           ? locked
-          : (await lifecycle.closeLocked(tx, actor, locked, { origin: input.requested_by, reason: 'erasure_requested', note: input.note }))!.user;
+          // The note goes only to the erasure's own (sealed) record: the closure's history and audit entry keep it in the clear.
+          : (await lifecycle.closeLocked(tx, actor, locked, { origin: input.requested_by, reason: 'erasure_requested' }))!.user;
         const scheduled = new Date(closed.status_changed_at.getTime() + days * DAY_MS);
         const updated = await tx
           .updateTable('users')
