@@ -10,6 +10,7 @@ describe('configuration', () => {
       serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
       documentMaxBytes: 10 * 1024 * 1024,
       uploads: { slotsPerTenant: 4, slots: 32, slotWaitMs: 5000, readTimeoutMs: 20000 },
+      auditCheckpointSeconds: 10, authFailuresPerMinute: 30,
     });
   });
 
@@ -22,7 +23,13 @@ describe('configuration', () => {
       retentionIntervalSeconds: 3600, serveWorkers: true, webhooks: { allowHttp: false, allowPrivate: false }, trustedProxies: [],
       documentMaxBytes: 10 * 1024 * 1024,
       uploads: { slotsPerTenant: 4, slots: 32, slotWaitMs: 5000, readTimeoutMs: 20000 },
+      auditCheckpointSeconds: 10, authFailuresPerMinute: 30,
     });
+  });
+
+  it('turns the key-guessing limit off with 0 and takes the checkpoint spacing', () => {
+    expect(loadConfig({ KYCLO_AUTH_FAILURES_PER_MINUTE: '0', KYCLO_AUDIT_CHECKPOINT_SECONDS: '0' })).toMatchObject({ authFailuresPerMinute: null, auditCheckpointSeconds: 0 });
+    expect(() => loadConfig({ KYCLO_AUDIT_CHECKPOINT_SECONDS: '-1' })).toThrow(/KYCLO_AUDIT_CHECKPOINT_SECONDS/);
   });
 
   it('names every invalid variable, without echoing URLs that may hold passwords', () => {

@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   KYCLO_UPLOAD_SLOT_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000 }),
   KYCLO_UPLOAD_READ_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000 }),
   KYCLO_AUDIT_CHECKPOINT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600 }),
+  KYCLO_AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100000 }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -50,6 +51,8 @@ export interface Config {
   uploads: { slotsPerTenant: number; slots: number; slotWaitMs: number; readTimeoutMs: number };
   /** The least time between two signed checkpoints of one tenant's audit head (10 s by default). */
   auditCheckpointSeconds: number;
+  /** Requests without a valid key allowed per client address a minute before it is blocked (null: no limit). */
+  authFailuresPerMinute: number | null;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     KYCLO_UPLOAD_SLOT_WAIT_MS: intOrRaw(pick('KYCLO_UPLOAD_SLOT_WAIT_MS') ?? '5000'),
     KYCLO_UPLOAD_READ_TIMEOUT_MS: intOrRaw(pick('KYCLO_UPLOAD_READ_TIMEOUT_MS') ?? '20000'),
     KYCLO_AUDIT_CHECKPOINT_SECONDS: intOrRaw(pick('KYCLO_AUDIT_CHECKPOINT_SECONDS') ?? '10'),
+    KYCLO_AUTH_FAILURES_PER_MINUTE: intOrRaw(pick('KYCLO_AUTH_FAILURES_PER_MINUTE') ?? '30'),
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
   if (!check.Check(raw)) {
@@ -116,5 +120,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       readTimeoutMs: env2.KYCLO_UPLOAD_READ_TIMEOUT_MS,
     },
     auditCheckpointSeconds: env2.KYCLO_AUDIT_CHECKPOINT_SECONDS,
+    authFailuresPerMinute: env2.KYCLO_AUTH_FAILURES_PER_MINUTE === 0 ? null : env2.KYCLO_AUTH_FAILURES_PER_MINUTE,
   };
 }

@@ -61,6 +61,7 @@ export async function serve(config: Config): Promise<void> {
         ? redisLimiter(config.redisUrl, (shared) => out(shared ? 'rate limits: shared through Redis' : 'rate limits: Redis unreachable, counting locally'))
         : memoryLimiter(),
       trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
+      authFailuresPerMinute: config.authFailuresPerMinute,
       blobs: defaultBlobStore(config.dataDir),
       documentMaxBytes: config.documentMaxBytes,
       uploads: config.uploads,
