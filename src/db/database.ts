@@ -120,11 +120,11 @@ export interface AuditEntriesTable {
   ip: string | null;
   details: Json;
   personal_enc: string | null;
+  /** HMAC of the entry's content by the process that wrote it (null only before migration 0010). */
+  mac: string | null;
   chain_seq: ColumnType<string | null, never, string>;
   prev_hash: ColumnType<string | null, never, string>;
   hash: ColumnType<string | null, never, string>;
-  /** HMAC of the entry's content by the process that wrote it (null only before migration 0010). */
-  mac: string | null;
 }
 
 export interface AuditHeadsTable {
