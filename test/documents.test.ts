@@ -377,3 +377,53 @@ describe('access and idempotency', () => {
     expect(res.statusCode).toBe(415);
   });
 });
+
+describe('files at rest, streamed', () => {
+  it('are stored in the framed format (kcb2) and a blob sealed before streaming (kcb1) still downloads', async () => {
+    const id = await newUser();
+    const bytes = Buffer.concat([fileBytes('pdf', ''), Buffer.alloc(200 * 1024, 7)]);
+    const res = await uploadForm(id, { type: 'bank_statement' }, { file: { bytes, type: 'application/pdf' } });
+    expect(res.statusCode, res.body).toBe(201);
+    const [row] = await docRows(id);
+    const stored = (await ctx.blobs.get(row!.blob_key!))!;
+    expect(stored.subarray(0, 4).toString()).toBe('kcb2');
+    expect(stored.includes(bytes.subarray(0, 1024))).toBe(false);
+    expect((await api.get(`/v1/documents/${row!.id}/content`)).rawPayload.equals(bytes)).toBe(true);
+
+    // The same content sealed the way uploads were sealed before streaming: one GCM message.
+    await ctx.blobs.put(row!.blob_key!, await ctx.keyring.sealBytes(ctx.db, tenantId, id, `document:${row!.id}:front`, bytes));
+    const legacy = await api.get(`/v1/documents/${row!.id}/content`);
+    expect(legacy.statusCode).toBe(200);
+    expect(legacy.rawPayload.equals(bytes)).toBe(true);
+  });
+
+  it('a framed blob moved to another document or with a flipped byte is never served (500 data.integrity)', async () => {
+    const id = await newUser();
+    const a = (await uploadForm(id, { type: 'bank_statement' }, { file: { bytes: fileBytes('png', 'statement a'), type: 'image/png' } })).json();
+    const b = (await uploadForm(id, { type: 'utility_bill' }, { file: { bytes: fileBytes('png', 'statement b'), type: 'image/png' } })).json();
+    const [rowA, rowB] = await ctx.db.selectFrom('documents').selectAll().where('id', 'in', [a.id, b.id]).orderBy('id').execute();
+    const sealedA = (await ctx.blobs.get(rowA!.blob_key!))!;
+    await ctx.blobs.put(rowB!.blob_key!, sealedA); // bound to document a: it must not open as b
+    const moved = await api.get(`/v1/documents/${b.id}/content`);
+    expect(moved.statusCode).toBe(500);
+    expect(moved.json().code).toBe('data.integrity');
+    const flipped = Buffer.from(sealedA);
+    flipped[flipped.length - 20]! ^= 1;
+    await ctx.blobs.put(rowA!.blob_key!, flipped);
+    const bad = await api.get(`/v1/documents/${a.id}/content`);
+    expect(bad.statusCode).toBe(500);
+    expect(bad.body).not.toContain('statement a');
+  });
+
+  it('a multipart form with the file part twice is a 400 and stores nothing', async () => {
+    const id = await newUser();
+    const boundary = 'kyclo-twice';
+    const part = (bytes: Buffer) => Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`), bytes, Buffer.from('\r\n')]);
+    const payload = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\npassport\r\n`), part(fileBytes('png')), part(fileBytes('png')), Buffer.from(`--${boundary}--\r\n`)]);
+    const res = await upload(id, payload, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json().errors).toContainEqual(expect.objectContaining({ field: 'file', code: 'duplicate' }));
+    expect(await docRows(id)).toEqual([]);
+    expect(await filesUnder(`${ctx.dataDir}/documents/${tenantId}/${id}`)).toEqual([]);
+  });
+});
