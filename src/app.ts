@@ -173,7 +173,7 @@ export async function buildApp({
   await app.register(policyRoutes(createPolicyService({ db })));
   await app.register(kycRoutes(createKycService({ db, keyring })));
   await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring })));
-  const lifecycle = createLifecycleService({ db });
+  const lifecycle = createLifecycleService({ db, keyring });
   const erasure = createErasureService({ db, lifecycle, blobs, keyring });
   await app.register(lifecycleRoutes(lifecycle));
   await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes, uploadLimits));

@@ -105,7 +105,7 @@ export async function work(config: Config): Promise<void> {
   const stop = startBackgroundWork({
     db: conn.db,
     keyring,
-    erasure: createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }), blobs: defaultBlobStore(config.dataDir) }),
+    erasure: createErasureService({ db: conn.db, keyring, lifecycle: createLifecycleService({ db: conn.db, keyring }), blobs: defaultBlobStore(config.dataDir) }),
     webhookTargets: config.webhooks,
     retentionIntervalSeconds: config.retentionIntervalSeconds,
     checkpointEveryMs: config.auditCheckpointSeconds * 1000,

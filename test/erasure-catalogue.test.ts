@@ -110,16 +110,13 @@ describe('the erasure canary, against the catalogue', () => {
 
     const before = await dumpDatabase(ctx.databaseUrl);
     const seenBefore = c.filter((x) => before.text.includes(x));
-    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db }), blobs: ctx.blobs }).sweep();
+    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs }).sweep();
     expect(swept.erased).toEqual([user.id]);
     const after = await dumpDatabase(ctx.databaseUrl);
     const found = c.filter((x) => after.text.includes(x));
     console.log(`canaries (${after.method}): ${c.length} written, ${seenBefore.length} in the clear before erasure, ${found.length} after`);
-    // Known gap (lifecycle, owned elsewhere): a status change's note is copied in the clear into its
-    // audit entry's details, which the hash chain forbids rewriting; it must move to the sealed part.
-    // When that is fixed this list empties and the assertion must become `toEqual([])`.
-    const knownLeft = c.filter((x) => /^cnry(suspendnote|reactivatenote)/.test(x));
-    expect(found).toEqual(knownLeft);
+    // Status-change notes included: their audit copy is sealed with the user's key, the history row's nulled.
+    expect(found).toEqual([]);
     expect(after.text).toContain(bystander.first_name);
   });
 });

@@ -90,7 +90,7 @@ describe('a user’s events are read and erased by index', () => {
     expect((await api.post(`/v1/users/${userId}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
     await sql`update users set erasure_scheduled_for = now() - interval '1 day' where tenant_id = ${tenantId} and id = ${userId}`.execute(ctx.db);
     captured.length = 0;
-    const erasure = createErasureService({ db: logged, lifecycle: createLifecycleService({ db: logged }), blobs: ctx.blobs, keyring: ctx.keyring });
+    const erasure = createErasureService({ db: logged, lifecycle: createLifecycleService({ db: logged, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring });
     expect((await erasure.sweep()).erased).toEqual([userId]);
     const statements = userEventStatements();
     expect(statements.some((q) => /update "events"/.test(q.sql))).toBe(true);

@@ -15,6 +15,7 @@ import { listCheckpoints, sealAuditLog } from '../modules/audit/chain.js';
 import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, parseCheckpointLines, verifyAuditLog } from '../modules/audit/verify.js';
 import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
 import { resolveMasterKey } from '../crypto/master-key.js';
+import { createKeyring } from '../crypto/keyring.js';
 import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
 import { defaultBlobStore } from '../storage/blob-store.js';
 
@@ -37,7 +38,7 @@ function config(): Config {
  * With the master key at hand, the audit keys are installed so the commands that write (tenants,
  * keys) authenticate their audit entries; without it those commands fail, and `migrate` still runs.
  */
-async function withDb<T>(fn: (conn: Connected, audit: AuditKeys | null) => Promise<T>): Promise<T> {
+async function withDb<T>(fn: (conn: Connected, audit: AuditKeys | null, masterKey: Buffer | null) => Promise<T>): Promise<T> {
   const cfg = config();
   const conn = await connect(cfg, () => undefined, { owner: false });
   try {
@@ -45,7 +46,7 @@ async function withDb<T>(fn: (conn: Connected, audit: AuditKeys | null) => Promi
     const master = await resolveMasterKey({ fromEnv: cfg.masterKey, embedded: conn.embedded, dataDir: cfg.dataDir }).catch(() => null);
     const audit = master ? deriveAuditKeys(master) : null;
     if (audit) installAuditKeys(audit);
-    return await fn(conn, audit);
+    return await fn(conn, audit, master);
   } finally {
     await conn.close();
   }
@@ -215,8 +216,10 @@ export function buildCli(): Command {
     .description('destroy the personal data of every user whose erasure is due and not on legal hold')
     .option('--json', 'print {"erased": [ids]}')
     .action(async (opts: { json?: boolean }) => {
-      await withDb(async (conn) => {
-        const erasure = createErasureService({ db: conn.db, lifecycle: createLifecycleService({ db: conn.db }), blobs: defaultBlobStore(config().dataDir) });
+      await withDb(async (conn, _audit, master) => {
+        if (!master) throw new AppError(400, 'config.no_master_key', 'Retention needs the master key: set KYCLO_MASTER_KEY.');
+        const keyring = createKeyring({ db: conn.db, masterKey: master });
+        const erasure = createErasureService({ db: conn.db, keyring, lifecycle: createLifecycleService({ db: conn.db, keyring }), blobs: defaultBlobStore(config().dataDir) });
         const { erased } = await erasure.sweep();
         print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });

@@ -13,6 +13,8 @@ import * as changeRequests from '../reviews/change-requests.repo.js';
 import { checkTransition, type Origin, type Status } from './user-status.js';
 import { effectiveCapabilities, evaluate, type CapabilityOverrides } from './capabilities.js';
 import { prepared } from '../../db/prepared.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import { PERSONAL_FIELD } from '../events/personal.js';
 
 export interface TransitionInput {
   status: Status;
@@ -45,7 +47,7 @@ export const toStatusChange = (r: Selectable<StatusChangesTable>) => ({
   created_at: r.created_at.toISOString(),
 });
 
-export function createLifecycleService({ db }: { db: Db }) {
+export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyring }) {
   const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
   async function transition(
@@ -105,7 +107,11 @@ export function createLifecycleService({ db }: { db: Db }) {
         {
           action: input.status === 'closed' ? 'user.closed' : 'user.status_changed',
           targetType: 'user', targetId: userId, userId, changedFields: ['status'],
-          details: { from, to: input.status, reason, origin: change.origin, note: input.note ?? null, cancelled_change_requests: cancelled },
+          details: { from, to: input.status, reason, origin: change.origin, cancelled_change_requests: cancelled },
+          // A note is free text that may name anyone: sealed with the user's key, so erasure destroys
+          // it here too (the audit entry itself can never be rewritten). The history row's plain copy
+          // is nulled by the erasure sweep.
+          personal: input.note ? await keyring.seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { note: input.note }) : null,
         },
         [
           { type: 'user.status_changed', userId, data },
