@@ -59,34 +59,19 @@ export function auditKeys(): AuditKeys {
   return installed;
 }
 
-/** The content an entry's MAC covers: everything but its position in the log and the chain columns. */
-export interface MacContent {
-  tenant_id: string;
-  id: string;
-  /** RFC 3339 UTC with microseconds, as `to_char(… 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` reads it back. */
-  occurred_at: string;
-  actor_type: string;
-  actor_key_id: string | null;
-  actor_role: string | null;
-  action: string;
-  outcome: string;
-  target_type: string;
-  target_id: string | null;
-  user_id: string | null;
-  changed_fields: string[];
-  request_id: string | null;
-  ip: string | null;
-  details: unknown;
-  personal_enc: string | null;
-}
+/**
+ * The content an entry's MAC covers: everything but its position in the log and the chain columns.
+ * `occurred_at` is RFC 3339 UTC with microseconds, as `to_char(… 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+ * reads it back.
+ */
+export const MAC_FIELDS = [
+  'tenant_id', 'id', 'occurred_at', 'actor_type', 'actor_key_id', 'actor_role', 'action', 'outcome', 'target_type',
+  'target_id', 'user_id', 'changed_fields', 'request_id', 'ip', 'details', 'personal_enc',
+] as const;
+export type MacContent = Record<(typeof MAC_FIELDS)[number], unknown>;
 
 export function entryMac(macKey: Buffer, e: MacContent): string {
-  const content: MacContent = {
-    tenant_id: e.tenant_id, id: e.id, occurred_at: e.occurred_at, actor_type: e.actor_type, actor_key_id: e.actor_key_id,
-    actor_role: e.actor_role, action: e.action, outcome: e.outcome, target_type: e.target_type, target_id: e.target_id,
-    user_id: e.user_id, changed_fields: e.changed_fields, request_id: e.request_id, ip: e.ip, details: e.details,
-    personal_enc: e.personal_enc,
-  };
+  const content = Object.fromEntries(MAC_FIELDS.map((k) => [k, e[k]]));
   return crypto.createHmac('sha256', macKey).update(canonicalJson(content)).digest('base64url');
 }
 
