@@ -48,7 +48,7 @@ import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 import { openApiWebhooks } from './modules/events/catalog.js';
 import { installAuditKeys } from './modules/audit/authentication.js';
-import { registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
+import { backlogReader, registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
 import { newSealerHealth } from './workers/sealer.js';
 
 export interface AppDeps {
@@ -180,6 +180,7 @@ export async function buildApp({
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
   const sealerHealth = background ? newSealerHealth() : null;
+  const auditBacklog = backlogReader(db);
   if (background) {
     const stops = startBackgroundWork({ db, keyring, erasure, webhookTargets, log: app.log, sealerHealth: sealerHealth!, ...background });
     app.addHook('onClose', stops);
@@ -217,10 +218,10 @@ export async function buildApp({
     await sql`select 1`.execute(db);
     // A stuck sealer is said, not answered with 503: the API still serves every tenant, and one
     // tenant's bad row must not take the service out of its load balancer (metrics alert on it).
-    return sealerHealth ? { status: 'ready', audit_sealer: await sealerState(db, sealerHealth) } : { status: 'ready' };
+    return sealerHealth ? { status: 'ready', audit_sealer: await sealerState(auditBacklog, sealerHealth) } : { status: 'ready' };
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  registerMetrics(app, (registry) => registerAuditMetrics(registry, db, sealerHealth));
+  registerMetrics(app, (registry) => registerAuditMetrics(registry, auditBacklog, sealerHealth));
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } as never });
   return app;
 }

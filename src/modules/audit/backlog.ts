@@ -9,7 +9,9 @@ import type { SealerHealth } from '../../workers/sealer.js';
 /** Past this, /readyz reports sealing as stuck: the sealer runs every second. */
 export const STUCK_AFTER_SECONDS = 60;
 
-export async function unsealedBacklog(db: Db): Promise<{ entries: number; oldestSeconds: number; rejected: number }> {
+export interface Backlog { entries: number; oldestSeconds: number; rejected: number }
+
+export async function unsealedBacklog(db: Db): Promise<Backlog> {
   const r = (await sql<{ n: string; age: number | null; rejected: string }>`
     select count(*)::text as n, extract(epoch from now() - min(occurred_at))::float8 as age,
            (select count(*) from audit_rejections)::text as rejected
@@ -18,8 +20,24 @@ export async function unsealedBacklog(db: Db): Promise<{ entries: number; oldest
   return { entries: Number(r.n), oldestSeconds: Math.max(0, r.age ?? 0), rejected: Number(r.rejected) };
 }
 
-export async function sealerState(db: Db, health: SealerHealth) {
-  const backlog = await unsealedBacklog(db);
+/**
+ * The backlog read at most once a second however often it is asked: /readyz and /metrics need no
+ * key, and a caller hammering them must not turn each request into a count over the audit log.
+ */
+export function backlogReader(db: Db, maxAgeMs = 1000): () => Promise<Backlog> {
+  let last: { at: number; value: Promise<Backlog> } | null = null;
+  return () => {
+    if (!last || Date.now() - last.at > maxAgeMs) {
+      const value = unsealedBacklog(db);
+      last = { at: Date.now(), value };
+      value.catch(() => (last = null));
+    }
+    return last.value;
+  };
+}
+
+export async function sealerState(readBacklog: () => Promise<Backlog>, health: SealerHealth) {
+  const backlog = await readBacklog();
   const problems: string[] = [];
   if (health.lastError) problems.push(`the last round failed: ${health.lastError}`);
   if (health.failing.length) problems.push(`sealing fails for ${health.failing.length} tenant(s): ${health.failing.map((f) => f.tenantId).join(', ')}`);
@@ -37,10 +55,7 @@ export async function sealerState(db: Db, health: SealerHealth) {
 }
 
 /** Gauges read at scrape time from the database, counters from this process's sealer (when it runs one). */
-export function registerAuditMetrics(registry: Registry, db: Db, health: SealerHealth | null): void {
-  let last: Promise<Awaited<ReturnType<typeof unsealedBacklog>>> | null = null;
-  // One query per scrape, shared by the three gauges that read it.
-  const backlog = () => (last ??= unsealedBacklog(db).finally(() => setImmediate(() => (last = null))));
+export function registerAuditMetrics(registry: Registry, backlog: () => Promise<Backlog>, health: SealerHealth | null): void {
   new client.Gauge({
     name: 'kyclo_audit_unsealed_entries', help: 'Audit entries waiting to be sealed into the hash chain', registers: [registry],
     async collect() { this.set((await backlog()).entries); },
