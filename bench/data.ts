@@ -5,6 +5,13 @@
 // middling and rare names to search for.
 import crypto from 'node:crypto';
 import { copyText } from './copy.js';
+import type { Db } from '../src/db/database.js';
+import { createKeyring, type DataKey } from '../src/crypto/keyring.js';
+import { entryMac, macTimestamp } from '../src/modules/audit/authentication.js';
+import { entryHash, GENESIS, type EntryRow } from '../src/modules/audit/chain.js';
+import { PERSONAL_FIELD } from '../src/modules/events/personal.js';
+import type { UserRow } from '../src/modules/users/users.repo.js';
+import { toUserView } from '../src/modules/users/user-view.js';
 
 /** mulberry32: small, fast, and the same sequence on every run. */
 export function prng(seed: number) {
@@ -78,23 +85,37 @@ const CITIES = ['Paris', 'Lyon', 'Berlin', 'Madrid', 'Milan', 'Amsterdam', 'Brus
 const STREETS = ['Rue de la Paix', 'Hauptstrasse', 'Calle Mayor', 'Via Roma', 'Keizersgracht', 'Main Street', 'Avenue Louise'];
 const SECTORS = ['retail', 'saas', 'logistics', 'consulting', 'food', 'construction'];
 
+/** One seeded user, before it becomes a COPY line (also what its audit entry and event describe). */
+export interface SeededUser {
+  i: number;
+  id: string;
+  ms: number;
+  ts: string;
+  externalRef: string | null;
+  type: 'individual' | 'business';
+  country: string;
+  status: string;
+  statusReason: string | null;
+  kyc: string;
+  profile: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  tags: string[];
+}
+
 /**
- * Yields COPY text for `users` in chunks of `chunkRows`, columns as in USER_COPY_COLUMNS, and calls
- * `onUser` with each id (for the data keys). Created_at spreads over three years, in id order.
+ * The seeded population, one user at a time, always the same sequence (so the audit entries and
+ * events can be generated in a pass of their own). Created_at spreads over three years, in id order.
  */
-export function* userChunks(opts: { tenantId: string; count: number; chunkRows?: number; onUser: (id: string) => void }): Generator<string> {
-  const { tenantId, count, chunkRows = 5000, onUser } = opts;
+export function* seededUsers(count: number): Generator<SeededUser> {
   const rnd = prng(42);
   const first = zipf(FIRST_NAMES.length);
   const last = zipf(LAST_NAMES.length);
   const end = Date.UTC(2025, 0, 1);
   const start = end - 3 * 365 * 86400_000;
   const step = Math.floor((end - start) / count);
-  let buf = '';
   for (let i = 0; i < count; i++) {
     const ms = start + i * step;
     const id = `usr_${ulidAt(ms, rnd)}`;
-    onUser(id);
     const ts = new Date(ms).toISOString();
     const business = rnd() < 0.1;
     const country = COUNTRIES[Math.floor(rnd() * COUNTRIES.length)]!;
@@ -123,16 +144,19 @@ export function* userChunks(opts: { tenantId: string; count: number; chunkRows?:
       };
     }
     const metadata = rnd() < 0.5 ? { segment: business ? 'smb' : 'retail', source: 'import' } : {};
-    const tags = rnd() < 0.2 ? '{vip}' : '{}';
-    const verified = kyc === 'verified';
-    buf +=
-      [
-        tenantId, id, rnd() < 0.7 ? `cus_${i}` : null, business ? 'business' : 'individual', country, status, statusReason, ts,
-        kyc, verified ? '2' : null, verified ? ts : null, JSON.stringify(profile), JSON.stringify(metadata), tags, '1', ts, ts,
-      ]
-        .map(copyText)
-        .join('\t') + '\n';
-    if ((i + 1) % chunkRows === 0) {
+    const tags = rnd() < 0.2 ? ['vip'] : [];
+    const externalRef = rnd() < 0.7 ? `cus_${i}` : null;
+    yield { i, id, ms, ts, externalRef, type: business ? 'business' : 'individual', country, status, statusReason, kyc, profile, metadata, tags };
+  }
+}
+
+/** COPY chunks of `chunkRows` lines, one per seeded user, made as they are sent. */
+export function* linesOf<T>(items: Iterable<T>, line: (item: T) => string, chunkRows = 5000): Generator<string> {
+  let buf = '';
+  let n = 0;
+  for (const item of items) {
+    buf += line(item);
+    if (++n % chunkRows === 0) {
       yield buf;
       buf = '';
     }
@@ -140,32 +164,121 @@ export function* userChunks(opts: { tenantId: string; count: number; chunkRows?:
   if (buf) yield buf;
 }
 
+/** The COPY line of a seeded user, columns as in USER_COPY_COLUMNS. */
+export function userLine(tenantId: string, u: SeededUser): string {
+  const verified = u.kyc === 'verified';
+  return (
+    [
+      tenantId, u.id, u.externalRef, u.type, u.country, u.status, u.statusReason, u.ts, u.kyc, verified ? '2' : null, verified ? u.ts : null,
+      JSON.stringify(u.profile), JSON.stringify(u.metadata), u.tags.length ? `{${u.tags.join(',')}}` : '{}', '1', u.ts, u.ts,
+    ]
+      .map(copyText)
+      .join('\t') + '\n'
+  );
+}
+
 export const USER_COPY_COLUMNS =
   'tenant_id, id, external_ref, type, country, status, status_reason, status_changed_at, kyc_status, kyc_level, kyc_verified_at, profile, metadata, tags, version, created_at, updated_at';
 
 export const KEY_COPY_COLUMNS = 'tenant_id, user_id, key_id, wrapped_key, master_key_id';
 
+export const AUDIT_COPY_COLUMNS =
+  'tenant_id, seq, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, ' +
+  'changed_fields, request_id, ip, details, personal_enc, mac, chain_seq, prev_hash, hash';
+export const EVENT_COPY_COLUMNS = 'tenant_id, id, type, user_id, occurred_at, actor_key_id, request_id, data, personal_enc, fanned_out';
+
 /**
- * One data key per user, wrapped by the master key exactly as src/crypto/keyring.ts does
- * (AES-256-GCM, 12-byte IV, AAD kyclo-data-key:tenant:user:key, stored as IV || ciphertext || tag),
- * so Kyclo's writes find an existing key as they would for users it created itself. Returns the
- * COPY text line of user_keys.
+ * A seeded user's data key, derived from the master key and the user id so that every pass (the
+ * keys, the events sealed with them) finds the same key without holding a million of them.
+ */
+export function seededDataKey(masterKey: Buffer, userId: string): DataKey {
+  // One-shot hashes (crypto.hash): an Hmac object per user cost more than the rest of the line.
+  const key = crypto.hash('sha256', Buffer.concat([masterKey, Buffer.from(`:kyclo bench data key:${userId}`)]), 'buffer') as unknown as Buffer;
+  const keyId = `dk_${crypto.hash('sha256', Buffer.concat([masterKey, Buffer.from(`:kyclo bench key id:${userId}`)]), 'hex').slice(0, 16)}`;
+  return { keyId, key };
+}
+
+/**
+ * The user's data key, wrapped by the master key exactly as src/crypto/keyring.ts does (AES-256-GCM,
+ * 12-byte IV, AAD kyclo-data-key:tenant:user:key, stored as IV || ciphertext || tag), so Kyclo's
+ * writes find and unwrap an existing key as they would for users it created itself. Returns the COPY
+ * text line of user_keys.
  */
 export function keyLine(tenantId: string, userId: string, masterKey: Buffer, masterKeyId: string): string {
-  const random = crypto.randomBytes(8 + 32 + 12);
-  const keyId = `dk_${random.subarray(0, 8).toString('hex')}`;
-  const iv = random.subarray(40, 52);
+  const { keyId, key } = seededDataKey(masterKey, userId);
+  const iv = crypto.randomBytes(12);
   const cipher = crypto.createCipheriv('aes-256-gcm', masterKey, iv);
   cipher.setAAD(Buffer.from(`kyclo-data-key:${tenantId}:${userId}:${keyId}`));
-  const wrapped = Buffer.concat([iv, cipher.update(random.subarray(8, 40)), cipher.final(), cipher.getAuthTag()]);
+  const wrapped = Buffer.concat([iv, cipher.update(key), cipher.final(), cipher.getAuthTag()]);
   return `${tenantId}\t${userId}\t${keyId}\t\\\\x${wrapped.toString('hex')}\t${masterKeyId}\n`;
 }
 
-/** COPY chunks of one line per item, made as they are sent. */
-export function* keyChunks(items: string[], line: (item: string) => string, chunkRows = 5000): Generator<string> {
-  for (let i = 0; i < items.length; i += chunkRows) {
-    let buf = '';
-    for (const item of items.slice(i, i + chunkRows)) buf += line(item);
-    yield buf;
+// The chain's hash as the sealer computes it: keyed by the audit keys' chainKey where the project has
+// one (migration 0014), plain SHA-256 where it does not; the seeder follows whichever is checked out.
+const hashEntry = entryHash as (e: EntryRow, chainSeq: string, prevHash: string, chainKey: Buffer | null) => string;
+
+/**
+ * Each seeded user's history as Kyclo would have written it: the `user.created` audit entry, MACed
+ * and sealed into the tenant's chain with the project's own functions (`entryMac`, `entryHash`), and
+ * the `user.created` event with its personal part sealed with the user's data key, already fanned
+ * out. `chain` carries the chain from one entry to the next; at the end it is the tenant's head.
+ */
+export class History {
+  private readonly rnd = prng(7);
+  private readonly keyring: ReturnType<typeof createKeyring>;
+  readonly chain: { seq: bigint; chainSeq: bigint; hash: string };
+
+  constructor(
+    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer | null; keyId: string; firstSeq: bigint },
+  ) {
+    // sealWith touches no database.
+    this.keyring = createKeyring({ db: undefined as unknown as Db, masterKey: o.masterKey });
+    this.chain = { seq: o.firstSeq - 1n, chainSeq: 0n, hash: GENESIS };
+  }
+
+  /** The request that created the user: one id shared by its audit entry and its event. */
+  private requestId(u: SeededUser) {
+    return `req_${u.i.toString(36).padStart(8, '0')}`;
+  }
+
+  auditLine(u: SeededUser): string {
+    const c = this.chain;
+    c.seq += 1n;
+    c.chainSeq += 1n;
+    const content = {
+      tenant_id: this.o.tenantId, id: `aud_${ulidAt(u.ms, this.rnd)}`, occurred_at: macTimestamp(new Date(u.ms)), actor_type: 'api_key',
+      actor_key_id: this.o.keyId, actor_role: 'OWNER', action: 'user.created', outcome: 'applied', target_type: 'user', target_id: u.id,
+      user_id: u.id, changed_fields: [] as string[], request_id: this.requestId(u), ip: '127.0.0.1', details: {}, personal_enc: null,
+    };
+    const mac = entryMac(this.o.macKey, content);
+    const row: EntryRow = { ...content, seq: c.seq.toString(), mac, chain_seq: null, prev_hash: null, hash: null };
+    const prev = c.hash;
+    c.hash = hashEntry(row, c.chainSeq.toString(), prev, this.o.chainKey);
+    return (
+      [
+        content.tenant_id, row.seq, content.id, content.occurred_at, 'api_key', content.actor_key_id, 'OWNER', content.action, 'applied', 'user',
+        u.id, u.id, '{}', content.request_id, content.ip, '{}', null, mac, c.chainSeq.toString(), prev, c.hash,
+      ]
+        .map(copyText)
+        .join('\t') + '\n'
+    );
+  }
+
+  eventLine(u: SeededUser): string {
+    const t = this.o.tenantId;
+    const at = new Date(u.ms);
+    // The row as the user's creation wrote it (users.repo.ts newRow), as a literal of one shape.
+    const row = {
+      tenant_id: t, id: u.id, external_ref: u.externalRef, type: u.type, country: u.country, profile: u.profile, metadata: u.metadata, tags: u.tags,
+      status: 'active', status_reason: null, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
+      pending_changes: [], version: 1, created_at: at, updated_at: at, external_ref_hash: null, legal_hold: false, legal_hold_reason: null,
+      erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null,
+    } as UserRow;
+    const personal = this.keyring.sealWith(seededDataKey(this.o.masterKey, u.id), t, u.id, PERSONAL_FIELD, { user: toUserView(row) });
+    return (
+      [t, `evt_${ulidAt(u.ms, this.rnd)}`, 'user.created', u.id, u.ts, this.o.keyId, this.requestId(u), JSON.stringify({ user_id: u.id, type: u.type }), personal, 't']
+        .map(copyText)
+        .join('\t') + '\n'
+    );
   }
 }

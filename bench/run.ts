@@ -1,9 +1,9 @@
-// npm run bench: Kyclo against bare baselines in the same run, on the same PostgreSQL, with the
-// targets of issue 8. See bench/README.md. Options:
+// npm run bench: Kyclo as deployed against baselines that do the same database work at their best
+// (issue 14), in the same run, on the same PostgreSQL. See bench/README.md. Options:
 //   --fresh            seed the database again even if a seeded one can be reused
-//   --profile          Kyclo under --cpu-prof, one profile per endpoint group, top self-time printed
+//   --profile          Kyclo and the baselines under --cpu-prof, one profile per run, top self-time printed
 //   --only a,b         groups: get (GET user, capabilities), patch, post, list, search
-//   --rounds N         default 3 (1 with --profile); --seconds N (10); --warmup N (5)
+//   --rounds N         default 5 (1 with --profile); --seconds N (8, one slice); --warmup N (5, once per run kind)
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
@@ -15,10 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startBenchPostgres } from './pg.js';
 import { DATABASE, ensureSeeded, prepareRun, prewarm } from './seed.js';
-import { runLoad, wrkPath, type LoadResult } from './load.js';
-import { cpuMsOf, KYCLO_NODE_FLAGS, machineBusyMs, mainProfile, postgresCpuMs, rssOf, startBaseline, startKyclo, type Running } from './servers.js';
-import { prepareFixtures, plan, smokeTest, type RunDef } from './scenarios.js';
-import { figuresOf, median, textTable, writeResults, type Row } from './results.js';
+import { runLoad, wrkPath } from './load.js';
+import pg from 'pg';
+import { buildBaseline, cpuMsOf, KYCLO_NODE_FLAGS, machineBusyMs, mainProfile, postgresCpuMs, rssOf, startBaseline, startKyclo, startReceiver, type Running } from './servers.js';
+import { prepareFixtures, plan, registerWebhooks, smokeTest, type RunDef } from './scenarios.js';
+import { cpuTable, report, textTable, writeResults, type Measured } from './results.js';
 import { formatSummary, summarise } from './profile-top.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,7 +32,7 @@ const { values: opt } = parseArgs({
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
     rounds: { type: 'string' },
-    seconds: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
@@ -41,7 +42,7 @@ const { values: opt } = parseArgs({
     'no-record': { type: 'boolean', default: false },
   },
 });
-const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 3));
+const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 5));
 const seconds = Number(opt.seconds);
 const warmup = Number(opt.warmup);
 const connections = Number(opt.connections);
@@ -59,41 +60,83 @@ const cleanup = async () => {
 process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 
+/** Where Kyclo's background work stands: entries to seal, events to fan out, deliveries due. */
+async function backlog(client: pg.Client): Promise<{ unsealed: number; unfanned: number; due: number }> {
+  const r = await client.query<{ unsealed: number; unfanned: number; due: number }>(
+    `select (select count(*) from audit_entries a where a.hash is null
+                and not exists (select 1 from audit_rejections r where r.tenant_id = a.tenant_id and r.entry_id = a.id))::int as unsealed,
+            (select count(*) from events where fanned_out = false)::int as unfanned,
+            (select count(*) from webhook_deliveries where status = 'pending' and next_attempt_at <= now())::int as due`,
+  );
+  return r.rows[0]!;
+}
+
+/** Waits (up to `maxS`) until Kyclo's background work has caught up; returns how long it took and what was left. */
+async function drain(client: pg.Client, maxS: number) {
+  const t = performance.now();
+  for (;;) {
+    const b = await backlog(client);
+    const waited = (performance.now() - t) / 1000;
+    if ((b.unsealed === 0 && b.unfanned === 0 && b.due === 0) || waited >= maxS) return { seconds: waited, left: b };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 async function main(): Promise<void> {
-  // The code measured is the code at the start (another commit may land while the bench runs).
-  const srcDirty = execSync('git status --porcelain -- src package.json', { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
-  const commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim() + (srcDirty ? ' + uncommitted src changes' : '');
+  // The code measured is the code at the start (another commit may land while the bench runs); a
+  // run on a tree with uncommitted changes says so, and how many files in src/ and bench/.
+  const status = execSync('git status --porcelain', { cwd: ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+  const inSrc = status.filter((l) => /^.. (src\/|package\.json)/.test(l)).length;
+  const inBench = status.filter((l) => /^.. bench\//.test(l)).length;
+  const head = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim();
+  const commit = status.length ? `${head} (dirty tree: ${status.length} files changed, ${inSrc} in src/, ${inBench} in bench/)` : head;
   const wrk = wrkPath();
   const loader = wrk ? `wrk ${execSync(`${wrk} --version 2>&1 || true`, { encoding: 'utf8' }).split(' ')[1] ?? ''}`.trim() : 'autocannon';
-  log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s runs after ${warmup} s warm-up, ${rounds} round(s)`);
+  log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s slices (${warmup} s warm-up once per run kind), ${rounds} round(s); commit ${commit}`);
   await fs.mkdir(path.join(DIR, 'kyclo'), { recursive: true });
 
-  // Kyclo is measured as `npm start` runs it: the compiled build.
+  // Both sides compiled by tsc: Kyclo as `npm start` builds it, the baseline from bench/tsconfig.baseline.json.
   execSync('npm run --silent build', { cwd: ROOT, stdio: 'inherit' });
-  log('built dist/ (npm run build)');
-  const pg = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
-  cleanups.push(() => pg.stop());
-  const seed = await ensureSeeded(pg, DIR, { fresh: opt.fresh, users, log });
-  const { state, removed } = await prepareRun(pg, DIR, seed.state);
+  buildBaseline(ROOT);
+  log('built dist/ (npm run build) and the baseline (scratch/bench/baseline-dist)');
+  const pgServer = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
+  cleanups.push(() => pgServer.stop());
+  const seed = await ensureSeeded(pgServer, DIR, { fresh: opt.fresh, users, log });
+  const { state, removed } = await prepareRun(pgServer, DIR, seed.state);
   if (removed) log(`removed ${removed.toLocaleString('en')} users made by earlier runs, so this run measures the seeded ones`);
-  const warm = await prewarm(pg);
+  const warm = await prewarm(pgServer);
   log(
     `prewarmed ${warm.mb.toFixed(0)} MB with ${warm.method} in ${warm.seconds.toFixed(1)} s ` +
-      `(not the append-only audit_entries and events, ${warm.skippedMb.toFixed(0)} MB)`,
+      `(not the tables of the append-only audit_entries and events, ${warm.skippedMb.toFixed(0)} MB; their indexes are)`,
   );
   if (warm.mb > 0.9 * warm.sharedBuffersMb) log(`WARNING: the working set (${warm.mb.toFixed(0)} MB) barely fits shared_buffers (${warm.sharedBuffersMb.toFixed(0)} MB): use --shared-buffers`);
-  const url = pg.urlFor(DATABASE);
+  const url = pgServer.urlFor(DATABASE);
   const fx = await prepareFixtures(url, state, DIR, users);
   log(`fixtures: ${fx.ids.length.toLocaleString('en')} user ids; deep page ${fx.deepPage.toLocaleString('en')}; q=${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`);
+  const watch = new pg.Client({ connectionString: url });
+  await watch.connect();
+  cleanups.push(() => watch.end());
+  const logSizes = await watch.query<{ audit: string; events: string }>(
+    'select (select count(*) from audit_entries)::text as audit, (select count(*) from events)::text as events',
+  );
+  const logRows = `audit_entries ${Number(logSizes.rows[0]!.audit).toLocaleString('en')} rows, events ${Number(logSizes.rows[0]!.events).toLocaleString('en')} rows at the start`;
+  log(logRows);
+  const receiver = await startReceiver();
+  cleanups.push(() => receiver.stop());
 
   const groups = plan(fx).filter((g) => !only || only.has(g.key));
-  const results = new Map<string, LoadResult[]>();
+  const results = new Map<string, Measured[]>();
   let rssMax = 0;
   // Assigned inside measure(): typed by assertion so the narrowing to null does not stick.
   let memAtPeak = null as (NonNullable<Awaited<ReturnType<typeof memoryBreakdown>>> & { run: string }) | null;
   const kycloOpts = { root: ROOT, databaseUrl: url, masterKey: state.masterKey, logLevel: opt['log-level'], dataDir: path.join(DIR, 'kyclo') };
+  const warmed = new Set<string>();
 
-  /** Warm-up then the measured run; returns the measured run and its window on CLOCK_MONOTONIC (µs). */
+  /**
+   * One slice: a warm-up the first time this run kind is measured, the measured load, then the wait
+   * until Kyclo's background work has caught up. CPU is counted from the start of the load to the
+   * end of that wait, so the sealing, fan-out and delivery a slice caused are in its per-request CPU.
+   */
   const measure = async (def: RunDef, server: Running, round: number) => {
     const spec = {
       base: server.base, mode: def.mode, prefix: def.prefix, suffix: def.suffix,
@@ -102,27 +145,42 @@ async function main(): Promise<void> {
     };
     const sampler = def.server === 'kyclo' ? setInterval(() => (rssMax = Math.max(rssMax, rssOf(server.pid)?.rssMb ?? 0)), 200) : null;
     try {
-      if (warmup > 0) await runLoad({ ...spec, seconds: warmup }, wrk);
-      // Where each request's CPU went (server, PostgreSQL, everything else: the load generator, the
-      // kernel's share not charged to a process): on 2 shared cores that, more than latency, is
-      // what a ratio is made of.
+      if (warmup > 0 && !warmed.has(def.id)) {
+        await runLoad({ ...spec, seconds: warmup }, wrk);
+        warmed.add(def.id);
+      }
+      // Nothing left over from the slice before (a warm-up's writes included) runs in this one.
+      const before = await drain(watch, 120);
+      if (before.seconds > 0.5) log(`  (waited ${before.seconds.toFixed(1)} s for Kyclo's background work before this slice)`);
       const cpu0 = { server: cpuMsOf(server.pid), pg: postgresCpuMs(), all: machineBusyMs() };
       const fromUs = Number(process.hrtime.bigint() / 1000n);
       const r = await runLoad(spec, wrk);
       const toUs = Number(process.hrtime.bigint() / 1000n);
-      const perReq = (ms: number) => ((ms * 1000) / Math.max(1, r.requests)).toFixed(0).padStart(5);
-      const cpu = { server: cpuMsOf(server.pid) - cpu0.server, pg: postgresCpuMs() - cpu0.pg, all: machineBusyMs() - cpu0.all };
+      const cpu1 = { server: cpuMsOf(server.pid), pg: postgresCpuMs(), all: machineBusyMs(), receiver: cpuMsOf(receiver.pid) };
+      const after = await drain(watch, 120);
+      // The catch-up counts the server's, PostgreSQL's and the webhook receiver's CPU, not the whole
+      // machine's: the machine is shared, and while the load runs wrk is most of the rest.
+      const cpu2 = { server: cpuMsOf(server.pid), pg: postgresCpuMs(), receiver: cpuMsOf(receiver.pid) };
+      const rest = cpu1.all - cpu0.all - (cpu1.server - cpu0.server) - (cpu1.pg - cpu0.pg) + (cpu2.receiver - cpu1.receiver);
+      const per = (ms: number) => (ms * 1000) / Math.max(1, r.requests);
+      const m: Measured = {
+        ...r, cpu: { server: per(cpu2.server - cpu0.server), pg: per(cpu2.pg - cpu0.pg), rest: per(rest) }, drainS: after.seconds,
+        sustainedRps: r.requests / (r.seconds + after.seconds),
+      };
+      const left = after.left.unsealed + after.left.unfanned + after.left.due;
       log(
         `  [${elapsed().toFixed(0).padStart(4)} s] round ${round + 1}  ${def.label.padEnd(46)} ${r.rps.toFixed(0).padStart(6)} req/s  ` +
           `p50 ${r.p50ms.toFixed(2).padStart(7)} ms  p99 ${r.p99ms.toFixed(2).padStart(7)} ms  ` +
-          `CPU µs/req: server ${perReq(cpu.server)}, pg ${perReq(cpu.pg)}, rest ${perReq(cpu.all - cpu.server - cpu.pg)}` +
+          `CPU µs/req: server ${m.cpu.server.toFixed(0).padStart(5)}, pg ${m.cpu.pg.toFixed(0).padStart(5)}, rest ${m.cpu.rest.toFixed(0).padStart(5)}` +
+          `${after.seconds > 0.5 ? `  (background caught up ${after.seconds.toFixed(1)} s after the load)` : ''}` +
+          `${left ? `  BACKLOG LEFT: ${after.left.unsealed} unsealed, ${after.left.unfanned} not fanned out, ${after.left.due} deliveries due` : ''}` +
           `${r.bad ? `  ${r.bad} non-2xx/errors!` : ''}`,
       );
-      results.set(def.id, [...(results.get(def.id) ?? []), r]);
+      results.set(def.id, [...(results.get(def.id) ?? []), m]);
       if (def.server === 'kyclo') {
         // Where the memory is, from Kyclo's own /metrics right after the run (prom-client's process metrics).
-        const m = await memoryBreakdown(server.base);
-        if (m && m.rssMb >= (memAtPeak?.rssMb ?? 0)) memAtPeak = { ...m, run: def.label };
+        const mem = await memoryBreakdown(server.base);
+        if (mem && mem.rssMb >= (memAtPeak?.rssMb ?? 0)) memAtPeak = { ...mem, run: def.label };
       }
       return { result: r, fromUs, toUs };
     } finally {
@@ -130,11 +188,13 @@ async function main(): Promise<void> {
     }
   };
 
+  const writeKeys = [state.apiKey, state.writeApiKey!];
   if (opt.profile) {
-    // The raised rate limit and a smoke test, once, on a Kyclo that is not profiled.
+    // The raised rate limit, the webhook endpoints and a smoke test, once, on a Kyclo that is not profiled.
     const plain = await startKyclo(kycloOpts);
     cleanups.push(() => plain.stop());
-    await smokeTest(fx, { kyclo: plain, baseline: null, state });
+    await registerWebhooks(plain.base, writeKeys, receiver.url);
+    await smokeTest(fx, { kyclo: plain, baseline: null, state, log });
     await plain.stop();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     // One server per run, so each profile holds one endpoint; the baselines too, for comparison.
@@ -146,11 +206,13 @@ async function main(): Promise<void> {
             ? await startKyclo({ ...kycloOpts, profileDir: dir })
             : await startBaseline({ root: ROOT, databaseUrl: url, tenantId: state.tenantId, writeTenantId: state.writeTenantId!, profileDir: dir });
         cleanups.push(() => server.stop());
+        warmed.delete(def.id);
         const runs = [];
         for (let r = 0; r < rounds; r++) runs.push(await measure(def, server, r));
         await server.stop();
         const file = await mainProfile(dir);
-        const window = { fromUs: runs[0]!.fromUs, toUs: runs.at(-1)!.toUs };
+        // The window ends when the background work caught up: its samples are the requests' too.
+        const window = { fromUs: runs[0]!.fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
         log(`\n== CPU profile: ${def.label} — ${path.relative(ROOT, file)} ==`);
         log(formatSummary(await summarise(file, 25, window), runs.reduce((n, x) => n + x.result.requests, 0)));
         log('');
@@ -165,8 +227,11 @@ async function main(): Promise<void> {
   const kyclo = await startKyclo(kycloOpts);
   cleanups.push(() => kyclo.stop());
   const idleRss = rssOf(kyclo.pid)?.rssMb ?? NaN;
-  await smokeTest(fx, { kyclo, baseline, state });
-  log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}; rate limit raised, every scenario answered 2xx once`);
+  await registerWebhooks(kyclo.base, writeKeys, receiver.url);
+  await smokeTest(fx, { kyclo, baseline, state, log });
+  log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}, webhook receiver pid ${receiver.pid}; rate limit raised, every scenario answered 2xx once`);
+  const first = await drain(watch, 300);
+  log(`Kyclo's background work caught up with what came before in ${first.seconds.toFixed(1)} s (sealing the entries of tenant and key creation, old deliveries)`);
 
   for (let r = 0; r < rounds; r++) {
     for (const g of groups) {
@@ -177,10 +242,14 @@ async function main(): Promise<void> {
   }
   await kyclo.stop();
   await baseline.stop();
+  await receiver.stop();
 
   const rows = report(groups.flatMap((g) => g.rows), results, rssMax);
+  const cpuRows = cpuTable(groups.flatMap((g) => g.runs), results);
   log('');
   log(textTable(rows));
+  log('');
+  log(cpuRows.text);
   log('');
   const misses = rows.filter((x) => x.pass === false);
   if (memAtPeak) {
@@ -192,7 +261,8 @@ async function main(): Promise<void> {
   log(`targets: ${rows.filter((x) => x.pass === true).length} PASS, ${misses.length} MISS${misses.length ? ` (${misses.map((m) => m.short).join(', ')})` : ''}`);
   const seeding = seed.reused
     ? `reused the database seeded ${seed.state.seededAt} (run with --fresh to time the COPY)`
-    : `COPY of ${users.toLocaleString('en')} users ${seed.timings!.copyUsers.toFixed(1)} s; data keys ${seed.timings!.copyKeys.toFixed(1)} s alongside the index builds ${seed.timings!.indexes.toFixed(1)} s; whole seeding with migrations and ANALYZE ${seed.timings!.total.toFixed(1)} s`;
+    : `COPY of ${users.toLocaleString('en')} users ${seed.timings!.copyUsers.toFixed(1)} s; data keys ${seed.timings!.copyKeys.toFixed(1)} s alongside the index builds ${seed.timings!.indexes.toFixed(1)} s ` +
+      `and the sealed audit entries and events ${seed.timings!.history.toFixed(1)} s; whole seeding with migrations, VACUUM and ANALYZE ${seed.timings!.total.toFixed(1)} s`;
   log(`seeding: ${seeding}`);
   log(`whole run: ${elapsed().toFixed(0)} s`);
 
@@ -210,14 +280,14 @@ async function main(): Promise<void> {
     commit,
     seeding,
     settings: [
-      `Load: ${loader}, ${threads} threads, ${connections} connections, ${seconds} s per run after a ${warmup} s warm-up, ${rounds} rounds, A/B order alternating per round; figures are medians`,
-      `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pg.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the append-only audit_entries and events)`,
-      `Kyclo: \`node ${KYCLO_NODE_FLAGS.join(' ')} dist/cli/main.js serve\` (as npm start runs it), LOG_LEVEL=${opt['log-level']}, KYCLO_SERVE_WORKERS=false, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
-      'Baselines: bench/baseline.ts, Fastify + pg Pool of 10, named prepared statements, no auth/validation/policy/encryption/logging',
-      `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table); ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
+      `Load: ${loader}, ${threads} threads, ${connections} connections; ${rounds} rounds of ${seconds} s slices, A/B order alternating per round, a ${warmup} s warm-up before the first slice of each run kind; after each slice the run waits until Kyclo's background work has caught up, and that time's CPU is the slice's`,
+      `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pgServer.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the tables of the append-only audit_entries and events); ${logRows}`,
+      `Kyclo, as deployed: \`node ${KYCLO_NODE_FLAGS.join(' ')} dist/cli/main.js serve\` (as npm start runs it), default configuration (KYCLO_SERVE_WORKERS=true: audit sealer, checkpoint signing, webhook fan-out and delivery in the server process), LOG_LEVEL=${opt['log-level']}, KYCLO_WEBHOOKS_ALLOW_HTTP/PRIVATE=true for the receiver on 127.0.0.1, one webhook endpoint per tenant written to, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
+      'Baselines: bench/baseline.ts compiled by tsc, Fastify + pg Pool of 10, named prepared statements, the same rows and sizes in one statement (CTEs), ISO timestamp parsing, response schemas; no auth/validation/policy/encryption/logging; their audit entries and events are written sealed and fanned out',
+      `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table), each with a sealed audit entry and a fanned-out event; ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
     ],
     durationS: elapsed(),
-  }, rows);
+  }, rows, cpuRows.markdown);
   log('bench/RESULTS.md updated');
 }
 
@@ -230,43 +300,9 @@ async function memoryBreakdown(base: string) {
   return { rssMb, heapTotalMb: mb('kyclo_nodejs_heap_size_total_bytes'), heapUsedMb: mb('kyclo_nodejs_heap_size_used_bytes'), externalMb: mb('kyclo_nodejs_external_memory_bytes') };
 }
 
-/** Medians, per-round ratios and target verdicts. */
-function report(specs: ReturnType<typeof plan>[number]['rows'], results: Map<string, LoadResult[]>, rssMax: number): Row[] {
-  const rows: Row[] = [];
-  for (const s of specs) {
-    const k = results.get(s.kyclo) ?? [];
-    const b = s.against ? (results.get(s.against) ?? []) : [];
-    const perRound = (f: (kr: LoadResult, br: LoadResult) => number) => median(k.map((kr, i) => (b[i] ? f(kr, b[i]!) : NaN)).filter((x) => !Number.isNaN(x)));
-    let ratio: number | null = null;
-    let pass: boolean | null = null;
-    if (s.kind === 'rps') {
-      ratio = perRound((kr, br) => kr.rps / br.rps);
-      pass = ratio >= s.threshold!;
-    } else if (s.kind === 'p50') {
-      ratio = perRound((kr, br) => kr.p50ms / br.p50ms);
-      pass = ratio <= s.threshold!;
-    } else if (s.kind === 'p99abs') {
-      pass = median(k.map((x) => x.p99ms)) <= s.threshold!;
-    }
-    const bad = k.reduce((n, x) => n + x.bad, 0) + b.reduce((n, x) => n + x.bad, 0);
-    rows.push({
-      endpoint: s.endpoint, short: s.short, kyclo: figuresOf(k), baselineName: s.againstName ?? '—', baseline: figuresOf(b),
-      ratio, target: s.target, pass: pass === null ? null : pass && bad === 0,
-    });
-  }
-  if (results.size && [...results.keys()].some((id) => id.startsWith('kyclo'))) {
-    rows.push({
-      endpoint: 'server memory under load (max RSS)', short: 'rss', kyclo: null, baselineName: '—', baseline: null, ratio: null,
-      measured: `${rssMax.toFixed(0)} MB`, target: 'RSS ≤ 250 MB', pass: rssMax <= 250,
-    });
-  }
-  return rows;
-}
-
 main()
   .catch((err: unknown) => {
     process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   })
   .finally(() => cleanup());
-

@@ -11,12 +11,14 @@ import { createDb } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { createTenantsService } from '../src/modules/tenants/tenants.service.js';
 import { masterKeyId } from '../src/crypto/keyring.js';
+import { deriveAuditKeys, installAuditKeys } from '../src/modules/audit/authentication.js';
+import { GENESIS } from '../src/modules/audit/chain.js';
 import { copyFrom } from './copy.js';
-import { KEY_COPY_COLUMNS, keyChunks, keyLine, USER_COPY_COLUMNS, userChunks } from './data.js';
+import { AUDIT_COPY_COLUMNS, EVENT_COPY_COLUMNS, History, KEY_COPY_COLUMNS, keyLine, linesOf, seededUsers, USER_COPY_COLUMNS, userLine } from './data.js';
 import type { BenchPostgres } from './pg.js';
 
 /** Bump when the generated data changes shape, so a cached database is seeded again. */
-const DATA_VERSION = 1;
+const DATA_VERSION = 2;
 export const DATABASE = 'kyclo_bench';
 
 export interface SeedState {
@@ -24,6 +26,8 @@ export interface SeedState {
   migrations: string[];
   tenantId: string;
   apiKey: string;
+  /** The id of that OWNER key (the seeded audit entries name it as their actor). */
+  keyId: string;
   /** A second tenant that takes the POSTs, so the 1M-user tenant stays exactly as seeded. */
   writeTenantId?: string;
   writeApiKey?: string;
@@ -36,7 +40,7 @@ export interface SeedReport {
   reused: boolean;
   state: SeedState;
   /** Seconds: the COPY of users alone, of data keys, index rebuild, ANALYZE, the whole seeding. */
-  timings?: { copyUsers: number; copyKeys: number; indexes: number; analyze: number; total: number };
+  timings?: { copyUsers: number; copyKeys: number; indexes: number; history: number; analyze: number; total: number };
 }
 
 const secs = (t0: number) => (performance.now() - t0) / 1000;
@@ -83,46 +87,49 @@ export async function ensureSeeded(
   await admin.end();
 
   const url = server.urlFor(DATABASE);
+  const masterKey = crypto.randomBytes(32);
+  // The tenants service authenticates its audit entries, as `kyclo tenants create` does.
+  const auditKeys = deriveAuditKeys(masterKey);
+  installAuditKeys(auditKeys);
   const db = createDb(url, { max: 2 });
   await migrateToLatest(db as unknown as Kysely<unknown>);
   const { tenant, key } = await createTenantsService({ db }).create('bench');
   await db.destroy();
   const migrations = (await appliedMigrations(url)) ?? [];
-  const masterKey = crypto.randomBytes(32);
 
   const client = new pg.Client({ connectionString: url });
   const keysClient = new pg.Client({ connectionString: url });
-  await Promise.all([client.connect(), keysClient.connect()]);
+  const logClient = new pg.Client({ connectionString: url });
+  await Promise.all([client.connect(), keysClient.connect(), logClient.connect()]);
   try {
-    await client.query("set maintenance_work_mem = '1GB'");
+    for (const c of [client, keysClient, logClient]) await c.query("set maintenance_work_mem = '512MB'");
+    // The audit entries and events go to tables of their own (no reference to users): they load
+    // from the start, on their own connection, while PostgreSQL parses the users.
+    const chainKey = (auditKeys as { chainKey?: Buffer }).chainKey ?? null;
+    const loadingHistory = loadHistory(logClient, { tenantId: tenant.id, keyId: key.id, masterKey, macKey: auditKeys.macKey, chainKey, users });
+    loadingHistory.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     await client.query('begin');
     // Truncated in this transaction, the table takes COPY ... FREEZE: rows land frozen and
     // all-visible, as after a VACUUM, so the first reads do not rewrite every page.
     await client.query('truncate users cascade');
     // Bulk-load practice: drop the secondary indexes, load, build them once. Their definitions are
     // read from the catalogue, so whatever the migrations declare is rebuilt exactly.
-    const idx = await client.query<{ name: string; def: string }>(
-      `select i.relname as name, pg_get_indexdef(i.oid) as def
-         from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
-        where t.relname = 'users' and not x.indisprimary
-          and not exists (select 1 from pg_constraint c where c.conindid = i.oid)`,
-    );
-    for (const r of idx.rows) await client.query(`drop index ${client.escapeIdentifier(r.name)}`);
-    const ids: string[] = [];
+    const usersIdx = await dropSecondaryIndexes(client, 'users');
     let t = performance.now();
     const n = await copyFrom(
       client, `copy users (${USER_COPY_COLUMNS}) from stdin with (freeze)`,
-      userChunks({ tenantId: tenant.id, count: users, onUser: (id) => ids.push(id) }),
+      linesOf(seededUsers(users), (u) => userLine(tenant.id, u)),
     );
     await client.query('commit');
     const copyUsers = secs(t);
     log(`COPY users: ${n.toLocaleString('en')} rows in ${copyUsers.toFixed(1)} s`);
 
-    // Two cores: the users indexes build on one connection while the data keys load on the other.
+    // Two cores: the users indexes build on one connection while the data keys, then each user's
+    // audit entry and event, load on the others.
     t = performance.now();
     const mkId = masterKeyId(masterKey);
     const building = (async () => {
-      for (const r of idx.rows) await client.query(r.def);
+      for (const r of usersIdx) await client.query(r.def);
       return secs(t);
     })();
     const loadingKeys = (async () => {
@@ -131,34 +138,90 @@ export async function ensureSeeded(
       // Every key's user was just loaded: skip the per-row foreign-key check (replica mode turns
       // off the RI triggers for this session only; superuser, bench database only).
       await keysClient.query("set local session_replication_role = 'replica'");
-      const k = await copyFrom(keysClient, `copy user_keys (${KEY_COPY_COLUMNS}) from stdin with (freeze)`, keyChunks(ids, (id) => keyLine(tenant.id, id, masterKey, mkId)));
+      const k = await copyFrom(
+        keysClient, `copy user_keys (${KEY_COPY_COLUMNS}) from stdin with (freeze)`,
+        linesOf(seededUsers(users), (u) => keyLine(tenant.id, u.id, masterKey, mkId)),
+      );
       await keysClient.query('commit');
       return { k, seconds: secs(t) };
     })();
     const [indexes, keys] = await Promise.all([building, loadingKeys]);
     log(`COPY user_keys: ${keys.k.toLocaleString('en')} rows in ${keys.seconds.toFixed(1)} s (alongside the index builds)`);
-    log(`indexes rebuilt (${idx.rows.map((r) => r.name).join(', ')}) in ${indexes.toFixed(1)} s`);
+    log(`users indexes rebuilt (${usersIdx.map((r) => r.name).join(', ')}) in ${indexes.toFixed(1)} s`);
+    const history = await loadingHistory;
+    log(`audit entries (sealed, chain head ${history.head}) and events (fanned out): ${history.rows.toLocaleString('en')} each in ${history.seconds.toFixed(1)} s`);
     t = performance.now();
+    // The append-only logs were loaded without FREEZE (their TRUNCATE is refused by design): frozen
+    // here, so no autovacuum of a million new rows lands in a measured window.
+    await client.query('vacuum (freeze, analyze) audit_entries, events');
     await client.query('analyze');
     await client.query('checkpoint');
     const analyze = secs(t);
     const total = secs(t0);
     const next: SeedState = {
-      dataVersion: DATA_VERSION, migrations, tenantId: tenant.id, apiKey: key.key,
+      dataVersion: DATA_VERSION, migrations, tenantId: tenant.id, apiKey: key.key, keyId: key.id,
       masterKey: masterKey.toString('base64'), users, seededAt: new Date().toISOString(),
     };
     await fs.writeFile(stateFile, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
-    return { reused: false, state: next, timings: { copyUsers, copyKeys: keys.seconds, indexes, analyze, total } };
+    return { reused: false, state: next, timings: { copyUsers, copyKeys: keys.seconds, indexes, history: history.seconds, analyze, total } };
   } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    await keysClient.query('rollback').catch(() => undefined);
+    for (const c of [client, keysClient, logClient]) await c.query('rollback').catch(() => undefined);
     throw err;
   } finally {
-    await Promise.all([client.end(), keysClient.end()]);
+    await Promise.all([client.end(), keysClient.end(), logClient.end()]);
   }
 }
 
-/** Append-only logs: the runs only add to their last pages, so they are not loaded up front. */
+/** Drops a table's secondary indexes (not those behind a constraint); returns their definitions. */
+async function dropSecondaryIndexes(client: pg.Client, table: string): Promise<Array<{ name: string; def: string }>> {
+  const idx = await client.query<{ name: string; def: string }>(
+    `select i.relname as name, pg_get_indexdef(i.oid) as def
+       from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
+      where t.relname = $1 and not x.indisprimary
+        and not exists (select 1 from pg_constraint c where c.conindid = i.oid)`,
+    [table],
+  );
+  for (const r of idx.rows) await client.query(`drop index ${client.escapeIdentifier(r.name)}`);
+  return idx.rows;
+}
+
+/**
+ * One sealed `user.created` audit entry and one fanned-out `user.created` event per seeded user, so
+ * the logs are at a realistic size when a run starts and the database verifies (`kyclo audit
+ * verify`): the chain is computed here with the project's own entryMac and entryHash, the seq values
+ * are given explicitly (COPY writes identity columns as given; the sequence is moved past them), and
+ * the tenant's head is set to the last entry. The entries made before (the tenant's creation, its
+ * key) stay unsealed: the server's sealer chains them after the seeded ones, as it would any entry.
+ */
+async function loadHistory(
+  client: pg.Client,
+  o: { tenantId: string; keyId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer | null; users: number },
+): Promise<{ rows: number; head: string; seconds: number }> {
+  const t = performance.now();
+  const { rows } = await client.query<{ next: string }>(
+    "select nextval(pg_get_serial_sequence('audit_entries', 'seq'))::text as next",
+  );
+  const history = new History({ tenantId: o.tenantId, masterKey: o.masterKey, macKey: o.macKey, chainKey: o.chainKey, keyId: o.keyId, firstSeq: BigInt(rows[0]!.next) });
+  await client.query('begin');
+  const auditIdx = await dropSecondaryIndexes(client, 'audit_entries');
+  const eventIdx = await dropSecondaryIndexes(client, 'events');
+  const n = await copyFrom(client, `copy audit_entries (${AUDIT_COPY_COLUMNS}) from stdin`, linesOf(seededUsers(o.users), (u) => history.auditLine(u)));
+  await client.query("select setval(pg_get_serial_sequence('audit_entries', 'seq'), $1::bigint)", [history.chain.seq.toString()]);
+  await client.query('insert into audit_heads (tenant_id, chain_seq, hash) values ($1, 0, $2) on conflict do nothing', [o.tenantId, GENESIS]);
+  await client.query('update audit_heads set chain_seq = $2::bigint, hash = $3, sealed_at = now() where tenant_id = $1', [
+    o.tenantId, history.chain.chainSeq.toString(), history.chain.hash,
+  ]);
+  await copyFrom(client, `copy events (${EVENT_COPY_COLUMNS}) from stdin`, linesOf(seededUsers(o.users), (u) => history.eventLine(u)));
+  for (const r of [...auditIdx, ...eventIdx]) await client.query(r.def);
+  await client.query('commit');
+  return { rows: n, head: history.chain.chainSeq.toString(), seconds: secs(t) };
+}
+
+/**
+ * Append-only logs: the runs only add to the last pages of their tables, so those are not loaded up
+ * front; their indexes are (a write adds to audit_entries_user and events_user at the user's place,
+ * anywhere in the index, on both sides).
+ */
 const NOT_PREWARMED = ['audit_entries', 'events'];
 
 /**
@@ -179,7 +242,7 @@ export async function prewarm(server: BenchPostgres): Promise<{ method: string; 
           where n.nspname = 'public' and c.relkind = 'r'
        ), rels as (
          select oid, warm from t
-         union all select x.indexrelid, t.warm from pg_index x join t on x.indrelid = t.oid
+         union all select x.indexrelid, true from pg_index x join t on x.indrelid = t.oid
          union all select reltoastrelid, warm from t where reltoastrelid <> 0
          union all select x.indexrelid, t.warm from t join pg_index x on x.indrelid = t.reltoastrelid where t.reltoastrelid <> 0
        )
@@ -214,6 +277,7 @@ export const SEEDED_BEFORE = '2025-01-01T00:00:00Z';
  */
 export async function prepareRun(server: BenchPostgres, dir: string, state: SeedState): Promise<{ state: SeedState; removed: number }> {
   let next = state;
+  installAuditKeys(deriveAuditKeys(Buffer.from(state.masterKey, 'base64')));
   if (!state.writeTenantId || !state.writeApiKey) {
     const db = createDb(server.urlFor(DATABASE), { max: 1 });
     const { tenant, key } = await createTenantsService({ db }).create('bench-writes').finally(() => db.destroy());

@@ -1,7 +1,10 @@
-// The measured processes: Kyclo exactly as `npm start` runs it (node dist/cli/main.js serve with the
-// same heap ceiling, spawned directly so its pid is the server's own and its RSS is the server's), and the bare
-// baseline server. Each is stopped with SIGINT and waited for, so a --cpu-prof profile is written.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The measured processes: Kyclo as deployed — `npm start`'s node dist/cli/main.js serve with the same
+// heap ceiling and its default configuration, background work included (the audit sealer, checkpoint
+// signing, webhook fan-out and delivery run in the server process, so their CPU is the server's) —
+// spawned directly so its pid is the server's own; the bare baseline, compiled with tsc like Kyclo;
+// and the webhook receiver Kyclo delivers to. Each is stopped with SIGINT and waited for, so a
+// --cpu-prof profile is written.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -88,9 +91,13 @@ export async function startKyclo(o: KycloOptions): Promise<Running> {
       KYCLO_MASTER_KEY: o.masterKey,
       HOST: '127.0.0.1',
       LOG_LEVEL: o.logLevel,
-      // Background work (webhook dispatch, audit sealing, retention) runs in `kyclo worker` in this
-      // measurement, not in the measured process: the bench measures the request path.
-      KYCLO_SERVE_WORKERS: 'false',
+      // The default: background work (webhook fan-out and delivery, audit sealing and checkpoints,
+      // retention) runs in this process, and its CPU is counted with the requests'.
+      KYCLO_SERVE_WORKERS: 'true',
+      // The only settings changed from the defaults: the bench's webhook receiver listens on
+      // http://127.0.0.1, which the SSRF guard refuses unless told otherwise.
+      KYCLO_WEBHOOKS_ALLOW_HTTP: 'true',
+      KYCLO_WEBHOOKS_ALLOW_PRIVATE: 'true',
       KYCLO_DATA_DIR: o.dataDir,
       REDIS_URL: '',
       KYCLO_TRUSTED_PROXIES: '',
@@ -101,15 +108,64 @@ export async function startKyclo(o: KycloOptions): Promise<Running> {
   );
 }
 
+/** Where `buildBaseline` writes the compiled baseline (bench/tsconfig.baseline.json). */
+const BASELINE_JS = path.join('scratch', 'bench', 'baseline-dist', 'bench', 'baseline.js');
+
+/** Compiles bench/baseline.ts (and the few src modules it imports) with tsc, as `npm run build` compiles Kyclo. */
+export function buildBaseline(root: string): void {
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'bench', 'tsconfig.baseline.json')], {
+    cwd: root, stdio: 'inherit',
+  });
+}
+
 export async function startBaseline(o: { root: string; databaseUrl: string; tenantId: string; writeTenantId: string; profileDir?: string }): Promise<Running> {
   if (o.profileDir) await fsp.mkdir(o.profileDir, { recursive: true });
   return start(
     'baseline',
-    [...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []), '--import', 'tsx', 'bench/baseline.ts'],
+    [...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []), BASELINE_JS],
     { ...process.env, BENCH_DATABASE_URL: o.databaseUrl, BENCH_TENANT_ID: o.tenantId, BENCH_WRITE_TENANT_ID: o.writeTenantId },
     o.root,
     null,
   );
+}
+
+// The webhook receiver: answers every delivery 204 at once, and counts them. A process of its own, so
+// its CPU (what a customer's endpoint spends) is not the server's; it counts as the rest of the machine.
+const RECEIVER = `
+const http = require('node:http');
+let n = 0;
+const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { n++; res.writeHead(204).end(); }); });
+server.listen(0, '127.0.0.1', () => process.stdout.write('listening ' + server.address().port + '\\n'));
+process.on('SIGINT', () => { process.stdout.write('received ' + n + '\\n'); server.close(); process.exit(0); });
+`;
+
+export interface Receiver {
+  pid: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`the webhook receiver exited with ${code}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    pid: child.pid!,
+    url: `http://127.0.0.1:${port}/webhooks`,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 /** Resident memory of a process, from /proc (Linux): now and its peak. */
