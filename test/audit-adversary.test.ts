@@ -27,7 +27,7 @@ let tmp: string;
 beforeAll(async () => {
   ctx = await createTestContext();
   superuser = createDb(ctx.databaseUrl, { max: 1 });
-  opts = { macKey: ctx.keyring.auditKeys.macKey, publicKey: ctx.keyring.auditKeys.publicKey };
+  opts = { ...ctx.keyring.auditKeys };
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-audit-'));
 });
 afterAll(async () => {
@@ -80,7 +80,7 @@ describe('the audit log against a database superuser', () => {
     await expect(sql`truncate audit_heads`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`update audit_checkpoints set hash = 'x' where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
-    await expect(sql`update audit_settings set mac_required_after_seq = 1000000000`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`insert into audit_legacy (tenant_id, sealed_upto, unsealed_ids) values (${tenantId}, 1000000, '{}')`.execute(ctx.db)).rejects.toThrow(/append-only/);
   });
 
   it('a head rewound with the triggers off is BROKEN: entries are sealed past it', async () => {
@@ -158,23 +158,55 @@ describe('the audit log against a database superuser', () => {
     expect(run.stdout).toMatch(/BROKEN .*\(entry aud_01FORGED.*MAC does not verify/);
   });
 
-  it('a sealed entry edited and re-MACed without the master key is BROKEN with its id, even with every hash recomputed', async () => {
+  it('a sealed entry edited (actor changed, MAC replaced) is BROKEN: re-hashing the chain needs the chain key, and with it the MAC still fails', async () => {
     const { tenantId } = await tenantWithHistory();
-    const first = await ctx.db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('tenant_id', '=', tenantId).where('chain_seq', '=', '2' as never).executeTakeFirstOrThrow();
-    // The attacker knows the hashing scheme (it is public) but not the MAC key: change the actor, re-hash the whole chain.
-    await tamper(sql`update audit_entries set actor_role = 'READER', mac = ${crypto.randomBytes(32).toString('base64url')} where id = ${first.id}`);
+    const target = await ctx.db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('tenant_id', '=', tenantId).where('chain_seq', '=', '2' as never).executeTakeFirstOrThrow();
+    await tamper(sql`update audit_entries set actor_role = 'READER', mac = ${crypto.randomBytes(32).toString('base64url')} where id = ${target.id}`);
     const { entryHash, ENTRY_COLUMNS, GENESIS } = await import('../src/modules/audit/chain.js');
-    const all = (await sql`select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and chain_seq is not null order by audit_entries.chain_seq`.execute(ctx.db)).rows as never[];
-    let prev = GENESIS;
-    for (const e of all as Array<{ id: string; chain_seq: string }>) {
-      const h = entryHash(e as never, e.chain_seq, prev);
-      await tamper(sql`update audit_entries set prev_hash = ${prev}, hash = ${h} where id = ${e.id}`);
-      prev = h;
-    }
-    await tamper(sql`update audit_heads set hash = ${prev} where tenant_id = ${tenantId}`);
+    const rehash = async (key: Buffer | null) => {
+      const all = (await sql`select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and chain_seq is not null order by audit_entries.chain_seq`.execute(ctx.db)).rows;
+      let prev = GENESIS;
+      for (const e of all as Array<{ id: string; chain_seq: string }>) {
+        const h = entryHash(e as never, e.chain_seq, prev, key);
+        await tamper(sql`update audit_entries set prev_hash = ${prev}, hash = ${h} where id = ${e.id}`);
+        prev = h;
+      }
+      await tamper(sql`update audit_heads set hash = ${prev} where tenant_id = ${tenantId}`);
+    };
+    // The hashing scheme is public, the key is not: a chain recomputed with plain SHA-256 breaks at its first entry.
+    await rehash(null);
+    expect(await verifyTenantChain(ctx.db, tenantId, opts)).toMatchObject({ ok: false, brokenAt: '1', reason: 'its content does not match its hash' });
+    // Even re-hashed with the real chain key (a sealer made to cooperate), the edited entry's MAC gives it away.
+    await rehash(ctx.keyring.auditKeys.chainKey);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
-    expect(r).toMatchObject({ ok: false, entryId: first.id });
+    expect(r).toMatchObject({ ok: false, entryId: target.id });
     expect(r.ok || r.reason).toMatch(/MAC does not verify/);
+  });
+
+  it('a MAC-less entry inserted at a chosen low position (OVERRIDING SYSTEM VALUE) is not taken for a legacy entry', async () => {
+    const { tenantId, keyId } = await tenantWithHistory();
+    for (const seq of [1, -5]) {
+      await sql`
+        insert into audit_entries (tenant_id, seq, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type)
+        overriding system value
+        values (${tenantId}, ${seq}, ${`aud_01LOWSEQ${String(seq + 10).padStart(18, '0')}`}, now() - interval '2 years', 'api_key', ${keyId}, 'OWNER', 'user.closed', 'applied', 'user')`.execute(ctx.db);
+    }
+    const report = await sealAuditLog(ctx.db);
+    expect(report.rejected).toBeGreaterThanOrEqual(2);
+    expect(await ctx.db.selectFrom('audit_entries').select('hash').where('tenant_id', '=', tenantId).where('action', '=', 'user.closed').execute()).toEqual([{ hash: null }, { hash: null }]);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false });
+    expect(r.ok || r.reason).toMatch(/MAC does not verify/);
+  });
+
+  it('a row planted in audit_rejections does not hide a genuine entry from the sealer', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    const u = (await api.post('/v1/users', individual())).json();
+    const entry = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('target_id', '=', u.id).executeTakeFirstOrThrow();
+    await sql`insert into audit_rejections (tenant_id, entry_id, reason) values (${tenantId}, ${entry.id}, 'planted')`.execute(ctx.db);
+    await sealAuditLog(ctx.db);
+    const sealed = await ctx.db.selectFrom('audit_entries').select('hash').where('id', '=', entry.id).executeTakeFirstOrThrow();
+    expect(sealed.hash).not.toBeNull();
   });
 
   it('one conflicting row stops only its own tenant: the others are sealed, the failure is counted, /readyz and /metrics say so, verify fails', async () => {

@@ -19,7 +19,7 @@ beforeAll(async () => {
   superuser = createDb(ctx.databaseUrl, { max: 1 });
 });
 const verifyTenantChain = (db: Db, tenant: string) =>
-  verifyChain(db, tenant, { macKey: ctx.keyring.auditKeys.macKey, publicKey: ctx.keyring.auditKeys.publicKey });
+  verifyChain(db, tenant, { ...ctx.keyring.auditKeys });
 afterAll(async () => {
   await superuser.destroy();
   await ctx.close();

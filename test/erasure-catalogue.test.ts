@@ -47,6 +47,7 @@ const COLUMNS: Record<string, 'personal' | 'non-personal'> = {
   'audit_entries.actor_type': 'non-personal', 'audit_entries.actor_key_id': 'non-personal', 'audit_entries.actor_role': 'non-personal', 'audit_entries.outcome': 'non-personal',
   'audit_entries.target_type': 'non-personal', 'audit_entries.target_id': 'non-personal', 'audit_entries.changed_fields': 'non-personal', 'audit_entries.request_id': 'non-personal',
   'audit_entries.ip': 'non-personal', 'audit_entries.hash': 'non-personal', 'audit_entries.prev_hash': 'non-personal', 'audit_entries.mac': 'non-personal',
+  'audit_entries.idempotency_claim': 'non-personal', 'idempotency_keys.claim_id': 'non-personal', 'audit_legacy.unsealed_ids': 'non-personal', 'audit_legacy.tenant_id': 'non-personal',
   'documents.details_enc': 'personal',
   'documents.id': 'non-personal', 'documents.tenant_id': 'non-personal', 'documents.user_id': 'non-personal', 'documents.kind': 'non-personal', 'documents.type': 'non-personal',
   'documents.status': 'non-personal', 'documents.content_type': 'non-personal', 'documents.blob_key': 'non-personal', 'documents.back_content_type': 'non-personal',

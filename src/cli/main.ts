@@ -159,7 +159,7 @@ export function buildCli(): Command {
         if (!Number.isFinite(maxAge) || maxAge < 0) throw new AppError(400, 'request.validation_failed', '--max-unsealed-age takes a number of seconds.');
         const external = opts.checkpoints ? parseCheckpointLines(await fs.readFile(opts.checkpoints, 'utf8')) : undefined;
         const publicKey = opts.publicKey ? publicKeyFromBase64(opts.publicKey) : k.publicKey;
-        const results = await verifyAuditLog(conn.db, { tenantId: opts.tenant, macKey: k.macKey, publicKey, external, maxUnsealedAgeSeconds: maxAge });
+        const results = await verifyAuditLog(conn.db, { tenantId: opts.tenant, macKey: k.macKey, chainKey: k.chainKey, publicKey, external, maxUnsealedAgeSeconds: maxAge });
         for (const r of results) {
           const counts = `${r.sealed} sealed, ${r.pending} not sealed yet, ${r.checkpoints} checkpoints`;
           if (r.ok) print(`OK ${r.tenantId}: ${counts}`);

@@ -122,6 +122,10 @@ export interface AuditEntriesTable {
   personal_enc: string | null;
   /** HMAC of the entry's content by the process that wrote it (null only before migration 0010). */
   mac: string | null;
+  /** The database's time of the insert (ages the unsealed backlog; not part of the entry's content). */
+  recorded_at: ColumnType<Date, never, never>;
+  /** The Idempotency-Key claim of the request that wrote it (migration 0014's trigger reads it). */
+  idempotency_claim: string | null;
   chain_seq: ColumnType<string | null, never, string>;
   prev_hash: ColumnType<string | null, never, string>;
   hash: ColumnType<string | null, never, string>;
@@ -224,8 +228,10 @@ export interface IdempotencyKeysTable {
   response_status: number | null;
   response_headers: Json<Record<string, string>> | null;
   response_body_enc: string | null;
-  /** The request that claimed the key: the audit trigger of migration 0011 finds the claim by it. */
+  /** The request that claimed the key (for the logs). */
   request_id: string | null;
+  /** A nonce drawn per claim: the audit entries of the request holding it carry it (migration 0014's trigger). */
+  claim_id: string | null;
   /** Every user the stored response concerns: erasure deletes it with them. */
   subject_user_ids: ColumnType<string[], string[] | undefined, string[]>;
   /** Set inside the write's own transaction: the change committed, whatever became of the response. */

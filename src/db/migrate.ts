@@ -13,8 +13,9 @@ import * as m0010 from './migrations/0010_audit_authentication.js';
 import * as m0011 from './migrations/0011_idempotency_commit_link.js';
 import * as m0012 from './migrations/0012_bounded_json.js';
 import * as m0013 from './migrations/0013_events_user_index.js';
+import * as m0014 from './migrations/0014_audit_keyed_chain.js';
 
-const migrations: Record<string, Migration> = {
+export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
   '0002_policy_kyc_reviews': m0002,
   '0003_lifecycle': m0003,
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0011_idempotency_commit_link': m0011,
   '0012_bounded_json': m0012,
   '0013_events_user_index': m0013,
+  '0014_audit_keyed_chain': m0014,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -6,12 +6,14 @@
 // webhook secret) is never stored: its replay is a 409 pointing at the resource.
 //
 // Two facts about a claim are written inside the request's own write transaction, by the audit
-// trigger of migration 0011 (every write records an audit entry with the request id):
+// trigger of migrations 0011/0014 (every write records an audit entry, which carries the claim's
+// nonce, drawn here per claim):
 // - that the change committed, and its target. A process killed after the commit and before the
 //   response was stored leaves a claim marked committed: the retry answers the resource the change
 //   made (never runs the write again), even before the claim would count as abandoned;
 // - every user whose audit entries the request wrote. With the user named by the URL and every user
 //   id in the response, they are the stored response's subjects: erasing any of them deletes it.
+import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
@@ -119,14 +121,17 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     }
     const apiKeyId = req.actor.keyId;
     const hash = hashOf(req, keyring);
+    // Not the request id: a client may send the same X-Request-Id with several requests, and another
+    // request's write must never mark this claim committed.
+    const claimId = crypto.randomUUID();
     // Claim the key, or take over one that expired or was abandoned by a dead process before its
     // change committed (a committed one is never taken over: that would run the write twice).
     const claimed = await sql<{ key: string }>`
-      insert into idempotency_keys (tenant_id, api_key_id, key, request_hash, state, request_id)
-      values (${req.actor.tenantId}, ${apiKeyId}, ${key}, ${hash}, 'in_progress', ${req.id})
+      insert into idempotency_keys (tenant_id, api_key_id, key, request_hash, state, request_id, claim_id)
+      values (${req.actor.tenantId}, ${apiKeyId}, ${key}, ${hash}, 'in_progress', ${req.id}, ${claimId})
       on conflict (api_key_id, key) do update
         set request_hash = excluded.request_hash, state = 'in_progress', response_status = null, response_headers = null,
-            response_body_enc = null, subject_user_ids = '{}', request_id = excluded.request_id, committed_at = null,
+            response_body_enc = null, subject_user_ids = '{}', request_id = excluded.request_id, claim_id = excluded.claim_id, committed_at = null,
             committed_target_type = null, committed_target_id = null,
             created_at = now(), expires_at = now() + make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
         where idempotency_keys.expires_at < now()
@@ -135,6 +140,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
       returning key`.execute(db);
     if (claimed.rows.length) {
       req.idempotency = { apiKeyId, key };
+      req.actor = { ...req.actor, idempotencyClaim: claimId };
       return;
     }
     const existing = await db.selectFrom('idempotency_keys').selectAll().where('api_key_id', '=', apiKeyId).where('key', '=', key).executeTakeFirst();

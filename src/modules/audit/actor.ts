@@ -8,6 +8,11 @@ export interface Actor {
   role: Role | null;
   requestId: string | null;
   ip: string | null;
+  /**
+   * The nonce of the Idempotency-Key claim this request holds: its audit entries carry it, so the
+   * claim learns in the write's own transaction that the change committed (migration 0014).
+   */
+  idempotencyClaim?: string;
   /** The tenant's rate limit, read with the key (API callers only). */
   requestsPerMinute?: number;
 }

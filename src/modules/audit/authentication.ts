@@ -13,6 +13,8 @@ import { canonicalJson } from '../../lib/canonical-json.js';
 
 export interface AuditKeys {
   macKey: Buffer;
+  /** Keys the chain's hashes, so the chain cannot be recomputed after an entry is removed. */
+  chainKey: Buffer;
   signingKey: crypto.KeyObject;
   publicKey: crypto.KeyObject;
   /** The raw 32-byte Ed25519 public key, base64: what an auditor pins. */
@@ -28,12 +30,14 @@ const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 export function deriveAuditKeys(masterKey: Buffer): AuditKeys {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
   const macKey = hkdf(masterKey, 'kyclo audit entry mac v1');
+  const chainKey = hkdf(masterKey, 'kyclo audit chain hash v1');
   const seed = hkdf(masterKey, 'kyclo audit checkpoint ed25519 v1');
   const signingKey = crypto.createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
   const publicKey = crypto.createPublicKey(signingKey);
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
   return {
     macKey,
+    chainKey,
     signingKey,
     publicKey,
     publicKeyBase64: raw.toString('base64'),

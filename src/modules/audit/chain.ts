@@ -1,8 +1,10 @@
 // The tamper-evident audit log. Entries are written unsealed inside each change's transaction (no
 // per-tenant lock on the write path), each with the MAC of the process that wrote it; the sealer then
-// chains them, per tenant, in the order it sees them: hash = SHA-256 over the RFC 8785 canonical form
-// of the entry with its position and the previous hash. Any later UPDATE, DELETE, swap or backdating
-// of a sealed entry breaks the chain; an entry nobody with the master key wrote is never chained.
+// chains them, per tenant, in the order it sees them: hash = HMAC-SHA256 (a key derived from the
+// master key) over the RFC 8785 canonical form of the entry with its position and the previous hash
+// (plain SHA-256 for the legacy prefix sealed before migration 0014). Any later UPDATE, DELETE, swap
+// or backdating of a sealed entry breaks the chain, and without the key nobody can recompute it; an
+// entry nobody with the master key wrote is never chained.
 // After sealing, each tenant's new head is signed (a checkpoint) and published for auditors to keep
 // outside the database: what the database alone cannot prove, the checkpoints do (see verify.ts).
 import crypto from 'node:crypto';
@@ -28,54 +30,68 @@ export interface EntryRow {
   details: unknown; personal_enc: string | null; mac: string | null; chain_seq: string | null; prev_hash: string | null; hash: string | null;
 }
 
-export function entryHash(e: EntryRow, chainSeq: string, prevHash: string): string {
+/** `chainKey` null: the legacy prefix, hashed with plain SHA-256 before the chain was keyed. */
+export function entryHash(e: EntryRow, chainSeq: string, prevHash: string, chainKey: Buffer | null): string {
   // The MAC is not hashed: entries sealed before it existed must keep their hashes.
   const { hash: _h, chain_seq: _c, prev_hash: _p, mac: _m, ...content } = e;
-  return crypto.createHash('sha256').update(canonicalJson({ ...content, chain_seq: chainSeq, prev_hash: prevHash })).digest('hex');
+  const text = canonicalJson({ ...content, chain_seq: chainSeq, prev_hash: prevHash });
+  return (chainKey ? crypto.createHmac('sha256', chainKey) : crypto.createHash('sha256')).update(text).digest('hex');
 }
 
-/** Entries up to this position were written before entries carried a MAC (migration 0010). */
-export async function macRequiredAfter(db: Db | Tx): Promise<bigint> {
-  const row = (await sql<{ seq: string }>`select mac_required_after_seq::text as seq from audit_settings`.execute(db)).rows[0];
-  // A deleted settings row only makes every entry need its MAC: stricter, never looser.
-  return row ? BigInt(row.seq) : 0n;
+/**
+ * What a tenant's log held before entries carried a MAC (migration 0014 named it, exactly): the chain
+ * positions sealed by then (plain SHA-256 hashes, no MAC) and the ids still unsealed (no MAC).
+ */
+export interface Legacy {
+  sealedUpto: bigint;
+  unsealedIds: Set<string>;
+}
+
+export async function legacyOf(db: Db | Tx, tenantId: string): Promise<Legacy> {
+  const row = (await sql<{ sealed_upto: string; unsealed_ids: string[] }>`
+    select sealed_upto::text as sealed_upto, unsealed_ids from audit_legacy where tenant_id = ${tenantId}`.execute(db)).rows[0];
+  // A deleted row only makes every entry need its MAC and keyed hash: stricter, never looser.
+  return { sealedUpto: row ? BigInt(row.sealed_upto) : 0n, unsealedIds: new Set(row?.unsealed_ids ?? []) };
 }
 
 /** Why an unsealed entry must not be chained, or null when it may be. */
-export function unsealable(e: EntryRow, macAfter: bigint, macKey: Buffer): string | null {
+export function unsealable(e: EntryRow, legacy: Legacy, macKey: Buffer): string | null {
   if (e.chain_seq !== null || e.prev_hash !== null) return 'its chain columns were set before sealing';
-  if (e.mac === null && BigInt(e.seq) <= macAfter) return null;
+  if (e.mac === null && legacy.unsealedIds.has(e.id)) return null;
   return macMatches(macKey, e, e.mac) ? null : 'its MAC does not verify: no Kyclo process with the master key wrote it';
 }
 
-const UNREJECTED = sql`not exists (select 1 from audit_rejections r where r.tenant_id = audit_entries.tenant_id and r.entry_id = audit_entries.id)`;
-
-/** Seals up to `batch` unsealed entries of one tenant; a tenant another sealer holds is skipped. */
-async function sealTenant(db: Db, tenantId: string, batch: number): Promise<{ sealed: number; rejected: number; seen: number }> {
-  const { macKey } = auditKeys();
+/**
+ * Seals up to `batch` unsealed entries of one tenant past `after` (a position in the log); a tenant
+ * another sealer holds is skipped. Entries it refuses are recorded in audit_rejections and looked at
+ * again each round (cheap, and a row planted in that table cannot hide a genuine entry).
+ */
+async function sealTenant(db: Db, tenantId: string, batch: number, after: string): Promise<{ sealed: number; rejected: number; seen: number; last: string }> {
+  const { macKey, chainKey } = auditKeys();
   return db.transaction().execute(async (tx) => {
+    const none = { sealed: 0, rejected: 0, seen: 0, last: after };
     await sql`insert into audit_heads (tenant_id, chain_seq, hash) values (${tenantId}, 0, ${GENESIS}) on conflict do nothing`.execute(tx);
     const head = await sql<{ chain_seq: string; hash: string }>`
       select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId} for update skip locked`.execute(tx);
-    if (!head.rows[0]) return { sealed: 0, rejected: 0, seen: 0 };
+    if (!head.rows[0]) return none;
     const rows = await sql<EntryRow>`
-      select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and hash is null and ${UNREJECTED}
+      select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and hash is null and audit_entries.seq > ${after}::bigint
       order by audit_entries.seq limit ${batch}`.execute(tx);
-    if (rows.rows.length === 0) return { sealed: 0, rejected: 0, seen: 0 };
-    const macAfter = await macRequiredAfter(tx);
+    if (rows.rows.length === 0) return none;
+    const legacy = await legacyOf(tx, tenantId);
     let seq = BigInt(head.rows[0].chain_seq);
     let prev = head.rows[0].hash;
     const chained: { ids: string[]; seqs: string[]; prevs: string[]; hashes: string[] } = { ids: [], seqs: [], prevs: [], hashes: [] };
     const rejected: { ids: string[]; reasons: string[] } = { ids: [], reasons: [] };
     for (const r of rows.rows) {
-      const why = unsealable(r, macAfter, macKey);
+      const why = unsealable(r, legacy, macKey);
       if (why) {
         rejected.ids.push(r.id);
         rejected.reasons.push(why);
         continue;
       }
       seq += 1n;
-      const h = entryHash(r, seq.toString(), prev);
+      const h = entryHash(r, seq.toString(), prev, chainKey);
       chained.ids.push(r.id);
       chained.seqs.push(seq.toString());
       chained.prevs.push(prev);
@@ -95,7 +111,7 @@ async function sealTenant(db: Db, tenantId: string, batch: number): Promise<{ se
         where a.tenant_id = ${tenantId} and a.id = v.id`.execute(tx);
       await sql`update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
     }
-    return { sealed: chained.ids.length, rejected: rejected.ids.length, seen: rows.rows.length };
+    return { sealed: chained.ids.length, rejected: rejected.ids.length, seen: rows.rows.length, last: rows.rows.at(-1)!.seq };
   });
 }
 
@@ -156,14 +172,15 @@ export interface SealOptions {
 /** Seals every unsealed entry of every tenant, then checkpoints the heads that moved; one tenant's failure stops no other. */
 export async function sealAuditLog(db: Db, { batch = 1000, checkpointEveryMs = 0 }: SealOptions = {}): Promise<SealReport> {
   const report: SealReport = { sealed: 0, rejected: 0, checkpoints: [], failures: [] };
-  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_entries where hash is null and ${UNREJECTED}`.execute(db);
+  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_entries where hash is null`.execute(db);
   for (const { tenant_id } of tenants.rows) {
     try {
-      for (;;) {
-        const n = await sealTenant(db, tenant_id, batch);
+      for (let after = '-9223372036854775808'; ;) {
+        const n = await sealTenant(db, tenant_id, batch, after);
         report.sealed += n.sealed;
         report.rejected += n.rejected;
         if (n.seen < batch) break;
+        after = n.last;
       }
     } catch (error) {
       report.failures.push({ tenantId: tenant_id, error });

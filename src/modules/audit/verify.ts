@@ -9,7 +9,7 @@ import type crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { checkpointSignatureValid, macMatches, type Checkpoint } from './authentication.js';
-import { checkpointColumns, entryHash, ENTRY_COLUMNS, GENESIS, macRequiredAfter, unsealable, type EntryRow } from './chain.js';
+import { checkpointColumns, entryHash, ENTRY_COLUMNS, GENESIS, legacyOf, unsealable, type EntryRow, type Legacy } from './chain.js';
 
 export const DEFAULT_MAX_UNSEALED_AGE_SECONDS = 300;
 
@@ -25,6 +25,7 @@ export type VerifyResult =
 
 export interface VerifyOptions {
   macKey: Buffer;
+  chainKey: Buffer;
   publicKey: crypto.KeyObject;
   /** Entries left unsealed longer than this make the tenant BROKEN. */
   maxUnsealedAgeSeconds?: number;
@@ -40,7 +41,7 @@ class Broken extends Error {
   }
 }
 
-async function walkChain(tx: Tx, tenantId: string, macKey: Buffer, macAfter: bigint) {
+async function walkChain(tx: Tx, tenantId: string, opts: VerifyOptions, legacy: Legacy) {
   let expected = 1n;
   let prev = GENESIS;
   let after = '0';
@@ -53,9 +54,12 @@ async function walkChain(tx: Tx, tenantId: string, macKey: Buffer, macAfter: big
       const at = expected.toString();
       if (r.chain_seq !== at) throw new Broken(`entry ${at} is missing (next is ${r.chain_seq})`, { brokenAt: at });
       if (r.prev_hash !== prev) throw new Broken('its previous-hash link does not match the entry before it', { brokenAt: at, entryId: r.id });
-      if (entryHash(r, at, prev) !== r.hash) throw new Broken('its content does not match its hash', { brokenAt: at, entryId: r.id });
-      const legacy = r.mac === null && BigInt(r.seq) <= macAfter;
-      if (!legacy && !macMatches(macKey, r, r.mac)) {
+      const legacyPrefix = expected <= legacy.sealedUpto;
+      if (entryHash(r, at, prev, legacyPrefix ? null : opts.chainKey) !== r.hash) {
+        throw new Broken('its content does not match its hash', { brokenAt: at, entryId: r.id });
+      }
+      const macLess = r.mac === null && (legacyPrefix || legacy.unsealedIds.has(r.id));
+      if (!macLess && !macMatches(opts.macKey, r, r.mac)) {
         throw new Broken(`entry ${r.id}: its MAC does not verify: no Kyclo process with the master key wrote it`, { brokenAt: at, entryId: r.id });
       }
       prev = r.hash!;
@@ -92,16 +96,14 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
   return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (tx) => {
     const counts = { sealed: 0, pending: 0, checkpoints: 0 };
     try {
-      const macAfter = await macRequiredAfter(tx);
+      const legacy = await legacyOf(tx, tenantId);
       const head = (await sql<{ chain_seq: string; hash: string }>`
         select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(tx)).rows[0];
-      const unsealed = await sql<EntryRow & { age: number }>`
-        select ${ENTRY_COLUMNS}, extract(epoch from now() - audit_entries.occurred_at)::float8 as age
-        from audit_entries where tenant_id = ${tenantId} and hash is null order by audit_entries.seq`.execute(tx);
-      counts.pending = unsealed.rows.length;
-      const { sealed, last } = await walkChain(tx, tenantId, opts.macKey, macAfter);
+      const { sealed, last } = await walkChain(tx, tenantId, opts, legacy);
       counts.sealed = Number(sealed);
-      if (!head && sealed === 0n && unsealed.rows.length === 0) {
+      counts.pending = Number((await sql<{ n: string }>`
+        select count(*)::text as n from audit_entries where tenant_id = ${tenantId} and hash is null`.execute(tx)).rows[0]!.n);
+      if (!head && sealed === 0n && counts.pending === 0) {
         throw new Broken('the tenant has no audit entries and no head: its creation is always audited, so its history was removed');
       }
       const headSeq = head ? BigInt(head.chain_seq) : 0n;
@@ -109,14 +111,7 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       if (sealed < headSeq || (head && head.hash !== last)) {
         throw new Broken(`the chain ends at ${sealed} but was sealed up to ${headSeq}: entries were removed`, { brokenAt: (sealed + 1n).toString() });
       }
-      for (const e of unsealed.rows) {
-        const why = unsealable(e, macAfter, opts.macKey);
-        if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
-      }
-      const stale = unsealed.rows.filter((e) => e.age > maxAge);
-      if (stale.length) {
-        throw new Broken(`${stale.length} entries have waited more than ${maxAge} s to be sealed (oldest ${stale[0]!.id}, written ${stale[0]!.occurred_at}): sealing is stuck`, { entryId: stale[0]!.id });
-      }
+      await checkUnsealed(tx, tenantId, opts, legacy, maxAge);
       // The checkpoints the database keeps: a head or a tail rewound past one of them shows here.
       let after = '0';
       for (;;) {
@@ -140,6 +135,35 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       throw err;
     }
   });
+}
+
+/**
+ * Unsealed entries, a page at a time: each must be one a Kyclo process wrote, and none may have waited
+ * longer than `maxAge` (aged by the database's own insert time, so a lagging application clock
+ * raises no false alarm).
+ */
+async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, legacy: Legacy, maxAge: number) {
+  let stale = 0;
+  let oldest: { id: string; at: string } | null = null;
+  for (let after = '-9223372036854775808'; ;) {
+    const page = await sql<EntryRow & { age: number; recorded: string }>`
+      select ${ENTRY_COLUMNS}, extract(epoch from now() - audit_entries.recorded_at)::float8 as age, audit_entries.recorded_at::text as recorded
+      from audit_entries where tenant_id = ${tenantId} and hash is null and audit_entries.seq > ${after}::bigint
+      order by audit_entries.seq limit ${PAGE}`.execute(tx);
+    for (const e of page.rows) {
+      const why = unsealable(e, legacy, opts.macKey);
+      if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
+      if (e.age > maxAge) {
+        stale += 1;
+        oldest ??= { id: e.id, at: e.recorded };
+      }
+    }
+    if (page.rows.length < PAGE) break;
+    after = page.rows.at(-1)!.seq;
+  }
+  if (oldest) {
+    throw new Broken(`${stale} entries have waited more than ${maxAge} s to be sealed (oldest ${oldest.id}, recorded ${oldest.at}): sealing is stuck`, { entryId: oldest.id });
+  }
 }
 
 /** Every tenant the database has, and every tenant the kept checkpoints name (a deleted tenant is BROKEN). */

@@ -51,7 +51,7 @@ function auditRow(actor: Actor, a: AuditInput, asText = true) {
     personal_enc: a.personal ?? null,
   };
   const mac = entryMac(auditKeys().macKey, row);
-  return { ...row, details: asText ? JSON.stringify(details) : details, mac };
+  return { ...row, details: asText ? JSON.stringify(details) : details, mac, idempotency_claim: actor.idempotencyClaim ?? null };
 }
 
 function eventRow(actor: Actor, e: EventInput, asText = true) {
@@ -83,9 +83,9 @@ export function recordParams(actor: Actor, audit: AuditInput, events: EventInput
 export const recordCtes = (source: string, auditParam: number, eventsParam: number) => `
   recorded_audit as (
     insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type,
-                               target_id, user_id, changed_fields, request_id, ip, details, personal_enc, mac)
+                               target_id, user_id, changed_fields, request_id, ip, details, personal_enc, mac, idempotency_claim)
     select r.tenant_id, r.id, r.occurred_at, r.actor_type, r.actor_key_id, r.actor_role, r.action, r.outcome, r.target_type,
-           r.target_id, r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc, r.mac
+           r.target_id, r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc, r.mac, r.idempotency_claim
       from ${source}, jsonb_populate_record(null::audit_entries, $${auditParam}::jsonb) r
   ),
   recorded_events as (
