@@ -49,6 +49,26 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
+// A \uD800–\uDFFF escape in the text: the only way a lone surrogate reaches a parsed value (raw
+// bytes that are not UTF-8 already decode to U+FFFD). Only then is the value walked.
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
+// With the u flag, a paired surrogate is one code point; only a lone one is \p{Cs}.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** True when a string (a key or a value) holds a lone surrogate: text no database or log can hold faithfully. */
+export function holdsLoneSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value);
+  if (Array.isArray(value)) return value.some(holdsLoneSurrogate);
+  // Recursion is safe here: the depth was checked before parsing.
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => LONE_SURROGATE.test(k) || holdsLoneSurrogate(v));
+  return false;
+}
+
+export const invalidUnicode = () =>
+  new AppError(400, 'request.invalid_unicode', 'The body holds a string with a lone UTF-16 surrogate (an unpaired \\uD800–\\uDFFF escape): not valid Unicode text.', {
+    errors: [{ field: 'body', code: 'invalid_unicode', message: 'strings must be valid Unicode' }],
+  });
+
 export const jsonTooDeep = () =>
   new AppError(400, 'request.json_too_deep', `The body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep.`, {
     errors: [{ field: 'body', code: 'too_deep', message: `must nest at most ${MAX_JSON_DEPTH} levels` }],
@@ -56,13 +76,21 @@ export const jsonTooDeep = () =>
 
 type StringParser = (req: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void;
 
-/** Wraps Fastify's default JSON parser (app.getDefaultJsonParser) with the depth check. */
+/**
+ * Wraps Fastify's default JSON parser (app.getDefaultJsonParser) with the depth check, and refuses
+ * lone surrogates: PostgreSQL refuses them in jsonb (and quotes the value in its error) and turns
+ * them into U+FFFD in text, so such a value would either fail late or be stored as something else.
+ */
 export function depthCheckedJsonParser(parse: StringParser): StringParser {
   return (req, body, done) => {
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
       done(jsonTooDeep());
       return;
     }
-    parse(req, body, done);
+    if (!SURROGATE_ESCAPE.test(body)) {
+      parse(req, body, done);
+      return;
+    }
+    parse(req, body, (err, value) => (err ? done(err) : holdsLoneSurrogate(value) ? done(invalidUnicode()) : done(null, value)));
   };
 }

@@ -2,7 +2,7 @@
 // carry search terms, external refs and emails (`?q=jane@example.com`), so only the parameters known
 // to be non-personal keep their value; every header dump (Fastify's own, and @fastify/multipart's
 // busboy options at trace, which embed the request headers) loses its credentials.
-import type { DestinationStream, LoggerOptions } from 'pino';
+import { stdSerializers, type DestinationStream, type LoggerOptions } from 'pino';
 import type { FastifyRequest } from 'fastify';
 
 /** Query parameters whose values are codes, ids, bounds or cursors: kept in logs. Anything else is redacted. */
@@ -29,6 +29,17 @@ export function redactUrl(url: string): string {
 
 const SECRET_HEADERS = ['authorization', 'cookie', 'x-api-key', 'proxy-authorization'];
 
+// PostgreSQL's error fields that quote the statement or the data it refused (a class-22 error on a
+// jsonb value quotes the JSON text in `where`): an error logged must not carry a request's values.
+const DATA_BEARING_ERROR_FIELDS = ['where', 'detail', 'internalQuery', 'query', 'parameters'];
+
+/** pino's error serializer, less the fields in which the database quotes values. */
+export function errWithoutData(err: Error): Record<string, unknown> {
+  const out = stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const f of DATA_BEARING_ERROR_FIELDS) delete out[f];
+  return out;
+}
+
 /** Fastify's `logger` option: level, the redacted request serializer, and header paths censored wherever they appear. */
 export function loggerOptions(level: string, stream?: DestinationStream): LoggerOptions & { stream?: DestinationStream } {
   const paths = SECRET_HEADERS.flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`, `*.*.headers["${h}"]`]);
@@ -36,6 +47,7 @@ export function loggerOptions(level: string, stream?: DestinationStream): Logger
     level,
     redact: { paths, censor: REDACTED },
     serializers: {
+      err: errWithoutData,
       req: (req: FastifyRequest) => ({
         method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort,
       }),

@@ -326,7 +326,10 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         // pipeline (callback form) passes a read error on and destroys both ends together.
         const opened = pipelineStreams(sealed, keyring.openStream(dataKey, t, row.user_id, field), () => undefined);
         const [first, plain] = await peek(opened);
-        if (first === undefined && size > 0) throw destroyed;
+        if (first === undefined && size > 0) {
+          plain.destroy();
+          throw destroyed;
+        }
         body = plain;
       } else {
         // A blob written before streaming (kcb1, one GCM message): small enough to open whole.
@@ -336,7 +339,13 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         if (!bytes) throw destroyed;
         body = Readable.from([bytes]);
       }
-      await recordChange(db, actor, { action: 'document.content_read', targetType: 'document', targetId: docId, userId: row.user_id, details: { side } });
+      try {
+        await recordChange(db, actor, { action: 'document.content_read', targetType: 'document', targetId: docId, userId: row.user_id, details: { side } });
+      } catch (err) {
+        // No download without its audit entry; and the opened file must not wait for the GC to close.
+        body.destroy();
+        throw err;
+      }
       const ext = contentType === 'application/pdf' ? 'pdf' : contentType === 'image/png' ? 'png' : 'jpg';
       return { body, size, contentType, filename: `${docId}${side === 'back' ? '-back' : ''}.${ext}` };
     },
