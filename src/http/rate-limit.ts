@@ -3,6 +3,7 @@
 // process falls back to its own counter at once (no 5xx) and returns to the shared one as soon as
 // Redis answers again. Keyed on the API key, never on a client address — except for requests
 // without a valid key, counted per client address by the key-guessing guard below.
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from './errors.js';
@@ -168,23 +169,40 @@ export interface KeyGuessingGuard {
   remember(ip: string, keyId: string): void;
 }
 
+/**
+ * Who counts as one client address: an IPv4 address (an IPv4-mapped IPv6 one too), or an IPv6 /64 —
+ * the block one subscriber is routinely given, in which a guesser could otherwise take a new address
+ * for every try.
+ */
+export function addressBucket(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  const bare = ip.split('%')[0]!;
+  if (!net.isIPv6(bare)) return ip;
+  const [head, tail] = bare.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
 export function keyGuessingGuard(limiter: Limiter, limit = AUTH_FAILURES_PER_MINUTE): KeyGuessingGuard {
   const good = new Map<string, number>();
   const over = (h: Hit) => (h.count >= limit ? h : undefined);
   return {
     limit,
-    fail: (ip) => limiter.hit(`authfail:${ip}`, WINDOW_MS),
+    fail: (ip) => limiter.hit(`authfail:${addressBucket(ip)}`, WINDOW_MS),
     blocked(ip) {
-      const h = limiter.peek(`authfail:${ip}`);
+      const h = limiter.peek(`authfail:${addressBucket(ip)}`);
       return h instanceof Promise ? h.then(over) : over(h);
     },
     known(ip, keyId) {
-      const until = good.get(`${ip} ${keyId}`);
+      const until = good.get(`${addressBucket(ip)} ${keyId}`);
       return until !== undefined && until > Date.now();
     },
     remember(ip, keyId) {
       if (good.size >= KNOWN_GOOD_MAX) good.clear();
-      good.set(`${ip} ${keyId}`, Date.now() + KNOWN_GOOD_MS);
+      good.set(`${addressBucket(ip)} ${keyId}`, Date.now() + KNOWN_GOOD_MS);
     },
   };
 }
