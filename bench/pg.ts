@@ -20,7 +20,13 @@ export interface BenchPostgres {
 
 export async function startBenchPostgres(
   dir: string,
-  { sharedBuffers, log, onServerLog }: { sharedBuffers: string; log: (m: string) => void; onServerLog?: (line: string) => void },
+  {
+    sharedBuffers, log, onServerLog, statStatements = false,
+  }: {
+    sharedBuffers: string; log: (m: string) => void; onServerLog?: (line: string) => void;
+    /** Profiling only: pg_stat_statements (nested statements too), PL/pgSQL function times, I/O timing. */
+    statStatements?: boolean;
+  },
 ): Promise<BenchPostgres> {
   const dbDir = path.join(dir, 'pg');
   const passwordFile = path.join(dir, 'pg-password');
@@ -59,7 +65,11 @@ export async function startBenchPostgres(
     'checkpoint_timeout=30min',
     'maintenance_work_mem=1GB',
     'effective_cache_size=8GB',
-    ...(prewarmAvailable ? ['shared_preload_libraries=pg_prewarm', 'pg_prewarm.autoprewarm=false'] : []),
+    ...(prewarmAvailable || statStatements
+      ? [`shared_preload_libraries=${[prewarmAvailable ? 'pg_prewarm' : '', statStatements ? 'pg_stat_statements' : ''].filter(Boolean).join(',')}`]
+      : []),
+    ...(prewarmAvailable ? ['pg_prewarm.autoprewarm=false'] : []),
+    ...(statStatements ? ['pg_stat_statements.track=all', 'track_functions=pl', 'track_io_timing=on'] : []),
   ];
   const port = await freePort();
   const server = new EmbeddedPostgresServer({

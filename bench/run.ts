@@ -38,7 +38,7 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '2' },
     users: { type: 'string', default: '1000000' },
     'log-level': { type: 'string', default: 'warn' },
-    'shared-buffers': { type: 'string', default: '2GB' },
+    'shared-buffers': { type: 'string', default: '3GB' },
     'no-record': { type: 'boolean', default: false },
   },
 });
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   execSync('npm run --silent build', { cwd: ROOT, stdio: 'inherit' });
   buildBaseline(ROOT);
   log('built dist/ (npm run build) and the baseline (scratch/bench/baseline-dist)');
-  const pgServer = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log });
+  const pgServer = await startBenchPostgres(DIR, { sharedBuffers: opt['shared-buffers'], log, statStatements: opt.profile });
   cleanups.push(() => pgServer.stop());
   const seed = await ensureSeeded(pgServer, DIR, { fresh: opt.fresh, users, log });
   const { state, removed } = await prepareRun(pgServer, DIR, seed.state);
@@ -197,9 +197,12 @@ async function main(): Promise<void> {
     await smokeTest(fx, { kyclo: plain, baseline: null, state, log });
     await plain.stop();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    await watch.query('create extension if not exists pg_stat_statements');
     // One server per run, so each profile holds one endpoint; the baselines too, for comparison.
     for (const g of groups) {
       for (const def of g.runs) {
+        await watch.query('select pg_stat_statements_reset()');
+        await watch.query('select pg_stat_reset()');
         const dir = path.join(PROF_DIR, stamp, def.id);
         const server =
           def.server === 'kyclo'
@@ -214,7 +217,9 @@ async function main(): Promise<void> {
         // The window ends when the background work caught up: its samples are the requests' too.
         const window = { fromUs: runs[0]!.fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
         log(`\n== CPU profile: ${def.label} — ${path.relative(ROOT, file)} ==`);
-        log(formatSummary(await summarise(file, 25, window), runs.reduce((n, x) => n + x.result.requests, 0)));
+        const requests = runs.reduce((n, x) => n + x.result.requests, 0);
+        log(formatSummary(await summarise(file, 25, window), requests));
+        log(await statementSummary(watch, requests));
         log('');
       }
     }
@@ -289,6 +294,41 @@ async function main(): Promise<void> {
     durationS: elapsed(),
   }, rows, cpuRows.markdown);
   log('bench/RESULTS.md updated');
+}
+
+/**
+ * Where PostgreSQL's time went in the run just made (pg_stat_statements, nested statements included,
+ * so a trigger's statements show on their own line), per request: execution time, rows, shared
+ * blocks, WAL records and bytes; and the PL/pgSQL functions (triggers) by self time.
+ */
+async function statementSummary(client: pg.Client, requests: number): Promise<string> {
+  const per = (x: number) => ((x * 1000) / Math.max(1, requests)).toFixed(1);
+  const st = await client.query<{
+    calls: string; total: number; rows: string; hit: string; read: string; wal_records: string; wal_bytes: string; query: string;
+  }>(
+    `select calls::text, total_exec_time as total, rows::text, shared_blks_hit::text as hit, shared_blks_read::text as read,
+            wal_records::text, wal_bytes::text, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) as query
+       from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+      order by total_exec_time desc limit 20`,
+  );
+  const total = st.rows.reduce((n, r) => n + r.total, 0);
+  const lines = [
+    `PostgreSQL statements by execution time (${per(total)} µs per request in these ${st.rows.length}; commits' WAL flushes are not execution time):`,
+    '  µs/req   calls/req  rows/call  blks hit/call  read/call  WAL rec/call  WAL B/call  statement',
+    ...st.rows.map((r) => {
+      const calls = Number(r.calls);
+      const c = (x: string) => (Number(x) / Math.max(1, calls)).toFixed(1);
+      return `  ${per(r.total).padStart(6)}  ${(calls / Math.max(1, requests)).toFixed(2).padStart(9)}  ${c(r.rows).padStart(9)}  ${c(r.hit).padStart(13)}  ${c(r.read).padStart(9)}  ${c(r.wal_records).padStart(12)}  ${c(r.wal_bytes).padStart(10)}  ${r.query}`;
+    }),
+  ];
+  const fns = await client.query<{ name: string; calls: string; self: number; total: number }>(
+    'select funcname as name, calls::text, self_time as self, total_time as total from pg_stat_user_functions order by self_time desc limit 10',
+  );
+  if (fns.rows.length) {
+    lines.push('PL/pgSQL functions (triggers): µs self per request, calls per request');
+    for (const f of fns.rows) lines.push(`  ${per(f.self).padStart(6)}  ${(Number(f.calls) / Math.max(1, requests)).toFixed(2).padStart(6)}  ${f.name}`);
+  }
+  return lines.join('\n');
 }
 
 /** RSS, V8 heap and external memory as Kyclo's /metrics reports them. */
