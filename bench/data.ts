@@ -213,10 +213,6 @@ export function keyLine(tenantId: string, userId: string, masterKey: Buffer, mas
   return `${tenantId}\t${userId}\t${keyId}\t\\\\x${wrapped.toString('hex')}\t${masterKeyId}\n`;
 }
 
-// The chain's hash as the sealer computes it: keyed by the audit keys' chainKey where the project has
-// one (migration 0014), plain SHA-256 where it does not; the seeder follows whichever is checked out.
-const hashEntry = entryHash as (e: EntryRow, chainSeq: string, prevHash: string, chainKey: Buffer | null) => string;
-
 /**
  * Each seeded user's history as Kyclo would have written it: the `user.created` audit entry, MACed
  * and sealed into the tenant's chain with the project's own functions (`entryMac`, `entryHash`), and
@@ -229,7 +225,7 @@ export class History {
   readonly chain: { seq: bigint; chainSeq: bigint; hash: string };
 
   constructor(
-    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer | null; keyId: string; firstSeq: bigint },
+    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; keyId: string; firstSeq: bigint },
   ) {
     // sealWith touches no database.
     this.keyring = createKeyring({ db: undefined as unknown as Db, masterKey: o.masterKey });
@@ -253,7 +249,7 @@ export class History {
     const mac = entryMac(this.o.macKey, content);
     const row: EntryRow = { ...content, seq: c.seq.toString(), mac, chain_seq: null, prev_hash: null, hash: null };
     const prev = c.hash;
-    c.hash = hashEntry(row, c.chainSeq.toString(), prev, this.o.chainKey);
+    c.hash = entryHash(row, c.chainSeq.toString(), prev, this.o.chainKey);
     return (
       [
         content.tenant_id, row.seq, content.id, content.occurred_at, 'api_key', content.actor_key_id, 'OWNER', content.action, 'applied', 'user',

@@ -137,7 +137,7 @@ async function main(): Promise<void> {
    * until Kyclo's background work has caught up. CPU is counted from the start of the load to the
    * end of that wait, so the sealing, fan-out and delivery a slice caused are in its per-request CPU.
    */
-  const measure = async (def: RunDef, server: Running, round: number) => {
+  const measure = async (def: RunDef, server: Running, round: number, afterWarmup?: () => Promise<unknown>) => {
     const spec = {
       base: server.base, mode: def.mode, prefix: def.prefix, suffix: def.suffix,
       apiKey: def.server === 'kyclo' ? (def.writes ? state.writeApiKey : state.apiKey) : undefined,
@@ -152,6 +152,7 @@ async function main(): Promise<void> {
       // Nothing left over from the slice before (a warm-up's writes included) runs in this one.
       const before = await drain(watch, 120);
       if (before.seconds > 0.5) log(`  (waited ${before.seconds.toFixed(1)} s for Kyclo's background work before this slice)`);
+      await afterWarmup?.();
       const cpu0 = { server: cpuMsOf(server.pid), pg: postgresCpuMs(), all: machineBusyMs() };
       const fromUs = Number(process.hrtime.bigint() / 1000n);
       const r = await runLoad(spec, wrk);
@@ -201,8 +202,6 @@ async function main(): Promise<void> {
     // One server per run, so each profile holds one endpoint; the baselines too, for comparison.
     for (const g of groups) {
       for (const def of g.runs) {
-        await watch.query('select pg_stat_statements_reset()');
-        await watch.query('select pg_stat_reset()');
         const dir = path.join(PROF_DIR, stamp, def.id);
         const server =
           def.server === 'kyclo'
@@ -211,7 +210,9 @@ async function main(): Promise<void> {
         cleanups.push(() => server.stop());
         warmed.delete(def.id);
         const runs = [];
-        for (let r = 0; r < rounds; r++) runs.push(await measure(def, server, r));
+        // PostgreSQL's statistics count from the measured load on (not the warm-up), until the catch-up.
+        const reset = () => watch.query('select pg_stat_statements_reset(), pg_stat_reset()');
+        for (let r = 0; r < rounds; r++) runs.push(await measure(def, server, r, r === 0 ? reset : undefined));
         await server.stop();
         const file = await mainProfile(dir);
         // The window ends when the background work caught up: its samples are the requests' too.

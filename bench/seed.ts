@@ -142,8 +142,7 @@ export async function ensureSeeded(
     })();
     // The audit entries and events (tables of their own, no reference to users) load on a third
     // connection meanwhile. Not during the users' COPY: that one is timed alone (the < 60 s target).
-    const chainKey = (auditKeys as { chainKey?: Buffer }).chainKey ?? null;
-    const loadingHistory = loadHistory(logClient, { tenantId: tenant.id, keyId: key.id, masterKey, macKey: auditKeys.macKey, chainKey, users });
+    const loadingHistory = loadHistory(logClient, { tenantId: tenant.id, keyId: key.id, masterKey, macKey: auditKeys.macKey, chainKey: auditKeys.chainKey, users });
     loadingHistory.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     const [indexes, keys] = await Promise.all([building, loadingKeys]);
     log(`COPY user_keys: ${keys.k.toLocaleString('en')} rows in ${keys.seconds.toFixed(1)} s (alongside the index builds)`);
@@ -195,7 +194,7 @@ async function dropSecondaryIndexes(client: pg.Client, table: string): Promise<A
  */
 async function loadHistory(
   client: pg.Client,
-  o: { tenantId: string; keyId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer | null; users: number },
+  o: { tenantId: string; keyId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; users: number },
 ): Promise<{ rows: number; head: string; seconds: number }> {
   const t = performance.now();
   const { rows } = await client.query<{ next: string }>(
