@@ -38,7 +38,12 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
           .map((w) => ({ tenant_id: e.tenant_id, id: newId('dlv'), endpoint_id: w.id, event_id: e.id, status: 'pending' })),
       );
       if (rows.length) await tx.insertInto('webhook_deliveries').values(rows).execute();
-      await tx.updateTable('events').set({ fanned_out: true }).where('seq', 'in', events.map((e) => e.seq) as never[]).execute();
+      // By (tenant_id, seq), the primary key: by seq alone PostgreSQL walked the whole key (10,700
+      // buffers a call at 1.3M events, growing with the log).
+      await sql`
+        update events set fanned_out = true
+        from unnest(${events.map((e) => e.tenant_id)}::text[], ${events.map((e) => String(e.seq))}::bigint[]) as v(tenant_id, seq)
+        where events.tenant_id = v.tenant_id and events.seq = v.seq`.execute(tx);
       return events.length;
     });
   }
@@ -120,7 +125,10 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       const base = tx.updateTable('webhook_deliveries').where('tenant_id', '=', d.tenant_id).where('id', '=', d.id).where('attempts', '=', d.attempts);
       if (ok) {
         await base.set({ status: 'succeeded', leased_until: null, last_attempt_at: sql`now()`, last_status_code: r.status }).execute();
-        await tx.updateTable('webhook_endpoints').set({ failing_since: null }).where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).execute();
+        // Only when it was failing: an unconditional UPDATE made every success take the endpoint's row
+        // lock until commit, so the senders of one endpoint queued behind each other.
+        await tx.updateTable('webhook_endpoints').set({ failing_since: null })
+          .where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).where('failing_since', 'is not', null).execute();
         return;
       }
       const gone = r.status === 410;
