@@ -81,6 +81,12 @@ describe('the audit log against a database superuser', () => {
     await expect(sql`update audit_checkpoints set hash = 'x' where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`insert into audit_legacy (tenant_id, sealed_upto, unsealed_ids) values (${tenantId}, 1000000, '{}')`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    // The one update allowed is a sealing that touches nothing but the chain columns.
+    const u = (await client(ctx.app, (await createTenant(ctx.db)).ownerKey).post('/v1/users', individual())).json();
+    const fresh = await ctx.db.selectFrom('audit_entries').select('id').where('target_id', '=', u.id).executeTakeFirstOrThrow();
+    await expect(sql`update audit_entries set hash = ${'a'.repeat(64)}, action = 'user.nothing' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`update audit_entries set hash = ${'a'.repeat(64)}, details = '{"x":1}' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await sql`update audit_entries set hash = ${'a'.repeat(64)}, chain_seq = 999999, prev_hash = ${'b'.repeat(64)} where id = ${fresh.id}`.execute(ctx.db);
   });
 
   it('a head rewound with the triggers off is BROKEN: entries are sealed past it', async () => {
