@@ -7,6 +7,8 @@
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
+//   --no-webhooks      the written tenants' webhook endpoints disabled: fan-out has nothing to deliver
+//                      (what Kyclo costs without webhook delivery, which the baselines never do; not recorded)
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
@@ -40,6 +42,7 @@ const { values: opt } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     'shared-buffers': { type: 'string', default: '3GB' },
     'no-record': { type: 'boolean', default: false },
+    'no-webhooks': { type: 'boolean', default: false },
   },
 });
 const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 5));
@@ -194,7 +197,7 @@ async function main(): Promise<void> {
     // The raised rate limit, the webhook endpoints and a smoke test, once, on a Kyclo that is not profiled.
     const plain = await startKyclo(kycloOpts);
     cleanups.push(() => plain.stop());
-    await registerWebhooks(plain.base, writeKeys, receiver.url);
+    await registerWebhooks(plain.base, writeKeys, receiver.url, !opt['no-webhooks']);
     await smokeTest(fx, { kyclo: plain, baseline: null, state, log });
     await plain.stop();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -233,7 +236,7 @@ async function main(): Promise<void> {
   const kyclo = await startKyclo(kycloOpts);
   cleanups.push(() => kyclo.stop());
   const idleRss = rssOf(kyclo.pid)?.rssMb ?? NaN;
-  await registerWebhooks(kyclo.base, writeKeys, receiver.url);
+  await registerWebhooks(kyclo.base, writeKeys, receiver.url, !opt['no-webhooks']);
   await smokeTest(fx, { kyclo, baseline, state, log });
   log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}, webhook receiver pid ${receiver.pid}; rate limit raised, every scenario answered 2xx once`);
   const first = await drain(watch, 300);
@@ -272,7 +275,7 @@ async function main(): Promise<void> {
   log(`seeding: ${seeding}`);
   log(`whole run: ${elapsed().toFixed(0)} s`);
 
-  const record = !opt['no-record'] && !only && users === 1_000_000;
+  const record = !opt['no-record'] && !opt['no-webhooks'] && !only && users === 1_000_000;
   if (!record) {
     log('(not recorded in bench/RESULTS.md: a partial or resized run, or --no-record)');
     return;

@@ -239,14 +239,15 @@ export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Run
  * event Kyclo writes is fanned out to a delivery and sent (the endpoint of an earlier run is pointed
  * at this run's receiver rather than added to).
  */
-export async function registerWebhooks(base: string, apiKeys: string[], receiverUrl: string): Promise<void> {
+/** One endpoint per written tenant, delivering to the bench's receiver; `enabled: false` (--no-webhooks) leaves fan-out nothing to deliver. */
+export async function registerWebhooks(base: string, apiKeys: string[], receiverUrl: string, enabled = true): Promise<void> {
   for (const key of apiKeys) {
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     const list = (await (await fetch(`${base}/v1/webhook-endpoints`, { headers })).json()) as { data?: Array<{ id: string }> };
     const existing = list.data?.[0];
     const r = existing
-      ? await fetch(`${base}/v1/webhook-endpoints/${existing.id}`, { method: 'PATCH', headers: { ...headers, 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ url: receiverUrl, enabled: true }) })
-      : await fetch(`${base}/v1/webhook-endpoints`, { method: 'POST', headers, body: JSON.stringify({ url: receiverUrl, description: 'bench receiver' }) });
+      ? await fetch(`${base}/v1/webhook-endpoints/${existing.id}`, { method: 'PATCH', headers: { ...headers, 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ url: receiverUrl, enabled }) })
+      : await fetch(`${base}/v1/webhook-endpoints`, { method: 'POST', headers, body: JSON.stringify({ url: receiverUrl, description: 'bench receiver', enabled }) });
     if (r.status >= 300) throw new Error(`registering the bench webhook endpoint answered ${r.status}: ${(await r.text()).slice(0, 400)}`);
   }
 }
