@@ -103,14 +103,14 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     return out;
   }
 
-  async function send(d: Delivery, view?: View): Promise<Result> {
+  async function send(d: Delivery, view: View | undefined): Promise<Result> {
     const started = Date.now();
     const { endpoint, event: eventRow } = d;
-    if (!endpoint || !eventRow) return { status: null, error: 'endpoint or event no longer exists', retryAfter: null, ms: 0, final: true };
+    if (!endpoint || !eventRow || !view) return { status: null, error: 'endpoint or event no longer exists', retryAfter: null, ms: 0, final: true };
     if (!endpoint.enabled) return { status: null, error: 'endpoint disabled', retryAfter: null, ms: 0, final: true };
     try {
       const url = await checkTarget(endpoint.url, targets);
-      const event = view ?? (await eventViews(keyring, d.tenant_id, [eventRow as Selectable<EventsTable>]))[0];
+      const event = view;
       const body = JSON.stringify({ id: event!.id, type: event!.type, timestamp: event!.created_at, data: event!.data });
       const context = secretContext(d.tenant_id, endpoint.id);
       const secrets = [keyring.openSecret(context, endpoint.secret_enc)];

@@ -16,10 +16,12 @@ import { auditKeys, macMatches, macTimestamp, signCheckpoint, type Checkpoint } 
 
 export const GENESIS = '0'.repeat(64);
 
-// Timestamps are hashed as PostgreSQL stores them (microseconds, UTC), never through a JS Date.
-// The aliases shadow the columns in ORDER BY, so queries order by the qualified (numeric) columns.
-export const ENTRY_COLUMNS = sql`tenant_id, seq::text as seq, id,
-  to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as occurred_at,
+// Timestamps are hashed, MACed and signed as PostgreSQL stores them (microseconds, UTC), never
+// through a JS Date. The aliases shadow the columns in ORDER BY, so queries order by the qualified
+// (numeric) columns.
+const utcMicros = (column: string) => sql`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ${sql.ref(column)}`;
+
+export const ENTRY_COLUMNS = sql`tenant_id, seq::text as seq, id, ${utcMicros('occurred_at')},
   actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, changed_fields,
   request_id, ip, details, personal_enc, mac, chain_seq::text as chain_seq, prev_hash, hash`;
 
@@ -115,8 +117,7 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
   });
 }
 
-const CHECKPOINT_COLUMNS = sql`tenant_id, id, chain_seq::text as chain_seq, hash,
-  to_char(signed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as signed_at, key_id, signature`;
+export const CHECKPOINT_COLUMNS = sql`tenant_id, id, chain_seq::text as chain_seq, hash, ${utcMicros('signed_at')}, key_id, signature`;
 
 /**
  * Signs the tenant's head if it moved past its last checkpoint, and publishes it: the checkpoint row
@@ -224,5 +225,3 @@ export async function tenantCheckpoints(db: Db, tenantId: string, q: { since?: s
     limit ${q.limit}`.execute(db);
   return rows.rows;
 }
-
-export const checkpointColumns = CHECKPOINT_COLUMNS;

@@ -9,7 +9,7 @@ import type crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { checkpointSignatureValid, macMatches, type Checkpoint } from './authentication.js';
-import { checkpointColumns, entryHash, ENTRY_COLUMNS, GENESIS, legacyOf, unsealable, type EntryRow, type Legacy } from './chain.js';
+import { CHECKPOINT_COLUMNS, entryHash, ENTRY_COLUMNS, GENESIS, legacyOf, unsealable, type EntryRow, type Legacy } from './chain.js';
 
 export const DEFAULT_MAX_UNSEALED_AGE_SECONDS = 300;
 
@@ -116,7 +116,7 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       let after = '0';
       for (;;) {
         const page = await sql<Checkpoint & { entry_hash: string | null }>`
-          select ${checkpointColumns}, (select e.hash from audit_entries e where e.tenant_id = c.tenant_id and e.chain_seq = c.chain_seq) as entry_hash
+          select ${CHECKPOINT_COLUMNS}, (select e.hash from audit_entries e where e.tenant_id = c.tenant_id and e.chain_seq = c.chain_seq) as entry_hash
           from audit_checkpoints c where c.tenant_id = ${tenantId} and c.chain_seq > ${after}::bigint order by c.chain_seq limit ${PAGE}`.execute(tx);
         for (const c of page.rows) checkCheckpoint(c, c.entry_hash, sealed, opts.publicKey, 'the database’s');
         counts.checkpoints += page.rows.length;

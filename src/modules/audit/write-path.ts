@@ -31,7 +31,8 @@ export interface EventInput {
 // (not the database's now()) so the MAC covers it, and its details are MACed as they will read back
 // from jsonb (one JSON round trip drops what JSON cannot hold, as jsonb does).
 function auditRow(actor: Actor, a: AuditInput, asText = true) {
-  const details = JSON.parse(JSON.stringify(a.details ?? {})) as Record<string, unknown>;
+  const detailsText = JSON.stringify(a.details ?? {});
+  const details = JSON.parse(detailsText) as Record<string, unknown>;
   const row = {
     tenant_id: actor.tenantId,
     id: newId('aud'),
@@ -47,11 +48,11 @@ function auditRow(actor: Actor, a: AuditInput, asText = true) {
     changed_fields: a.changedFields ?? [],
     request_id: actor.requestId,
     ip: actor.ip,
-    details: details as unknown,
+    details,
     personal_enc: a.personal ?? null,
   };
   const mac = entryMac(auditKeys().macKey, row);
-  return { ...row, details: asText ? JSON.stringify(details) : details, mac, idempotency_claim: actor.idempotencyClaim ?? null };
+  return { ...row, details: asText ? detailsText : details, mac, idempotency_claim: actor.idempotencyClaim ?? null };
 }
 
 function eventRow(actor: Actor, e: EventInput, asText = true) {
