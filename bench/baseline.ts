@@ -10,8 +10,9 @@
 // - for PATCH, two baselines: the round trips Kyclo needs (the read it plans with, then one write)
 //   and the one-statement floor (no read).
 // What is not: auth, validation, the field policy, encryption, logging, metrics. Its audit entries
-// and events are written already sealed and fanned out (hash set, fanned_out true): it has no
-// background work, so Kyclo's sealer and dispatcher leave them alone (bench/README.md says why that
+// are written already sealed (the audit_seals row in the same statement, at chain position -seq: no
+// head to lock, a floor) and its events already fanned out (not queued in event_outbox): it has no
+// background work, so Kyclo's sealer and dispatcher never see them (bench/README.md says why that
 // is the fair split). Run: BENCH_DATABASE_URL=… BENCH_TENANT_ID=ten_… BENCH_WRITE_TENANT_ID=ten_…
 // PORT=… node scratch/bench/baseline-dist/bench/baseline.js
 import crypto from 'node:crypto';
@@ -43,18 +44,22 @@ const COLUMNS = COLUMN_NAMES.join(', ');
 // when it matched nothing. Plain parameters (Kyclo passes two jsonb documents to jsonb_populate_record).
 const AUDIT_COLUMNS =
   'tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, ' +
-  'changed_fields, request_id, ip, details, personal_enc, mac, prev_hash, hash';
-const EVENT_COLUMNS = 'tenant_id, id, type, user_id, actor_key_id, request_id, data, personal_enc, fanned_out';
+  'changed_fields, request_id, ip, details, personal_enc, mac';
+const EVENT_COLUMNS = 'tenant_id, id, type, user_id, actor_key_id, request_id, data, personal_enc';
 /** $a … $a+12: audit id, occurred_at, actor key, changed_fields, request id, ip, details, personal, mac, hash; event id, data, personal. */
 const record = (action: string, a: number) => `
   a as (
     insert into audit_entries (${AUDIT_COLUMNS})
     select u.tenant_id, $${a}, $${a + 1}::timestamptz, 'api_key', $${a + 2}, 'OWNER', '${action}', 'applied', 'user', u.id, u.id,
-           $${a + 3}::text[], $${a + 4}, $${a + 5}, $${a + 6}::jsonb, $${a + 7}, $${a + 8}, $${a + 9}, $${a + 9} from u
+           $${a + 3}::text[], $${a + 4}, $${a + 5}, $${a + 6}::jsonb, $${a + 7}, $${a + 8} from u
+    returning tenant_id, seq
+  ),
+  s as (
+    insert into audit_seals (tenant_id, chain_seq, entry_seq, prev_hash, hash) select a.tenant_id, -a.seq, a.seq, $${a + 9}, $${a + 9} from a
   ),
   e as (
     insert into events (${EVENT_COLUMNS})
-    select u.tenant_id, $${a + 10}, '${action}', u.id, $${a + 2}, $${a + 4}, $${a + 11}::jsonb, $${a + 12}, true from u
+    select u.tenant_id, $${a + 10}, '${action}', u.id, $${a + 2}, $${a + 4}, $${a + 11}::jsonb, $${a + 12} from u
   )`;
 
 const SQL = {

@@ -184,8 +184,9 @@ export const KEY_COPY_COLUMNS = 'tenant_id, user_id, key_id, wrapped_key, master
 
 export const AUDIT_COPY_COLUMNS =
   'tenant_id, seq, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, ' +
-  'changed_fields, request_id, ip, details, personal_enc, mac, chain_seq, prev_hash, hash';
-export const EVENT_COPY_COLUMNS = 'tenant_id, id, type, user_id, occurred_at, actor_key_id, request_id, data, personal_enc, fanned_out';
+  'changed_fields, request_id, ip, details, personal_enc, mac';
+export const SEAL_COPY_COLUMNS = 'tenant_id, chain_seq, entry_seq, prev_hash, hash';
+export const EVENT_COPY_COLUMNS = 'tenant_id, id, type, user_id, occurred_at, actor_key_id, request_id, data, personal_enc';
 
 /**
  * A seeded user's data key, derived from the master key and the user id so that every pass (the
@@ -217,16 +218,19 @@ export function keyLine(tenantId: string, userId: string, masterKey: Buffer, mas
  * Each seeded user's history as Kyclo would have written it: the `user.created` audit entry, MACed
  * and sealed into the tenant's chain with the project's own functions (`entryMac`, `entryHash`), and
  * the `user.created` event with its personal part sealed with the user's data key, already fanned
- * out. `chain` carries the chain from one entry to the next; at the end it is the tenant's head.
+ * out (not in event_outbox). `chain` carries the chain from one entry to the next; at the end it is
+ * the tenant's head. The chain's hashes are kept (32 bytes each) for `sealLines`, the audit_seals rows.
  */
 export class History {
   private readonly rnd = prng(7);
   private readonly keyring: ReturnType<typeof createKeyring>;
   readonly chain: { seq: bigint; chainSeq: bigint; hash: string };
+  private readonly hashes: Buffer;
 
   constructor(
-    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; keyId: string; firstSeq: bigint },
+    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; keyId: string; firstSeq: bigint; users: number },
   ) {
+    this.hashes = Buffer.alloc(o.users * 32);
     // sealWith touches no database.
     this.keyring = createKeyring({ db: undefined as unknown as Db, masterKey: o.masterKey });
     this.chain = { seq: o.firstSeq - 1n, chainSeq: 0n, hash: GENESIS };
@@ -250,14 +254,26 @@ export class History {
     const row: EntryRow = { ...content, seq: c.seq.toString(), mac, chain_seq: null, prev_hash: null, hash: null };
     const prev = c.hash;
     c.hash = entryHash(row, c.chainSeq.toString(), prev, this.o.chainKey);
+    this.hashes.write(c.hash, Number(c.chainSeq - 1n) * 32, 'hex');
     return (
       [
         content.tenant_id, row.seq, content.id, content.occurred_at, 'api_key', content.actor_key_id, 'OWNER', content.action, 'applied', 'user',
-        u.id, u.id, '{}', content.request_id, content.ip, '{}', null, mac, c.chainSeq.toString(), prev, c.hash,
+        u.id, u.id, '{}', content.request_id, content.ip, '{}', null, mac,
       ]
         .map(copyText)
         .join('\t') + '\n'
     );
+  }
+
+  /** The audit_seals rows of the entries auditLine made, in chain order (after every auditLine). */
+  *sealLines(): Generator<string> {
+    const n = Number(this.chain.chainSeq);
+    let prev = GENESIS;
+    for (let i = 0; i < n; i++) {
+      const hash = this.hashes.toString('hex', i * 32, i * 32 + 32);
+      yield `${this.o.tenantId}\t${i + 1}\t${this.o.firstSeq + BigInt(i)}\t${prev}\t${hash}\n`;
+      prev = hash;
+    }
   }
 
   eventLine(u: SeededUser): string {
@@ -272,7 +288,7 @@ export class History {
     } as UserRow;
     const personal = this.keyring.sealWith(seededDataKey(this.o.masterKey, u.id), t, u.id, PERSONAL_FIELD, { user: toUserView(row) });
     return (
-      [t, `evt_${ulidAt(u.ms, this.rnd)}`, 'user.created', u.id, u.ts, this.o.keyId, this.requestId(u), JSON.stringify({ user_id: u.id, type: u.type }), personal, 't']
+      [t, `evt_${ulidAt(u.ms, this.rnd)}`, 'user.created', u.id, u.ts, this.o.keyId, this.requestId(u), JSON.stringify({ user_id: u.id, type: u.type }), personal]
         .map(copyText)
         .join('\t') + '\n'
     );

@@ -66,9 +66,9 @@ process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 /** Where Kyclo's background work stands: entries to seal, events to fan out, deliveries due. */
 async function backlog(client: pg.Client): Promise<{ unsealed: number; unfanned: number; due: number }> {
   const r = await client.query<{ unsealed: number; unfanned: number; due: number }>(
-    `select (select count(*) from audit_entries a where a.hash is null
-                and not exists (select 1 from audit_rejections r where r.tenant_id = a.tenant_id and r.entry_id = a.id))::int as unsealed,
-            (select count(*) from events where fanned_out = false)::int as unfanned,
+    `select (select count(*) from audit_unsealed u join audit_entries a on a.tenant_id = u.tenant_id and a.seq = u.seq
+                where not exists (select 1 from audit_rejections r where r.tenant_id = a.tenant_id and r.entry_id = a.id))::int as unsealed,
+            (select count(*) from event_outbox)::int as unfanned,
             (select count(*) from webhook_deliveries where status = 'pending' and next_attempt_at <= now())::int as due`,
   );
   return r.rows[0]!;

@@ -14,7 +14,7 @@ import { masterKeyId } from '../src/crypto/keyring.js';
 import { deriveAuditKeys, installAuditKeys } from '../src/modules/audit/authentication.js';
 import { GENESIS } from '../src/modules/audit/chain.js';
 import { copyFrom } from './copy.js';
-import { AUDIT_COPY_COLUMNS, EVENT_COPY_COLUMNS, History, KEY_COPY_COLUMNS, keyLine, linesOf, seededUsers, USER_COPY_COLUMNS, userLine } from './data.js';
+import { AUDIT_COPY_COLUMNS, EVENT_COPY_COLUMNS, History, SEAL_COPY_COLUMNS, KEY_COPY_COLUMNS, keyLine, linesOf, seededUsers, USER_COPY_COLUMNS, userLine } from './data.js';
 import type { BenchPostgres } from './pg.js';
 
 /** Bump when the generated data changes shape, so a cached database is seeded again. */
@@ -200,18 +200,20 @@ async function loadHistory(
   const { rows } = await client.query<{ next: string }>(
     "select nextval(pg_get_serial_sequence('audit_entries', 'seq'))::text as next",
   );
-  const history = new History({ tenantId: o.tenantId, masterKey: o.masterKey, macKey: o.macKey, chainKey: o.chainKey, keyId: o.keyId, firstSeq: BigInt(rows[0]!.next) });
+  const history = new History({ tenantId: o.tenantId, masterKey: o.masterKey, macKey: o.macKey, chainKey: o.chainKey, keyId: o.keyId, firstSeq: BigInt(rows[0]!.next), users: o.users });
   await client.query('begin');
   const auditIdx = await dropSecondaryIndexes(client, 'audit_entries');
   const eventIdx = await dropSecondaryIndexes(client, 'events');
+  const sealIdx = await dropSecondaryIndexes(client, 'audit_seals');
   const n = await copyFrom(client, `copy audit_entries (${AUDIT_COPY_COLUMNS}) from stdin`, linesOf(seededUsers(o.users), (u) => history.auditLine(u)));
+  await copyFrom(client, `copy audit_seals (${SEAL_COPY_COLUMNS}) from stdin`, linesOf(history.sealLines(), (line) => line));
   await client.query("select setval(pg_get_serial_sequence('audit_entries', 'seq'), $1::bigint)", [history.chain.seq.toString()]);
   await client.query('insert into audit_heads (tenant_id, chain_seq, hash) values ($1, 0, $2) on conflict do nothing', [o.tenantId, GENESIS]);
   await client.query('update audit_heads set chain_seq = $2::bigint, hash = $3, sealed_at = now() where tenant_id = $1', [
     o.tenantId, history.chain.chainSeq.toString(), history.chain.hash,
   ]);
   await copyFrom(client, `copy events (${EVENT_COPY_COLUMNS}) from stdin`, linesOf(seededUsers(o.users), (u) => history.eventLine(u)));
-  for (const r of [...auditIdx, ...eventIdx]) await client.query(r.def);
+  for (const r of [...auditIdx, ...eventIdx, ...sealIdx]) await client.query(r.def);
   await client.query('commit');
   return { rows: n, head: history.chain.chainSeq.toString(), seconds: secs(t) };
 }

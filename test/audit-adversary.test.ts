@@ -61,7 +61,26 @@ async function tamper(statement: ReturnType<typeof sql>) {
 const head = async (tenantId: string) =>
   (await sql<{ chain_seq: string; hash: string }>`select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId}`.execute(ctx.db)).rows[0]!;
 const chainHash = async (tenantId: string, seq: number | string) =>
-  (await sql<{ hash: string }>`select hash from audit_entries where tenant_id = ${tenantId} and chain_seq = ${String(seq)}::bigint`.execute(ctx.db)).rows[0]!.hash;
+  (await sql<{ hash: string }>`select hash from audit_seals where tenant_id = ${tenantId} and chain_seq = ${String(seq)}::bigint`.execute(ctx.db)).rows[0]!.hash;
+/** The seal of each entry named (null: not sealed), in the order asked. */
+const sealsOf = async (ids: string[]) => {
+  const rows = (await sql<{ id: string; hash: string | null }>`
+    select e.id, s.hash from audit_entries e left join audit_seals s on s.tenant_id = e.tenant_id and s.entry_seq = e.seq
+    where e.id = any(${ids}::text[])`.execute(ctx.db)).rows;
+  return ids.map((id) => rows.find((r) => r.id === id)?.hash ?? null);
+};
+/** The tenant's entries waiting in the sealing queue. */
+const queued = async (tenantId: string) =>
+  (await sql<{ id: string }>`
+    select e.id from audit_unsealed u join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq
+    where u.tenant_id = ${tenantId} order by u.seq`.execute(ctx.db)).rows.map((r) => r.id);
+/** Removes the entries sealed past `keep` and their seals, as a superuser would to cut a tail. */
+const cutTail = async (tenantId: string, keep: bigint) => {
+  await tamper(sql`
+    delete from audit_entries e using audit_seals s
+    where s.tenant_id = ${tenantId} and e.tenant_id = s.tenant_id and e.seq = s.entry_seq and s.chain_seq > ${keep.toString()}::bigint`);
+  await tamper(sql`delete from audit_seals where tenant_id = ${tenantId} and chain_seq > ${keep.toString()}::bigint`);
+};
 
 /** What an auditor keeps: the CLI's NDJSON, written to a file. */
 async function keptCheckpoints(tenantId?: string): Promise<string> {
@@ -81,12 +100,15 @@ describe('the audit log against a database superuser', () => {
     await expect(sql`update audit_checkpoints set hash = 'x' where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`insert into audit_legacy (tenant_id, sealed_upto, unsealed_ids) values (${tenantId}, 1000000, '{}')`.execute(ctx.db)).rejects.toThrow(/append-only/);
-    // The one update allowed is a sealing that touches nothing but the chain columns.
+    // Entries are never updated, not even to seal them (migration 0016); seals are append-only.
     const u = (await client(ctx.app, (await createTenant(ctx.db)).ownerKey).post('/v1/users', individual())).json();
     const fresh = await ctx.db.selectFrom('audit_entries').select('id').where('target_id', '=', u.id).executeTakeFirstOrThrow();
-    await expect(sql`update audit_entries set hash = ${'a'.repeat(64)}, action = 'user.nothing' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
-    await expect(sql`update audit_entries set hash = ${'a'.repeat(64)}, details = '{"x":1}' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
-    await sql`update audit_entries set hash = ${'a'.repeat(64)}, chain_seq = 999999, prev_hash = ${'b'.repeat(64)} where id = ${fresh.id}`.execute(ctx.db);
+    await expect(sql`update audit_entries set action = 'user.nothing' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`update audit_entries set action = action where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`delete from audit_entries where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`update audit_seals set hash = ${'a'.repeat(64)} where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`delete from audit_seals where tenant_id = ${tenantId}`.execute(ctx.db)).rejects.toThrow(/append-only/);
+    await expect(sql`truncate audit_seals`.execute(ctx.db)).rejects.toThrow(/append-only/);
   });
 
   it('a head rewound with the triggers off is BROKEN: entries are sealed past it', async () => {
@@ -102,7 +124,7 @@ describe('the audit log against a database superuser', () => {
     const kept = await keptCheckpoints(tenantId);
     const h = await head(tenantId);
     const keep = BigInt(h.chain_seq) - 2n;
-    await tamper(sql`delete from audit_entries where tenant_id = ${tenantId} and chain_seq > ${keep.toString()}::bigint`);
+    await cutTail(tenantId, keep);
     await tamper(sql`update audit_heads set chain_seq = ${keep.toString()}::bigint, hash = ${await chainHash(tenantId, keep.toString())} where tenant_id = ${tenantId}`);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false, brokenAt: (keep + 1n).toString() });
@@ -120,6 +142,7 @@ describe('the audit log against a database superuser', () => {
   it("a tenant's entries and head deleted together are BROKEN; a tenant deleted whole is BROKEN against the kept checkpoints", async () => {
     const { tenantId } = await tenantWithHistory();
     await tamper(sql`delete from audit_entries where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_seals where tenant_id = ${tenantId}`);
     await tamper(sql`delete from audit_heads where tenant_id = ${tenantId}`);
     await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
@@ -128,7 +151,7 @@ describe('the audit log against a database superuser', () => {
 
     const other = await tenantWithHistory();
     const kept = await keptCheckpoints(other.tenantId);
-    for (const table of ['audit_entries', 'audit_heads', 'audit_checkpoints', 'events', 'users', 'user_keys', 'api_keys', 'tenants']) {
+    for (const table of ['audit_entries', 'audit_seals', 'audit_unsealed', 'audit_heads', 'audit_checkpoints', 'events', 'users', 'user_keys', 'api_keys', 'tenants']) {
       await tamper(sql`delete from ${sql.table(table)} where ${sql.ref(table === 'tenants' ? 'id' : 'tenant_id')} = ${other.tenantId}`);
     }
     const run = await runCli(['audit', 'verify', '--checkpoints', kept], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
@@ -136,25 +159,28 @@ describe('the audit log against a database superuser', () => {
     expect(run.stdout).toContain(`BROKEN ${other.tenantId}: the kept checkpoints name this tenant, but the database no longer has it`);
   });
 
-  it('a plain INSERT of a backdated entry under another key is never chained, and verify names it', async () => {
+  it('a plain INSERT of a backdated entry under another key, queued for sealing, is never chained, and verify names it', async () => {
     const { tenantId, api, keyId } = await tenantWithHistory();
     const genuine = await ctx.db.selectFrom('audit_entries').select(['mac', 'user_id']).where('tenant_id', '=', tenantId).where('action', '=', 'user.updated').executeTakeFirstOrThrow();
     const forged = ['aud_01FORGEDNOMAC000000000000', 'aud_01FORGEDCOPIEDMAC0000000'];
     for (const [i, id] of forged.entries()) {
       await sql`
-        insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, mac)
-        values (${tenantId}, ${id}, now() - interval '400 days', 'api_key', ${keyId}, 'OWNER', 'user.status_changed', 'applied', 'user',
-                ${genuine.user_id}, ${genuine.user_id}, ${i === 0 ? null : genuine.mac})`.execute(ctx.db);
+        with e as (
+          insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, mac)
+          values (${tenantId}, ${id}, now() - interval '400 days', 'api_key', ${keyId}, 'OWNER', 'user.status_changed', 'applied', 'user',
+                  ${genuine.user_id}, ${genuine.user_id}, ${i === 0 ? null : genuine.mac})
+          returning tenant_id, seq
+        )
+        insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from e`.execute(ctx.db);
     }
     await api.post('/v1/users', individual()); // genuine work goes on around the forgery
     const report = await sealAuditLog(ctx.db);
     expect(report).toMatchObject({ rejected: 2, failures: [] });
-    const rows = await ctx.db.selectFrom('audit_entries').select(['id', 'hash']).where('id', 'in', forged).execute();
-    expect(rows.map((r) => r.hash)).toEqual([null, null]);
+    expect(await sealsOf(forged)).toEqual([null, null]);
     const rejected = await sql<{ entry_id: string; reason: string }>`select entry_id, reason from audit_rejections where tenant_id = ${tenantId} order by entry_id`.execute(ctx.db);
     expect(rejected.rows.map((r) => r.entry_id).sort()).toEqual([...forged].sort());
     // The genuine entry written meanwhile was sealed past them.
-    expect(await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('hash', 'is', null).execute()).toHaveLength(2);
+    expect((await queued(tenantId)).sort()).toEqual([...forged].sort());
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });
     expect(forged).toContain(r.ok ? '' : r.entryId);
@@ -166,15 +192,19 @@ describe('the audit log against a database superuser', () => {
 
   it('a sealed entry edited (actor changed, MAC replaced) is BROKEN: re-hashing the chain needs the chain key, and with it the MAC still fails', async () => {
     const { tenantId } = await tenantWithHistory();
-    const target = await ctx.db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('tenant_id', '=', tenantId).where('chain_seq', '=', '2' as never).executeTakeFirstOrThrow();
+    const target = (await sql<{ id: string }>`
+      select e.id from audit_seals s join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq
+      where s.tenant_id = ${tenantId} and s.chain_seq = 2`.execute(ctx.db)).rows[0]!;
     await tamper(sql`update audit_entries set actor_role = 'READER', mac = ${crypto.randomBytes(32).toString('base64url')} where id = ${target.id}`);
     const { entryHash, ENTRY_COLUMNS, GENESIS } = await import('../src/modules/audit/chain.js');
     const rehash = async (key: Buffer | null) => {
-      const all = (await sql`select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and chain_seq is not null order by audit_entries.chain_seq`.execute(ctx.db)).rows;
+      const all = (await sql`
+        select ${ENTRY_COLUMNS} from audit_seals s join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq
+        where s.tenant_id = ${tenantId} order by s.chain_seq`.execute(ctx.db)).rows;
       let prev = GENESIS;
       for (const e of all as Array<{ id: string; chain_seq: string }>) {
         const h = entryHash(e as never, e.chain_seq, prev, key);
-        await tamper(sql`update audit_entries set prev_hash = ${prev}, hash = ${h} where id = ${e.id}`);
+        await tamper(sql`update audit_seals set prev_hash = ${prev}, hash = ${h} where tenant_id = ${tenantId} and chain_seq = ${e.chain_seq}::bigint`);
         prev = h;
       }
       await tamper(sql`update audit_heads set hash = ${prev} where tenant_id = ${tenantId}`);
@@ -193,13 +223,18 @@ describe('the audit log against a database superuser', () => {
     const { tenantId, keyId } = await tenantWithHistory();
     for (const seq of [1, -5]) {
       await sql`
-        insert into audit_entries (tenant_id, seq, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type)
-        overriding system value
-        values (${tenantId}, ${seq}, ${`aud_01LOWSEQ${String(seq + 10).padStart(18, '0')}`}, now() - interval '2 years', 'api_key', ${keyId}, 'OWNER', 'user.closed', 'applied', 'user')`.execute(ctx.db);
+        with e as (
+          insert into audit_entries (tenant_id, seq, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type)
+          overriding system value
+          values (${tenantId}, ${seq}, ${`aud_01LOWSEQ${String(seq + 10).padStart(18, '0')}`}, now() - interval '2 years', 'api_key', ${keyId}, 'OWNER', 'user.closed', 'applied', 'user')
+          returning tenant_id, seq
+        )
+        insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from e`.execute(ctx.db);
     }
     const report = await sealAuditLog(ctx.db);
     expect(report.rejected).toBeGreaterThanOrEqual(2);
-    expect(await ctx.db.selectFrom('audit_entries').select('hash').where('tenant_id', '=', tenantId).where('action', '=', 'user.closed').execute()).toEqual([{ hash: null }, { hash: null }]);
+    const closed = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('action', '=', 'user.closed').execute();
+    expect(await sealsOf(closed.map((c) => c.id))).toEqual([null, null]);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });
     expect(r.ok || r.reason).toMatch(/MAC does not verify/);
@@ -211,20 +246,40 @@ describe('the audit log against a database superuser', () => {
     const entry = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('target_id', '=', u.id).executeTakeFirstOrThrow();
     await sql`insert into audit_rejections (tenant_id, entry_id, reason) values (${tenantId}, ${entry.id}, 'planted')`.execute(ctx.db);
     await sealAuditLog(ctx.db);
-    const sealed = await ctx.db.selectFrom('audit_entries').select('hash').where('id', '=', entry.id).executeTakeFirstOrThrow();
-    expect(sealed.hash).not.toBeNull();
+    expect((await sealsOf([entry.id]))[0]).not.toBeNull();
+  });
+
+  it('an entry taken off the sealing queue, or written around it, is BROKEN: never sealed, never waiting', async () => {
+    const { tenantId, api, keyId } = await tenantWithHistory();
+    const u = (await api.post('/v1/users', individual())).json();
+    const taken = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('target_id', '=', u.id).executeTakeFirstOrThrow();
+    // The queue is a work list, not a protected table: any role that can write may delete from it.
+    await sql`delete from audit_unsealed where tenant_id = ${tenantId}`.execute(ctx.db);
+    await sealAuditLog(ctx.db);
+    expect(await sealsOf([taken.id])).toEqual([null]);
+    let r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, entryId: taken.id });
+    expect(r.ok || r.reason).toMatch(/neither sealed nor waiting/);
+
+    const other = await tenantWithHistory();
+    await sql`
+      insert into audit_entries (tenant_id, id, actor_type, actor_key_id, action, outcome, target_type)
+      values (${other.tenantId}, 'aud_01AROUNDTHEQUEUE000000000', 'api_key', ${keyId}, 'user.closed', 'applied', 'user')`.execute(ctx.db);
+    expect(await queued(other.tenantId)).toEqual([]);
+    r = await verifyTenantChain(ctx.db, other.tenantId, opts);
+    expect(r).toMatchObject({ ok: false, entryId: 'aud_01AROUNDTHEQUEUE000000000' });
   });
 
   it('one conflicting row stops only its own tenant: the others are sealed, the failure is counted, /readyz and /metrics say so, verify fails', async () => {
     const stuck = await tenantWithHistory();
     const fine = await tenantWithHistory();
     const h = await head(stuck.tenantId);
-    // A row that looks sealed and holds the next chain position: sealing that tenant now fails on the
-    // unique index. Before, that failure ended the whole round, so no tenant after it was sealed.
+    // A seal planted at the next chain position: sealing that tenant now fails on the primary key.
+    // Before, that failure ended the whole round, so no tenant after it was sealed.
+    const planted = (BigInt(h.chain_seq) + 1n).toString();
     await sql`
-      insert into audit_entries (tenant_id, id, actor_type, action, outcome, target_type, chain_seq, prev_hash, hash)
-      values (${stuck.tenantId}, 'aud_01CONFLICTINGROW000000000', 'system', 'x', 'applied', 'x',
-              ${(BigInt(h.chain_seq) + 1n).toString()}::bigint, ${h.hash}, ${'f'.repeat(64)})`.execute(ctx.db);
+      insert into audit_seals (tenant_id, chain_seq, entry_seq, prev_hash, hash)
+      values (${stuck.tenantId}, ${planted}::bigint, -1, ${h.hash}, ${'f'.repeat(64)})`.execute(ctx.db);
     await stuck.api.post('/v1/users', individual());
     await fine.api.post('/v1/users', individual());
 
@@ -236,8 +291,8 @@ describe('the audit log against a database superuser', () => {
     });
     try {
       await expect.poll(async () => (await server.inject({ url: '/readyz' })).json().audit_sealer?.failures_total ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
-      expect(await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', fine.tenantId).where('hash', 'is', null).execute()).toEqual([]);
-      const stuckUnsealed = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', stuck.tenantId).where('hash', 'is', null).execute();
+      expect(await queued(fine.tenantId)).toEqual([]);
+      const stuckUnsealed = await queued(stuck.tenantId);
       expect(stuckUnsealed.length).toBeGreaterThanOrEqual(1);
 
       const ready = await server.inject({ url: '/readyz' });
@@ -257,7 +312,7 @@ describe('the audit log against a database superuser', () => {
       await server.close();
     }
     const results = await verifyAuditLog(ctx.db, { ...opts, maxUnsealedAgeSeconds: 0 });
-    expect(results.find((r) => r.tenantId === stuck.tenantId)).toMatchObject({ ok: false, entryId: 'aud_01CONFLICTINGROW000000000' });
+    expect(results.find((r) => r.tenantId === stuck.tenantId)).toMatchObject({ ok: false, brokenAt: planted });
     expect(results.find((r) => r.tenantId === fine.tenantId)).toMatchObject({ ok: true });
   });
 
@@ -323,7 +378,7 @@ describe('signed checkpoints, published for auditors', () => {
       // The superuser removes the last round's entries, the database's checkpoints and rewinds the head to match.
       const last = mine.at(-1)!.json.data as { chain_seq: string };
       const keep = BigInt(mine.at(-2)!.json.data.chain_seq as string);
-      await tamper(sql`delete from audit_entries where tenant_id = ${t.tenantId} and chain_seq > ${keep.toString()}::bigint`);
+      await cutTail(t.tenantId, keep);
       await tamper(sql`delete from audit_checkpoints where tenant_id = ${t.tenantId}`);
       await tamper(sql`update audit_heads set chain_seq = ${keep.toString()}::bigint, hash = ${await chainHash(t.tenantId, keep.toString())} where tenant_id = ${t.tenantId}`);
       expect(await verifyTenantChain(ctx.db, t.tenantId, opts)).toMatchObject({ ok: true });

@@ -33,7 +33,9 @@ async function history(): Promise<Array<{ id: string; chain_seq: string }>> {
     await api.post(`/v1/users/${u.id}/flag`, { reason: 'aml_alert' });
   }
   await sealAuditLog(ctx.db);
-  return ctx.db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('tenant_id', '=', tenantId).orderBy('chain_seq').execute() as never;
+  return (await sql<{ id: string; chain_seq: string }>`
+    select e.id, s.chain_seq::text as chain_seq from audit_seals s join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq
+    where s.tenant_id = ${tenantId} order by s.chain_seq`.execute(ctx.db)).rows;
 }
 
 /** Runs SQL with the append-only trigger switched off, as only a superuser can. */
@@ -65,7 +67,7 @@ describe('the audit hash chain', () => {
     await expect(sql`update audit_entries set action = 'nothing' where id = ${id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`delete from audit_entries where id = ${id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
     await expect(sql`truncate audit_entries`.execute(ctx.db)).rejects.toThrow(/append-only/);
-    // Even an unsealed row cannot be edited: the only update allowed is its sealing.
+    // Nor an unsealed one: entries are never updated (sealing writes audit_seals).
     const u = (await api.post('/v1/users', individual())).json();
     const fresh = await ctx.db.selectFrom('audit_entries').select('id').where('target_id', '=', u.id).executeTakeFirstOrThrow();
     await expect(sql`update audit_entries set action = 'x' where id = ${fresh.id}`.execute(ctx.db)).rejects.toThrow(/append-only/);
@@ -79,7 +81,9 @@ describe('the audit hash chain', () => {
       update audit_entries a set action = b.action, target_id = b.target_id, user_id = b.user_id, changed_fields = b.changed_fields, details = b.details
       from audit_entries b where (a.id, b.id) in ((${e[2]!.id}, ${e[5]!.id}), (${e[5]!.id}, ${e[2]!.id}))`, (e) => e[2]!.chain_seq],
     ['a backdated entry', (e) => sql`update audit_entries set occurred_at = occurred_at - interval '3 days' where id = ${e[6]!.id}`, (e) => e[6]!.chain_seq],
-    ['an entry re-hashed without its successor', (e) => sql`update audit_entries set actor_role = 'READER', hash = repeat('a', 64) where id = ${e[1]!.id}`, (e) => e[1]!.chain_seq],
+    ['an entry re-hashed without its successor', (e) => sql`
+      with edited as (update audit_entries set actor_role = 'READER' where id = ${e[1]!.id})
+      update audit_seals set hash = repeat('a', 64) where tenant_id = ${tenantId} and chain_seq = ${e[1]!.chain_seq}::bigint`, (e) => e[1]!.chain_seq],
   ];
   it.each(tampers)('detects %s, naming the first broken sequence number, and the CLI exits non-zero', async (_label, statement, brokenAt) => {
     await tamper(statement(entries));
@@ -90,6 +94,8 @@ describe('the audit hash chain', () => {
     expect(run.stdout).toContain(`BROKEN ${tenantId} at sequence ${brokenAt(entries)}`);
     // Start the next case on a clean log.
     await tamper(sql`delete from audit_entries where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_seals where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_unsealed where tenant_id = ${tenantId}`);
     await tamper(sql`delete from audit_heads where tenant_id = ${tenantId}`);
     await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
   });

@@ -67,11 +67,16 @@ it('a pre-MAC log verifies after the upgrade, its unsealed entries are sealed, a
 
   // After the upgrade: a MAC-less entry, even one placed before every legacy position, is not legacy.
   await sql`
-    insert into audit_entries (tenant_id, seq, id, actor_type, action, outcome, target_type)
-    overriding system value values (${tenantId}, -1, 'aud_01FORGEDAFTERUPGRADE00000', 'cli', 'api_key.created', 'applied', 'tenant')`.execute(db);
+    with e as (
+      insert into audit_entries (tenant_id, seq, id, actor_type, action, outcome, target_type)
+      overriding system value values (${tenantId}, -1, 'aud_01FORGEDAFTERUPGRADE00000', 'cli', 'api_key.created', 'applied', 'tenant')
+      returning tenant_id, seq
+    )
+    insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from e`.execute(db);
   const report = await sealAuditLog(db);
   expect(report).toMatchObject({ sealed: 1, rejected: 1, failures: [] });
-  const sealed = await db.selectFrom('audit_entries').select(['id', 'chain_seq']).where('hash', 'is not', null).orderBy('chain_seq').execute();
+  const sealed = (await sql<{ id: string }>`
+    select e.id from audit_seals s join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq order by s.chain_seq`.execute(db)).rows;
   expect(sealed.map((e) => e.id).at(-1)).toBe('aud_01LEGACYUNSEALED0000000000');
   const r = await verifyTenantChain(db, tenantId, opts);
   expect(r).toMatchObject({ ok: false, entryId: 'aud_01FORGEDAFTERUPGRADE00000' });

@@ -28,9 +28,9 @@ beforeAll(async () => {
   userId = (await api.post('/v1/users', individual())).json().id;
   for (let i = 0; i < 5; i++) await api.patch(`/v1/users/${userId}`, { occupation: `job ${i}` });
   // The tenant's log: many other users' events (and some without a user), as a busy tenant has.
-  await sql`insert into events (tenant_id, id, type, user_id, data, fanned_out)
+  await sql`insert into events (tenant_id, id, type, user_id, data)
             select ${tenantId}, 'evt_bulk' || i, 'user.updated', case when i % 10 = 0 then null else 'usr_other' || (i % 5000) end,
-                   '{"changed_fields": ["occupation"]}'::jsonb, true
+                   '{"changed_fields": ["occupation"]}'::jsonb
               from generate_series(1, ${OTHER_EVENTS}) i`.execute(ctx.db);
   await sql`analyze events`.execute(ctx.db);
   // The same database through a Kysely that logs every statement it sends.

@@ -114,7 +114,7 @@ describe('kyclo worker', () => {
       while (!arrived() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(receiver.verifies(arrived()!, hook.secret)).toBe(true);
       const unsealed = async () =>
-        Number((await sql<{ n: string }>`select count(*) as n from audit_entries where tenant_id = ${tenantId} and hash is null`.execute(ctx.db)).rows[0]!.n);
+        Number((await sql<{ n: string }>`select count(*) as n from audit_unsealed where tenant_id = ${tenantId}`.execute(ctx.db)).rows[0]!.n);
       while ((await unsealed()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(await unsealed()).toBe(0);
     } finally {

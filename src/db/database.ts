@@ -126,9 +126,15 @@ export interface AuditEntriesTable {
   recorded_at: ColumnType<Date, never, never>;
   /** The Idempotency-Key claim of the request that wrote it (migration 0014's trigger reads it). */
   idempotency_claim: string | null;
-  chain_seq: ColumnType<string | null, never, string>;
-  prev_hash: ColumnType<string | null, never, string>;
-  hash: ColumnType<string | null, never, string>;
+}
+
+/** The chain (migration 0016): one append-only row per sealed entry, entry position → chain position. */
+export interface AuditSealsTable {
+  tenant_id: string;
+  chain_seq: string;
+  entry_seq: string;
+  prev_hash: string;
+  hash: string;
 }
 
 export interface AuditHeadsTable {
@@ -201,7 +207,6 @@ export interface EventsTable {
   request_id: string | null;
   data: Json;
   personal_enc: string | null;
-  fanned_out: Generated<boolean>;
 }
 
 export interface StatusChangesTable {
@@ -275,6 +280,7 @@ export interface Database {
   status_changes: StatusChangesTable;
   user_keys: UserKeysTable;
   audit_heads: AuditHeadsTable;
+  audit_seals: AuditSealsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;

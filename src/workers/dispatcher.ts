@@ -23,28 +23,49 @@ const LEASE_SECONDS = 30;
 export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
 
-  /** Committed events → one delivery per enabled endpoint that takes their type. */
-  async function fanOut(limit = 500): Promise<number> {
+  /**
+   * Committed events → one delivery per enabled endpoint that takes their type. The events wait in
+   * event_outbox (written with them, see audit/write-path.ts); taking them off it is the claim
+   * (DELETE … RETURNING under SKIP LOCKED), in the transaction that inserts their deliveries: the
+   * events themselves are never rewritten. Up to `lease` of the new deliveries are inserted already
+   * leased to this dispatcher (attempt 1), with their endpoint and event, to be sent at once: the
+   * usual delivery is then written twice (inserted leased, marked done) instead of three times
+   * (inserted, claimed, marked done). The rest wait as pending for `claim`.
+   */
+  async function fanOut(limit = 500, lease = 0): Promise<{ events: number; leased: Delivery[] }> {
     return db.transaction().execute(async (tx) => {
-      const events = await tx.selectFrom('events').select(['tenant_id', 'id', 'type', 'seq'])
-        .where('fanned_out', '=', false).orderBy('seq').limit(limit).forUpdate().skipLocked().execute();
-      if (events.length === 0) return 0;
+      const events = (await sql<Selectable<EventsTable>>`
+        with taken as (
+          delete from event_outbox where seq in (
+            select seq from event_outbox order by seq limit ${limit} for update skip locked)
+          returning seq, tenant_id
+        )
+        select e.* from taken join events e on e.tenant_id = taken.tenant_id and e.seq = taken.seq order by e.seq`.execute(tx)).rows;
+      if (events.length === 0) return { events: 0, leased: [] };
       const tenants = [...new Set(events.map((e) => e.tenant_id))];
-      const endpoints = await tx.selectFrom('webhook_endpoints').select(['tenant_id', 'id', 'event_types'])
+      const endpoints = await tx.selectFrom('webhook_endpoints')
+        .select(['tenant_id', 'id', 'event_types', 'url', 'enabled', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at'])
         .where('tenant_id', 'in', tenants).where('enabled', '=', true).execute();
-      const rows = events.flatMap((e) =>
+      const planned = events.flatMap((event) =>
         endpoints
-          .filter((w) => w.tenant_id === e.tenant_id && (w.event_types.length === 0 || w.event_types.includes(e.type)))
-          .map((w) => ({ tenant_id: e.tenant_id, id: newId('dlv'), endpoint_id: w.id, event_id: e.id, status: 'pending' })),
+          .filter((w) => w.tenant_id === event.tenant_id && (w.event_types.length === 0 || w.event_types.includes(event.type)))
+          .map((endpoint) => ({ event, endpoint, id: newId('dlv') })),
       );
-      if (rows.length) await tx.insertInto('webhook_deliveries').values(rows).execute();
-      // By (tenant_id, seq), the primary key: by seq alone PostgreSQL walked the whole key (10,700
-      // buffers a call at 1.3M events, growing with the log).
-      await sql`
-        update events set fanned_out = true
-        from unnest(${events.map((e) => e.tenant_id)}::text[], ${events.map((e) => String(e.seq))}::bigint[]) as v(tenant_id, seq)
-        where events.tenant_id = v.tenant_id and events.seq = v.seq`.execute(tx);
-      return events.length;
+      if (planned.length === 0) return { events: events.length, leased: [] };
+      const leasedNow = planned.slice(0, lease);
+      const row = (p: (typeof planned)[number], leased: boolean) => ({
+        tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, status: 'pending',
+        ...(leased ? { attempts: 1, leased_until: sql<Date>`now() + make_interval(secs => ${LEASE_SECONDS})` } : {}),
+      });
+      if (leasedNow.length) await tx.insertInto('webhook_deliveries').values(leasedNow.map((p) => row(p, true))).execute();
+      if (planned.length > lease) await tx.insertInto('webhook_deliveries').values(planned.slice(lease).map((p) => row(p, false))).execute();
+      return {
+        events: events.length,
+        leased: leasedNow.map((p): Delivery => ({
+          tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, attempts: 1,
+          endpoint: p.endpoint, event: p.event,
+        })),
+      };
     });
   }
 
@@ -53,7 +74,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     const res = await sql<{
       tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number;
       endpoint: (Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'enabled' | 'secret_enc' | 'previous_secret_enc'> & { previous_secret_expires_at: string | null }) | null;
-      event: (Omit<Selectable<EventsTable>, 'occurred_at' | 'fanned_out'> & { occurred_at: string }) | null;
+      event: (Omit<Selectable<EventsTable>, 'occurred_at'> & { occurred_at: string }) | null;
     }>`
       update webhook_deliveries d
       set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => ${LEASE_SECONDS})
@@ -66,7 +87,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       where d.tenant_id = due.tenant_id and d.id = due.id
       returning d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts,
         (select to_jsonb(w) from webhook_endpoints w where w.tenant_id = d.tenant_id and w.id = d.endpoint_id) as endpoint,
-        (select to_jsonb(e) - 'fanned_out' from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`.execute(db);
+        (select to_jsonb(e) from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`.execute(db);
     // The endpoint and the event come with the claim (one round trip instead of three per delivery).
     return res.rows.map(({ endpoint, event, ...d }) => ({
       ...d,
@@ -234,32 +255,36 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
    * independently, so one slow endpoint holds one sender, never the others.
    */
   async function runOnce({ batch = 50, concurrency = 10 } = {}): Promise<{ fannedOut: number; sent: number }> {
-    const fannedOut = await fanOut();
-    let sent = 0;
-    let exhausted = false;
     const inFlight = new Set<Promise<void>>();
+    let sent = 0;
     let failure: unknown = null;
+    const start = async (claimed: Delivery[]) => {
+      const views = await viewsOf(claimed);
+      for (const d of claimed) {
+        sent++;
+        const p: Promise<void> = send(d, views.get(d.id))
+          .then((r) => record(d, r))
+          .catch((err: unknown) => void (failure ??= err))
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+    };
+    const fanned = await fanOut(500, Math.min(concurrency, batch));
+    await start(fanned.leased);
+    let exhausted = false;
     while (!exhausted && sent < batch && failure === null) {
       const room = Math.min(concurrency - inFlight.size, batch - sent);
       if (room > 0) {
         const claimed = await claim(room);
         if (claimed.length < room) exhausted = true;
-        const views = await viewsOf(claimed);
-        for (const d of claimed) {
-          sent++;
-          const p: Promise<void> = send(d, views.get(d.id))
-            .then((r) => record(d, r))
-            .catch((err: unknown) => void (failure ??= err))
-            .finally(() => inFlight.delete(p));
-          inFlight.add(p);
-        }
+        await start(claimed);
       }
       if (!exhausted && inFlight.size >= concurrency) await Promise.race(inFlight);
       if (!exhausted && sent >= batch) break;
     }
     await Promise.all(inFlight);
     if (failure !== null) throw failure;
-    return { fannedOut, sent };
+    return { fannedOut: fanned.events, sent };
   }
 
   return { fanOut, claim, runOnce, close: () => agent.close() };

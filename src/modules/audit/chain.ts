@@ -1,6 +1,7 @@
 // The tamper-evident audit log. Entries are written unsealed inside each change's transaction (no
-// per-tenant lock on the write path), each with the MAC of the process that wrote it; the sealer then
-// chains them, per tenant, in the order it sees them: hash = HMAC-SHA256 (a key derived from the
+// per-tenant lock on the write path), each with the MAC of the process that wrote it, and queued in
+// audit_unsealed by a trigger; the sealer then chains them, per tenant, in the order it sees them,
+// into audit_seals (entries themselves are never updated): hash = HMAC-SHA256 (a key derived from the
 // master key) over the RFC 8785 canonical form of the entry with its position and the previous hash
 // (plain SHA-256 for the legacy prefix sealed before migration 0014). Any later UPDATE, DELETE, swap
 // or backdating of a sealed entry breaks the chain, and without the key nobody can recompute it; an
@@ -17,13 +18,17 @@ import { auditKeys, macMatches, macTimestamp, signCheckpoint, type Checkpoint } 
 export const GENESIS = '0'.repeat(64);
 
 // Timestamps are hashed, MACed and signed as PostgreSQL stores them (microseconds, UTC), never
-// through a JS Date. The aliases shadow the columns in ORDER BY, so queries order by the qualified
-// (numeric) columns.
-const utcMicros = (column: string) => sql`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ${sql.ref(column)}`;
+// through a JS Date. Queries order by the qualified (numeric) columns, which the aliases shadow.
+const utcMicros = (column: string, alias: string) =>
+  sql`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ${sql.ref(alias)}`;
 
-export const ENTRY_COLUMNS = sql`tenant_id, seq::text as seq, id, ${utcMicros('occurred_at')},
-  actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, changed_fields,
-  request_id, ip, details, personal_enc, mac, chain_seq::text as chain_seq, prev_hash, hash`;
+/**
+ * An entry (alias e) with its seal (alias s) when it has one. Since migration 0016 entries are never
+ * updated: the chain lives in audit_seals, one append-only row per sealed entry.
+ */
+export const ENTRY_COLUMNS = sql`e.tenant_id, e.seq::text as seq, e.id, ${utcMicros('e.occurred_at', 'occurred_at')},
+  e.actor_type, e.actor_key_id, e.actor_role, e.action, e.outcome, e.target_type, e.target_id, e.user_id, e.changed_fields,
+  e.request_id, e.ip, e.details, e.personal_enc, e.mac, s.chain_seq::text as chain_seq, s.prev_hash, s.hash`;
 
 export interface EntryRow {
   tenant_id: string; seq: string; id: string; occurred_at: string; actor_type: string; actor_key_id: string | null;
@@ -58,7 +63,6 @@ export async function legacyOf(db: Db | Tx, tenantId: string): Promise<Legacy> {
 
 /** Why an unsealed entry must not be chained, or null when it may be. */
 export function unsealable(e: EntryRow, legacy: Legacy, macKey: Buffer): string | null {
-  if (e.chain_seq !== null || e.prev_hash !== null) return 'its chain columns were set before sealing';
   if (e.mac === null && legacy.unsealedIds.has(e.id)) return null;
   return macMatches(macKey, e, e.mac) ? null : 'its MAC does not verify: no Kyclo process with the master key wrote it';
 }
@@ -76,14 +80,19 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
     const head = await sql<{ chain_seq: string; hash: string }>`
       select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = ${tenantId} for update skip locked`.execute(tx);
     if (!head.rows[0]) return none;
+    // The queued entries (ENTRY_COLUMNS reads their seal columns as null). A seal planted for one of
+    // them makes the insert below fail: the tenant's sealing stops, and says so, rather than chain around it.
     const rows = await sql<EntryRow>`
-      select ${ENTRY_COLUMNS} from audit_entries where tenant_id = ${tenantId} and hash is null and audit_entries.seq > ${after}::bigint
-      order by audit_entries.seq limit ${batch}`.execute(tx);
+      select ${ENTRY_COLUMNS} from audit_unsealed u
+        join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq
+        left join audit_seals s on false
+      where u.tenant_id = ${tenantId} and u.seq > ${after}::bigint
+      order by u.seq limit ${batch}`.execute(tx);
     if (rows.rows.length === 0) return none;
     const legacy = await legacyOf(tx, tenantId);
     let seq = BigInt(head.rows[0].chain_seq);
     let prev = head.rows[0].hash;
-    const chained: { ids: string[]; seqs: string[]; prevs: string[]; hashes: string[] } = { ids: [], seqs: [], prevs: [], hashes: [] };
+    const chained: { ids: string[]; entrySeqs: string[]; seqs: string[]; prevs: string[]; hashes: string[] } = { ids: [], entrySeqs: [], seqs: [], prevs: [], hashes: [] };
     const rejected: { ids: string[]; reasons: string[] } = { ids: [], reasons: [] };
     for (const r of rows.rows) {
       const why = unsealable(r, legacy, macKey);
@@ -95,6 +104,7 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
       seq += 1n;
       const h = entryHash(r, seq.toString(), prev, chainKey);
       chained.ids.push(r.id);
+      chained.entrySeqs.push(r.seq);
       chained.seqs.push(seq.toString());
       chained.prevs.push(prev);
       chained.hashes.push(h);
@@ -107,17 +117,24 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
         on conflict do nothing`.execute(tx);
     }
     if (chained.ids.length) {
+      // One statement: the seals (narrow inserts; the entries stay as written), the queue rows gone,
+      // the head moved.
       await sql`
-        update audit_entries a set chain_seq = v.chain_seq::bigint, prev_hash = v.prev_hash, hash = v.hash
-        from unnest(${chained.ids}::text[], ${chained.seqs}::text[], ${chained.prevs}::text[], ${chained.hashes}::text[]) as v(id, chain_seq, prev_hash, hash)
-        where a.tenant_id = ${tenantId} and a.id = v.id`.execute(tx);
-      await sql`update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
+        with sealed as (
+          insert into audit_seals (tenant_id, chain_seq, entry_seq, prev_hash, hash)
+          select ${tenantId}, v.chain_seq, v.entry_seq, v.prev_hash, v.hash
+          from unnest(${chained.seqs}::bigint[], ${chained.entrySeqs}::bigint[], ${chained.prevs}::text[], ${chained.hashes}::text[])
+            as v(chain_seq, entry_seq, prev_hash, hash)
+        ), dequeued as (
+          delete from audit_unsealed where tenant_id = ${tenantId} and seq = any(${chained.entrySeqs}::bigint[])
+        )
+        update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
     }
     return { sealed: chained.ids.length, rejected: rejected.ids.length, seen: rows.rows.length, last: rows.rows.at(-1)!.seq };
   });
 }
 
-export const CHECKPOINT_COLUMNS = sql`tenant_id, id, chain_seq::text as chain_seq, hash, ${utcMicros('signed_at')}, key_id, signature`;
+export const CHECKPOINT_COLUMNS = sql`tenant_id, id, chain_seq::text as chain_seq, hash, ${utcMicros('signed_at', 'signed_at')}, key_id, signature`;
 
 /**
  * Signs the tenant's head if it moved past its last checkpoint, and publishes it: the checkpoint row
@@ -138,8 +155,12 @@ async function checkpointTenant(db: Db, tenantId: string): Promise<Checkpoint | 
       on conflict do nothing`.execute(tx);
     if (!inserted.numAffectedRows) return null;
     await sql`
-      insert into events (tenant_id, id, type, user_id, data)
-      values (${tenantId}, ${newId('evt')}, 'audit.checkpoint', null, ${JSON.stringify({ ...checkpoint, public_key: keys.publicKeyBase64 })}::jsonb)`.execute(tx);
+      with e as (
+        insert into events (tenant_id, id, type, user_id, data)
+        values (${tenantId}, ${newId('evt')}, 'audit.checkpoint', null, ${JSON.stringify({ ...checkpoint, public_key: keys.publicKeyBase64 })}::jsonb)
+        returning seq, tenant_id
+      )
+      insert into event_outbox (seq, tenant_id) select seq, tenant_id from e`.execute(tx);
     return checkpoint;
   });
 }
@@ -173,7 +194,7 @@ export interface SealOptions {
 /** Seals every unsealed entry of every tenant, then checkpoints the heads that moved; one tenant's failure stops no other. */
 export async function sealAuditLog(db: Db, { batch = 1000, checkpointEveryMs = 0 }: SealOptions = {}): Promise<SealReport> {
   const report: SealReport = { sealed: 0, rejected: 0, checkpoints: [], failures: [] };
-  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_entries where hash is null`.execute(db);
+  const tenants = await sql<{ tenant_id: string }>`select distinct tenant_id from audit_unsealed`.execute(db);
   for (const { tenant_id } of tenants.rows) {
     try {
       for (let after = '-9223372036854775808'; ;) {

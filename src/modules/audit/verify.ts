@@ -46,13 +46,16 @@ async function walkChain(tx: Tx, tenantId: string, opts: VerifyOptions, legacy: 
   let prev = GENESIS;
   let after = '0';
   for (;;) {
+    // From the seals: a seal whose entry was deleted reads with a null entry.
     const rows = await sql<EntryRow>`
-      select ${ENTRY_COLUMNS} from audit_entries
-      where tenant_id = ${tenantId} and audit_entries.chain_seq > ${after}::bigint
-      order by audit_entries.chain_seq limit ${PAGE}`.execute(tx);
+      select ${ENTRY_COLUMNS} from audit_seals s
+        left join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq
+      where s.tenant_id = ${tenantId} and s.chain_seq > ${after}::bigint
+      order by s.chain_seq limit ${PAGE}`.execute(tx);
     for (const r of rows.rows) {
       const at = expected.toString();
       if (r.chain_seq !== at) throw new Broken(`entry ${at} is missing (next is ${r.chain_seq})`, { brokenAt: at });
+      if (r.id === null) throw new Broken(`the entry sealed at ${at} is missing: it was deleted`, { brokenAt: at });
       if (r.prev_hash !== prev) throw new Broken('its previous-hash link does not match the entry before it', { brokenAt: at, entryId: r.id });
       const legacyPrefix = expected <= legacy.sealedUpto;
       if (entryHash(r, at, prev, legacyPrefix ? null : opts.chainKey) !== r.hash) {
@@ -85,13 +88,13 @@ function checkCheckpoint(c: Checkpoint, entryHashAt: string | null, sealed: bigi
 async function hashesAt(tx: Tx, tenantId: string, seqs: string[]): Promise<Map<string, string>> {
   if (seqs.length === 0) return new Map();
   const rows = await sql<{ chain_seq: string; hash: string }>`
-    select chain_seq::text as chain_seq, hash from audit_entries where tenant_id = ${tenantId} and chain_seq = any(${seqs}::bigint[])`.execute(tx);
+    select chain_seq::text as chain_seq, hash from audit_seals where tenant_id = ${tenantId} and chain_seq = any(${seqs}::bigint[])`.execute(tx);
   return new Map(rows.rows.map((r) => [r.chain_seq, r.hash]));
 }
 
 export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOptions): Promise<VerifyResult> {
   const maxAge = opts.maxUnsealedAgeSeconds ?? DEFAULT_MAX_UNSEALED_AGE_SECONDS;
-  // One snapshot: the sealer updates entries and the head in one transaction, so within a snapshot a
+  // One snapshot: the sealer writes seals, dequeues and moves the head in one transaction, so within a snapshot a
   // sealed entry past the head, or a head past the chain, can only be tampering.
   return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (tx) => {
     const counts = { sealed: 0, pending: 0, checkpoints: 0 };
@@ -102,7 +105,8 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       const { sealed, last } = await walkChain(tx, tenantId, opts, legacy);
       counts.sealed = Number(sealed);
       counts.pending = Number((await sql<{ n: string }>`
-        select count(*)::text as n from audit_entries where tenant_id = ${tenantId} and hash is null`.execute(tx)).rows[0]!.n);
+        select count(*)::text as n from audit_unsealed u join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq
+        where u.tenant_id = ${tenantId}`.execute(tx)).rows[0]!.n);
       if (!head && sealed === 0n && counts.pending === 0) {
         throw new Broken('the tenant has no audit entries and no head: its creation is always audited, so its history was removed');
       }
@@ -112,11 +116,12 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
         throw new Broken(`the chain ends at ${sealed} but was sealed up to ${headSeq}: entries were removed`, { brokenAt: (sealed + 1n).toString() });
       }
       await checkUnsealed(tx, tenantId, opts, legacy, maxAge);
+      await checkAccounted(tx, tenantId);
       // The checkpoints the database keeps: a head or a tail rewound past one of them shows here.
       let after = '0';
       for (;;) {
         const page = await sql<Checkpoint & { entry_hash: string | null }>`
-          select ${CHECKPOINT_COLUMNS}, (select e.hash from audit_entries e where e.tenant_id = c.tenant_id and e.chain_seq = c.chain_seq) as entry_hash
+          select ${CHECKPOINT_COLUMNS}, (select s.hash from audit_seals s where s.tenant_id = c.tenant_id and s.chain_seq = c.chain_seq) as entry_hash
           from audit_checkpoints c where c.tenant_id = ${tenantId} and c.chain_seq > ${after}::bigint order by c.chain_seq limit ${PAGE}`.execute(tx);
         for (const c of page.rows) checkCheckpoint(c, c.entry_hash, sealed, opts.publicKey, 'the database’s');
         counts.checkpoints += page.rows.length;
@@ -147,9 +152,10 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
   let oldest: { id: string; at: string } | null = null;
   for (let after = '-9223372036854775808'; ;) {
     const page = await sql<EntryRow & { age: number; recorded: string }>`
-      select ${ENTRY_COLUMNS}, extract(epoch from now() - audit_entries.recorded_at)::float8 as age, audit_entries.recorded_at::text as recorded
-      from audit_entries where tenant_id = ${tenantId} and hash is null and audit_entries.seq > ${after}::bigint
-      order by audit_entries.seq limit ${PAGE}`.execute(tx);
+      select ${ENTRY_COLUMNS}, extract(epoch from now() - e.recorded_at)::float8 as age, e.recorded_at::text as recorded
+      from audit_unsealed u join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq left join audit_seals s on false
+      where u.tenant_id = ${tenantId} and u.seq > ${after}::bigint
+      order by u.seq limit ${PAGE}`.execute(tx);
     for (const e of page.rows) {
       const why = unsealable(e, legacy, opts.macKey);
       if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
@@ -164,6 +170,21 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
   if (oldest) {
     throw new Broken(`${stale} entries have waited more than ${maxAge} s to be sealed (oldest ${oldest.id}, recorded ${oldest.at}): sealing is stuck`, { entryId: oldest.id });
   }
+}
+
+/**
+ * Every entry is sealed or queued for sealing. The queue is only a work list: an entry inserted
+ * around it (its trigger disabled) or whose queue row was deleted would otherwise never be sealed
+ * and never show as waiting.
+ */
+async function checkAccounted(tx: Tx, tenantId: string) {
+  const lost = (await sql<{ id: string }>`
+    select e.id from audit_entries e
+    where e.tenant_id = ${tenantId}
+      and not exists (select 1 from audit_seals s where s.tenant_id = e.tenant_id and s.entry_seq = e.seq)
+      and not exists (select 1 from audit_unsealed u where u.tenant_id = e.tenant_id and u.seq = e.seq)
+    limit 1`.execute(tx)).rows[0];
+  if (lost) throw new Broken(`entry ${lost.id} is neither sealed nor waiting to be: it was written around the sealing queue, or taken off it`, { entryId: lost.id });
 }
 
 /** Every tenant the database has, and every tenant the kept checkpoints name (a deleted tenant is BROKEN). */

@@ -1,6 +1,7 @@
 // The one write path: every change records its audit entry and its event inside the caller's
 // transaction, in a single statement, so neither can exist without the other or without the change.
 import type { Tx, Db } from '../../db/database.js';
+import { prepared } from '../../db/prepared.js';
 import { newId } from '../../lib/ids.js';
 import type { Actor } from './actor.js';
 import { auditKeys, entryMac, macTimestamp } from './authentication.js';
@@ -26,11 +27,11 @@ export interface EventInput {
   personal?: string | null;
 }
 
-// Kysely inserts take jsonb columns as JSON text; recordParams nests them as they are (`asText` false).
+// Both rows travel as one jsonb parameter each (jsonb_populate_record in recordCtes).
 // The entry is authenticated here, by the process that writes it: its time comes from this process
 // (not the database's now()) so the MAC covers it, and its details are MACed as they will read back
 // from jsonb (one JSON round trip drops what JSON cannot hold, as jsonb does).
-function auditRow(actor: Actor, a: AuditInput, asText = true) {
+function auditRow(actor: Actor, a: AuditInput) {
   const detailsText = JSON.stringify(a.details ?? {});
   const details = JSON.parse(detailsText) as Record<string, unknown>;
   const row = {
@@ -52,10 +53,10 @@ function auditRow(actor: Actor, a: AuditInput, asText = true) {
     personal_enc: a.personal ?? null,
   };
   const mac = entryMac(auditKeys().macKey, row);
-  return { ...row, details: asText ? detailsText : details, mac, idempotency_claim: actor.idempotencyClaim ?? null };
+  return { ...row, mac, idempotency_claim: actor.idempotencyClaim ?? null };
 }
 
-function eventRow(actor: Actor, e: EventInput, asText = true) {
+function eventRow(actor: Actor, e: EventInput) {
   return {
     tenant_id: actor.tenantId,
     id: newId('evt'),
@@ -63,7 +64,7 @@ function eventRow(actor: Actor, e: EventInput, asText = true) {
     user_id: e.userId,
     actor_key_id: actor.keyId,
     request_id: actor.requestId,
-    data: asText ? JSON.stringify(e.data) : e.data,
+    data: e.data,
     personal_enc: e.personal ?? null,
   };
 }
@@ -73,13 +74,15 @@ function eventRow(actor: Actor, e: EventInput, asText = true) {
  * and the events as two jsonb parameters, for the CTEs of `recordCtes`.
  */
 export function recordParams(actor: Actor, audit: AuditInput, events: EventInput[]): [string, string] {
-  return [JSON.stringify(auditRow(actor, audit, false)), JSON.stringify(events.map((e) => eventRow(actor, e, false)))];
+  return [JSON.stringify(auditRow(actor, audit)), JSON.stringify(events.map((e) => eventRow(actor, e)))];
 }
 
 /**
  * CTEs that insert the audit entry ($auditParam) and the events ($eventsParam) once per row of
  * `source`, the CTE that made the change: when it matched nothing (a stale version, a taken
- * external_ref), nothing is recorded. One statement is atomic: no change without its record.
+ * external_ref), nothing is recorded. One statement is atomic: no change without its record. The
+ * entry joins the sealer's queue and the events the fan-out's in the same statement (migration
+ * 0016): nothing written here waits unnoticed, and nothing is ever updated afterwards.
  */
 export const recordCtes = (source: string, auditParam: number, eventsParam: number) => `
   recorded_audit as (
@@ -88,12 +91,22 @@ export const recordCtes = (source: string, auditParam: number, eventsParam: numb
     select r.tenant_id, r.id, r.occurred_at, r.actor_type, r.actor_key_id, r.actor_role, r.action, r.outcome, r.target_type,
            r.target_id, r.user_id, r.changed_fields, r.request_id, r.ip, r.details, r.personal_enc, r.mac, r.idempotency_claim
       from ${source}, jsonb_populate_record(null::audit_entries, $${auditParam}::jsonb) r
+    returning tenant_id, seq
+  ),
+  queued_audit as (
+    insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from recorded_audit
   ),
   recorded_events as (
     insert into events (tenant_id, id, type, user_id, actor_key_id, request_id, data, personal_enc)
     select r.tenant_id, r.id, r.type, r.user_id, r.actor_key_id, r.request_id, r.data, r.personal_enc
       from ${source}, jsonb_populate_recordset(null::events, $${eventsParam}::jsonb) r
+    returning tenant_id, seq
+  ),
+  queued_events as (
+    insert into event_outbox (seq, tenant_id) select seq, tenant_id from recorded_events
   )`;
+
+const record = prepared<never>('audit_record_change', `with one as (select 1), ${recordCtes('one', 1, 2)} select 1 where false`);
 
 /** Writes the audit entry and the events (none, one or several) in one statement; returns the event ids. */
 export async function recordChange(
@@ -102,21 +115,10 @@ export async function recordChange(
   audit: AuditInput,
   events: EventInput | EventInput[] = [],
 ): Promise<string[]> {
-  const a = auditRow(actor, audit);
-  const list = Array.isArray(events) ? events : [events];
-  if (list.length === 0) {
-    await tx.insertInto('audit_entries').values(a).execute();
-    return [];
-  }
-  const rows = list.map((e) => eventRow(actor, e));
-  await tx
-    .with('audit', (db) => db.insertInto('audit_entries').values(a).returning('id'))
-    .insertInto('events')
-    .values(rows)
-    .execute();
+  const rows = (Array.isArray(events) ? events : [events]).map((e) => eventRow(actor, e));
+  await record(tx, [JSON.stringify(auditRow(actor, audit)), JSON.stringify(rows)]);
   return rows.map((r) => r.id);
 }
-
 /** A refused attempt (read-only or denied field) is still recorded, flagged, with no event. */
 export async function recordAttempt(db: Db, actor: Actor, audit: AuditInput): Promise<void> {
   await recordChange(db, actor, { ...audit, outcome: audit.outcome ?? 'flagged' });
