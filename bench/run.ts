@@ -7,7 +7,7 @@
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
-//   --no-webhooks      the written tenants' webhook endpoints disabled: fan-out has nothing to deliver
+//   --no-webhooks      skip the context runs with one webhook endpoint per written tenant
 //                      (what Kyclo costs without webhook delivery, which the baselines never do; not recorded)
 import os from 'node:os';
 import path from 'node:path';
@@ -66,8 +66,9 @@ process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 /** Where Kyclo's background work stands: entries to seal, events to fan out, deliveries due. */
 async function backlog(client: pg.Client): Promise<{ unsealed: number; unfanned: number; due: number }> {
   const r = await client.query<{ unsealed: number; unfanned: number; due: number }>(
-    `select (select count(*) from audit_unsealed u join audit_entries a on a.tenant_id = u.tenant_id and a.seq = u.seq
-                where not exists (select 1 from audit_rejections r where r.tenant_id = a.tenant_id and r.entry_id = a.id))::int as unsealed,
+    `select (select count(*) from audit_unsealed u
+                cross join lateral (select id from audit_entries a where a.tenant_id = u.tenant_id and a.seq = u.seq) a
+                where not exists (select 1 from audit_rejections r where r.tenant_id = u.tenant_id and r.entry_id = a.id))::int as unsealed,
             (select count(*) from event_outbox)::int as unfanned,
             (select count(*) from webhook_deliveries where status = 'pending' and next_attempt_at <= now())::int as due`,
   );
@@ -127,7 +128,10 @@ async function main(): Promise<void> {
   const receiver = await startReceiver();
   cleanups.push(() => receiver.stop());
 
-  const groups = plan(fx).filter((g) => !only || only.has(g.key));
+  const hooked = new Set(plan(fx).flatMap((g) => g.runs).filter((d) => d.webhooks).map((d) => d.id));
+  const groups = plan(fx)
+    .filter((g) => !only || only.has(g.key))
+    .map((g) => (opt['no-webhooks'] ? { ...g, runs: g.runs.filter((d) => !d.webhooks), rows: g.rows.filter((r) => !hooked.has(r.kyclo)) } : g));
   const results = new Map<string, Measured[]>();
   let rssMax = 0;
   // Assigned inside measure(): typed by assertion so the narrowing to null does not stick.
@@ -193,11 +197,18 @@ async function main(): Promise<void> {
   };
 
   const writeKeys = [state.apiKey, state.writeApiKey!];
+  // The written tenants' endpoints, enabled only for the runs marked `webhooks`.
+  let hooksOn: boolean | null = null;
+  const setWebhooks = async (base: string, on: boolean) => {
+    if (hooksOn === on) return;
+    await registerWebhooks(base, writeKeys, receiver.url, on);
+    hooksOn = on;
+  };
   if (opt.profile) {
     // The raised rate limit, the webhook endpoints and a smoke test, once, on a Kyclo that is not profiled.
     const plain = await startKyclo(kycloOpts);
     cleanups.push(() => plain.stop());
-    await registerWebhooks(plain.base, writeKeys, receiver.url, !opt['no-webhooks']);
+    await registerWebhooks(plain.base, writeKeys, receiver.url, false);
     await smokeTest(fx, { kyclo: plain, baseline: null, state, log });
     await plain.stop();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -211,6 +222,7 @@ async function main(): Promise<void> {
             ? await startKyclo({ ...kycloOpts, profileDir: dir })
             : await startBaseline({ root: ROOT, databaseUrl: url, tenantId: state.tenantId, writeTenantId: state.writeTenantId!, profileDir: dir });
         cleanups.push(() => server.stop());
+        if (def.server === 'kyclo') await setWebhooks(server.base, !!def.webhooks);
         warmed.delete(def.id);
         const runs = [];
         // PostgreSQL's statistics count from the measured load on (not the warm-up), until the catch-up.
@@ -236,7 +248,7 @@ async function main(): Promise<void> {
   const kyclo = await startKyclo(kycloOpts);
   cleanups.push(() => kyclo.stop());
   const idleRss = rssOf(kyclo.pid)?.rssMb ?? NaN;
-  await registerWebhooks(kyclo.base, writeKeys, receiver.url, !opt['no-webhooks']);
+  await setWebhooks(kyclo.base, false);
   await smokeTest(fx, { kyclo, baseline, state, log });
   log(`Kyclo pid ${kyclo.pid} (RSS ${idleRss.toFixed(0)} MB idle), baseline pid ${baseline.pid}, webhook receiver pid ${receiver.pid}; rate limit raised, every scenario answered 2xx once`);
   const first = await drain(watch, 300);
@@ -246,7 +258,10 @@ async function main(): Promise<void> {
     for (const g of groups) {
       // A/B alternated: each group's runs in order on even rounds, reversed on odd ones.
       const runs = r % 2 === 0 ? g.runs : [...g.runs].reverse();
-      for (const def of runs) await measure(def, def.server === 'kyclo' ? kyclo : baseline, r);
+      for (const def of runs) {
+        if (def.server === 'kyclo') await setWebhooks(kyclo.base, !!def.webhooks);
+        await measure(def, def.server === 'kyclo' ? kyclo : baseline, r);
+      }
     }
   }
   await kyclo.stop();

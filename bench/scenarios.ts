@@ -31,6 +31,8 @@ export interface RunDef {
   writes?: boolean;
   /** Other than the run's connections (the unsaturated search latency). */
   connections?: number;
+  /** Kyclo with one webhook endpoint per written tenant: each write also delivers a signed webhook. */
+  webhooks?: boolean;
 }
 
 export interface RowSpec {
@@ -120,6 +122,7 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
         { id: 'kyclo_patch', label: 'Kyclo PATCH /v1/users/{id} (metadata)', server: 'kyclo', mode: 'patch', prefix: '/v1/users/' },
         { id: 'bare_patch', label: 'bare PATCH, read + 1 statement', server: 'bare', mode: 'patch', prefix: '/users/' },
         { id: 'bare_patch_floor', label: 'bare PATCH, 1 statement (floor)', server: 'bare', mode: 'patch', prefix: '/floor/users/' },
+        { id: 'kyclo_patch_hooks', label: 'Kyclo PATCH, one webhook endpoint', server: 'kyclo', mode: 'patch', prefix: '/v1/users/', webhooks: true },
       ],
       rows: [
         {
@@ -138,6 +141,10 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
           endpoint: '  PostgreSQL CPU per PATCH', short: 'patch_pg', kyclo: 'kyclo_patch', against: 'bare_patch', againstName: 'bare read + 1 statement',
           kind: 'pgcpu', threshold: 1.25, target: '≤ 1.25× µs/req',
         },
+        {
+          endpoint: '  with one webhook endpoint (a signed delivery per write)', short: 'patch_hooks', kyclo: 'kyclo_patch_hooks', against: 'bare_patch',
+          againstName: 'bare read + 1 statement', kind: 'info', target: '(context)',
+        },
       ],
     },
     {
@@ -145,6 +152,7 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
       runs: [
         { id: 'kyclo_post', label: 'Kyclo POST /v1/users', server: 'kyclo', mode: 'post', prefix: '/v1/users', writes: true },
         { id: 'bare_post', label: 'bare POST /users, 1 statement', server: 'bare', mode: 'post', prefix: '/users', writes: true },
+        { id: 'kyclo_post_hooks', label: 'Kyclo POST, one webhook endpoint', server: 'kyclo', mode: 'post', prefix: '/v1/users', writes: true, webhooks: true },
       ],
       rows: [
         { endpoint: 'POST /v1/users', short: 'post', kyclo: 'kyclo_post', against: 'bare_post', againstName: 'bare 1 statement', kind: 'rps', threshold: 0.75, target: '≥ 0.75 req/s' },
@@ -155,6 +163,10 @@ export function plan(fx: Fixtures): Array<{ key: string; runs: RunDef[]; rows: R
         {
           endpoint: '  PostgreSQL CPU per POST', short: 'post_pg', kyclo: 'kyclo_post', against: 'bare_post', againstName: 'bare 1 statement',
           kind: 'pgcpu', threshold: 1.25, target: '≤ 1.25× µs/req',
+        },
+        {
+          endpoint: '  with one webhook endpoint (a signed delivery per write)', short: 'post_hooks', kyclo: 'kyclo_post_hooks', against: 'bare_post',
+          againstName: 'bare 1 statement', kind: 'info', target: '(context)',
         },
       ],
     },
@@ -235,11 +247,11 @@ export async function smokeTest(fx: Fixtures, s: { kyclo: Running; baseline: Run
 }
 
 /**
- * One webhook endpoint per tenant the runs write to, pointing at the bench's receiver, so every
- * event Kyclo writes is fanned out to a delivery and sent (the endpoint of an earlier run is pointed
- * at this run's receiver rather than added to).
+ * One webhook endpoint per tenant the runs write to, pointing at the bench's receiver (the endpoint
+ * of an earlier run is pointed at this run's receiver rather than added to): enabled for the runs
+ * marked `webhooks`, so every event Kyclo writes is fanned out to a delivery and sent; disabled for
+ * the others, which run as `npm start` does (no endpoint: fan-out finds nothing to deliver).
  */
-/** One endpoint per written tenant, delivering to the bench's receiver; `enabled: false` (--no-webhooks) leaves fan-out nothing to deliver. */
 export async function registerWebhooks(base: string, apiKeys: string[], receiverUrl: string, enabled = true): Promise<void> {
   for (const key of apiKeys) {
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from './canonical-json.js';
+import fc from 'fast-check';
+import { canonicalJson, canonicalJsonDeep } from './canonical-json.js';
 
 describe('RFC 8785 canonical JSON', () => {
   it('sorts keys by UTF-16 code units at every depth and drops whitespace', () => {
@@ -31,5 +32,15 @@ describe('canonical JSON without recursion', () => {
     expect(canonicalJson([() => 1])).toBe('[null]');
     expect(canonicalJson({ d: new Date(0) })).toBe('{"d":{}}');
     expect(canonicalJson(undefined)).toBe('null');
+  });
+});
+
+describe('the two writers', () => {
+  it('write the same text for any JSON value, and for values nested past the fast writer\'s depth', () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => canonicalJson(v) === canonicalJsonDeep(v)), { numRuns: 2000 });
+    let deep: unknown = { leaf: ['x', { b: 1, a: 2 }] };
+    for (let i = 0; i < 5000; i++) deep = i % 2 ? [deep, i] : { z: deep, a: i };
+    expect(canonicalJson(deep)).toBe(canonicalJsonDeep(deep));
+    expect(canonicalJson(deep).length).toBeGreaterThan(30_000);
   });
 });

@@ -4,20 +4,22 @@
 // any number of processes never send one attempt twice; a dispatcher that dies mid-send leaves a
 // lease that expires, and the attempt is made again (at least once, same webhook-id).
 import { sql, type Selectable } from 'kysely';
-import { Agent } from 'undici';
-import { Webhook } from 'standardwebhooks';
+import { Agent, request } from 'undici';
 import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { newId } from '../lib/ids.js';
 import { eventViews } from '../modules/events/events.routes.js';
 import { secretContext } from '../modules/webhooks/webhooks.service.js';
+import { signWebhook } from '../modules/webhooks/signature.js';
 import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js';
 import { recordChange } from '../modules/audit/write-path.js';
 import type { Log } from './every.js';
 
+/** Connecting (5 s), then the answer's headers (15 s), then its body, each bounded: under the lease. */
 export const SEND_TIMEOUT_MS = 15_000;
-// Longer than a send can take (15 s timeout), short enough that a killed dispatcher's work resumes soon.
+const BODY_TIMEOUT_MS = 5_000;
+// Longer than a send can take (5 + 15 + 5 s), short enough that a killed dispatcher's work resumes soon.
 const LEASE_SECONDS = 30;
 
 export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
@@ -139,12 +141,15 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
         secrets.push(keyring.openSecret(context, endpoint.previous_secret_enc));
       }
       const now = new Date();
-      const signature = secrets.map((s) => new Webhook(s).sign(event!.id, now, body)).join(' ');
-      const res = await fetch(url, {
+      const signature = secrets.map((s) => signWebhook(s, event!.id, now, body)).join(' ');
+      // undici's request, not fetch: no Request, Response, Headers or AbortSignal.timeout per delivery
+      // (the AbortSignal alone cost ~40 µs of CPU a delivery under the bench). No redirect is followed.
+      const res = await request(url, {
         method: 'POST',
         body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+        dispatcher: agent,
+        headersTimeout: SEND_TIMEOUT_MS,
+        bodyTimeout: BODY_TIMEOUT_MS,
         headers: {
           'content-type': 'application/json',
           'user-agent': 'Kyclo-Webhooks/1',
@@ -152,11 +157,11 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
           'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
           'webhook-signature': signature,
         },
-        // @ts-expect-error undici's dispatcher option is not in the DOM fetch types
-        dispatcher: agent,
       });
-      await res.body?.cancel().catch(() => undefined);
-      return { status: res.status, error: null, retryAfter: res.headers.get('retry-after'), ms: Date.now() - started };
+      // The answer's body is not read: at most a little of it is drained so the connection can be reused.
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      const retryAfter = res.headers['retry-after'];
+      return { status: res.statusCode, error: null, retryAfter: Array.isArray(retryAfter) ? retryAfter[0]! : retryAfter ?? null, ms: Date.now() - started };
     } catch (err) {
       return { status: null, error: describeSendError(err), retryAfter: null, ms: Date.now() - started };
     }

@@ -29,7 +29,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     )`.execute(db);
   await sql`
     insert into audit_seals (tenant_id, chain_seq, entry_seq, prev_hash, hash)
-    select tenant_id, chain_seq, seq, prev_hash, hash from audit_entries where hash is not null`.execute(db);
+    select tenant_id, chain_seq, seq, prev_hash, hash from audit_entries where chain_seq is not null`.execute(db);
   await sql`create unique index audit_seals_entry on audit_seals (tenant_id, entry_seq)`.execute(db);
   await sql`
     create function kyclo_audit_seals_append_only() returns trigger language plpgsql as $$
@@ -38,7 +38,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     for each statement execute function kyclo_audit_seals_append_only()`.execute(db);
 
   await sql`create table audit_unsealed (tenant_id text not null, seq bigint not null, primary key (tenant_id, seq))`.execute(db);
-  await sql`insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from audit_entries where hash is null`.execute(db);
+  // Only the sealer ever set the chain columns, all three at once; a row with some but not a
+  // position was never on the chain, and is queued like any unsealed entry (its MAC decides).
+  await sql`insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from audit_entries where chain_seq is null`.execute(db);
 
   // Entries never change again: the chain columns go (their indexes with them), and the trigger
   // refuses every UPDATE and DELETE.

@@ -15,8 +15,9 @@ export async function unsealedBacklog(db: Db): Promise<Backlog> {
   const r = (await sql<{ n: string; age: number | null; rejected: string }>`
     select count(*)::text as n, extract(epoch from now() - min(a.recorded_at))::float8 as age,
            count(r.entry_id)::text as rejected
-    from audit_unsealed u join audit_entries a on a.tenant_id = u.tenant_id and a.seq = u.seq
-      left join audit_rejections r on r.tenant_id = a.tenant_id and r.entry_id = a.id`.execute(db)).rows[0]!;
+    from audit_unsealed u
+      cross join lateral (select id, recorded_at from audit_entries x where x.tenant_id = u.tenant_id and x.seq = u.seq) a
+      left join audit_rejections r on r.tenant_id = u.tenant_id and r.entry_id = a.id`.execute(db)).rows[0]!;
   return { entries: Number(r.n), oldestSeconds: Math.max(0, r.age ?? 0), rejected: Number(r.rejected) };
 }
 

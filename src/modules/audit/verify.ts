@@ -9,7 +9,7 @@ import type crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { checkpointSignatureValid, macMatches, type Checkpoint } from './authentication.js';
-import { CHECKPOINT_COLUMNS, entryHash, ENTRY_COLUMNS, GENESIS, legacyOf, unsealable, type EntryRow, type Legacy } from './chain.js';
+import { CHECKPOINT_COLUMNS, entryHash, ENTRY_COLUMNS, GENESIS, legacyOf, queuedEntries, unsealable, type EntryRow, type Legacy } from './chain.js';
 
 export const DEFAULT_MAX_UNSEALED_AGE_SECONDS = 300;
 
@@ -105,8 +105,8 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       const { sealed, last } = await walkChain(tx, tenantId, opts, legacy);
       counts.sealed = Number(sealed);
       counts.pending = Number((await sql<{ n: string }>`
-        select count(*)::text as n from audit_unsealed u join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq
-        where u.tenant_id = ${tenantId}`.execute(tx)).rows[0]!.n);
+        select count(*)::text as n from audit_unsealed u
+        where u.tenant_id = ${tenantId} and exists (select 1 from audit_entries e where e.tenant_id = u.tenant_id and e.seq = u.seq)`.execute(tx)).rows[0]!.n);
       if (!head && sealed === 0n && counts.pending === 0) {
         throw new Broken('the tenant has no audit entries and no head: its creation is always audited, so its history was removed');
       }
@@ -153,9 +153,7 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
   for (let after = '-9223372036854775808'; ;) {
     const page = await sql<EntryRow & { age: number; recorded: string }>`
       select ${ENTRY_COLUMNS}, extract(epoch from now() - e.recorded_at)::float8 as age, e.recorded_at::text as recorded
-      from audit_unsealed u join audit_entries e on e.tenant_id = u.tenant_id and e.seq = u.seq left join audit_seals s on false
-      where u.tenant_id = ${tenantId} and u.seq > ${after}::bigint
-      order by u.seq limit ${PAGE}`.execute(tx);
+      from ${queuedEntries(tenantId, after, PAGE)} order by u.seq`.execute(tx);
     for (const e of page.rows) {
       const why = unsealable(e, legacy, opts.macKey);
       if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
