@@ -16,6 +16,7 @@
 // write on the hottest path, and only what goes through the write path is queued (verify, not the
 // queue, is what proves every entry was sealed).
 import { sql, type Kysely } from 'kysely';
+import * as sealCheck from './0015_audit_seal_check.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -69,22 +70,8 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`alter table audit_entries enable trigger audit_entries_append_only`.execute(db);
   await sql`create unique index audit_entries_chain on audit_entries (tenant_id, chain_seq) where chain_seq is not null`.execute(db);
   await sql`create index audit_entries_unsealed on audit_entries (tenant_id, seq) where hash is null`.execute(db);
-  await sql`
-    create or replace function kyclo_audit_append_only() returns trigger language plpgsql as $$
-    declare
-      probe audit_entries;
-    begin
-      if tg_op = 'UPDATE' and old.hash is null and new.hash is not null then
-        probe := new;
-        probe.chain_seq := old.chain_seq;
-        probe.prev_hash := old.prev_hash;
-        probe.hash := old.hash;
-        if probe is not distinct from old then
-          return new;
-        end if;
-      end if;
-      raise exception 'audit entries are append-only: % refused', tg_op using errcode = 'KY002';
-    end $$`.execute(db);
+  // The trigger function as 0015 left it (it permits the sealing update again).
+  await sealCheck.up(db);
   await sql`drop trigger if exists audit_seals_append_only on audit_seals`.execute(db);
   await sql`drop function if exists kyclo_audit_seals_append_only()`.execute(db);
   await sql`drop table if exists audit_seals`.execute(db);
