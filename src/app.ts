@@ -18,6 +18,7 @@ import { validatorCompiler } from './http/validation.js';
 import { depthCheckedJsonParser } from './http/json-body.js';
 import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
+import { completeDocument } from './http/openapi.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
@@ -46,7 +47,7 @@ import { startBackgroundWork } from './workers/background.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
-import { openApiWebhooks } from './modules/events/catalog.js';
+import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.js';
 import { installAuditKeys } from './modules/audit/authentication.js';
 import { backlogReader, registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
 import { newSealerHealth } from './workers/sealer.js';
@@ -143,13 +144,20 @@ export async function buildApp({
       info: {
         title: 'Kyclo',
         version: '0.1.0',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         description:
           'User lifecycle service for regulated platforms: customer records after onboarding, updates under a KYC-aware field policy, ' +
           'an audit log and an event log for every change.',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } } },
+      servers: [{ url: 'http://127.0.0.1:3000', description: 'A local `npm start` (set your deployment\'s base URL in the client)' }],
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } },
+        schemas: { WebhookPayload: WebhookPayloadSchema },
+      },
       webhooks: openApiWebhooks(),
     } as never,
+    // What the shared plugins make every route answer, and the named components (http/openapi.ts).
+    transformObject: (d) => completeDocument(('openapiObject' in d ? d.openapiObject : d.swaggerObject) as Record<string, unknown>) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   app.addHook('onRoute', (route) => {

@@ -146,8 +146,9 @@ describe('the webhooks section', () => {
     const { EVENT_TYPES } = await import('../src/modules/events/catalog.js');
     const doc = (await client(ctx.app, null).get('/openapi.json')).json();
     expect(Object.keys(doc.webhooks).sort()).toEqual([...EVENT_TYPES].sort());
-    const created = doc.webhooks['user.created'].post.requestBody.content['application/json'].schema;
-    expect(created.properties).toMatchObject({ id: expect.any(Object), type: { const: 'user.created' }, timestamp: expect.any(Object), data: expect.any(Object) });
+    const named = (s: { $ref?: string }) => (s.$ref ? doc.components.schemas[s.$ref.split('/').pop()!] : s);
+    const created = named(doc.webhooks['user.created'].post.requestBody.content['application/json'].schema);
+    expect(created.properties).toMatchObject({ id: expect.any(Object), type: { enum: ['user.created'] }, timestamp: expect.any(Object), data: { $ref: '#/components/schemas/UserCreatedData' } });
     // Every type the code writes is in the catalogue.
     const written = await ctx.db.selectFrom('events').select('type').distinct().execute();
     for (const { type } of written) expect(EVENT_TYPES).toContain(type);
