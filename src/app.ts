@@ -1,7 +1,7 @@
 // buildApp(deps): the HTTP application with every plugin and router, and nothing that listens.
 // Tests import this and drive it through app.inject(); main.ts adds the socket and the signals.
 import crypto from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type preValidationHookHandler } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql } from 'kysely';
@@ -18,7 +18,7 @@ import { validatorCompiler } from './http/validation.js';
 import { depthCheckedJsonParser } from './http/json-body.js';
 import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
-import { completeDocument } from './http/openapi.js';
+import { completeDocument, OPTIONAL_BODY } from './http/openapi.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
@@ -164,6 +164,17 @@ export async function buildApp({
     const permission = (route.config as { permission?: string } | undefined)?.permission;
     if (route.url.startsWith('/v1') && permission !== 'public' && route.schema) {
       (route.schema as Record<string, unknown>).security = [{ bearerAuth: [] }];
+    }
+    // A body declared Type.Optional (every field of it optional: the status shorthands, approve)
+    // may be left out, or sent as an empty JSON body (http/json-body.ts): it is then validated and
+    // handled as {}. The document says the body is not required.
+    if ((route.schema?.body as { '~optional'?: boolean } | undefined)?.['~optional'] === true) {
+      (route.schema as Record<string, unknown>)[OPTIONAL_BODY] = true;
+      const absentIsEmpty: preValidationHookHandler = (req, _reply, done) => {
+        if (req.body === undefined || req.body === null) req.body = {};
+        done();
+      };
+      route.preValidation = [...(route.preValidation ? [route.preValidation].flat() : []), absentIsEmpty];
     }
   });
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);

@@ -69,6 +69,8 @@ function addResponse(op: Operation, status: string, description: string) {
 }
 
 const MERGE_PATCH_POSTS = new Set(['dryRunUserUpdate']);
+/** Set on a route schema whose body is optional (app.ts); swagger passes x- keys to the operation. */
+export const OPTIONAL_BODY = 'x-kyclo-optional-body';
 
 const isAuthenticated = (op: Operation) => (op.security ?? []).some((s) => Object.hasOwn(s, 'bearerAuth'));
 
@@ -81,6 +83,11 @@ function success(op: Operation, method: string, status: string): string {
 
 function completeOperation(op: Operation, method: string) {
   const authenticated = isAuthenticated(op);
+  const record = op as Record<string, unknown>;
+  if (record[OPTIONAL_BODY]) {
+    if (op.requestBody) op.requestBody.required = false;
+    delete record[OPTIONAL_BODY];
+  }
   const hasBody = op.requestBody !== undefined;
   const ifMatch = (op.parameters ?? []).some((p) => p.in === 'header' && String(p.name).toLowerCase() === 'if-match');
   op.parameters = (op.parameters ?? []).filter((p) => !(p.in === 'header' && String(p.name).toLowerCase() === 'if-match'));
