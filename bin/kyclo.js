@@ -1,6 +1,16 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx, so `npx kyclo` works from a checkout.
-import { register } from 'tsx/esm/api';
+// The kyclo command: the compiled CLI (npm run build, or the first npm start). From a checkout that
+// was never built, the TypeScript sources through tsx, a development dependency.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+if (existsSync(compiled)) {
+  await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api').catch(() => {
+    process.stderr.write('kyclo: no build found (dist/); run `npm run build` first.\n');
+    process.exit(1);
+  });
+  register();
+  await import('../src/cli/main.ts');
+}

@@ -1,7 +1,7 @@
 // buildApp(deps): the HTTP application with every plugin and router, and nothing that listens.
 // Tests import this and drive it through app.inject(); main.ts adds the socket and the signals.
 import crypto from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type preValidationHookHandler } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql } from 'kysely';
@@ -18,6 +18,7 @@ import { validatorCompiler } from './http/validation.js';
 import { depthCheckedJsonParser } from './http/json-body.js';
 import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
+import { completeDocument, OPTIONAL_BODY } from './http/openapi.js';
 import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
@@ -46,7 +47,7 @@ import { startBackgroundWork } from './workers/background.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
-import { openApiWebhooks } from './modules/events/catalog.js';
+import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.js';
 import { installAuditKeys } from './modules/audit/authentication.js';
 import { backlogReader, registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
 import { newSealerHealth } from './workers/sealer.js';
@@ -143,19 +144,37 @@ export async function buildApp({
       info: {
         title: 'Kyclo',
         version: '0.1.0',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         description:
           'User lifecycle service for regulated platforms: customer records after onboarding, updates under a KYC-aware field policy, ' +
           'an audit log and an event log for every change.',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } } },
+      servers: [{ url: 'http://127.0.0.1:3000', description: 'A local `npm start` (set your deployment\'s base URL in the client)' }],
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: kyclo_live_…' } },
+        schemas: { WebhookPayload: WebhookPayloadSchema },
+      },
       webhooks: openApiWebhooks(),
     } as never,
+    // What the shared plugins make every route answer, and the named components (http/openapi.ts).
+    transformObject: (d) => completeDocument(('openapiObject' in d ? d.openapiObject : d.swaggerObject) as Record<string, unknown>) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   app.addHook('onRoute', (route) => {
     const permission = (route.config as { permission?: string } | undefined)?.permission;
     if (route.url.startsWith('/v1') && permission !== 'public' && route.schema) {
       (route.schema as Record<string, unknown>).security = [{ bearerAuth: [] }];
+    }
+    // A body declared Type.Optional (every field of it optional: the status shorthands, approve)
+    // may be left out, or sent as an empty JSON body (http/json-body.ts): it is then validated and
+    // handled as {}. The document says the body is not required.
+    if ((route.schema?.body as { '~optional'?: boolean } | undefined)?.['~optional'] === true) {
+      (route.schema as Record<string, unknown>)[OPTIONAL_BODY] = true;
+      const absentIsEmpty: preValidationHookHandler = (req, _reply, done) => {
+        if (req.body === undefined || req.body === null) req.body = {};
+        done();
+      };
+      route.preValidation = [...(route.preValidation ? [route.preValidation].flat() : []), absentIsEmpty];
     }
   });
   for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);

@@ -72,7 +72,8 @@ export async function serve(config: Config): Promise<void> {
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     out('');
     out(`Kyclo is serving on ${base}  (database: ${conn.embedded ? `embedded PostgreSQL in ${config.dataDir}` : 'DATABASE_URL'})`);
-    out(`  API   ${base}/v1`);
+    // /v1 itself is no resource: point at one that answers (with a key), and at the reference.
+    out(`  API   ${base}/v1/users  (every /v1 path needs Authorization: Bearer <key>)`);
     out(`  Docs  ${base}/docs   OpenAPI ${base}/openapi.json`);
     if (firstRun) {
       out('');

@@ -1,6 +1,7 @@
 // The audit log against the database's own superuser, attack by attack (issue: "an audit log nobody
 // can rewrite quietly"). Each attack below was answered "OK" by `kyclo audit verify` before entries
 // carried a MAC, heads could only move forward and signed checkpoints were kept outside the database.
+import { checkContract } from './helpers/contract.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -289,6 +290,7 @@ describe('the audit log against a database superuser', () => {
       db: ctx.db, keyring: ctx.keyring, logLevel: 'silent', blobs: ctx.blobs,
       background: { retentionIntervalSeconds: 3600, checkpointEveryMs: 0 },
     });
+    checkContract(server);
     try {
       await expect.poll(async () => (await server.inject({ url: '/readyz' })).json().audit_sealer?.failures_total ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
       expect(await queued(fine.tenantId)).toEqual([]);

@@ -31,6 +31,18 @@ describe('the kyclo CLI', () => {
     expect(res.json().data).toEqual([expect.objectContaining({ role: 'OWNER' })]);
   });
 
+  it('tenants list shows every tenant, as text and as JSON; --version prints the package version', async () => {
+    const json = await runCli(['tenants', 'list', '--json'], env);
+    expect(json.code, json.stderr).toBe(0);
+    const listed = JSON.parse(json.stdout) as Array<{ id: string; name: string; created_at: string }>;
+    expect(listed).toContainEqual({ id: tenantId, name: 'acme', created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    const text = await runCli(['tenants', 'list'], env);
+    expect(text.stdout).toMatch(new RegExp(`^${tenantId}  \\S+  acme$`, 'm'));
+    const version = await runCli(['--version'], env);
+    const { version: expected } = JSON.parse(await (await import('node:fs/promises')).readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(version.stdout.trim()).toBe(expected);
+  });
+
   it('refuses a second tenant with the same name, with a message and a non-zero exit', async () => {
     const run = await runCli(['tenants', 'create', 'acme'], env);
     expect(run.code).not.toBe(0);

@@ -13,7 +13,7 @@ const idOf: Record<string, string> = {};
 
 // A valid body for each id operation that needs one (so a 404 cannot hide behind a 400).
 const BODIES: Record<string, unknown> = {
-  getUser: undefined, updateUser: { occupation: 'x' }, closeUser: { origin: 'operator', reason: 'other' },
+  getUser: undefined, updateUser: { occupation: 'x' }, dryRunUserUpdate: { occupation: 'x' }, closeUser: { origin: 'operator', reason: 'other' },
   changeUserStatus: { status: 'flagged' }, suspendUser: { reason: 'other' }, unsuspendUser: {}, flagUser: {},
   blockUser: { reason: 'other' }, unblockUser: {}, listUserStatusChanges: undefined, getUserCapabilities: undefined,
   recordVerification: { result: 'approved', provider: 'x' }, listVerifications: undefined, listUserChangeRequests: undefined,

@@ -225,7 +225,7 @@ const DRY_RUNS = USER_TYPES.flatMap((type) =>
   ),
 );
 
-describe('PATCH ?dry_run=true', () => {
+describe("POST /v1/users/{id}/dry-run (dryRunUserUpdate)", () => {
   it('has a case for every outcome the default table uses', () => {
     expect(new Set(DRY_RUNS.map((c) => c.outcome))).toEqual(new Set(['allow', 'allow_with_review', 'approval', 'deny']));
   });
@@ -234,7 +234,7 @@ describe('PATCH ?dry_run=true', () => {
     const id = await newUser(type, state);
     const before = await snapshot(id);
     const to = newValue(field, at(stored(before.row), field));
-    const res = await api.patch(`/v1/users/${id}?dry_run=true`, bodyFor(field, to));
+    const res = await api.post(`/v1/users/${id}/dry-run`, bodyFor(field, to));
     expect(res.statusCode).toBe(200);
     const applies = outcome === 'allow' || outcome === 'allow_with_review';
     expect(res.json()).toEqual({

@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { addReferenceFormats } from '../src/http/validation.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
@@ -31,6 +32,7 @@ beforeAll(async () => {
   doc = (await client(ctx.app, null).get('/openapi.json')).json();
   ajv = new Ajv({ strict: false, allErrors: false });
   addFormats(ajv);
+  addReferenceFormats(ajv);
   for (const [name, schema] of Object.entries(doc.components.schemas)) ajv.addSchema({ ...schema, $id: `#/components/schemas/${name}` });
   const user = (await api.post('/v1/users', individual())).json();
   ids.users = [user.id, 'usr_00000000000000000000000000'];

@@ -39,11 +39,30 @@ describe('status changes', () => {
     const res = await api.post(`/v1/users/${id}/status-changes`, { status: 'suspended', reason: 'other' });
     expect(res.statusCode).toBe(409);
     expect(res.json()).toMatchObject({ code: 'user.transition_not_allowed', current_status: 'blocked', allowed: ['active', 'closed'] });
+    expect(res.json().detail).toBe('A blocked user cannot become suspended; from blocked it can become: active, closed.');
     expect(await row(id)).toEqual(before);
     expect(await history(id)).toHaveLength(1);
-    // The shorthands keep their own rule: unsuspend only leaves suspended.
-    expect((await api.post(`/v1/users/${id}/unsuspend`, {})).statusCode).toBe(409);
+    // The shorthands keep their own rule, and say it: unsuspend only leaves suspended (though
+    // blocked → active is allowed, so the detail must not claim the move itself is impossible).
+    const unsuspend = await api.post(`/v1/users/${id}/unsuspend`, {});
+    expect(unsuspend.statusCode).toBe(409);
+    expect(unsuspend.json().detail).toMatch(/^This move only applies to a suspended user; this user is blocked\./);
+    expect(unsuspend.json().detail).not.toMatch(/cannot become active/);
     expect((await api.post(`/v1/users/${id}/unblock`, { reason: 'review_cleared' })).statusCode).toBe(201);
+    expect((await row(id)).status).toBe('active');
+  });
+
+  it('a shorthand whose fields are all optional takes no body, or an empty JSON one; a required body is still asked for', async () => {
+    const id = await newUser();
+    const flag = await api.call({ method: 'POST', url: `/v1/users/${id}/flag` });
+    expect(flag.statusCode).toBe(201);
+    expect(flag.json()).toMatchObject({ from: 'active', to: 'flagged', reason: null, origin: 'operator' });
+    const emptyJson = await api.call({ method: 'POST', url: `/v1/users/${id}/status-changes`, body: '', headers: { 'content-type': 'application/json' } });
+    expect(emptyJson.statusCode).toBe(400);
+    expect(emptyJson.json()).toMatchObject({ code: 'request.validation_failed', errors: [expect.objectContaining({ field: 'body' })] });
+    await api.post(`/v1/users/${id}/block`, { reason: 'sanctions_match' });
+    const unblock = await api.call({ method: 'POST', url: `/v1/users/${id}/unblock`, body: '', headers: { 'content-type': 'application/json' } });
+    expect(unblock.statusCode).toBe(201);
     expect((await row(id)).status).toBe('active');
   });
 

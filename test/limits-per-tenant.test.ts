@@ -25,11 +25,11 @@ const audited = async (tenant: string, action: string) =>
 async function fill(table: 'webhook_endpoints' | 'api_keys', tenant: string, n: number) {
   if (table === 'webhook_endpoints') {
     await sql`insert into webhook_endpoints (tenant_id, id, url, event_types, enabled, secret_enc)
-              select ${tenant}, 'whe_fill' || i, 'https://hooks.example.com/' || i, '{}', true, 'x'
+              select ${tenant}, 'whe_' || lpad(i::text, 26, '0'), 'https://hooks.example.com/' || i, '{}', true, 'x'
                 from generate_series(1, ${n}) i`.execute(ctx.db);
   } else {
     await sql`insert into api_keys (tenant_id, id, name, role, prefix, key_hash)
-              select ${tenant}, 'key_fill' || i, 'filler', 'READER', 'kyclo_live_fill', sha256((${tenant} || i)::bytea)
+              select ${tenant}, 'key_' || lpad(i::text, 26, '0'), 'filler', 'READER', 'kyclo_live_fill', sha256((${tenant} || i)::bytea)
                 from generate_series(1, ${n}) i`.execute(ctx.db);
   }
 }
@@ -85,10 +85,10 @@ describe('API keys per tenant', () => {
     const t = await createTenant(ctx.db);
     const owner = client(ctx.app, t.ownerKey);
     await fill('api_keys', t.tenantId, MAX_ACTIVE_API_KEYS - 1);
-    await sql`update api_keys set expires_at = now() - interval '1 day' where tenant_id = ${t.tenantId} and id = 'key_fill1'`.execute(ctx.db);
+    await sql`update api_keys set expires_at = now() - interval '1 day' where tenant_id = ${t.tenantId} and id = 'key_00000000000000000000000001'`.execute(ctx.db);
     expect((await owner.post('/v1/api-keys', { role: 'READER', name: 'in the expired one’s place' })).statusCode).toBe(201);
     expect((await owner.post('/v1/api-keys', { role: 'READER', name: 'full again' })).statusCode).toBe(409);
-    expect((await owner.delete('/v1/api-keys/key_fill2')).statusCode).toBe(200);
+    expect((await owner.delete('/v1/api-keys/key_00000000000000000000000002')).statusCode).toBe(200);
     expect((await owner.post('/v1/api-keys', { role: 'READER', name: 'in the revoked one’s place' })).statusCode).toBe(201);
     expect(await count('api_keys', t.tenantId, sql`revoked_at is null and (expires_at is null or expires_at > now())`)).toBe(MAX_ACTIVE_API_KEYS);
   });

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.js';
+import { checkContract } from './helpers/contract.js';
 import { createKeyring } from '../src/crypto/keyring.js';
 import { createDb, type Db } from '../src/db/database.js';
 import { memoryLimiter } from '../src/http/rate-limit.js';
@@ -33,6 +34,7 @@ beforeAll(async () => {
     db, keyring: createKeyring({ db, masterKey: Buffer.from(inject('masterKey'), 'base64') }), logLevel: 'trace', logStream: stream,
     webhookTargets: { allowHttp: true, allowPrivate: true }, limiter: memoryLimiter(), blobs: defaultBlobStore(dataDir),
   });
+  checkContract(app);
   await app.ready();
   const t = await createTenant(db);
   apiKey = t.ownerKey;

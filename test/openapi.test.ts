@@ -114,6 +114,61 @@ describe('the OpenAPI document', () => {
   });
 });
 
+describe('the document as the whole contract (issue 15)', () => {
+  type Full = Document & { components: { schemas: Record<string, Record<string, unknown>> } };
+  const full = () => doc as Full;
+  const responsesOf = (op: Operation) => (op.responses ?? {}) as Record<string, { description?: string; content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
+
+  it('declares 401, 403 and 429 on every authenticated operation, and every error as application/problem+json', () => {
+    const gaps: string[] = [];
+    for (const { method, path, op } of operations(doc)) {
+      const where = `${method.toUpperCase()} ${path}`;
+      if (path.startsWith('/v1')) for (const s of ['401', '403', '429']) if (!responsesOf(op)[s]) gaps.push(`${where} lacks ${s}`);
+      for (const [status, r] of Object.entries(responsesOf(op))) {
+        if (Number(status) >= 400 && Object.keys(r.content ?? {}).join() !== 'application/problem+json') gaps.push(`${where} ${status} is ${Object.keys(r.content ?? {}).join()}`);
+        if (r.description === 'Default Response' || !r.description) gaps.push(`${where} ${status} has no description`);
+        if (!r.headers?.['X-Request-Id']) gaps.push(`${where} ${status} lacks X-Request-Id`);
+      }
+    }
+    expect(gaps).toEqual([]);
+  });
+
+  it('takes Idempotency-Key on every POST, which may answer 409 idempotency.in_progress and 422 idempotency.key_reused', () => {
+    const posts = operations(doc).filter(({ method, path }) => method === 'post' && path.startsWith('/v1'));
+    expect(posts.length).toBeGreaterThanOrEqual(18);
+    for (const { path, op } of posts) {
+      expect(op.parameters, path).toContainEqual({ $ref: '#/components/parameters/IdempotencyKey' });
+      expect(responsesOf(op)['409']?.description, path).toContain('idempotency.in_progress');
+      expect(responsesOf(op)['422']?.description, path).toContain('idempotency.key_reused');
+    }
+  });
+
+  it('takes PATCH bodies as JSON Merge Patch, and the update answers a User only (the dry run is its own operation)', () => {
+    const patch = doc.paths['/v1/users/{id}']!.patch as Operation & { requestBody: { content: Record<string, unknown> } };
+    expect(Object.keys(patch.requestBody.content)).toEqual(['application/merge-patch+json', 'application/json']);
+    expect((responsesOf(patch)['200']!.content!['application/json'] as { schema: unknown }).schema).toEqual({ $ref: '#/components/schemas/User' });
+    expect(responsesOf(patch)['200']!.headers).toHaveProperty('ETag');
+    expect(doc.paths['/v1/users/{id}/dry-run']?.post?.operationId).toBe('dryRunUserUpdate');
+  });
+
+  it('names a schema for every resource, and lists events as the union the webhooks section declares', () => {
+    const schemas = full().components.schemas;
+    for (const name of ['User', 'Verification', 'ChangeRequest', 'StatusChange', 'Document', 'WebhookEndpoint', 'Event', 'AuditEntry', 'ApiKey', 'Problem', 'Capabilities', 'Policy']) {
+      expect(schemas, name).toHaveProperty(name);
+    }
+    const event = schemas.Event as { oneOf: Array<{ $ref: string }>; discriminator: { mapping: Record<string, string> } };
+    const webhooks = Object.keys((doc as unknown as { webhooks: Record<string, unknown> }).webhooks);
+    expect(Object.keys(event.discriminator.mapping).sort()).toEqual(webhooks.sort());
+    for (const type of webhooks) {
+      const name = event.discriminator.mapping[type]!.split('/').pop()!;
+      const data = (schemas[name] as { properties: { data: unknown } }).properties.data;
+      const body = (schemas.WebhookPayload as { discriminator: { mapping: Record<string, string> } }).discriminator.mapping[type]!.split('/').pop()!;
+      expect((schemas[body] as { properties: { data: unknown } }).properties.data, type).toEqual(data);
+    }
+    expect((schemas.User as { properties?: unknown; discriminator: unknown }).discriminator).toMatchObject({ propertyName: 'type' });
+  });
+});
+
 describe('the operations endpoints', () => {
   it('answers /healthz with 200 without a key', async () => {
     const res = await anonymous.get('/healthz');
@@ -146,8 +201,9 @@ describe('the webhooks section', () => {
     const { EVENT_TYPES } = await import('../src/modules/events/catalog.js');
     const doc = (await client(ctx.app, null).get('/openapi.json')).json();
     expect(Object.keys(doc.webhooks).sort()).toEqual([...EVENT_TYPES].sort());
-    const created = doc.webhooks['user.created'].post.requestBody.content['application/json'].schema;
-    expect(created.properties).toMatchObject({ id: expect.any(Object), type: { const: 'user.created' }, timestamp: expect.any(Object), data: expect.any(Object) });
+    const named = (s: { $ref?: string }) => (s.$ref ? doc.components.schemas[s.$ref.split('/').pop()!] : s);
+    const created = named(doc.webhooks['user.created'].post.requestBody.content['application/json'].schema);
+    expect(created.properties).toMatchObject({ id: expect.any(Object), type: { enum: ['user.created'] }, timestamp: expect.any(Object), data: { $ref: '#/components/schemas/UserCreatedData' } });
     // Every type the code writes is in the catalogue.
     const written = await ctx.db.selectFrom('events').select('type').distinct().execute();
     for (const { type } of written) expect(EVENT_TYPES).toContain(type);

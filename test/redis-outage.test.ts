@@ -36,7 +36,7 @@ afterAll(async () => {
   if (redis && redis.exitCode === null) await stopRedis();
 });
 
-describe.skipIf(!hasRedis)('rate limits when Redis goes away', () => {
+describe.skipIf(!hasRedis)(`rate limits when Redis goes away${hasRedis ? '' : ' — skipped: no redis-server on the PATH (apt-get install redis-server runs it)'}`, () => {
   it('keep answering (no 5xx) on a local counter, and share through Redis again within 5 s of its return', async () => {
     const t = await createTenant(ctx.db);
     const key = await createKey(ctx.db, t.tenantId, 'READER');

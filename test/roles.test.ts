@@ -121,6 +121,11 @@ const OPERATIONS: Record<string, Operation> = {
     request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}` }),
     verify: (res) => expect(res.json().id).toBe(fx.userId),
   },
+  dryRunUserUpdate: {
+    method: 'POST', path: '/v1/users/{id}/dry-run', permission: 'users:update', success: 200,
+    request: () => ({ method: 'POST', url: `/v1/users/${fx.userId}/dry-run`, body: { occupation: 'x' } }),
+    verify: (res) => expect(res.json()).toMatchObject({ dry_run: true, user_id: fx.userId }),
+  },
   updateUser: {
     method: 'PATCH', path: '/v1/users/{id}', permission: 'users:update', success: 200,
     request: (caller) => ({ method: 'PATCH', url: `/v1/users/${fx.userId}`, body: { email: `${caller.role.toLowerCase()}.${Date.now()}@example.com` } }),

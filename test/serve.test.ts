@@ -76,6 +76,13 @@ describe('kyclo serve', () => {
         expect(first.output()).toContain('First run: created tenant "default"');
         expect(first.output()).toContain('/docs');
         key = /(kyclo_live_[A-Za-z0-9]{32})/.exec(first.output())![1]!;
+        // Every link the banner prints answers (the API one with the key it printed).
+        const links = [...first.output().matchAll(/(?:API|Docs|OpenAPI) +(http:\/\/\S+)/g)].map((m) => m[1]!);
+        expect(links).toHaveLength(3);
+        for (const link of links) {
+          const res = await fetch(link, { headers: { authorization: `Bearer ${key}` } });
+          expect(res.status, link).toBe(200);
+        }
         const created = await json(`${first.baseUrl}/v1/users`, {
           method: 'POST',
           headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },

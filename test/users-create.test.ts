@@ -110,6 +110,14 @@ describe('creating users', () => {
     expect(await countUsers()).toBe(before);
   });
 
+  it('reports schema errors and reference-data errors in one answer', async () => {
+    const body = individual({ country: 'XX', phone: '+33000000000', timezone: 'Mars/Olympus', pep: 'yes', shoe_size: 44 });
+    const res = await api.post('/v1/users', body);
+    expect(res.statusCode).toBe(400);
+    const found = (res.json().errors as Array<{ field: string; code: string }>).map((e) => `${e.field}:${e.code}`).sort();
+    expect(found).toEqual(['country:invalid_country', 'pep:invalid_type', 'phone:invalid_phone', 'shoe_size:unknown_field', 'timezone:invalid_timezone']);
+  });
+
   it('refuses malformed JSON (400), a wrong content type (415) and a body over 1 MiB (413)', async () => {
     const before = await countUsers();
     const malformed = await api.call({ method: 'POST', url: '/v1/users', body: '{"type": "individual",', headers: { 'content-type': 'application/json' } });

@@ -13,6 +13,13 @@ beforeAll(async () => ({ ctx, api } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 describe('examples/webhook-receiver.mjs', () => {
+  it('is the receiver the README shows, character for character', async () => {
+    const fs = await import('node:fs/promises');
+    const example = await fs.readFile(path.resolve(import.meta.dirname, '../examples/webhook-receiver.mjs'), 'utf8');
+    const readme = await fs.readFile(path.resolve(import.meta.dirname, '../README.md'), 'utf8');
+    expect(readme).toContain('```js\n' + example + '```');
+  });
+
   it('receives and verifies a signed event after a user changes', async () => {
     const port = await freePort();
     const hook = (await api.post('/v1/webhook-endpoints', { url: `http://127.0.0.1:${port}/`, event_types: ['user.created'] })).json();

@@ -11,6 +11,8 @@ import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import { AppError } from '../http/errors.js';
 import { createErasureService } from '../modules/erasure/erasure.service.js';
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { listCheckpoints, sealAuditLog } from '../modules/audit/chain.js';
 import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, parseCheckpointLines, verifyAuditLog } from '../modules/audit/verify.js';
 import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
@@ -20,6 +22,12 @@ import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.j
 import { defaultBlobStore } from '../storage/blob-store.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
+
+/** The version in package.json, read next to the sources or the build (both sit two folders below it). */
+function packageVersion(): string {
+  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
 function config(): Config {
   try {
@@ -59,7 +67,10 @@ async function requireTenant(conn: Connected, id: string) {
 }
 
 export function buildCli(): Command {
-  const program = new Command('kyclo').description('Kyclo: the user lifecycle service').showHelpAfterError();
+  const program = new Command('kyclo')
+    .description('Kyclo: the user lifecycle service')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError();
 
   program.command('serve').description('serve the HTTP API (embedded PostgreSQL unless DATABASE_URL is set)').action(async () => {
     await serve(config());
@@ -86,6 +97,19 @@ export function buildCli(): Command {
         const { tenant, key } = await createTenantsService({ db: conn.db }).create(name);
         if (opts.json) print(JSON.stringify({ tenant_id: tenant.id, api_key: key.key }));
         else print(`tenant ${tenant.name} created: ${tenant.id}\nOWNER key (shown once): ${key.key}`);
+      });
+    });
+
+  tenants
+    .command('list')
+    .description('list the tenants, oldest first')
+    .option('--json', 'print one JSON array [{"id","name","created_at"}]')
+    .action(async (opts: { json?: boolean }) => {
+      await withDb(async (conn) => {
+        const all = (await createTenantsService({ db: conn.db }).list()).map((t) => ({ id: t.id, name: t.name, created_at: new Date(t.created_at).toISOString() }));
+        if (opts.json) return print(JSON.stringify(all));
+        if (all.length === 0) return print('no tenants yet: kyclo tenants create NAME');
+        for (const t of all) print(`${t.id}  ${t.created_at}  ${t.name}`);
       });
     });
 

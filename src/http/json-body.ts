@@ -83,6 +83,12 @@ type StringParser = (req: FastifyRequest, body: string, done: (err: Error | null
  */
 export function depthCheckedJsonParser(parse: StringParser): StringParser {
   return (req, body, done) => {
+    // No body at all under a JSON content type (what many clients send for a POST without one):
+    // absent, for the route's schema to accept (an optional body) or refuse (a required one).
+    if (body.trim() === '') {
+      done(null, undefined);
+      return;
+    }
     if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
       done(jsonTooDeep());
       return;

@@ -48,7 +48,7 @@ export const Token = (maxLength = 64, description?: string) =>
   Type.String({ minLength: 1, maxLength, pattern: '^[\\x21-\\x7e]+$', ...(description ? { description } : {}) });
 
 // Ids are opaque: a well-formed but unknown one is simply not found (404), like another tenant's.
-export const IdParam = (prefix: string) => Type.Object({ id: Token(64, `${prefix}_… id`) });
+export const IdParam = (prefix: string) => Type.Object({ id: Token(64, `A ${prefix}_… id (any other value answers 404)`) });
 
 // No control characters in any text: they have no place in a customer record and break exports.
 const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
@@ -60,10 +60,19 @@ export const Note = Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\
 export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' });
 export const Cursor = Type.String({ maxLength: 512, description: 'Opaque cursor from next_cursor' });
 
-export const ListOf = <T extends TSchema>(item: T) =>
-  Type.Object({
-    data: Type.Array(item),
-    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last page' }),
-  });
+/** A page of a list; `title` names it in the OpenAPI document (`UserList`). */
+export const ListOf = <T extends TSchema>(item: T, title?: string) =>
+  Type.Object(
+    {
+      data: Type.Array(item),
+      next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last page' }),
+    },
+    title ? { title } : {},
+  );
+
+/** A resource id as lib/ids.ts makes it: the type prefix and 26 Crockford base32 characters. */
+export const idPattern = (prefix: string) => `^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$`;
+export const Id = (prefix: string, description?: string) =>
+  Type.String({ pattern: idPattern(prefix), ...(description ? { description } : {}) });
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

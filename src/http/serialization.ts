@@ -67,6 +67,8 @@ function mergeProperties(branches: Schema[]): Schema {
       const at = order.indexOf(k);
       if (at >= 0) {
         after = at;
+        // Branches that disagree on a key's shape (each event type's own `data`): written as it is.
+        if (k !== 'type' && JSON.stringify(merged[k]) !== JSON.stringify(v)) merged[k] = {};
         continue;
       }
       order.splice(++after, 0, k);

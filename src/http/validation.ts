@@ -5,7 +5,22 @@ import { Ajv, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 
+import { isCountry } from '../modules/reference/enumerations.js';
+import { isPhone, isTimeZone } from '../modules/reference/validate.js';
+
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/**
+ * Reference data as JSON Schema formats, so that a bad country, phone or time zone is reported in
+ * the same 400 as every other invalid field (codes invalid_country, invalid_phone, invalid_timezone),
+ * and the OpenAPI document says which fields are checked against it.
+ */
+export function addReferenceFormats<A extends { addFormat(name: string, f: (v: string) => boolean): unknown }>(ajv: A): A {
+  ajv.addFormat('country', isCountry);
+  ajv.addFormat('phone', isPhone);
+  ajv.addFormat('timezone', isTimeZone);
+  return ajv;
+}
 
 const base: Options = {
   allErrors: true,
@@ -18,6 +33,7 @@ const base: Options = {
 function make(options: Options): Ajv {
   const ajv = new Ajv({ ...base, ...options });
   addFormats(ajv);
+  addReferenceFormats(ajv);
   return ajv;
 }
 

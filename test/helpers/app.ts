@@ -6,6 +6,7 @@ import { inject } from 'vitest';
 import { defaultBlobStore, type BlobStore } from '../../src/storage/blob-store.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/app.js';
+import { checkContract } from './contract.js';
 import { createKeyring, type Keyring } from '../../src/crypto/keyring.js';
 import { mergePersonal, openPersonal } from '../../src/modules/events/personal.js';
 import type { TargetPolicy } from '../../src/modules/webhooks/ssrf.js';
@@ -50,6 +51,7 @@ export async function createTestContext(
     documentMaxBytes: opts.documentMaxBytes,
     uploads: opts.uploads,
   });
+  checkContract(app);
   await app.ready();
   return {
     app,

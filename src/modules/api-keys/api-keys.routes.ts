@@ -1,26 +1,26 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Text } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Nullable, Text } from '../../http/schemas.js';
 import { ROLES } from './roles.js';
 import type { ApiKeysService } from './api-keys.service.js';
 
 const Role = Type.Enum([...ROLES]);
 const ApiKey = Type.Object({
-  id: Type.String(),
+  id: Id('key'),
   name: Type.String(),
   role: Role,
   prefix: Type.String({ description: 'The first characters of the key, to recognise it' }),
-  created_by: Nullable(Type.String()),
+  created_by: Nullable(Type.String({ description: 'The key that created it (key_…), or cli' })),
   created_at: Type.String({ format: 'date-time' }),
   expires_at: Nullable(Type.String({ format: 'date-time' })),
   revoked_at: Nullable(Type.String({ format: 'date-time' })),
   last_used_at: Nullable(Type.String({ format: 'date-time', description: 'To the minute' })),
-});
+}, { title: 'ApiKey', description: 'An API key (never its secret)' });
 const CreatedApiKey = Type.Object({
   ...ApiKey.properties,
   key: Type.String({ description: 'The secret, shown this once only; store it now' }),
-});
+}, { title: 'ApiKeyWithSecret', description: 'A new API key and its secret, shown this once' });
 
 export function apiKeyRoutes(keys: ApiKeysService) {
   return async (app: FastifyInstance) => {
@@ -40,7 +40,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
           },
           { additionalProperties: false },
         ),
-        response: { 201: CreatedApiKey, ...errors(...AUTH_ERRORS, 409, 413, 415) },
+        response: { 201: { ...CreatedApiKey, description: 'The key, created, with its secret', headers: { Location: { type: 'string' } } }, ...errors(...AUTH_ERRORS, 409, 413, 415) },
       },
       handler: async (req, reply) => {
         const created = await keys.create(req.actor, req.body);
@@ -58,7 +58,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
           { limit: Type.Optional(Limit), cursor: Type.Optional(Cursor), include_revoked: Type.Optional(Type.Boolean({ default: true })) },
           { additionalProperties: false },
         ),
-        response: { 200: ListOf(ApiKey), ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...ListOf(ApiKey, 'ApiKeyList'), description: 'A page of API keys' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => keys.list(req.actor, { ...req.query, limit: req.query.limit ?? 50 }),
     });
@@ -69,7 +69,7 @@ export function apiKeyRoutes(keys: ApiKeysService) {
         tags: ['API keys'],
         summary: 'Revoke an API key (idempotent)',
         params: IdParam('key'),
-        response: { 200: ApiKey, ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ApiKey, description: 'The key, revoked' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => keys.revoke(req.actor, req.params.id),
     });

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Selectable } from 'kysely';
 import type { AuditEntriesTable, Db } from '../../db/database.js';
-import { AUTH_ERRORS, Cursor, Token, errors, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, Token, errors, Id, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { ROLES } from '../api-keys/roles.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { openPersonal } from '../events/personal.js';
@@ -12,7 +13,7 @@ import { tenantCheckpoints } from './chain.js';
 export const CheckpointSchema = Type.Object(
   {
     id: Type.String({ pattern: '^ckp_[0-9A-Z]{26}$' }),
-    tenant_id: Type.String(),
+    tenant_id: Id('ten'),
     chain_seq: Type.String({ pattern: '^[0-9]{1,18}$', description: 'The position of the last sealed entry' }),
     hash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The hash of the entry at chain_seq' }),
     signed_at: Type.String({ format: 'date-time' }),
@@ -33,20 +34,20 @@ const CheckpointQuery = Type.Object(
 );
 
 const AuditEntry = Type.Object({
-  id: Type.String(),
+  id: Id('aud'),
   seq: Type.String({ description: 'Position in the tenant’s log' }),
   occurred_at: Type.String({ format: 'date-time' }),
-  actor: Type.Object({ type: Type.Enum(['api_key', 'cli', 'system']), key_id: Nullable(Type.String()), role: Nullable(Type.String()) }),
+  actor: Type.Object({ type: Type.Enum(['api_key', 'cli', 'system']), key_id: Nullable(Id('key')), role: Nullable(Type.Enum([...ROLES])) }, { title: 'AuditActor' }),
   action: Type.String({ description: 'e.g. user.created, user.updated, user.update_denied, api_key.revoked' }),
   outcome: Type.Enum(['applied', 'denied', 'flagged'], { description: 'denied/flagged: a refused attempt, nothing changed' }),
   target: Type.Object({ type: Type.String(), id: Nullable(Type.String()) }),
-  user_id: Nullable(Type.String()),
+  user_id: Nullable(Id('usr')),
   changed_fields: Type.Array(Type.String()),
   request_id: Nullable(Type.String()),
   ip: Nullable(Type.String()),
   details: Type.Record(Type.String(), Type.Unknown()),
   values: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'Personal values the change carried (previous/current…), decrypted; null after erasure' })),
-});
+}, { title: 'AuditEntry', description: 'One entry of the append-only audit log: a change, or a refused attempt' });
 
 const AuditQuery = Type.Object(
   {
@@ -108,7 +109,7 @@ export function auditRoutes(db: Db, keyring: Keyring) {
         tags: ['Audit'],
         summary: 'Signed heads of the audit chain, newest first: for auditors to keep outside the database',
         querystring: CheckpointQuery,
-        response: { 200: ListOf(CheckpointSchema), ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...ListOf(CheckpointSchema, 'AuditCheckpointList'), description: 'A page of checkpoints, newest first' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => {
         const limit = req.query.limit ?? 50;
@@ -125,7 +126,7 @@ export function auditRoutes(db: Db, keyring: Keyring) {
         tags: ['Audit'],
         summary: 'The audit log, newest first',
         querystring: AuditQuery,
-        response: { 200: ListOf(AuditEntry), ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...ListOf(AuditEntry, 'AuditEntryList'), description: 'A page of audit entries, newest first' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => listAudit(db, keyring, req.actor.tenantId, req.query) as never,
     });

@@ -132,7 +132,7 @@ export function documentRoutes(service: DocumentsService, maxBytes: number, limi
           'deadline is answered 408 request.body_timeout and nothing is stored.',
         params: IdParam('usr'),
         body: { content: { 'application/json': { schema: DocumentJsonBody }, 'multipart/form-data': { schema: MultipartForm } } },
-        response: { 201: Document, ...errors(...AUTH_ERRORS, 404, 408, 409, 413, 415, 422, 429, 503) },
+        response: { 201: { ...Document, description: 'The document, added', headers: { Location: { type: 'string' } } }, ...errors(...AUTH_ERRORS, 404, 408, 409, 413, 415, 422, 429, 503) },
       },
       handler: async (req, reply) => {
         // The body schema is per media type; any other type that has a parser (merge-patch JSON)
@@ -166,7 +166,7 @@ export function documentRoutes(service: DocumentsService, maxBytes: number, limi
           { include: Type.Optional(Type.Literal('archived')), limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) },
           { additionalProperties: false },
         ),
-        response: { 200: ListOf(Document), ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ListOf(Document, 'DocumentList'), description: 'A page of documents, newest first' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => service.list(req.actor, req.params.id, { include: req.query.include, limit: req.query.limit ?? 50, cursor: req.query.cursor }),
     });
@@ -185,6 +185,7 @@ export function documentRoutes(service: DocumentsService, maxBytes: number, limi
         response: {
           200: {
             description: 'The file as uploaded',
+            headers: { 'Content-Disposition': { type: 'string' } },
             content: Object.fromEntries(['image/jpeg', 'image/png', 'application/pdf'].map((t) => [t, { schema: Type.String({ format: 'binary' }) }])),
           },
           ...errors(...AUTH_ERRORS, 404, 410),

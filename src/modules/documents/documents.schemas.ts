@@ -1,11 +1,11 @@
 // One schema per shape: the JSON upload (physical or virtual), the multipart form, the document view.
 import { Type, type Static } from 'typebox';
-import { Nullable, Text } from '../../http/schemas.js';
-import { CONTENT_TYPES, PHYSICAL_TYPES, VIRTUAL_TYPES } from './document-rules.js';
+import { Id, Nullable, Text } from '../../http/schemas.js';
+import { CONTENT_TYPES, DOCUMENT_TYPES, PHYSICAL_TYPES, VIRTUAL_TYPES } from './document-rules.js';
 
 const strict = { additionalProperties: false } as const;
 
-const Country = Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2 country that issued the document' });
+const Country = Type.String({ format: 'country', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2 country that issued the document (format country)' });
 const common = {
   country: Type.Optional(Nullable(Country)),
   issuing_authority: Type.Optional(Nullable(Text(100, { description: 'e.g. a state (CA) or an agency' }))),
@@ -23,7 +23,7 @@ export const PhysicalUpload = Type.Object(
     content_back: Type.Optional(Nullable(DataUri)),
     ...common,
   },
-  strict,
+  { ...strict, title: 'PhysicalDocumentUpload' },
 );
 
 export const VirtualUpload = Type.Object(
@@ -33,7 +33,7 @@ export const VirtualUpload = Type.Object(
     number: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9 ./-]+$', description: 'The identifier number; separators are dropped' }),
     ...common,
   },
-  strict,
+  { ...strict, title: 'VirtualDocumentUpload' },
 );
 
 export type DocumentUpload = Static<typeof PhysicalUpload> | Static<typeof VirtualUpload>;
@@ -43,6 +43,7 @@ export const DocumentJsonBody = Type.Unsafe<DocumentUpload>({
   oneOf: [PhysicalUpload, VirtualUpload],
   discriminator: { propertyName: 'kind' },
   description: 'A file as a data URI (kind physical) or an identifier number (kind virtual)',
+  title: 'DocumentUpload',
 });
 
 /** The text fields of a multipart upload; the file parts are `file` and optionally `file_back`. */
@@ -62,10 +63,10 @@ export const MultipartForm = Type.Object(
 const File = { content_type: Nullable(Type.Enum([...CONTENT_TYPES])), size: Nullable(Type.Integer()) };
 
 export const Document = Type.Object({
-  id: Type.String(),
-  user_id: Type.String(),
+  id: Id('doc'),
+  user_id: Id('usr'),
   kind: Type.Enum(['physical', 'virtual']),
-  type: Type.String(),
+  type: Type.Unsafe<string>(Type.Enum(DOCUMENT_TYPES, { description: 'See GET /v1/enumerations/document_types' })),
   status: Type.Enum(['current', 'archived']),
   number: Nullable(Type.String({ description: 'Masked (*****1112); unmasked only in the GDPR export; null once erased' })),
   ...File,
@@ -75,9 +76,9 @@ export const Document = Type.Object({
   country: Nullable(Type.String()),
   issuing_authority: Nullable(Type.String()),
   expiry_date: Nullable(Type.String({ format: 'date' })),
-  replaces_id: Nullable(Type.String({ description: 'The document this one archived' })),
+  replaces_id: Nullable(Id('doc', 'The document this one archived')),
   created_at: Type.String({ format: 'date-time' }),
   archived_at: Nullable(Type.String({ format: 'date-time' })),
   destroyed_at: Nullable(Type.String({ format: 'date-time', description: 'Set when erasure destroyed the number and content' })),
-});
+}, { title: 'Document', description: 'A file or an identifier number; numbers masked' });
 export type DocumentView = Static<typeof Document>;

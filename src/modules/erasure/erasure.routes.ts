@@ -1,24 +1,25 @@
 import { Type } from 'typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, errors, IdParam, Nullable, Note } from '../../http/schemas.js';
+import { AUTH_ERRORS, errors, Id, IdParam, Nullable, Note } from '../../http/schemas.js';
+import { ETagHeader } from '../users/users.routes.js';
 import { toUserView } from '../users/user-view.js';
 import type { ErasureService } from './erasure.service.js';
 import type { ExportService } from './export.service.js';
 import { Document } from '../documents/documents.schemas.js';
 
 const Schedule = Type.Object({
-  user_id: Type.String(),
-  status: Type.String(),
+  user_id: Id('usr'),
+  status: Type.Unsafe<string>(Type.Enum(['closed'], { description: 'The user\'s status: closed from the request on' })),
   requested_at: Type.String({ format: 'date-time' }),
   scheduled_for: Type.String({ format: 'date-time', description: 'Closure + the tenant’s retention period' }),
   legal_hold: Type.Boolean(),
   erased_at: Nullable(Type.String({ format: 'date-time' })),
-});
+}, { title: 'ErasureSchedule', description: 'When the user\'s personal data will be (or was) destroyed' });
 const Any = Type.Array(Type.Record(Type.String(), Type.Unknown()));
 const Export = Type.Object({
   exported_at: Type.String({ format: 'date-time' }),
-  tenant_id: Type.String(),
+  tenant_id: Id('ten'),
   user: Type.Ref('User'),
   verifications: Any,
   documents: Type.Array(Document, { description: 'Every version, numbers unmasked; files at content_url' }),
@@ -26,8 +27,14 @@ const Export = Type.Object({
   change_requests: Any,
   events: Any,
   audit_entries: Any,
-});
+}, { title: 'UserExport', description: 'Everything held about one user (GDPR access)' });
 const tags = ['Erasure'];
+
+// Legal holds change the user's version like any write: the answer carries its ETag.
+const withETag = (reply: FastifyReply, user: Parameters<typeof toUserView>[0]) => {
+  reply.header('etag', `"${user.version}"`);
+  return toUserView(user);
+};
 
 export function erasureRoutes(erasure: ErasureService, exporter: ExportService) {
   return async (app: FastifyInstance) => {
@@ -43,7 +50,7 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
           'retention.erasure_after_days; default 1825, 0 allowed). Asking again answers the same schedule. A legal hold postpones it.',
         params: IdParam('usr'),
         body: Type.Object({ requested_by: Type.Enum(['user', 'operator']), note: Type.Optional(Note) }, { additionalProperties: false }),
-        response: { 202: Schedule, ...errors(...AUTH_ERRORS, 404, 413, 415) },
+        response: { 202: { ...Schedule, description: 'The user is closed; destruction is scheduled' }, ...errors(...AUTH_ERRORS, 404, 413, 415) },
       },
       handler: async (req, reply) => {
         const { schedule } = await erasure.request(req.actor, req.params.id, req.body);
@@ -59,9 +66,9 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
         summary: 'Set a legal hold: no erasure destroys this user’s data while it stands',
         params: IdParam('usr'),
         body: Type.Object({ reason: Note }, { additionalProperties: false }),
-        response: { 200: Type.Ref('User'), ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+        response: { 200: { ...Type.Ref('User'), description: 'The user, on legal hold', headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
       },
-      handler: async (req) => toUserView(await erasure.setLegalHold(req.actor, req.params.id, true, req.body.reason)),
+      handler: async (req, reply) => withETag(reply, await erasure.setLegalHold(req.actor, req.params.id, true, req.body.reason)),
     });
     r.delete('/v1/users/:id/legal-hold', {
       config: { permission: 'tenant:admin' },
@@ -70,9 +77,9 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
         tags,
         summary: 'Clear the legal hold (a due erasure then proceeds at the next sweep)',
         params: IdParam('usr'),
-        response: { 200: Type.Ref('User'), ...errors(...AUTH_ERRORS, 404, 409) },
+        response: { 200: { ...Type.Ref('User'), description: 'The user, without legal hold', headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404, 409) },
       },
-      handler: async (req) => toUserView(await erasure.setLegalHold(req.actor, req.params.id, false)),
+      handler: async (req, reply) => withETag(reply, await erasure.setLegalHold(req.actor, req.params.id, false)),
     });
     r.get('/v1/users/:id/export', {
       config: { permission: 'users:export' },
@@ -81,7 +88,7 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
         tags,
         summary: 'Everything held about the user, decrypted, as one document (GDPR access)',
         params: IdParam('usr'),
-        response: { 200: Export, ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...Export, description: 'The export, streamed as one JSON document' }, ...errors(...AUTH_ERRORS, 404) },
       },
       // Streamed with bounded memory (export.service.ts); the schema above documents the document.
       handler: async (req, reply) => {

@@ -12,7 +12,7 @@ const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(),
 const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S() };
 
 export const EVENT_CATALOG = {
-  'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Unsafe({ $ref: '#/components/schemas/User' })) }) },
+  'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Ref('User')) }) },
   'user.updated': {
     when: 'fields were applied, by a PATCH or an approved change request',
     data: userData({ version: Type.Integer(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values), change_request_id: Type.Optional(S()) }),
@@ -61,26 +61,64 @@ export const EVENT_CATALOG = {
 export type EventType = keyof typeof EVENT_CATALOG;
 export const EVENT_TYPES = Object.keys(EVENT_CATALOG) as EventType[];
 
+/** `user.created` → `UserCreated`: the stem of the event's component names. */
+const pascal = (type: string) => type.split(/[._]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
+
+const dataSchema = (type: EventType) => ({ ...EVENT_CATALOG[type].data, title: `${pascal(type)}Data` }) as TSchema;
+
+const byType = (suffix: string) => ({
+  propertyName: 'type',
+  mapping: Object.fromEntries(EVENT_TYPES.map((t) => [t, `#/components/schemas/${pascal(t)}${suffix}`])),
+});
+
+/**
+ * An event as GET /v1/events answers it, one named shape per type (`UserCreatedEvent`…), told apart
+ * by `type`: the same `data` schemas the webhooks section declares.
+ */
+export const EventSchema = Type.Unsafe<{ id: string; type: EventType; created_at: string; user_id: string | null; actor_key_id: string | null; request_id: string | null; data: Record<string, unknown> }>({
+  title: 'Event',
+  description: 'An event; `type` tells which `data` it carries',
+  oneOf: EVENT_TYPES.map((type) =>
+    Type.Object(
+      {
+        id: Type.String({ pattern: '^evt_[0-9A-HJKMNP-TV-Z]{26}$' }),
+        type: Type.Literal(type),
+        created_at: S({ format: 'date-time' }),
+        user_id: N(S({ pattern: '^usr_[0-9A-HJKMNP-TV-Z]{26}$' })),
+        actor_key_id: N(S({ description: 'The key that made the change, so a platform can skip its own' })),
+        request_id: N(S()),
+        data: dataSchema(type),
+      },
+      { title: `${pascal(type)}Event`, description: `${type}: ${EVENT_CATALOG[type].when}` },
+    ),
+  ),
+  discriminator: byType('Event'),
+});
+
+const webhookBody = (type: EventType) =>
+  Type.Object(
+    { id: S({ pattern: '^evt_[0-9A-HJKMNP-TV-Z]{26}$', description: 'The event id (also the webhook-id header)' }), type: Type.Literal(type), timestamp: S({ format: 'date-time' }), data: dataSchema(type) },
+    { title: `${pascal(type)}Webhook`, description: `${type}: ${EVENT_CATALOG[type].when}` },
+  );
+
+/** Every body a webhook receiver can get, told apart by `type` (what a verifier returns). */
+export const WebhookPayloadSchema = { title: 'WebhookPayload', oneOf: EVENT_TYPES.map(webhookBody), discriminator: byType('Webhook') };
+
 /** The OpenAPI 3.1 `webhooks` section: one operation per event type, the body a receiver gets. */
 export function openApiWebhooks() {
   return Object.fromEntries(
-    Object.entries(EVENT_CATALOG).map(([type, e]) => [
+    EVENT_TYPES.map((type) => [
       type,
       {
         post: {
           operationId: `webhook_${type.replace(/\W/g, '_')}`,
-          summary: `${type}: ${e.when}`,
+          summary: `${type}: ${EVENT_CATALOG[type].when}`,
           description:
             'Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, ' +
             'webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.',
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: Type.Object({ id: S(), type: Type.Literal(type), timestamp: S({ format: 'date-time' }), data: e.data }),
-              },
-            },
-          },
+          // A receiver authenticates the call by its signature, not by a Kyclo API key.
+          security: [],
+          requestBody: { required: true, content: { 'application/json': { schema: webhookBody(type) } } },
           responses: { '2XX': { description: 'Received; no retry' }, default: { description: 'Retried on the schedule, then given up' } },
         },
       },

@@ -4,28 +4,20 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/database.js';
 import type { Selectable } from 'kysely';
 import type { EventsTable } from '../../db/database.js';
-import { AUTH_ERRORS, Cursor, Token, errors, IdParam, Limit, ListOf, Nullable } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, Token, errors, IdParam, Limit, ListOf } from '../../http/schemas.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { mergePersonal, openPersonal } from './personal.js';
-import { EVENT_TYPES } from './catalog.js';
+import { EVENT_TYPES, EventSchema, type EventType } from './catalog.js';
 
 
-const Event = Type.Object({
-  id: Type.String(),
-  type: Type.String({ description: EVENT_TYPES.join(', ') }),
-  created_at: Type.String({ format: 'date-time' }),
-  user_id: Nullable(Type.String()),
-  actor_key_id: Nullable(Type.String({ description: 'The key that made the change, so a platform can skip its own' })),
-  request_id: Nullable(Type.String()),
-  data: Type.Record(Type.String(), Type.Unknown()),
-});
+const Event = EventSchema;
 
 const EventsQuery = Type.Object(
   {
-    type: Type.Optional(Token()),
-    user_id: Type.Optional(Token()),
+    type: Type.Optional(Type.Enum([...EVENT_TYPES], { description: 'Only events of this type' })),
+    user_id: Type.Optional(Token(64, 'Only events about this user (usr_…)')),
     limit: Type.Optional(Limit),
     cursor: Type.Optional(Cursor),
   },
@@ -34,7 +26,7 @@ const EventsQuery = Type.Object(
 
 const toEvent = (r: Selectable<EventsTable>, personal: Record<string, unknown> | undefined | null) => ({
   id: r.id,
-  type: r.type,
+  type: r.type as EventType,
   created_at: r.occurred_at.toISOString(),
   user_id: r.user_id,
   actor_key_id: r.actor_key_id,

@@ -19,7 +19,7 @@ export function kycRoutes(kyc: KycService) {
           'rejected → rejected; review → pending. Events user.verification_recorded and, when the status moves, user.kyc_status_changed.',
         params: IdParam('usr'),
         body: RecordVerificationBody,
-        response: { 201: Verification, ...errors(...AUTH_ERRORS, 404, 413, 415) },
+        response: { 201: { ...Verification, description: 'The verification, recorded' }, ...errors(...AUTH_ERRORS, 404, 413, 415) },
       },
       handler: async (req, reply) => {
         const v = await kyc.record(req.actor, req.params.id, req.body);
@@ -35,7 +35,7 @@ export function kycRoutes(kyc: KycService) {
         summary: "A user's verification history, newest first",
         params: IdParam('usr'),
         querystring: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
-        response: { 200: ListOf(Verification), ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ListOf(Verification, 'VerificationList'), description: 'A page of verifications, newest first' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => kyc.list(req.actor, req.params.id, req.query),
     });

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { CountryCode } from '../users/users.schemas.js';
-import { Nullable, Text } from '../../http/schemas.js';
+import { codes } from '../reference/enumerations.js';
+import { Id, Nullable, Text } from '../../http/schemas.js';
 
 
 /** What a KYC provider extracted: kept as an immutable snapshot, superseded only by a later verification. */
@@ -36,17 +37,19 @@ export const RecordVerificationBody = Type.Object(
 );
 export type RecordVerificationInput = Static<typeof RecordVerificationBody>;
 
+const KycStatus = Type.Unsafe<string>(Type.Enum(codes('kyc_statuses')));
+
 export const Verification = Type.Object({
-  id: Type.String(),
-  user_id: Type.String(),
+  id: Id('vrf'),
+  user_id: Id('usr'),
   result: Type.Enum(['approved', 'rejected', 'review']),
   level: Nullable(Type.Integer()),
   provider: Type.String(),
   provider_ref: Nullable(Type.String({ description: "The provider's reference of the check; sealed with the user's key, null once the user is erased" })),
   identity: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'The identity snapshot, document_number masked (*****1234; unmasked only in the GDPR export); null once the user is erased' })),
-  kyc_status_before: Type.String(),
-  kyc_status_after: Type.String(),
-  recorded_by_key_id: Nullable(Type.String()),
+  kyc_status_before: KycStatus,
+  kyc_status_after: KycStatus,
+  recorded_by_key_id: Nullable(Id('key')),
   request_id: Nullable(Type.String()),
   created_at: Type.String({ format: 'date-time' }),
-});
+}, { title: 'Verification', description: 'A recorded KYC outcome: immutable' });

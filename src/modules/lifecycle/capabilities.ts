@@ -27,6 +27,9 @@ const STATUS_REASON: Record<Status, string> = {
   closed: 'account_closed',
 };
 
+/** Every reason a verdict can give: the OpenAPI enum. */
+export const VERDICT_REASONS = [...new Set([...Object.values(STATUS_REASON), 'kyc_not_verified'])];
+
 export interface Verdict {
   allowed: boolean;
   reason: string | null;

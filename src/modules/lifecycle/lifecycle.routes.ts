@@ -1,40 +1,43 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Token, Note } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Nullable, Token, Note } from '../../http/schemas.js';
+import { ROLES } from '../api-keys/roles.js';
+import { OPERATIONS, VERDICT_REASONS } from './capabilities.js';
 import { codes } from '../reference/enumerations.js';
-import { parseIfMatch } from '../users/users.routes.js';
+import { ETagHeader, IfMatch, parseIfMatch } from '../users/users.routes.js';
 import { toUserView } from '../users/user-view.js';
 import { ORIGINS, SHORTHANDS, STATUSES, type Shorthand } from './user-status.js';
-import { OPERATIONS } from './capabilities.js';
 import type { LifecycleService } from './lifecycle.service.js';
 import { roleAllows } from '../api-keys/roles.js';
 import { AppError } from '../../http/errors.js';
 
 const Reason = Type.Enum(codes('reason_codes'), { description: 'See GET /v1/enumerations/reason_codes' });
 const Origin = Type.Enum([...ORIGINS], { description: 'Who initiated it; operator by default' });
-const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
 
 const StatusChange = Type.Object({
-  id: Type.String(),
-  user_id: Type.String(),
+  id: Id('stc'),
+  user_id: Id('usr'),
   from: Type.Enum([...STATUSES]),
   to: Type.Enum([...STATUSES]),
-  reason: Nullable(Type.String()),
+  reason: Nullable(Type.String({ description: 'A reason code (GET /v1/enumerations/reason_codes)' })),
   note: Nullable(Type.String()),
   origin: Type.Enum([...ORIGINS]),
-  actor: Type.Object({ key_id: Nullable(Type.String()), role: Nullable(Type.String()) }),
+  actor: Type.Object({ key_id: Nullable(Id('key')), role: Nullable(Type.Unsafe<string>(Type.Enum([...ROLES]))) }, { title: 'Actor', description: 'The API key that did it (null for the CLI and the system)' }),
   request_id: Nullable(Type.String()),
   created_at: Type.String({ format: 'date-time' }),
-});
-const Verdict = Type.Object({ allowed: Type.Boolean(), reason: Nullable(Type.String({ description: 'kyc_not_verified, under_review, account_suspended, account_blocked, account_closed…' })) });
+}, { title: 'StatusChange', description: 'One move of a user\'s status' });
+const Verdict = Type.Object(
+  { allowed: Type.Boolean(), reason: Nullable(Type.Unsafe<string>(Type.Enum([...VERDICT_REASONS], { description: 'Why not (null when allowed)' }))) },
+  { title: 'CapabilityVerdict' },
+);
 const Capabilities = Type.Object({
-  user_id: Type.String(),
+  user_id: Id('usr'),
   status: Type.Enum([...STATUSES]),
-  kyc_status: Type.String(),
+  kyc_status: Type.Unsafe<string>(Type.Enum(codes('kyc_statuses'))),
   capabilities: Type.Object(Object.fromEntries(OPERATIONS.map((o) => [o, Verdict])) as Record<(typeof OPERATIONS)[number], typeof Verdict>),
   evaluated_at: Type.String({ format: 'date-time' }),
-});
+}, { title: 'Capabilities', description: 'What the user may do now, from its live status and KYC status' });
 const CloseBody = Type.Object(
   { origin: Type.Enum(['operator', 'user'], { description: 'Who asked for the closure (Treezor: operator or user)' }), reason: Reason, note: Type.Optional(Note) },
   { additionalProperties: false },
@@ -59,7 +62,7 @@ export function lifecycleRoutes(service: LifecycleService) {
           { status: Type.Enum([...STATUSES]), reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) },
           { additionalProperties: false },
         ),
-        response: { 201: StatusChange, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
+        response: { 201: { ...StatusChange, description: 'The status change, made' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
       },
       handler: async (req, reply) => {
         // Closing is its own permission (OWNER, ADMIN), whichever route asks for it.
@@ -82,7 +85,7 @@ export function lifecycleRoutes(service: LifecycleService) {
           params: IdParam('usr'),
           headers: IfMatch,
           body: Type.Optional(Type.Object({ reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) }, { additionalProperties: false })),
-          response: { 201: StatusChange, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
+          response: { 201: { ...StatusChange, description: 'The status change, made' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
         },
         handler: async (req, reply) => {
           const { change } = await service.transition(
@@ -103,7 +106,7 @@ export function lifecycleRoutes(service: LifecycleService) {
         summary: 'Status history, newest first',
         params: IdParam('usr'),
         querystring: Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false }),
-        response: { 200: ListOf(StatusChange), ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ListOf(StatusChange, 'StatusChangeList'), description: 'A page of status changes, newest first' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => service.history(req.actor, req.params.id, req.query),
     });
@@ -115,7 +118,7 @@ export function lifecycleRoutes(service: LifecycleService) {
         tags,
         summary: 'What the user may do now: deposits, withdrawals, exchanges, card transactions',
         params: IdParam('usr'),
-        response: { 200: Capabilities, ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...Capabilities, description: 'The verdict per operation' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req, reply) => {
         reply.header('cache-control', 'no-store');
@@ -136,7 +139,7 @@ export function lifecycleRoutes(service: LifecycleService) {
         params: IdParam('usr'),
         headers: IfMatch,
         body: CloseBody,
-        response: { 200: { $ref: 'User' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
+        response: { 200: { $ref: 'User', description: 'The user, closed (or as it was, if already closed)', headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
       },
       handler: async (req, reply) => {
         const { user } = await service.close(req.actor, req.params.id, req.body, { ifMatch: parseIfMatch(req.headers['if-match']) });
@@ -157,8 +160,8 @@ export function lifecycleRoutes(service: LifecycleService) {
         ),
         response: {
           200: Type.Object({
-            results: Type.Array(Type.Object({ id: Type.String(), result: Type.Enum(['closed', 'already_closed', 'not_found', 'failed'], { description: 'failed: refused for this id (kept changing under the close); retry it' }) })),
-          }),
+            results: Type.Array(Type.Object({ id: Type.String({ description: 'As sent' }), result: Type.Enum(['closed', 'already_closed', 'not_found', 'failed'], { description: 'failed: refused for this id (kept changing under the close); retry it' }) })),
+          }, { title: 'CloseUsersResult', description: 'A result per id, in the order sent' }),
           ...errors(...AUTH_ERRORS, 413, 415),
         },
       },

@@ -47,6 +47,20 @@ export const toStatusChange = (r: Selectable<StatusChangesTable>) => ({
   created_at: r.created_at.toISOString(),
 });
 
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'An' : 'A');
+
+/**
+ * The rule that refused a move, in words that agree with `allowed`: a shorthand that only leaves
+ * one status (unsuspend, unblock) says so, rather than claim a move `allowed` lists is impossible.
+ */
+export function transitionRefused(from: Status, to: Status, requiredFrom: Status | null, allowed: readonly Status[]): string {
+  if (requiredFrom !== null && from !== requiredFrom) {
+    return `This move only applies to a ${requiredFrom} user; this user is ${from}. ` +
+      `To move it to another status, use POST /v1/users/{id}/status-changes (allowed from ${from}: ${allowed.join(', ') || 'none'}).`;
+  }
+  return `${article(from)} ${from} user cannot become ${to}; from ${from} it can become: ${allowed.join(', ') || 'nothing'}.`;
+}
+
 export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyring }) {
   const getRow = (tenantId: string, id: string) => users.getOrThrow(db, tenantId, id);
 
@@ -65,7 +79,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
       if (check.code === 'reason_required') {
         throw validationFailed([{ field: 'reason', code: 'required', message: `a reason code is required to move a user to ${input.status}` }]);
       }
-      throw new AppError(409, 'user.transition_not_allowed', `A ${from} user cannot become ${input.status}.`, {
+      throw new AppError(409, 'user.transition_not_allowed', transitionRefused(from, input.status, opts.requiredFrom ?? null, check.allowed), {
         current_status: from,
         allowed: check.allowed,
       });

@@ -9,12 +9,18 @@ import type { PolicyService } from './policy.service.js';
 const Outcome = Type.Enum([...OUTCOMES]);
 const FieldTable = Type.Record(Type.String(), Outcome, { description: 'field (dotted for addresses) → outcome' });
 const ByState = Type.Object({ unverified: FieldTable, verified: FieldTable });
-const FieldPolicy = Type.Object({ individual: ByState, business: ByState });
+const FieldPolicy = Type.Object({ individual: ByState, business: ByState }, { title: 'FieldPolicy', description: 'user type → KYC state → field → outcome' });
 
-// Overrides are checked cell by cell by the policy module, so its errors can name the exact path.
-const Overrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Record(Type.String(), Type.String({ maxLength: 32 }))), {
+// Overrides are checked cell by cell by the policy module, so its errors name the exact path and
+// what is wrong (unknown_user_type, unknown_kyc_state, unknown_field, unknown_outcome).
+const Overrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Record(Type.String(), Type.String({ maxLength: 32, description: OUTCOMES.join(' | ') }))), {
   description: '{ individual|business: { unverified|verified: { field: outcome } } } — any subset',
 });
+// What the tenant set, as answered: only valid overrides are ever stored.
+const StoredOverrides = (() => {
+  const byState = Type.Object({ unverified: Type.Optional(Type.Record(Type.String(), Outcome)), verified: Type.Optional(Type.Record(Type.String(), Outcome)) }, { additionalProperties: false });
+  return Type.Object({ individual: Type.Optional(byState), business: Type.Optional(byState) }, { additionalProperties: false, title: 'FieldPolicyOverrides' });
+})();
 
 const Ops = Type.Object({ deposits: Type.Boolean(), withdrawals: Type.Boolean(), exchanges: Type.Boolean(), card_transactions: Type.Boolean() });
 const CapabilityMatrix = Type.Object(
@@ -52,10 +58,10 @@ const PolicyDocument = Type.Object({
   retention: Retention,
   rate_limit: RateLimit,
   overrides: Type.Object(
-    { fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
+    { fields: Type.Optional(StoredOverrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
     { description: 'What the tenant set; the rest are defaults' },
   ),
-});
+}, { title: 'Policy', description: 'The effective tenant policy: defaults merged with the tenant\'s overrides' });
 
 export function policyRoutes(policy: PolicyService) {
   return async (app: FastifyInstance) => {
@@ -66,7 +72,7 @@ export function policyRoutes(policy: PolicyService) {
         operationId: 'getPolicy',
         tags: ['Policy'],
         summary: 'The effective tenant policy (defaults merged with overrides)',
-        response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...PolicyDocument, description: 'The effective policy' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => policy.get(req.actor),
     });
@@ -83,7 +89,7 @@ export function policyRoutes(policy: PolicyService) {
           { fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
           { additionalProperties: false },
         ),
-        response: { 200: PolicyDocument, ...errors(...AUTH_ERRORS, 413, 415) },
+        response: { 200: { ...PolicyDocument, description: 'The new effective policy' }, ...errors(...AUTH_ERRORS, 413, 415) },
       },
       handler: async (req) => policy.put(req.actor, req.body as never),
     });

@@ -2,12 +2,12 @@ import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ENUMERATIONS, type EnumerationName } from './enumerations.js';
-import { AUTH_ERRORS, errors } from '../../http/schemas.js';
+import { AUTH_ERRORS, errors, ListOf } from '../../http/schemas.js';
 import { notFound } from '../../http/errors.js';
 
-const EnumValue = Type.Object({ code: Type.String(), label: Type.String() });
-const Enumeration = Type.Object({ name: Type.String(), values: Type.Array(EnumValue) });
 const NAMES = Object.keys(ENUMERATIONS);
+const EnumValue = Type.Object({ code: Type.String(), label: Type.String() }, { title: 'EnumerationValue' });
+const Enumeration = Type.Object({ name: Type.Unsafe<string>(Type.Enum(NAMES)), values: Type.Array(EnumValue) }, { title: 'Enumeration', description: 'A published list of codes' });
 
 export async function enumerationRoutes(app: FastifyInstance) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -17,9 +17,10 @@ export async function enumerationRoutes(app: FastifyInstance) {
       operationId: 'listEnumerations',
       tags: ['Reference data'],
       summary: 'Every published enumeration with its values',
-      response: { 200: Type.Object({ data: Type.Array(Enumeration) }), ...errors(...AUTH_ERRORS) },
+      // The common list shape; every enumeration fits one page, so next_cursor is always null.
+      response: { 200: { ...ListOf(Enumeration, 'EnumerationList'), description: 'Every enumeration, on one page' }, ...errors(...AUTH_ERRORS) },
     },
-    handler: async () => ({ data: NAMES.map((name) => ({ name, values: ENUMERATIONS[name as EnumerationName] })) }),
+    handler: async () => ({ data: NAMES.map((name) => ({ name, values: ENUMERATIONS[name as EnumerationName] })), next_cursor: null }),
   });
   r.get('/v1/enumerations/:name', {
     config: { permission: 'users:read' },
@@ -28,7 +29,7 @@ export async function enumerationRoutes(app: FastifyInstance) {
       tags: ['Reference data'],
       summary: 'One enumeration',
       params: Type.Object({ name: Type.String({ maxLength: 64, description: NAMES.join(', ') }) }),
-      response: { 200: Enumeration, ...errors(...AUTH_ERRORS, 404) },
+      response: { 200: { ...Enumeration, description: 'The enumeration' }, ...errors(...AUTH_ERRORS, 404) },
     },
     handler: async (req) => {
       const name = req.params.name;

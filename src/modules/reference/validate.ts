@@ -27,18 +27,25 @@ function depth(v: unknown): number {
   return 1 + children.reduce<number>((m, c) => Math.max(m, depth(c)), 0);
 }
 
+/** A dialable number written exactly in E.164 form. */
+export function isPhone(value: string): boolean {
+  const parsed = parsePhoneNumberFromString(value);
+  return !!parsed && parsed.isValid() && parsed.number === value;
+}
+
+export const isTimeZone = (value: string): boolean => TIME_ZONES.has(value);
+
 function checkOne(field: string, value: unknown, today: string): FieldError | null {
   if (value === null || value === undefined) return null;
   if (COUNTRY_FIELDS.has(field) && !isCountry(String(value))) {
     return { field, code: 'invalid_country', message: 'must be an ISO 3166-1 alpha-2 country code' };
   }
   if (field === 'phone') {
-    const parsed = parsePhoneNumberFromString(String(value));
-    if (!parsed || !parsed.isValid() || parsed.number !== value) {
+    if (!isPhone(String(value))) {
       return { field, code: 'invalid_phone', message: 'must be a valid phone number in E.164 form, e.g. +33611111111' };
     }
   }
-  if (field === 'timezone' && !TIME_ZONES.has(String(value))) {
+  if (field === 'timezone' && !isTimeZone(String(value))) {
     return { field, code: 'invalid_timezone', message: 'must be an IANA time zone, e.g. Europe/Paris' };
   }
   if (PAST_DATE_FIELDS.has(field)) {

@@ -1,14 +1,15 @@
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Note } from '../../http/schemas.js';
+import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Nullable, Note } from '../../http/schemas.js';
+import { ROLES } from '../api-keys/roles.js';
 import type { ChangeRequestsService } from './change-requests.service.js';
 
 const Status = Type.Enum(['pending', 'approved', 'rejected', 'cancelled']);
-const Who = Type.Object({ key_id: Nullable(Type.String()), role: Nullable(Type.String()) });
+const Who = Type.Object({ key_id: Nullable(Id('key')), role: Nullable(Type.Unsafe<string>(Type.Enum([...ROLES]))) }, { title: 'Actor', description: 'The API key that did it (null for the CLI and the system)' });
 const ChangeRequest = Type.Object({
-  id: Type.String(),
-  user_id: Type.String(),
+  id: Id('chg'),
+  user_id: Id('usr'),
   status: Status,
   fields: Type.Array(Type.String()),
   changes: Nullable(
@@ -23,7 +24,7 @@ const ChangeRequest = Type.Object({
   decided_by: Nullable(Who),
   decision_reason: Nullable(Type.String()),
   decision_note: Nullable(Type.String()),
-});
+}, { title: 'ChangeRequest', description: 'Fields a PATCH held for a second pair of eyes' });
 const Query = Type.Object(
   { status: Type.Optional(Status), limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) },
   { additionalProperties: false },
@@ -40,7 +41,7 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
         tags,
         summary: 'The review queue, oldest first (status defaults to pending)',
         querystring: Query,
-        response: { 200: ListOf(ChangeRequest), ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...ListOf(ChangeRequest, 'ChangeRequestList'), description: 'A page of change requests, oldest first' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => service.list(req.actor, { ...req.query, status: req.query.status ?? 'pending' }),
     });
@@ -51,7 +52,7 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
         tags,
         summary: 'One change request',
         params: IdParam('chg'),
-        response: { 200: ChangeRequest, ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ChangeRequest, description: 'The change request' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => service.get(req.actor, req.params.id),
     });
@@ -63,7 +64,7 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
         summary: "A user's change requests, oldest first (every status unless filtered)",
         params: IdParam('usr'),
         querystring: Query,
-        response: { 200: ListOf(ChangeRequest), ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...ListOf(ChangeRequest, 'ChangeRequestList'), description: 'A page of change requests, oldest first' }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req) => service.listForUser(req.actor, req.params.id, req.query),
     });
@@ -78,7 +79,7 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
           'The key that made the request cannot approve it (403). Events user.change_approved and user.updated.',
         params: IdParam('chg'),
         body: Type.Optional(Type.Object({ note: Type.Optional(Note) }, { additionalProperties: false })),
-        response: { 200: ChangeRequest, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+        response: { 200: { ...ChangeRequest, description: 'The change request, decided' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
       },
       handler: async (req) => service.approve(req.actor, req.params.id, req.body ?? {}),
     });
@@ -90,7 +91,7 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
         summary: 'Reject, with a reason; nothing is applied',
         params: IdParam('chg'),
         body: Type.Object({ reason: Note, note: Type.Optional(Note) }, { additionalProperties: false }),
-        response: { 200: ChangeRequest, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+        response: { 200: { ...ChangeRequest, description: 'The change request, decided' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
       },
       handler: async (req) => service.reject(req.actor, req.params.id, req.body),
     });

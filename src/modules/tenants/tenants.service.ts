@@ -30,6 +30,11 @@ export function createTenantsService({ db }: { db: Db }) {
       return db.selectFrom('tenants').select(['id', 'name', 'created_at']).where('id', '=', id).executeTakeFirst();
     },
 
+    /** Every tenant, oldest first (what `kyclo tenants list` prints). */
+    async list() {
+      return db.selectFrom('tenants').select(['id', 'name', 'created_at']).orderBy('created_at').orderBy('id').execute();
+    },
+
     async count(): Promise<number> {
       const r = await db.selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
       return Number(r.n);

@@ -1,12 +1,13 @@
 import { Type } from 'typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
 import { CreateUserBody, ListUsersQuery, PatchUserBody, READ_ONLY_FIELDS, type UserView } from './users.schemas.js';
 import type { UsersService } from './users.service.js';
 
 const UserRef = Type.Ref('User');
-const ETagHeader = { ETag: { type: 'string', description: 'Strong ETag: the quoted version' } };
+export const ETagHeader = { ETag: { type: 'string', description: 'Strong ETag: the quoted version' } };
+export const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64, description: 'The ETag you last read' })) });
 
 const withETag = (reply: FastifyReply, user: UserView) => reply.header('etag', `"${user.version}"`);
 
@@ -31,7 +32,7 @@ export function userRoutes(users: UsersService) {
         summary: 'Create an individual or business user',
         body: CreateUserBody,
         response: {
-          201: { ...UserRef, description: 'Created', headers: { ...ETagHeader, Location: { type: 'string' } } },
+          201: { ...UserRef, description: 'The user, created', headers: { ...ETagHeader, Location: { type: 'string' } } },
           ...errors(...AUTH_ERRORS, 409, 413, 415),
         },
       },
@@ -49,7 +50,7 @@ export function userRoutes(users: UsersService) {
         tags: ['Users'],
         summary: 'List and search users (newest first, keyset pagination)',
         querystring: ListUsersQuery,
-        response: { 200: ListOf(UserRef), ...errors(...AUTH_ERRORS) },
+        response: { 200: { ...ListOf(UserRef, 'UserList'), description: 'A page of users, newest first' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => users.list(req.actor, req.query),
     });
@@ -61,7 +62,7 @@ export function userRoutes(users: UsersService) {
         tags: ['Users'],
         summary: 'Get a user',
         params: IdParam('usr'),
-        response: { 200: { ...UserRef, headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404) },
+        response: { 200: { ...UserRef, description: 'The user', headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404) },
       },
       handler: async (req, reply) => {
         const user = await users.get(req.actor, req.params.id);
@@ -69,6 +70,14 @@ export function userRoutes(users: UsersService) {
         return user;
       },
     });
+
+    // Read-only fields are caught before schema validation so the attempt can be audited (not on a dry run).
+    const refuseReadOnly = (audit: boolean) => async (req: FastifyRequest) => {
+      const body = req.body;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+      const readOnly = READ_ONLY_FIELDS.filter((f) => Object.hasOwn(body, f));
+      if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly, { audit });
+    };
 
     r.patch('/v1/users/:id', {
       config: { permission: 'users:update' },
@@ -79,33 +88,43 @@ export function userRoutes(users: UsersService) {
         description:
           'Fields the policy denies (country, type, external_ref) answer 422 user.field_denied and nothing is applied. ' +
           'Read-only fields (id, status, kyc, version, timestamps) answer 400 and are recorded as a flagged attempt. ' +
-          'With If-Match, a stale version answers 412 and nothing changes.',
+          'Fields that need approval wait in pending_changes (a change request). ' +
+          'With If-Match, a stale version answers 412 and nothing changes. To see each field\'s outcome first, use dryRunUserUpdate.',
         params: IdParam('usr'),
-        headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64, description: 'The ETag you last read' })) }),
-        querystring: Type.Object(
-          { dry_run: Type.Optional(Type.Boolean({ description: 'Answer each field’s outcome and change nothing' })) },
-          { additionalProperties: false },
-        ),
+        headers: IfMatch,
         body: PatchUserBody,
         response: {
-          200: Type.Union([UserRef, Type.Ref('PatchDryRun')], { description: 'The user (with pending_changes), or with dry_run the outcomes' }),
+          200: { ...UserRef, description: 'The user as it is now (fields held for approval in pending_changes)', headers: ETagHeader },
           ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415, 422),
         },
       },
-      // Read-only fields are caught before schema validation so the attempt can be audited.
-      preValidation: async (req) => {
-        const body = req.body;
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
-        const readOnly = READ_ONLY_FIELDS.filter((f) => Object.hasOwn(body, f));
-        const dryRun = ['true', '1'].includes(String((req.query as { dry_run?: unknown }).dry_run));
-        if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly, { audit: !dryRun });
-      },
+      preValidation: refuseReadOnly(true),
       handler: async (req, reply) => {
-        if (req.query.dry_run) return users.dryRun(req.actor, req.params.id, req.body);
         const user = await users.update(req.actor, req.params.id, req.body, parseIfMatch(req.headers['if-match']));
         withETag(reply, user);
         return user;
       },
+    });
+
+    // The dry run is its own operation so that updateUser answers a User and nothing else.
+    r.post('/v1/users/:id/dry-run', {
+      config: { permission: 'users:update' },
+      schema: {
+        operationId: 'dryRunUserUpdate',
+        tags: ['Users'],
+        summary: 'What a merge patch would do, field by field; nothing is changed',
+        description:
+          'Takes the body updateUser takes and answers each changed field\'s outcome under the field policy ' +
+          '(allow, allow_with_review, approval, deny). Nothing is written, audited or emitted.',
+        params: IdParam('usr'),
+        body: PatchUserBody,
+        response: {
+          200: { ...Type.Ref('PatchDryRun'), description: 'The outcome of each field the patch would change' },
+          ...errors(...AUTH_ERRORS, 404, 413, 415),
+        },
+      },
+      preValidation: refuseReadOnly(false),
+      handler: async (req) => users.dryRun(req.actor, req.params.id, req.body),
     });
   };
 }

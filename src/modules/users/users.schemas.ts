@@ -2,11 +2,11 @@
 // derived from the same field maps so they cannot disagree.
 import { Type, type TSchema, type TProperties, type TUnion, type TNull, type TOptional, type Static } from 'typebox';
 import { codes } from '../reference/enumerations.js';
-import { Cursor, Limit, Text } from '../../http/schemas.js';
+import { Cursor, Id, Limit, Text } from '../../http/schemas.js';
 
 const Enum = (name: Parameters<typeof codes>[0]) => Type.Enum(codes(name), { description: `See GET /v1/enumerations/${name}` });
-export const CountryCode = Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' });
-const Phone = Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' });
+export const CountryCode = Type.String({ format: 'country', pattern: '^[A-Z]{2}$', title: 'CountryCode', description: 'An ISO 3166-1 alpha-2 code that exists (format country); otherwise 400 invalid_country' });
+const Phone = Type.String({ format: 'phone', pattern: '^\\+[1-9][0-9]{6,14}$', title: 'PhoneNumber', description: 'A dialable number in E.164 form (format phone); otherwise 400 invalid_phone' });
 const Email = Type.String({ format: 'email', maxLength: 254 });
 const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD, a real calendar date' });
 
@@ -35,7 +35,7 @@ export const INDIVIDUAL_FIELDS = {
   tax_number: Text(64),
   pep: Type.Boolean({ description: 'Politically exposed person (self-declared)' }),
   language: Type.String({ pattern: '^[a-z]{2}(-[A-Z]{2})?$', description: 'ISO 639-1, optionally with a region' }),
-  timezone: Type.String({ maxLength: 64, description: 'IANA time zone, e.g. Europe/Paris' }),
+  timezone: Type.String({ maxLength: 64, format: 'timezone', description: 'IANA time zone, e.g. Europe/Paris (format timezone); otherwise 400 invalid_timezone' }),
 };
 
 export const BUSINESS_FIELDS = {
@@ -70,8 +70,8 @@ function optionalNullable<P extends TProperties>(props: P): OptionalNullable<P> 
 }
 
 const strict = { additionalProperties: false } as const;
-export const Address = Type.Object(nullableAll(ADDRESS_FIELDS), strict);
-export const MailingAddress = Type.Object(nullableAll(MAILING_FIELDS), strict);
+export const Address = Type.Object(nullableAll(ADDRESS_FIELDS), { ...strict, title: 'Address' });
+export const MailingAddress = Type.Object(nullableAll(MAILING_FIELDS), { ...strict, title: 'MailingAddress' });
 const AddressInput = Type.Object(optionalNullable(ADDRESS_FIELDS), strict);
 const MailingAddressInput = Type.Object(optionalNullable(MAILING_FIELDS), strict);
 
@@ -79,19 +79,19 @@ const Kyc = Type.Object({
   status: Enum('kyc_statuses'),
   level: Type.Union([Type.Integer(), Type.Null()]),
   verified_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-});
+}, { title: 'KycState' });
 
 const ExternalRef = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: "The platform's own id: unique per tenant, case-sensitive, immutable" });
 
 // Key order follows the contract's user object: identity, lifecycle, profile, record metadata.
 const head = {
-  id: Type.String(),
+  id: Id('usr'),
   external_ref: Type.Union([Type.String(), Type.Null()]),
 };
 const lifecycle = {
   country: CountryCode,
   status: Enum('statuses'),
-  status_reason: Type.Union([Type.String(), Type.Null()]),
+  status_reason: Type.Union([Type.String({ description: 'The reason code of the last move (GET /v1/enumerations/reason_codes)' }), Type.Null()]),
   status_changed_at: Type.String({ format: 'date-time' }),
   kyc: Kyc,
 };
@@ -104,11 +104,11 @@ const tail = {
   tags: Type.Array(Type.String()),
   pending_changes: Type.Array(
     Type.Object({
-      id: Type.String({ description: 'The change request (chg_…)' }),
+      id: Id('chg', 'The change request'),
       fields: Type.Array(Type.String()),
       proposed: Type.Record(Type.String(), Type.Unknown(), { description: 'Proposed values by dotted field name' }),
       requested_at: Type.String({ format: 'date-time' }),
-    }),
+    }, { title: 'PendingChange' }),
     { description: 'Changes held for a compliance officer’s approval' },
   ),
   legal_hold: Type.Boolean({ description: 'While true, no erasure destroys this user’s data' }),
@@ -157,11 +157,11 @@ const IndividualCreate = Type.Object(
     first_name: INDIVIDUAL_FIELDS.first_name,
     last_name: INDIVIDUAL_FIELDS.last_name,
   },
-  strict,
+  { ...strict, title: 'IndividualUserCreate' },
 );
 const BusinessCreate = Type.Object(
   { type: Type.Literal('business'), ...createCommon, ...optionalNullable(BUSINESS_FIELDS), legal_name: BUSINESS_FIELDS.legal_name },
-  strict,
+  { ...strict, title: 'BusinessUserCreate' },
 );
 // oneOf + discriminator: validation reports only the errors of the branch `type` selects.
 export const CreateUserBody = Type.Unsafe<Static<typeof IndividualCreate> | Static<typeof BusinessCreate>>({
@@ -169,6 +169,7 @@ export const CreateUserBody = Type.Unsafe<Static<typeof IndividualCreate> | Stat
   oneOf: [IndividualCreate, BusinessCreate],
   discriminator: { propertyName: 'type' },
   description: 'An individual or a business; `type` selects which',
+  title: 'UserCreate',
 });
 export type CreateUserInput = Static<typeof IndividualCreate> | Static<typeof BusinessCreate>;
 
@@ -221,7 +222,7 @@ export type ListUsersFilters = Static<typeof ListUsersQuery>;
 export const PatchDryRun = Type.Object(
   {
     dry_run: Type.Literal(true),
-    user_id: Type.String(),
+    user_id: Id('usr'),
     version: Type.Integer(),
     outcomes: Type.Array(
       Type.Object({
@@ -236,5 +237,5 @@ export const PatchDryRun = Type.Object(
     would_request_approval: Type.Array(Type.String()),
     refused: Type.Array(Type.String({ description: 'Denied fields: with any of them the request would answer 422' })),
   },
-  { $id: 'PatchDryRun' },
+  { $id: 'PatchDryRun', description: 'What a merge patch would do under the field policy; nothing was changed' },
 );

@@ -1,0 +1,2 @@
+export function buildIsStale(root: string): boolean;
+export function markBuilt(root: string): void;

@@ -1,0 +1,43 @@
+// `npm start` rebuilds only when the sources changed after the last successful build.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildIsStale, markBuilt } from '../bin/build-if-stale.mjs';
+
+let root: string;
+const later = (ms: number) => new Date(Date.now() + ms);
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-build-'));
+  await fs.mkdir(path.join(root, 'src/cli'), { recursive: true });
+  await fs.writeFile(path.join(root, 'src/cli/main.ts'), 'export {};\n');
+  await fs.writeFile(path.join(root, 'tsconfig.json'), '{}\n');
+});
+afterAll(() => fs.rm(root, { recursive: true, force: true }));
+
+describe('npm start’s build check', () => {
+  it('builds when there is no build, and not again until a source or the configuration changes', async () => {
+    expect(buildIsStale(root)).toBe(true);
+    markBuilt(root);
+    expect(buildIsStale(root)).toBe(false);
+    const source = path.join(root, 'src/cli/main.ts');
+    await fs.utimes(source, later(5_000), later(5_000));
+    expect(buildIsStale(root)).toBe(true);
+    markBuilt(root);
+    await fs.utimes(path.join(root, 'dist/.build-stamp'), later(10_000), later(10_000));
+    expect(buildIsStale(root)).toBe(false);
+    await fs.utimes(path.join(root, 'tsconfig.json'), later(20_000), later(20_000));
+    expect(buildIsStale(root)).toBe(true);
+  });
+
+  it('counts a new file in a nested source folder', async () => {
+    markBuilt(root);
+    await fs.utimes(path.join(root, 'dist/.build-stamp'), later(30_000), later(30_000));
+    expect(buildIsStale(root)).toBe(false);
+    const added = path.join(root, 'src/cli/extra.ts');
+    await fs.writeFile(added, 'export {};\n');
+    await fs.utimes(added, later(40_000), later(40_000));
+    expect(buildIsStale(root)).toBe(true);
+  });
+});
