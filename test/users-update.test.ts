@@ -18,6 +18,21 @@ const events = async (id: string) => withPersonal(ctx, await ctx.db.selectFrom('
 const audits = (id: string) => ctx.db.selectFrom('audit_entries').selectAll().where('user_id', '=', id).orderBy('seq').execute();
 
 describe('updating users with JSON Merge Patch', () => {
+  it("api.md's PATCH ?dry_run=true answers 400 request.dry_run_moved, naming the dry run's own route, and writes nothing (not even the read-only attempt)", async () => {
+    const user = await newUser();
+    for (const body of [{ email: 'moved@example.com' }, { email: 'moved@example.com', status: 'closed' }]) {
+      const res = await api.patch(`/v1/users/${user.id}?dry_run=true`, body);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'request.dry_run_moved', errors: [{ field: 'dry_run' }] });
+      expect(res.json().detail).toContain('POST /v1/users/{id}/dry-run');
+    }
+    expect(await row(user.id)).toMatchObject({ version: 1 });
+    expect((await audits(user.id)).map((a) => a.action)).toEqual(['user.created']);
+    expect((await events(user.id)).map((e) => e.type)).toEqual(['user.created']);
+    // dry_run=false is the plain PATCH.
+    expect((await api.patch(`/v1/users/${user.id}?dry_run=false`, { email: 'plain@example.com' })).json()).toMatchObject({ email: 'plain@example.com', version: 2 });
+  });
+
   it('applies allowed fields, bumps the version and ETag, and records user.updated with changed fields and values', async () => {
     const user = await newUser();
     const res = await api.patch(`/v1/users/${user.id}`, { email: 'new@example.com', address: { line2: 'flat 4' }, tags: ['vip'] });

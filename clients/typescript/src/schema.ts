@@ -3256,7 +3256,10 @@ export interface operations {
     };
     updateUser: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Moved to dryRunUserUpdate (POST /v1/users/{id}/dry-run): dry_run=true answers 400 request.dry_run_moved and changes nothing. */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];

@@ -2,6 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
+import { AppError } from '../../http/errors.js';
 import { CreateUserBody, ListUsersQuery, PatchUserBody, READ_ONLY_FIELDS, type UserView } from './users.schemas.js';
 import type { UsersService } from './users.service.js';
 
@@ -12,6 +13,16 @@ export const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ max
 const withETag = (reply: FastifyReply, user: UserView) => reply.header('etag', `"${user.version}"`);
 
 /** `"3"` → 3, `*` → '*'; anything else can never match, so it is stale by definition (412). */
+const PatchQuery = Type.Object(
+  {
+    dry_run: Type.Optional(Type.Boolean({
+      deprecated: true,
+      description: 'Moved to dryRunUserUpdate (POST /v1/users/{id}/dry-run): dry_run=true answers 400 request.dry_run_moved and changes nothing.',
+    })),
+  },
+  { additionalProperties: false },
+);
+
 export function parseIfMatch(header: string | undefined): number | '*' | undefined {
   if (header === undefined) return undefined;
   const h = header.trim();
@@ -79,6 +90,18 @@ export function userRoutes(users: UsersService) {
       if (readOnly.length) await users.refuseReadOnly(req.actor, (req.params as { id: string }).id, readOnly, { audit });
     };
 
+    // api.md's `PATCH …?dry_run=true` moved to its own operation (the PATCH answers a User and nothing
+    // else). A client still sending it gets a 400 that names the new route, and nothing is written: a
+    // dry run that applied the change would be the worst way to learn of the move.
+    const refuseMovedDryRun = async (req: FastifyRequest) => {
+      const v = (req.query as Record<string, unknown> | undefined)?.dry_run;
+      if (v !== undefined && v !== 'false' && v !== false) {
+        throw new AppError(400, 'request.dry_run_moved', 'The dry run of a patch is POST /v1/users/{id}/dry-run, with the same body; nothing was changed.', {
+          errors: [{ field: 'dry_run', code: 'moved', message: 'use POST /v1/users/{id}/dry-run' }],
+        });
+      }
+    };
+
     r.patch('/v1/users/:id', {
       config: { permission: 'users:update' },
       schema: {
@@ -91,6 +114,7 @@ export function userRoutes(users: UsersService) {
           'Fields that need approval wait in pending_changes (a change request). ' +
           'With If-Match, a stale version answers 412 and nothing changes. To see each field\'s outcome first, use dryRunUserUpdate.',
         params: IdParam('usr'),
+        querystring: PatchQuery,
         headers: IfMatch,
         body: PatchUserBody,
         response: {
@@ -98,7 +122,8 @@ export function userRoutes(users: UsersService) {
           ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415, 422),
         },
       },
-      preValidation: refuseReadOnly(true),
+      // Before anything else, the read-only check's audit included: a dry run must never write.
+      preValidation: [refuseMovedDryRun, refuseReadOnly(true)],
       handler: async (req, reply) => {
         const user = await users.update(req.actor, req.params.id, req.body, parseIfMatch(req.headers['if-match']));
         withETag(reply, user);
