@@ -40,12 +40,17 @@ export function effectiveCapabilities(overrides: CapabilityOverrides = {}): Capa
   return out;
 }
 
-/** The status decides first (a freeze is the actionable reason); then KYC must be verified. */
-export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string): Record<Operation, Verdict> {
+/**
+ * The user's own status decides first (a freeze is the actionable reason); then a related party the
+ * propagation policy holds against it (`related_party_blocked`…, relationships/relationship-rules.ts);
+ * then KYC must be verified.
+ */
+export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string, relatedReason: string | null = null): Record<Operation, Verdict> {
   const kycOk = kycStatus === 'verified' || kycStatus === 'review_required';
   const out = {} as Record<Operation, Verdict>;
   for (const op of OPERATIONS) {
     if (status === 'closed' || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
+    else if (relatedReason) out[op] = { allowed: false, reason: relatedReason };
     else if (!kycOk) out[op] = { allowed: false, reason: 'kyc_not_verified' };
     else out[op] = { allowed: true, reason: null };
   }

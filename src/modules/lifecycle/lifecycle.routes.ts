@@ -27,12 +27,29 @@ const StatusChange = Type.Object({
   request_id: Nullable(Type.String()),
   created_at: Type.String({ format: 'date-time' }),
 });
-const Verdict = Type.Object({ allowed: Type.Boolean(), reason: Nullable(Type.String({ description: 'kyc_not_verified, under_review, account_suspended, account_blocked, account_closed…' })) });
+const Verdict = Type.Object({
+  allowed: Type.Boolean(),
+  reason: Nullable(Type.String({ description: 'kyc_not_verified, under_review, account_suspended, account_blocked, account_closed, related_party_blocked, related_party_suspended…' })),
+});
+const RelatedParty = Type.Object({
+  user_id: Type.String(),
+  status: Type.String(),
+  ownership_percent: Type.Number({ description: 'Ultimate ownership of this user (chains multiplied); 0 when it only controls it' }),
+  control: Type.Boolean(),
+  path: Type.Array(Type.String(), { description: 'From this user to the party' }),
+});
 const Capabilities = Type.Object({
   user_id: Type.String(),
   status: Type.Enum([...STATUSES]),
   kyc_status: Type.String(),
   capabilities: Type.Object(Object.fromEntries(OPERATIONS.map((o) => [o, Verdict])) as Record<(typeof OPERATIONS)[number], typeof Verdict>),
+  related_parties: Type.Array(RelatedParty, {
+    description: 'The related parties the propagation policy holds against this user now (most serious first); empty when none. The first one gives the related_party_* reason.',
+  }),
+  propagation: Type.Object(
+    { ownership_threshold_percent: Type.Number(), statuses: Type.Array(Type.String()) },
+    { description: 'The tenant’s propagation policy this answer was evaluated with' },
+  ),
   evaluated_at: Type.String({ format: 'date-time' }),
 });
 const CloseBody = Type.Object(
