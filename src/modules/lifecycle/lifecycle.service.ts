@@ -38,7 +38,7 @@ const capabilityInputs = prepared<{
            select coalesce(json_agg(json_build_object('user_id', p.party, 'status', p.status, 'ownership_percent', p.percent,
                                                       'control', p.control, 'path', p.path) order by p.party), '[]'::json)
              from (select c.party, o.status, round(sum(c.fraction) * 100, 4)::float8 as percent, bool_or(c.control) as control,
-                          (array_agg(c.path order by c.fraction desc))[1] as path
+                          (array_agg(to_jsonb(c.path) order by c.fraction desc, c.path))[1] as path
                      from chain c join users o on o.tenant_id = $1 and o.id = c.party
                     where o.status <> 'active'
                     group by c.party, o.status) p) as parties

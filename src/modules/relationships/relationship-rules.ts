@@ -51,6 +51,10 @@ export function checkShape(input: { type: RelationshipType; ownership_percent?: 
   if (!rule.related.includes(related)) {
     errors.push({ field: 'related_user_id', code: 'related_type', message: `a ${input.type} must be ${rule.related.map((t) => `a ${t}`).join(' or ')} user` });
   }
+  // Stored as numeric(7,4): a fifth decimal would be rounded away silently, so it is refused.
+  if (input.ownership_percent != null && Math.abs(input.ownership_percent * 1e4 - Math.round(input.ownership_percent * 1e4)) > 1e-6) {
+    errors.push({ field: 'ownership_percent', code: 'too_precise', message: 'at most 4 decimals' });
+  }
   if (input.ownership_percent != null && !rule.ownership) {
     errors.push({ field: 'ownership_percent', code: 'not_ownership', message: `only ${OWNERSHIP_TYPES.join(' and ')} relationships carry an ownership percent` });
   }

@@ -7,7 +7,7 @@ import type { RelationshipsService } from './relationships.service.js';
 
 const tags = ['Relationships'];
 const RelationshipType = Type.Enum([...RELATIONSHIP_TYPES], { description: 'See GET /v1/enumerations/relationship_types' });
-const Percent = Type.Number({ exclusiveMinimum: 0, maximum: 100, multipleOf: 0.0001, description: 'Percent of the business held (beneficial_owner and shareholder only), up to 4 decimals' });
+const Percent = Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'Percent of the business held (beneficial_owner and shareholder only), up to 4 decimals' });
 const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD' });
 
 const Relationship = Type.Object({
