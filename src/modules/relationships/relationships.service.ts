@@ -17,7 +17,7 @@ import { decide, effectivePolicy, kycState, type UserType } from '../users/field
 import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { CHANGES_FIELD } from '../events/personal.js';
+import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { checkShape, TYPE_RULES, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
 import * as repo from './relationships.repo.js';
 import type { RelationshipRow } from './relationships.repo.js';
@@ -153,7 +153,15 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
     });
     await recordChange(
       tx, actor,
-      { action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: holder.id, changedFields: [FIELD], details: { proposal } },
+      // Audit details are immutable and never erased: only ids and codes there; the proposal itself
+      // (a title is free text) is sealed with the holder's key.
+      {
+        action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: holder.id, changedFields: [FIELD],
+        details: proposal.action === 'add'
+          ? { action: 'add', relationship_id: proposal.relationship.id, type: proposal.relationship.type, related_user_id: proposal.relationship.related_user_id }
+          : { action: 'end', relationship_id: proposal.relationship_id },
+        personal: await keyring.seal(tx, actor.tenantId, holder.id, PERSONAL_FIELD, { proposal }),
+      },
       { type: 'user.change_requested', userId: holder.id, data: { user_id: holder.id, change_request_id: crId, fields: [FIELD] } },
     );
     return { status: 'pending_approval' as const, change_request_id: crId, fields: [FIELD], proposal };
