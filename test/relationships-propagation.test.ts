@@ -185,6 +185,9 @@ describe('closing and erasing', () => {
     expect((await api.get(`/v1/users/${owner}`)).json()).toMatchObject({ id: owner, status: 'closed', first_name: null });
     expect((await api.get(`/v1/users/${biz2}/relationships`)).json().data).toEqual([expect.objectContaining({ id: rel2, related_user_id: owner })]);
     expect((await api.get(`/v1/users/${biz2}/ownership`)).json().owners).toEqual([{ user_id: owner, percent: 40, paths: [[biz2, owner]] }]);
+    // Both records hold it: the GDPR export of the business and of the (erased) person.
+    expect((await api.get(`/v1/users/${biz2}/export`)).json().relationships).toEqual([expect.objectContaining({ id: rel2, related_user_id: owner })]);
+    expect((await api.get(`/v1/users/${owner}/export`)).json().relationships.map((r: { id: string }) => r.id)).toEqual([rel, rel2]);
     // A closed person takes no new relationship.
     expect((await api.post(`/v1/users/${await company()}/relationships`, { type: 'director', related_user_id: owner })).json()).toMatchObject({ status: 422, code: 'relationship.related_user_closed' });
     await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
