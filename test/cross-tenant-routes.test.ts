@@ -23,12 +23,13 @@ const BODIES: Record<string, unknown> = {
   getWebhookEndpoint: undefined, updateWebhookEndpoint: { enabled: false }, deleteWebhookEndpoint: undefined,
   rotateWebhookSecret: undefined, listWebhookDeliveries: undefined,
   addDocument: physicalDocument(), listDocuments: undefined, getDocumentContent: undefined,
+  addRelationship: { type: 'director', related_user_id: 'usr_none' }, listRelationships: undefined, endRelationship: undefined, getOwnership: undefined,
 };
 const RESOURCE: Record<string, string> = { documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
 
 /** Every row tenant A holds, table by table (last_used_at aside: bookkeeping of its own keys' use). */
 async function holdings() {
-  const tables = ['users', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
+  const tables = ['users', 'relationships', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
   return Promise.all(
     tables.map(async (table) => {
       const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)} where tenant_id = ${tenantA}`.execute(ctx.db)).rows;
@@ -50,6 +51,7 @@ beforeAll(async () => {
   idOf.document = (await A.post(`/v1/users/${user.id}/documents`, physicalDocument())).json().id;
   idOf.key = (await createKey(ctx.db, tenantA, 'DEVELOPER')).id;
   idOf.hook = (await A.post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/a' })).json().id;
+  idOf.rel = (await A.post(`/v1/users/${user.id}/relationships`, { type: 'parent', related_user_id: (await A.post('/v1/users', individual())).json().id })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
   B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
 });
@@ -69,7 +71,7 @@ describe('another tenant’s ids', () => {
           continue;
         }
         const resource = RESOURCE[path.split('/')[2]!]!;
-        const url = path.replace('{id}', idOf[resource]!);
+        const url = path.replace('{id}', idOf[resource]!).replace('{rel_id}', idOf.rel!);
         const res = await B.call({ method: method.toUpperCase() as never, url, body: BODIES[op.operationId] });
         expect(res.statusCode, `${op.operationId} ${method} ${url}: ${res.body}`).toBe(404);
         expect(res.json().status).toBe(404);

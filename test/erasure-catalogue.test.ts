@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
-import { individual } from './helpers/factories.js';
+import { business, individual } from './helpers/factories.js';
 import { dumpDatabase } from './helpers/dump.js';
 import { createErasureService } from '../src/modules/erasure/erasure.service.js';
 import { createLifecycleService } from '../src/modules/lifecycle/lifecycle.service.js';
@@ -58,6 +58,10 @@ const COLUMNS: Record<string, 'personal' | 'non-personal'> = {
   'idempotency_keys.tenant_id': 'non-personal', 'idempotency_keys.api_key_id': 'non-personal', 'idempotency_keys.key': 'non-personal', 'idempotency_keys.request_hash': 'non-personal',
   'idempotency_keys.state': 'non-personal', 'idempotency_keys.subject_user_ids': 'non-personal', 'idempotency_keys.request_id': 'non-personal',
   'idempotency_keys.committed_target_type': 'non-personal', 'idempotency_keys.committed_target_id': 'non-personal',
+  'relationships.title': 'personal',
+  'relationships.tenant_id': 'non-personal', 'relationships.id': 'non-personal', 'relationships.user_id': 'non-personal', 'relationships.related_user_id': 'non-personal',
+  'relationships.type': 'non-personal', 'relationships.created_by_key_id': 'non-personal', 'relationships.ended_by_key_id': 'non-personal',
+  'relationships.request_id': 'non-personal', 'relationships.change_request_id': 'non-personal',
   'user_keys.wrapped_key': 'personal',
   'user_keys.tenant_id': 'non-personal', 'user_keys.user_id': 'non-personal', 'user_keys.key_id': 'non-personal', 'user_keys.master_key_id': 'non-personal',
   // Tenant configuration and machinery: written by operators about their platform, never about a user.
@@ -108,6 +112,10 @@ describe('the erasure canary, against the catalogue', () => {
     ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', note: mk('reactivatenote') }), 201);
     ok(await api.post(`/v1/users/${user.id}/legal-hold`, { reason: mk('holdreason') }), 200);
     ok(await api.delete(`/v1/users/${user.id}/legal-hold`), 200);
+    // The user is a director of a business: the relationship stays with the tombstone, its title goes.
+    const company = (await api.post('/v1/users', business())).json();
+    const directorship = await api.post(`/v1/users/${company.id}/relationships`, { type: 'director', related_user_id: user.id, title: mk('title') });
+    ok(directorship, 201);
     ok(await api.post(`/v1/users/${user.id}/erasure`, { requested_by: 'user', note: mk('erasenote') }), 202);
     const bystander = (await api.post('/v1/users', individual({ first_name: canary('bystander') }))).json();
 
@@ -121,5 +129,7 @@ describe('the erasure canary, against the catalogue', () => {
     // Status-change notes included: their audit copy is sealed with the user's key, the history row's nulled.
     expect(found).toEqual([]);
     expect(after.text).toContain(bystander.first_name);
+    const kept = await ctx.db.selectFrom('relationships').selectAll().where('id', '=', directorship.json().id).executeTakeFirstOrThrow();
+    expect(kept).toMatchObject({ user_id: company.id, related_user_id: user.id, title: null, ended_at: null });
   });
 });

@@ -3,7 +3,7 @@
 // 403 auth.forbidden with nothing written. A route the table below does not cover fails the suite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Call, type Response, type TestContext } from './helpers/app.js';
-import { dataUri, individual, physicalDocument } from './helpers/factories.js';
+import { business, dataUri, individual, physicalDocument } from './helpers/factories.js';
 import { PERMISSIONS, ROLES, type Permission, type Role } from '../src/modules/api-keys/roles.js';
 
 // The matrix as product.md states it, written out independently of roles.ts so a drift in either shows.
@@ -458,7 +458,58 @@ const webhookOps: Record<string, Operation> = {
     },
   },
 };
-Object.assign(OPERATIONS, transitionOps, erasureOps, webhookOps);
+/** An unverified business with a director, made by the OWNER key (its relationships apply at once). */
+async function businessWithDirector(): Promise<{ businessId: string; relationshipId: string }> {
+  const owner = client(ctx.app, keys.OWNER.key);
+  const businessId = (await owner.post('/v1/users', business())).json().id as string;
+  const rel = await owner.post(`/v1/users/${businessId}/relationships`, { type: 'director', related_user_id: fx.userId });
+  expect(rel.statusCode, rel.body).toBe(201);
+  return { businessId, relationshipId: rel.json().id };
+}
+const relationshipOps: Record<string, Operation> = {
+  addRelationship: {
+    method: 'POST', path: '/v1/users/{id}/relationships', permission: 'users:update', success: 201,
+    request: async () => ({
+      method: 'POST', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', business())).json().id}/relationships`,
+      body: { type: 'beneficial_owner', related_user_id: fx.userId, ownership_percent: 25 },
+    }),
+    verify: async (res, caller) => {
+      const rel = res.json();
+      const row = await ctx.db.selectFrom('relationships').selectAll().where('tenant_id', '=', tenantId).where('id', '=', rel.id).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ related_user_id: fx.userId, created_by_key_id: caller.keyId, ended_at: null });
+      expect(await auditOf('user.relationship_added', rel.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listRelationships: {
+    method: 'GET', path: '/v1/users/{id}/relationships', permission: 'users:read', success: 200,
+    request: async () => ({ method: 'GET', url: `/v1/users/${(await businessWithDirector()).businessId}/relationships` }),
+    verify: (res) => expect(res.json().data).toEqual([expect.objectContaining({ type: 'director', related_user_id: fx.userId })]),
+  },
+  endRelationship: {
+    method: 'POST', path: '/v1/users/{id}/relationships/{rel_id}/end', permission: 'users:update', success: 200,
+    request: async () => {
+      const { businessId, relationshipId } = await businessWithDirector();
+      return { method: 'POST', url: `/v1/users/${businessId}/relationships/${relationshipId}/end` };
+    },
+    verify: async (res, caller) => {
+      const rel = res.json();
+      const row = await ctx.db.selectFrom('relationships').selectAll().where('tenant_id', '=', tenantId).where('id', '=', rel.id).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ ended_by_key_id: caller.keyId, ended_at: expect.any(Date) });
+      expect(await auditOf('user.relationship_ended', rel.id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  getOwnership: {
+    method: 'GET', path: '/v1/users/{id}/ownership', permission: 'users:read', success: 200,
+    request: async () => {
+      const owner = client(ctx.app, keys.OWNER.key);
+      const businessId = (await owner.post('/v1/users', business())).json().id as string;
+      await owner.post(`/v1/users/${businessId}/relationships`, { type: 'beneficial_owner', related_user_id: fx.userId, ownership_percent: 40 });
+      return { method: 'GET', url: `/v1/users/${businessId}/ownership` };
+    },
+    verify: (res) => expect(res.json().owners).toEqual([{ user_id: fx.userId, percent: 40, paths: [[res.json().user_id, fx.userId]] }]),
+  },
+};
+Object.assign(OPERATIONS, transitionOps, erasureOps, webhookOps, relationshipOps);
 
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {

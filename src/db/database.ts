@@ -269,6 +269,26 @@ export interface DocumentsTable {
   destroyed_at: Date | null;
 }
 
+export interface RelationshipsTable {
+  tenant_id: string;
+  id: string;
+  /** The business (or the child account) the relationship belongs to. */
+  user_id: string;
+  related_user_id: string;
+  type: string;
+  /** numeric(7,4): read back as a string. */
+  ownership_percent: ColumnType<string | null, number | null, number | null>;
+  control: boolean;
+  title: string | null;
+  starts_on: ColumnType<string | null, string | null, string | null>;
+  ended_at: Date | null;
+  created_at: Generated<Date>;
+  created_by_key_id: string | null;
+  ended_by_key_id: string | null;
+  request_id: string | null;
+  change_request_id: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -286,6 +306,7 @@ export interface Database {
   webhook_attempts: WebhookAttemptsTable;
   idempotency_keys: IdempotencyKeysTable;
   documents: DocumentsTable;
+  relationships: RelationshipsTable;
 }
 
 export type Db = Kysely<Database>;

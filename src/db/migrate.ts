@@ -16,6 +16,7 @@ import * as m0013 from './migrations/0013_events_user_index.js';
 import * as m0014 from './migrations/0014_audit_keyed_chain.js';
 import * as m0015 from './migrations/0015_audit_seal_check.js';
 import * as m0016 from './migrations/0016_insert_only_sealing.js';
+import * as m0017 from './migrations/0017_relationships.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -34,6 +35,7 @@ export const migrations: Record<string, Migration> = {
   '0014_audit_keyed_chain': m0014,
   '0015_audit_seal_check': m0015,
   '0016_insert_only_sealing': m0016,
+  '0017_relationships': m0017,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -245,6 +245,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{id}/relationships": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user’s relationships, on either side (current ones; ?include=ended for the history too) */
+        get: operations["listRelationships"];
+        put?: never;
+        /**
+         * Relate another user to this one (owner, director, representative, signatory, shareholder, parent)
+         * @description Both users must be of this tenant (another tenant’s user answers 404). A beneficial owner is an individual; only a business has owners, officers and signatories; any user may have one parent. No cycle of ownership or parenthood (422 relationship.cycle); the current beneficial owners and shareholders of a business hold at most 100 % together (422 relationship.ownership_over_100). The change follows the field policy as the field `relationships`: applied (201), held for approval (202, a verified business by default) or denied (422 user.field_denied).
+         */
+        post: operations["addRelationship"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/relationships/{rel_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End a relationship (it stays in the history, never deleted)
+         * @description Through the holder (user_id) of the relationship. Follows the field policy like adding one (200 ended now, 202 held for approval).
+         */
+        post: operations["endRelationship"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/ownership": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ultimate owners through chains of businesses, with multiplied percentages and every path */
+        get: operations["getOwnership"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/change-requests": {
         parameters: {
             query?: never;
@@ -956,6 +1014,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "user.relationship_added": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.relationship_added: a relationship was added to the user (user_id: the business or child account), at once or by an approved change request
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_relationship_added"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.relationship_ended": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.relationship_ended: a relationship of the user was ended (it stays in the history)
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_relationship_ended"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "document.added": {
         parameters: {
             query?: never;
@@ -1060,7 +1158,7 @@ export interface webhooks {
 export interface components {
     schemas: {
         /** WebhookPayload */
-        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
+        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
         /** @description RFC 9457 problem details */
         Problem: {
             type: string;
@@ -1406,7 +1504,7 @@ export interface components {
         /** Enumeration */
         Enumeration: {
             /** @enum {unknown} */
-            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "origins" | "roles" | "document_types";
+            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "relationship_types" | "origins" | "roles" | "document_types";
             values: components["schemas"]["EnumerationValue"][];
         };
         /** EnumerationList */
@@ -1838,6 +1936,67 @@ export interface components {
             request_id: string | null;
             data: components["schemas"]["UserErasedData"];
         };
+        /** UserRelationshipAddedData */
+        UserRelationshipAddedData: {
+            user_id: string;
+            relationship_id: string;
+            /** @description beneficial_owner | director | legal_representative | authorised_signatory | shareholder | parent */
+            type: string;
+            related_user_id: string;
+            ownership_percent: number | null;
+            control: boolean;
+            change_request_id?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRelationshipAddedEvent */
+        UserRelationshipAddedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.relationship_added";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRelationshipAddedData"];
+        };
+        /** UserRelationshipEndedData */
+        UserRelationshipEndedData: {
+            user_id: string;
+            relationship_id: string;
+            type: string;
+            related_user_id: string;
+            ownership_percent: number | null;
+            control: boolean;
+            change_request_id?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRelationshipEndedEvent */
+        UserRelationshipEndedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.relationship_ended";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRelationshipEndedData"];
+        };
         /** DocumentAddedData */
         DocumentAddedData: {
             user_id: string;
@@ -1968,7 +2127,7 @@ export interface components {
             data: components["schemas"]["WebhookEndpointDisabledData"];
         };
         /** Event */
-        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
+        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
         /** FieldPolicy */
         FieldPolicy: {
             individual: {
@@ -2060,6 +2219,10 @@ export interface components {
                 /** @description Per API key, over a 60 s window (default 6000) */
                 requests_per_minute: number;
             };
+            propagation: {
+                ownership_threshold_percent: number;
+                statuses: string[];
+            };
             /** @description What the tenant set; the rest are defaults */
             overrides: {
                 fields?: components["schemas"]["FieldPolicyOverrides"];
@@ -2080,6 +2243,15 @@ export interface components {
                 rate_limit?: {
                     /** @description Per API key, over a 60 s window (default 6000) */
                     requests_per_minute: number;
+                };
+                /** @description Checked value by value by the policy module, so its errors name the exact path */
+                propagation?: {
+                    /** @description Ultimate ownership (chains multiplied) from which a related party’s status propagates; default 25 */
+                    ownership_threshold_percent?: number;
+                    /** @description Statuses of a related party that deny the user’s capabilities (related_party_<status>): blocked, suspended, flagged; default blocked and suspended; empty turns propagation off */
+                    statuses?: string[];
+                } & {
+                    [key: string]: unknown;
                 };
             };
         };
@@ -2171,7 +2343,18 @@ export interface components {
         /** CapabilityVerdict */
         CapabilityVerdict: {
             allowed: boolean;
-            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "kyc_not_verified") | null;
+            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "kyc_not_verified" | "related_party_blocked" | "related_party_suspended" | "related_party_flagged") | null;
+        };
+        /** RelatedParty */
+        RelatedParty: {
+            user_id: string;
+            /** @enum {unknown} */
+            status: "blocked" | "suspended" | "flagged";
+            /** @description Ultimate ownership of this user (chains multiplied); 0 when it only controls it */
+            ownership_percent: number;
+            control: boolean;
+            /** @description From this user to the party */
+            path: string[];
         };
         /** Capabilities */
         Capabilities: {
@@ -2185,6 +2368,13 @@ export interface components {
                 withdrawals: components["schemas"]["CapabilityVerdict"];
                 exchanges: components["schemas"]["CapabilityVerdict"];
                 card_transactions: components["schemas"]["CapabilityVerdict"];
+            };
+            /** @description The related parties the propagation policy holds against this user now (most serious first); empty when none. The first one gives the related_party_* reason. */
+            related_parties: components["schemas"]["RelatedParty"][];
+            /** @description The tenant’s propagation policy this answer was evaluated with */
+            propagation: {
+                ownership_threshold_percent: number;
+                statuses: string[];
             };
             /** Format: date-time */
             evaluated_at: string;
@@ -2316,7 +2506,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2334,7 +2524,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2546,6 +2736,32 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["UserErasedData"];
+        };
+        /** UserRelationshipAddedWebhook */
+        UserRelationshipAddedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.relationship_added";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRelationshipAddedData"];
+        };
+        /** UserRelationshipEndedWebhook */
+        UserRelationshipEndedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.relationship_ended";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRelationshipEndedData"];
         };
         /** DocumentAddedWebhook */
         DocumentAddedWebhook: {
@@ -4356,7 +4572,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, origins, roles, document_types */
+                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, relationship_types, origins, roles, document_types */
                 name: string;
             };
             cookie?: never;
@@ -4673,7 +4889,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only events of this type */
-                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
+                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
                 /** @description Only events about this user (usr_…) */
                 user_id?: string;
                 /** @description Page size (1–200) */
@@ -5017,6 +5233,15 @@ export interface operations {
                     rate_limit?: {
                         /** @description Per API key, over a 60 s window (default 6000) */
                         requests_per_minute: number;
+                    };
+                    /** @description Checked value by value by the policy module, so its errors name the exact path */
+                    propagation?: {
+                        /** @description Ultimate ownership (chains multiplied) from which a related party’s status propagates; default 25 */
+                        ownership_threshold_percent?: number;
+                        /** @description Statuses of a related party that deny the user’s capabilities (related_party_<status>): blocked, suspended, flagged; default blocked and suspended; empty turns propagation off */
+                        statuses?: string[];
+                    } & {
+                        [key: string]: unknown;
                     };
                 };
             };
@@ -5434,6 +5659,725 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listRelationships: {
+        parameters: {
+            query?: {
+                include?: "ended";
+                /** @description Page size (1–200) */
+                limit?: number;
+                /** @description Opaque cursor from next_cursor */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: the user’s relationships, on either side */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description rel_… id */
+                            id: string;
+                            /**
+                             * @description See GET /v1/enumerations/relationship_types
+                             * @enum {unknown}
+                             */
+                            type: "beneficial_owner" | "director" | "legal_representative" | "authorised_signatory" | "shareholder" | "parent";
+                            /** @description The business (or the child account) the relationship belongs to */
+                            user_id: string;
+                            /** @description The owner, officer, signatory, shareholder or parent */
+                            related_user_id: string;
+                            ownership_percent: number | null;
+                            /** @description The related user controls the holder: its block or suspension propagates whatever it owns */
+                            control: boolean;
+                            title: string | null;
+                            starts_on: string | null;
+                            ended_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            change_request_id: string | null;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last page */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addRelationship: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description See GET /v1/enumerations/relationship_types
+                     * @enum {unknown}
+                     */
+                    type: "beneficial_owner" | "director" | "legal_representative" | "authorised_signatory" | "shareholder" | "parent";
+                    /** @description usr_… id of a user of this tenant */
+                    related_user_id: string;
+                    ownership_percent?: number | null;
+                    /** @default false */
+                    control?: boolean;
+                    title?: string | null;
+                    starts_on?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The relationship, in force */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description rel_… id */
+                        id: string;
+                        /**
+                         * @description See GET /v1/enumerations/relationship_types
+                         * @enum {unknown}
+                         */
+                        type: "beneficial_owner" | "director" | "legal_representative" | "authorised_signatory" | "shareholder" | "parent";
+                        /** @description The business (or the child account) the relationship belongs to */
+                        user_id: string;
+                        /** @description The owner, officer, signatory, shareholder or parent */
+                        related_user_id: string;
+                        ownership_percent: number | null;
+                        /** @description The related user controls the holder: its block or suspension propagates whatever it owns */
+                        control: boolean;
+                        title: string | null;
+                        starts_on: string | null;
+                        ended_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        change_request_id: string | null;
+                    };
+                };
+            };
+            /** @description The field policy holds relationships of this user for approval (a verified business, by default): approve or reject it at /v1/change-requests/{id} */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "pending_approval";
+                        change_request_id: string;
+                        fields: string[];
+                        /** @description What approving applies */
+                        proposal: {
+                            /** @enum {unknown} */
+                            action: "add" | "end";
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by a business rule; or idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endRelationship: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description usr_… id */
+                id: string;
+                /** @description rel_… id */
+                rel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done: end a relationship */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description rel_… id */
+                        id: string;
+                        /**
+                         * @description See GET /v1/enumerations/relationship_types
+                         * @enum {unknown}
+                         */
+                        type: "beneficial_owner" | "director" | "legal_representative" | "authorised_signatory" | "shareholder" | "parent";
+                        /** @description The business (or the child account) the relationship belongs to */
+                        user_id: string;
+                        /** @description The owner, officer, signatory, shareholder or parent */
+                        related_user_id: string;
+                        ownership_percent: number | null;
+                        /** @description The related user controls the holder: its block or suspension propagates whatever it owns */
+                        control: boolean;
+                        title: string | null;
+                        starts_on: string | null;
+                        ended_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        change_request_id: string | null;
+                    };
+                };
+            };
+            /** @description The field policy holds relationships of this user for approval (a verified business, by default): approve or reject it at /v1/change-requests/{id} */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "pending_approval";
+                        change_request_id: string;
+                        fields: string[];
+                        /** @description What approving applies */
+                        proposal: {
+                            /** @enum {unknown} */
+                            action: "add" | "end";
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by a business rule; or idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOwnership: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ultimate owners through chains of businesses, with multiplied percentages and every path */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user_id: string;
+                        owners: {
+                            /** @description An ultimate owner: no current owner above it */
+                            user_id: string;
+                            /** @description Ultimate ownership: percentages multiplied along each chain, summed over chains */
+                            percent: number;
+                            /** @description Each chain, from the business to the owner */
+                            paths: string[][];
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8942,7 +9886,7 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -9343,14 +10287,14 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
                 "application/json": {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -10367,6 +11311,64 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["UserErasedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_relationship_added: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRelationshipAddedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_relationship_ended: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRelationshipEndedWebhook"];
             };
         };
         responses: {

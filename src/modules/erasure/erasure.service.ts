@@ -82,6 +82,10 @@ export function createErasureService({
       .where(sql<boolean>`(provider_ref is not null or provider_ref_enc is not null or identity <> '{}'::jsonb)`)
       .execute();
     await tx.updateTable('status_changes').set({ note: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
+    // A relationship stays with the tombstone (its history is the business's record too), but its
+    // title is free text about the person's role: gone, whichever side was erased.
+    await tx.updateTable('relationships').set({ title: null })
+      .where('tenant_id', '=', u.tenant_id).where((w) => w.or([w('user_id', '=', u.id), w('related_user_id', '=', u.id)])).where('title', 'is not', null).execute();
     // Every stored idempotent response that concerns the user, whatever the route that answered it.
     await tx.deleteFrom('idempotency_keys').where('tenant_id', '=', u.tenant_id).where(sql<boolean>`subject_user_ids @> array[${u.id}]::text[]`).execute();
     await recordChange(

@@ -18,6 +18,8 @@ import { eventViews } from '../events/events.routes.js';
 import { auditViews } from '../audit/audit.routes.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews } from '../documents/documents.service.js';
+import * as relationships from '../relationships/relationships.repo.js';
+import { toRelationship } from '../relationships/relationships.service.js';
 
 /** Rows read and decrypted at a time (events at their largest carry ~32 KiB of personal values each). */
 export const EXPORT_PAGE_ROWS = 100;
@@ -56,12 +58,32 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
     yield ']';
   }
 
+  /** The user's relationships on either side, ended ones included (a relationship is part of both records). */
+  async function* relationshipsSection(t: string, userId: string): AsyncGenerator<string> {
+    yield ',"relationships":[';
+    let after: string | null = null;
+    let first = true;
+    for (;;) {
+      const rows = await relationships.list(db, t, userId, { includeEnded: true, afterId: after, limit: EXPORT_PAGE_ROWS - 1 });
+      let text = '';
+      for (const r of rows) {
+        text += (first ? '' : ',') + JSON.stringify(toRelationship(r));
+        first = false;
+      }
+      yield text;
+      if (rows.length < EXPORT_PAGE_ROWS) break;
+      after = rows.at(-1)!.id;
+    }
+    yield ']';
+  }
+
   async function* document(t: string, userId: string, user: unknown): AsyncGenerator<string> {
     yield `{"exported_at":${JSON.stringify(new Date().toISOString())},"tenant_id":${JSON.stringify(t)},"user":${JSON.stringify(user)}`;
     yield* section('verifications', 'verifications', 'id', t, userId, (rows) => verificationViews(keyring, t, rows as never, true));
     // The one place numbers leave unmasked: the data subject's own copy. Files are linked, not inlined.
     yield* section('documents', 'documents', 'id', t, userId, (rows) => documentViews(keyring, t, rows as never, true));
     yield* section('status_changes', 'status_changes', 'id', t, userId, (rows) => rows.map((r) => toStatusChange(r as never)));
+    yield* relationshipsSection(t, userId);
     yield* section('change_requests', 'change_requests', 'id', t, userId, (rows) => changeRequestViews(keyring, t, rows as never, undefined, true));
     yield* section('events', 'events', 'seq', t, userId, (rows) => eventViews(keyring, t, rows as never));
     yield* section('audit_entries', 'audit_entries', 'seq', t, userId, (rows) => auditViews(keyring, t, rows as never));

@@ -35,6 +35,17 @@ export const EVENT_CATALOG = {
   'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })) }) },
   'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({}) },
   'user.erased': { when: 'the retention sweeper destroyed the user’s personal data', data: userData({ erased_at: S({ format: 'date-time' }) }) },
+  'user.relationship_added': {
+    when: 'a relationship was added to the user (user_id: the business or child account), at once or by an approved change request',
+    data: userData({
+      relationship_id: S(), type: S({ description: 'beneficial_owner | director | legal_representative | authorised_signatory | shareholder | parent' }),
+      related_user_id: S(), ownership_percent: N(Type.Number()), control: Type.Boolean(), change_request_id: Type.Optional(S()),
+    }),
+  },
+  'user.relationship_ended': {
+    when: 'a relationship of the user was ended (it stays in the history)',
+    data: userData({ relationship_id: S(), type: S(), related_user_id: S(), ownership_percent: N(Type.Number()), control: Type.Boolean(), change_request_id: Type.Optional(S()) }),
+  },
   'document.added': {
     when: 'a document (a file or an identifier number) was added; never carries the number or the file',
     data: userData({

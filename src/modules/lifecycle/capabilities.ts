@@ -2,6 +2,7 @@
 // status in, one verdict with a reason code per operation out. The status matrix is tenant policy;
 // a closed account can never transact, whatever the policy says.
 import type { Status } from './user-status.js';
+import { PROPAGATING_STATUSES } from '../relationships/relationship-rules.js';
 
 export const OPERATIONS = ['deposits', 'withdrawals', 'exchanges', 'card_transactions'] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -28,7 +29,7 @@ const STATUS_REASON: Record<Status, string> = {
 };
 
 /** Every reason a verdict can give: the OpenAPI enum. */
-export const VERDICT_REASONS = [...new Set([...Object.values(STATUS_REASON), 'kyc_not_verified'])];
+export const VERDICT_REASONS = [...new Set([...Object.values(STATUS_REASON), 'kyc_not_verified', ...PROPAGATING_STATUSES.map((st) => `related_party_${st}`)])];
 
 export interface Verdict {
   allowed: boolean;
@@ -43,12 +44,17 @@ export function effectiveCapabilities(overrides: CapabilityOverrides = {}): Capa
   return out;
 }
 
-/** The status decides first (a freeze is the actionable reason); then KYC must be verified. */
-export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string): Record<Operation, Verdict> {
+/**
+ * The user's own status decides first (a freeze is the actionable reason); then a related party the
+ * propagation policy holds against it (`related_party_blocked`…, relationships/relationship-rules.ts);
+ * then KYC must be verified.
+ */
+export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string, relatedReason: string | null = null): Record<Operation, Verdict> {
   const kycOk = kycStatus === 'verified' || kycStatus === 'review_required';
   const out = {} as Record<Operation, Verdict>;
   for (const op of OPERATIONS) {
     if (status === 'closed' || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
+    else if (relatedReason) out[op] = { allowed: false, reason: relatedReason };
     else if (!kycOk) out[op] = { allowed: false, reason: 'kyc_not_verified' };
     else out[op] = { allowed: true, reason: null };
   }

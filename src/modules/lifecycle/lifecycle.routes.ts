@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Nullable, Token, Note } from '../../http/schemas.js';
 import { ROLES } from '../api-keys/roles.js';
 import { OPERATIONS, VERDICT_REASONS } from './capabilities.js';
+import { PROPAGATING_STATUSES } from '../relationships/relationship-rules.js';
 import { codes } from '../reference/enumerations.js';
 import { ETagHeader, IfMatch, parseIfMatch } from '../users/users.routes.js';
 import { toUserView } from '../users/user-view.js';
@@ -31,11 +32,25 @@ const Verdict = Type.Object(
   { allowed: Type.Boolean(), reason: Nullable(Type.Unsafe<string>(Type.Enum([...VERDICT_REASONS], { description: 'Why not (null when allowed)' }))) },
   { title: 'CapabilityVerdict' },
 );
+const RelatedParty = Type.Object({
+  user_id: Id('usr'),
+  status: Type.Unsafe<string>(Type.Enum([...PROPAGATING_STATUSES])),
+  ownership_percent: Type.Number({ description: 'Ultimate ownership of this user (chains multiplied); 0 when it only controls it' }),
+  control: Type.Boolean(),
+  path: Type.Array(Id('usr'), { description: 'From this user to the party' }),
+}, { title: 'RelatedParty' });
 const Capabilities = Type.Object({
   user_id: Id('usr'),
   status: Type.Enum([...STATUSES]),
   kyc_status: Type.Unsafe<string>(Type.Enum(codes('kyc_statuses'))),
   capabilities: Type.Object(Object.fromEntries(OPERATIONS.map((o) => [o, Verdict])) as Record<(typeof OPERATIONS)[number], typeof Verdict>),
+  related_parties: Type.Array(RelatedParty, {
+    description: 'The related parties the propagation policy holds against this user now (most serious first); empty when none. The first one gives the related_party_* reason.',
+  }),
+  propagation: Type.Object(
+    { ownership_threshold_percent: Type.Number(), statuses: Type.Array(Type.String()) },
+    { description: 'The tenant’s propagation policy this answer was evaluated with' },
+  ),
   evaluated_at: Type.String({ format: 'date-time' }),
 }, { title: 'Capabilities', description: 'What the user may do now, from its live status and KYC status' });
 const CloseBody = Type.Object(

@@ -51,14 +51,28 @@ const Documents = Type.Object(
   { additionalProperties: false },
 );
 
+const Propagation = Type.Object(
+  {
+    ownership_threshold_percent: Type.Optional(Type.Number({ description: 'Ultimate ownership (chains multiplied) from which a related party’s status propagates; default 25' })),
+    statuses: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), {
+      maxItems: 8, description: 'Statuses of a related party that deny the user’s capabilities (related_party_<status>): blocked, suspended, flagged; default blocked and suspended; empty turns propagation off',
+    })),
+  },
+  { additionalProperties: true, description: 'Checked value by value by the policy module, so its errors name the exact path' },
+);
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
   documents: Documents,
   capabilities: CapabilityMatrix,
   retention: Retention,
   rate_limit: RateLimit,
+  propagation: Type.Object({ ownership_threshold_percent: Type.Number(), statuses: Type.Array(Type.String()) }),
   overrides: Type.Object(
-    { fields: Type.Optional(StoredOverrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
+    {
+      fields: Type.Optional(StoredOverrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention),
+      rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation),
+    },
     { description: 'What the tenant set; the rest are defaults' },
   ),
 }, { title: 'Policy', description: 'The effective tenant policy: defaults merged with the tenant\'s overrides' });
@@ -86,7 +100,10 @@ export function policyRoutes(policy: PolicyService) {
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
           'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
         body: Type.Object(
-          { fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention), rate_limit: Type.Optional(RateLimit) },
+          {
+            fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention),
+            rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation),
+          },
           { additionalProperties: false },
         ),
         response: { 200: { ...PolicyDocument, description: 'The new effective policy' }, ...errors(...AUTH_ERRORS, 413, 415) },

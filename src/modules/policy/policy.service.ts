@@ -8,6 +8,7 @@ import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPoli
 import { DEFAULT_LOCKED_WHEN_VERIFIED } from '../documents/document-rules.js';
 import { DEFAULT_REQUESTS_PER_MINUTE } from '../../http/rate-limit.js';
 import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
+import { effectivePropagation, validatePropagation, type Propagation } from '../relationships/relationship-rules.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
@@ -15,6 +16,7 @@ export interface TenantOverrides {
   capabilities?: CapabilityOverrides;
   retention?: { erasure_after_days: number };
   rate_limit?: { requests_per_minute: number };
+  propagation?: Partial<Propagation>;
 }
 
 /** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
@@ -28,6 +30,7 @@ const effective = (o: TenantOverrides) => ({
   capabilities: effectiveCapabilities(o.capabilities),
   retention: { erasure_after_days: retentionDays(o) },
   rate_limit: { requests_per_minute: o.rate_limit?.requests_per_minute ?? DEFAULT_REQUESTS_PER_MINUTE },
+  propagation: effectivePropagation(o.propagation),
   overrides: o,
 });
 
@@ -48,7 +51,10 @@ export function createPolicyService({ db }: { db: Db }) {
 
     /** Replaces the tenant's overrides (PUT semantics) and answers the new effective policy. */
     async put(actor: Actor, body: TenantOverrides) {
-      const errors = [...validateOverrides(body.fields ?? {}), ...validateCapabilityOverrides(body.capabilities ?? {})];
+      const errors = [
+        ...validateOverrides(body.fields ?? {}), ...validateCapabilityOverrides(body.capabilities ?? {}),
+        ...(body.propagation === undefined ? [] : validatePropagation(body.propagation)),
+      ];
       if (errors.length) throw validationFailed(errors);
       const overrides: TenantOverrides = {
         fields: body.fields ?? {},
@@ -56,6 +62,7 @@ export function createPolicyService({ db }: { db: Db }) {
         ...(body.documents ? { documents: body.documents } : {}),
         ...(body.retention ? { retention: body.retention } : {}),
         ...(body.rate_limit ? { rate_limit: body.rate_limit } : {}),
+        ...(body.propagation ? { propagation: body.propagation } : {}),
       };
       await db.transaction().execute(async (tx) => {
         const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();

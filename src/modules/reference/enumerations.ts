@@ -47,6 +47,10 @@ export const ENUMERATIONS = {
     kyc_failed: 'KYC failed', review_cleared: 'Review cleared', user_request: 'User request', dormant: 'Dormant',
     deceased: 'Deceased', erasure_requested: 'Erasure requested (GDPR)', other: 'Other',
   }),
+  relationship_types: list({
+    beneficial_owner: 'Beneficial owner', director: 'Director', legal_representative: 'Legal representative',
+    authorised_signatory: 'Authorised signatory', shareholder: 'Shareholder', parent: 'Parent account',
+  }),
   origins: list({ operator: 'Operator', user: 'User', system: 'System' }),
   roles: list({
     OWNER: 'Owner', ADMIN: 'Administrator', COMPLIANCE_OFFICER: 'Compliance officer', DEVELOPER: 'Developer', READER: 'Reader',

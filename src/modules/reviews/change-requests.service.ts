@@ -14,6 +14,8 @@ import type { ChangeRequestRow } from './change-requests.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
+import { lockGraph } from '../relationships/relationships.repo.js';
+import type { Proposal, RelationshipsService } from '../relationships/relationships.service.js';
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
 
@@ -60,7 +62,7 @@ export async function changeRequestViews(keyring: Keyring, tenantId: string, row
   ));
 }
 
-export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: Keyring }) {
+export function createChangeRequestsService({ db, keyring, relationships }: { db: Db; keyring: Keyring; relationships: RelationshipsService }) {
   const views = (tenantId: string, rows: ChangeRequestRow[]) => changeRequestViews(keyring, tenantId, rows);
 
   /**
@@ -106,8 +108,24 @@ export function createChangeRequestsService({ db, keyring }: { db: Db; keyring: 
 
     async approve(actor: Actor, id: string, input: { note?: string }) {
       return db.transaction().execute(async (tx) => {
+        // A change to relationships takes the tenant's relationship lock before any row lock, the
+        // order every relationship writer uses (relationships.repo.ts). A request's fields never change.
+        const relationshipChange = (await repo.get(tx, actor.tenantId, id))?.fields.includes('relationships');
+        if (relationshipChange) await lockGraph(tx, actor.tenantId);
         const { cr, user } = await lockPending(tx, actor, id);
         const changes = (await keyring.open(actor.tenantId, user.id, CHANGES_FIELD, cr.changes_enc!, tx)) as Changes;
+        if (relationshipChange) {
+          const decision = input.note === undefined ? null : { note: input.note };
+          await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, { pending_changes: user.pending_changes.filter((p) => p.id !== cr.id) });
+          const decided = await repo.decide(tx, actor.tenantId, id, {
+            status: 'approved', keyId: actor.keyId, role: actor.role,
+            decisionEnc: decision && (await keyring.seal(tx, actor.tenantId, user.id, DECISION_FIELD, decision)),
+          });
+          await relationships.applyApproved(tx, actor, user, id, changes.relationships!.to as Proposal, {
+            type: 'user.change_approved', userId: user.id, data: { user_id: user.id, change_request_id: id, changed_fields: cr.fields },
+          });
+          return toChangeRequest(decided, changes, decision ?? undefined);
+        }
         const doc = documentOf(user);
         const fields = cr.fields;
         const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), changes[f]!.from ?? null));

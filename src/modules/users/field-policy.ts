@@ -64,6 +64,17 @@ export const DEFAULT_FIELD_POLICY: FieldPolicy = {
 /** Every field the policy speaks of for a user type (the same set in both states). */
 export const policyFields = (type: UserType): string[] => Object.keys(DEFAULT_FIELD_POLICY[type].verified);
 
+// Parts of the record that are not patchable fields but follow the policy like one: changing a
+// relationship is decided as the field `relationships` (product.md). SEND says No/No to changing a
+// verified business's owners, so that is approval; an individual only ever has a parent account,
+// which is no identity data: allow. Kept apart from DEFAULT_FIELD_POLICY, which names exactly what a
+// PATCH body can carry.
+export const RECORD_FIELD_POLICY: FieldPolicy = {
+  individual: { verified: { relationships: 'allow' }, unverified: { relationships: 'allow' } },
+  business: { verified: { relationships: 'approval' }, unverified: { relationships: 'allow' } },
+};
+const recordFields = (type: UserType): string[] => Object.keys(RECORD_FIELD_POLICY[type].verified);
+
 /** KYC statuses fold into the two states the policy is written for. */
 export function kycState(kycStatus: string): KycState {
   return kycStatus === 'verified' || kycStatus === 'review_required' ? 'verified' : 'unverified';
@@ -74,7 +85,7 @@ export function effectivePolicy(overrides: FieldOverrides = {}): FieldPolicy {
   const out = {} as FieldPolicy;
   for (const t of USER_TYPES) {
     out[t] = {} as Record<KycState, FieldTable>;
-    for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...(overrides[t]?.[s] ?? {}) };
+    for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...RECORD_FIELD_POLICY[t][s], ...(overrides[t]?.[s] ?? {}) };
   }
   return out;
 }
@@ -118,7 +129,7 @@ export function validateOverrides(overrides: unknown): PolicyError[] {
       errors.push({ field: at, code: 'invalid_type', message: 'must be an object' });
       continue;
     }
-    const known = policyFields(type as UserType);
+    const known = [...policyFields(type as UserType), ...recordFields(type as UserType)];
     for (const [state, table] of Object.entries(states)) {
       const at2 = `${at}.${state}`;
       if (!(KYC_STATES as readonly string[]).includes(state)) {
