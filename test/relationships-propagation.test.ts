@@ -90,6 +90,18 @@ describe('propagation of a related party’s status to a business’s capabiliti
     expect(await businessState(biz)).toEqual(before);
   });
 
+  it('holds the business for every check that starts after the suspension returns, however many run at once', async () => {
+    const [biz, owner] = [await company(), await person()];
+    await owns(biz, owner, 51, 'beneficial_owner');
+    expect((await verify(biz)).statusCode).toBe(201);
+    // Checks racing the suspension may see either state; every one started after it returned is denied.
+    const racing = Promise.all(Array.from({ length: 20 }, () => caps(biz)));
+    expect((await api.post(`/v1/users/${owner}/suspend`, { reason: 'fraud_suspected' })).statusCode).toBe(201);
+    for (const c of await racing) expect([null, 'related_party_suspended']).toContain(c.capabilities.deposits.reason);
+    const after = await Promise.all(Array.from({ length: 20 }, () => caps(biz)));
+    expect(after.map((c) => c.capabilities.deposits.reason)).toEqual(Array(20).fill('related_party_suspended'));
+  });
+
   it('propagates through a two-level chain (60 % × 50 % = 30 %), and stops when the link is ended', async () => {
     const [biz, holding, owner] = [await company(), await company(), await person()];
     await owns(holding, owner, 60, 'beneficial_owner');

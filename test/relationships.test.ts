@@ -199,7 +199,7 @@ describe('a verified business’s relationships follow the field policy', () => 
     expect(cr).toMatchObject({ user_id: biz, status: 'pending', fields: ['relationships'] });
     expect((await api.get(`/v1/users/${biz}`)).json().pending_changes).toEqual([expect.objectContaining({ id: crId, fields: ['relationships'] })]);
 
-    const approved = await officer.post(`/v1/change-requests/${crId}/approve`, {});
+    const approved = await officer.post(`/v1/change-requests/${crId}/approve`, { note: 'register of members seen' });
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.json()).toMatchObject({ status: 'approved', changes: { relationships: { from: null, to: { action: 'add' } } } });
     const [row] = await rows(biz);
@@ -207,6 +207,11 @@ describe('a verified business’s relationships follow the field policy', () => 
     expect((await api.get(`/v1/users/${biz}`)).json().pending_changes).toEqual([]);
     expect((await eventsOf(biz)).map((e) => e.type).slice(-3)).toEqual(['user.change_requested', 'user.change_approved', 'user.relationship_added']);
     expect((await auditOf(biz)).map((a) => a.action).slice(-2)).toEqual(['user.change_requested', 'change_request.approved']);
+    // The officer's note: readable through the audit log (sealed with the business's key), never in the clear.
+    const approvedEntry = (await officer.get(`/v1/audit-events?user_id=${biz}`)).json().data[0];
+    expect(approvedEntry).toMatchObject({ action: 'change_request.approved', changed_fields: ['relationships'] });
+    expect(JSON.stringify(approvedEntry)).toContain('register of members seen');
+    expect(JSON.stringify((await auditOf(biz)).at(-1)!.details)).not.toContain('register of members seen');
 
     // Ending it is held too; a rejection leaves it current.
     const end = await api.post(`/v1/users/${biz}/relationships/${row!.id}/end`);

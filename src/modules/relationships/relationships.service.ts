@@ -118,12 +118,14 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
   });
 
   /** The audit entry and event of an applied add or end (also used by an approval, with its own audit action). */
-  async function recordApplied(tx: Tx, actor: Actor, kind: 'added' | 'ended', r: RelationshipView, crId: string | null, extraEvents: Parameters<typeof recordChange>[3] = []) {
+  async function recordApplied(
+    tx: Tx, actor: Actor, kind: 'added' | 'ended', r: RelationshipView, crId: string | null, extraEvents: Parameters<typeof recordChange>[3] = [], personal: string | null = null,
+  ) {
     const data = eventData(r, crId);
     await recordChange(
       tx, actor,
       crId
-        ? { action: 'change_request.approved', targetType: 'change_request', targetId: crId, userId: r.user_id, changedFields: [FIELD], details: { [`relationship_${kind}`]: data } }
+        ? { action: 'change_request.approved', targetType: 'change_request', targetId: crId, userId: r.user_id, changedFields: [FIELD], details: { [`relationship_${kind}`]: data }, personal }
         : { action: `user.relationship_${kind}`, targetType: 'relationship', targetId: r.id, userId: r.user_id, changedFields: [FIELD], details: data },
       [...(Array.isArray(extraEvents) ? extraEvents : [extraEvents]), { type: `user.relationship_${kind}`, userId: r.user_id, data }],
     );
@@ -217,17 +219,21 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
      * Applies an approved change request on `relationships`, inside the approval's transaction (which
      * took lockGraph before locking the user). The rules are checked again: the graph may have moved.
      */
-    async applyApproved(tx: Tx, actor: Actor, holder: UserRow, crId: string, proposal: Proposal, approvedEvent: Parameters<typeof recordChange>[3]) {
+    async applyApproved(
+      tx: Tx, actor: Actor, holder: UserRow, crId: string, proposal: Proposal, approvedEvent: Parameters<typeof recordChange>[3], note: string | null = null,
+    ) {
+      // The officer's note is free text: in the audit entry only sealed with the holder's key.
+      const personal = note === null ? null : await keyring.seal(tx, actor.tenantId, holder.id, PERSONAL_FIELD, { note });
       if (proposal.action === 'add') {
         await checkAdd(tx, holder, proposal.relationship);
         const view = toRelationship(await insertRow(tx, actor, holder, proposal.relationship, crId));
-        await recordApplied(tx, actor, 'added', view, crId, approvedEvent);
+        await recordApplied(tx, actor, 'added', view, crId, approvedEvent, personal);
         return view;
       }
       const ended = await repo.end(tx, actor.tenantId, proposal.relationship_id, actor.keyId);
       if (!ended) throw new AppError(409, 'relationship.ended', `Relationship ${proposal.relationship_id} has already ended. Nothing was applied.`);
       const view = toRelationship(ended);
-      await recordApplied(tx, actor, 'ended', view, crId, approvedEvent);
+      await recordApplied(tx, actor, 'ended', view, crId, approvedEvent, personal);
       return view;
     },
 

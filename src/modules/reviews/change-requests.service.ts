@@ -123,7 +123,7 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
           });
           await relationships.applyApproved(tx, actor, user, id, changes.relationships!.to as Proposal, {
             type: 'user.change_approved', userId: user.id, data: { user_id: user.id, change_request_id: id, changed_fields: cr.fields },
-          });
+          }, input.note ?? null);
           return toChangeRequest(decided, changes, decision ?? undefined);
         }
         const doc = documentOf(user);
