@@ -32,8 +32,7 @@ export interface EventInput {
 // (not the database's now()) so the MAC covers it, and its details are MACed as they will read back
 // from jsonb (one JSON round trip drops what JSON cannot hold, as jsonb does).
 function auditRow(actor: Actor, a: AuditInput) {
-  const detailsText = JSON.stringify(a.details ?? {});
-  const details = JSON.parse(detailsText) as Record<string, unknown>;
+  const details = JSON.parse(JSON.stringify(a.details ?? {})) as Record<string, unknown>;
   const row = {
     tenant_id: actor.tenantId,
     id: newId('aud'),
@@ -119,6 +118,7 @@ export async function recordChange(
   await record(tx, [JSON.stringify(auditRow(actor, audit)), JSON.stringify(rows)]);
   return rows.map((r) => r.id);
 }
+
 /** A refused attempt (read-only or denied field) is still recorded, flagged, with no event. */
 export async function recordAttempt(db: Db, actor: Actor, audit: AuditInput): Promise<void> {
   await recordChange(db, actor, { ...audit, outcome: audit.outcome ?? 'flagged' });
