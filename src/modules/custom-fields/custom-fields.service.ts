@@ -76,18 +76,25 @@ const sealedIn = (v: unknown): v is View & { id: string } =>
  * at once (one key lookup) just before serialisation. Nothing to open costs a property check.
  */
 export function registerCustomFieldViews(app: FastifyInstance, keyring: Keyring): void {
-  app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
-    if (typeof payload !== 'object' || payload === null || !req.actor) return payload;
-    const data = (payload as { data?: unknown }).data;
-    const views = sealedIn(payload) ? [payload] : Array.isArray(data) ? data.filter(sealedIn) : [];
-    if (views.length === 0) return payload;
-    const opened = await keyring.openMany(req.actor.tenantId, views.map((v) => ({ userId: v.id, field: CUSTOM_FIELD, envelope: v.custom![SEALED]! })));
-    views.forEach((v, i) => {
-      const o = opened[i];
-      if (typeof o === 'object' && o !== null) Object.assign(v.custom!, o);
-    });
-    return payload;
+  // A callback hook: the responses with nothing to open (nearly all) pay no promise.
+  app.addHook('preSerialization', (req, _reply, payload: unknown, done) => {
+    const views = typeof payload === 'object' && payload !== null && req.actor ? sealedViews(payload) : [];
+    if (views.length === 0) return done(null, payload);
+    keyring.openMany(req.actor.tenantId, views.map((v) => ({ userId: v.id, field: CUSTOM_FIELD, envelope: v.custom![SEALED]! }))).then((opened) => {
+      views.forEach((v, i) => {
+        const o = opened[i];
+        if (typeof o === 'object' && o !== null) Object.assign(v.custom!, o);
+      });
+      done(null, payload);
+    }, (err: Error) => done(err));
   });
+}
+
+/** The user views of a response: the response itself, or the items of a page. */
+function sealedViews(payload: object): Array<View & { id: string }> {
+  if (sealedIn(payload)) return [payload];
+  const data = (payload as { data?: unknown }).data;
+  return Array.isArray(data) ? data.filter(sealedIn) : [];
 }
 
 /**

@@ -60,6 +60,8 @@ export const CUSTOM_LIMITS = {
   defaultMaxLength: 200,
   maxLength: 2000,
   pattern: 200,
+  /** RE2 program instructions × the field's maxLength (≈ 25 ms of matching at most, per value). */
+  patternCost: 1_000_000,
   enumItems: 100,
   enumItem: 100,
   /** One value, and all of a user's values, serialised. */
@@ -85,6 +87,26 @@ const KEYWORDS: Record<string, string[]> = {
   object: [...COMMON_KEYS, 'properties', 'required', 'additionalProperties'],
 };
 export const SCHEMA_TYPES = Object.keys(KEYWORDS);
+
+/**
+ * What a pattern costs per write. RE2 is linear in the input, but the factor is the size of the
+ * compiled program, and counted repetitions make that large: `[\s\S]{1000}[\s\S]{1000}` is a
+ * 2,002-instruction program that takes ~100 ms on a 2,000-character value, on every write. So the
+ * budget is instructions × the longest value the field allows; ordinary patterns are tens of
+ * instructions. The program's size is read from re2js's compiled form; should a later version not
+ * expose it, one timed compile-and-match on a value of that length stands in.
+ */
+function patternCost(pattern: string, maxLength: number): { cost: number; instructions: number | null } | { error: string } {
+  const length = Math.min(Math.max(maxLength, 1), CUSTOM_LIMITS.maxLength);
+  const started = performance.now();
+  const compiled = compilePattern(pattern);
+  if ('error' in compiled) return compiled;
+  const inst = (compiled.re as unknown as { re2Input?: { prog?: { inst?: unknown[] } } }).re2Input?.prog?.inst?.length;
+  if (typeof inst === 'number') return { cost: inst * length, instructions: inst };
+  compiled.re.matcher('a'.repeat(length)).find();
+  // Measured: ~25 ns per instruction and character; the budget in the same unit.
+  return { cost: ((performance.now() - started) * 1e6) / 25, instructions: null };
+}
 
 /** Compiles a pattern for RE2, or the reason it cannot be. */
 export function compilePattern(pattern: string): { re: RE2JS } | { error: string } {
@@ -118,8 +140,11 @@ function checkSchema(s: unknown, at: string, depth: number, errors: FieldError[]
       if (typeof s.pattern !== 'string' || s.pattern.length === 0 || s.pattern.length > CUSTOM_LIMITS.pattern) {
         err(`${at}.pattern`, 'bad_pattern', `must be a non-empty string of at most ${CUSTOM_LIMITS.pattern} characters`);
       } else {
-        const compiled = compilePattern(s.pattern);
-        if ('error' in compiled) err(`${at}.pattern`, 'bad_pattern', `not a pattern this service runs (RE2 syntax: no backreferences or lookarounds): ${compiled.error}`);
+        const cost = patternCost(s.pattern, typeof s.maxLength === 'number' ? s.maxLength : CUSTOM_LIMITS.defaultMaxLength);
+        if ('error' in cost) err(`${at}.pattern`, 'bad_pattern', `not a pattern this service runs (RE2 syntax: no backreferences or lookarounds): ${cost.error}`);
+        else if (cost.cost > CUSTOM_LIMITS.patternCost) {
+          err(`${at}.pattern`, 'bad_pattern', `costs too much to run on values this long${cost.instructions ? ` (${cost.instructions} RE2 instructions)` : ''}: use fewer counted repetitions or a smaller maxLength`);
+        }
       }
     }
     if (s.enum !== undefined) {
