@@ -241,6 +241,18 @@ describe('PATCH under the field policy', () => {
     expect((await api.get('/v1/users?custom=account_no:FR1234567')).json().data.map((u: { id: string }) => u.id)).not.toContain(user.id);
   });
 
+  it('concurrent patches of different custom fields all land: none is lost in the sealed envelope', async () => {
+    const user = await create({});
+    const patches = [
+      { account_no: 'FR1111111' }, { parents: { father_name: 'Ash' } }, { salutation: 'dr' }, { segment: 'gold' }, { score: 5 }, { vip: true },
+    ];
+    const answers = await Promise.all(patches.map((custom) => api.patch(`/v1/users/${user.id}`, { custom })));
+    expect(answers.map((a) => a.statusCode)).toEqual(patches.map(() => 200));
+    expect((await api.get(`/v1/users/${user.id}`)).json().custom).toEqual(Object.assign({}, ...patches));
+    expect((await row(user.id)).version).toBe(1 + patches.length);
+    expect((await eventsOf(user.id)).filter((e) => e.type === 'user.updated')).toHaveLength(patches.length);
+  });
+
   it('every route that answers a user opens its personal values (closing answers the user too)', async () => {
     const user = await create({ account_no: 'FR5555555', salutation: 'ms' });
     const closed = await api.delete(`/v1/users/${user.id}`, { origin: 'operator', reason: 'user_request' });
