@@ -3,6 +3,7 @@ import type { UserRow, UserViewRow } from './users.repo.js';
 import type { UserType } from './field-policy.js';
 import type { JsonObject } from './merge-patch.js';
 import { maskNumber } from '../documents/document-rules.js';
+import { customView } from '../custom-fields/storage.js';
 import { ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS, type UserView } from './users.schemas.js';
 
 export const TYPE_FIELDS: Record<UserType, string[]> = {
@@ -10,7 +11,7 @@ export const TYPE_FIELDS: Record<UserType, string[]> = {
   business: Object.keys(BUSINESS_FIELDS),
 };
 const ADDRESS_KEYS = Object.keys(ADDRESS_FIELDS);
-export const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags']);
+export const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags', 'custom']);
 
 const iso = (d: Date | string | null) => (d === null ? null : typeof d === 'string' ? d : d.toISOString());
 
@@ -42,13 +43,13 @@ function compileView(fields: string[], unmasked: boolean): (row: UserRow | UserV
       ${fields.map((k) => `${key(k)}: ${value(k)}`).join(', ')},
       email: p.email ?? null, phone: p.phone ?? null,
       address: addressView(p.address, false), mailing_address: addressView(p.mailing_address, true),
-      metadata: row.metadata, tags: row.tags, pending_changes: row.pending_changes, legal_hold: row.legal_hold,
+      metadata: row.metadata, tags: row.tags, custom: customView(p), pending_changes: row.pending_changes, legal_hold: row.legal_hold,
       erasure: row.erasure_requested_at
         ? { requested_at: iso(row.erasure_requested_at), scheduled_for: iso(row.erasure_scheduled_for), erased_at: iso(row.erased_at) }
         : null,
       version: row.version, created_at: iso(row.created_at), updated_at: iso(row.updated_at),
     };`;
-  return new Function('iso', 'addressView', 'mask', `return function userView(row) { ${body} }`)(iso, addressView, mask);
+  return new Function('iso', 'addressView', 'mask', 'customView', `return function userView(row) { ${body} }`)(iso, addressView, mask, customView);
 }
 
 /** Identifier numbers: answered masked (*****1234) everywhere but the GDPR export. */

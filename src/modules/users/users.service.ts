@@ -20,11 +20,18 @@ import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
-import type { Keyring } from '../../crypto/keyring.js';
+import type { DataKey, Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 
+import { normaliseDefinitions, type CustomFieldDefinitions } from '../custom-fields/definitions.js';
+import { checkedCreateValues, customFilter, loadDefinitions, plainForPatch, sealColumns } from '../custom-fields/custom-fields.service.js';
+import { storeProfile } from '../custom-fields/storage.js';
+
 export { toUserView } from './user-view.js';
+
+/** A view whose `custom` is the plain values the caller holds (nothing left to open). */
+const withCustom = (view: UserView, custom: JsonObject): UserView => ({ ...view, custom });
 
 function assertValid(values: JsonObject): void {
   const errors = checkReferenceData(values);
@@ -117,6 +124,12 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
 
   const getRow = (tenantId: string, id: string) => repo.getOrThrow(db, tenantId, id);
 
+  /** When a patch names `custom`, the columns a plan writes carry its values back in stored form (personal ones sealed). */
+  function sealPlan(plan: PatchPlan, patch: PatchUserInput, defs: CustomFieldDefinitions, key: DataKey, row: UserViewRow): PatchPlan {
+    if (patch.custom === undefined || !plan.applied) return plan;
+    return { ...plan, applied: { ...plan.applied, next: sealColumns(keyring, key, defs, row.tenant_id, row.id, plan.applied.next) } };
+  }
+
   return {
     async get(actor: Actor, id: string): Promise<UserView> {
       return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
@@ -127,16 +140,19 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * a single statement is atomic). A taken external_ref inserts nothing at all: 409.
      */
     async create(actor: Actor, input: CreateUserInput): Promise<UserView> {
-      const { type, external_ref, country, metadata, tags, ...rest } = input;
+      const { type, external_ref, country, metadata, tags, custom, ...rest } = input;
       assertValid({ country, ...rest, metadata });
       const t = actor.tenantId;
+      const defs = custom ? await loadDefinitions(db, t) : {};
+      const values = custom ? checkedCreateValues(defs, custom as JsonObject) : {};
       const id = newId('usr');
+      const key = keyring.newDataKey(t, id);
+      const profile = storeProfile(keyring, key, t, id, { ...compact(rest as JsonObject), custom: values }, defs);
       const row = repo.newRow(
-        { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile: compact(rest as JsonObject), metadata: metadata ?? {}, tags: tags ?? [] },
+        { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile, metadata: metadata ?? {}, tags: tags ?? [] },
         new Date(),
       );
-      const user = toUserView(row);
-      const key = keyring.newDataKey(t, id);
+      const user = withCustom(toUserView(row), values);
       const record = recordParams(
         actor,
         { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
@@ -147,19 +163,21 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
         const existing = await repo.findIdByExternalRef(db, t, external_ref!);
         throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
       }
-      return toUserView(inserted);
+      return withCustom(toUserView(inserted), values);
     },
 
     async list(actor: Actor, filters: ListUsersFilters) {
       const limit = filters.limit ?? 50;
       const before = decodeCursor(filters.cursor, ['id'] as const);
-      const rows = await repo.list(db, actor.tenantId, { ...filters, beforeId: before?.id ?? null, limit });
+      const custom = filters.custom ? await customFilter(db, keyring, actor.tenantId, filters.custom) : {};
+      const rows = await repo.list(db, actor.tenantId, { ...filters, ...custom, beforeId: before?.id ?? null, limit });
       return toPage(rows, limit, toUserView, (r) => ({ id: r.id }), { sizeOf: userPageSize });
     },
 
     /** The outcome of each changed field, and what would happen; nothing is written. */
     async dryRun(actor: Actor, id: string, patch: PatchUserInput) {
-      const row = await checkedRow(actor, id, patch);
+      const stored = await checkedRow(actor, id, patch);
+      const row = await plainForPatch(keyring, patch.custom === undefined ? {} : await loadDefinitions(db, actor.tenantId), stored, patch);
       const plan = planPatch(row, patch as JsonObject, await loadFieldPolicy(db, actor.tenantId));
       return {
         dry_run: true as const,
@@ -183,13 +201,17 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
       const read = await repo.getForPatch(db, actor.tenantId, id);
       if (!read) throw notFound('user', id);
-      const { field_overrides, key_id, wrapped_key, ...row } = read;
-      checkPatch(row, patch);
+      const { field_overrides, custom_definitions, key_id, wrapped_key, ...stored } = read;
+      checkPatch(stored, patch);
       const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
-      if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
-      const policy = effectivePolicy(field_overrides ?? undefined);
+      if (pinned !== undefined && pinned !== stored.version) throw preconditionFailed(stored.version);
+      const defs = normaliseDefinitions(custom_definitions ?? undefined);
+      const policy = effectivePolicy(field_overrides ?? undefined, Object.keys(defs));
+      const row = await plainForPatch(keyring, defs, stored, patch);
+      const key = key_id && wrapped_key ? keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key) : undefined;
 
-      const plan = planPatch(row, patch as JsonObject, policy);
+      const planned = planPatch(row, patch as JsonObject, policy);
+      const plan = planned.denied.length ? planned : sealPlan(planned, patch, defs, key ?? (await keyring.dataKeyFor(db, actor.tenantId, id)), row);
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
       checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
@@ -204,11 +226,13 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       if (pinned !== undefined) throw preconditionFailed((await getRow(actor.tenantId, id)).version);
 
       const outcome = await db.transaction().execute(async (tx) => {
-        const locked = await repo.getForUpdate(tx, actor.tenantId, id);
-        if (!locked) throw notFound('user', id);
-        if (locked.status === 'closed') throw userClosed(id);
-        const again = planPatch(locked, patch as JsonObject, policy);
-        if (again.denied.length || (!again.applied && !again.approval)) return { plan: again, row: locked };
+        const lockedStored = await repo.getForUpdate(tx, actor.tenantId, id);
+        if (!lockedStored) throw notFound('user', id);
+        if (lockedStored.status === 'closed') throw userClosed(id);
+        const locked = await plainForPatch(keyring, defs, lockedStored, patch, tx);
+        const planned = planPatch(locked, patch as JsonObject, policy);
+        if (planned.denied.length || (!planned.applied && !planned.approval)) return { plan: planned, row: locked };
+        const again = sealPlan(planned, patch, defs, key ?? (await keyring.dataKeyFor(tx, actor.tenantId, id)), locked);
         checkMergedBounds(locked, again);
         return { plan: again, row: (await commit(tx, actor, locked, again))! };
       });
