@@ -56,9 +56,11 @@ export const markConsoleBuilt = (root) => mark(root, CONSOLE_STAMP);
 export function buildConsole(root) {
   const dir = path.join(root, 'console');
   const vite = path.join(path.dirname(createRequire(path.join(dir, 'package.json')).resolve('vite/package.json')), 'bin/vite.js');
-  const built = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit' });
+  // NODE_ENV decides React's build: a test runner's 'test' would ship the development bundle.
+  const env = { ...process.env, NODE_ENV: 'production' };
+  const built = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit', env });
   if (built.status !== 0) return false;
-  const size = spawnSync(process.execPath, [path.join(dir, 'scripts/bundle-size.mjs')], { cwd: dir, stdio: 'inherit' });
+  const size = spawnSync(process.execPath, [path.join(dir, 'scripts/bundle-size.mjs')], { cwd: dir, stdio: 'inherit', env });
   if (size.status !== 0) return false;
   markConsoleBuilt(root);
   return true;
