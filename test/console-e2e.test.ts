@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { axe, hasChromium, launchBrowser, serious, signIn, type Browser } from './helpers/browser.js';
-import { buildConsole, consoleIsStale } from '../bin/build-if-stale.mjs';
+import { consoleIsStale } from '../bin/build-if-stale.mjs';
 import { bundleSize, BUDGET_GZIP_BYTES } from '../console/scripts/bundle-size.mjs';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -27,7 +27,7 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
   const axeResults: Record<string, number> = {};
 
   beforeAll(async () => {
-    if (consoleIsStale(ROOT)) expect(buildConsole(ROOT), 'the console builds').toBe(true);
+    expect(consoleIsStale(ROOT), 'console/dist is built (test/helpers/global-setup.ts)').toBe(false);
     ctx = await createTestContext();
     await ctx.app.listen({ port: 0, host: '127.0.0.1' });
     const addr = ctx.app.server.address();
@@ -206,6 +206,25 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
     await timeline.getByLabel('Show').selectOption('status');
     expect(await timeline.getByText('user.updated').count()).toBe(0);
     await expectAccessible(page, 'user with timeline');
+    await page.close();
+  });
+
+  it('works from the keyboard alone, with a visible focus ring', async () => {
+    const id = await verifiedUser({ first_name: 'Keyboard', last_name: 'Only' });
+    const page = await browser.newPage();
+    await signIn(page, base, officer.key, `/console/users?q=Keyboard`);
+    const link = page.getByRole('link', { name: 'Keyboard Only' });
+    await link.waitFor();
+    for (let i = 0; i < 40 && !(await link.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press('Tab');
+    expect(await link.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await link.evaluate((el) => getComputedStyle(el).outlineStyle)).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`**/console/users/${id}`);
+    await page.getByRole('button', { name: 'Flag', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.closest('dialog') !== null)).toBe(true);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
     await page.close();
   });
 

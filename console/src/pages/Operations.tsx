@@ -82,7 +82,7 @@ function Deliveries({ session, endpointId }: { session: Session; endpointId: str
         ) : (
           <>
             {result && (result.error ? <ProblemBox error={result.error} /> : <p role="status">Event {result.id} queued again for every enabled endpoint that takes it.</p>)}
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0} role="region" aria-label="Delivery attempts">
               <table className="dense">
                 <caption className="visually-hidden">Delivery attempts, newest first</caption>
                 <thead>
@@ -255,7 +255,7 @@ function Policy({ session }: { session: Session }) {
   return (
     <Section title="Tenant policy (effective)" id="policy">
       <p className="muted small">Read-only here; change it with PUT /v1/policy.</p>
-      <Show loaded={policy}>{(p) => <pre className="json">{JSON.stringify(p, null, 2)}</pre>}</Show>
+      <Show loaded={policy}>{(p) => <pre className="json" tabIndex={0} aria-label="The effective policy, as JSON">{JSON.stringify(p, null, 2)}</pre>}</Show>
     </Section>
   );
 }

@@ -13,7 +13,9 @@ export const REASON_CODES = [
 ] as const;
 type Reason = (typeof REASON_CODES)[number];
 type Move = 'flag' | 'suspend' | 'unsuspend' | 'block' | 'unblock';
-type Kind = Move | 'close' | 'erasure' | 'legal_hold_set' | 'legal_hold_clear';
+type Kind = Move | 'clear_flag' | 'close' | 'erasure' | 'legal_hold_set' | 'legal_hold_clear';
+// The moves the server refuses without a reason code (lifecycle/user-status.ts REASON_REQUIRED).
+const REASON_REQUIRED: readonly Kind[] = ['suspend', 'block', 'close'];
 
 interface Action {
   kind: Kind;
@@ -24,7 +26,8 @@ interface Action {
 
 const change = (s: Session) => s.can('users:change_status');
 const ACTIONS: Action[] = [
-  { kind: 'flag', label: 'Flag', show: (u, s) => change(s) && u.status === 'active' },
+  { kind: 'flag', label: 'Flag', show: (u, s) => change(s) && (u.status === 'active' || u.status === 'suspended') },
+  { kind: 'clear_flag', label: 'Clear flag', show: (u, s) => change(s) && u.status === 'flagged' },
   { kind: 'suspend', label: 'Suspend', show: (u, s) => change(s) && (u.status === 'active' || u.status === 'flagged') },
   { kind: 'unsuspend', label: 'Unsuspend', show: (u, s) => change(s) && u.status === 'suspended' },
   { kind: 'block', label: 'Block', danger: true, show: (u, s) => change(s) && u.status !== 'blocked' && u.status !== 'closed' },
@@ -90,8 +93,10 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
         await client.ok(client.api.POST('/v1/users/{id}/legal-hold', { ...path, body: { reason: note ?? '' } }));
       } else if (action.kind === 'legal_hold_clear') {
         await client.ok(client.api.DELETE('/v1/users/{id}/legal-hold', path));
+      } else if (action.kind === 'clear_flag') {
+        await client.ok(client.api.POST('/v1/users/{id}/status-changes', { ...path, body: { status: 'active', reason: reason || undefined, note } }));
       } else {
-        await client.users[action.kind](user.id, { reason, note });
+        await client.users[action.kind](user.id, { reason: reason || undefined, note });
       }
       setAfter(await client.ok(client.api.GET('/v1/users/{id}/capabilities', path)));
     } catch (err) {
@@ -124,9 +129,9 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
       {needsReasonCode && (
         <div className="field">
           <label htmlFor="action-reason">Reason code</label>
-          <select id="action-reason" name="reason" required defaultValue="">
-            <option value="" disabled>
-              Choose a reason
+          <select id="action-reason" name="reason" required={REASON_REQUIRED.includes(action.kind)} defaultValue="">
+            <option value="" disabled={REASON_REQUIRED.includes(action.kind)}>
+              {REASON_REQUIRED.includes(action.kind) ? 'Choose a reason' : 'None'}
             </option>
             {REASON_CODES.map((r) => (
               <option key={r} value={r}>

@@ -52,7 +52,7 @@ export function UsersPage({ session, query }: { session: Session; query: URLSear
             {p.data.length === 0 ? (
               <Empty>No user matches these filters.</Empty>
             ) : (
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0} role="region" aria-label="Users">
                 <table className="dense">
                   <caption className="visually-hidden">Users, newest first, page {pageNumber}</caption>
                   <thead>
