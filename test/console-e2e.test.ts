@@ -209,6 +209,35 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
     await page.close();
   });
 
+  it('an ADMIN sets and clears a legal hold, then closes a user at the user’s request', async () => {
+    const id = await verifiedUser();
+    const page = await browser.newPage();
+    await signIn(page, base, admin.key, `/console/users/${id}`);
+    const dialog = page.getByRole('dialog');
+    await page.getByRole('button', { name: 'Set legal hold' }).click();
+    await dialog.getByLabel('Reason (required)').fill('litigation hold, case 2026-118');
+    await dialog.getByRole('button', { name: 'Confirm: set legal hold' }).click();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await page.getByRole('button', { name: 'Clear legal hold' }).waitFor();
+    expect((await owner.get(`/v1/users/${id}`)).json().legal_hold).toBe(true);
+    await page.getByRole('button', { name: 'Clear legal hold' }).click();
+    await dialog.getByRole('button', { name: 'Confirm: clear legal hold' }).click();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    expect((await owner.get(`/v1/users/${id}`)).json().legal_hold).toBe(false);
+
+    await page.getByRole('button', { name: 'Close', exact: true }).click();
+    await dialog.getByLabel('Reason code').selectOption('user_request');
+    await dialog.getByLabel('the user').check();
+    await dialog.getByRole('button', { name: 'Confirm: close' }).click();
+    await expect.poll(() => dialog.getByTestId('capabilities-after').textContent()).toContain('deposits: denied (account closed)');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    const change = await ctx.db.selectFrom('status_changes').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', id).executeTakeFirstOrThrow();
+    expect(change).toMatchObject({ to_status: 'closed', reason: 'user_request', origin: 'user', actor_key_id: admin.id });
+    expect(await page.getByRole('heading', { name: 'Actions', exact: true }).count()).toBe(1); // erasure is still possible
+    expect(await page.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+    await page.close();
+  });
+
   it('works from the keyboard alone, with a visible focus ring', async () => {
     const id = await verifiedUser({ first_name: 'Keyboard', last_name: 'Only' });
     const page = await browser.newPage();
