@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
@@ -62,6 +63,7 @@ describe('the console at /console', () => {
     await fs.mkdir(path.join(root, 'assets'));
     await fs.writeFile(path.join(root, 'index.html'), '<!doctype html><script type="module" src="/console/assets/app-1.js"></script>');
     await fs.writeFile(path.join(root, 'assets/app-1.js'), 'console.log(1)');
+    await fs.writeFile(path.join(root, 'assets/app-1.js.gz'), zlib.gzipSync('console.log(1)'));
     app = Fastify();
     await app.register(consoleRoutes(root));
   });
@@ -87,6 +89,9 @@ describe('the console at /console', () => {
     expect(js.headers['cache-control']).toContain('immutable');
     expect(js.headers['content-security-policy']).toBe(CONSOLE_CSP);
     expect((await app.inject({ url: '/console/assets/nope.js' })).statusCode).toBe(404);
+    const gz = await app.inject({ url: '/console/assets/app-1.js', headers: { 'accept-encoding': 'gzip' } });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(zlib.gunzipSync(gz.rawPayload).toString()).toBe('console.log(1)');
     expect((await app.inject({ url: '/console/assets/../index.html' })).body).not.toContain('console.log');
   });
 

@@ -42,6 +42,8 @@ export function consoleRoutes(root = CONSOLE_DIST) {
       index: false,
       immutable: true,
       maxAge: '365d',
+      // The build keeps .br and .gz copies (console/scripts/bundle-size.mjs): sent when accepted.
+      preCompressed: true,
       schemaHide: true,
     });
     // Every other path under /console is a page of the app (client-side routes): the same index.html,
