@@ -78,8 +78,19 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
   it(`is interactive within ${BUDGET_MS} ms (measured and printed)`, async () => {
     const page = await browser.newPage();
     await signIn(page, base, officer);
+    // The first load after the COPY reads cold pages of a just-loaded table: printed, not counted.
+    const cold = await timeToRows(page, '/console/users');
     const runs: number[] = [];
     for (let i = 0; i < 5; i++) runs.push(await timeToRows(page, '/console/users'));
+    // A search by a last name read off the page (names follow a Zipf law: a common one is likely).
+    const name = (await page.locator('table.dense tbody tr a').nth(1).textContent())!.split(' ').pop()!;
+    const searched: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      await page.goto(`${base}/console/users?q=${encodeURIComponent(name)}`);
+      await page.locator('table.dense tbody tr, p.empty').first().waitFor();
+      searched.push(performance.now() - t);
+    }
     const filtered: number[] = [];
     for (let i = 0; i < 3; i++) filtered.push(await timeToRows(page, '/console/users?status=active&kyc_status=verified'));
     // Paging: from the click on Next to the next 50 rows (keyset: no offset to count past).
@@ -91,7 +102,7 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
     const next = performance.now() - t0;
     console.log(
       `console load: users page with ${USERS.toLocaleString('en')} users — interactive (50 rows shown, from navigation) median ${median(runs).toFixed(0)} ms ` +
-        `[${runs.map((r) => r.toFixed(0)).join(', ')}]; filtered (status + KYC) median ${median(filtered).toFixed(0)} ms; next page ${next.toFixed(0)} ms; budget ${BUDGET_MS} ms`,
+        `[${runs.map((r) => r.toFixed(0)).join(', ')}] (first, cold: ${cold.toFixed(0)} ms); search q=${name} median ${median(searched).toFixed(0)} ms; filtered (status + KYC) median ${median(filtered).toFixed(0)} ms; next page ${next.toFixed(0)} ms; budget ${BUDGET_MS} ms`,
     );
     expect(median(runs)).toBeLessThanOrEqual(BUDGET_MS);
     await page.close();
