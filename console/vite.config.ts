@@ -16,4 +16,7 @@ export default defineConfig({
     target: 'es2022',
   },
   oxc: { jsx: { runtime: 'automatic' } },
+  // `npm run dev -w @kyclo/console`: the API of a local `npm start` behind the dev server's origin,
+  // as /console has it in production (KYCLO_API to point elsewhere).
+  server: { proxy: Object.fromEntries(['/v1', '/readyz'].map((p) => [p, process.env.KYCLO_API ?? 'http://127.0.0.1:3000'])) },
 });
