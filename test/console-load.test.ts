@@ -145,6 +145,11 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
       }
       await page.close();
     }
+    const ops = await browser.newPage({ width: 1280, height: 800 });
+    await signIn(ops, base, owner, '/console/operations/keys');
+    await ops.locator('li', { hasText: 'COMPLIANCE_OFFICER' }).first().waitFor();
+    await ops.screenshot({ path: path.join(dir, 'console-operations-desktop.png') });
+    await ops.close();
     const signInPage = await browser.newPage({ width: 1280, height: 800 });
     await signInPage.goto(`${base}/console/`);
     await signInPage.getByLabel('API key').waitFor();

@@ -58,7 +58,7 @@ export function UsersPage({ session, query }: { session: Session; query: URLSear
                   <thead>
                     <tr>
                       <th scope="col">Name</th>
-                      <th scope="col">Email</th>
+                      <th scope="col" className="hide-narrow">Email</th>
                       <th scope="col">Status</th>
                       <th scope="col">KYC</th>
                       <th scope="col" className="hide-narrow">Type</th>
@@ -72,7 +72,7 @@ export function UsersPage({ session, query }: { session: Session; query: URLSear
                         <td>
                           <Link to={`/users/${u.id}`}>{displayName(u)}</Link>
                         </td>
-                        <td className="clip">{u.email ?? '—'}</td>
+                        <td className="clip hide-narrow">{u.email ?? '—'}</td>
                         <td>
                           <Badge value={u.status} />
                         </td>
