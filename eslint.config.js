@@ -12,7 +12,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'bin/**/*.mjs', 'examples/**/*.mjs'],
+    files: ['bin/**/*.js', 'bin/**/*.mjs', 'examples/**/*.mjs', 'console/scripts/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
 );

@@ -54,6 +54,7 @@ import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.
 import { installAuditKeys } from './modules/audit/authentication.js';
 import { backlogReader, registerAuditMetrics, sealerState } from './modules/audit/backlog.js';
 import { newSealerHealth } from './workers/sealer.js';
+import { consoleRoutes } from './http/console.js';
 
 export interface AppDeps {
   db: Db;
@@ -248,5 +249,7 @@ export async function buildApp({
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetrics(app, (registry) => registerAuditMetrics(registry, auditBacklog, sealerHealth));
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } as never });
+  // The operator console (console/), same origin, under its own Content-Security-Policy.
+  await app.register(consoleRoutes());
   return app;
 }

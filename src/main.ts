@@ -75,6 +75,7 @@ export async function serve(config: Config): Promise<void> {
     // /v1 itself is no resource: point at one that answers (with a key), and at the reference.
     out(`  API   ${base}/v1/users  (every /v1 path needs Authorization: Bearer <key>)`);
     out(`  Docs  ${base}/docs   OpenAPI ${base}/openapi.json`);
+    out(`  Console  ${base}/console  (sign in with an API key)`);
     if (firstRun) {
       out('');
       out(`First run: created tenant "default" (${firstRun.tenant.id}) and its OWNER key. It is shown this once:`);

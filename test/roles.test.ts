@@ -8,6 +8,8 @@ import { PERMISSIONS, ROLES, type Permission, type Role } from '../src/modules/a
 
 // The matrix as product.md states it, written out independently of roles.ts so a drift in either shows.
 const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
+  // Not in product.md's table: any key may ask who it is (GET /v1/me, api.md's Session).
+  'session:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
   'users:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
   'users:create': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
@@ -163,6 +165,11 @@ const OPERATIONS: Record<string, Operation> = {
       expect(row.revoked_at).not.toBeNull();
       expect(await auditOf('api_key.revoked', id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
     },
+  },
+  getMe: {
+    method: 'GET', path: '/v1/me', permission: 'session:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/me' }),
+    verify: (res, caller) => expect(res.json()).toMatchObject({ id: caller.keyId, role: caller.role, tenant: { id: tenantId } }),
   },
   listEnumerations: {
     method: 'GET', path: '/v1/enumerations', permission: 'users:read', success: 200,

@@ -8,6 +8,8 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { createDb } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { adminQuery, withDatabase } from './databases.js';
+import { hasChromium } from './browser.js';
+import { buildConsole, consoleIsStale } from '../../bin/build-if-stale.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,6 +20,10 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  // The console's browser tests serve console/dist: built once here, before test files run in
+  // parallel, so no file serves a build another is rewriting.
+  const root = path.resolve(import.meta.dirname, '../..');
+  if (hasChromium && consoleIsStale(root) && !buildConsole(root)) throw new Error('the console (console/) does not build');
   let serverUrl = process.env.DATABASE_URL;
   let stopEmbedded: (() => Promise<void>) | undefined;
   let tmp: string | undefined;

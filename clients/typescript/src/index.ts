@@ -24,6 +24,7 @@ export type Document = Schemas['Document'];
 export type WebhookEndpoint = Schemas['WebhookEndpoint'];
 export type AuditEntry = Schemas['AuditEntry'];
 export type ApiKey = Schemas['ApiKey'];
+export type Me = Schemas['Me'];
 
 type JsonBody<Op> = Op extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
 type Query<Op> = Op extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;

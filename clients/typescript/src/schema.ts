@@ -84,6 +84,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling key: id, name, role, tenant and permissions
+         * @description What the operator console reads at sign-in to show only what the key's role may do. Any valid key may call it.
+         */
+        get: operations["getMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys/{id}": {
         parameters: {
             query?: never;
@@ -1511,6 +1531,24 @@ export interface components {
             data: components["schemas"]["ApiKey"][];
             /** @description Pass as cursor for the next page; null on the last page */
             next_cursor: string | null;
+        };
+        /** Me */
+        Me: {
+            id: string;
+            name: string;
+            /** @enum {unknown} */
+            role: "OWNER" | "ADMIN" | "COMPLIANCE_OFFICER" | "DEVELOPER" | "READER";
+            /** @description The first characters of the key, to recognise it */
+            prefix: string;
+            expires_at: string | null;
+            tenant: {
+                id: string;
+                name: string;
+            };
+            /** @description What this key's role may do; the server still decides each request */
+            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "users:close" | "users:export" | "audit:read" | "events:manage" | "tenant:admin")[];
+            /** @description The roles of the keys this key may create and revoke (none without tenant:admin) */
+            manages_roles: ("OWNER" | "ADMIN" | "COMPLIANCE_OFFICER" | "DEVELOPER" | "READER")[];
         };
         /** EnumerationValue */
         EnumerationValue: {
@@ -4371,6 +4409,101 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calling key */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {

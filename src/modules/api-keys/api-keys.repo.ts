@@ -102,3 +102,14 @@ export async function revoke(tx: Tx, tenantId: string, id: string) {
 export async function touch(db: Db, tenantId: string, id: string, at: Date) {
   await db.updateTable('api_keys').set({ last_used_at: at }).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
 }
+
+/** The calling key with its tenant's name (GET /v1/me). */
+export async function whoAmI(db: Db, tenantId: string, id: string) {
+  return db
+    .selectFrom('api_keys')
+    .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
+    .select(['api_keys.id', 'api_keys.name', 'api_keys.role', 'api_keys.prefix', 'api_keys.expires_at', 'tenants.id as tenant_id', 'tenants.name as tenant_name'])
+    .where('api_keys.tenant_id', '=', tenantId)
+    .where('api_keys.id', '=', id)
+    .executeTakeFirst();
+}

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Nullable, Text } from '../../http/schemas.js';
-import { ROLES } from './roles.js';
+import { PERMISSIONS, ROLES } from './roles.js';
 import type { ApiKeysService } from './api-keys.service.js';
 
 const Role = Type.Enum([...ROLES]);
@@ -21,6 +21,17 @@ const CreatedApiKey = Type.Object({
   ...ApiKey.properties,
   key: Type.String({ description: 'The secret, shown this once only; store it now' }),
 }, { title: 'ApiKeyWithSecret', description: 'A new API key and its secret, shown this once' });
+
+const Me = Type.Object({
+  id: Id('key'),
+  name: Type.String(),
+  role: Role,
+  prefix: Type.String({ description: 'The first characters of the key, to recognise it' }),
+  expires_at: Nullable(Type.String({ format: 'date-time' })),
+  tenant: Type.Object({ id: Type.String(), name: Type.String() }),
+  permissions: Type.Array(Type.Enum(Object.keys(PERMISSIONS)), { description: 'What this key\'s role may do; the server still decides each request' }),
+  manages_roles: Type.Array(Role, { description: 'The roles of the keys this key may create and revoke (none without tenant:admin)' }),
+}, { title: 'Me', description: 'The calling API key, its tenant and what its role may do' });
 
 export function apiKeyRoutes(keys: ApiKeysService) {
   return async (app: FastifyInstance) => {
@@ -47,6 +58,17 @@ export function apiKeyRoutes(keys: ApiKeysService) {
         reply.code(201).header('location', `/v1/api-keys/${created.id}`);
         return created;
       },
+    });
+    r.get('/v1/me', {
+      config: { permission: 'session:read' },
+      schema: {
+        operationId: 'getMe',
+        tags: ['API keys'],
+        summary: 'The calling key: id, name, role, tenant and permissions',
+        description: 'What the operator console reads at sign-in to show only what the key\'s role may do. Any valid key may call it.',
+        response: { 200: { ...Me, description: 'The calling key' }, ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => keys.me(req.actor),
     });
     r.get('/v1/api-keys', {
       config: { permission: 'tenant:admin' },

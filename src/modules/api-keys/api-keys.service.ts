@@ -7,7 +7,7 @@ import { hashKey } from '../../http/auth.js';
 import { recordChange } from '../audit/write-path.js';
 import type { Actor } from '../audit/actor.js';
 import { lockTenant } from '../tenants/tenant-lock.js';
-import { canManageKeyOfRole, type Role } from './roles.js';
+import { canManageKeyOfRole, permissionsOf, ROLES, type Role } from './roles.js';
 import * as repo from './api-keys.repo.js';
 
 /**
@@ -89,6 +89,24 @@ export function createApiKeysService({ db }: { db: Db }) {
       const after = decodeCursor(q.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, { afterId: after?.id ?? null, limit: q.limit, includeRevoked: q.include_revoked ?? true });
       return toPage(rows, q.limit, toApiKey, (r) => ({ id: r.id }));
+    },
+
+    /** The calling key: who it is, its tenant, what its role may do and which roles' keys it may manage. */
+    async me(actor: Actor) {
+      const row = actor.keyId ? await repo.whoAmI(db, actor.tenantId, actor.keyId) : undefined;
+      // The key authenticated this very request, so it exists; a revocation racing it answers as auth does.
+      if (!row) throw new AppError(401, 'auth.key_revoked', 'The API key has been revoked or has expired.', { headers: { 'www-authenticate': 'Bearer' } });
+      const role = row.role as Role;
+      return {
+        id: row.id,
+        name: row.name,
+        role,
+        prefix: row.prefix,
+        expires_at: row.expires_at?.toISOString() ?? null,
+        tenant: { id: row.tenant_id, name: row.tenant_name },
+        permissions: permissionsOf(role),
+        manages_roles: ROLES.filter((r) => canManageKeyOfRole(role, r)),
+      };
     },
 
     /** Revoking is idempotent: a second call answers the revoked key and records nothing new. */

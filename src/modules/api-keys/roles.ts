@@ -4,6 +4,8 @@ export const ROLES = ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READ
 export type Role = (typeof ROLES)[number];
 
 export const PERMISSIONS = {
+  // Every key may ask who it is (GET /v1/me): the console decides what to show from the answer.
+  'session:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
   'users:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER', 'READER'],
   'users:create': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'users:update': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
@@ -35,4 +37,9 @@ export function roleAllows(role: Role, permission: Permission): boolean {
 export function canManageKeyOfRole(actor: Role, target: Role): boolean {
   if (actor === 'OWNER') return true;
   return actor === 'ADMIN' && target !== 'OWNER';
+}
+
+/** The permissions a role holds, in the table's order (what GET /v1/me answers). */
+export function permissionsOf(role: Role): Permission[] {
+  return (Object.keys(PERMISSIONS) as Permission[]).filter((p) => roleAllows(role, p));
 }

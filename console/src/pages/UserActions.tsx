@@ -1,0 +1,170 @@
+// Actions on a user, each with a reason code and a note, confirmed in a dialog that then shows the
+// capabilities the change left. Buttons follow the key's role and the user's status; the server
+// still decides (a refused action shows its problem in the dialog).
+import { useState, type FormEvent } from 'react';
+import type { Capabilities, User } from '@kyclo/client';
+import type { Session } from '../api';
+import { Dialog, ProblemBox, Section } from '../ui';
+import { CAPABILITIES, capabilityLine } from './User';
+
+export const REASON_CODES = [
+  'fraud_suspected', 'account_takeover_reported', 'compliance_review', 'sanctions_match', 'aml_alert', 'kyc_failed',
+  'review_cleared', 'user_request', 'dormant', 'deceased', 'erasure_requested', 'other',
+] as const;
+type Reason = (typeof REASON_CODES)[number];
+type Move = 'flag' | 'suspend' | 'unsuspend' | 'block' | 'unblock';
+type Kind = Move | 'clear_flag' | 'close' | 'erasure' | 'legal_hold_set' | 'legal_hold_clear';
+// The moves the server refuses without a reason code (lifecycle/user-status.ts REASON_REQUIRED).
+const REASON_REQUIRED: readonly Kind[] = ['suspend', 'block', 'close'];
+
+interface Action {
+  kind: Kind;
+  label: string;
+  danger?: boolean;
+  show: (u: User, s: Session) => boolean;
+}
+
+const change = (s: Session) => s.can('users:change_status');
+const ACTIONS: Action[] = [
+  { kind: 'flag', label: 'Flag', show: (u, s) => change(s) && (u.status === 'active' || u.status === 'suspended') },
+  { kind: 'clear_flag', label: 'Clear flag', show: (u, s) => change(s) && u.status === 'flagged' },
+  { kind: 'suspend', label: 'Suspend', show: (u, s) => change(s) && (u.status === 'active' || u.status === 'flagged') },
+  { kind: 'unsuspend', label: 'Unsuspend', show: (u, s) => change(s) && u.status === 'suspended' },
+  { kind: 'block', label: 'Block', danger: true, show: (u, s) => change(s) && u.status !== 'blocked' && u.status !== 'closed' },
+  { kind: 'unblock', label: 'Unblock', show: (u, s) => change(s) && u.status === 'blocked' },
+  { kind: 'close', label: 'Close', danger: true, show: (u, s) => s.can('users:close') && u.status !== 'closed' },
+  { kind: 'erasure', label: 'Request erasure', danger: true, show: (u, s) => s.can('users:close') && !u.erasure },
+  { kind: 'legal_hold_set', label: 'Set legal hold', show: (u, s) => s.can('tenant:admin') && !u.legal_hold },
+  { kind: 'legal_hold_clear', label: 'Clear legal hold', show: (u, s) => s.can('tenant:admin') && u.legal_hold },
+];
+
+export function UserActions({ session, user, onDone }: { session: Session; user: User; onDone: () => void }) {
+  const [open, setOpen] = useState<Action | null>(null);
+  const available = ACTIONS.filter((a) => a.show(user, session));
+  if (available.length === 0) return null;
+  return (
+    <Section title="Actions" id="actions">
+      <div className="buttons">
+        {available.map((a) => (
+          <button key={a.kind} type="button" className={a.danger ? 'danger' : 'secondary'} onClick={() => setOpen(a)}>
+            {a.label}
+          </button>
+        ))}
+      </div>
+      <Dialog title={open ? `${open.label}: ${user.id}` : ''} open={open !== null} onClose={() => setOpen(null)}>
+        {open && (
+          <ActionForm
+            session={session}
+            user={user}
+            action={open}
+            onClose={(changed) => {
+              setOpen(null);
+              if (changed) onDone();
+            }}
+          />
+        )}
+      </Dialog>
+    </Section>
+  );
+}
+
+function ActionForm({ session, user, action, onClose }: { session: Session; user: User; action: Action; onClose: (changed: boolean) => void }) {
+  const { client } = session;
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [after, setAfter] = useState<Capabilities | null>(null);
+  const needsReasonCode = action.kind !== 'erasure' && !action.kind.startsWith('legal_hold');
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const note = String(f.get('note') ?? '').trim() || undefined;
+    const reason = String(f.get('reason') ?? '') as Reason;
+    const path = { params: { path: { id: user.id } } };
+    setBusy(true);
+    setError(null);
+    try {
+      if (action.kind === 'close') {
+        const origin = f.get('origin') === 'user' ? 'user' : 'operator';
+        await client.ok(client.api.DELETE('/v1/users/{id}', { ...path, body: { origin, reason, note } }));
+      } else if (action.kind === 'erasure') {
+        const requestedBy = f.get('requested_by') === 'user' ? 'user' : 'operator';
+        await client.ok(client.api.POST('/v1/users/{id}/erasure', { ...path, body: { requested_by: requestedBy, note } }));
+      } else if (action.kind === 'legal_hold_set') {
+        await client.ok(client.api.POST('/v1/users/{id}/legal-hold', { ...path, body: { reason: note ?? '' } }));
+      } else if (action.kind === 'legal_hold_clear') {
+        await client.ok(client.api.DELETE('/v1/users/{id}/legal-hold', path));
+      } else if (action.kind === 'clear_flag') {
+        await client.ok(client.api.POST('/v1/users/{id}/status-changes', { ...path, body: { status: 'active', reason: reason || undefined, note } }));
+      } else {
+        await client.users[action.kind](user.id, { reason: reason || undefined, note });
+      }
+      setAfter(await client.ok(client.api.GET('/v1/users/{id}/capabilities', path)));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (after) {
+    return (
+      <div>
+        <p role="status">Done. The user’s capabilities now:</p>
+        <ul className="caps" data-testid="capabilities-after">
+          {CAPABILITIES.map((k) => (
+            <li key={k} className={after.capabilities[k].allowed ? 'allowed' : 'denied'}>
+              {capabilityLine(after, k)}
+            </li>
+          ))}
+        </ul>
+        <div className="buttons">
+          <button type="button" autoFocus onClick={() => onClose(true)}>
+            Close
+          </button>
+        </div>
+      </div>
+    );
+  }
+  return (
+    <form onSubmit={submit}>
+      {needsReasonCode && (
+        <div className="field">
+          <label htmlFor="action-reason">Reason code</label>
+          <select id="action-reason" name="reason" required={REASON_REQUIRED.includes(action.kind)} defaultValue="">
+            <option value="" disabled={REASON_REQUIRED.includes(action.kind)}>
+              {REASON_REQUIRED.includes(action.kind) ? 'Choose a reason' : 'None'}
+            </option>
+            {REASON_CODES.map((r) => (
+              <option key={r} value={r}>
+                {r.replace(/_/g, ' ')}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+      {(action.kind === 'close' || action.kind === 'erasure') && (
+        <fieldset className="field">
+          <legend>Who asked for it</legend>
+          <label>
+            <input type="radio" name={action.kind === 'close' ? 'origin' : 'requested_by'} value="operator" defaultChecked /> an operator
+          </label>
+          <label>
+            <input type="radio" name={action.kind === 'close' ? 'origin' : 'requested_by'} value="user" /> the user
+          </label>
+        </fieldset>
+      )}
+      <div className="field">
+        <label htmlFor="action-note">{action.kind === 'legal_hold_set' ? 'Reason (required)' : 'Note'}</label>
+        <textarea id="action-note" name="note" rows={3} maxLength={1000} required={action.kind === 'legal_hold_set'} />
+      </div>
+      <ProblemBox error={error} />
+      <div className="buttons">
+        <button type="submit" className={action.danger ? 'danger' : undefined} disabled={busy}>
+          {busy ? 'Working…' : `Confirm: ${action.label.toLowerCase()}`}
+        </button>
+        <button type="button" className="secondary" onClick={() => onClose(false)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
