@@ -2,6 +2,7 @@
 // SEND business (seed 003) and a Didit user (seed 004) written with the field and status names the
 // tables give, then read back. Rows that need the compliance profile (mobile, sanctions, risk…) are
 // not here: they are tested with it.
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
 
@@ -12,21 +13,40 @@ let tenantId: string;
 beforeAll(async () => ({ ctx, api, tenantId } = await openTenantContext()));
 afterAll(() => ctx.close());
 
+// The declaration the README shows, sent as written there.
+const VENDOR_FIELDS = {
+  custom_fields: {
+    nationality_other: { schema: { type: 'string', pattern: '^[A-Z]{2}$' }, personal: true },
+    opt_in_mailing: { schema: { type: 'boolean' } },
+    sanctions_questionnaire_date: { schema: { type: 'string', format: 'date' } },
+    kyc_review_comment: { schema: { type: 'string', maxLength: 500 }, personal: true },
+    legal_share_capital: { schema: { type: 'number', minimum: 0 } },
+    legal_annual_turnover: { schema: { type: 'string', maxLength: 32 } },
+    listed_on_stock_exchange: { schema: { type: 'boolean' } },
+    salutation: { schema: { type: 'string', enum: ['mr', 'mrs', 'ms', 'dr'] } },
+    social_professional_category: { schema: { type: 'string', maxLength: 64 } },
+    provider_account_no: { schema: { type: 'string', maxLength: 64 }, personal: true, searchable: true },
+    issuer_sub_status: { schema: { type: 'string', pattern: '^[a-z_]{1,64}$' }, searchable: true },
+  },
+  fields: { business: { verified: { 'custom.legal_share_capital': 'approval' } } },
+};
+
+describe('the README', () => {
+  it('shows the declaration this file sends', () => {
+    const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Coming from another vendor'), readme.indexOf('## Choices made where the spec is silent'));
+    const body = /-d '(\{[\s\S]*?\})'\n```/.exec(section)?.[1];
+    expect(JSON.parse(body ?? 'null')).toEqual(VENDOR_FIELDS);
+  });
+});
+
 const eventTypes = async (id: string) =>
   (await ctx.db.selectFrom('events').select('type').where('tenant_id', '=', tenantId).where('user_id', '=', id).orderBy('seq').execute()).map((e) => e.type);
 
 describe('Treezor (seed 001)', () => {
   it('the sample user, translated: built-in fields, tenant-defined fields for the rest, CANCELED as a close with origin', async () => {
-    // Treezor fields without a built-in home, declared as the README's table says.
-    const policy = await api.call({
-      method: 'PUT', url: '/v1/policy', body: {
-        custom_fields: {
-          nationality_other: { schema: { type: 'string', pattern: '^[A-Z]{2}$' } },
-          opt_in_mailing: { schema: { type: 'boolean' } },
-          sanctions_questionnaire_date: { schema: { type: 'string', format: 'date' } },
-        },
-      },
-    });
+    // Fields without a built-in home, declared as the README's "Coming from another vendor" does (the same body).
+    const policy = await api.call({ method: 'PUT', url: '/v1/policy', body: VENDOR_FIELDS });
     expect(policy.statusCode, policy.body).toBe(200);
 
     const translated = {
@@ -116,6 +136,11 @@ describe('SEND (seed 003)', () => {
     const no = await api.patch(`/v1/users/${id}`, { legal_name: 'Machnet Inc' });
     expect(no.statusCode, no.body).toBe(200);
     expect(no.json()).toMatchObject({ legal_name: 'Machnet Technologies Inc', pending_changes: [expect.objectContaining({ fields: ['legal_name'] })] });
+    // A tenant-defined field the declaration holds for approval once a business is verified.
+    const capital = await api.patch(`/v1/users/${id}`, { custom: { legal_share_capital: 250000 } });
+    expect(capital.statusCode, capital.body).toBe(200);
+    expect(capital.json().custom).toEqual({});
+    expect(capital.json().pending_changes).toEqual(expect.arrayContaining([expect.objectContaining({ fields: ['custom.legal_share_capital'] })]));
     // country: No even unverified → refused, nothing applied.
     const country = await api.patch(`/v1/users/${id}`, { country: 'CA' });
     expect(country.statusCode).toBe(422);
