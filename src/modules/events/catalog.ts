@@ -9,7 +9,7 @@ const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Values = Type.Record(Type.String(), Type.Unknown(), { description: 'By dotted field name' });
 const Redacted = { redacted: Type.Optional(Type.Literal(true, { description: 'Present once the user is erased: personal values are gone' })) };
 const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(), ...props, ...Redacted });
-const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S() };
+const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S(), at_creation: Type.Optional(Type.Literal(true, { description: 'The initial status given at creation (POST /v1/users with status)' })) };
 
 export const EVENT_CATALOG = {
   'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Ref('User')) }) },
@@ -45,6 +45,14 @@ export const EVENT_CATALOG = {
   'user.relationship_ended': {
     when: 'a relationship of the user was ended (it stays in the history)',
     data: userData({ relationship_id: S(), type: S(), related_user_id: S(), ownership_percent: N(Type.Number()), control: Type.Boolean(), change_request_id: Type.Optional(S()) }),
+  },
+  'user.risk_changed': {
+    when: 'the user’s risk rating, status or reason was set (PUT /v1/users/{id}/risk)',
+    data: userData({
+      risk_change_id: S(), version: Type.Integer(), changed_fields: Type.Array(S({ description: 'risk.rating | risk.status | risk.reason' })),
+      from: N(Type.Object({ rating: S(), status: S() })), to: Type.Object({ rating: S(), status: S() }),
+      reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+    }),
   },
   'document.added': {
     when: 'a document (a file or an identifier number) was added; never carries the number or the file',

@@ -26,7 +26,7 @@ export function deepEqual(a: unknown, b: unknown): boolean {
 }
 
 /** Fields compared leaf by leaf; every other field is compared whole (metadata, tags, scalars). */
-export const NESTED_FIELDS = ['address', 'mailing_address'] as const;
+export const NESTED_FIELDS = ['address', 'mailing_address', 'employer', 'fatca_crs', 'sanctions'] as const;
 
 /**
  * The dotted paths whose value differs between two documents (absent and null are the same), in

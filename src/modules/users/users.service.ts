@@ -56,6 +56,24 @@ function appliedChange(row: UserViewRow, plan: PatchPlan, version: number, perso
   };
 }
 
+/**
+ * The initial status of a user created other than active, as a transition would record it: a history
+ * row from active (every user starts there, within the same transaction), an audit entry and
+ * user.status_changed, origin operator.
+ */
+async function recordInitialStatus(tx: Tx, actor: Actor, userId: string, to: string, reason: string | null): Promise<void> {
+  const change = await tx.insertInto('status_changes').values({
+    tenant_id: actor.tenantId, id: newId('stc'), user_id: userId, from_status: 'active', to_status: to, reason, note: null, origin: 'operator',
+    actor_key_id: actor.keyId, actor_role: actor.role, request_id: actor.requestId,
+  }).returning('id').executeTakeFirstOrThrow();
+  const data = { user_id: userId, status_change_id: change.id, from: 'active', to, reason, origin: 'operator', at_creation: true };
+  await recordChange(
+    tx, actor,
+    { action: 'user.status_changed', targetType: 'user', targetId: userId, userId, changedFields: ['status'], details: { from: 'active', to, reason, origin: 'operator', at_creation: true } },
+    { type: 'user.status_changed', userId, data },
+  );
+}
+
 export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }) {
   /** A denied change is audited (outcome denied, no event) and refused with 422, nothing applied. */
   async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
@@ -127,27 +145,48 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * a single statement is atomic). A taken external_ref inserts nothing at all: 409.
      */
     async create(actor: Actor, input: CreateUserInput): Promise<UserView> {
-      const { type, external_ref, country, metadata, tags, ...rest } = input;
+      const { type, external_ref, country, metadata, tags, status, status_reason, ...rest } = input;
       assertValid({ country, ...rest, metadata });
       const t = actor.tenantId;
       const id = newId('usr');
+      const initial = { status: status ?? 'active', status_reason: status_reason ?? null };
+      if (initial.status === 'active' && initial.status_reason !== null) {
+        throw validationFailed([{ field: 'status_reason', code: 'without_status', message: 'a reason goes with an initial status other than active' }]);
+      }
       const row = repo.newRow(
         { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile: compact(rest as JsonObject), metadata: metadata ?? {}, tags: tags ?? [] },
         new Date(),
+        initial,
       );
       const user = toUserView(row);
       const key = keyring.newDataKey(t, id);
       const record = recordParams(
         actor,
-        { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
+        { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [], ...(initial.status === 'active' ? {} : { details: { status: initial.status } }) },
         [{ type: 'user.created', userId: id, data: { user_id: id, type: user.type }, personal: keyring.sealWith(key, t, id, PERSONAL_FIELD, { user }) }],
       );
-      const inserted = await repo.insertWithRecord(db, row, key, record);
+      // Created active: one statement. Created flagged (Didit's onboarding review): the same statement,
+      // then the move recorded as a transition (history row, audit entry, user.status_changed) in the
+      // same transaction, so the user is never seen without its history, nor active.
+      const inserted = initial.status === 'active'
+        ? await repo.insertWithRecord(db, row, key, record)
+        : await db.transaction().execute(async (tx) => {
+          const u = await repo.insertWithRecord(tx, row, key, record);
+          if (u) await recordInitialStatus(tx, actor, id, initial.status, initial.status_reason);
+          return u;
+        });
       if (!inserted) {
         const existing = await repo.findIdByExternalRef(db, t, external_ref!);
         throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
       }
       return toUserView(inserted);
+    },
+
+    /** The user whose external_ref is exactly this one (case-sensitive), or 404 user.not_found. */
+    async getByExternalRef(actor: Actor, externalRef: string): Promise<UserView> {
+      const id = await repo.findIdByExternalRef(db, actor.tenantId, externalRef);
+      if (!id) throw new AppError(404, 'user.not_found', `No user has external_ref ${externalRef}.`);
+      return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
     },
 
     async list(actor: Actor, filters: ListUsersFilters) {
