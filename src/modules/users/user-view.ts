@@ -98,13 +98,16 @@ export function toUnmaskedUserView(row: UserRow | UserViewRow): UserView {
   return UNMASKED_VIEWS[row.type as UserType](row);
 }
 
-/** Drops nulls and empty address objects: the stored profile is sparse, the view fills the gaps. */
-export function compact(doc: JsonObject): JsonObject {
+/**
+ * Drops nulls and empty nested objects (addresses, employer…): the stored profile is sparse, the view
+ * fills the gaps. Only top-level names are nested fields: the employer's `address` is a string.
+ */
+export function compact(doc: JsonObject, nested = true): JsonObject {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(doc)) {
     if (v === null || v === undefined) continue;
-    if ((NESTED_FIELDS as readonly string[]).includes(k)) {
-      const inner = compact(v as JsonObject);
+    if (nested && (NESTED_FIELDS as readonly string[]).includes(k) && typeof v === 'object') {
+      const inner = compact(v as JsonObject, false);
       if (Object.keys(inner).length) out[k] = inner;
       continue;
     }

@@ -185,7 +185,8 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     /** The user whose external_ref is exactly this one (case-sensitive), or 404 user.not_found. */
     async getByExternalRef(actor: Actor, externalRef: string): Promise<UserView> {
       const id = await repo.findIdByExternalRef(db, actor.tenantId, externalRef);
-      if (!id) throw new AppError(404, 'user.not_found', `No user has external_ref ${externalRef}.`);
+      // The reference is not echoed: platforms use emails and the like as references (it is classified personal).
+      if (!id) throw new AppError(404, 'user.not_found', 'No user has this external_ref.');
       return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
     },
 
