@@ -10,7 +10,10 @@ export interface paths {
         /** List and search users (newest first, keyset pagination) */
         get: operations["listUsers"];
         put?: never;
-        /** Create an individual or business user */
+        /**
+         * Create an individual or business user
+         * @description An initial `status` of flagged (with an optional `status_reason` code) creates the user under review in the same atomic call, recorded as its first status change.
+         */
         post: operations["createUser"];
         delete?: never;
         options?: never;
@@ -41,6 +44,26 @@ export interface paths {
          * @description Fields the policy denies (country, type, external_ref) answer 422 user.field_denied and nothing is applied. Read-only fields (id, status, kyc, version, timestamps) answer 400 and are recorded as a flagged attempt. Fields that need approval wait in pending_changes (a change request). With If-Match, a stale version answers 412 and nothing changes. To see each field's outcome first, use dryRunUserUpdate.
          */
         patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/v1/users/by-external-ref/{external_ref}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a user by its external_ref (case-sensitive, exact)
+         * @description URL-encode the reference if it holds reserved characters. Another tenant’s reference answers 404 like one that does not exist.
+         */
+        get: operations["getUserByExternalRef"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/users/{id}/dry-run": {
@@ -523,8 +546,48 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Close up to 1,000 users; a result per id */
+        /**
+         * Close up to 1,000 users; a result per id
+         * @description With "erase": true, each user’s erasure is requested as POST /v1/users/{id}/erasure would (Didit’s batch delete): closed at once (reason erasure_requested, the origin as requested_by), personal data kept for the retention period, then destroyed; each result then carries erasure_scheduled_for.
+         */
         post: operations["closeUsers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/risk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the user’s risk rating and status (compliance roles only)
+         * @description Only COMPLIANCE_OFFICER, ADMIN and OWNER keys. The reason is required. Each change is kept in the history (listUserRiskChanges), audited and announced by user.risk_changed; the same rating, status and reason again changes nothing. A prohibited rating denies every capability (risk_prohibited). With If-Match, a stale version answers 412. A closed user answers 409.
+         */
+        put: operations["setUserRisk"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/risk-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The history of the user’s risk assessment, newest first */
+        get: operations["listUserRiskChanges"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1054,6 +1117,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "user.risk_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.risk_changed: the user’s risk rating, status or reason was set (PUT /v1/users/{id}/risk)
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_risk_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "document.added": {
         parameters: {
             query?: never;
@@ -1158,7 +1241,7 @@ export interface webhooks {
 export interface components {
     schemas: {
         /** WebhookPayload */
-        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
+        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
         /** @description RFC 9457 problem details */
         Problem: {
             type: string;
@@ -1175,6 +1258,51 @@ export interface components {
             }[];
         } & {
             [key: string]: unknown;
+        };
+        /** @description The current risk assessment; set by PUT /v1/users/{id}/risk */
+        Risk: {
+            /**
+             * @description See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)
+             * @enum {unknown}
+             */
+            rating: "low" | "medium" | "high" | "prohibited";
+            /**
+             * @description See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)
+             * @enum {unknown}
+             */
+            status: "cleared" | "pending" | "rejected" | "unknown";
+            /** @description Why, as the officer wrote it (null once the user is erased) */
+            reason: string | null;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description The API key that set it */
+            set_by: {
+                key_id: string | null;
+                role: string | null;
+            };
+        };
+        /** @description Something the user must still provide */
+        RequiredAction: {
+            id: string;
+            /**
+             * @description See GET /v1/enumerations/required_action_codes
+             * @enum {unknown}
+             */
+            code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+            /** @description The field the user must provide (dotted, as the field policy names it) */
+            field: string | null;
+            /** @description The document the user must provide (GET /v1/enumerations/document_types) */
+            document_type: string | null;
+            message: string | null;
+            due_at: string | null;
+            /**
+             * @description open until the field or document arrives (fulfilled) or an operator cancels it
+             * @enum {unknown}
+             */
+            status: "open" | "fulfilled" | "cancelled";
+            /** Format: date-time */
+            created_at: string;
+            resolved_at: string | null;
         };
         IndividualUser: {
             id: string;
@@ -1212,10 +1340,28 @@ export interface components {
             pep: boolean | null;
             language: string | null;
             timezone: string | null;
+            marital_status: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+            business_scope: string | null;
+            purpose_of_account: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at: string | null;
+            email_verified: boolean | null;
+            phone_verified: boolean | null;
+            mobile: components["schemas"]["PhoneNumber"] | null;
+            display_name: string | null;
+            /** @description The individual’s employer (SEND, MatchMove) */
+            employer: components["schemas"]["Employer"] | null;
             email: string | null;
             phone: string | null;
             address: components["schemas"]["Address"] | null;
             mailing_address: components["schemas"]["MailingAddress"] | null;
+            /** @description FATCA/CRS self-declaration (Treezor, MatchMove) */
+            fatca_crs: components["schemas"]["FatcaCrs"] | null;
+            /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
+            sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
+            /** @description null until a risk assessment is set */
+            risk: components["schemas"]["Risk"] | null;
+            /** @description Every required action of the user, newest last */
+            required_actions: components["schemas"]["RequiredAction"][];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;
@@ -1269,10 +1415,24 @@ export interface components {
             monthly_transactions: number | null;
             transaction_frequency: ("daily" | "weekly" | "monthly" | "occasionally") | null;
             sector: string | null;
+            purpose_of_account: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at: string | null;
+            email_verified: boolean | null;
+            phone_verified: boolean | null;
+            mobile: components["schemas"]["PhoneNumber"] | null;
+            display_name: string | null;
             email: string | null;
             phone: string | null;
             address: components["schemas"]["Address"] | null;
             mailing_address: components["schemas"]["MailingAddress"] | null;
+            /** @description FATCA/CRS self-declaration (Treezor, MatchMove) */
+            fatca_crs: components["schemas"]["FatcaCrs"] | null;
+            /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
+            sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
+            /** @description null until a risk assessment is set */
+            risk: components["schemas"]["Risk"] | null;
+            /** @description Every required action of the user, newest last */
+            required_actions: components["schemas"]["RequiredAction"][];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;
@@ -1355,6 +1515,16 @@ export interface components {
             type: "individual";
             /** @description The platform's own id: unique per tenant, case-sensitive, immutable */
             external_ref?: string;
+            /**
+             * @description The initial status (active by default); flagged is recorded as the first status change, in the same statement
+             * @enum {unknown}
+             */
+            status?: "active" | "flagged";
+            /**
+             * @description See GET /v1/enumerations/reason_codes
+             * @enum {unknown}
+             */
+            status_reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
             /** @description An ISO 3166-1 alpha-2 code that exists (format country); otherwise 400 invalid_country */
             country: components["schemas"]["CountryCode"];
             email?: string | null;
@@ -1375,6 +1545,16 @@ export interface components {
                 state?: string | null;
                 postcode?: string | null;
                 country?: components["schemas"]["CountryCode"] | null;
+            } | null;
+            fatca_crs?: {
+                relevant?: boolean | null;
+                confirmed_at?: string | null;
+            } | null;
+            sanctions?: {
+                activity_outside_eu?: boolean | null;
+                economic_sanctions?: boolean | null;
+                resident_countries_sanctions?: boolean | null;
+                involved_sanctions?: boolean | null;
             } | null;
             /** @description Free JSON, at most 16 KiB serialised */
             metadata?: {
@@ -1402,6 +1582,19 @@ export interface components {
             pep?: boolean | null;
             language?: string | null;
             timezone?: string | null;
+            marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+            business_scope?: string | null;
+            purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at?: string | null;
+            email_verified?: boolean | null;
+            phone_verified?: boolean | null;
+            mobile?: components["schemas"]["PhoneNumber"] | null;
+            display_name?: string | null;
+            employer?: {
+                name?: string | null;
+                address?: string | null;
+                phone?: components["schemas"]["PhoneNumber"] | null;
+            } | null;
         };
         /** BusinessUserCreate */
         BusinessUserCreate: {
@@ -1412,6 +1605,16 @@ export interface components {
             type: "business";
             /** @description The platform's own id: unique per tenant, case-sensitive, immutable */
             external_ref?: string;
+            /**
+             * @description The initial status (active by default); flagged is recorded as the first status change, in the same statement
+             * @enum {unknown}
+             */
+            status?: "active" | "flagged";
+            /**
+             * @description See GET /v1/enumerations/reason_codes
+             * @enum {unknown}
+             */
+            status_reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
             /** @description An ISO 3166-1 alpha-2 code that exists (format country); otherwise 400 invalid_country */
             country: components["schemas"]["CountryCode"];
             email?: string | null;
@@ -1433,6 +1636,16 @@ export interface components {
                 postcode?: string | null;
                 country?: components["schemas"]["CountryCode"] | null;
             } | null;
+            fatca_crs?: {
+                relevant?: boolean | null;
+                confirmed_at?: string | null;
+            } | null;
+            sanctions?: {
+                activity_outside_eu?: boolean | null;
+                economic_sanctions?: boolean | null;
+                resident_countries_sanctions?: boolean | null;
+                involved_sanctions?: boolean | null;
+            } | null;
             /** @description Free JSON, at most 16 KiB serialised */
             metadata?: {
                 [key: string]: unknown;
@@ -1449,6 +1662,12 @@ export interface components {
             monthly_transactions?: number | null;
             transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
             sector?: string | null;
+            purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at?: string | null;
+            email_verified?: boolean | null;
+            phone_verified?: boolean | null;
+            mobile?: components["schemas"]["PhoneNumber"] | null;
+            display_name?: string | null;
         };
         /** UserCreate */
         UserCreate: components["schemas"]["IndividualUserCreate"] | components["schemas"]["BusinessUserCreate"];
@@ -1504,7 +1723,7 @@ export interface components {
         /** Enumeration */
         Enumeration: {
             /** @enum {unknown} */
-            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "relationship_types" | "origins" | "roles" | "document_types";
+            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "relationship_types" | "risk_ratings" | "risk_statuses" | "kyc_sub_statuses" | "required_action_codes" | "account_purposes" | "marital_statuses" | "origins" | "roles" | "document_types";
             values: components["schemas"]["EnumerationValue"][];
         };
         /** EnumerationList */
@@ -1782,6 +2001,11 @@ export interface components {
             reason: string | null;
             origin: string;
             /**
+             * @description The initial status given at creation (POST /v1/users with status)
+             * @enum {boolean}
+             */
+            at_creation?: true;
+            /**
              * @description Present once the user is erased: personal values are gone
              * @enum {boolean}
              */
@@ -1810,6 +2034,11 @@ export interface components {
             to: string;
             reason: string | null;
             origin: string;
+            /**
+             * @description The initial status given at creation (POST /v1/users with status)
+             * @enum {boolean}
+             */
+            at_creation?: true;
             cancelled_change_requests: string[];
             /**
              * @description Present once the user is erased: personal values are gone
@@ -1997,6 +2226,43 @@ export interface components {
             request_id: string | null;
             data: components["schemas"]["UserRelationshipEndedData"];
         };
+        /** UserRiskChangedData */
+        UserRiskChangedData: {
+            user_id: string;
+            risk_change_id: string;
+            version: number;
+            changed_fields: string[];
+            from: {
+                rating: string;
+                status: string;
+            } | null;
+            to: {
+                rating: string;
+                status: string;
+            };
+            /** @description Through the API only (sealed free text) */
+            reason?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRiskChangedEvent */
+        UserRiskChangedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.risk_changed";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRiskChangedData"];
+        };
         /** DocumentAddedData */
         DocumentAddedData: {
             user_id: string;
@@ -2127,7 +2393,7 @@ export interface components {
             data: components["schemas"]["WebhookEndpointDisabledData"];
         };
         /** Event */
-        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
+        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
         /** FieldPolicy */
         FieldPolicy: {
             individual: {
@@ -2343,7 +2609,7 @@ export interface components {
         /** CapabilityVerdict */
         CapabilityVerdict: {
             allowed: boolean;
-            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "kyc_not_verified" | "related_party_blocked" | "related_party_suspended" | "related_party_flagged") | null;
+            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "risk_prohibited" | "kyc_not_verified" | "related_party_blocked" | "related_party_suspended" | "related_party_flagged") | null;
         };
         /** RelatedParty */
         RelatedParty: {
@@ -2376,6 +2642,7 @@ export interface components {
                 ownership_threshold_percent: number;
                 statuses: string[];
             };
+            risk_rating: ("low" | "medium" | "high" | "prohibited") | null;
             /** Format: date-time */
             evaluated_at: string;
         };
@@ -2389,7 +2656,56 @@ export interface components {
                  * @enum {unknown}
                  */
                 result: "closed" | "already_closed" | "not_found" | "failed";
+                /**
+                 * Format: date-time
+                 * @description With erase: when the personal data will be destroyed (closure + retention)
+                 */
+                erasure_scheduled_for?: string;
             }[];
+        };
+        /** RiskChange */
+        RiskChange: {
+            id: string;
+            user_id: string;
+            from: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+            } | null;
+            to: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+            };
+            reason: string | null;
+            /** @description The API key that did it */
+            actor: {
+                key_id: string | null;
+                role: string | null;
+            };
+            request_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** RiskChangeList */
+        RiskChangeList: {
+            data: components["schemas"]["RiskChange"][];
+            /** @description Pass as cursor for the next page; null on the last page */
+            next_cursor: string | null;
         };
         /** PhysicalDocumentUpload */
         PhysicalDocumentUpload: {
@@ -2490,6 +2806,10 @@ export interface components {
             status_changes: {
                 [key: string]: unknown;
             }[];
+            /** @description The history of the user’s risk assessment */
+            risk_changes: {
+                [key: string]: unknown;
+            }[];
             change_requests: {
                 [key: string]: unknown;
             }[];
@@ -2506,7 +2826,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2524,7 +2844,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2763,6 +3083,19 @@ export interface components {
             timestamp: string;
             data: components["schemas"]["UserRelationshipEndedData"];
         };
+        /** UserRiskChangedWebhook */
+        UserRiskChangedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.risk_changed";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRiskChangedData"];
+        };
         /** DocumentAddedWebhook */
         DocumentAddedWebhook: {
             /** @description The event id (also the webhook-id header) */
@@ -2837,6 +3170,14 @@ export interface components {
             status: "unverified" | "pending" | "verified" | "rejected" | "review_required";
             level: number | null;
             verified_at: string | null;
+            /** @description The finer KYC step (MatchMove); null when not set */
+            sub_status: ("pending_document_submission" | "submitted" | "pending_bank_verification" | "waiting_for_approval" | "approved") | null;
+        };
+        /** Employer */
+        Employer: {
+            name: string | null;
+            address: string | null;
+            phone: components["schemas"]["PhoneNumber"] | null;
         };
         /** Address */
         Address: {
@@ -2856,6 +3197,18 @@ export interface components {
             state: string | null;
             postcode: string | null;
             country: components["schemas"]["CountryCode"] | null;
+        };
+        /** FatcaCrs */
+        FatcaCrs: {
+            relevant: boolean | null;
+            confirmed_at: string | null;
+        };
+        /** SanctionsQuestionnaire */
+        SanctionsQuestionnaire: {
+            activity_outside_eu: boolean | null;
+            economic_sanctions: boolean | null;
+            resident_countries_sanctions: boolean | null;
+            involved_sanctions: boolean | null;
         };
         /** PendingChange */
         PendingChange: {
@@ -3541,6 +3894,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3551,6 +3912,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
                 "application/json": {
                     /**
@@ -3604,6 +3980,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3614,6 +3998,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
             };
         };
@@ -3778,6 +4177,117 @@ export interface operations {
             };
         };
     };
+    getUserByExternalRef: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The platform’s own id */
+                external_ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     dryRunUserUpdate: {
         parameters: {
             query?: never;
@@ -3846,6 +4356,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3856,6 +4374,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
                 "application/json": {
                     /**
@@ -3909,6 +4442,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3919,6 +4460,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
             };
         };
@@ -4572,7 +5128,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, relationship_types, origins, roles, document_types */
+                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, relationship_types, risk_ratings, risk_statuses, kyc_sub_statuses, required_action_codes, account_purposes, marital_statuses, origins, roles, document_types */
                 name: string;
             };
             cookie?: never;
@@ -4889,7 +5445,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only events of this type */
-                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
+                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
                 /** @description Only events about this user (usr_…) */
                 user_id?: string;
                 /** @description Page size (1–200) */
@@ -8573,6 +9129,11 @@ export interface operations {
                      */
                     reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
+                    /**
+                     * @description Also request each user’s erasure (GDPR), as POST /v1/users/{id}/erasure
+                     * @default false
+                     */
+                    erase?: boolean;
                 };
             };
         };
@@ -8689,6 +9250,300 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setUserRisk: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description See GET /v1/enumerations/risk_ratings
+                     * @enum {unknown}
+                     */
+                    rating: "low" | "medium" | "high" | "prohibited";
+                    /**
+                     * @description See GET /v1/enumerations/risk_statuses
+                     * @enum {unknown}
+                     */
+                    status: "cleared" | "pending" | "rejected" | "unknown";
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user’s risk as it is now (the ETag is the user’s new version) */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Risk"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version; or If-Match does not match the current version (precondition_failed, with current_version); nothing changed */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserRiskChanges: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–200) */
+                limit?: number;
+                /** @description Opaque cursor from next_cursor */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of risk changes, newest first */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskChangeList"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -9886,7 +10741,7 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -10287,14 +11142,14 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
                 "application/json": {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -11369,6 +12224,35 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["UserRelationshipEndedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_risk_changed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRiskChangedWebhook"];
             };
         };
         responses: {
