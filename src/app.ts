@@ -39,6 +39,7 @@ import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js
 import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
 import { createRiskService } from './modules/compliance/risk.service.js';
 import { complianceRoutes } from './modules/compliance/compliance.routes.js';
+import { createRequiredActionsService } from './modules/compliance/required-actions.service.js';
 import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
@@ -201,7 +202,7 @@ export async function buildApp({
   const lifecycle = createLifecycleService({ db, keyring });
   const erasure = createErasureService({ db, lifecycle, blobs, keyring });
   await app.register(lifecycleRoutes(lifecycle, erasure));
-  await app.register(complianceRoutes(createRiskService({ db, keyring })));
+  await app.register(complianceRoutes(createRiskService({ db, keyring }), createRequiredActionsService({ db, keyring })));
   await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes, uploadLimits));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));

@@ -120,6 +120,7 @@ describe('the erasure canary, against the catalogue', () => {
     ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', note: mk('reactivatenote') }), 201);
     ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'high', status: 'pending', reason: mk('riskreason') } }), 200);
     ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'medium', status: 'cleared', reason: mk('riskreason2') } }), 200);
+    ok(await api.post(`/v1/users/${user.id}/required-actions`, { code: 'provide_field', field: 'occupation', message: mk('actionmessage') }), 201);
     ok(await api.post(`/v1/users/${user.id}/legal-hold`, { reason: mk('holdreason') }), 200);
     ok(await api.delete(`/v1/users/${user.id}/legal-hold`), 200);
     // The user is a director of a business: the relationship stays with the tombstone, its title goes.

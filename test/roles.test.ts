@@ -535,6 +535,41 @@ const complianceOps: Record<string, Operation> = {
     },
     verify: (res) => expect(res.json().data).toEqual([expect.objectContaining({ from: null, to: { rating: 'low', status: 'cleared' } })]),
   },
+  addRequiredAction: {
+    method: 'POST', path: '/v1/users/{id}/required-actions', permission: 'users:update', success: 201,
+    request: async () => ({
+      method: 'POST', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json().id}/required-actions`,
+      body: { code: 'provide_document', document_type: 'selfie' },
+    }),
+    verify: async (res, caller) => {
+      expect(res.json()).toMatchObject({ status: 'open', document_type: 'selfie' });
+      expect(await auditOf('user.required_action_added', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  cancelRequiredAction: {
+    method: 'POST', path: '/v1/users/{id}/required-actions/{action_id}/cancel', permission: 'users:update', success: 200,
+    request: async () => {
+      const owner = client(ctx.app, keys.OWNER.key);
+      const userId = (await owner.post('/v1/users', individual())).json().id as string;
+      const action = (await owner.post(`/v1/users/${userId}/required-actions`, { code: 'other' })).json();
+      return { method: 'POST', url: `/v1/users/${userId}/required-actions/${action.id}/cancel` };
+    },
+    verify: async (res, caller) => {
+      expect(res.json().status).toBe('cancelled');
+      expect(await auditOf('user.required_action_cancelled', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  setKycSubStatus: {
+    method: 'PUT', path: '/v1/users/{id}/kyc-sub-status', permission: 'kyc:record', success: 200,
+    request: async () => ({
+      method: 'PUT', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json().id}/kyc-sub-status`,
+      body: { sub_status: 'submitted' },
+    }),
+    verify: async (res, caller) => {
+      expect(res.json().kyc.sub_status).toBe('submitted');
+      expect(await auditOf('user.kyc_sub_status_changed', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
   getUserByExternalRef: {
     method: 'GET', path: '/v1/users/by-external-ref/{external_ref}', permission: 'users:read', success: 200,
     request: async () => {

@@ -594,6 +594,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{id}/required-actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask the user for a field or a document
+         * @description provide_field needs `field`, provide_document and renew_document need `document_type`; never both. The action is open until the field arrives with a value (a PATCH or an approved change request) or the document is added: then it is fulfilled, automatically. At most 20 open at once. Shown on the user as required_actions; announced by user.required_action_added.
+         */
+        post: operations["addRequiredAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/required-actions/{action_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an open required action
+         * @description An action no longer open (fulfilled or cancelled) answers 409 required_action.not_open.
+         */
+        post: operations["cancelRequiredAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/kyc-sub-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the finer KYC step (MatchMove’s sub-status) beside kyc.status
+         * @description null clears it. The same value again changes nothing. Announced by user.kyc_sub_status_changed. A closed user answers 409.
+         */
+        put: operations["setKycSubStatus"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users/{id}/documents": {
         parameters: {
             query?: never;
@@ -1137,6 +1197,86 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "user.required_action_added": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_added: a required action was asked of the user
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_added"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.required_action_fulfilled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_fulfilled: the field or document a required action asked for arrived
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_fulfilled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.required_action_cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_cancelled: an operator cancelled an open required action
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.kyc_sub_status_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.kyc_sub_status_changed: the finer KYC step (kyc.sub_status) was set or cleared
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_kyc_sub_status_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "document.added": {
         parameters: {
             query?: never;
@@ -1241,7 +1381,7 @@ export interface webhooks {
 export interface components {
     schemas: {
         /** WebhookPayload */
-        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
+        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["UserRequiredActionAddedWebhook"] | components["schemas"]["UserRequiredActionFulfilledWebhook"] | components["schemas"]["UserRequiredActionCancelledWebhook"] | components["schemas"]["UserKycSubStatusChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
         /** @description RFC 9457 problem details */
         Problem: {
             type: string;
@@ -2263,6 +2403,132 @@ export interface components {
             request_id: string | null;
             data: components["schemas"]["UserRiskChangedData"];
         };
+        /** UserRequiredActionAddedData */
+        UserRequiredActionAddedData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            version: number;
+            /** @description Through the API only (sealed free text) */
+            message?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionAddedEvent */
+        UserRequiredActionAddedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_added";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionAddedData"];
+        };
+        /** UserRequiredActionFulfilledData */
+        UserRequiredActionFulfilledData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            /** @description user.updated | change_request.approved | document.added */
+            fulfilled_by: string;
+            change_request_id?: string;
+            document_id?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionFulfilledEvent */
+        UserRequiredActionFulfilledEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_fulfilled";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionFulfilledData"];
+        };
+        /** UserRequiredActionCancelledData */
+        UserRequiredActionCancelledData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            version: number;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionCancelledEvent */
+        UserRequiredActionCancelledEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_cancelled";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionCancelledData"];
+        };
+        /** UserKycSubStatusChangedData */
+        UserKycSubStatusChangedData: {
+            user_id: string;
+            from: string | null;
+            to: string | null;
+            kyc_status: string;
+            version: number;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserKycSubStatusChangedEvent */
+        UserKycSubStatusChangedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.kyc_sub_status_changed";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserKycSubStatusChangedData"];
+        };
         /** DocumentAddedData */
         DocumentAddedData: {
             user_id: string;
@@ -2393,7 +2659,7 @@ export interface components {
             data: components["schemas"]["WebhookEndpointDisabledData"];
         };
         /** Event */
-        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
+        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["UserRequiredActionAddedEvent"] | components["schemas"]["UserRequiredActionFulfilledEvent"] | components["schemas"]["UserRequiredActionCancelledEvent"] | components["schemas"]["UserKycSubStatusChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
         /** FieldPolicy */
         FieldPolicy: {
             individual: {
@@ -2826,7 +3092,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2844,7 +3110,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -3095,6 +3361,58 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["UserRiskChangedData"];
+        };
+        /** UserRequiredActionAddedWebhook */
+        UserRequiredActionAddedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_added";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionAddedData"];
+        };
+        /** UserRequiredActionFulfilledWebhook */
+        UserRequiredActionFulfilledWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_fulfilled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionFulfilledData"];
+        };
+        /** UserRequiredActionCancelledWebhook */
+        UserRequiredActionCancelledWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_cancelled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionCancelledData"];
+        };
+        /** UserKycSubStatusChangedWebhook */
+        UserKycSubStatusChangedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.kyc_sub_status_changed";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserKycSubStatusChangedData"];
         };
         /** DocumentAddedWebhook */
         DocumentAddedWebhook: {
@@ -5445,7 +5763,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only events of this type */
-                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
+                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
                 /** @description Only events about this user (usr_…) */
                 user_id?: string;
                 /** @description Page size (1–200) */
@@ -9577,6 +9895,524 @@ export interface operations {
             };
         };
     };
+    addRequiredAction: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description See GET /v1/enumerations/required_action_codes
+                     * @enum {unknown}
+                     */
+                    code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+                    field?: string | null;
+                    document_type?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id") | null;
+                    message?: string | null;
+                    due_at?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The action, open (the ETag is the user’s new version) */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequiredAction"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelRequiredAction: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+                /** @description rqa_… id */
+                action_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The action, cancelled */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequiredAction"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setKycSubStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    sub_status: ("pending_document_submission" | "submitted" | "pending_bank_verification" | "waiting_for_approval" | "approved") | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listDocuments: {
         parameters: {
             query?: {
@@ -10741,7 +11577,7 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -11142,14 +11978,14 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
                 "application/json": {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -12253,6 +13089,122 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["UserRiskChangedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_added: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionAddedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_fulfilled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionFulfilledWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_cancelled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionCancelledWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_kyc_sub_status_changed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserKycSubStatusChangedWebhook"];
             };
         };
         responses: {

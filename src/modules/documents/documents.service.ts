@@ -20,6 +20,7 @@ import { newId } from '../../lib/ids.js';
 import { isCountry } from '../reference/enumerations.js';
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
+import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import * as users from '../users/users.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import { loadOverrides, lockedWhenVerified } from '../policy/policy.service.js';
@@ -271,6 +272,12 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
               ...(archived ? [{ type: 'document.archived', userId, data: { document_id: archived.id, user_id: userId, type: input.type, replaced_by: id } }] : []),
             ],
           );
+          // The document a required action asked for has arrived (the user row is locked above).
+          const actions = fulfilled(user, { documentType: input.type });
+          if (actions.next) {
+            await users.updateAtVersion(tx, t, userId, user.version, { required_actions: actions.next });
+            await recordFulfilled(tx, actor, userId, actions.fulfilled, { fulfilled_by: 'document.added', document_id: id });
+          }
           return { view: toView(row, details) };
         });
         // Locked meanwhile: the catch below deletes the blobs written for nothing.

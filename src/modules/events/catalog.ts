@@ -54,6 +54,28 @@ export const EVENT_CATALOG = {
       reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
     }),
   },
+  'user.required_action_added': {
+    when: 'a required action was asked of the user',
+    data: userData({
+      required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(), version: Type.Integer(),
+      message: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+    }),
+  },
+  'user.required_action_fulfilled': {
+    when: 'the field or document a required action asked for arrived',
+    data: userData({
+      required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(),
+      fulfilled_by: S({ description: 'user.updated | change_request.approved | document.added' }), change_request_id: Type.Optional(S()), document_id: Type.Optional(S()),
+    }),
+  },
+  'user.required_action_cancelled': {
+    when: 'an operator cancelled an open required action',
+    data: userData({ required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(), version: Type.Integer() }),
+  },
+  'user.kyc_sub_status_changed': {
+    when: 'the finer KYC step (kyc.sub_status) was set or cleared',
+    data: userData({ from: N(S()), to: N(S()), kyc_status: S(), version: Type.Integer() }),
+  },
   'document.added': {
     when: 'a document (a file or an identifier number) was added; never carries the number or the file',
     data: userData({

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Selectable } from 'kysely';
-import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
+import type { Db, PendingChange, RequiredAction, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
 import { notFound } from '../../http/errors.js';
 import { prepared, runCompiled } from '../../db/prepared.js';
@@ -162,6 +162,7 @@ export interface UserChanges {
   kyc_level?: number | null;
   kyc_verified_at?: Date;
   pending_changes?: PendingChange[];
+  required_actions?: RequiredAction[];
 }
 
 /**
@@ -169,7 +170,7 @@ export interface UserChanges {
  * version: every change to what a user response shows, pending changes included, is a new ETag.
  */
 export async function updateAtVersion(tx: Tx, tenantId: string, id: string, version: number, changes: UserChanges): Promise<UserRow | undefined> {
-  const { profile, metadata, pending_changes, ...rest } = changes;
+  const { profile, metadata, pending_changes, required_actions, ...rest } = changes;
   return tx
     .updateTable('users')
     .set({
@@ -177,6 +178,7 @@ export async function updateAtVersion(tx: Tx, tenantId: string, id: string, vers
       ...(profile ? { profile: JSON.stringify(profile) } : {}),
       ...(metadata ? { metadata: JSON.stringify(metadata) } : {}),
       ...(pending_changes ? { pending_changes: JSON.stringify(pending_changes) } : {}),
+      ...(required_actions ? { required_actions: JSON.stringify(required_actions) } : {}),
       version: sql`version + 1`,
       updated_at: sql`now()`,
     })

@@ -23,6 +23,11 @@ import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
+import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
+
+/** The open required actions the plan's applied fields fulfil (a field cleared to null provides nothing). */
+const fulfilledBy = (row: Pick<UserRow, 'required_actions'>, plan: PatchPlan) =>
+  fulfilled(row, { fields: plan.applied ? plan.applied.fields.filter((f) => plan.applied!.current[f] !== null) : [] });
 
 export { toUserView } from './user-view.js';
 
@@ -102,6 +107,8 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
   async function commit(tx: Tx, actor: Actor, row: UserViewRow, plan: PatchPlan): Promise<UserRow | undefined> {
     const changes: UserChanges = { ...(plan.applied?.next ?? {}) };
     if (plan.review) changes.kyc_status = 'review_required';
+    const actions = fulfilledBy(row, plan);
+    if (actions.next) changes.required_actions = actions.next;
     const crId = plan.approval ? newId('chg') : null;
     if (plan.approval && crId) {
       changes.pending_changes = [
@@ -115,6 +122,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const { previous, current } = plan.applied;
       const { audit, events } = appliedChange(row, plan, u.version, await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { previous, current }));
       await recordChange(tx, actor, audit, events);
+      await recordFulfilled(tx, actor, u.id, actions.fulfilled, { fulfilled_by: 'user.updated' });
     }
     if (plan.approval && crId) {
       const { fields, proposed, base } = plan.approval;
@@ -233,9 +241,9 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
       checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
-      // The common case — fields applied, nothing held for approval — is one statement.
+      // The common case — fields applied, nothing held for approval, no required action fulfilled — is one statement.
       const written =
-        plan.applied && !plan.approval && key_id && wrapped_key
+        plan.applied && !plan.approval && key_id && wrapped_key && !fulfilledBy(row, plan).next
           ? await repo.updateRecorded(db, row, { ...plan.applied.next, kyc_status: plan.review ? 'review_required' : row.kyc_status }, appliedRecord(
               actor, row, plan, row.version + 1, keyring.sealWith(keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key), actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
             ))
