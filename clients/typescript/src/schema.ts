@@ -666,7 +666,7 @@ export interface paths {
         put?: never;
         /**
          * Add a document: a file (multipart, or a data URI in JSON) or an identifier number
-         * @description A document of a type the user already has archives the previous one (event document.archived). Files are checked by their first bytes (JPEG, PNG, PDF; otherwise 415) and limited in size (413). A verified user cannot replace a type the tenant policy locks (documents.locked_when_verified: by default ssn, ein, certificate_of_incorporation) → 422 document.locked. Numbers are answered masked. Idempotency-Key works with JSON uploads; with multipart it is a 400. Uploads in flight are limited per tenant and per process: past the slot wait, 429 document.too_many_uploads (this tenant) or 503 document.uploads_busy (the server), with Retry-After. A body that does not arrive within the read deadline is answered 408 request.body_timeout and nothing is stored.
+         * @description A document of a type the user already has archives the previous one (event document.archived). Files are checked by their first bytes (JPEG, PNG, PDF; otherwise 415) and limited in size (413). A verified user cannot replace a type the tenant policy locks for its type (documents.by_user_type: by default an individual's ssn, a business's ein and certificate_of_incorporation) → 422 document.locked. Numbers are answered masked. Idempotency-Key works with JSON uploads; with multipart it is a 400. Uploads in flight are limited per tenant and per process: past the slot wait, 429 document.too_many_uploads (this tenant) or 503 document.uploads_busy (the server), with Retry-After. A body that does not arrive within the read deadline is answered 408 request.body_timeout and nothing is stored.
          */
         post: operations["addDocument"];
         delete?: never;
@@ -2707,8 +2707,15 @@ export interface components {
             /** @description user type → KYC state → field → outcome */
             fields: components["schemas"]["FieldPolicy"];
             documents: {
-                /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
+                /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type; by default the union of the per-type defaults */
                 locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation. What applies. */
+                by_user_type: {
+                    /** @description A verified individual */
+                    individual: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description A verified business */
+                    business: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                };
             };
             /** @description status → operation → allowed (KYC must also be verified; closed never transacts) */
             capabilities: {
@@ -2759,8 +2766,15 @@ export interface components {
             overrides: {
                 fields?: components["schemas"]["FieldPolicyOverrides"];
                 documents?: {
-                    /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
-                    locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type */
+                    locked_when_verified?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation */
+                    by_user_type?: {
+                        /** @description A verified individual */
+                        individual?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description A verified business */
+                        business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    };
                 };
                 /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
                 capabilities?: {
@@ -6091,8 +6105,15 @@ export interface operations {
                         };
                     };
                     documents?: {
-                        /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
-                        locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type */
+                        locked_when_verified?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation */
+                        by_user_type?: {
+                            /** @description A verified individual */
+                            individual?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                            /** @description A verified business */
+                            business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        };
                     };
                     /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
                     capabilities?: {

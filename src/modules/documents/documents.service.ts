@@ -24,6 +24,7 @@ import { fulfilled, recordFulfilled } from '../compliance/required-actions.servi
 import * as users from '../users/users.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import { loadOverrides, lockedWhenVerified } from '../policy/policy.service.js';
+import type { UserType } from '../users/field-policy.js';
 import { isLocked, isVirtualType, maskNumber, normalizeNumber, NUMBER_FORMATS, parseDataUri, type ContentType } from './document-rules.js';
 import { fileCheck, tooLarge } from './file-check.js';
 import type { DocumentUpload, DocumentView } from './documents.schemas.js';
@@ -237,8 +238,9 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         if (input.kind === 'physical' && !upload.files.some((f) => f.side === 'front')) {
           throw validationFailed([{ field: 'content', code: 'required', message: 'A physical document needs its file.' }]);
         }
-        const lockTypes = lockedWhenVerified(await loadOverrides(db, t));
-        const lockedNow = await lockedBy(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
+        const holder = await users.getOrThrow(db, t, userId);
+        const lockTypes = lockedWhenVerified(await loadOverrides(db, t), holder.type as UserType);
+        const lockedNow = await lockedBy(db, actor, holder, input.type, lockTypes);
         if (lockedNow) return await refuseLocked(actor, userId, input.type, lockedNow);
         const front = upload.files.find((f) => f.side === 'front');
         const back = upload.files.find((f) => f.side === 'back');
