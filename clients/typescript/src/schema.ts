@@ -1488,12 +1488,12 @@ export interface components {
             phone_verified: boolean | null;
             mobile: components["schemas"]["PhoneNumber"] | null;
             display_name: string | null;
-            /** @description The individual’s employer (SEND, MatchMove) */
-            employer: components["schemas"]["Employer"] | null;
             email: string | null;
             phone: string | null;
             address: components["schemas"]["Address"] | null;
             mailing_address: components["schemas"]["MailingAddress"] | null;
+            /** @description The individual’s employer (SEND, MatchMove) */
+            employer: components["schemas"]["Employer"] | null;
             /** @description FATCA/CRS self-declaration (Treezor, MatchMove) */
             fatca_crs: components["schemas"]["FatcaCrs"] | null;
             /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
@@ -3505,12 +3505,6 @@ export interface components {
             /** @description The finer KYC step (MatchMove); null when not set */
             sub_status: ("pending_document_submission" | "submitted" | "pending_bank_verification" | "waiting_for_approval" | "approved") | null;
         };
-        /** Employer */
-        Employer: {
-            name: string | null;
-            address: string | null;
-            phone: components["schemas"]["PhoneNumber"] | null;
-        };
         /** Address */
         Address: {
             line1: string | null;
@@ -3529,6 +3523,12 @@ export interface components {
             state: string | null;
             postcode: string | null;
             country: components["schemas"]["CountryCode"] | null;
+        };
+        /** Employer */
+        Employer: {
+            name: string | null;
+            address: string | null;
+            phone: components["schemas"]["PhoneNumber"] | null;
         };
         /** FatcaCrs */
         FatcaCrs: {

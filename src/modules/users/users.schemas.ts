@@ -159,11 +159,14 @@ export const RequiredAction = Type.Object({
   resolved_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
 }, { $id: 'RequiredAction', description: 'Something the user must still provide' });
 
-const tail = {
+const contact = {
   email: Type.Union([Type.String(), Type.Null()]),
   phone: Type.Union([Type.String(), Type.Null()]),
   address: Type.Union([Address, Type.Null()]),
   mailing_address: Type.Union([MailingAddress, Type.Null()]),
+};
+// After the contact fields come the object fields, in OBJECT_FIELDS order (user-view.ts writes them so).
+const tail = {
   fatca_crs: FatcaCrs,
   sanctions: Sanctions,
   risk: Type.Union([Type.Ref('Risk'), Type.Null()], { description: 'null until a risk assessment is set' }),
@@ -194,11 +197,11 @@ const tail = {
 };
 
 export const IndividualUser = Type.Object(
-  { ...head, type: Type.Literal('individual'), ...lifecycle, ...nullableAll(INDIVIDUAL_FIELDS), employer: Employer, ...tail },
+  { ...head, type: Type.Literal('individual'), ...lifecycle, ...nullableAll(INDIVIDUAL_FIELDS), ...contact, employer: Employer, ...tail },
   { $id: 'IndividualUser' },
 );
 export const BusinessUser = Type.Object(
-  { ...head, type: Type.Literal('business'), ...lifecycle, ...nullableAll(BUSINESS_FIELDS), ...tail },
+  { ...head, type: Type.Literal('business'), ...lifecycle, ...nullableAll(BUSINESS_FIELDS), ...contact, ...tail },
   { $id: 'BusinessUser' },
 );
 export const User = Type.Union([Type.Ref('IndividualUser'), Type.Ref('BusinessUser')], {
