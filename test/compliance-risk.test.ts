@@ -152,6 +152,25 @@ describe('setting the risk', () => {
   });
 });
 
+describe('concurrent changes', () => {
+  it('are serialised on the user: the history is one unbroken chain, each from the one before', async () => {
+    const id = await person();
+    const ratings = ['low', 'medium', 'high', 'prohibited'];
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => put(officer, id, { rating: ratings[i % 4], status: 'pending', reason: `review ${i}` })));
+    expect(results.map((r) => r.statusCode)).toEqual(Array(12).fill(200));
+    const rows = await history(id);
+    expect(rows).toHaveLength(12);
+    rows.forEach((r, i) => {
+      if (i === 0) expect(r.from_rating).toBeNull();
+      else expect([r.from_rating, r.from_status]).toEqual([rows[i - 1]!.to_rating, rows[i - 1]!.to_status]);
+    });
+    const user = (await api.get(`/v1/users/${id}`)).json();
+    expect(user.risk).toMatchObject({ rating: rows.at(-1)!.to_rating, reason: rows.at(-1)!.reason });
+    expect(await audit(id)).toHaveLength(12);
+    expect(await events(id)).toHaveLength(12);
+  });
+});
+
 describe('a prohibited rating', () => {
   const verdicts = async (id: string) => {
     const body = (await api.get(`/v1/users/${id}/capabilities`)).json();
