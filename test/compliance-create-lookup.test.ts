@@ -40,6 +40,18 @@ describe('creating a user with an initial status', () => {
     expect((await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', reason: 'review_cleared' })).statusCode).toBe(201);
   });
 
+  it('with an Idempotency-Key, a replay answers the same user and writes nothing more', async () => {
+    const body = individual({ status: 'flagged' });
+    const key = { 'idempotency-key': `flagged-${body.external_ref}` };
+    const first = await api.post('/v1/users', body, key);
+    const second = await api.post('/v1/users', body, key);
+    expect(first.statusCode).toBe(201);
+    expect(second.statusCode).toBe(201);
+    expect(second.body).toBe(first.body);
+    expect(await rowsOf('status_changes', first.json().id)).toHaveLength(1);
+    expect((await rowsOf('events', first.json().id)).map((e) => e.type).sort()).toEqual(['user.created', 'user.status_changed']);
+  });
+
   it('active (or no status) stays the one-statement create with no status change', async () => {
     for (const extra of [{}, { status: 'active' }]) {
       const user = (await api.post('/v1/users', individual(extra))).json();
