@@ -22,6 +22,7 @@ import { newId } from '../src/lib/ids.js';
 import { isoTimestampTypes } from '../src/db/iso-timestamps.js';
 import { newRow } from '../src/modules/users/users.repo.js';
 import { toUserView } from '../src/modules/users/user-view.js';
+import { CAPABILITY_INPUTS_SQL } from '../src/modules/relationships/relationships.repo.js';
 
 const url = process.env.BENCH_DATABASE_URL;
 const tenantId = process.env.BENCH_TENANT_ID;
@@ -64,9 +65,8 @@ const record = (action: string, a: number) => `
 
 const SQL = {
   get: `select ${COLUMNS} from users where tenant_id = $1 and id = $2`,
-  capabilities: `select u.status, u.kyc_status, t.policy -> 'capabilities' as overrides
-                   from users u join tenants t on t.id = u.tenant_id
-                  where u.tenant_id = $1 and u.id = $2`,
+  // Kyclo's own statement (user_capabilities): the user, the tenant's overrides, the held related parties.
+  capabilities: CAPABILITY_INPUTS_SQL,
   // The read Kyclo plans a patch with (users.repo.ts users_get_for_patch): the user, the tenant's
   // field policy, the data key. The baseline reads the same rows; it uses only the metadata.
   patchRead: `select ${COLUMN_NAMES.map((c) => `u.${c}`).join(', ')}, t.policy -> 'fields' as field_overrides, k.key_id, k.wrapped_key
@@ -164,8 +164,17 @@ const CAPABILITIES = {
   properties: {
     user_id: str, status: str, kyc_status: str, evaluated_at: str,
     capabilities: { type: 'object', properties: Object.fromEntries(OPERATIONS.map((o) => [o, VERDICT])) },
+    related_parties: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { user_id: str, status: str, ownership_percent: { type: 'number' }, control: { type: 'boolean' }, path: { type: 'array', items: str } },
+      },
+    },
+    propagation: { type: 'object', properties: { ownership_threshold_percent: { type: 'number' }, statuses: { type: 'array', items: str } } },
   },
 } as const;
+const PROPAGATION = { ownership_threshold_percent: 25, statuses: ['blocked', 'suspended'] };
 const PAGE = { type: 'object', properties: { data: { type: 'array', items: USER }, next_cursor: nstr } } as const;
 const NOT_FOUND = { type: 'object', properties: { code: str } } as const;
 
@@ -193,15 +202,23 @@ app.get<{ Params: { id: string } }>('/users/:id', { schema: { response: { 200: U
 });
 
 app.get<{ Params: { id: string } }>('/users/:id/capabilities', { schema: { response: { 200: CAPABILITIES, 404: NOT_FOUND } } }, async (req, reply) => {
-  const [row] = await q<{ status: string; kyc_status: string; overrides: Record<string, Record<string, boolean>> | null }>('capabilities', [tenantId, req.params.id]);
+  type Party = { user_id: string; status: string; ownership_percent: number; control: boolean; path: string[] };
+  const [row] = await q<{ status: string; kyc_status: string; overrides: Record<string, Record<string, boolean>> | null; parties: Party[] }>('capabilities', [tenantId, req.params.id]);
   if (!row) return reply.code(404).send({ code: 'user.not_found' });
+  // The default propagation: a blocked or suspended party owning ≥ 25 % or controlling the user holds it.
+  const held = row.parties.filter((p) => (p.status === 'blocked' || p.status === 'suspended') && (p.control || p.ownership_percent >= 25));
   const kycOk = row.kyc_status === 'verified' || row.kyc_status === 'review_required';
   const matrix = { ...ALLOWED[row.status], ...(row.status === 'closed' ? {} : row.overrides?.[row.status]) };
   const capabilities: Record<string, { allowed: boolean; reason: string | null }> = {};
   for (const op of OPERATIONS) {
-    capabilities[op] = !matrix[op] ? { allowed: false, reason: REASON[row.status] ?? 'not_allowed' } : kycOk ? { allowed: true, reason: null } : { allowed: false, reason: 'kyc_not_verified' };
+    capabilities[op] = !matrix[op] ? { allowed: false, reason: REASON[row.status] ?? 'not_allowed' }
+      : held[0] ? { allowed: false, reason: `related_party_${held[0].status}` }
+      : kycOk ? { allowed: true, reason: null } : { allowed: false, reason: 'kyc_not_verified' };
   }
-  return { user_id: req.params.id, status: row.status, kyc_status: row.kyc_status, capabilities, evaluated_at: new Date().toISOString() };
+  return {
+    user_id: req.params.id, status: row.status, kyc_status: row.kyc_status, capabilities, related_parties: held,
+    propagation: PROPAGATION, evaluated_at: new Date().toISOString(),
+  };
 });
 
 type PatchReq = { Params: { id: string }; Body: { metadata?: Record<string, unknown> } };

@@ -21,6 +21,7 @@ import { Problem } from './http/schemas.js';
 import { completeDocument, OPTIONAL_BODY } from './http/openapi.js';
 import { BusinessUser, IndividualUser, PatchDryRun, RequiredAction, Risk, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
+import { registerCustomFieldViews } from './modules/custom-fields/custom-fields.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
 import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
@@ -187,6 +188,7 @@ export async function buildApp({
   registerRateLimit(app, limiter);
   registerIdempotency(app, db, keyring);
 
+  registerCustomFieldViews(app, keyring);
   const users = createUsersService({ db, keyring });
   const keys = createApiKeysService({ db });
   await app.register(userRoutes(users));

@@ -237,7 +237,7 @@ export interface paths {
         get: operations["getPolicy"];
         /**
          * Replace the tenant's overrides; answers the new effective policy
-         * @description Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and external_ref can never be made writable. Audited, and an event policy.updated is emitted.
+         * @description Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and external_ref can never be made writable. Audited, and an event policy.updated is emitted. A custom field definition the service will not run (unknown type or keyword, objects deeper than 2, a pattern RE2 cannot compile, too large) answers 400 policy.custom_field_invalid naming the path.
          */
         put: operations["putPolicy"];
         post?: never;
@@ -1507,6 +1507,10 @@ export interface components {
                 [key: string]: unknown;
             };
             tags: string[];
+            /** @description Values of the tenant-defined fields (GET /v1/policy custom_fields); personal ones included */
+            custom: {
+                [key: string]: unknown;
+            };
             /** @description Changes held for a compliance officer’s approval */
             pending_changes: components["schemas"]["PendingChange"][];
             /** @description While true, no erasure destroys this user’s data */
@@ -1578,6 +1582,10 @@ export interface components {
                 [key: string]: unknown;
             };
             tags: string[];
+            /** @description Values of the tenant-defined fields (GET /v1/policy custom_fields); personal ones included */
+            custom: {
+                [key: string]: unknown;
+            };
             /** @description Changes held for a compliance officer’s approval */
             pending_changes: components["schemas"]["PendingChange"][];
             /** @description While true, no erasure destroys this user’s data */
@@ -1702,6 +1710,10 @@ export interface components {
             };
             /** @description At most 20 tags of at most 64 characters */
             tags?: string[];
+            /** @description Values of the tenant-defined fields (GET /v1/policy custom_fields), by name */
+            custom?: {
+                [key: string]: unknown;
+            };
             title?: ("mr" | "mrs" | "ms" | "miss" | "mx" | "dr" | "prof") | null;
             first_name: string;
             middle_name?: string | null;
@@ -1792,6 +1804,10 @@ export interface components {
             };
             /** @description At most 20 tags of at most 64 characters */
             tags?: string[];
+            /** @description Values of the tenant-defined fields (GET /v1/policy custom_fields), by name */
+            custom?: {
+                [key: string]: unknown;
+            };
             legal_name: string;
             registration_number?: string | null;
             vat_number?: string | null;
@@ -2683,6 +2699,23 @@ export interface components {
                 };
             };
         };
+        /** CustomFieldSchema */
+        CustomFieldSchema: {
+            /** @description string | number | integer | boolean | object (a date is a string with format date) */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CustomFieldDefinition */
+        CustomFieldDefinition: {
+            /** @description A subset of JSON Schema: string (minLength, maxLength ≤ 2000 — default 200, pattern in RE2 syntax ≤ 200 characters, enum of ≤ 100, format date), number and integer (minimum, maximum), boolean, and object (properties of those or of one more object level, required; at most 20 properties). description and title anywhere. Any other keyword answers 400 policy.custom_field_invalid. */
+            schema: components["schemas"]["CustomFieldSchema"];
+            /** @description Sealed with the user’s data key at rest and destroyed by erasure (default false) */
+            personal: boolean;
+            /** @description Exact-match search with GET /v1/users?custom=<name>:<value>; scalar types only (default false) */
+            searchable: boolean;
+            description?: string;
+        };
         /** FieldPolicyOverrides */
         FieldPolicyOverrides: {
             individual?: {
@@ -2762,6 +2795,10 @@ export interface components {
                 ownership_threshold_percent: number;
                 statuses: string[];
             };
+            /** @description Tenant-defined fields by name; their values are under `custom` on the user, their outcomes under `fields` as custom.<name> (default allow) */
+            custom_fields: {
+                [key: string]: components["schemas"]["CustomFieldDefinition"];
+            };
             /** @description What the tenant set; the rest are defaults */
             overrides: {
                 fields?: components["schemas"]["FieldPolicyOverrides"];
@@ -2797,6 +2834,10 @@ export interface components {
                     /** @description Statuses of a related party that deny the user’s capabilities (related_party_<status>): blocked, suspended, flagged; default blocked and suspended; empty turns propagation off */
                     statuses?: string[];
                 } & {
+                    [key: string]: unknown;
+                };
+                /** @description { <name>: { schema, personal?, searchable?, description? } }: at most 50 fields, each ≤ 2 KiB, all ≤ 24 KiB. Removing a definition keeps its stored values, readable and frozen. */
+                custom_fields?: {
                     [key: string]: unknown;
                 };
             };
@@ -3604,6 +3645,8 @@ export interface operations {
                 updated_since?: string;
                 /** @description Search over name, email, phone and external_ref */
                 q?: string;
+                /** @description A searchable tenant-defined field equal to a value: <name>:<value> (exact match; numbers and booleans parsed) */
+                custom?: string;
                 /** @description Page size (1–200) */
                 limit?: number;
                 /** @description Opaque cursor from next_cursor */
@@ -4206,6 +4249,9 @@ export interface operations {
                         [key: string]: unknown;
                     } | null;
                     tags?: string[] | null;
+                    custom?: {
+                        [key: string]: unknown;
+                    } | null;
                     title?: ("mr" | "mrs" | "ms" | "miss" | "mx" | "dr" | "prof") | null;
                     first_name?: string;
                     middle_name?: string | null;
@@ -4292,6 +4338,9 @@ export interface operations {
                         [key: string]: unknown;
                     } | null;
                     tags?: string[] | null;
+                    custom?: {
+                        [key: string]: unknown;
+                    } | null;
                     title?: ("mr" | "mrs" | "ms" | "miss" | "mx" | "dr" | "prof") | null;
                     first_name?: string;
                     middle_name?: string | null;
@@ -4668,6 +4717,9 @@ export interface operations {
                         [key: string]: unknown;
                     } | null;
                     tags?: string[] | null;
+                    custom?: {
+                        [key: string]: unknown;
+                    } | null;
                     title?: ("mr" | "mrs" | "ms" | "miss" | "mx" | "dr" | "prof") | null;
                     first_name?: string;
                     middle_name?: string | null;
@@ -4754,6 +4806,9 @@ export interface operations {
                         [key: string]: unknown;
                     } | null;
                     tags?: string[] | null;
+                    custom?: {
+                        [key: string]: unknown;
+                    } | null;
                     title?: ("mr" | "mrs" | "ms" | "miss" | "mx" | "dr" | "prof") | null;
                     first_name?: string;
                     middle_name?: string | null;
@@ -6136,6 +6191,10 @@ export interface operations {
                         /** @description Statuses of a related party that deny the user’s capabilities (related_party_<status>): blocked, suspended, flagged; default blocked and suspended; empty turns propagation off */
                         statuses?: string[];
                     } & {
+                        [key: string]: unknown;
+                    };
+                    /** @description { <name>: { schema, personal?, searchable?, description? } }: at most 50 fields, each ≤ 2 KiB, all ≤ 24 KiB. Removing a definition keeps its stored values, readable and frozen. */
+                    custom_fields?: {
                         [key: string]: unknown;
                     };
                 };

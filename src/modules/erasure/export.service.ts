@@ -12,6 +12,7 @@ import type { Actor } from '../audit/actor.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import * as users from '../users/users.repo.js';
 import { toUnmaskedUserView } from '../users/user-view.js';
+import { openCustom } from '../custom-fields/storage.js';
 import { verificationViews } from '../kyc/kyc.service.js';
 import { changeRequestViews } from '../reviews/change-requests.service.js';
 import { eventViews } from '../events/events.routes.js';
@@ -99,7 +100,9 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
      */
     async stream(actor: Actor, userId: string): Promise<Readable> {
       const row = await users.getOrThrow(db, actor.tenantId, userId);
-      return Readable.from(document(actor.tenantId, userId, toUnmaskedUserView(row)), { objectMode: false });
+      // Tenant-defined values whole, the personal ones opened (gone once erasure destroyed the key).
+      const user = { ...toUnmaskedUserView(row), custom: await openCustom(keyring, actor.tenantId, userId, row.profile) };
+      return Readable.from(document(actor.tenantId, userId, user), { objectMode: false });
     },
 
     /** The whole document as a value (for callers that want one, such as tests); small exports only. */

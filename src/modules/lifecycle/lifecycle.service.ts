@@ -12,7 +12,7 @@ import * as users from '../users/users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
 import { checkTransition, type Origin, type Status } from './user-status.js';
 import { effectiveCapabilities, evaluate, type CapabilityOverrides } from './capabilities.js';
-import { chainSql } from '../relationships/relationships.repo.js';
+import { CAPABILITY_INPUTS_SQL } from '../relationships/relationships.repo.js';
 import { effectivePropagation, heldParties, relatedPartyReason, type Propagation, type RelatedParty } from '../relationships/relationship-rules.js';
 import { prepared } from '../../db/prepared.js';
 import type { Keyring } from '../../crypto/keyring.js';
@@ -25,26 +25,10 @@ export interface TransitionInput {
   origin?: Origin;
 }
 
-// The user's state, the tenant's capability and propagation overrides, and every related party
-// above the user that is not active (ownership chains multiplied, direct control), in one round trip,
-// prepared. Read from the live statuses on every check: a related party's suspension holds the user
-// from the moment it commits, with no write to the user and nothing to go stale.
+// The capability check's one read (relationships.repo.ts CAPABILITY_INPUTS_SQL), prepared.
 const capabilityInputs = prepared<{
   status: string; kyc_status: string; risk_rating: string | null; overrides: CapabilityOverrides | null; propagation: Partial<Propagation> | null; parties: RelatedParty[];
-}>(
-  'user_capabilities',
-  `select u.status, u.kyc_status, u.risk ->> 'rating' as risk_rating, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
-          (${chainSql('$1', '$2')}
-           select coalesce(json_agg(json_build_object('user_id', p.party, 'status', p.status, 'ownership_percent', p.percent,
-                                                      'control', p.control, 'path', p.path) order by p.party), '[]'::json)
-             from (select c.party, o.status, round(sum(c.fraction) * 100, 4)::float8 as percent, bool_or(c.control) as control,
-                          (array_agg(to_jsonb(c.path) order by c.fraction desc, c.path))[1] as path
-                     from chain c join users o on o.tenant_id = $1 and o.id = c.party
-                    where o.status <> 'active'
-                    group by c.party, o.status) p) as parties
-     from users u join tenants t on t.id = u.tenant_id
-    where u.tenant_id = $1 and u.id = $2`,
-);
+}>('user_capabilities', CAPABILITY_INPUTS_SQL);
 
 export const userClosed = (id: string) =>
   new AppError(409, 'user.closed', `User ${id} is closed: it can be read, never changed again.`);

@@ -66,6 +66,32 @@ const Propagation = Type.Object(
   { additionalProperties: true, description: 'Checked value by value by the policy module, so its errors name the exact path' },
 );
 
+// A tenant's own fields. The body is checked keyword by keyword by the custom-fields module (its
+// errors name the path: custom_fields.<name>.schema.…), so the schema here only describes the shape.
+const CustomFieldSchema = Type.Object({ type: Type.String({ description: 'string | number | integer | boolean | object (a date is a string with format date)' }) }, {
+  additionalProperties: true, title: 'CustomFieldSchema',
+  description:
+    'A subset of JSON Schema: string (minLength, maxLength ≤ 2000 — default 200, pattern in RE2 syntax ≤ 200 characters, enum of ≤ 100, format date), ' +
+    'number and integer (minimum, maximum), boolean, and object (properties of those or of one more object level, required; at most 20 properties). ' +
+    'description and title anywhere. Any other keyword answers 400 policy.custom_field_invalid.',
+});
+const CustomFieldDefinition = Type.Object(
+  {
+    schema: CustomFieldSchema,
+    personal: Type.Boolean({ description: 'Sealed with the user’s data key at rest and destroyed by erasure (default false)' }),
+    searchable: Type.Boolean({ description: 'Exact-match search with GET /v1/users?custom=<name>:<value>; scalar types only (default false)' }),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { title: 'CustomFieldDefinition' },
+);
+const CustomFieldDefinitions = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,39}$' }), CustomFieldDefinition, {
+  description: 'Tenant-defined fields by name; their values are under `custom` on the user, their outcomes under `fields` as custom.<name> (default allow)',
+});
+const CustomFieldsInput = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+  maxProperties: 100,
+  description: '{ <name>: { schema, personal?, searchable?, description? } }: at most 50 fields, each ≤ 2 KiB, all ≤ 24 KiB. Removing a definition keeps its stored values, readable and frozen.',
+});
+
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
   documents: EffectiveDocuments,
@@ -73,10 +99,11 @@ const PolicyDocument = Type.Object({
   retention: Retention,
   rate_limit: RateLimit,
   propagation: Type.Object({ ownership_threshold_percent: Type.Number(), statuses: Type.Array(Type.String()) }),
+  custom_fields: CustomFieldDefinitions,
   overrides: Type.Object(
     {
       fields: Type.Optional(StoredOverrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention),
-      rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation),
+      rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation), custom_fields: Type.Optional(CustomFieldsInput),
     },
     { description: 'What the tenant set; the rest are defaults' },
   ),
@@ -103,11 +130,12 @@ export function policyRoutes(policy: PolicyService) {
         summary: "Replace the tenant's overrides; answers the new effective policy",
         description:
           'Unknown user types, KYC states, fields or outcomes answer 400 naming the path; country, type and ' +
-          'external_ref can never be made writable. Audited, and an event policy.updated is emitted.',
+          'external_ref can never be made writable. Audited, and an event policy.updated is emitted. ' +
+          'A custom field definition the service will not run (unknown type or keyword, objects deeper than 2, a pattern RE2 cannot compile, too large) answers 400 policy.custom_field_invalid naming the path.',
         body: Type.Object(
           {
             fields: Type.Optional(Overrides), documents: Type.Optional(Documents), capabilities: Type.Optional(CapabilityOverrides), retention: Type.Optional(Retention),
-            rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation),
+            rate_limit: Type.Optional(RateLimit), propagation: Type.Optional(Propagation), custom_fields: Type.Optional(CustomFieldsInput),
           },
           { additionalProperties: false },
         ),

@@ -9,6 +9,8 @@ import { DEFAULT_LOCKED_BY_USER_TYPE, DEFAULT_LOCKED_WHEN_VERIFIED } from '../do
 import { DEFAULT_REQUESTS_PER_MINUTE } from '../../http/rate-limit.js';
 import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
 import { effectivePropagation, validatePropagation, type Propagation } from '../relationships/relationship-rules.js';
+import { normaliseDefinitions, validateDefinitions, type CustomFieldDefinition } from '../custom-fields/definitions.js';
+import { AppError } from '../../http/errors.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
@@ -17,6 +19,7 @@ export interface TenantOverrides {
   retention?: { erasure_after_days: number };
   rate_limit?: { requests_per_minute: number };
   propagation?: Partial<Propagation>;
+  custom_fields?: Record<string, Partial<CustomFieldDefinition>>;
 }
 
 /** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
@@ -34,13 +37,16 @@ const documentLocks = (o: TenantOverrides) => ({
 });
 export const retentionDays = (o: TenantOverrides) => o.retention?.erasure_after_days ?? DEFAULT_ERASURE_AFTER_DAYS;
 
+const customNames = (o: TenantOverrides) => Object.keys(o.custom_fields ?? {});
+
 const effective = (o: TenantOverrides) => ({
-  fields: effectivePolicy(o.fields),
+  fields: effectivePolicy(o.fields, customNames(o)),
   documents: documentLocks(o),
   capabilities: effectiveCapabilities(o.capabilities),
   retention: { erasure_after_days: retentionDays(o) },
   rate_limit: { requests_per_minute: o.rate_limit?.requests_per_minute ?? DEFAULT_REQUESTS_PER_MINUTE },
   propagation: effectivePropagation(o.propagation),
+  custom_fields: normaliseDefinitions(o.custom_fields),
   overrides: o,
 });
 
@@ -50,7 +56,8 @@ export async function loadOverrides(db: Db, tenantId: string): Promise<TenantOve
 }
 
 export async function loadFieldPolicy(db: Db, tenantId: string): Promise<FieldPolicy> {
-  return effectivePolicy((await loadOverrides(db, tenantId)).fields);
+  const o = await loadOverrides(db, tenantId);
+  return effectivePolicy(o.fields, customNames(o));
 }
 
 export function createPolicyService({ db }: { db: Db }) {
@@ -61,8 +68,13 @@ export function createPolicyService({ db }: { db: Db }) {
 
     /** Replaces the tenant's overrides (PUT semantics) and answers the new effective policy. */
     async put(actor: Actor, body: TenantOverrides) {
+      // A bad definition is its own problem code: the tenant is told which keyword of which field.
+      const customErrors = validateDefinitions(body.custom_fields ?? {});
+      if (customErrors.length) {
+        throw new AppError(400, 'policy.custom_field_invalid', `These custom field definitions are refused: ${customErrors.map((e) => e.field).join(', ')}.`, { errors: customErrors });
+      }
       const errors = [
-        ...validateOverrides(body.fields ?? {}), ...validateCapabilityOverrides(body.capabilities ?? {}),
+        ...validateOverrides(body.fields ?? {}, customNames(body)), ...validateCapabilityOverrides(body.capabilities ?? {}),
         ...(body.propagation === undefined ? [] : validatePropagation(body.propagation)),
       ];
       if (errors.length) throw validationFailed(errors);
@@ -73,6 +85,7 @@ export function createPolicyService({ db }: { db: Db }) {
         ...(body.retention ? { retention: body.retention } : {}),
         ...(body.rate_limit ? { rate_limit: body.rate_limit } : {}),
         ...(body.propagation ? { propagation: body.propagation } : {}),
+        ...(body.custom_fields ? { custom_fields: body.custom_fields } : {}),
       };
       await db.transaction().execute(async (tx) => {
         const before = await tx.selectFrom('tenants').select('policy').where('id', '=', actor.tenantId).forUpdate().executeTakeFirstOrThrow();

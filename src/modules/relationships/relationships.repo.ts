@@ -145,6 +145,25 @@ export const chainSql = (tenantParam: string, userParam: string) => `
      where c.fraction > 0 and not r.related_user_id = any(c.path) and cardinality(c.path) < 32
   )`;
 
+/**
+ * What a capability check reads, in one round trip: the user's state, the tenant's capability and
+ * propagation overrides, and every related party above the user that is not active (ownership chains
+ * multiplied, direct control). Read from the live statuses on every check: a related party's
+ * suspension holds the user from the moment it commits, with no write to the user and nothing to go
+ * stale. Exported as text so the bench's capabilities baseline runs the very same statement.
+ */
+export const CAPABILITY_INPUTS_SQL = `select u.status, u.kyc_status, u.risk ->> 'rating' as risk_rating, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
+          (${chainSql('$1', '$2')}
+           select coalesce(json_agg(json_build_object('user_id', p.party, 'status', p.status, 'ownership_percent', p.percent,
+                                                      'control', p.control, 'path', p.path) order by p.party), '[]'::json)
+             from (select c.party, o.status, round(sum(c.fraction) * 100, 4)::float8 as percent, bool_or(c.control) as control,
+                          (array_agg(to_jsonb(c.path) order by c.fraction desc, c.path))[1] as path
+                     from chain c join users o on o.tenant_id = $1 and o.id = c.party
+                    where o.status <> 'active'
+                    group by c.party, o.status) p) as parties
+     from users u join tenants t on t.id = u.tenant_id
+    where u.tenant_id = $1 and u.id = $2`;
+
 /** Ultimate owners: the chain's ends (no current owner above them), with every path that reaches them. */
 const owners = prepared<{ user_id: string; percent: number; paths: string[][] }>(
   'relationships_ultimate_owners',

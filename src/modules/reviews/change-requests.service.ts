@@ -17,6 +17,7 @@ import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { lockGraph } from '../relationships/relationships.repo.js';
 import type { Proposal, RelationshipsService } from '../relationships/relationships.service.js';
+import { plainForApproval } from '../custom-fields/custom-fields.service.js';
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
 
@@ -127,8 +128,10 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
           }, input.note ?? null);
           return toChangeRequest(decided, changes, decision ?? undefined);
         }
-        const doc = documentOf(user);
         const fields = cr.fields;
+        // Custom values are compared and applied plain, and stored sealed again.
+        const plain = await plainForApproval(keyring, tx, user, fields);
+        const doc = documentOf(plain.row);
         const stale = fields.filter((f) => !deepEqual(valueAt(doc, f), changes[f]!.from ?? null));
         if (stale.length) {
           throw new AppError(409, 'change_request.stale', `These fields changed since the request was made: ${stale.join(', ')}. Nothing was applied.`, {
@@ -139,7 +142,7 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
         const current = Object.fromEntries(fields.map((f) => [f, changes[f]!.to ?? null]));
         const actions = fulfilled(user, { fields: fields.filter((f) => current[f] !== null) });
         const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
-          ...applyValues(user, current),
+          ...(await plain.seal(applyValues(plain.row, current))),
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
           ...(actions.next ? { required_actions: actions.next } : {}),
         });

@@ -100,12 +100,17 @@ export function kycState(kycStatus: string): KycState {
   return kycStatus === 'verified' || kycStatus === 'review_required' ? 'verified' : 'unverified';
 }
 
-/** Defaults with the tenant's overrides laid over them. */
-export function effectivePolicy(overrides: FieldOverrides = {}): FieldPolicy {
+/**
+ * Defaults with the tenant's overrides laid over them. A tenant-defined field (`custom.<name>`, one
+ * per name in `custom`) is `allow` by default, like metadata: the tenant that declares it sets any
+ * stricter outcome per type and state.
+ */
+export function effectivePolicy(overrides: FieldOverrides = {}, custom: readonly string[] = []): FieldPolicy {
   const out = {} as FieldPolicy;
+  const customCells = cells(custom.map((n) => `custom.${n}`), 'allow');
   for (const t of USER_TYPES) {
     out[t] = {} as Record<KycState, FieldTable>;
-    for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...RECORD_FIELD_POLICY[t][s], ...(overrides[t]?.[s] ?? {}) };
+    for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...RECORD_FIELD_POLICY[t][s], ...customCells, ...(overrides[t]?.[s] ?? {}) };
   }
   return out;
 }
@@ -134,8 +139,11 @@ export interface PolicyError {
   message: string;
 }
 
-/** Checks a tenant's overrides: known types, states, fields and outcomes; immutable fields stay denied. */
-export function validateOverrides(overrides: unknown): PolicyError[] {
+/**
+ * Checks a tenant's overrides: known types, states, fields and outcomes; immutable fields stay
+ * denied. `custom` names the tenant's own fields, whose outcomes are set as `custom.<name>`.
+ */
+export function validateOverrides(overrides: unknown, custom: readonly string[] = []): PolicyError[] {
   const errors: PolicyError[] = [];
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObj(overrides)) return [{ field: 'fields', code: 'invalid_type', message: 'must be an object' }];
@@ -149,7 +157,7 @@ export function validateOverrides(overrides: unknown): PolicyError[] {
       errors.push({ field: at, code: 'invalid_type', message: 'must be an object' });
       continue;
     }
-    const known = [...policyFields(type as UserType), ...recordFields(type as UserType)];
+    const known = [...policyFields(type as UserType), ...recordFields(type as UserType), ...custom.map((n) => `custom.${n}`)];
     for (const [state, table] of Object.entries(states)) {
       const at2 = `${at}.${state}`;
       if (!(KYC_STATES as readonly string[]).includes(state)) {

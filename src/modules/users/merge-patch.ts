@@ -25,8 +25,12 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
-/** Fields compared leaf by leaf; every other field is compared whole (metadata, tags, scalars). */
-export const NESTED_FIELDS = ['address', 'mailing_address', 'employer', 'fatca_crs', 'sanctions'] as const;
+/**
+ * Fields compared leaf by leaf; every other field is compared whole (metadata, tags, scalars). A
+ * tenant-defined field is one leaf of `custom` (custom.<name>), its value compared whole; the
+ * compliance profile's objects (employer, fatca_crs, sanctions) are decided leaf by leaf like addresses.
+ */
+export const NESTED_FIELDS = ['address', 'mailing_address', 'employer', 'fatca_crs', 'sanctions', 'custom'] as const;
 
 /**
  * The dotted paths whose value differs between two documents (absent and null are the same), in

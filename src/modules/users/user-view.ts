@@ -3,6 +3,7 @@ import type { UserRow, UserViewRow } from './users.repo.js';
 import type { UserType } from './field-policy.js';
 import { NESTED_FIELDS, type JsonObject } from './merge-patch.js';
 import { maskNumber } from '../documents/document-rules.js';
+import { customView } from '../custom-fields/storage.js';
 import { ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS, OBJECT_FIELDS, type UserView } from './users.schemas.js';
 
 /** The scalar profile fields of each type (a view's plain values). */
@@ -21,7 +22,7 @@ export const TYPE_FIELDS: Record<UserType, string[]> = {
   business: [...SCALAR_FIELDS.business, ...Object.keys(OBJECTS.business)],
 };
 const ADDRESS_KEYS = Object.keys(ADDRESS_FIELDS);
-export const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags']);
+export const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags', 'custom']);
 
 const iso = (d: Date | string | null) => (d === null ? null : typeof d === 'string' ? d : d.toISOString());
 
@@ -66,13 +67,13 @@ function compileView(type: UserType, unmasked: boolean): (row: UserRow | UserVie
       address: addressView(p.address, false), mailing_address: addressView(p.mailing_address, true),
       ${objects.join(', ')},
       risk: row.risk ?? null, required_actions: row.required_actions ?? [],
-      metadata: row.metadata, tags: row.tags, pending_changes: row.pending_changes, legal_hold: row.legal_hold,
+      metadata: row.metadata, tags: row.tags, custom: customView(p), pending_changes: row.pending_changes, legal_hold: row.legal_hold,
       erasure: row.erasure_requested_at
         ? { requested_at: iso(row.erasure_requested_at), scheduled_for: iso(row.erasure_scheduled_for), erased_at: iso(row.erased_at) }
         : null,
       version: row.version, created_at: iso(row.created_at), updated_at: iso(row.updated_at),
     };`;
-  return new Function('iso', 'addressView', 'objectView', 'mask', `return function userView(row) { ${body} }`)(iso, addressView, objectView, mask);
+  return new Function('iso', 'addressView', 'objectView', 'mask', 'customView', `return function userView(row) { ${body} }`)(iso, addressView, objectView, mask, customView);
 }
 
 /** Identifier numbers: answered masked (*****1234) everywhere but the GDPR export. */
@@ -102,11 +103,12 @@ export function toUnmaskedUserView(row: UserRow | UserViewRow): UserView {
  * Drops nulls and empty nested objects (addresses, employer…): the stored profile is sparse, the view
  * fills the gaps. Only top-level names are nested fields: the employer's `address` is a string.
  */
+const COMPACTED = new Set<string>(NESTED_FIELDS.filter((f) => f !== 'custom')); // custom values are kept as stored (custom-fields/storage.ts)
 export function compact(doc: JsonObject, nested = true): JsonObject {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(doc)) {
     if (v === null || v === undefined) continue;
-    if (nested && (NESTED_FIELDS as readonly string[]).includes(k) && typeof v === 'object') {
+    if (nested && COMPACTED.has(k) && typeof v === 'object') {
       const inner = compact(v as JsonObject, false);
       if (Object.keys(inner).length) out[k] = inner;
       continue;

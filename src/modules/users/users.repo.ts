@@ -6,6 +6,7 @@ import { prepared, runCompiled } from '../../db/prepared.js';
 import { isoTimestampTypes } from '../../db/iso-timestamps.js';
 import { recordCtes } from '../audit/write-path.js';
 import type { FieldOverrides } from './field-policy.js';
+import type { CustomFieldDefinitions } from '../custom-fields/definitions.js';
 
 export type UserRow = Omit<Selectable<UsersTable>, 'search_text'>;
 
@@ -30,10 +31,14 @@ const selectView = prepared<UserViewRow>('users_get_view', SELECT_ONE, asView);
 const firstPage = prepared<UserViewRow>('users_page', `select ${COLUMN_LIST} from users where tenant_id = $1 order by id desc limit $2`, asView);
 const nextPage = prepared<UserViewRow>('users_page_after', `select ${COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`, asView);
 
-// What a patch needs, in one round trip: the row, the tenant's field-policy overrides, the data key.
-const forPatch = prepared<UserViewRow & { field_overrides: FieldOverrides | null; key_id: string | null; wrapped_key: Buffer | null }>(
+// What a patch needs, in one round trip: the row, the tenant's field-policy overrides and custom
+// field definitions, the data key.
+const forPatch = prepared<UserViewRow & {
+  field_overrides: FieldOverrides | null; custom_definitions: CustomFieldDefinitions | null; key_id: string | null; wrapped_key: Buffer | null;
+}>(
   'users_get_for_patch',
-  `select ${COLUMNS.map((c) => `u.${c}`).join(', ')}, t.policy -> 'fields' as field_overrides, k.key_id, k.wrapped_key
+  `select ${COLUMNS.map((c) => `u.${c}`).join(', ')}, t.policy -> 'fields' as field_overrides, t.policy -> 'custom_fields' as custom_definitions,
+          k.key_id, k.wrapped_key
      from users u join tenants t on t.id = u.tenant_id
      left join user_keys k on k.tenant_id = u.tenant_id and k.user_id = u.id and k.destroyed_at is null
     where u.tenant_id = $1 and u.id = $2`,
@@ -221,8 +226,14 @@ export const SEARCH_WALK_ROWS = 1_000;
 // Matches that walk must find for the search to be left to the planner (see list()).
 const SEARCH_COMMON_MATCHES = 3;
 
+/** A tenant-defined field filter, resolved by the service: a clear value to contain, or a personal value's search token. */
+export interface CustomFilter {
+  customMatch?: Record<string, unknown>;
+  customToken?: string;
+}
+
 /** The filters as SQL conditions (none for the unfiltered list). */
-function filterConditions(f: ListUsersFilters): RawBuilder<unknown>[] {
+function filterConditions(f: ListUsersFilters & CustomFilter): RawBuilder<unknown>[] {
   const out: RawBuilder<unknown>[] = [];
   if (f.status?.length) out.push(sql`status in (${sql.join(f.status)})`);
   if (f.kyc_status) out.push(sql`kyc_status = ${f.kyc_status}`);
@@ -233,6 +244,9 @@ function filterConditions(f: ListUsersFilters): RawBuilder<unknown>[] {
   if (f.created_to) out.push(sql`created_at < ${new Date(f.created_to)}`);
   if (f.updated_since) out.push(sql`updated_at >= ${new Date(f.updated_since)}`);
   if (f.q) out.push(sql`search_text like ${`%${escapeLike(f.q.toLowerCase())}%`}`);
+  // The expressions of migration 0019's indexes, exactly.
+  if (f.customMatch) out.push(sql`(profile -> 'custom') @> ${JSON.stringify(f.customMatch)}::jsonb`);
+  if (f.customToken) out.push(sql`(profile -> 'custom_index') @> ${JSON.stringify([f.customToken])}::jsonb`);
   return out;
 }
 
@@ -253,7 +267,7 @@ function filterConditions(f: ListUsersFilters): RawBuilder<unknown>[] {
  *   chooses.
  * Whichever path runs, the answer is exactly the newest matches below the cursor.
  */
-export async function list(db: Db, tenantId: string, f: ListUsersFilters & { beforeId: string | null; limit: number }): Promise<UserViewRow[]> {
+export async function list(db: Db, tenantId: string, f: ListUsersFilters & CustomFilter & { beforeId: string | null; limit: number }): Promise<UserViewRow[]> {
   const filters = filterConditions(f);
   if (!filters.length) return f.beforeId ? nextPage(db, [tenantId, f.beforeId, f.limit + 1]) : firstPage(db, [tenantId, f.limit + 1]);
   const scope = [sql`tenant_id = ${tenantId}`, ...(f.beforeId ? [sql`id < ${f.beforeId}`] : [])];

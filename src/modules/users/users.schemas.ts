@@ -89,6 +89,12 @@ const CONTACT_FIELDS = { email: Email, phone: Phone };
 const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
   description: 'Free JSON, at most 16 KiB serialised',
 });
+// Tenant-defined fields (policy custom_fields): checked against their definitions by the custom-fields
+// module, which names the field at fault as custom.<name>.
+const CustomValues = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+  maxProperties: 50,
+  description: 'Values of the tenant-defined fields (GET /v1/policy custom_fields), by name',
+});
 const Tags = Type.Array(Text(64), { maxItems: 20, uniqueItems: true, description: 'At most 20 tags of at most 64 characters' });
 
 type NullableAll<P extends TProperties> = { [K in keyof P]: TUnion<[P[K], TNull]> };
@@ -173,6 +179,7 @@ const tail = {
   required_actions: Type.Array(Type.Ref('RequiredAction'), { description: 'Every required action of the user, newest last' }),
   metadata: Metadata,
   tags: Type.Array(Type.String()),
+  custom: Type.Record(Type.String(), Type.Unknown(), { description: 'Values of the tenant-defined fields (GET /v1/policy custom_fields); personal ones included' }),
   pending_changes: Type.Array(
     Type.Object({
       id: Id('chg', 'The change request'),
@@ -222,6 +229,7 @@ const createCommon = {
   ...sharedObjectsIn,
   metadata: Type.Optional(Metadata),
   tags: Type.Optional(Tags),
+  custom: Type.Optional(CustomValues),
 };
 
 const IndividualCreate = Type.Object(
@@ -261,6 +269,7 @@ export const PatchUserBody = Type.Object(
     mailing_address: Type.Optional(Type.Union([MailingAddressInput, Type.Null()])),
     metadata: Type.Optional(Type.Union([Metadata, Type.Null()])),
     tags: Type.Optional(Type.Union([Tags, Type.Null()])),
+    custom: Type.Optional(Type.Union([CustomValues, Type.Null()])),
     ...optionalNullable(INDIVIDUAL_FIELDS),
     ...optionalNullable(BUSINESS_FIELDS),
     ...sharedObjectsIn,
@@ -292,6 +301,10 @@ export const ListUsersQuery = Type.Object(
     created_to: Type.Optional(Type.String({ format: 'date-time' })),
     updated_since: Type.Optional(Type.String({ format: 'date-time' })),
     q: Type.Optional(Text(100, { description: 'Search over name, email, phone and external_ref' })),
+    custom: Type.Optional(Type.String({
+      maxLength: 300, pattern: '^[a-z][a-z0-9_]{0,39}:',
+      description: 'A searchable tenant-defined field equal to a value: <name>:<value> (exact match; numbers and booleans parsed)',
+    })),
     limit: Type.Optional(Limit),
     cursor: Type.Optional(Cursor),
   },

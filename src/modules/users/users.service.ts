@@ -20,16 +20,22 @@ import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
-import type { Keyring } from '../../crypto/keyring.js';
+import type { DataKey, Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
+import { normaliseDefinitions, type CustomFieldDefinitions } from '../custom-fields/definitions.js';
+import { checkedCreateValues, customFilter, loadDefinitions, plainForPatch, sealColumns } from '../custom-fields/custom-fields.service.js';
+import { storeProfile } from '../custom-fields/storage.js';
+
+export { toUserView } from './user-view.js';
 
 /** The open required actions the plan's applied fields fulfil (a field cleared to null provides nothing). */
 const fulfilledBy = (row: Pick<UserRow, 'required_actions'>, plan: PatchPlan) =>
   fulfilled(row, { fields: plan.applied ? plan.applied.fields.filter((f) => plan.applied!.current[f] !== null) : [] });
 
-export { toUserView } from './user-view.js';
+/** A view whose `custom` is the plain values the caller holds (nothing left to open). */
+const withCustom = (view: UserView, custom: JsonObject): UserView => ({ ...view, custom });
 
 function assertValid(values: JsonObject): void {
   const errors = checkReferenceData(values);
@@ -143,6 +149,12 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
 
   const getRow = (tenantId: string, id: string) => repo.getOrThrow(db, tenantId, id);
 
+  /** When a patch names `custom`, the columns a plan writes carry its values back in stored form (personal ones sealed). */
+  function sealPlan(plan: PatchPlan, patch: PatchUserInput, defs: CustomFieldDefinitions, key: DataKey, row: UserViewRow): PatchPlan {
+    if (patch.custom === undefined || !plan.applied) return plan;
+    return { ...plan, applied: { ...plan.applied, next: sealColumns(keyring, key, defs, row.tenant_id, row.id, plan.applied.next) } };
+  }
+
   return {
     async get(actor: Actor, id: string): Promise<UserView> {
       return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
@@ -153,21 +165,24 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * a single statement is atomic). A taken external_ref inserts nothing at all: 409.
      */
     async create(actor: Actor, input: CreateUserInput): Promise<UserView> {
-      const { type, external_ref, country, metadata, tags, status, status_reason, ...rest } = input;
+      const { type, external_ref, country, metadata, tags, custom, status, status_reason, ...rest } = input;
       assertValid({ country, ...rest, metadata });
       const t = actor.tenantId;
+      const defs = custom ? await loadDefinitions(db, t) : {};
+      const values = custom ? checkedCreateValues(defs, custom as JsonObject) : {};
       const id = newId('usr');
       const initial = { status: status ?? 'active', status_reason: status_reason ?? null };
       if (initial.status === 'active' && initial.status_reason !== null) {
         throw validationFailed([{ field: 'status_reason', code: 'without_status', message: 'a reason goes with an initial status other than active' }]);
       }
+      const key = keyring.newDataKey(t, id);
+      const profile = storeProfile(keyring, key, t, id, { ...compact(rest as JsonObject), custom: values }, defs);
       const row = repo.newRow(
-        { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile: compact(rest as JsonObject), metadata: metadata ?? {}, tags: tags ?? [] },
+        { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile, metadata: metadata ?? {}, tags: tags ?? [] },
         new Date(),
         initial,
       );
-      const user = toUserView(row);
-      const key = keyring.newDataKey(t, id);
+      const user = withCustom(toUserView(row), values);
       const record = recordParams(
         actor,
         { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [], ...(initial.status === 'active' ? {} : { details: { status: initial.status } }) },
@@ -187,7 +202,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
         const existing = await repo.findIdByExternalRef(db, t, external_ref!);
         throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
       }
-      return toUserView(inserted);
+      return withCustom(toUserView(inserted), values);
     },
 
     /** The user whose external_ref is exactly this one (case-sensitive), or 404 user.not_found. */
@@ -201,13 +216,15 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     async list(actor: Actor, filters: ListUsersFilters) {
       const limit = filters.limit ?? 50;
       const before = decodeCursor(filters.cursor, ['id'] as const);
-      const rows = await repo.list(db, actor.tenantId, { ...filters, beforeId: before?.id ?? null, limit });
+      const custom = filters.custom ? await customFilter(db, keyring, actor.tenantId, filters.custom) : {};
+      const rows = await repo.list(db, actor.tenantId, { ...filters, ...custom, beforeId: before?.id ?? null, limit });
       return toPage(rows, limit, toUserView, (r) => ({ id: r.id }), { sizeOf: userPageSize });
     },
 
     /** The outcome of each changed field, and what would happen; nothing is written. */
     async dryRun(actor: Actor, id: string, patch: PatchUserInput) {
-      const row = await checkedRow(actor, id, patch);
+      const stored = await checkedRow(actor, id, patch);
+      const row = await plainForPatch(keyring, patch.custom === undefined ? {} : await loadDefinitions(db, actor.tenantId), stored, patch);
       const plan = planPatch(row, patch as JsonObject, await loadFieldPolicy(db, actor.tenantId));
       return {
         dry_run: true as const,
@@ -231,13 +248,17 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
       const read = await repo.getForPatch(db, actor.tenantId, id);
       if (!read) throw notFound('user', id);
-      const { field_overrides, key_id, wrapped_key, ...row } = read;
-      checkPatch(row, patch);
+      const { field_overrides, custom_definitions, key_id, wrapped_key, ...stored } = read;
+      checkPatch(stored, patch);
       const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
-      if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
-      const policy = effectivePolicy(field_overrides ?? undefined);
+      if (pinned !== undefined && pinned !== stored.version) throw preconditionFailed(stored.version);
+      const defs = normaliseDefinitions(custom_definitions ?? undefined);
+      const policy = effectivePolicy(field_overrides ?? undefined, Object.keys(defs));
+      const row = await plainForPatch(keyring, defs, stored, patch);
+      const key = key_id && wrapped_key ? keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key) : undefined;
 
-      const plan = planPatch(row, patch as JsonObject, policy);
+      const planned = planPatch(row, patch as JsonObject, policy);
+      const plan = planned.denied.length ? planned : sealPlan(planned, patch, defs, key ?? (await keyring.dataKeyFor(db, actor.tenantId, id)), row);
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
       checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
@@ -252,11 +273,13 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       if (pinned !== undefined) throw preconditionFailed((await getRow(actor.tenantId, id)).version);
 
       const outcome = await db.transaction().execute(async (tx) => {
-        const locked = await repo.getForUpdate(tx, actor.tenantId, id);
-        if (!locked) throw notFound('user', id);
-        if (locked.status === 'closed') throw userClosed(id);
-        const again = planPatch(locked, patch as JsonObject, policy);
-        if (again.denied.length || (!again.applied && !again.approval)) return { plan: again, row: locked };
+        const lockedStored = await repo.getForUpdate(tx, actor.tenantId, id);
+        if (!lockedStored) throw notFound('user', id);
+        if (lockedStored.status === 'closed') throw userClosed(id);
+        const locked = await plainForPatch(keyring, defs, lockedStored, patch, tx);
+        const planned = planPatch(locked, patch as JsonObject, policy);
+        if (planned.denied.length || (!planned.applied && !planned.approval)) return { plan: planned, row: locked };
+        const again = sealPlan(planned, patch, defs, key ?? (await keyring.dataKeyFor(tx, actor.tenantId, id)), locked);
         checkMergedBounds(locked, again);
         return { plan: again, row: (await commit(tx, actor, locked, again))! };
       });
