@@ -53,7 +53,7 @@ export interface UsersTable {
   erasure_requested_at: Date | null;
   erasure_scheduled_for: Date | null;
   erased_at: Date | null;
-  /** The current risk assessment (migration 0018); null until one is set. */
+  /** The current risk assessment (migration 0020); null until one is set. */
   risk: ColumnType<RiskState | null, string | null | undefined, string | null>;
   kyc_sub_status: string | null;
   required_actions: ColumnType<RequiredAction[], string | undefined, string>;
