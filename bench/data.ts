@@ -284,7 +284,7 @@ export class History {
       tenant_id: t, id: u.id, external_ref: u.externalRef, type: u.type, country: u.country, profile: u.profile, metadata: u.metadata, tags: u.tags,
       status: 'active', status_reason: null, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
       pending_changes: [], version: 1, created_at: at, updated_at: at, external_ref_hash: null, legal_hold: false, legal_hold_reason: null,
-      erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null,
+      erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null, risk: null, kyc_sub_status: null, required_actions: [],
     } as UserRow;
     const personal = this.keyring.sealWith(seededDataKey(this.o.masterKey, u.id), t, u.id, PERSONAL_FIELD, { user: toUserView(row) });
     return (

@@ -19,7 +19,7 @@ import { depthCheckedJsonParser } from './http/json-body.js';
 import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
 import { completeDocument, OPTIONAL_BODY } from './http/openapi.js';
-import { BusinessUser, IndividualUser, PatchDryRun, User } from './modules/users/users.schemas.js';
+import { BusinessUser, IndividualUser, PatchDryRun, RequiredAction, Risk, User } from './modules/users/users.schemas.js';
 import { createUsersService } from './modules/users/users.service.js';
 import { registerCustomFieldViews } from './modules/custom-fields/custom-fields.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
@@ -38,6 +38,9 @@ import { createRelationshipsService } from './modules/relationships/relationship
 import { relationshipRoutes } from './modules/relationships/relationships.routes.js';
 import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
 import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
+import { createRiskService } from './modules/compliance/risk.service.js';
+import { complianceRoutes } from './modules/compliance/compliance.routes.js';
+import { createRequiredActionsService } from './modules/compliance/required-actions.service.js';
 import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
@@ -181,7 +184,7 @@ export async function buildApp({
       route.preValidation = [...(route.preValidation ? [route.preValidation].flat() : []), absentIsEmpty];
     }
   });
-  for (const s of [Problem, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
+  for (const s of [Problem, Risk, RequiredAction, IndividualUser, BusinessUser, User, PatchDryRun]) app.addSchema(s);
   registerAuth(app, db, authFailuresPerMinute === null ? null : keyGuessingGuard(limiter, authFailuresPerMinute));
   registerRateLimit(app, limiter);
   registerIdempotency(app, db, keyring);
@@ -201,7 +204,8 @@ export async function buildApp({
   await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring, relationships })));
   const lifecycle = createLifecycleService({ db, keyring });
   const erasure = createErasureService({ db, lifecycle, blobs, keyring });
-  await app.register(lifecycleRoutes(lifecycle));
+  await app.register(lifecycleRoutes(lifecycle, erasure));
+  await app.register(complianceRoutes(createRiskService({ db, keyring }), createRequiredActionsService({ db, keyring })));
   await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes, uploadLimits));
   await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
   await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));

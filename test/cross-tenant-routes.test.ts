@@ -24,12 +24,14 @@ const BODIES: Record<string, unknown> = {
   rotateWebhookSecret: undefined, listWebhookDeliveries: undefined,
   addDocument: physicalDocument(), listDocuments: undefined, getDocumentContent: undefined,
   addRelationship: { type: 'director', related_user_id: 'usr_none' }, listRelationships: undefined, endRelationship: undefined, getOwnership: undefined,
+  setUserRisk: { rating: 'prohibited', status: 'rejected', reason: 'x' }, listUserRiskChanges: undefined,
+  addRequiredAction: { code: 'other' }, cancelRequiredAction: undefined, setKycSubStatus: { sub_status: 'submitted' },
 };
 const RESOURCE: Record<string, string> = { documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
 
 /** Every row tenant A holds, table by table (last_used_at aside: bookkeeping of its own keys' use). */
 async function holdings() {
-  const tables = ['users', 'relationships', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
+  const tables = ['users', 'relationships', 'risk_changes', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
   return Promise.all(
     tables.map(async (table) => {
       const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)} where tenant_id = ${tenantA}`.execute(ctx.db)).rows;
@@ -52,6 +54,8 @@ beforeAll(async () => {
   idOf.key = (await createKey(ctx.db, tenantA, 'DEVELOPER')).id;
   idOf.hook = (await A.post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/a' })).json().id;
   idOf.rel = (await A.post(`/v1/users/${user.id}/relationships`, { type: 'parent', related_user_id: (await A.post('/v1/users', individual())).json().id })).json().id;
+  await A.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'low', status: 'cleared', reason: 'onboarding' } });
+  idOf.action = (await A.post(`/v1/users/${user.id}/required-actions`, { code: 'provide_field', field: 'occupation' })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
   B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
 });
@@ -71,7 +75,7 @@ describe('another tenant’s ids', () => {
           continue;
         }
         const resource = RESOURCE[path.split('/')[2]!]!;
-        const url = path.replace('{id}', idOf[resource]!).replace('{rel_id}', idOf.rel!);
+        const url = path.replace('{id}', idOf[resource]!).replace('{rel_id}', idOf.rel!).replace('{action_id}', idOf.action!);
         const res = await B.call({ method: method.toUpperCase() as never, url, body: BODIES[op.operationId] });
         expect(res.statusCode, `${op.operationId} ${method} ${url}: ${res.body}`).toBe(404);
         expect(res.json().status).toBe(404);

@@ -314,12 +314,16 @@ describe('locks after verification', () => {
 
     const put = await api.call({ method: 'PUT', url: '/v1/policy', body: { documents: { locked_when_verified: ['passport'] } } });
     expect(put.statusCode, put.body).toBe(200);
-    expect(put.json().documents).toEqual({ locked_when_verified: ['passport'] });
+    // A list for every type applies to both, as before the lists were per type.
+    expect(put.json().documents).toEqual({ locked_when_verified: ['passport'], by_user_type: { individual: ['passport'], business: ['passport'] } });
     expect((await upload(id, { kind: 'virtual', type: 'ssn', number: '333445555' })).statusCode).toBe(201);
     expect((await upload(id, physicalDocument('passport'))).json().code).toBe('document.locked');
 
     await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
-    expect((await api.get('/v1/policy')).json().documents).toEqual({ locked_when_verified: ['ssn', 'ein', 'certificate_of_incorporation'] });
+    expect((await api.get('/v1/policy')).json().documents).toEqual({
+      locked_when_verified: ['ssn', 'ein', 'certificate_of_incorporation'],
+      by_user_type: { individual: ['ssn'], business: ['ein', 'certificate_of_incorporation'] },
+    });
   });
 
   it('a closed user takes no documents (409); an unknown user is a 404', async () => {

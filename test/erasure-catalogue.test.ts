@@ -58,6 +58,11 @@ const COLUMNS: Record<string, 'personal' | 'non-personal'> = {
   'idempotency_keys.tenant_id': 'non-personal', 'idempotency_keys.api_key_id': 'non-personal', 'idempotency_keys.key': 'non-personal', 'idempotency_keys.request_hash': 'non-personal',
   'idempotency_keys.state': 'non-personal', 'idempotency_keys.subject_user_ids': 'non-personal', 'idempotency_keys.request_id': 'non-personal',
   'idempotency_keys.committed_target_type': 'non-personal', 'idempotency_keys.committed_target_id': 'non-personal',
+  'users.risk': 'personal', 'users.required_actions': 'personal', 'users.kyc_sub_status': 'non-personal',
+  'risk_changes.reason': 'personal',
+  'risk_changes.tenant_id': 'non-personal', 'risk_changes.id': 'non-personal', 'risk_changes.user_id': 'non-personal', 'risk_changes.from_rating': 'non-personal',
+  'risk_changes.from_status': 'non-personal', 'risk_changes.to_rating': 'non-personal', 'risk_changes.to_status': 'non-personal',
+  'risk_changes.actor_key_id': 'non-personal', 'risk_changes.actor_role': 'non-personal', 'risk_changes.request_id': 'non-personal',
   'relationships.title': 'personal',
   'relationships.tenant_id': 'non-personal', 'relationships.id': 'non-personal', 'relationships.user_id': 'non-personal', 'relationships.related_user_id': 'non-personal',
   'relationships.type': 'non-personal', 'relationships.created_by_key_id': 'non-personal', 'relationships.ended_by_key_id': 'non-personal',
@@ -102,7 +107,10 @@ describe('the erasure canary, against the catalogue', () => {
     const c: string[] = [];
     const mk = (tag: string) => (c.push(canary(tag)), c.at(-1)!);
     const ok = (res: { statusCode: number; body: string }, status: number) => expect(res.statusCode, res.body).toBe(status);
-    const user = (await api.post('/v1/users', individual({ external_ref: mk('ref'), first_name: mk('first'), tax_number: mk('tax'), metadata: { n: mk('meta') } }), { 'idempotency-key': mk('idem') })).json();
+    const user = (await api.post('/v1/users', individual({
+      external_ref: mk('ref'), first_name: mk('first'), tax_number: mk('tax'), metadata: { n: mk('meta') },
+      employer: { name: mk('employer'), address: mk('employeraddr') }, display_name: mk('display'), business_scope: mk('scope'),
+    }), { 'idempotency-key': mk('idem') })).json();
     ok(await api.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'acme-kyc', provider_ref: mk('pref'), identity: { document_number: mk('docno') } }), 201);
     const first = (await officer.patch(`/v1/users/${user.id}`, { last_name: mk('proposed') })).json().pending_changes[0].id;
     ok(await api.post(`/v1/change-requests/${first}/approve`, { note: mk('approvenote') }, { 'idempotency-key': mk('idemapprove') }), 200);
@@ -110,6 +118,9 @@ describe('the erasure canary, against the catalogue', () => {
     ok(await api.post(`/v1/change-requests/${second}/reject`, { reason: mk('rejectreason'), note: mk('rejectnote') }), 200);
     ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'suspended', reason: 'fraud_suspected', note: mk('suspendnote') }), 201);
     ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', note: mk('reactivatenote') }), 201);
+    ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'high', status: 'pending', reason: mk('riskreason') } }), 200);
+    ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'medium', status: 'cleared', reason: mk('riskreason2') } }), 200);
+    ok(await api.post(`/v1/users/${user.id}/required-actions`, { code: 'provide_field', field: 'occupation', message: mk('actionmessage') }), 201);
     ok(await api.post(`/v1/users/${user.id}/legal-hold`, { reason: mk('holdreason') }), 200);
     ok(await api.delete(`/v1/users/${user.id}/legal-hold`), 200);
     // The user is a director of a business: the relationship stays with the tombstone, its title goes.
@@ -131,5 +142,8 @@ describe('the erasure canary, against the catalogue', () => {
     expect(after.text).toContain(bystander.first_name);
     const kept = await ctx.db.selectFrom('relationships').selectAll().where('id', '=', directorship.json().id).executeTakeFirstOrThrow();
     expect(kept).toMatchObject({ user_id: company.id, related_user_id: user.id, title: null, ended_at: null });
+    // The risk decision stays with the tombstone (like its status), without the officer's words.
+    const tomb = await ctx.db.selectFrom('users').select(['risk']).where('id', '=', user.id).executeTakeFirstOrThrow();
+    expect(tomb.risk).toMatchObject({ rating: 'medium', status: 'cleared', reason: null });
   });
 });

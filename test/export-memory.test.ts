@@ -69,7 +69,7 @@ describe('GDPR export of a user with a long history', () => {
     expect(doc.user.id).toBe(user.id);
     expect(doc.events.filter((e) => e.type === 'user.updated')).toHaveLength(COPIES + 1);
     expect(doc.audit_entries.length).toBeGreaterThanOrEqual(COPIES + 2);
-    expect(Object.keys(doc).sort()).toEqual(['audit_entries', 'change_requests', 'documents', 'events', 'exported_at', 'relationships', 'status_changes', 'tenant_id', 'user', 'verifications']);
+    expect(Object.keys(doc).sort()).toEqual(['audit_entries', 'change_requests', 'documents', 'events', 'exported_at', 'relationships', 'risk_changes', 'status_changes', 'tenant_id', 'user', 'verifications']);
     expect(server.child.exitCode).toBeNull();
   }, 240_000);
 });

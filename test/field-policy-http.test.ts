@@ -9,7 +9,7 @@ import { business, individual } from './helpers/factories.js';
 import {
   DEFAULT_FIELD_POLICY, KYC_STATES, policyFields, USER_TYPES, type KycState, type Outcome, type UserType,
 } from '../src/modules/users/field-policy.js';
-import { ADDRESS_FIELDS, BUSINESS_FIELDS, CountryCode, INDIVIDUAL_FIELDS } from '../src/modules/users/users.schemas.js';
+import { ADDRESS_FIELDS, BUSINESS_FIELDS, CountryCode, INDIVIDUAL_FIELDS, OBJECT_FIELDS } from '../src/modules/users/users.schemas.js';
 
 let ctx: TestContext;
 let api: Client;
@@ -48,6 +48,8 @@ interface FieldSchema { enum?: unknown[]; type?: string; format?: string; patter
 const SCHEMAS = {
   ...INDIVIDUAL_FIELDS, ...BUSINESS_FIELDS, country: CountryCode, 'mailing_address.country': CountryCode,
   ...Object.fromEntries(Object.entries(ADDRESS_FIELDS).flatMap(([k, s]) => [[`address.${k}`, s], [`mailing_address.${k}`, s]])),
+  // The compliance profile's objects (employer, fatca_crs, sanctions), leaf by leaf.
+  ...Object.fromEntries(Object.values(OBJECT_FIELDS).flatMap((objects) => Object.entries(objects).flatMap(([o, leaves]) => Object.entries(leaves).map(([k, s]) => [`${o}.${k}`, s])))),
 } as unknown as Record<string, FieldSchema>;
 let seq = 0;
 
@@ -56,6 +58,8 @@ function newValue(field: string, current: unknown): unknown {
   const fixed: Record<string, unknown> = {
     email: `changed.${seq}@example.org`,
     phone: current === '+33612345678' ? '+33698765432' : '+33612345678', // valid FR mobiles (libphonenumber)
+    mobile: current === '+33612345678' ? '+33698765432' : '+33612345678',
+    'employer.phone': current === '+33612345678' ? '+33698765432' : '+33612345678',
     language: current === 'de' ? 'es' : 'de',
     timezone: current === 'Asia/Tokyo' ? 'America/New_York' : 'Asia/Tokyo',
     metadata: { tier: `gold-${seq}` },
@@ -70,6 +74,7 @@ function newValue(field: string, current: unknown): unknown {
   if (s.pattern === '^[A-Z]{2}$') return ['DE', 'ES'].find((c) => c !== current);
   if (s.format === 'date') return current === '1990-01-15' ? '1991-02-16' : '1990-01-15';
   if (s.format === 'uri') return `https://changed-${seq}.example.org`;
+  if (s.format === 'date-time') return new Date(Date.UTC(2025, 0, 1) + seq * 60_000).toISOString();
   if (s.type === 'boolean') return current !== true;
   if (s.type === 'integer') return Number(current ?? 0) + 1;
   if (s.type === 'string') return `new ${field.split('.').pop()} ${seq}`.slice(0, s.maxLength ?? 100);

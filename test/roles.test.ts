@@ -18,6 +18,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   // Not in product.md's table: reading identity snapshots is given to those who may record them.
   'kyc:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // product.md's compliance profile: only these three set the risk.
+  'risk:set': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   // Not in product.md's table: the backend that uploads documents (DEVELOPER) sees them masked but
   // cannot open the files; opening them is for the roles that review people.
   'documents:write': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
@@ -516,7 +518,76 @@ const relationshipOps: Record<string, Operation> = {
     verify: (res) => expect(res.json().owners).toEqual([{ user_id: fx.userId, percent: 40, paths: [[res.json().user_id, fx.userId]] }]),
   },
 };
-Object.assign(OPERATIONS, transitionOps, erasureOps, webhookOps, relationshipOps);
+const complianceOps: Record<string, Operation> = {
+  setUserRisk: {
+    method: 'PUT', path: '/v1/users/{id}/risk', permission: 'risk:set', success: 200,
+    request: async () => ({
+      method: 'PUT', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json().id}/risk`,
+      body: { rating: 'high', status: 'pending', reason: 'adverse media' },
+    }),
+    verify: async (res, caller, call) => {
+      const userId = call.url.split('/')[3]!;
+      const row = await ctx.db.selectFrom('risk_changes').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', userId).executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ to_rating: 'high', to_status: 'pending', actor_key_id: caller.keyId, actor_role: caller.role });
+      expect(await auditOf('user.risk_changed', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  listUserRiskChanges: {
+    method: 'GET', path: '/v1/users/{id}/risk-changes', permission: 'users:read', success: 200,
+    request: async () => {
+      const owner = client(ctx.app, keys.OWNER.key);
+      const userId = (await owner.post('/v1/users', individual())).json().id as string;
+      await owner.call({ method: 'PUT', url: `/v1/users/${userId}/risk`, body: { rating: 'low', status: 'cleared', reason: 'onboarding' } });
+      return { method: 'GET', url: `/v1/users/${userId}/risk-changes` };
+    },
+    verify: (res) => expect(res.json().data).toEqual([expect.objectContaining({ from: null, to: { rating: 'low', status: 'cleared' } })]),
+  },
+  addRequiredAction: {
+    method: 'POST', path: '/v1/users/{id}/required-actions', permission: 'users:update', success: 201,
+    request: async () => ({
+      method: 'POST', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json().id}/required-actions`,
+      body: { code: 'provide_document', document_type: 'selfie' },
+    }),
+    verify: async (res, caller) => {
+      expect(res.json()).toMatchObject({ status: 'open', document_type: 'selfie' });
+      expect(await auditOf('user.required_action_added', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  cancelRequiredAction: {
+    method: 'POST', path: '/v1/users/{id}/required-actions/{action_id}/cancel', permission: 'users:update', success: 200,
+    request: async () => {
+      const owner = client(ctx.app, keys.OWNER.key);
+      const userId = (await owner.post('/v1/users', individual())).json().id as string;
+      const action = (await owner.post(`/v1/users/${userId}/required-actions`, { code: 'other' })).json();
+      return { method: 'POST', url: `/v1/users/${userId}/required-actions/${action.id}/cancel` };
+    },
+    verify: async (res, caller) => {
+      expect(res.json().status).toBe('cancelled');
+      expect(await auditOf('user.required_action_cancelled', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  setKycSubStatus: {
+    method: 'PUT', path: '/v1/users/{id}/kyc-sub-status', permission: 'kyc:record', success: 200,
+    request: async () => ({
+      method: 'PUT', url: `/v1/users/${(await client(ctx.app, keys.OWNER.key).post('/v1/users', individual())).json().id}/kyc-sub-status`,
+      body: { sub_status: 'submitted' },
+    }),
+    verify: async (res, caller) => {
+      expect(res.json().kyc.sub_status).toBe('submitted');
+      expect(await auditOf('user.kyc_sub_status_changed', res.json().id)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
+    },
+  },
+  getUserByExternalRef: {
+    method: 'GET', path: '/v1/users/by-external-ref/{external_ref}', permission: 'users:read', success: 200,
+    request: async () => {
+      const body = individual();
+      await client(ctx.app, keys.OWNER.key).post('/v1/users', body);
+      return { method: 'GET', url: `/v1/users/by-external-ref/${encodeURIComponent(body.external_ref)}` };
+    },
+    verify: (res) => expect(res.json().external_ref).toMatch(/^crm-/),
+  },
+};
+Object.assign(OPERATIONS, transitionOps, erasureOps, webhookOps, relationshipOps, complianceOps);
 
 /** What a forbidden call must leave untouched. last_used_at is left out: it is bookkeeping, not a write of the caller's. */
 async function snapshot() {

@@ -94,7 +94,9 @@ describe('creating users', () => {
     ['metadata over 16 KiB', { metadata: { blob: 'x'.repeat(17 * 1024) } }, 'metadata', 'too_large'],
     ['an unknown field', { shoe_size: 44 }, 'shoe_size', 'unknown_field'],
     ['a business field on an individual', { legal_name: 'Acme' }, 'legal_name', 'unknown_field'],
-    ['a read-only field', { status: 'blocked' }, 'status', 'unknown_field'],
+    ['a read-only field', { version: 7 }, 'version', 'unknown_field'],
+    // An initial status is active or flagged (Didit's onboarding review); nothing else can be created.
+    ['an initial status other than active or flagged', { status: 'blocked' }, 'status', 'not_allowed_value'],
     ['a missing last name', { last_name: undefined }, 'last_name', 'required'],
     ['a wrong type', { pep: 'yes' }, 'pep', 'invalid_type'],
     ['a control character in a name', { first_name: 'Al\u0000ex' }, 'first_name', 'invalid_pattern'],

@@ -53,6 +53,46 @@ export interface UsersTable {
   erasure_requested_at: Date | null;
   erasure_scheduled_for: Date | null;
   erased_at: Date | null;
+  /** The current risk assessment (migration 0020); null until one is set. */
+  risk: ColumnType<RiskState | null, string | null | undefined, string | null>;
+  kyc_sub_status: string | null;
+  required_actions: ColumnType<RequiredAction[], string | undefined, string>;
+}
+
+export interface RiskState {
+  rating: string;
+  status: string;
+  reason: string | null;
+  updated_at: string;
+  set_by: { key_id: string | null; role: string | null };
+}
+
+/** What the user must still provide (compliance/required-actions.ts). */
+export interface RequiredAction {
+  id: string;
+  code: string;
+  field: string | null;
+  document_type: string | null;
+  message: string | null;
+  due_at: string | null;
+  status: 'open' | 'fulfilled' | 'cancelled';
+  created_at: string;
+  resolved_at: string | null;
+}
+
+export interface RiskChangesTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  from_rating: string | null;
+  from_status: string | null;
+  to_rating: string;
+  to_status: string;
+  reason: string | null;
+  actor_key_id: string | null;
+  actor_role: string | null;
+  request_id: string | null;
+  created_at: Generated<Date>;
 }
 
 /** The summary of a pending change request kept on the user row. */
@@ -307,6 +347,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   documents: DocumentsTable;
   relationships: RelationshipsTable;
+  risk_changes: RiskChangesTable;
 }
 
 export type Db = Kysely<Database>;

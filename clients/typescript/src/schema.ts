@@ -10,7 +10,10 @@ export interface paths {
         /** List and search users (newest first, keyset pagination) */
         get: operations["listUsers"];
         put?: never;
-        /** Create an individual or business user */
+        /**
+         * Create an individual or business user
+         * @description An initial `status` of flagged (with an optional `status_reason` code) creates the user under review in the same atomic call, recorded as its first status change.
+         */
         post: operations["createUser"];
         delete?: never;
         options?: never;
@@ -41,6 +44,26 @@ export interface paths {
          * @description Fields the policy denies (country, type, external_ref) answer 422 user.field_denied and nothing is applied. Read-only fields (id, status, kyc, version, timestamps) answer 400 and are recorded as a flagged attempt. Fields that need approval wait in pending_changes (a change request). With If-Match, a stale version answers 412 and nothing changes. To see each field's outcome first, use dryRunUserUpdate.
          */
         patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/v1/users/by-external-ref/{external_ref}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a user by its external_ref (case-sensitive, exact)
+         * @description URL-encode the reference if it holds reserved characters. Another tenant’s reference answers 404 like one that does not exist.
+         */
+        get: operations["getUserByExternalRef"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/users/{id}/dry-run": {
@@ -543,8 +566,108 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Close up to 1,000 users; a result per id */
+        /**
+         * Close up to 1,000 users; a result per id
+         * @description With "erase": true, each user’s erasure is requested as POST /v1/users/{id}/erasure would (Didit’s batch delete): closed at once (reason erasure_requested, the origin as requested_by), personal data kept for the retention period, then destroyed; each result then carries erasure_scheduled_for.
+         */
         post: operations["closeUsers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/risk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the user’s risk rating and status (compliance roles only)
+         * @description Only COMPLIANCE_OFFICER, ADMIN and OWNER keys. The reason is required. Each change is kept in the history (listUserRiskChanges), audited and announced by user.risk_changed; the same rating, status and reason again changes nothing. A prohibited rating denies every capability (risk_prohibited). With If-Match, a stale version answers 412. A closed user answers 409.
+         */
+        put: operations["setUserRisk"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/risk-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The history of the user’s risk assessment, newest first */
+        get: operations["listUserRiskChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/required-actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask the user for a field or a document
+         * @description provide_field needs `field`, provide_document and renew_document need `document_type`; never both. The action is open until the field arrives with a value (a PATCH or an approved change request) or the document is added: then it is fulfilled, automatically. At most 20 open at once. Shown on the user as required_actions; announced by user.required_action_added.
+         */
+        post: operations["addRequiredAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/required-actions/{action_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an open required action
+         * @description An action no longer open (fulfilled or cancelled) answers 409 required_action.not_open.
+         */
+        post: operations["cancelRequiredAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/kyc-sub-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the finer KYC step (MatchMove’s sub-status) beside kyc.status
+         * @description null clears it. The same value again changes nothing. Announced by user.kyc_sub_status_changed. A closed user answers 409.
+         */
+        put: operations["setKycSubStatus"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -563,7 +686,7 @@ export interface paths {
         put?: never;
         /**
          * Add a document: a file (multipart, or a data URI in JSON) or an identifier number
-         * @description A document of a type the user already has archives the previous one (event document.archived). Files are checked by their first bytes (JPEG, PNG, PDF; otherwise 415) and limited in size (413). A verified user cannot replace a type the tenant policy locks (documents.locked_when_verified: by default ssn, ein, certificate_of_incorporation) → 422 document.locked. Numbers are answered masked. Idempotency-Key works with JSON uploads; with multipart it is a 400. Uploads in flight are limited per tenant and per process: past the slot wait, 429 document.too_many_uploads (this tenant) or 503 document.uploads_busy (the server), with Retry-After. A body that does not arrive within the read deadline is answered 408 request.body_timeout and nothing is stored.
+         * @description A document of a type the user already has archives the previous one (event document.archived). Files are checked by their first bytes (JPEG, PNG, PDF; otherwise 415) and limited in size (413). A verified user cannot replace a type the tenant policy locks for its type (documents.by_user_type: by default an individual's ssn, a business's ein and certificate_of_incorporation) → 422 document.locked. Numbers are answered masked. Idempotency-Key works with JSON uploads; with multipart it is a 400. Uploads in flight are limited per tenant and per process: past the slot wait, 429 document.too_many_uploads (this tenant) or 503 document.uploads_busy (the server), with Retry-After. A body that does not arrive within the read deadline is answered 408 request.body_timeout and nothing is stored.
          */
         post: operations["addDocument"];
         delete?: never;
@@ -1074,6 +1197,106 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "user.risk_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.risk_changed: the user’s risk rating, status or reason was set (PUT /v1/users/{id}/risk)
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_risk_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.required_action_added": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_added: a required action was asked of the user
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_added"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.required_action_fulfilled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_fulfilled: the field or document a required action asked for arrived
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_fulfilled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.required_action_cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.required_action_cancelled: an operator cancelled an open required action
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_required_action_cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.kyc_sub_status_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.kyc_sub_status_changed: the finer KYC step (kyc.sub_status) was set or cleared
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_user_kyc_sub_status_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "document.added": {
         parameters: {
             query?: never;
@@ -1178,7 +1401,7 @@ export interface webhooks {
 export interface components {
     schemas: {
         /** WebhookPayload */
-        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
+        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["UserRequiredActionAddedWebhook"] | components["schemas"]["UserRequiredActionFulfilledWebhook"] | components["schemas"]["UserRequiredActionCancelledWebhook"] | components["schemas"]["UserKycSubStatusChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
         /** @description RFC 9457 problem details */
         Problem: {
             type: string;
@@ -1195,6 +1418,51 @@ export interface components {
             }[];
         } & {
             [key: string]: unknown;
+        };
+        /** @description The current risk assessment; set by PUT /v1/users/{id}/risk */
+        Risk: {
+            /**
+             * @description See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)
+             * @enum {unknown}
+             */
+            rating: "low" | "medium" | "high" | "prohibited";
+            /**
+             * @description See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)
+             * @enum {unknown}
+             */
+            status: "cleared" | "pending" | "rejected" | "unknown";
+            /** @description Why, as the officer wrote it (null once the user is erased) */
+            reason: string | null;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description The API key that set it */
+            set_by: {
+                key_id: string | null;
+                role: string | null;
+            };
+        };
+        /** @description Something the user must still provide */
+        RequiredAction: {
+            id: string;
+            /**
+             * @description See GET /v1/enumerations/required_action_codes
+             * @enum {unknown}
+             */
+            code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+            /** @description The field the user must provide (dotted, as the field policy names it) */
+            field: string | null;
+            /** @description The document the user must provide (GET /v1/enumerations/document_types) */
+            document_type: string | null;
+            message: string | null;
+            due_at: string | null;
+            /**
+             * @description open until the field or document arrives (fulfilled) or an operator cancels it
+             * @enum {unknown}
+             */
+            status: "open" | "fulfilled" | "cancelled";
+            /** Format: date-time */
+            created_at: string;
+            resolved_at: string | null;
         };
         IndividualUser: {
             id: string;
@@ -1232,10 +1500,28 @@ export interface components {
             pep: boolean | null;
             language: string | null;
             timezone: string | null;
+            marital_status: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+            business_scope: string | null;
+            purpose_of_account: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at: string | null;
+            email_verified: boolean | null;
+            phone_verified: boolean | null;
+            mobile: components["schemas"]["PhoneNumber"] | null;
+            display_name: string | null;
             email: string | null;
             phone: string | null;
             address: components["schemas"]["Address"] | null;
             mailing_address: components["schemas"]["MailingAddress"] | null;
+            /** @description The individual’s employer (SEND, MatchMove) */
+            employer: components["schemas"]["Employer"] | null;
+            /** @description FATCA/CRS self-declaration (Treezor, MatchMove) */
+            fatca_crs: components["schemas"]["FatcaCrs"] | null;
+            /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
+            sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
+            /** @description null until a risk assessment is set */
+            risk: components["schemas"]["Risk"] | null;
+            /** @description Every required action of the user, newest last */
+            required_actions: components["schemas"]["RequiredAction"][];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;
@@ -1293,10 +1579,24 @@ export interface components {
             monthly_transactions: number | null;
             transaction_frequency: ("daily" | "weekly" | "monthly" | "occasionally") | null;
             sector: string | null;
+            purpose_of_account: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at: string | null;
+            email_verified: boolean | null;
+            phone_verified: boolean | null;
+            mobile: components["schemas"]["PhoneNumber"] | null;
+            display_name: string | null;
             email: string | null;
             phone: string | null;
             address: components["schemas"]["Address"] | null;
             mailing_address: components["schemas"]["MailingAddress"] | null;
+            /** @description FATCA/CRS self-declaration (Treezor, MatchMove) */
+            fatca_crs: components["schemas"]["FatcaCrs"] | null;
+            /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
+            sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
+            /** @description null until a risk assessment is set */
+            risk: components["schemas"]["Risk"] | null;
+            /** @description Every required action of the user, newest last */
+            required_actions: components["schemas"]["RequiredAction"][];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;
@@ -1383,6 +1683,16 @@ export interface components {
             type: "individual";
             /** @description The platform's own id: unique per tenant, case-sensitive, immutable */
             external_ref?: string;
+            /**
+             * @description The initial status (active by default); flagged is recorded as the first status change, in the same statement
+             * @enum {unknown}
+             */
+            status?: "active" | "flagged";
+            /**
+             * @description See GET /v1/enumerations/reason_codes
+             * @enum {unknown}
+             */
+            status_reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
             /** @description An ISO 3166-1 alpha-2 code that exists (format country); otherwise 400 invalid_country */
             country: components["schemas"]["CountryCode"];
             email?: string | null;
@@ -1403,6 +1713,16 @@ export interface components {
                 state?: string | null;
                 postcode?: string | null;
                 country?: components["schemas"]["CountryCode"] | null;
+            } | null;
+            fatca_crs?: {
+                relevant?: boolean | null;
+                confirmed_at?: string | null;
+            } | null;
+            sanctions?: {
+                activity_outside_eu?: boolean | null;
+                economic_sanctions?: boolean | null;
+                resident_countries_sanctions?: boolean | null;
+                involved_sanctions?: boolean | null;
             } | null;
             /** @description Free JSON, at most 16 KiB serialised */
             metadata?: {
@@ -1434,6 +1754,19 @@ export interface components {
             pep?: boolean | null;
             language?: string | null;
             timezone?: string | null;
+            marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+            business_scope?: string | null;
+            purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at?: string | null;
+            email_verified?: boolean | null;
+            phone_verified?: boolean | null;
+            mobile?: components["schemas"]["PhoneNumber"] | null;
+            display_name?: string | null;
+            employer?: {
+                name?: string | null;
+                address?: string | null;
+                phone?: components["schemas"]["PhoneNumber"] | null;
+            } | null;
         };
         /** BusinessUserCreate */
         BusinessUserCreate: {
@@ -1444,6 +1777,16 @@ export interface components {
             type: "business";
             /** @description The platform's own id: unique per tenant, case-sensitive, immutable */
             external_ref?: string;
+            /**
+             * @description The initial status (active by default); flagged is recorded as the first status change, in the same statement
+             * @enum {unknown}
+             */
+            status?: "active" | "flagged";
+            /**
+             * @description See GET /v1/enumerations/reason_codes
+             * @enum {unknown}
+             */
+            status_reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
             /** @description An ISO 3166-1 alpha-2 code that exists (format country); otherwise 400 invalid_country */
             country: components["schemas"]["CountryCode"];
             email?: string | null;
@@ -1465,6 +1808,16 @@ export interface components {
                 postcode?: string | null;
                 country?: components["schemas"]["CountryCode"] | null;
             } | null;
+            fatca_crs?: {
+                relevant?: boolean | null;
+                confirmed_at?: string | null;
+            } | null;
+            sanctions?: {
+                activity_outside_eu?: boolean | null;
+                economic_sanctions?: boolean | null;
+                resident_countries_sanctions?: boolean | null;
+                involved_sanctions?: boolean | null;
+            } | null;
             /** @description Free JSON, at most 16 KiB serialised */
             metadata?: {
                 [key: string]: unknown;
@@ -1485,6 +1838,12 @@ export interface components {
             monthly_transactions?: number | null;
             transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
             sector?: string | null;
+            purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+            terms_accepted_at?: string | null;
+            email_verified?: boolean | null;
+            phone_verified?: boolean | null;
+            mobile?: components["schemas"]["PhoneNumber"] | null;
+            display_name?: string | null;
         };
         /** UserCreate */
         UserCreate: components["schemas"]["IndividualUserCreate"] | components["schemas"]["BusinessUserCreate"];
@@ -1546,7 +1905,7 @@ export interface components {
                 name: string;
             };
             /** @description What this key's role may do; the server still decides each request */
-            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "users:close" | "users:export" | "audit:read" | "events:manage" | "tenant:admin")[];
+            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "risk:set" | "users:close" | "users:export" | "audit:read" | "events:manage" | "tenant:admin")[];
             /** @description The roles of the keys this key may create and revoke (none without tenant:admin) */
             manages_roles: ("OWNER" | "ADMIN" | "COMPLIANCE_OFFICER" | "DEVELOPER" | "READER")[];
         };
@@ -1558,7 +1917,7 @@ export interface components {
         /** Enumeration */
         Enumeration: {
             /** @enum {unknown} */
-            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "relationship_types" | "origins" | "roles" | "document_types";
+            name: "countries" | "nationalities" | "genders" | "titles" | "employment_types" | "income_ranges" | "sources_of_funds" | "employees_ranges" | "transaction_frequencies" | "user_types" | "statuses" | "kyc_statuses" | "reason_codes" | "relationship_types" | "risk_ratings" | "risk_statuses" | "kyc_sub_statuses" | "required_action_codes" | "account_purposes" | "marital_statuses" | "origins" | "roles" | "document_types";
             values: components["schemas"]["EnumerationValue"][];
         };
         /** EnumerationList */
@@ -1836,6 +2195,11 @@ export interface components {
             reason: string | null;
             origin: string;
             /**
+             * @description The initial status given at creation (POST /v1/users with status)
+             * @enum {boolean}
+             */
+            at_creation?: true;
+            /**
              * @description Present once the user is erased: personal values are gone
              * @enum {boolean}
              */
@@ -1864,6 +2228,11 @@ export interface components {
             to: string;
             reason: string | null;
             origin: string;
+            /**
+             * @description The initial status given at creation (POST /v1/users with status)
+             * @enum {boolean}
+             */
+            at_creation?: true;
             cancelled_change_requests: string[];
             /**
              * @description Present once the user is erased: personal values are gone
@@ -2051,6 +2420,169 @@ export interface components {
             request_id: string | null;
             data: components["schemas"]["UserRelationshipEndedData"];
         };
+        /** UserRiskChangedData */
+        UserRiskChangedData: {
+            user_id: string;
+            risk_change_id: string;
+            version: number;
+            changed_fields: string[];
+            from: {
+                rating: string;
+                status: string;
+            } | null;
+            to: {
+                rating: string;
+                status: string;
+            };
+            /** @description Through the API only (sealed free text) */
+            reason?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRiskChangedEvent */
+        UserRiskChangedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.risk_changed";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRiskChangedData"];
+        };
+        /** UserRequiredActionAddedData */
+        UserRequiredActionAddedData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            version: number;
+            /** @description Through the API only (sealed free text) */
+            message?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionAddedEvent */
+        UserRequiredActionAddedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_added";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionAddedData"];
+        };
+        /** UserRequiredActionFulfilledData */
+        UserRequiredActionFulfilledData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            /** @description user.updated | change_request.approved | document.added */
+            fulfilled_by: string;
+            change_request_id?: string;
+            document_id?: string;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionFulfilledEvent */
+        UserRequiredActionFulfilledEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_fulfilled";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionFulfilledData"];
+        };
+        /** UserRequiredActionCancelledData */
+        UserRequiredActionCancelledData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            version: number;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserRequiredActionCancelledEvent */
+        UserRequiredActionCancelledEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_cancelled";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserRequiredActionCancelledData"];
+        };
+        /** UserKycSubStatusChangedData */
+        UserKycSubStatusChangedData: {
+            user_id: string;
+            from: string | null;
+            to: string | null;
+            kyc_status: string;
+            version: number;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
+        /** UserKycSubStatusChangedEvent */
+        UserKycSubStatusChangedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.kyc_sub_status_changed";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["UserKycSubStatusChangedData"];
+        };
         /** DocumentAddedData */
         DocumentAddedData: {
             user_id: string;
@@ -2181,7 +2713,7 @@ export interface components {
             data: components["schemas"]["WebhookEndpointDisabledData"];
         };
         /** Event */
-        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
+        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["UserRequiredActionAddedEvent"] | components["schemas"]["UserRequiredActionFulfilledEvent"] | components["schemas"]["UserRequiredActionCancelledEvent"] | components["schemas"]["UserKycSubStatusChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
         /** FieldPolicy */
         FieldPolicy: {
             individual: {
@@ -2246,8 +2778,15 @@ export interface components {
             /** @description user type → KYC state → field → outcome */
             fields: components["schemas"]["FieldPolicy"];
             documents: {
-                /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
+                /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type; by default the union of the per-type defaults */
                 locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation. What applies. */
+                by_user_type: {
+                    /** @description A verified individual */
+                    individual: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description A verified business */
+                    business: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                };
             };
             /** @description status → operation → allowed (KYC must also be verified; closed never transacts) */
             capabilities: {
@@ -2302,8 +2841,15 @@ export interface components {
             overrides: {
                 fields?: components["schemas"]["FieldPolicyOverrides"];
                 documents?: {
-                    /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
-                    locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type */
+                    locked_when_verified?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation */
+                    by_user_type?: {
+                        /** @description A verified individual */
+                        individual?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description A verified business */
+                        business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                    };
                 };
                 /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
                 capabilities?: {
@@ -2422,7 +2968,7 @@ export interface components {
         /** CapabilityVerdict */
         CapabilityVerdict: {
             allowed: boolean;
-            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "kyc_not_verified" | "related_party_blocked" | "related_party_suspended" | "related_party_flagged") | null;
+            reason: ("not_allowed" | "under_review" | "account_suspended" | "account_blocked" | "account_closed" | "risk_prohibited" | "kyc_not_verified" | "related_party_blocked" | "related_party_suspended" | "related_party_flagged") | null;
         };
         /** RelatedParty */
         RelatedParty: {
@@ -2455,6 +3001,7 @@ export interface components {
                 ownership_threshold_percent: number;
                 statuses: string[];
             };
+            risk_rating: ("low" | "medium" | "high" | "prohibited") | null;
             /** Format: date-time */
             evaluated_at: string;
         };
@@ -2468,7 +3015,56 @@ export interface components {
                  * @enum {unknown}
                  */
                 result: "closed" | "already_closed" | "not_found" | "failed";
+                /**
+                 * Format: date-time
+                 * @description With erase: when the personal data will be destroyed (closure + retention)
+                 */
+                erasure_scheduled_for?: string;
             }[];
+        };
+        /** RiskChange */
+        RiskChange: {
+            id: string;
+            user_id: string;
+            from: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+            } | null;
+            to: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+            };
+            reason: string | null;
+            /** @description The API key that did it */
+            actor: {
+                key_id: string | null;
+                role: string | null;
+            };
+            request_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** RiskChangeList */
+        RiskChangeList: {
+            data: components["schemas"]["RiskChange"][];
+            /** @description Pass as cursor for the next page; null on the last page */
+            next_cursor: string | null;
         };
         /** PhysicalDocumentUpload */
         PhysicalDocumentUpload: {
@@ -2569,6 +3165,10 @@ export interface components {
             status_changes: {
                 [key: string]: unknown;
             }[];
+            /** @description The history of the user’s risk assessment */
+            risk_changes: {
+                [key: string]: unknown;
+            }[];
             change_requests: {
                 [key: string]: unknown;
             }[];
@@ -2585,7 +3185,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2603,7 +3203,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -2842,6 +3442,71 @@ export interface components {
             timestamp: string;
             data: components["schemas"]["UserRelationshipEndedData"];
         };
+        /** UserRiskChangedWebhook */
+        UserRiskChangedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.risk_changed";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRiskChangedData"];
+        };
+        /** UserRequiredActionAddedWebhook */
+        UserRequiredActionAddedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_added";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionAddedData"];
+        };
+        /** UserRequiredActionFulfilledWebhook */
+        UserRequiredActionFulfilledWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_fulfilled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionFulfilledData"];
+        };
+        /** UserRequiredActionCancelledWebhook */
+        UserRequiredActionCancelledWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.required_action_cancelled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserRequiredActionCancelledData"];
+        };
+        /** UserKycSubStatusChangedWebhook */
+        UserKycSubStatusChangedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.kyc_sub_status_changed";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["UserKycSubStatusChangedData"];
+        };
         /** DocumentAddedWebhook */
         DocumentAddedWebhook: {
             /** @description The event id (also the webhook-id header) */
@@ -2916,6 +3581,8 @@ export interface components {
             status: "unverified" | "pending" | "verified" | "rejected" | "review_required";
             level: number | null;
             verified_at: string | null;
+            /** @description The finer KYC step (MatchMove); null when not set */
+            sub_status: ("pending_document_submission" | "submitted" | "pending_bank_verification" | "waiting_for_approval" | "approved") | null;
         };
         /** Address */
         Address: {
@@ -2935,6 +3602,24 @@ export interface components {
             state: string | null;
             postcode: string | null;
             country: components["schemas"]["CountryCode"] | null;
+        };
+        /** Employer */
+        Employer: {
+            name: string | null;
+            address: string | null;
+            phone: components["schemas"]["PhoneNumber"] | null;
+        };
+        /** FatcaCrs */
+        FatcaCrs: {
+            relevant: boolean | null;
+            confirmed_at: string | null;
+        };
+        /** SanctionsQuestionnaire */
+        SanctionsQuestionnaire: {
+            activity_outside_eu: boolean | null;
+            economic_sanctions: boolean | null;
+            resident_countries_sanctions: boolean | null;
+            involved_sanctions: boolean | null;
         };
         /** PendingChange */
         PendingChange: {
@@ -3625,6 +4310,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3635,6 +4328,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
                 "application/json": {
                     /**
@@ -3691,6 +4399,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3701,6 +4417,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
             };
         };
@@ -3865,6 +4596,117 @@ export interface operations {
             };
         };
     };
+    getUserByExternalRef: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The platform’s own id */
+                external_ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     dryRunUserUpdate: {
         parameters: {
             query?: never;
@@ -3936,6 +4778,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -3946,6 +4796,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
                 "application/json": {
                     /**
@@ -4002,6 +4867,14 @@ export interface operations {
                     pep?: boolean | null;
                     language?: string | null;
                     timezone?: string | null;
+                    marital_status?: ("single" | "married" | "civil_partnership" | "separated" | "divorced" | "widowed" | "undisclosed") | null;
+                    business_scope?: string | null;
+                    purpose_of_account?: ("everyday_spending" | "savings" | "salary" | "investments" | "international_transfers" | "business_payments" | "crypto_assets" | "other") | null;
+                    terms_accepted_at?: string | null;
+                    email_verified?: boolean | null;
+                    phone_verified?: boolean | null;
+                    mobile?: components["schemas"]["PhoneNumber"] | null;
+                    display_name?: string | null;
                     legal_name?: string;
                     registration_number?: string | null;
                     vat_number?: string | null;
@@ -4012,6 +4885,21 @@ export interface operations {
                     monthly_transactions?: number | null;
                     transaction_frequency?: ("daily" | "weekly" | "monthly" | "occasionally") | null;
                     sector?: string | null;
+                    fatca_crs?: {
+                        relevant?: boolean | null;
+                        confirmed_at?: string | null;
+                    } | null;
+                    sanctions?: {
+                        activity_outside_eu?: boolean | null;
+                        economic_sanctions?: boolean | null;
+                        resident_countries_sanctions?: boolean | null;
+                        involved_sanctions?: boolean | null;
+                    } | null;
+                    employer?: {
+                        name?: string | null;
+                        address?: string | null;
+                        phone?: components["schemas"]["PhoneNumber"] | null;
+                    } | null;
                 };
             };
         };
@@ -4760,7 +5648,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, relationship_types, origins, roles, document_types */
+                /** @description countries, nationalities, genders, titles, employment_types, income_ranges, sources_of_funds, employees_ranges, transaction_frequencies, user_types, statuses, kyc_statuses, reason_codes, relationship_types, risk_ratings, risk_statuses, kyc_sub_statuses, required_action_codes, account_purposes, marital_statuses, origins, roles, document_types */
                 name: string;
             };
             cookie?: never;
@@ -5077,7 +5965,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only events of this type */
-                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
+                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
                 /** @description Only events about this user (usr_…) */
                 user_id?: string;
                 /** @description Page size (1–200) */
@@ -5405,8 +6293,15 @@ export interface operations {
                         };
                     };
                     documents?: {
-                        /** @description Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation */
-                        locked_when_verified: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type */
+                        locked_when_verified?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        /** @description Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation */
+                        by_user_type?: {
+                            /** @description A verified individual */
+                            individual?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                            /** @description A verified business */
+                            business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
+                        };
                     };
                     /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
                     capabilities?: {
@@ -8765,6 +9660,11 @@ export interface operations {
                      */
                     reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
+                    /**
+                     * @description Also request each user’s erasure (GDPR), as POST /v1/users/{id}/erasure
+                     * @default false
+                     */
+                    erase?: boolean;
                 };
             };
         };
@@ -8881,6 +9781,818 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setUserRisk: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description See GET /v1/enumerations/risk_ratings
+                     * @enum {unknown}
+                     */
+                    rating: "low" | "medium" | "high" | "prohibited";
+                    /**
+                     * @description See GET /v1/enumerations/risk_statuses
+                     * @enum {unknown}
+                     */
+                    status: "cleared" | "pending" | "rejected" | "unknown";
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user’s risk as it is now (the ETag is the user’s new version) */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Risk"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version; or If-Match does not match the current version (precondition_failed, with current_version); nothing changed */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserRiskChanges: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–200) */
+                limit?: number;
+                /** @description Opaque cursor from next_cursor */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of risk changes, newest first */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskChangeList"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addRequiredAction: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description See GET /v1/enumerations/required_action_codes
+                     * @enum {unknown}
+                     */
+                    code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+                    field?: string | null;
+                    document_type?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id") | null;
+                    message?: string | null;
+                    due_at?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The action, open (the ETag is the user’s new version) */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequiredAction"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelRequiredAction: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+                /** @description rqa_… id */
+                action_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The action, cancelled */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequiredAction"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setKycSubStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A usr_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    sub_status: ("pending_document_submission" | "submitted" | "pending_bank_verification" | "waiting_for_approval" | "approved") | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -10078,7 +11790,7 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -10479,14 +12191,14 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
                 "application/json": {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -11561,6 +13273,151 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["UserRelationshipEndedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_risk_changed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRiskChangedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_added: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionAddedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_fulfilled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionFulfilledWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_required_action_cancelled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserRequiredActionCancelledWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_kyc_sub_status_changed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserKycSubStatusChangedWebhook"];
             };
         };
         responses: {

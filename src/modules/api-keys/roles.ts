@@ -19,6 +19,8 @@ export const PERMISSIONS = {
   'documents:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'documents:read_content': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // The risk assessment is compliance's own decision (issue 16 §2): not the platform's backend.
+  'risk:set': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   // GDPR access: compliance reads everything held about a user, decrypted.
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],

@@ -14,8 +14,13 @@ export const PHYSICAL_TYPES = DOCUMENT_TYPES.filter((t) => !(VIRTUAL_TYPES as re
 
 export const isVirtualType = (t: string): t is VirtualType => (VIRTUAL_TYPES as readonly string[]).includes(t);
 
-/** SEND's default: SSN (individual), EIN and certificate of incorporation (business). */
-export const DEFAULT_LOCKED_WHEN_VERIFIED = ['ssn', 'ein', 'certificate_of_incorporation'];
+/** SEND's default, per user type: an individual's SSN; a business's EIN and certificate of incorporation. */
+export const DEFAULT_LOCKED_BY_USER_TYPE: Readonly<Record<'individual' | 'business', readonly string[]>> = {
+  individual: ['ssn'],
+  business: ['ein', 'certificate_of_incorporation'],
+};
+/** The list for every type, as the policy answered it before the lists were per type. */
+export const DEFAULT_LOCKED_WHEN_VERIFIED = [...DEFAULT_LOCKED_BY_USER_TYPE.individual, ...DEFAULT_LOCKED_BY_USER_TYPE.business];
 
 export const DEFAULT_MAX_DOCUMENT_BYTES = 10 * 1024 * 1024;
 

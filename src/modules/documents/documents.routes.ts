@@ -125,7 +125,7 @@ export function documentRoutes(service: DocumentsService, maxBytes: number, limi
         description:
           'A document of a type the user already has archives the previous one (event document.archived). Files are checked by ' +
           'their first bytes (JPEG, PNG, PDF; otherwise 415) and limited in size (413). A verified user cannot replace a type ' +
-          'the tenant policy locks (documents.locked_when_verified: by default ssn, ein, certificate_of_incorporation) → 422 ' +
+          'the tenant policy locks for its type (documents.by_user_type: by default an individual\'s ssn, a business\'s ein and certificate_of_incorporation) → 422 ' +
           'document.locked. Numbers are answered masked. Idempotency-Key works with JSON uploads; with multipart it is a 400. ' +
           'Uploads in flight are limited per tenant and per process: past the slot wait, 429 document.too_many_uploads (this ' +
           'tenant) or 503 document.uploads_busy (the server), with Retry-After. A body that does not arrive within the read ' +

@@ -20,9 +20,11 @@ import { newId } from '../../lib/ids.js';
 import { isCountry } from '../reference/enumerations.js';
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
+import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import * as users from '../users/users.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import { loadOverrides, lockedWhenVerified } from '../policy/policy.service.js';
+import type { UserType } from '../users/field-policy.js';
 import { isLocked, isVirtualType, maskNumber, normalizeNumber, NUMBER_FORMATS, parseDataUri, type ContentType } from './document-rules.js';
 import { fileCheck, tooLarge } from './file-check.js';
 import type { DocumentUpload, DocumentView } from './documents.schemas.js';
@@ -236,8 +238,9 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
         if (input.kind === 'physical' && !upload.files.some((f) => f.side === 'front')) {
           throw validationFailed([{ field: 'content', code: 'required', message: 'A physical document needs its file.' }]);
         }
-        const lockTypes = lockedWhenVerified(await loadOverrides(db, t));
-        const lockedNow = await lockedBy(db, actor, await users.getOrThrow(db, t, userId), input.type, lockTypes);
+        const holder = await users.getOrThrow(db, t, userId);
+        const lockTypes = lockedWhenVerified(await loadOverrides(db, t), holder.type as UserType);
+        const lockedNow = await lockedBy(db, actor, holder, input.type, lockTypes);
         if (lockedNow) return await refuseLocked(actor, userId, input.type, lockedNow);
         const front = upload.files.find((f) => f.side === 'front');
         const back = upload.files.find((f) => f.side === 'back');
@@ -271,6 +274,12 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
               ...(archived ? [{ type: 'document.archived', userId, data: { document_id: archived.id, user_id: userId, type: input.type, replaced_by: id } }] : []),
             ],
           );
+          // The document a required action asked for has arrived (the user row is locked above).
+          const actions = fulfilled(user, { documentType: input.type });
+          if (actions.next) {
+            await users.updateAtVersion(tx, t, userId, user.version, { required_actions: actions.next });
+            await recordFulfilled(tx, actor, userId, actions.fulfilled, { fulfilled_by: 'document.added', document_id: id });
+          }
           return { view: toView(row, details) };
         });
         // Locked meanwhile: the catch below deletes the blobs written for nothing.

@@ -24,6 +24,7 @@ const Export = Type.Object({
   verifications: Any,
   documents: Type.Array(Document, { description: 'Every version, numbers unmasked; files at content_url' }),
   status_changes: Any,
+  risk_changes: Type.Array(Type.Record(Type.String(), Type.Unknown()), { description: 'The history of the user’s risk assessment' }),
   change_requests: Any,
   events: Any,
   audit_entries: Any,

@@ -54,7 +54,9 @@ export function createErasureService({
     await tx
       .updateTable('users')
       .set({
-        profile: '{}', metadata: '{}', tags: [], pending_changes: '[]',
+        profile: '{}', metadata: '{}', tags: [], pending_changes: '[]', required_actions: '[]',
+        // The rating and status stay with the tombstone (a compliance decision, like the status); the reason is free text.
+        risk: sql`case when risk is null then null else jsonb_set(risk, '{reason}', 'null'::jsonb) end`,
         external_ref: null, legal_hold_reason: null,
         external_ref_hash: u.external_ref ? externalRefHash(u.tenant_id, u.external_ref) : null,
         erased_at: sql`now()`, version: sql`version + 1`, updated_at: sql`now()`,
@@ -82,6 +84,7 @@ export function createErasureService({
       .where(sql<boolean>`(provider_ref is not null or provider_ref_enc is not null or identity <> '{}'::jsonb)`)
       .execute();
     await tx.updateTable('status_changes').set({ note: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
+    await tx.updateTable('risk_changes').set({ reason: null }).where('tenant_id', '=', u.tenant_id).where('user_id', '=', u.id).execute();
     // A relationship stays with the tombstone (its history is the business's record too), but its
     // title is free text about the person's role: gone, whichever side was erased.
     await tx.updateTable('relationships').set({ title: null })
@@ -105,7 +108,7 @@ export function createErasureService({
       const row = await db.transaction().execute(async (tx) => {
         const locked = await users.getForUpdate(tx, actor.tenantId, userId);
         if (!locked) throw notFound('user', userId);
-        if (locked.erasure_requested_at) return { u: locked, created: false };
+        if (locked.erasure_requested_at) return { u: locked, created: false, closedNow: false };
         const closed = locked.status === 'closed'
           ? locked
           // The note goes only to the erasure's own (sealed) record: the closure's history and audit entry keep it in the clear.
@@ -127,9 +130,9 @@ export function createErasureService({
           },
           { type: 'user.erasure_scheduled', userId, data: { user_id: userId, requested_by: input.requested_by, scheduled_for: scheduled.toISOString(), legal_hold: locked.legal_hold } },
         );
-        return { u: updated as UserRow, created: true };
+        return { u: updated as UserRow, created: true, closedNow: locked.status !== 'closed' };
       });
-      return { created: row.created, schedule: scheduleView(row.u) };
+      return { created: row.created, closedNow: row.closedNow, schedule: scheduleView(row.u) };
     },
 
     async setLegalHold(actor: Actor, userId: string, hold: boolean, reason?: string) {

@@ -21,11 +21,12 @@ import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews } from '../documents/documents.service.js';
 import * as relationships from '../relationships/relationships.repo.js';
 import { toRelationship } from '../relationships/relationships.service.js';
+import { toRiskChange } from '../compliance/risk.service.js';
 
 /** Rows read and decrypted at a time (events at their largest carry ~32 KiB of personal values each). */
 export const EXPORT_PAGE_ROWS = 100;
 
-type Table = 'verifications' | 'status_changes' | 'change_requests' | 'events' | 'audit_entries' | 'documents';
+type Table = 'verifications' | 'status_changes' | 'risk_changes' | 'change_requests' | 'events' | 'audit_entries' | 'documents';
 
 export function createExportService({ db, keyring }: { db: Db; keyring: Keyring }) {
   /** One page of a user's rows of `table` after `after` (keyset on `key`: id, or the log's seq). */
@@ -84,6 +85,7 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
     // The one place numbers leave unmasked: the data subject's own copy. Files are linked, not inlined.
     yield* section('documents', 'documents', 'id', t, userId, (rows) => documentViews(keyring, t, rows as never, true));
     yield* section('status_changes', 'status_changes', 'id', t, userId, (rows) => rows.map((r) => toStatusChange(r as never)));
+    yield* section('risk_changes', 'risk_changes', 'id', t, userId, (rows) => rows.map((r) => toRiskChange(r as never)));
     yield* relationshipsSection(t, userId);
     yield* section('change_requests', 'change_requests', 'id', t, userId, (rows) => changeRequestViews(keyring, t, rows as never, undefined, true));
     yield* section('events', 'events', 'seq', t, userId, (rows) => eventViews(keyring, t, rows as never));

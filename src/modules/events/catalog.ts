@@ -9,7 +9,7 @@ const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Values = Type.Record(Type.String(), Type.Unknown(), { description: 'By dotted field name' });
 const Redacted = { redacted: Type.Optional(Type.Literal(true, { description: 'Present once the user is erased: personal values are gone' })) };
 const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(), ...props, ...Redacted });
-const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S() };
+const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S(), at_creation: Type.Optional(Type.Literal(true, { description: 'The initial status given at creation (POST /v1/users with status)' })) };
 
 export const EVENT_CATALOG = {
   'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Ref('User')) }) },
@@ -45,6 +45,36 @@ export const EVENT_CATALOG = {
   'user.relationship_ended': {
     when: 'a relationship of the user was ended (it stays in the history)',
     data: userData({ relationship_id: S(), type: S(), related_user_id: S(), ownership_percent: N(Type.Number()), control: Type.Boolean(), change_request_id: Type.Optional(S()) }),
+  },
+  'user.risk_changed': {
+    when: 'the user’s risk rating, status or reason was set (PUT /v1/users/{id}/risk)',
+    data: userData({
+      risk_change_id: S(), version: Type.Integer(), changed_fields: Type.Array(S({ description: 'risk.rating | risk.status | risk.reason' })),
+      from: N(Type.Object({ rating: S(), status: S() })), to: Type.Object({ rating: S(), status: S() }),
+      reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+    }),
+  },
+  'user.required_action_added': {
+    when: 'a required action was asked of the user',
+    data: userData({
+      required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(), version: Type.Integer(),
+      message: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+    }),
+  },
+  'user.required_action_fulfilled': {
+    when: 'the field or document a required action asked for arrived',
+    data: userData({
+      required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(),
+      fulfilled_by: S({ description: 'user.updated | change_request.approved | document.added' }), change_request_id: Type.Optional(S()), document_id: Type.Optional(S()),
+    }),
+  },
+  'user.required_action_cancelled': {
+    when: 'an operator cancelled an open required action',
+    data: userData({ required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(), version: Type.Integer() }),
+  },
+  'user.kyc_sub_status_changed': {
+    when: 'the finer KYC step (kyc.sub_status) was set or cleared',
+    data: userData({ from: N(S()), to: N(S()), kyc_status: S(), version: Type.Integer() }),
   },
   'document.added': {
     when: 'a document (a file or an identifier number) was added; never carries the number or the file',

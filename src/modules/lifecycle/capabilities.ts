@@ -29,7 +29,7 @@ const STATUS_REASON: Record<Status, string> = {
 };
 
 /** Every reason a verdict can give: the OpenAPI enum. */
-export const VERDICT_REASONS = [...new Set([...Object.values(STATUS_REASON), 'kyc_not_verified', ...PROPAGATING_STATUSES.map((st) => `related_party_${st}`)])];
+export const VERDICT_REASONS = [...new Set([...Object.values(STATUS_REASON), 'risk_prohibited', 'kyc_not_verified', ...PROPAGATING_STATUSES.map((st) => `related_party_${st}`)])];
 
 export interface Verdict {
   allowed: boolean;
@@ -45,15 +45,19 @@ export function effectiveCapabilities(overrides: CapabilityOverrides = {}): Capa
 }
 
 /**
- * The user's own status decides first (a freeze is the actionable reason); then a related party the
- * propagation policy holds against it (`related_party_blocked`…, relationships/relationship-rules.ts);
- * then KYC must be verified.
+ * The user's own status decides first (a freeze is the actionable reason); then a prohibited risk
+ * rating denies everything the status left (`risk_prohibited`: no tenant policy can open it); then a
+ * related party the propagation policy holds against it (`related_party_blocked`…,
+ * relationships/relationship-rules.ts); then KYC must be verified.
  */
-export function evaluate(matrix: CapabilityMatrix, status: Status, kycStatus: string, relatedReason: string | null = null): Record<Operation, Verdict> {
+export function evaluate(
+  matrix: CapabilityMatrix, status: Status, kycStatus: string, relatedReason: string | null = null, riskRating: string | null = null,
+): Record<Operation, Verdict> {
   const kycOk = kycStatus === 'verified' || kycStatus === 'review_required';
   const out = {} as Record<Operation, Verdict>;
   for (const op of OPERATIONS) {
     if (status === 'closed' || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
+    else if (riskRating === 'prohibited') out[op] = { allowed: false, reason: 'risk_prohibited' };
     else if (relatedReason) out[op] = { allowed: false, reason: relatedReason };
     else if (!kycOk) out[op] = { allowed: false, reason: 'kyc_not_verified' };
     else out[op] = { allowed: true, reason: null };

@@ -10,6 +10,7 @@ import { ETagHeader, IfMatch, parseIfMatch } from '../users/users.routes.js';
 import { toUserView } from '../users/user-view.js';
 import { ORIGINS, SHORTHANDS, STATUSES, type Shorthand } from './user-status.js';
 import type { LifecycleService } from './lifecycle.service.js';
+import type { ErasureService } from '../erasure/erasure.service.js';
 import { roleAllows } from '../api-keys/roles.js';
 import { AppError } from '../../http/errors.js';
 
@@ -51,6 +52,7 @@ const Capabilities = Type.Object({
     { ownership_threshold_percent: Type.Number(), statuses: Type.Array(Type.String()) },
     { description: 'The tenant’s propagation policy this answer was evaluated with' },
   ),
+  risk_rating: Nullable(Type.Unsafe<string>(Type.Enum(codes('risk_ratings'), { description: 'The user’s risk rating (prohibited denies every operation: risk_prohibited); null when never assessed' }))),
   evaluated_at: Type.String({ format: 'date-time' }),
 }, { title: 'Capabilities', description: 'What the user may do now, from its live status and KYC status' });
 const CloseBody = Type.Object(
@@ -59,7 +61,7 @@ const CloseBody = Type.Object(
 );
 const tags = ['Lifecycle'];
 
-export function lifecycleRoutes(service: LifecycleService) {
+export function lifecycleRoutes(service: LifecycleService, erasure: ErasureService) {
   return async (app: FastifyInstance) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
     r.post('/v1/users/:id/status-changes', {
@@ -169,20 +171,35 @@ export function lifecycleRoutes(service: LifecycleService) {
         operationId: 'closeUsers',
         tags,
         summary: 'Close up to 1,000 users; a result per id',
+        description:
+          'With "erase": true, each user’s erasure is requested as POST /v1/users/{id}/erasure would (Didit’s batch delete): closed at once ' +
+          '(reason erasure_requested, the origin as requested_by), personal data kept for the retention period, then destroyed; ' +
+          'each result then carries erasure_scheduled_for.',
         body: Type.Object(
-          { ids: Type.Array(Token(64), { minItems: 1, maxItems: 1000 }), origin: CloseBody.properties.origin, reason: Reason, note: Type.Optional(Note) },
+          {
+            ids: Type.Array(Token(64), { minItems: 1, maxItems: 1000 }), origin: CloseBody.properties.origin, reason: Reason, note: Type.Optional(Note),
+            erase: Type.Optional(Type.Boolean({ default: false, description: 'Also request each user’s erasure (GDPR), as POST /v1/users/{id}/erasure' })),
+          },
           { additionalProperties: false },
         ),
         response: {
           200: Type.Object({
-            results: Type.Array(Type.Object({ id: Type.String({ description: 'As sent' }), result: Type.Enum(['closed', 'already_closed', 'not_found', 'failed'], { description: 'failed: refused for this id (kept changing under the close); retry it' }) })),
+            results: Type.Array(Type.Object({
+              id: Type.String({ description: 'As sent' }),
+              result: Type.Enum(['closed', 'already_closed', 'not_found', 'failed'], { description: 'failed: refused for this id (kept changing under the close); retry it' }),
+              erasure_scheduled_for: Type.Optional(Type.String({ format: 'date-time', description: 'With erase: when the personal data will be destroyed (closure + retention)' })),
+            })),
           }, { title: 'CloseUsersResult', description: 'A result per id, in the order sent' }),
           ...errors(...AUTH_ERRORS, 413, 415),
         },
       },
       handler: async (req) => {
-        const { ids, ...input } = req.body;
-        return service.closeMany(req.actor, ids, input);
+        const { ids, erase, ...input } = req.body;
+        if (!erase) return service.closeMany(req.actor, ids, input);
+        return service.closeMany(req.actor, ids, input, async (id) => {
+          const out = await erasure.request(req.actor, id, { requested_by: input.origin, ...(input.note ? { note: input.note } : {}) });
+          return { closed: out.closedNow, extra: { erasure_scheduled_for: out.schedule.scheduled_for } };
+        });
       },
     });
   };

@@ -27,7 +27,7 @@ export interface TransitionInput {
 
 // The capability check's one read (relationships.repo.ts CAPABILITY_INPUTS_SQL), prepared.
 const capabilityInputs = prepared<{
-  status: string; kyc_status: string; overrides: CapabilityOverrides | null; propagation: Partial<Propagation> | null; parties: RelatedParty[];
+  status: string; kyc_status: string; risk_rating: string | null; overrides: CapabilityOverrides | null; propagation: Partial<Propagation> | null; parties: RelatedParty[];
 }>('user_capabilities', CAPABILITY_INPUTS_SQL);
 
 export const userClosed = (id: string) =>
@@ -170,10 +170,18 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     closeLocked: (tx: Tx, actor: Actor, user: { id: string; status: string }, input: { origin: Origin; reason: string; note?: string }) =>
       applyTransition(tx, actor, user.id, user.status as Status, { status: 'closed', reason: input.reason, note: input.note, origin: input.origin }),
 
-    /** Closes up to 1,000 users, four at a time; each closure is its own transaction. */
-    async closeMany(actor: Actor, ids: string[], input: { origin: Origin; reason: string; note?: string }) {
+    /**
+     * Closes up to 1,000 users, four at a time; each closure is its own transaction. `closeOne`
+     * replaces the closure of one user (the batch with erasure requests each user's erasure, which
+     * closes it and schedules the destruction in one transaction) and may add to its result.
+     */
+    async closeMany(
+      actor: Actor, ids: string[], input: { origin: Origin; reason: string; note?: string },
+      closeOne: (id: string) => Promise<{ closed: boolean; extra?: Record<string, unknown> }> = async (id) => ({ closed: (await close(actor, id, input)).closed }),
+    ) {
       const unique = [...new Set(ids)];
       const results = new Map<string, 'closed' | 'already_closed' | 'not_found' | 'failed'>();
+      const extras = new Map<string, Record<string, unknown>>();
       let next = 0;
       let fault: unknown = null;
       // Every id gets its own result; an unexpected fault stops the batch only after the others settle.
@@ -181,7 +189,9 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
         while (next < unique.length && !fault) {
           const id = unique[next++]!;
           try {
-            results.set(id, (await close(actor, id, input)).closed ? 'closed' : 'already_closed');
+            const one = await closeOne(id);
+            results.set(id, one.closed ? 'closed' : 'already_closed');
+            if (one.extra) extras.set(id, one.extra);
           } catch (err) {
             if (err instanceof AppError && err.status === 404) results.set(id, 'not_found');
             else if (err instanceof AppError && err.status < 500) results.set(id, 'failed');
@@ -191,7 +201,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
       };
       await Promise.all(Array.from({ length: Math.min(4, unique.length) }, worker));
       if (fault) throw fault;
-      return { results: unique.map((id) => ({ id, result: results.get(id)! })) };
+      return { results: unique.map((id) => ({ id, result: results.get(id)!, ...(extras.get(id) ?? {}) })) };
     },
 
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
@@ -215,7 +225,8 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
         user_id: userId,
         status,
         kyc_status: row.kyc_status,
-        capabilities: evaluate(effectiveCapabilities(row.overrides ?? undefined), status, row.kyc_status, relatedPartyReason(held)),
+        capabilities: evaluate(effectiveCapabilities(row.overrides ?? undefined), status, row.kyc_status, relatedPartyReason(held), row.risk_rating),
+        risk_rating: row.risk_rating,
         related_parties: held,
         propagation,
         evaluated_at: new Date().toISOString(),

@@ -41,15 +41,20 @@ const RateLimit = Type.Object(
   { additionalProperties: false },
 );
 
+const LockList = (description: string) => Type.Array(Type.Enum(DOCUMENT_TYPES), { uniqueItems: true, maxItems: DOCUMENT_TYPES.length, description });
+const EVERY_TYPE = 'Document types that cannot be replaced once a user of any type is verified (422 document.locked), unless by_user_type names that type';
+const BY_TYPE = 'Per user type (issue 16 §2): the types locked for a verified user of that type; default individual ssn, business ein and certificate_of_incorporation';
 const Documents = Type.Object(
   {
-    locked_when_verified: Type.Array(Type.Enum(DOCUMENT_TYPES), {
-      uniqueItems: true, maxItems: DOCUMENT_TYPES.length,
-      description: 'Document types that cannot be replaced once the user is verified (422 document.locked); default ssn, ein, certificate_of_incorporation',
-    }),
+    locked_when_verified: Type.Optional(LockList(EVERY_TYPE)),
+    by_user_type: Type.Optional(Type.Object({ individual: Type.Optional(LockList('A verified individual')), business: Type.Optional(LockList('A verified business')) }, { additionalProperties: false, description: BY_TYPE })),
   },
   { additionalProperties: false },
 );
+const EffectiveDocuments = Type.Object({
+  locked_when_verified: LockList(`${EVERY_TYPE}; by default the union of the per-type defaults`),
+  by_user_type: Type.Object({ individual: LockList('A verified individual'), business: LockList('A verified business') }, { description: `${BY_TYPE}. What applies.` }),
+});
 
 const Propagation = Type.Object(
   {
@@ -89,7 +94,7 @@ const CustomFieldsInput = Type.Record(Type.String({ maxLength: 64 }), Type.Unkno
 
 const PolicyDocument = Type.Object({
   fields: FieldPolicy,
-  documents: Documents,
+  documents: EffectiveDocuments,
   capabilities: CapabilityMatrix,
   retention: Retention,
   rate_limit: RateLimit,

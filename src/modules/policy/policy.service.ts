@@ -4,8 +4,8 @@ import type { Db } from '../../db/database.js';
 import { validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
-import { effectivePolicy, validateOverrides, type FieldOverrides, type FieldPolicy } from '../users/field-policy.js';
-import { DEFAULT_LOCKED_WHEN_VERIFIED } from '../documents/document-rules.js';
+import { effectivePolicy, USER_TYPES, validateOverrides, type FieldOverrides, type FieldPolicy, type UserType } from '../users/field-policy.js';
+import { DEFAULT_LOCKED_BY_USER_TYPE, DEFAULT_LOCKED_WHEN_VERIFIED } from '../documents/document-rules.js';
 import { DEFAULT_REQUESTS_PER_MINUTE } from '../../http/rate-limit.js';
 import { effectiveCapabilities, validateCapabilityOverrides, type CapabilityOverrides } from '../lifecycle/capabilities.js';
 import { effectivePropagation, validatePropagation, type Propagation } from '../relationships/relationship-rules.js';
@@ -14,7 +14,7 @@ import { AppError } from '../../http/errors.js';
 
 export interface TenantOverrides {
   fields?: FieldOverrides;
-  documents?: { locked_when_verified: string[] };
+  documents?: { locked_when_verified?: string[]; by_user_type?: Partial<Record<UserType, string[]>> };
   capabilities?: CapabilityOverrides;
   retention?: { erasure_after_days: number };
   rate_limit?: { requests_per_minute: number };
@@ -24,14 +24,24 @@ export interface TenantOverrides {
 
 /** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
 export const DEFAULT_ERASURE_AFTER_DAYS = 1825;
-export const lockedWhenVerified = (o: TenantOverrides) => o.documents?.locked_when_verified ?? DEFAULT_LOCKED_WHEN_VERIFIED;
+/**
+ * The document types a verified user of this type can no longer replace: the tenant's list for the
+ * type, else its list for every type (locked_when_verified, as before the lists were per type), else
+ * the default for the type.
+ */
+export const lockedWhenVerified = (o: TenantOverrides, type: UserType): readonly string[] =>
+  o.documents?.by_user_type?.[type] ?? o.documents?.locked_when_verified ?? DEFAULT_LOCKED_BY_USER_TYPE[type];
+const documentLocks = (o: TenantOverrides) => ({
+  locked_when_verified: o.documents?.locked_when_verified ?? DEFAULT_LOCKED_WHEN_VERIFIED,
+  by_user_type: Object.fromEntries(USER_TYPES.map((t) => [t, [...lockedWhenVerified(o, t)]])) as Record<UserType, string[]>,
+});
 export const retentionDays = (o: TenantOverrides) => o.retention?.erasure_after_days ?? DEFAULT_ERASURE_AFTER_DAYS;
 
 const customNames = (o: TenantOverrides) => Object.keys(o.custom_fields ?? {});
 
 const effective = (o: TenantOverrides) => ({
   fields: effectivePolicy(o.fields, customNames(o)),
-  documents: { locked_when_verified: lockedWhenVerified(o) },
+  documents: documentLocks(o),
   capabilities: effectiveCapabilities(o.capabilities),
   retention: { erasure_after_days: retentionDays(o) },
   rate_limit: { requests_per_minute: o.rate_limit?.requests_per_minute ?? DEFAULT_REQUESTS_PER_MINUTE },

@@ -51,6 +51,25 @@ export const ENUMERATIONS = {
     beneficial_owner: 'Beneficial owner', director: 'Director', legal_representative: 'Legal representative',
     authorised_signatory: 'Authorised signatory', shareholder: 'Shareholder', parent: 'Parent account',
   }),
+  // The compliance profile (issue 16 §2).
+  risk_ratings: list({ low: 'Low', medium: 'Medium', high: 'High', prohibited: 'Prohibited (every capability denied)' }),
+  risk_statuses: list({ cleared: 'Cleared', pending: 'Pending', rejected: 'Rejected', unknown: 'Unknown' }),
+  kyc_sub_statuses: list({
+    pending_document_submission: 'Pending document submission', submitted: 'Submitted', pending_bank_verification: 'Pending bank verification',
+    waiting_for_approval: 'Waiting for approval', approved: 'Approved',
+  }),
+  required_action_codes: list({
+    provide_field: 'Provide or correct a field', provide_document: 'Provide a document', renew_document: 'Renew an expired document',
+    confirm_information: 'Confirm information', complete_questionnaire: 'Complete a questionnaire', other: 'Other',
+  }),
+  account_purposes: list({
+    everyday_spending: 'Everyday spending', savings: 'Savings', salary: 'Receiving salary', investments: 'Investments',
+    international_transfers: 'International transfers', business_payments: 'Business payments', crypto_assets: 'Crypto-assets', other: 'Other',
+  }),
+  marital_statuses: list({
+    single: 'Single', married: 'Married', civil_partnership: 'Civil partnership', separated: 'Separated', divorced: 'Divorced',
+    widowed: 'Widowed', undisclosed: 'Prefers not to say',
+  }),
   origins: list({ operator: 'Operator', user: 'User', system: 'System' }),
   roles: list({
     OWNER: 'Owner', ADMIN: 'Administrator', COMPLIANCE_OFFICER: 'Compliance officer', DEVELOPER: 'Developer', READER: 'Reader',

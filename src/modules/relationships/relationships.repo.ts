@@ -152,7 +152,7 @@ export const chainSql = (tenantParam: string, userParam: string) => `
  * suspension holds the user from the moment it commits, with no write to the user and nothing to go
  * stale. Exported as text so the bench's capabilities baseline runs the very same statement.
  */
-export const CAPABILITY_INPUTS_SQL = `select u.status, u.kyc_status, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
+export const CAPABILITY_INPUTS_SQL = `select u.status, u.kyc_status, u.risk ->> 'rating' as risk_rating, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
           (${chainSql('$1', '$2')}
            select coalesce(json_agg(json_build_object('user_id', p.party, 'status', p.status, 'ownership_percent', p.percent,
                                                       'control', p.control, 'path', p.path) order by p.party), '[]'::json)

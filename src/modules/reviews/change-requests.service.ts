@@ -8,6 +8,7 @@ import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import { documentOf } from '../users/user-view.js';
 import { applyValues } from '../users/patch-plan.js';
+import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import { deepEqual, valueAt } from '../users/merge-patch.js';
 import * as repo from './change-requests.repo.js';
 import type { ChangeRequestRow } from './change-requests.repo.js';
@@ -139,9 +140,11 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
         }
         const previous = Object.fromEntries(fields.map((f) => [f, changes[f]!.from ?? null]));
         const current = Object.fromEntries(fields.map((f) => [f, changes[f]!.to ?? null]));
+        const actions = fulfilled(user, { fields: fields.filter((f) => current[f] !== null) });
         const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
           ...(await plain.seal(applyValues(plain.row, current))),
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
+          ...(actions.next ? { required_actions: actions.next } : {}),
         });
         const decision = input.note === undefined ? null : { note: input.note };
         const decided = await repo.decide(tx, actor.tenantId, id, {
@@ -159,6 +162,7 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
             { type: 'user.updated', userId: user.id, data: { ...data, version: updated!.version }, personal },
           ],
         );
+        await recordFulfilled(tx, actor, user.id, actions.fulfilled, { fulfilled_by: 'change_request.approved', change_request_id: id });
         return toChangeRequest(decided, maskIdentifiers(changes), decision ?? undefined);
       });
     },

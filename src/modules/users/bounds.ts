@@ -48,11 +48,13 @@ export function checkMergedBounds(row: UserViewRow, plan: PatchPlan): void {
 }
 
 /**
- * A user's weight in a list page, cheaply: its metadata and pending changes (the parts that can be
+ * A user's weight in a list page, cheaply: its metadata, pending changes and required actions (the parts that can be
  * large) measured, the rest counted at a typical 2 KiB. The rest is bounded field by field by the
  * schema (about 5 KiB of text at most), so a page stays within about twice its byte budget even in
  * the worst case, while serialising every user twice would cost the list a fifth of its time.
  */
-export function userPageSize(row: { metadata: unknown; pending_changes: unknown[] }): number {
-  return 2048 + JSON.stringify(row.metadata).length + (row.pending_changes.length ? JSON.stringify(row.pending_changes).length : 0);
+export function userPageSize(row: { metadata: unknown; pending_changes: unknown[]; required_actions?: unknown[] }): number {
+  return 2048 + JSON.stringify(row.metadata).length + (row.pending_changes.length ? JSON.stringify(row.pending_changes).length : 0) +
+    // Up to 50 required actions (20 open, 30 resolved) of up to ~800 bytes each.
+    (row.required_actions?.length ? JSON.stringify(row.required_actions).length : 0);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_FIELD_POLICY, decide, effectivePolicy, IMMUTABLE_FIELDS, kycState, policyFields, validateOverrides,
 } from './field-policy.js';
-import { BUSINESS_FIELDS, INDIVIDUAL_FIELDS, ADDRESS_FIELDS } from './users.schemas.js';
+import { BUSINESS_FIELDS, INDIVIDUAL_FIELDS, OBJECT_FIELDS, ADDRESS_FIELDS } from './users.schemas.js';
 
 const defaults = effectivePolicy();
 
@@ -11,8 +11,9 @@ describe('the default field policy', () => {
     const address = Object.keys(ADDRESS_FIELDS).map((k) => `address.${k}`);
     const mailing = [...Object.keys(ADDRESS_FIELDS), 'country'].map((k) => `mailing_address.${k}`);
     const common = ['email', 'phone', ...address, ...mailing, 'metadata', 'tags', 'country', 'type', 'external_ref'];
-    expect(policyFields('individual').sort()).toEqual([...common, ...Object.keys(INDIVIDUAL_FIELDS)].sort());
-    expect(policyFields('business').sort()).toEqual([...common, ...Object.keys(BUSINESS_FIELDS)].sort());
+    const leaves = (type: 'individual' | 'business') => Object.entries(OBJECT_FIELDS[type]).flatMap(([o, l]) => Object.keys(l).map((k) => `${o}.${k}`));
+    expect(policyFields('individual').sort()).toEqual([...common, ...Object.keys(INDIVIDUAL_FIELDS), ...leaves('individual')].sort());
+    expect(policyFields('business').sort()).toEqual([...common, ...Object.keys(BUSINESS_FIELDS), ...leaves('business')].sort());
   });
 
   it('denies country, type and external_ref for every user type and KYC state, and no override can change that', () => {

@@ -30,15 +30,34 @@ export const IMMUTABLE_FIELDS: Readonly<Record<string, string>> = {
 const ADDRESS = ['line1', 'line2', 'line3', 'city', 'state', 'postcode'].map((k) => `address.${k}`);
 const MAILING = ['line1', 'line2', 'line3', 'city', 'state', 'postcode', 'country'].map((k) => `mailing_address.${k}`);
 const IMMUTABLE = Object.keys(IMMUTABLE_FIELDS);
+const FATCA_CRS = ['fatca_crs.relevant', 'fatca_crs.confirmed_at'];
+const SANCTIONS = ['activity_outside_eu', 'economic_sanctions', 'resident_countries_sanctions', 'involved_sanctions'].map((k) => `sanctions.${k}`);
+const EMPLOYER = ['name', 'address', 'phone'].map((k) => `employer.${k}`);
 
 const cells = (fields: string[], outcome: Outcome): FieldTable => Object.fromEntries(fields.map((f) => [f, outcome]));
+
+// The compliance profile (issue 16 §2), verified, both types:
+// - purpose of account and the FATCA/CRS declaration are customer due diligence the verification
+//   assessed (like tax residence): applied, with a new review;
+// - the sanctions questionnaire never re-opens review (Treezor says so), nor do the flags and values
+//   the platform sets (terms accepted, email/phone verified), the mobile number (like the phone) or
+//   the display name (Didit's, no identity data).
+const COMPLIANCE_VERIFIED: FieldTable = {
+  ...cells(['purpose_of_account', ...FATCA_CRS], 'allow_with_review'),
+  ...cells([...SANCTIONS, 'terms_accepted_at', 'email_verified', 'phone_verified', 'mobile', 'display_name'], 'allow'),
+};
 
 // Individual, verified (product.md). Two cells go beyond its list, each for a stated reason:
 // - email → approval, not allow: SEND refuses an email change once verified (seed 003), and an
 //   email swap is the first step of an account takeover; a compliance officer confirms it.
 // - maiden_name → approval (a name the identity check saw); title, tax data and the mailing address
 //   are not verified identity: title and mailing address allow, tax residence/number with review.
+// - the employer and marital status are contact-grade data like occupation: allow; SEND says No to
+//   user_scope once verified, and as with the names that No becomes approval, not a refusal.
 const INDIVIDUAL_VERIFIED: FieldTable = {
+  ...COMPLIANCE_VERIFIED,
+  ...cells([...EMPLOYER, 'marital_status'], 'allow'),
+  ...cells(['business_scope'], 'approval'),
   ...cells(['first_name', 'middle_name', 'last_name', 'maiden_name', 'date_of_birth', 'place_of_birth', 'gender', 'nationality', 'birth_country', 'email'], 'approval'),
   ...cells(['address.line1', 'address.line2', 'address.city', 'address.state', 'address.postcode', 'tax_residence', 'tax_number'], 'allow_with_review'),
   ...cells(['address.line3', ...MAILING, 'phone', 'title', 'occupation', 'employment_type', 'income_range', 'source_of_funds', 'timezone', 'language', 'preferred_name', 'pep', 'metadata', 'tags'], 'allow'),
@@ -47,6 +66,7 @@ const INDIVIDUAL_VERIFIED: FieldTable = {
 
 // Business, verified (product.md); vat_number is a registry identifier like the registration number.
 const BUSINESS_VERIFIED: FieldTable = {
+  ...COMPLIANCE_VERIFIED,
   ...cells(['legal_name', 'registration_number', 'vat_number', 'incorporation_date', 'legal_form', 'sector'], 'approval'),
   ...cells(['email', 'phone', ...ADDRESS, ...MAILING, 'website', 'employees_range', 'monthly_transactions', 'transaction_frequency', 'metadata', 'tags'], 'allow'),
   ...cells(IMMUTABLE, 'deny'),

@@ -27,9 +27,10 @@ export function deepEqual(a: unknown, b: unknown): boolean {
 
 /**
  * Fields compared leaf by leaf; every other field is compared whole (metadata, tags, scalars). A
- * tenant-defined field is one leaf of `custom` (custom.<name>), its value compared whole.
+ * tenant-defined field is one leaf of `custom` (custom.<name>), its value compared whole; the
+ * compliance profile's objects (employer, fatca_crs, sanctions) are decided leaf by leaf like addresses.
  */
-export const NESTED_FIELDS = ['address', 'mailing_address', 'custom'] as const;
+export const NESTED_FIELDS = ['address', 'mailing_address', 'employer', 'fatca_crs', 'sanctions', 'custom'] as const;
 
 /**
  * The dotted paths whose value differs between two documents (absent and null are the same), in

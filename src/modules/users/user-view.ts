@@ -1,14 +1,25 @@
 // The stored row ↔ the API's user object, and the patchable document the field policy speaks of.
 import type { UserRow, UserViewRow } from './users.repo.js';
 import type { UserType } from './field-policy.js';
-import type { JsonObject } from './merge-patch.js';
+import { NESTED_FIELDS, type JsonObject } from './merge-patch.js';
 import { maskNumber } from '../documents/document-rules.js';
 import { customView } from '../custom-fields/storage.js';
-import { ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS, type UserView } from './users.schemas.js';
+import { ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS, OBJECT_FIELDS, type UserView } from './users.schemas.js';
 
-export const TYPE_FIELDS: Record<UserType, string[]> = {
+/** The scalar profile fields of each type (a view's plain values). */
+const SCALAR_FIELDS: Record<UserType, string[]> = {
   individual: Object.keys(INDIVIDUAL_FIELDS),
   business: Object.keys(BUSINESS_FIELDS),
+};
+/** The small objects of each type's profile (employer, FATCA/CRS, sanctions) with their leaves. */
+const OBJECTS: Record<UserType, Record<string, string[]>> = {
+  individual: Object.fromEntries(Object.entries(OBJECT_FIELDS.individual).map(([k, v]) => [k, Object.keys(v)])),
+  business: Object.fromEntries(Object.entries(OBJECT_FIELDS.business).map(([k, v]) => [k, Object.keys(v)])),
+};
+/** Every top-level profile field a user of this type has, besides the shared ones. */
+export const TYPE_FIELDS: Record<UserType, string[]> = {
+  individual: [...SCALAR_FIELDS.individual, ...Object.keys(OBJECTS.individual)],
+  business: [...SCALAR_FIELDS.business, ...Object.keys(OBJECTS.business)],
 };
 const ADDRESS_KEYS = Object.keys(ADDRESS_FIELDS);
 export const SHARED_PATCH_FIELDS = new Set(['type', 'external_ref', 'country', 'email', 'phone', 'address', 'mailing_address', 'metadata', 'tags', 'custom']);
@@ -24,6 +35,15 @@ function addressView(v: unknown, withCountry: boolean) {
   return out;
 }
 
+/** A stored object field with every leaf present (null when absent), or null when none is set. */
+function objectView(v: unknown, keys: string[]) {
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as JsonObject;
+  const out: JsonObject = {};
+  for (const k of keys) out[k] = o[k] ?? null;
+  return out;
+}
+
 const key = (k: string) => JSON.stringify(k);
 
 /**
@@ -33,23 +53,27 @@ const key = (k: string) => JSON.stringify(k);
  * literal costs well under a tenth of a microsecond and gives every view of a type one shape. The
  * keys come only from TYPE_FIELDS (the schema's own names), quoted with JSON.stringify.
  */
-function compileView(fields: string[], unmasked: boolean): (row: UserRow | UserViewRow) => UserView {
+function compileView(type: UserType, unmasked: boolean): (row: UserRow | UserViewRow) => UserView {
+  const fields = SCALAR_FIELDS[type];
+  const objects = Object.entries(OBJECTS[type]).map(([k, leaves]) => `${key(k)}: objectView(p[${key(k)}], ${JSON.stringify(leaves)})`);
   const value = (k: string) => (MASKED.has(k) && !unmasked ? `mask(p[${key(k)}])` : `p[${key(k)}] ?? null`);
   const body = `const p = row.profile;
     return {
       id: row.id, external_ref: row.external_ref, type: row.type, country: row.country, status: row.status,
       status_reason: row.status_reason, status_changed_at: iso(row.status_changed_at),
-      kyc: { status: row.kyc_status, level: row.kyc_level, verified_at: iso(row.kyc_verified_at) },
+      kyc: { status: row.kyc_status, level: row.kyc_level, verified_at: iso(row.kyc_verified_at), sub_status: row.kyc_sub_status ?? null },
       ${fields.map((k) => `${key(k)}: ${value(k)}`).join(', ')},
       email: p.email ?? null, phone: p.phone ?? null,
       address: addressView(p.address, false), mailing_address: addressView(p.mailing_address, true),
+      ${objects.join(', ')},
+      risk: row.risk ?? null, required_actions: row.required_actions ?? [],
       metadata: row.metadata, tags: row.tags, custom: customView(p), pending_changes: row.pending_changes, legal_hold: row.legal_hold,
       erasure: row.erasure_requested_at
         ? { requested_at: iso(row.erasure_requested_at), scheduled_for: iso(row.erasure_scheduled_for), erased_at: iso(row.erased_at) }
         : null,
       version: row.version, created_at: iso(row.created_at), updated_at: iso(row.updated_at),
     };`;
-  return new Function('iso', 'addressView', 'mask', 'customView', `return function userView(row) { ${body} }`)(iso, addressView, mask, customView);
+  return new Function('iso', 'addressView', 'objectView', 'mask', 'customView', `return function userView(row) { ${body} }`)(iso, addressView, objectView, mask, customView);
 }
 
 /** Identifier numbers: answered masked (*****1234) everywhere but the GDPR export. */
@@ -57,12 +81,12 @@ const MASKED = new Set(['tax_number']);
 const mask = (v: unknown) => (typeof v === 'string' ? maskNumber(v) : null);
 
 const VIEWS: Record<UserType, (row: UserRow | UserViewRow) => UserView> = {
-  individual: compileView(TYPE_FIELDS.individual, false),
-  business: compileView(TYPE_FIELDS.business, false),
+  individual: compileView('individual', false),
+  business: compileView('business', false),
 };
 const UNMASKED_VIEWS: Record<UserType, (row: UserRow | UserViewRow) => UserView> = {
-  individual: compileView(TYPE_FIELDS.individual, true),
-  business: compileView(TYPE_FIELDS.business, true),
+  individual: compileView('individual', true),
+  business: compileView('business', true),
 };
 
 /** The API's user object, from a row with Dates or with timestamps already ISO strings; identifier numbers masked. */
@@ -75,13 +99,17 @@ export function toUnmaskedUserView(row: UserRow | UserViewRow): UserView {
   return UNMASKED_VIEWS[row.type as UserType](row);
 }
 
-/** Drops nulls and empty address objects: the stored profile is sparse, the view fills the gaps. */
-export function compact(doc: JsonObject): JsonObject {
+/**
+ * Drops nulls and empty nested objects (addresses, employer…): the stored profile is sparse, the view
+ * fills the gaps. Only top-level names are nested fields: the employer's `address` is a string.
+ */
+const COMPACTED = new Set<string>(NESTED_FIELDS.filter((f) => f !== 'custom')); // custom values are kept as stored (custom-fields/storage.ts)
+export function compact(doc: JsonObject, nested = true): JsonObject {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(doc)) {
     if (v === null || v === undefined) continue;
-    if (k === 'address' || k === 'mailing_address') {
-      const inner = compact(v as JsonObject);
+    if (nested && COMPACTED.has(k) && typeof v === 'object') {
+      const inner = compact(v as JsonObject, false);
       if (Object.keys(inner).length) out[k] = inner;
       continue;
     }

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Selectable } from 'kysely';
-import type { Db, PendingChange, Tx, UsersTable } from '../../db/database.js';
+import type { Db, PendingChange, RequiredAction, Tx, UsersTable } from '../../db/database.js';
 import type { ListUsersFilters } from './users.schemas.js';
 import { notFound } from '../../http/errors.js';
 import { prepared, runCompiled } from '../../db/prepared.js';
@@ -19,7 +19,7 @@ const COLUMNS = [
   'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at',
   'kyc_status', 'kyc_level', 'kyc_verified_at', 'profile', 'metadata', 'tags', 'pending_changes', 'version',
   'created_at', 'updated_at', 'external_ref_hash', 'legal_hold', 'legal_hold_reason', 'erasure_requested_at',
-  'erasure_scheduled_for', 'erased_at',
+  'erasure_scheduled_for', 'erased_at', 'risk', 'kyc_sub_status', 'required_actions',
 ] as const;
 
 // The hottest reads, as named prepared statements (db/prepared.ts). Those whose rows only become
@@ -78,7 +78,7 @@ const insertRecorded = prepared<UserViewRow>(
   `with u as (
      insert into users (tenant_id, id, external_ref, type, country, profile, metadata, tags, status, status_reason, kyc_status,
                         kyc_level, kyc_verified_at, pending_changes, version, created_at, updated_at, status_changed_at)
-     values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::text[], 'active', null, 'unverified', null, null, '[]'::jsonb, 1, $9, $9, $9)
+     values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::text[], $15, $16, 'unverified', null, null, '[]'::jsonb, 1, $9, $9, $9)
      on conflict (tenant_id, external_ref) where external_ref is not null do nothing
      returning ${COLUMN_LIST}
    ), k as (
@@ -88,22 +88,26 @@ const insertRecorded = prepared<UserViewRow>(
   asView,
 );
 
-/** The row a create stores, before it is stored (see insertRecorded). */
-export function newRow(r: { tenant_id: string; id: string; external_ref: string | null; type: string; country: string; profile: object; metadata: object; tags: string[] }, at: Date): UserRow {
+/** The row a create stores, before it is stored (see insertRecorded); active unless an initial status is given. */
+export function newRow(
+  r: { tenant_id: string; id: string; external_ref: string | null; type: string; country: string; profile: object; metadata: object; tags: string[] },
+  at: Date,
+  initial: { status: string; status_reason: string | null } = { status: 'active', status_reason: null },
+): UserRow {
   return {
-    ...r, status: 'active', status_reason: null, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
+    ...r, status: initial.status, status_reason: initial.status_reason, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
     pending_changes: [], version: 1, created_at: at, updated_at: at, external_ref_hash: null, legal_hold: false, legal_hold_reason: null,
-    erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null,
+    erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null, risk: null, kyc_sub_status: null, required_actions: [],
   } as UserRow;
 }
 
 /** Inserts `row` (from newRow) with its data key and record; nothing when the external_ref is taken. */
 export async function insertWithRecord(
-  db: Db, row: UserRow, key: { keyId: string; wrapped: Buffer; masterKeyId: string }, record: [string, string],
+  db: Db | Tx, row: UserRow, key: { keyId: string; wrapped: Buffer; masterKeyId: string }, record: [string, string],
 ): Promise<UserViewRow | undefined> {
   const values = [
     row.tenant_id, row.id, row.external_ref, row.type, row.country, JSON.stringify(row.profile), JSON.stringify(row.metadata), row.tags,
-    row.created_at, key.keyId, key.wrapped, key.masterKeyId, ...record,
+    row.created_at, key.keyId, key.wrapped, key.masterKeyId, ...record, row.status, row.status_reason,
   ];
   return (await insertRecorded(db, values))[0];
 }
@@ -163,6 +167,7 @@ export interface UserChanges {
   kyc_level?: number | null;
   kyc_verified_at?: Date;
   pending_changes?: PendingChange[];
+  required_actions?: RequiredAction[];
 }
 
 /**
@@ -170,7 +175,7 @@ export interface UserChanges {
  * version: every change to what a user response shows, pending changes included, is a new ETag.
  */
 export async function updateAtVersion(tx: Tx, tenantId: string, id: string, version: number, changes: UserChanges): Promise<UserRow | undefined> {
-  const { profile, metadata, pending_changes, ...rest } = changes;
+  const { profile, metadata, pending_changes, required_actions, ...rest } = changes;
   return tx
     .updateTable('users')
     .set({
@@ -178,6 +183,7 @@ export async function updateAtVersion(tx: Tx, tenantId: string, id: string, vers
       ...(profile ? { profile: JSON.stringify(profile) } : {}),
       ...(metadata ? { metadata: JSON.stringify(metadata) } : {}),
       ...(pending_changes ? { pending_changes: JSON.stringify(pending_changes) } : {}),
+      ...(required_actions ? { required_actions: JSON.stringify(required_actions) } : {}),
       version: sql`version + 1`,
       updated_at: sql`now()`,
     })

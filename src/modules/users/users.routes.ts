@@ -41,6 +41,7 @@ export function userRoutes(users: UsersService) {
         operationId: 'createUser',
         tags: ['Users'],
         summary: 'Create an individual or business user',
+        description: 'An initial `status` of flagged (with an optional `status_reason` code) creates the user under review in the same atomic call, recorded as its first status change.',
         body: CreateUserBody,
         response: {
           201: { ...UserRef, description: 'The user, created', headers: { ...ETagHeader, Location: { type: 'string' } } },
@@ -77,6 +78,24 @@ export function userRoutes(users: UsersService) {
       },
       handler: async (req, reply) => {
         const user = await users.get(req.actor, req.params.id);
+        withETag(reply, user);
+        return user;
+      },
+    });
+
+    // Didit reads a user by its vendor_data: the platform's own id, exactly as stored (case-sensitive).
+    r.get('/v1/users/by-external-ref/:external_ref', {
+      config: { permission: 'users:read' },
+      schema: {
+        operationId: 'getUserByExternalRef',
+        tags: ['Users'],
+        summary: 'Get a user by its external_ref (case-sensitive, exact)',
+        description: 'URL-encode the reference if it holds reserved characters. Another tenant’s reference answers 404 like one that does not exist.',
+        params: Type.Object({ external_ref: Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'The platform’s own id' }) }),
+        response: { 200: { ...UserRef, description: 'The user', headers: ETagHeader }, ...errors(...AUTH_ERRORS, 404) },
+      },
+      handler: async (req, reply) => {
+        const user = await users.getByExternalRef(req.actor, req.params.external_ref);
         withETag(reply, user);
         return user;
       },

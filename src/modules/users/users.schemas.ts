@@ -15,6 +15,16 @@ export const ADDRESS_FIELDS = {
 };
 const MAILING_FIELDS = { ...ADDRESS_FIELDS, country: CountryCode };
 
+// The compliance profile's plain fields, on both user types (issue 16 §2).
+export const COMPLIANCE_FIELDS = {
+  purpose_of_account: Enum('account_purposes'),
+  terms_accepted_at: Type.String({ format: 'date-time', description: 'When the user accepted the platform’s terms' }),
+  email_verified: Type.Boolean({ description: 'The platform verified the email address (set by the platform)' }),
+  phone_verified: Type.Boolean({ description: 'The platform verified the phone number (set by the platform)' }),
+  mobile: Phone,
+  display_name: Text(100, { description: 'The name shown in the platform (Didit)' }),
+};
+
 export const INDIVIDUAL_FIELDS = {
   title: Enum('titles'),
   first_name: Text(100),
@@ -36,6 +46,10 @@ export const INDIVIDUAL_FIELDS = {
   pep: Type.Boolean({ description: 'Politically exposed person (self-declared)' }),
   language: Type.String({ pattern: '^[a-z]{2}(-[A-Z]{2})?$', description: 'ISO 639-1, optionally with a region' }),
   timezone: Type.String({ maxLength: 64, format: 'timezone', description: 'IANA time zone, e.g. Europe/Paris (format timezone); otherwise 400 invalid_timezone' }),
+  // Compliance profile (issue 16 §2): MatchMove's marital status, SEND's user_scope.
+  marital_status: Enum('marital_statuses'),
+  business_scope: Text(100, { description: "The individual's line of business (SEND user_scope, e.g. COMPUTER_TECHNOLOGY)" }),
+  ...COMPLIANCE_FIELDS,
 };
 
 export const BUSINESS_FIELDS = {
@@ -49,7 +63,27 @@ export const BUSINESS_FIELDS = {
   monthly_transactions: Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Expected transactions per month' }),
   transaction_frequency: Enum('transaction_frequencies'),
   sector: Text(100),
+  ...COMPLIANCE_FIELDS,
 };
+
+
+// Compliance fields that are small objects: merged and decided leaf by leaf (`employer.name`), like addresses.
+export const EMPLOYER_FIELDS = { name: Text(200), address: Text(300), phone: Phone };
+export const FATCA_CRS_FIELDS = {
+  relevant: Type.Boolean({ description: 'The user is a US person (FATCA) or reportable under the CRS' }),
+  confirmed_at: Type.String({ format: 'date-time', description: 'When the user confirmed the declaration' }),
+};
+export const SANCTIONS_FIELDS = {
+  activity_outside_eu: Type.Boolean({ description: 'Has activity outside the EU' }),
+  economic_sanctions: Type.Boolean({ description: 'Is subject to economic sanctions' }),
+  resident_countries_sanctions: Type.Boolean({ description: 'Resides in a country under sanctions' }),
+  involved_sanctions: Type.Boolean({ description: 'Is involved with sanctioned parties' }),
+};
+/** The object fields of each user type, with their leaves: what merge-patch and the policy walk by leaf. */
+export const OBJECT_FIELDS = {
+  individual: { employer: EMPLOYER_FIELDS, fatca_crs: FATCA_CRS_FIELDS, sanctions: SANCTIONS_FIELDS },
+  business: { fatca_crs: FATCA_CRS_FIELDS, sanctions: SANCTIONS_FIELDS },
+} as const;
 
 const CONTACT_FIELDS = { email: Email, phone: Phone };
 const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
@@ -81,10 +115,19 @@ export const MailingAddress = Type.Object(nullableAll(MAILING_FIELDS), { ...stri
 const AddressInput = Type.Object(optionalNullable(ADDRESS_FIELDS), strict);
 const MailingAddressInput = Type.Object(optionalNullable(MAILING_FIELDS), strict);
 
+const objectOut = <P extends TProperties>(props: P, title: string, description: string) =>
+  Type.Union([Type.Object(nullableAll(props), { ...strict, title }), Type.Null()], { description });
+const objectIn = <P extends TProperties>(props: P) => Type.Optional(Type.Union([Type.Object(optionalNullable(props), strict), Type.Null()]));
+const Employer = objectOut(EMPLOYER_FIELDS, 'Employer', 'The individual’s employer (SEND, MatchMove)');
+const FatcaCrs = objectOut(FATCA_CRS_FIELDS, 'FatcaCrs', 'FATCA/CRS self-declaration (Treezor, MatchMove)');
+const Sanctions = objectOut(SANCTIONS_FIELDS, 'SanctionsQuestionnaire', 'Treezor’s sanctions questionnaire; a change never re-opens review');
+const sharedObjectsIn = { fatca_crs: objectIn(FATCA_CRS_FIELDS), sanctions: objectIn(SANCTIONS_FIELDS) };
+
 const Kyc = Type.Object({
   status: Enum('kyc_statuses'),
   level: Type.Union([Type.Integer(), Type.Null()]),
   verified_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  sub_status: Type.Union([Enum('kyc_sub_statuses'), Type.Null()], { description: 'The finer KYC step (MatchMove); null when not set' }),
 }, { title: 'KycState' });
 
 const ExternalRef = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: "The platform's own id: unique per tenant, case-sensitive, immutable" });
@@ -101,11 +144,39 @@ const lifecycle = {
   status_changed_at: Type.String({ format: 'date-time' }),
   kyc: Kyc,
 };
-const tail = {
+export const Risk = Type.Object({
+  rating: Type.Enum(codes('risk_ratings'), { description: 'See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)' }),
+  status: Type.Enum(codes('risk_statuses'), { description: 'See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)' }),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'Why, as the officer wrote it (null once the user is erased)' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  set_by: Type.Object({ key_id: Type.Union([Type.String(), Type.Null()]), role: Type.Union([Type.String(), Type.Null()]) }, { description: 'The API key that set it' }),
+}, { $id: 'Risk', description: 'The current risk assessment; set by PUT /v1/users/{id}/risk' });
+
+export const REQUIRED_ACTION_STATUSES = ['open', 'fulfilled', 'cancelled'] as const;
+export const RequiredAction = Type.Object({
+  id: Id('rqa'),
+  code: Enum('required_action_codes'),
+  field: Type.Union([Type.String(), Type.Null()], { description: 'The field the user must provide (dotted, as the field policy names it)' }),
+  document_type: Type.Union([Type.String(), Type.Null()], { description: 'The document the user must provide (GET /v1/enumerations/document_types)' }),
+  message: Type.Union([Type.String(), Type.Null()]),
+  due_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  status: Type.Enum([...REQUIRED_ACTION_STATUSES], { description: 'open until the field or document arrives (fulfilled) or an operator cancels it' }),
+  created_at: Type.String({ format: 'date-time' }),
+  resolved_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+}, { $id: 'RequiredAction', description: 'Something the user must still provide' });
+
+const contact = {
   email: Type.Union([Type.String(), Type.Null()]),
   phone: Type.Union([Type.String(), Type.Null()]),
   address: Type.Union([Address, Type.Null()]),
   mailing_address: Type.Union([MailingAddress, Type.Null()]),
+};
+// After the contact fields come the object fields, in OBJECT_FIELDS order (user-view.ts writes them so).
+const tail = {
+  fatca_crs: FatcaCrs,
+  sanctions: Sanctions,
+  risk: Type.Union([Type.Ref('Risk'), Type.Null()], { description: 'null until a risk assessment is set' }),
+  required_actions: Type.Array(Type.Ref('RequiredAction'), { description: 'Every required action of the user, newest last' }),
   metadata: Metadata,
   tags: Type.Array(Type.String()),
   custom: Type.Record(Type.String(), Type.Unknown(), { description: 'Values of the tenant-defined fields (GET /v1/policy custom_fields); personal ones included' }),
@@ -133,11 +204,11 @@ const tail = {
 };
 
 export const IndividualUser = Type.Object(
-  { ...head, type: Type.Literal('individual'), ...lifecycle, ...nullableAll(INDIVIDUAL_FIELDS), ...tail },
+  { ...head, type: Type.Literal('individual'), ...lifecycle, ...nullableAll(INDIVIDUAL_FIELDS), ...contact, employer: Employer, ...tail },
   { $id: 'IndividualUser' },
 );
 export const BusinessUser = Type.Object(
-  { ...head, type: Type.Literal('business'), ...lifecycle, ...nullableAll(BUSINESS_FIELDS), ...tail },
+  { ...head, type: Type.Literal('business'), ...lifecycle, ...nullableAll(BUSINESS_FIELDS), ...contact, ...tail },
   { $id: 'BusinessUser' },
 );
 export const User = Type.Union([Type.Ref('IndividualUser'), Type.Ref('BusinessUser')], {
@@ -148,10 +219,14 @@ export type UserView = Static<typeof IndividualUser> | Static<typeof BusinessUse
 
 const createCommon = {
   external_ref: Type.Optional(ExternalRef),
+  // Didit creates users as flagged while onboarding reviews their documents: one atomic call.
+  status: Type.Optional(Type.Enum(['active', 'flagged'], { description: 'The initial status (active by default); flagged is recorded as the first status change, in the same statement' })),
+  status_reason: Type.Optional(Enum('reason_codes')),
   country: CountryCode,
   ...optionalNullable(CONTACT_FIELDS),
   address: Type.Optional(Type.Union([AddressInput, Type.Null()])),
   mailing_address: Type.Optional(Type.Union([MailingAddressInput, Type.Null()])),
+  ...sharedObjectsIn,
   metadata: Type.Optional(Metadata),
   tags: Type.Optional(Tags),
   custom: Type.Optional(CustomValues),
@@ -162,6 +237,7 @@ const IndividualCreate = Type.Object(
     type: Type.Literal('individual'),
     ...createCommon,
     ...optionalNullable(INDIVIDUAL_FIELDS),
+    employer: objectIn(EMPLOYER_FIELDS),
     first_name: INDIVIDUAL_FIELDS.first_name,
     last_name: INDIVIDUAL_FIELDS.last_name,
   },
@@ -196,6 +272,8 @@ export const PatchUserBody = Type.Object(
     custom: Type.Optional(Type.Union([CustomValues, Type.Null()])),
     ...optionalNullable(INDIVIDUAL_FIELDS),
     ...optionalNullable(BUSINESS_FIELDS),
+    ...sharedObjectsIn,
+    employer: objectIn(EMPLOYER_FIELDS),
     // Required at creation, so they can be changed but not cleared.
     first_name: Type.Optional(INDIVIDUAL_FIELDS.first_name),
     last_name: Type.Optional(INDIVIDUAL_FIELDS.last_name),
@@ -208,6 +286,8 @@ export type PatchUserInput = Static<typeof PatchUserBody>;
 /** Fields a body may never set: they belong to the service. Sent anyway → 400 and a flagged audit entry. */
 export const READ_ONLY_FIELDS = [
   'id', 'status', 'status_reason', 'status_changed_at', 'kyc', 'version', 'created_at', 'updated_at', 'pending_changes',
+  // Set through their own routes (PUT …/risk, …/required-actions), never by a patch.
+  'risk', 'required_actions',
 ] as const;
 
 export const ListUsersQuery = Type.Object(

@@ -23,12 +23,16 @@ import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
-
+import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import { normaliseDefinitions, type CustomFieldDefinitions } from '../custom-fields/definitions.js';
 import { checkedCreateValues, customFilter, loadDefinitions, plainForPatch, sealColumns } from '../custom-fields/custom-fields.service.js';
 import { storeProfile } from '../custom-fields/storage.js';
 
 export { toUserView } from './user-view.js';
+
+/** The open required actions the plan's applied fields fulfil (a field cleared to null provides nothing). */
+const fulfilledBy = (row: Pick<UserRow, 'required_actions'>, plan: PatchPlan) =>
+  fulfilled(row, { fields: plan.applied ? plan.applied.fields.filter((f) => plan.applied!.current[f] !== null) : [] });
 
 /** A view whose `custom` is the plain values the caller holds (nothing left to open). */
 const withCustom = (view: UserView, custom: JsonObject): UserView => ({ ...view, custom });
@@ -63,6 +67,24 @@ function appliedChange(row: UserViewRow, plan: PatchPlan, version: number, perso
   };
 }
 
+/**
+ * The initial status of a user created other than active, as a transition would record it: a history
+ * row from active (every user starts there, within the same transaction), an audit entry and
+ * user.status_changed, origin operator.
+ */
+async function recordInitialStatus(tx: Tx, actor: Actor, userId: string, to: string, reason: string | null): Promise<void> {
+  const change = await tx.insertInto('status_changes').values({
+    tenant_id: actor.tenantId, id: newId('stc'), user_id: userId, from_status: 'active', to_status: to, reason, note: null, origin: 'operator',
+    actor_key_id: actor.keyId, actor_role: actor.role, request_id: actor.requestId,
+  }).returning('id').executeTakeFirstOrThrow();
+  const data = { user_id: userId, status_change_id: change.id, from: 'active', to, reason, origin: 'operator', at_creation: true };
+  await recordChange(
+    tx, actor,
+    { action: 'user.status_changed', targetType: 'user', targetId: userId, userId, changedFields: ['status'], details: { from: 'active', to, reason, origin: 'operator', at_creation: true } },
+    { type: 'user.status_changed', userId, data },
+  );
+}
+
 export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }) {
   /** A denied change is audited (outcome denied, no event) and refused with 422, nothing applied. */
   async function refuseDenied(actor: Actor, id: string, denied: FieldDecision[]): Promise<never> {
@@ -91,6 +113,8 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
   async function commit(tx: Tx, actor: Actor, row: UserViewRow, plan: PatchPlan): Promise<UserRow | undefined> {
     const changes: UserChanges = { ...(plan.applied?.next ?? {}) };
     if (plan.review) changes.kyc_status = 'review_required';
+    const actions = fulfilledBy(row, plan);
+    if (actions.next) changes.required_actions = actions.next;
     const crId = plan.approval ? newId('chg') : null;
     if (plan.approval && crId) {
       changes.pending_changes = [
@@ -104,6 +128,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const { previous, current } = plan.applied;
       const { audit, events } = appliedChange(row, plan, u.version, await keyring.seal(tx, actor.tenantId, u.id, PERSONAL_FIELD, { previous, current }));
       await recordChange(tx, actor, audit, events);
+      await recordFulfilled(tx, actor, u.id, actions.fulfilled, { fulfilled_by: 'user.updated' });
     }
     if (plan.approval && crId) {
       const { fields, proposed, base } = plan.approval;
@@ -140,30 +165,52 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * a single statement is atomic). A taken external_ref inserts nothing at all: 409.
      */
     async create(actor: Actor, input: CreateUserInput): Promise<UserView> {
-      const { type, external_ref, country, metadata, tags, custom, ...rest } = input;
+      const { type, external_ref, country, metadata, tags, custom, status, status_reason, ...rest } = input;
       assertValid({ country, ...rest, metadata });
       const t = actor.tenantId;
       const defs = custom ? await loadDefinitions(db, t) : {};
       const values = custom ? checkedCreateValues(defs, custom as JsonObject) : {};
       const id = newId('usr');
+      const initial = { status: status ?? 'active', status_reason: status_reason ?? null };
+      if (initial.status === 'active' && initial.status_reason !== null) {
+        throw validationFailed([{ field: 'status_reason', code: 'without_status', message: 'a reason goes with an initial status other than active' }]);
+      }
       const key = keyring.newDataKey(t, id);
       const profile = storeProfile(keyring, key, t, id, { ...compact(rest as JsonObject), custom: values }, defs);
       const row = repo.newRow(
         { tenant_id: t, id, external_ref: external_ref ?? null, type, country, profile, metadata: metadata ?? {}, tags: tags ?? [] },
         new Date(),
+        initial,
       );
       const user = withCustom(toUserView(row), values);
       const record = recordParams(
         actor,
-        { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [] },
+        { action: 'user.created', targetType: 'user', targetId: id, userId: id, changedFields: [], ...(initial.status === 'active' ? {} : { details: { status: initial.status } }) },
         [{ type: 'user.created', userId: id, data: { user_id: id, type: user.type }, personal: keyring.sealWith(key, t, id, PERSONAL_FIELD, { user }) }],
       );
-      const inserted = await repo.insertWithRecord(db, row, key, record);
+      // Created active: one statement. Created flagged (Didit's onboarding review): the same statement,
+      // then the move recorded as a transition (history row, audit entry, user.status_changed) in the
+      // same transaction, so the user is never seen without its history, nor active.
+      const inserted = initial.status === 'active'
+        ? await repo.insertWithRecord(db, row, key, record)
+        : await db.transaction().execute(async (tx) => {
+          const u = await repo.insertWithRecord(tx, row, key, record);
+          if (u) await recordInitialStatus(tx, actor, id, initial.status, initial.status_reason);
+          return u;
+        });
       if (!inserted) {
         const existing = await repo.findIdByExternalRef(db, t, external_ref!);
         throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
       }
       return withCustom(toUserView(inserted), values);
+    },
+
+    /** The user whose external_ref is exactly this one (case-sensitive), or 404 user.not_found. */
+    async getByExternalRef(actor: Actor, externalRef: string): Promise<UserView> {
+      const id = await repo.findIdByExternalRef(db, actor.tenantId, externalRef);
+      // The reference is not echoed: platforms use emails and the like as references (it is classified personal).
+      if (!id) throw new AppError(404, 'user.not_found', 'No user has this external_ref.');
+      return toUserView(await repo.getViewOrThrow(db, actor.tenantId, id));
     },
 
     async list(actor: Actor, filters: ListUsersFilters) {
@@ -215,9 +262,9 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       if (plan.denied.length) return refuseDenied(actor, id, plan.denied);
       checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
-      // The common case — fields applied, nothing held for approval — is one statement.
+      // The common case — fields applied, nothing held for approval, no required action fulfilled — is one statement.
       const written =
-        plan.applied && !plan.approval && key_id && wrapped_key
+        plan.applied && !plan.approval && key_id && wrapped_key && !fulfilledBy(row, plan).next
           ? await repo.updateRecorded(db, row, { ...plan.applied.next, kyc_status: plan.review ? 'review_required' : row.kyc_status }, appliedRecord(
               actor, row, plan, row.version + 1, keyring.sealWith(keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key), actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
             ))
