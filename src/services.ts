@@ -20,6 +20,7 @@ import { createErasureService } from './modules/erasure/erasure.service.js';
 import { createExportService } from './modules/erasure/export.service.js';
 import { createDocumentsService } from './modules/documents/documents.service.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
+import { createImportsService } from './modules/imports/imports.service.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -52,6 +53,7 @@ export function createServices({
     gdprExport: createExportService({ db, keyring }),
     documents: createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }),
     webhooks: createWebhooksService({ db, keyring, targets: webhookTargets }),
+    imports: createImportsService({ db, keyring }),
   };
 }
 

@@ -17,6 +17,7 @@ import { resolveMasterKey } from '../crypto/master-key.js';
 import { createKeyring } from '../crypto/keyring.js';
 import { defaultBlobStore } from '../storage/blob-store.js';
 import { createServices, type Services } from '../services.js';
+import { importCommand } from './import-export.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -75,7 +76,7 @@ async function withDb<T>(fn: (ctx: CliContext) => Promise<T>): Promise<T> {
   }
 }
 
-async function requireTenant(ctx: CliContext, id: string) {
+async function requireTenant(ctx: Pick<CliContext, 'services'>, id: string) {
   const tenant = await ctx.services().tenants.get(id);
   if (!tenant) throw new AppError(404, 'tenant.not_found', `No tenant ${id} exists.`);
   return tenant;
@@ -261,6 +262,10 @@ export function buildCli(): Command {
         print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });
     });
+  importCommand(program, {
+    withServices: (fn) => withDb((ctx) => fn(ctx.services())),
+    requireTenant: (services, id) => requireTenant({ services: () => services }, id),
+  });
   return program;
 }
 

@@ -17,6 +17,7 @@ import * as m0014 from './migrations/0014_audit_keyed_chain.js';
 import * as m0015 from './migrations/0015_audit_seal_check.js';
 import * as m0016 from './migrations/0016_insert_only_sealing.js';
 import * as m0017 from './migrations/0017_relationships.js';
+import * as m0021 from './migrations/0021_imports.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -36,6 +37,7 @@ export const migrations: Record<string, Migration> = {
   '0015_audit_seal_check': m0015,
   '0016_insert_only_sealing': m0016,
   '0017_relationships': m0017,
+  '0021_imports': m0021,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
