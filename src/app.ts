@@ -37,6 +37,7 @@ import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from './modules/documents/up
 import type { BlobStore } from './storage/blob-store.js';
 import { startBackgroundWork } from './workers/background.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
+import { importRoutes } from './modules/imports/imports.routes.js';
 import { createServices, type Services } from './services.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.js';
@@ -192,6 +193,7 @@ export async function buildApp({
   await app.register(documentRoutes(svc.documents, documentMaxBytes, uploadLimits));
   await app.register(erasureRoutes(svc.erasure, svc.gdprExport));
   await app.register(webhookRoutes(svc.webhooks));
+  await app.register(importRoutes(svc.imports));
   const sealerHealth = background ? newSealerHealth() : null;
   const auditBacklog = backlogReader(db);
   if (background) {

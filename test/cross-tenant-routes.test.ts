@@ -24,12 +24,13 @@ const BODIES: Record<string, unknown> = {
   rotateWebhookSecret: undefined, listWebhookDeliveries: undefined,
   addDocument: physicalDocument(), listDocuments: undefined, getDocumentContent: undefined,
   addRelationship: { type: 'director', related_user_id: 'usr_none' }, listRelationships: undefined, endRelationship: undefined, getOwnership: undefined,
+  getImport: undefined, listImportErrors: undefined,
 };
-const RESOURCE: Record<string, string> = { documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
+const RESOURCE: Record<string, string> = { imports: 'import', documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
 
 /** Every row tenant A holds, table by table (last_used_at aside: bookkeeping of its own keys' use). */
 async function holdings() {
-  const tables = ['users', 'relationships', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
+  const tables = ['import_jobs', 'users', 'relationships', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
   return Promise.all(
     tables.map(async (table) => {
       const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)} where tenant_id = ${tenantA}`.execute(ctx.db)).rows;
@@ -53,6 +54,7 @@ beforeAll(async () => {
   idOf.hook = (await A.post('/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/a' })).json().id;
   idOf.rel = (await A.post(`/v1/users/${user.id}/relationships`, { type: 'parent', related_user_id: (await A.post('/v1/users', individual())).json().id })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
+  idOf.import = (await A.post('/v1/imports', JSON.stringify(individual({ external_ref: 'imported-1' })), { 'content-type': 'application/x-ndjson' })).json().id;
   B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
 });
 afterAll(() => ctx.close());

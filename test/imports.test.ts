@@ -6,7 +6,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTenant, createTestContext, type TestContext } from './helpers/app.js';
+import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { cliEnv, runCli } from './helpers/processes.js';
 import { createServices, type Services } from '../src/services.js';
 import { cliActor } from '../src/modules/audit/actor.js';
@@ -200,5 +200,56 @@ describe('kyclo import (CLI)', () => {
     expect(noTenant.stderr).toContain('No tenant');
     const noProfile = await runCli(['import', good, '--tenant', tenantId, '--profile', 'nope'], env);
     expect(noProfile.code).toBe(2);
+  }, 120_000);
+});
+
+describe('POST /v1/imports', () => {
+  const waitFor = async (api: ReturnType<typeof client>, id: string) => {
+    for (let i = 0; i < 100; i++) {
+      const res = await api.get(`/v1/imports/${id}`);
+      if (res.json().state !== 'running') return res;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the import did not finish');
+  };
+
+  it('answers 202 with the job and its Location; the rows follow, the errors are listed by line', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const res = await api.call({ method: 'POST', url: '/v1/imports?name=customers.ndjson', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(1), person(2, { country: 'XX' })]) });
+    expect(res.statusCode, res.body).toBe(202);
+    expect(res.headers.location).toBe(`/v1/imports/${res.json().id}`);
+    expect(res.json()).toMatchObject({ profile: 'kyclo', format: 'ndjson', source_name: 'customers.ndjson' });
+    const done = await waitFor(api, res.json().id);
+    expect(done.json()).toMatchObject({ state: 'completed', counts: { read: 2, imported: 1, existing: 0, rejected: 1 } });
+    const errors = await api.get(`/v1/imports/${res.json().id}/errors`);
+    expect(errors.json()).toEqual({ data: [expect.objectContaining({ line: 2, field: 'country', code: 'invalid_country' })], next_cursor: null });
+    const users = await api.get('/v1/users?external_ref=cust-1');
+    expect(users.json().data).toEqual([expect.objectContaining({ first_name: 'Ann1', status: 'active' })]);
+  });
+
+  it('takes CSV by its content type, and refuses an unknown profile with 400 and no job', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const res = await api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'text/csv' }, body: 'type,external_ref,country,first_name,last_name\nindividual,x-1,FR,Ann,Oak\n' });
+    expect(res.statusCode, res.body).toBe(202);
+    expect((await waitFor(api, res.json().id)).json()).toMatchObject({ format: 'csv', counts: { imported: 1 } });
+    const bad = await api.call({ method: 'POST', url: '/v1/imports?profile=nope', headers: { 'content-type': 'text/csv' }, body: 'a\n1\n' });
+    expect(bad.statusCode).toBe(400);
+    expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
+  });
+
+  it('is refused to a DEVELOPER and a READER key (403), and another tenant cannot read a job (404)', async () => {
+    const t = await createTenant(ctx.db);
+    const other = await createTenant(ctx.db);
+    const res = await client(ctx.app, t.ownerKey).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(1)]) });
+    for (const role of ['DEVELOPER', 'READER'] as const) {
+      const key = await createKey(ctx.db, t.tenantId, role);
+      const refused = await client(ctx.app, key.key).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(9)]) });
+      expect(refused.statusCode).toBe(403);
+    }
+    expect((await client(ctx.app, other.ownerKey).get(`/v1/imports/${res.json().id}`)).statusCode).toBe(404);
+    await waitFor(client(ctx.app, t.ownerKey), res.json().id);
+    expect(await ctx.db.selectFrom('users').select('external_ref').where('tenant_id', '=', t.tenantId).execute()).toEqual([{ external_ref: 'cust-1' }]);
   });
 });
