@@ -12,7 +12,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { createDb } from '../src/db/database.js';
@@ -107,13 +107,12 @@ async function main() {
       `peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB; ${JSON.stringify(done.counts)}`);
     fs.rmSync(file, { force: true });
 
-    if ('exports' in services) {
+    {
       peakRss = 0;
       t = performance.now();
       let lines = 0;
       const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const b of chunk) if (b === 10) lines++; cb(); } });
-      const exporter = (services as unknown as { exports: { stream(a: typeof actor, q: object): AsyncIterable<string> } }).exports;
-      await pipeline(exporter.stream({ ...actor, role: 'OWNER' }, {}), sink);
+      await pipeline(Readable.from(services.exports.stream(actor, {})), sink);
       const exportSecs = (performance.now() - t) / 1000;
       log(`export: ${Math.round((lines - 1) / exportSecs).toLocaleString('en')} users/s (${exportSecs.toFixed(1)} s), peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
     }

@@ -38,6 +38,7 @@ import type { BlobStore } from './storage/blob-store.js';
 import { startBackgroundWork } from './workers/background.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
 import { importRoutes } from './modules/imports/imports.routes.js';
+import { exportRoutes } from './modules/exports/exports.routes.js';
 import { createServices, type Services } from './services.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.js';
@@ -194,6 +195,7 @@ export async function buildApp({
   await app.register(erasureRoutes(svc.erasure, svc.gdprExport));
   await app.register(webhookRoutes(svc.webhooks));
   await app.register(importRoutes(svc.imports));
+  await app.register(exportRoutes(svc.exports));
   const sealerHealth = background ? newSealerHealth() : null;
   const auditBacklog = backlogReader(db);
   if (background) {

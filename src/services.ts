@@ -21,6 +21,7 @@ import { createExportService } from './modules/erasure/export.service.js';
 import { createDocumentsService } from './modules/documents/documents.service.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { createImportsService } from './modules/imports/imports.service.js';
+import { createExportsService } from './modules/exports/exports.service.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -54,6 +55,7 @@ export function createServices({
     documents: createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }),
     webhooks: createWebhooksService({ db, keyring, targets: webhookTargets }),
     imports: createImportsService({ db, keyring }),
+    exports: createExportsService({ db, keyring }),
   };
 }
 

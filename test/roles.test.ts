@@ -387,6 +387,11 @@ const erasureOps: Record<string, Operation> = {
       expect(await auditOf('user.legal_hold_cleared', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
     },
   },
+  exportUsers: {
+    method: 'GET', path: '/v1/exports/users', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/exports/users' }),
+    verify: (res) => expect(res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l).id)).toContain(fx.userId),
+  },
   createImport: {
     method: 'POST', path: '/v1/imports', permission: 'users:import', success: 202,
     request: (caller) => ({

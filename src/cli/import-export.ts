@@ -3,13 +3,14 @@
 // could not run (no file, unknown tenant or profile, the database gone): a rerun then resumes.
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { cliActor } from '../modules/audit/actor.js';
 import { formatOf, FORMATS, type Format } from '../modules/imports/formats.js';
 import type { Progress, RowOutcome } from '../modules/imports/imports.service.js';
 import { PROFILE_NAMES } from '../modules/imports/profiles/index.js';
+import { INCLUDES, type Include } from '../modules/exports/exports.service.js';
 import type { Services } from '../services.js';
 
 export interface CliRunner {
@@ -110,6 +111,37 @@ export function importCommand(program: Command, cli: CliRunner): void {
         process.exitCode = job.counts.rejected ? 1 : 0;
       } catch (e) {
         err(`kyclo import: ${e instanceof Error ? e.message : String(e)}`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+export function exportCommand(program: Command, cli: CliRunner): void {
+  program
+    .command('export')
+    .description("write a tenant's users as NDJSON (one snapshot; the last line is the trailer with next_cursor)")
+    .requiredOption('--tenant <id>', 'tenant id')
+    .option('--updated-since <time>', 'only users changed at or after this RFC 3339 time')
+    .option('--include <parts>', `comma-separated: ${INCLUDES.join(', ')}`)
+    .option('--cursor <cursor>', "a previous export's next_cursor: what changed since it")
+    .option('--after <userId>', 'resume a cut export after this user id')
+    .option('--output <file>', 'write there instead of standard output')
+    .action(async (opts: { tenant: string; updatedSince?: string; include?: string; cursor?: string; after?: string; output?: string }) => {
+      try {
+        const include = opts.include ? opts.include.split(',').map((s) => s.trim()) : [];
+        const unknown = include.filter((i) => !(INCLUDES as readonly string[]).includes(i));
+        if (unknown.length) throw new Error(`--include takes ${INCLUDES.join(', ')} (not ${unknown.join(', ')})`);
+        if (opts.updatedSince && Number.isNaN(Date.parse(opts.updatedSince))) throw new Error('--updated-since takes an RFC 3339 time');
+        await cli.withServices(async (services) => {
+          await cli.requireTenant(services, opts.tenant);
+          const lines = services.exports.stream(cliActor(opts.tenant), {
+            updated_since: opts.updatedSince, include: include as Include[], cursor: opts.cursor, after: opts.after,
+          });
+          const sink = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
+          await pipeline(Readable.from(lines), sink, { end: Boolean(opts.output) });
+        });
+      } catch (e) {
+        err(`kyclo export: ${e instanceof Error ? e.message : String(e)}`);
         process.exitCode = 2;
       }
     });

@@ -17,7 +17,7 @@ import { resolveMasterKey } from '../crypto/master-key.js';
 import { createKeyring } from '../crypto/keyring.js';
 import { defaultBlobStore } from '../storage/blob-store.js';
 import { createServices, type Services } from '../services.js';
-import { importCommand } from './import-export.js';
+import { exportCommand, importCommand } from './import-export.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -262,10 +262,12 @@ export function buildCli(): Command {
         print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });
     });
-  importCommand(program, {
-    withServices: (fn) => withDb((ctx) => fn(ctx.services())),
-    requireTenant: (services, id) => requireTenant({ services: () => services }, id),
-  });
+  const runner = {
+    withServices: <T>(fn: (services: Services) => Promise<T>) => withDb((ctx) => fn(ctx.services())),
+    requireTenant: (services: Services, id: string) => requireTenant({ services: () => services }, id),
+  };
+  importCommand(program, runner);
+  exportCommand(program, runner);
   return program;
 }
 

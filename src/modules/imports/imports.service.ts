@@ -147,7 +147,9 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       batch.rejected.push({ line: rec.line, errors: [{ field: 'record', code: 'malformed', message: rec.malformed }] });
       return;
     }
-    const mapped = PROFILES[job.profile]!.map(rec.record);
+    const profile = PROFILES[job.profile]!;
+    if (profile.skip?.(rec.record)) return;
+    const mapped = profile.map(rec.record);
     if (mapped.external_ref !== undefined && mapped.user.external_ref === undefined) mapped.user.external_ref = mapped.external_ref;
     if (job.format === 'csv') coerceCsv(mapped.user);
     Object.assign(batch.moved, mapped.moved);

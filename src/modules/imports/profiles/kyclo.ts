@@ -5,11 +5,14 @@ import type { ImportProfile, MappedRow } from './profile.js';
 import { present } from './profile.js';
 
 // A user object's fields that are the record's own bookkeeping, not something to import.
-const DROPPED = new Set(['id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'status_changed_at']);
+// (pending changes are proposals of the source's officers; a legal hold is the source's own decision).
+const DROPPED = new Set(['id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'verifications', 'status_changes', 'documents']);
 
 export const kycloProfile: ImportProfile = {
   name: 'kyclo',
   summary: "Kyclo's own user objects (the create body, or GET /v1/users and the export's lines)",
+  // GET /v1/exports/users ends with a trailer {count, snapshot_at, next_cursor}.
+  skip: (record) => !('type' in record) && 'next_cursor' in record && 'snapshot_at' in record,
   map(record): MappedRow {
     const { status, status_reason, status_origin, kyc, kyc_status, kyc_level, kyc_verified_at, created_at, status_changed_at, ...rest } = record;
     const user: Record<string, unknown> = {};
@@ -29,7 +32,8 @@ export const kycloProfile: ImportProfile = {
     const k = (kyc && typeof kyc === 'object' ? kyc : {}) as Record<string, unknown>;
     const level = k.level ?? kyc_level;
     return {
-      external_ref: typeof record.external_ref === 'string' ? record.external_ref : undefined,
+      // A user without a reference of the platform's gets the source's id as one, as vendors' records do.
+      external_ref: typeof record.external_ref === 'string' ? record.external_ref : typeof record.id === 'string' ? `kyclo:${record.id}` : undefined,
       source_id: typeof record.id === 'string' ? record.id : null,
       user,
       state: {

@@ -34,6 +34,8 @@ export interface ImportProfile {
   /** One line for the CLI's help and the README. */
   summary: string;
   map(record: Record<string, unknown>): MappedRow;
+  /** A record that is no user (an export's trailer line): skipped, not counted. */
+  skip?(record: Record<string, unknown>): boolean;
 }
 
 /** Vendors write absent values as "", null, 0000-00-00 or 0000-00-00 00:00:00: all absent here. */
