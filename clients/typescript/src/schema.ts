@@ -2710,7 +2710,7 @@ export interface components {
              */
             state: "running" | "completed" | "failed";
             /** @enum {unknown} */
-            profile: "kyclo";
+            profile: "kyclo" | "treezor" | "send" | "matchmove" | "didit";
             /** @enum {unknown} */
             format: "ndjson" | "csv" | "json";
             dry_run: boolean;
@@ -11053,7 +11053,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description The source’s record format (default kyclo) */
-                profile?: "kyclo";
+                profile?: "kyclo" | "treezor" | "send" | "matchmove" | "didit";
                 /** @description Default: from Content-Type (text/csv: csv; application/json: json; else ndjson) */
                 format?: "ndjson" | "csv" | "json";
                 /** @description Check every row and report; write no user */
