@@ -239,6 +239,18 @@ describe('POST /v1/imports', () => {
     expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
   });
 
+  it('takes the file as the file part of a multipart form, its format from the part’s name', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const boundary = 'kyclo-import-boundary';
+    const csvText = 'type,external_ref,country,first_name,last_name\nindividual,m-1,FR,Ann,Oak\nindividual,m-2,XX,Bo,Lee\n';
+    const body = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="crm.csv"\r\nContent-Type: application/octet-stream\r\n\r\n${csvText}\r\n--${boundary}--\r\n`;
+    const res = await api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    expect(res.statusCode, res.body).toBe(202);
+    expect(res.json()).toMatchObject({ format: 'csv', source_name: 'crm.csv' });
+    expect((await waitFor(api, res.json().id)).json()).toMatchObject({ state: 'completed', counts: { imported: 1, rejected: 1 } });
+  });
+
   it('is refused to a DEVELOPER and a READER key (403), and another tenant cannot read a job (404)', async () => {
     const t = await createTenant(ctx.db);
     const other = await createTenant(ctx.db);

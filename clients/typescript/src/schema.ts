@@ -11076,6 +11076,13 @@ export interface operations {
                 "application/jsonl": string;
                 "text/csv": string;
                 "application/json": string;
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The file (its part’s Content-Type or name tells the format)
+                     */
+                    file: string;
+                };
             };
         };
         responses: {
