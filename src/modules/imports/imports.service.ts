@@ -1,6 +1,6 @@
 // Bulk import: a file of user records, read as a stream, mapped by a profile, each row checked as
 // POST /v1/users checks a body, written in batches of BATCH_ROWS rows by one statement each
-// (imports.repo.ts). One batch is written while the next is prepared; memory holds two batches.
+// (imports.repo.ts). Two batches are written at once while the next is prepared; memory holds three.
 // The job records the last line each committed batch reached, so a run that was killed resumes
 // after it; a row already present (same external_ref) is reported as existing, never created twice.
 import type { Readable } from 'node:stream';
@@ -22,6 +22,8 @@ import type { BatchRow, ImportJobRow } from './imports.repo.js';
 
 /** Rows per statement: large enough that a round trip is a small part of a batch, small enough to stay well under PostgreSQL's limits. */
 export const BATCH_ROWS = 1000;
+/** Batches written at once, each on its own connection. */
+export const WRITERS = 2;
 
 export type RowOutcome =
   | { line: number; outcome: 'created' | 'existing'; external_ref: string; user_id: string | null }
@@ -109,8 +111,8 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     });
   }
 
-  /** Writes one batch and records its progress; answers each row's outcome. */
-  async function flush(actor: Actor, job: ImportJobRow, batch: Pending): Promise<RowOutcome[]> {
+  /** Writes one batch's users (nothing in a dry run); answers each row's outcome. */
+  async function write(actor: Actor, job: ImportJobRow, batch: Pending): Promise<RowOutcome[]> {
     const t = actor.tenantId;
     const refs = batch.valid.map((v) => v.row.external_ref);
     let created = new Map<string, string>();
@@ -133,12 +135,17 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       seen.add(ref);
     }
     for (const r of batch.rejected) outcomes.push({ line: r.line, outcome: 'rejected', errors: r.errors });
+    return outcomes.sort((a, b) => a.line - b.line);
+  }
+
+  /** The batch's rejected rows and the job's progress, once every batch before it is recorded. */
+  async function record(actor: Actor, job: ImportJobRow, batch: Pending, outcomes: RowOutcome[]): Promise<void> {
+    const t = actor.tenantId;
     const errors = batch.rejected.flatMap((r) => r.errors.slice(0, 50).map((e, n) => ({ line: r.line, n, field: e.field, code: e.code, message: e.message.slice(0, 500) })));
     const count = (o: RowOutcome['outcome']) => outcomes.filter((x) => x.outcome === o).length;
     await repo.recordProgress(db, t, job.id, {
       resumeLine: batch.lastLine, read: outcomes.length, imported: count('created'), existing: count('existing'), rejected: count('rejected'), moved: batch.moved,
     }, errors);
-    return outcomes.sort((a, b) => a.line - b.line);
   }
 
   function prepare(job: ImportJobRow, rec: SourceRecord, batch: Pending): void {
@@ -201,34 +208,44 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     async run(actor: Actor, job: ImportJobRow, source: Readable, hooks: { onRows?: (o: RowOutcome[], p: Progress) => void } = {}): Promise<ImportJob> {
       const skipUntil = Number(job.resume_line);
       const progress: Progress = { line: skipUntil, read: Number(job.rows_read), imported: Number(job.rows_imported), existing: Number(job.rows_existing), rejected: Number(job.rows_rejected) };
-      let inflight: Promise<void> | null = null;
-      const write = (batch: Pending) => flush(actor, job, batch).then((outcomes) => {
-        progress.line = batch.lastLine;
-        for (const o of outcomes) {
-          progress.read++;
-          if (o.outcome === 'created') progress.imported++;
-          else if (o.outcome === 'existing') progress.existing++;
-          else progress.rejected++;
-        }
-        hooks.onRows?.(outcomes, { ...progress });
-      });
+      // WRITERS batches are written at once (PostgreSQL takes each on its own connection and core);
+      // their progress is recorded strictly in file order, each after the one before it, so
+      // resume_line never passes a line whose batch did not commit. A failed batch stops every
+      // later record.
+      const inflight: Array<Promise<void>> = [];
+      let recorded: Promise<void> = Promise.resolve();
+      const submit = (batch: Pending) => {
+        const written = write(actor, job, batch);
+        recorded = Promise.all([written, recorded]).then(async ([outcomes]) => {
+          await record(actor, job, batch, outcomes);
+          progress.line = batch.lastLine;
+          for (const o of outcomes) {
+            progress.read++;
+            if (o.outcome === 'created') progress.imported++;
+            else if (o.outcome === 'existing') progress.existing++;
+            else progress.rejected++;
+          }
+          hooks.onRows?.(outcomes, { ...progress });
+        });
+        // Handled here so a failure waits its turn to be thrown, in order.
+        recorded.catch(() => undefined);
+        inflight.push(recorded);
+      };
       try {
         let batch = emptyBatch();
         for await (const rec of readers[job.format as Format](source)) {
           if (rec.line <= skipUntil) continue;
           prepare(job, rec, batch);
           if (batch.valid.length + batch.rejected.length >= BATCH_ROWS) {
-            const full = batch;
+            if (inflight.length >= WRITERS) await inflight.shift();
+            submit(batch);
             batch = emptyBatch();
-            await inflight;
-            inflight = write(full);
           }
         }
-        await inflight;
-        inflight = null;
-        if (batch.valid.length + batch.rejected.length) await write(batch);
+        if (batch.valid.length + batch.rejected.length) submit(batch);
+        while (inflight.length) await inflight.shift();
       } catch (err) {
-        await inflight?.catch(() => undefined);
+        await Promise.allSettled(inflight);
         await db.updateTable('import_jobs').set({ leased_until: null, failure: err instanceof Error ? err.message.slice(0, 500) : 'failed' })
           .where('tenant_id', '=', actor.tenantId).where('id', '=', job.id).execute().catch(() => undefined);
         throw err;
