@@ -112,7 +112,7 @@ async function main() {
       t = performance.now();
       let lines = 0;
       const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const b of chunk) if (b === 10) lines++; cb(); } });
-      await pipeline(Readable.from(services.exports.stream(actor, {})), sink);
+      await pipeline(Readable.from(await services.exports.stream(actor, {})), sink);
       const exportSecs = (performance.now() - t) / 1000;
       log(`export: ${Math.round((lines - 1) / exportSecs).toLocaleString('en')} users/s (${exportSecs.toFixed(1)} s), peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
     }

@@ -65,13 +65,17 @@ describe('GET /v1/exports/users', () => {
     expect(suspended.slice(0, -1).map((l) => l.id)).toEqual([ids[1]]);
     const resumed = parse((await api.get(`/v1/exports/users?after=${ids[1]}`)).body);
     expect(resumed.slice(0, -1).map((l) => l.id)).toEqual(ids.slice(2));
+    // A cursor this API did not issue is refused before anything is streamed.
+    const bad = await api.get(`/v1/exports/users?cursor=${Buffer.from('{"since":"never"}').toString('base64url')}`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().code).toBe('request.validation_failed');
   });
 
   it('is one snapshot: a user created while the export streams is not in it', async () => {
     const t = await createTenant(ctx.db);
     const n = PAGE_ROWS + 200;
     await importRows(t.tenantId, Array.from({ length: n }, (_, i) => individual({ external_ref: `snap-${i}` })));
-    const stream = services.exports.stream(cliActor(t.tenantId), {});
+    const stream = await services.exports.stream(cliActor(t.tenantId), {});
     const first = await stream.next();
     expect((first.value as string).split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
     // Created after the first page was read, with an id above every exported one.

@@ -239,6 +239,20 @@ describe('POST /v1/imports', () => {
     expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
   });
 
+  it('with an Idempotency-Key, a retry of the same upload answers the same job and starts nothing', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const call = () => api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': 'import-1' }, body: ndjson([person(1)]) });
+    const first = await call();
+    expect(first.statusCode, first.body).toBe(202);
+    await waitFor(api, first.json().id);
+    const retry = await call();
+    expect(retry.statusCode).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json().id).toBe(first.json().id);
+    expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
+  });
+
   it('takes the file as the file part of a multipart form, its format from the part’s name', async () => {
     const t = await createTenant(ctx.db);
     const api = client(ctx.app, t.ownerKey);

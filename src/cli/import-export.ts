@@ -134,7 +134,7 @@ export function exportCommand(program: Command, cli: CliRunner): void {
         if (opts.updatedSince && Number.isNaN(Date.parse(opts.updatedSince))) throw new Error('--updated-since takes an RFC 3339 time');
         await cli.withServices(async (services) => {
           await cli.requireTenant(services, opts.tenant);
-          const lines = services.exports.stream(cliActor(opts.tenant), {
+          const lines = await services.exports.stream(cliActor(opts.tenant), {
             updated_since: opts.updatedSince, include: include as Include[], cursor: opts.cursor, after: opts.after,
           });
           const sink = opts.output ? fs.createWriteStream(opts.output) : process.stdout;

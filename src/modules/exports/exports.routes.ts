@@ -49,7 +49,7 @@ export function exportRoutes(exports: ExportsService) {
       },
       handler: async (req, reply) => {
         const { include, ...q } = req.query;
-        const lines = exports.stream(req.actor, { ...q, include: include ? (include.split(',') as Include[]) : [] });
+        const lines = await exports.stream(req.actor, { ...q, include: include ? (include.split(',') as Include[]) : [] });
         return reply.header('cache-control', 'no-store').type('application/x-ndjson; charset=utf-8').send(Readable.from(lines) as never);
       },
     });

@@ -15,7 +15,7 @@ import { toUserView } from '../users/user-view.js';
 import { verificationViews } from '../kyc/kyc.service.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews, type DocumentRow } from '../documents/documents.service.js';
-import { openSnapshot, type ExportFilters } from './exports.repo.js';
+import { openSnapshot, type ExportFilters, type Snapshot } from './exports.repo.js';
 
 export const PAGE_ROWS = 1000;
 /** How far back the next incremental export starts before this snapshot (see the header). */
@@ -54,13 +54,9 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
     }
   }
 
-  async function* lines(actor: Actor, q: ExportQuery): AsyncGenerator<string> {
+  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot): AsyncGenerator<string> {
     const t = actor.tenantId;
     const include = new Set(q.include ?? []);
-    const from = decodeCursor(q.cursor, ['since'] as const);
-    const since = [q.updated_since, from?.since].filter(Boolean).sort().at(-1);
-    const f: ExportFilters = { updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag };
-    const snap = await openSnapshot(db);
     try {
       let after = q.after ?? null;
       let count = 0;
@@ -112,10 +108,20 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
   }
 
   return {
-    /** The export's NDJSON text, page by page; checks the caller may read what it includes first. */
-    stream(actor: Actor, q: ExportQuery): AsyncGenerator<string> {
+    /**
+     * The export's NDJSON text, page by page. Everything that can refuse (the includes' permissions,
+     * a bad cursor, the database) does so here, before the first byte: after it, a failure can only
+     * cut the stream.
+     */
+    async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<string>> {
       checkIncludes(actor, q.include ?? []);
-      return lines(actor, q);
+      const from = decodeCursor(q.cursor, ['since'] as const);
+      if (from && Number.isNaN(Date.parse(from.since))) {
+        throw new AppError(400, 'request.validation_failed', 'The cursor is not one this API issued.', { errors: [{ field: 'cursor', code: 'invalid_cursor', message: 'The cursor is not one this API issued.' }] });
+      }
+      const since = [q.updated_since ? new Date(q.updated_since).toISOString() : undefined, from?.since].filter(Boolean).sort().at(-1);
+      const f: ExportFilters = { updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag };
+      return lines(actor, q, f, await openSnapshot(db));
     },
   };
 }
