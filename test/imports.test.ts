@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { cliEnv, runCli } from './helpers/processes.js';
@@ -201,6 +202,39 @@ describe('kyclo import (CLI)', () => {
     const noProfile = await runCli(['import', good, '--tenant', tenantId, '--profile', 'nope'], env);
     expect(noProfile.code).toBe(2);
   }, 120_000);
+
+  it('a kyclo import killed (SIGKILL) after its first batches resumes on the next run, every row once', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const file = path.join(tmp, 'big.ndjson');
+    const n = 20_000;
+    await fs.writeFile(file, ndjson(Array.from({ length: n }, (_, i) => person(i))));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../src/cli/main.ts'), 'import', file, '--tenant', tenantId], { env, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // Killed as soon as a batch is committed (or, on a fast machine, whenever it is seen).
+    for (let i = 0; i < 600; i++) {
+      const job = await ctx.db.selectFrom('import_jobs').select(['resume_line', 'state']).where('tenant_id', '=', tenantId).executeTakeFirst();
+      if (job && (Number(job.resume_line) >= 1000 || job.state !== 'running')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const stopped = await ctx.db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(stopped.state).toBe('running');
+    expect(Number(stopped.resume_line)).toBeGreaterThanOrEqual(1000);
+    expect(Number(stopped.resume_line)).toBeLessThan(n);
+    // The killed run's lease would keep a rerun out for a minute: as if that minute had passed.
+    await ctx.db.updateTable('import_jobs').set({ leased_until: null }).where('tenant_id', '=', tenantId).execute();
+    const again = await runCli(['import', file, '--tenant', tenantId, '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const job = JSON.parse(again.stdout);
+    expect(job.id).toBe(stopped.id);
+    expect(again.stderr).toContain(`resuming import ${stopped.id} after line ${stopped.resume_line}`);
+    expect(job.counts.read).toBe(n);
+    expect(job.counts.imported + job.counts.existing).toBe(n);
+    const count = await ctx.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(Number(count.n)).toBe(n);
+  }, 180_000);
 });
 
 describe('POST /v1/imports', () => {
