@@ -55,6 +55,8 @@ beforeAll(async () => {
   idOf.rel = (await A.post(`/v1/users/${user.id}/relationships`, { type: 'parent', related_user_id: (await A.post('/v1/users', individual())).json().id })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
   idOf.import = (await A.post('/v1/imports', JSON.stringify(individual({ external_ref: 'imported-1' })), { 'content-type': 'application/x-ndjson' })).json().id;
+  // The rows follow the 202: wait for them, so the holdings compared below stand still.
+  while ((await A.get(`/v1/imports/${idOf.import}`)).json().state === 'running') await new Promise((r) => setTimeout(r, 20));
   B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
 });
 afterAll(() => ctx.close());

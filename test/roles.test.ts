@@ -399,8 +399,11 @@ const erasureOps: Record<string, Operation> = {
       body: JSON.stringify(individual({ external_ref: `import-${caller.role}` })),
     }),
     verify: async (res, caller) => {
-      const job = await ctx.db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).where('id', '=', res.json().id).executeTakeFirstOrThrow();
-      expect(job.created_by_key_id).toBe(caller.keyId);
+      // The rows follow the 202: wait for them, so no later snapshot of the tenant sees them land.
+      const jobOf = () => ctx.db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).where('id', '=', res.json().id).executeTakeFirstOrThrow();
+      while ((await jobOf()).state === 'running') await new Promise((r) => setTimeout(r, 20));
+      const job = await jobOf();
+      expect(job).toMatchObject({ created_by_key_id: caller.keyId, state: 'completed', rows_imported: '1' });
     },
   },
   getImport: {
@@ -578,6 +581,7 @@ beforeAll(async () => {
   expect(doc.statusCode, doc.body).toBe(201);
   const imported = await client(ctx.app, t.ownerKey).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: JSON.stringify(individual()) });
   expect(imported.statusCode, imported.body).toBe(202);
+  while ((await client(ctx.app, t.ownerKey).get(`/v1/imports/${imported.json().id}`)).json().state === 'running') await new Promise((r) => setTimeout(r, 20));
   fx = { userId, eventId: event.id, documentId: doc.json().id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key, importId: imported.json().id };
 });
 afterAll(() => ctx.close());
