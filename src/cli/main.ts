@@ -27,13 +27,14 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-function config(): Config {
+/** The configuration, or exit `exitCode` (1; import and export say 2: they could not run) saying why. */
+function config(exitCode = 1): Config {
   try {
     return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`kyclo: ${err.message}\n`);
-      process.exit(1);
+      process.exit(exitCode);
     }
     throw err;
   }
@@ -53,8 +54,8 @@ interface CliContext {
  * keys) authenticate their audit entries, and the services are built as the server builds them;
  * without it those commands fail, and `migrate` still runs.
  */
-async function withDb<T>(fn: (ctx: CliContext) => Promise<T>): Promise<T> {
-  const cfg = config();
+async function withDb<T>(fn: (ctx: CliContext) => Promise<T>, configExitCode = 1): Promise<T> {
+  const cfg = config(configExitCode);
   const conn = await connect(cfg, () => undefined, { owner: false });
   try {
     await migrate(conn.db);
@@ -263,7 +264,7 @@ export function buildCli(): Command {
       });
     });
   const runner = {
-    withServices: <T>(fn: (services: Services) => Promise<T>) => withDb((ctx) => fn(ctx.services())),
+    withServices: <T>(fn: (services: Services) => Promise<T>) => withDb((ctx) => fn(ctx.services()), 2),
     requireTenant: (services: Services, id: string) => requireTenant({ services: () => services }, id),
   };
   importCommand(program, runner);
