@@ -20,38 +20,28 @@ import { buildSerializer } from './http/serialization.js';
 import { Problem } from './http/schemas.js';
 import { completeDocument, OPTIONAL_BODY } from './http/openapi.js';
 import { BusinessUser, IndividualUser, PatchDryRun, RequiredAction, Risk, User } from './modules/users/users.schemas.js';
-import { createUsersService } from './modules/users/users.service.js';
 import { registerCustomFieldViews } from './modules/custom-fields/custom-fields.service.js';
 import { userRoutes } from './modules/users/users.routes.js';
-import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { apiKeyRoutes } from './modules/api-keys/api-keys.routes.js';
 import { enumerationRoutes } from './modules/reference/enumerations.routes.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { eventRoutes } from './modules/events/events.routes.js';
-import { createPolicyService } from './modules/policy/policy.service.js';
 import { policyRoutes } from './modules/policy/policy.routes.js';
-import { createKycService } from './modules/kyc/kyc.service.js';
 import { kycRoutes } from './modules/kyc/kyc.routes.js';
-import { createChangeRequestsService } from './modules/reviews/change-requests.service.js';
 import { changeRequestRoutes } from './modules/reviews/change-requests.routes.js';
-import { createRelationshipsService } from './modules/relationships/relationships.service.js';
 import { relationshipRoutes } from './modules/relationships/relationships.routes.js';
-import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
 import { lifecycleRoutes } from './modules/lifecycle/lifecycle.routes.js';
-import { createRiskService } from './modules/compliance/risk.service.js';
 import { complianceRoutes } from './modules/compliance/compliance.routes.js';
-import { createRequiredActionsService } from './modules/compliance/required-actions.service.js';
-import { createErasureService } from './modules/erasure/erasure.service.js';
-import { createExportService } from './modules/erasure/export.service.js';
 import { erasureRoutes } from './modules/erasure/erasure.routes.js';
-import { createDocumentsService } from './modules/documents/documents.service.js';
 import { documentRoutes } from './modules/documents/documents.routes.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from './modules/documents/document-rules.js';
 import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from './modules/documents/upload-slots.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { startBackgroundWork } from './workers/background.js';
-import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { webhookRoutes } from './modules/webhooks/webhooks.routes.js';
+import { importRoutes } from './modules/imports/imports.routes.js';
+import { exportRoutes } from './modules/exports/exports.routes.js';
+import { createServices, type Services } from './services.js';
 import type { TargetPolicy } from './modules/webhooks/ssrf.js';
 import { openApiWebhooks, WebhookPayloadSchema } from './modules/events/catalog.js';
 import { installAuditKeys } from './modules/audit/authentication.js';
@@ -85,6 +75,8 @@ export interface AppDeps {
   documentMaxBytes?: number;
   /** Upload slots (per tenant, per process), the wait for one, and the body's read deadline. */
   uploads?: Partial<UploadLimits>;
+  /** The services (services.ts); built from the deps above when not given. */
+  services?: Services;
 }
 
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -104,6 +96,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp({
   db, keyring, logLevel = 'info', logStream, webhookTargets = { allowHttp: false, allowPrivate: false }, background = null,
   limiter = memoryLimiter(), authFailuresPerMinute = AUTH_FAILURES_PER_MINUTE, trustProxy = false, blobs, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES, uploads,
+  services = createServices({ db, keyring, blobs, webhookTargets, documentMaxBytes }),
 }: AppDeps): Promise<FastifyInstance> {
   const uploadLimits: UploadLimits = { ...DEFAULT_UPLOAD_LIMITS, ...uploads };
   // Every audit entry this process writes carries a MAC under the master key (audit/authentication.ts).
@@ -190,29 +183,28 @@ export async function buildApp({
   registerIdempotency(app, db, keyring);
 
   registerCustomFieldViews(app, keyring);
-  const users = createUsersService({ db, keyring });
-  const keys = createApiKeysService({ db });
-  await app.register(userRoutes(users));
-  await app.register(apiKeyRoutes(keys));
+  // One line per router, each given the services it calls (services.ts builds them all once).
+  const svc = services;
+  await app.register(userRoutes(svc.users));
+  await app.register(apiKeyRoutes(svc.apiKeys));
   await app.register(enumerationRoutes);
-  await app.register(auditRoutes(db, keyring));
-  await app.register(eventRoutes(db, keyring));
-  await app.register(policyRoutes(createPolicyService({ db })));
-  await app.register(kycRoutes(createKycService({ db, keyring })));
-  const relationships = createRelationshipsService({ db, keyring });
-  await app.register(relationshipRoutes(relationships));
-  await app.register(changeRequestRoutes(createChangeRequestsService({ db, keyring, relationships })));
-  const lifecycle = createLifecycleService({ db, keyring });
-  const erasure = createErasureService({ db, lifecycle, blobs, keyring });
-  await app.register(lifecycleRoutes(lifecycle, erasure));
-  await app.register(complianceRoutes(createRiskService({ db, keyring }), createRequiredActionsService({ db, keyring })));
-  await app.register(documentRoutes(createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }), documentMaxBytes, uploadLimits));
-  await app.register(erasureRoutes(erasure, createExportService({ db, keyring })));
-  await app.register(webhookRoutes(createWebhooksService({ db, keyring, targets: webhookTargets })));
+  await app.register(auditRoutes(svc.audit));
+  await app.register(eventRoutes(svc.events));
+  await app.register(policyRoutes(svc.policy));
+  await app.register(kycRoutes(svc.kyc));
+  await app.register(relationshipRoutes(svc.relationships));
+  await app.register(changeRequestRoutes(svc.changeRequests));
+  await app.register(lifecycleRoutes(svc.lifecycle, svc.erasure));
+  await app.register(complianceRoutes(svc.risk, svc.requiredActions));
+  await app.register(documentRoutes(svc.documents, documentMaxBytes, uploadLimits));
+  await app.register(erasureRoutes(svc.erasure, svc.gdprExport));
+  await app.register(webhookRoutes(svc.webhooks));
+  await app.register(importRoutes(svc.imports));
+  await app.register(exportRoutes(svc.exports));
   const sealerHealth = background ? newSealerHealth() : null;
   const auditBacklog = backlogReader(db);
   if (background) {
-    const stops = startBackgroundWork({ db, keyring, erasure, webhookTargets, log: app.log, sealerHealth: sealerHealth!, ...background });
+    const stops = startBackgroundWork({ db, keyring, erasure: svc.erasure, webhookTargets, log: app.log, sealerHealth: sealerHealth!, ...background });
     app.addHook('onClose', stops);
   }
 

@@ -5,15 +5,13 @@ import { defaultBlobStore } from './storage/blob-store.js';
 import type { Config } from './config.js';
 import { buildApp } from './app.js';
 import { connect, migrate } from './db/connect.js';
-import { createTenantsService } from './modules/tenants/tenants.service.js';
 import { resolveMasterKey } from './crypto/master-key.js';
 import { createKeyring } from './crypto/keyring.js';
 import { installAuditKeys } from './modules/audit/authentication.js';
 import { pino } from 'pino';
 import { startBackgroundWork } from './workers/background.js';
 import { memoryLimiter, redisLimiter } from './http/rate-limit.js';
-import { createErasureService } from './modules/erasure/erasure.service.js';
-import { createLifecycleService } from './modules/lifecycle/lifecycle.service.js';
+import { createServices } from './services.js';
 
 export async function serve(config: Config): Promise<void> {
   const out = (line: string) => process.stdout.write(line + '\n');
@@ -46,8 +44,10 @@ export async function serve(config: Config): Promise<void> {
     const keyring = createKeyring({ db: conn.db, masterKey });
     // The first tenant's creation is audited, so the audit keys come first.
     installAuditKeys(keyring.auditKeys);
-    let firstRun: Awaited<ReturnType<ReturnType<typeof createTenantsService>['create']>> | undefined;
-    const tenants = createTenantsService({ db: conn.db });
+    const blobs = defaultBlobStore(config.dataDir);
+    const services = createServices({ db: conn.db, keyring, blobs, webhookTargets: config.webhooks, documentMaxBytes: config.documentMaxBytes });
+    const { tenants } = services;
+    let firstRun: Awaited<ReturnType<typeof tenants.create>> | undefined;
     // Only the embedded default bootstraps itself; a real deployment creates tenants with the CLI.
     if (conn.embedded && (await tenants.count()) === 0) firstRun = await tenants.create('default');
 
@@ -62,9 +62,10 @@ export async function serve(config: Config): Promise<void> {
         : memoryLimiter(),
       trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
       authFailuresPerMinute: config.authFailuresPerMinute,
-      blobs: defaultBlobStore(config.dataDir),
+      blobs,
       documentMaxBytes: config.documentMaxBytes,
       uploads: config.uploads,
+      services,
     });
     await app.listen({ port: config.port, host: config.host });
     const addr = app.server.address();
@@ -107,7 +108,7 @@ export async function work(config: Config): Promise<void> {
   const stop = startBackgroundWork({
     db: conn.db,
     keyring,
-    erasure: createErasureService({ db: conn.db, keyring, lifecycle: createLifecycleService({ db: conn.db, keyring }), blobs: defaultBlobStore(config.dataDir) }),
+    erasure: createServices({ db: conn.db, keyring, blobs: defaultBlobStore(config.dataDir), webhookTargets: config.webhooks }).erasure,
     webhookTargets: config.webhooks,
     retentionIntervalSeconds: config.retentionIntervalSeconds,
     checkpointEveryMs: config.auditCheckpointSeconds * 1000,

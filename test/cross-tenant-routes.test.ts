@@ -26,12 +26,13 @@ const BODIES: Record<string, unknown> = {
   addRelationship: { type: 'director', related_user_id: 'usr_none' }, listRelationships: undefined, endRelationship: undefined, getOwnership: undefined,
   setUserRisk: { rating: 'prohibited', status: 'rejected', reason: 'x' }, listUserRiskChanges: undefined,
   addRequiredAction: { code: 'other' }, cancelRequiredAction: undefined, setKycSubStatus: { sub_status: 'submitted' },
+  getImport: undefined, listImportErrors: undefined,
 };
-const RESOURCE: Record<string, string> = { documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
+const RESOURCE: Record<string, string> = { imports: 'import', documents: 'document', users: 'user', 'api-keys': 'key', events: 'event', 'change-requests': 'change', 'webhook-endpoints': 'hook' };
 
 /** Every row tenant A holds, table by table (last_used_at aside: bookkeeping of its own keys' use). */
 async function holdings() {
-  const tables = ['users', 'relationships', 'risk_changes', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
+  const tables = ['import_jobs', 'users', 'relationships', 'risk_changes', 'documents', 'api_keys', 'change_requests', 'status_changes', 'verifications', 'webhook_endpoints', 'webhook_deliveries', 'events', 'audit_entries'];
   return Promise.all(
     tables.map(async (table) => {
       const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)} where tenant_id = ${tenantA}`.execute(ctx.db)).rows;
@@ -57,6 +58,9 @@ beforeAll(async () => {
   await A.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'low', status: 'cleared', reason: 'onboarding' } });
   idOf.action = (await A.post(`/v1/users/${user.id}/required-actions`, { code: 'provide_field', field: 'occupation' })).json().id;
   idOf.event = (await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantA).executeTakeFirstOrThrow()).id;
+  idOf.import = (await A.post('/v1/imports', JSON.stringify(individual({ external_ref: 'imported-1' })), { 'content-type': 'application/x-ndjson' })).json().id;
+  // The rows follow the 202: wait for them, so the holdings compared below stand still.
+  while ((await A.get(`/v1/imports/${idOf.import}`)).json().state === 'running') await new Promise((r) => setTimeout(r, 20));
   B = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
 });
 afterAll(() => ctx.close());

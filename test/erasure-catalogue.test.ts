@@ -84,6 +84,13 @@ const COLUMNS: Record<string, 'personal' | 'non-personal'> = {
   'webhook_deliveries.status': 'non-personal',
   'webhook_attempts.tenant_id': 'non-personal', 'webhook_attempts.delivery_id': 'non-personal', 'webhook_attempts.endpoint_id': 'non-personal', 'webhook_attempts.event_id': 'non-personal',
   'webhook_attempts.error': 'non-personal',
+  // Import jobs: a file's name, hash and counts, and the names of fields that moved (never values);
+  // a rejected row is kept as its line number, field name and problem code only.
+  'import_jobs.tenant_id': 'non-personal', 'import_jobs.id': 'non-personal', 'import_jobs.profile': 'non-personal', 'import_jobs.format': 'non-personal',
+  'import_jobs.state': 'non-personal', 'import_jobs.source_name': 'non-personal', 'import_jobs.source_sha256': 'non-personal',
+  'import_jobs.moved_fields': 'non-personal', 'import_jobs.failure': 'non-personal', 'import_jobs.created_by_key_id': 'non-personal',
+  'import_errors.tenant_id': 'non-personal', 'import_errors.import_id': 'non-personal', 'import_errors.field': 'non-personal',
+  'import_errors.code': 'non-personal', 'import_errors.message': 'non-personal',
 };
 
 const canary = (tag: string) => `cnry${tag}${crypto.randomBytes(5).toString('hex')}`;

@@ -27,6 +27,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   'documents:read_content': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // Not in product.md's table: an import sets status and KYC state in bulk, for the tenant's administrators.
+  'users:import': ['OWNER', 'ADMIN'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'tenant:admin': ['OWNER', 'ADMIN'],
@@ -39,6 +41,8 @@ interface Fixture {
   documentId: string;
   /** A key that only makes change requests, so every role can be the other pair of eyes. */
   requesterKey: string;
+  /** An import job of the tenant. */
+  importId: string;
 }
 interface Caller {
   role: Role;
@@ -392,6 +396,35 @@ const erasureOps: Record<string, Operation> = {
       expect(await auditOf('user.legal_hold_cleared', userId)).toEqual([expect.objectContaining({ actor_key_id: caller.keyId, actor_role: caller.role })]);
     },
   },
+  exportUsers: {
+    method: 'GET', path: '/v1/exports/users', permission: 'users:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/exports/users' }),
+    verify: (res) => expect(res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l).id)).toContain(fx.userId),
+  },
+  createImport: {
+    method: 'POST', path: '/v1/imports', permission: 'users:import', success: 202,
+    request: (caller) => ({
+      method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' },
+      body: JSON.stringify(individual({ external_ref: `import-${caller.role}` })),
+    }),
+    verify: async (res, caller) => {
+      // The rows follow the 202: wait for them, so no later snapshot of the tenant sees them land.
+      const jobOf = () => ctx.db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).where('id', '=', res.json().id).executeTakeFirstOrThrow();
+      while ((await jobOf()).state === 'running') await new Promise((r) => setTimeout(r, 20));
+      const job = await jobOf();
+      expect(job).toMatchObject({ created_by_key_id: caller.keyId, state: 'completed', rows_imported: '1' });
+    },
+  },
+  getImport: {
+    method: 'GET', path: '/v1/imports/{id}', permission: 'users:import', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/imports/${fx.importId}` }),
+    verify: (res) => expect(res.json()).toMatchObject({ id: fx.importId, profile: 'kyclo' }),
+  },
+  listImportErrors: {
+    method: 'GET', path: '/v1/imports/{id}/errors', permission: 'users:import', success: 200,
+    request: () => ({ method: 'GET', url: `/v1/imports/${fx.importId}/errors` }),
+    verify: (res) => expect(res.json().data).toEqual([]),
+  },
   exportUser: {
     method: 'GET', path: '/v1/users/{id}/export', permission: 'users:export', success: 200,
     request: () => ({ method: 'GET', url: `/v1/users/${fx.userId}/export` }),
@@ -624,7 +657,10 @@ beforeAll(async () => {
   const event = await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantId).where('user_id', '=', userId).executeTakeFirstOrThrow();
   const doc = await client(ctx.app, t.ownerKey).post(`/v1/users/${userId}/documents`, physicalDocument('bank_statement', { content: dataUri('pdf', 'roles statement') }));
   expect(doc.statusCode, doc.body).toBe(201);
-  fx = { userId, eventId: event.id, documentId: doc.json().id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key };
+  const imported = await client(ctx.app, t.ownerKey).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: JSON.stringify(individual()) });
+  expect(imported.statusCode, imported.body).toBe(202);
+  while ((await client(ctx.app, t.ownerKey).get(`/v1/imports/${imported.json().id}`)).json().state === 'running') await new Promise((r) => setTimeout(r, 20));
+  fx = { userId, eventId: event.id, documentId: doc.json().id, requesterKey: (await createKey(ctx.db, tenantId, 'ADMIN')).key, importId: imported.json().id };
 });
 afterAll(() => ctx.close());
 

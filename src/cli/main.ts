@@ -3,13 +3,10 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { connect, migrate, type Connected } from '../db/connect.js';
 import { serve, work } from '../main.js';
-import { createTenantsService } from '../modules/tenants/tenants.service.js';
-import { createApiKeysService } from '../modules/api-keys/api-keys.service.js';
 import { cliActor } from '../modules/audit/actor.js';
 import { ROLES, type Role } from '../modules/api-keys/roles.js';
 import * as keysRepo from '../modules/api-keys/api-keys.repo.js';
 import { AppError } from '../http/errors.js';
-import { createErasureService } from '../modules/erasure/erasure.service.js';
 import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +15,9 @@ import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, parseCheckpointLines, verifyAuditLog 
 import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
 import { resolveMasterKey } from '../crypto/master-key.js';
 import { createKeyring } from '../crypto/keyring.js';
-import { createLifecycleService } from '../modules/lifecycle/lifecycle.service.js';
 import { defaultBlobStore } from '../storage/blob-store.js';
+import { createServices, type Services } from '../services.js';
+import { exportCommand, importCommand } from './import-export.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -29,39 +27,58 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-function config(): Config {
+/** The configuration, or exit `exitCode` (1; import and export say 2: they could not run) saying why. */
+function config(exitCode = 1): Config {
   try {
     return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`kyclo: ${err.message}\n`);
-      process.exit(1);
+      process.exit(exitCode);
     }
     throw err;
   }
 }
 
+/** What a command runs with: the connection, the audit keys and the services, when the master key is at hand. */
+interface CliContext {
+  conn: Connected;
+  audit: AuditKeys | null;
+  /** The services of the composition root (services.ts); throws when the master key is missing. */
+  services(): Services;
+}
+
 /**
  * Runs `fn` against the migrated database; the CLI shares a running server's embedded PostgreSQL.
  * With the master key at hand, the audit keys are installed so the commands that write (tenants,
- * keys) authenticate their audit entries; without it those commands fail, and `migrate` still runs.
+ * keys) authenticate their audit entries, and the services are built as the server builds them;
+ * without it those commands fail, and `migrate` still runs.
  */
-async function withDb<T>(fn: (conn: Connected, audit: AuditKeys | null, masterKey: Buffer | null) => Promise<T>): Promise<T> {
-  const cfg = config();
+async function withDb<T>(fn: (ctx: CliContext) => Promise<T>, configExitCode = 1): Promise<T> {
+  const cfg = config(configExitCode);
   const conn = await connect(cfg, () => undefined, { owner: false });
   try {
     await migrate(conn.db);
     const master = await resolveMasterKey({ fromEnv: cfg.masterKey, embedded: conn.embedded, dataDir: cfg.dataDir }).catch(() => null);
     const audit = master ? deriveAuditKeys(master) : null;
     if (audit) installAuditKeys(audit);
-    return await fn(conn, audit, master);
+    let built: Services | undefined;
+    const services = (): Services => {
+      if (!master) throw new AppError(400, 'config.no_master_key', 'This command needs the master key: set KYCLO_MASTER_KEY.');
+      built ??= createServices({
+        db: conn.db, keyring: createKeyring({ db: conn.db, masterKey: master }), blobs: defaultBlobStore(cfg.dataDir),
+        webhookTargets: cfg.webhooks, documentMaxBytes: cfg.documentMaxBytes,
+      });
+      return built;
+    };
+    return await fn({ conn, audit, services });
   } finally {
     await conn.close();
   }
 }
 
-async function requireTenant(conn: Connected, id: string) {
-  const tenant = await createTenantsService({ db: conn.db }).get(id);
+async function requireTenant(ctx: Pick<CliContext, 'services'>, id: string) {
+  const tenant = await ctx.services().tenants.get(id);
   if (!tenant) throw new AppError(404, 'tenant.not_found', `No tenant ${id} exists.`);
   return tenant;
 }
@@ -81,7 +98,7 @@ export function buildCli(): Command {
   });
 
   program.command('migrate').description('apply pending database migrations').action(async () => {
-    await withDb(async (conn) => {
+    await withDb(async ({ conn }) => {
       const applied = await migrate(conn.db);
       print(applied.length ? `applied: ${applied.join(', ')}` : 'the database is up to date');
     });
@@ -93,8 +110,8 @@ export function buildCli(): Command {
     .description('create a tenant and its OWNER key (shown once)')
     .option('--json', 'print one JSON object {"tenant_id","api_key"} and nothing else')
     .action(async (name: string, opts: { json?: boolean }) => {
-      await withDb(async (conn) => {
-        const { tenant, key } = await createTenantsService({ db: conn.db }).create(name);
+      await withDb(async (ctx) => {
+        const { tenant, key } = await ctx.services().tenants.create(name);
         if (opts.json) print(JSON.stringify({ tenant_id: tenant.id, api_key: key.key }));
         else print(`tenant ${tenant.name} created: ${tenant.id}\nOWNER key (shown once): ${key.key}`);
       });
@@ -105,8 +122,8 @@ export function buildCli(): Command {
     .description('list the tenants, oldest first')
     .option('--json', 'print one JSON array [{"id","name","created_at"}]')
     .action(async (opts: { json?: boolean }) => {
-      await withDb(async (conn) => {
-        const all = (await createTenantsService({ db: conn.db }).list()).map((t) => ({ id: t.id, name: t.name, created_at: new Date(t.created_at).toISOString() }));
+      await withDb(async (ctx) => {
+        const all = (await ctx.services().tenants.list()).map((t) => ({ id: t.id, name: t.name, created_at: new Date(t.created_at).toISOString() }));
         if (opts.json) return print(JSON.stringify(all));
         if (all.length === 0) return print('no tenants yet: kyclo tenants create NAME');
         for (const t of all) print(`${t.id}  ${t.created_at}  ${t.name}`);
@@ -122,9 +139,9 @@ export function buildCli(): Command {
     .option('--name <name>', 'a name to recognise the key by', 'created with the CLI')
     .option('--json', 'print one JSON object {"tenant_id","api_key","key_id"} and nothing else')
     .action(async (opts: { tenant: string; role: Role; name: string; json?: boolean }) => {
-      await withDb(async (conn) => {
-        await requireTenant(conn, opts.tenant);
-        const key = await createApiKeysService({ db: conn.db }).create(cliActor(opts.tenant), { role: opts.role, name: opts.name });
+      await withDb(async (ctx) => {
+        await requireTenant(ctx, opts.tenant);
+        const key = await ctx.services().apiKeys.create(cliActor(opts.tenant), { role: opts.role, name: opts.name });
         if (opts.json) print(JSON.stringify({ tenant_id: opts.tenant, api_key: key.key, key_id: key.id }));
         else print(`${opts.role} key ${key.id} created (shown once): ${key.key}`);
       });
@@ -135,9 +152,9 @@ export function buildCli(): Command {
     .requiredOption('--tenant <id>', 'tenant id')
     .option('--json', 'print JSON')
     .action(async (opts: { tenant: string; json?: boolean }) => {
-      await withDb(async (conn) => {
-        await requireTenant(conn, opts.tenant);
-        const service = createApiKeysService({ db: conn.db });
+      await withDb(async (ctx) => {
+        await requireTenant(ctx, opts.tenant);
+        const service = ctx.services().apiKeys;
         const all = [];
         let cursor: string | undefined;
         do {
@@ -156,10 +173,10 @@ export function buildCli(): Command {
     .command('revoke <keyId>')
     .description('revoke an API key')
     .action(async (keyId: string) => {
-      await withDb(async (conn) => {
+      await withDb(async ({ conn, services }) => {
         const found = await keysRepo.findById(conn.db, keyId);
         if (!found) throw new AppError(404, 'api_key.not_found', `No API key ${keyId} exists.`);
-        const key = await createApiKeysService({ db: conn.db }).revoke(cliActor(found.tenant_id), keyId);
+        const key = await services().apiKeys.revoke(cliActor(found.tenant_id), keyId);
         print(`${key.id} revoked at ${key.revoked_at}`);
       });
     });
@@ -176,9 +193,10 @@ export function buildCli(): Command {
     .option('--max-unsealed-age <seconds>', 'entries left unsealed longer than this are BROKEN', String(DEFAULT_MAX_UNSEALED_AGE_SECONDS))
     .option('--public-key <base64>', 'check checkpoint signatures with this pinned key instead of the one derived from the master key')
     .action(async (opts: { tenant?: string; checkpoints?: string; maxUnsealedAge: string; publicKey?: string }) => {
-      await withDb(async (conn, keys) => {
-        const k = needKeys(keys);
-        if (opts.tenant) await requireTenant(conn, opts.tenant);
+      await withDb(async (ctx) => {
+        const { conn } = ctx;
+        const k = needKeys(ctx.audit);
+        if (opts.tenant) await requireTenant(ctx, opts.tenant);
         const maxAge = Number(opts.maxUnsealedAge);
         if (!Number.isFinite(maxAge) || maxAge < 0) throw new AppError(400, 'request.validation_failed', '--max-unsealed-age takes a number of seconds.');
         const external = opts.checkpoints ? parseCheckpointLines(await fs.readFile(opts.checkpoints, 'utf8')) : undefined;
@@ -197,7 +215,7 @@ export function buildCli(): Command {
     .command('seal')
     .description('chain every entry not sealed yet and sign the new heads (the server and the worker do this every second)')
     .action(async () => {
-      await withDb(async (conn, keys) => {
+      await withDb(async ({ conn, audit: keys }) => {
         needKeys(keys);
         const r = await sealAuditLog(conn.db);
         print(`sealed ${r.sealed} entries, ${r.checkpoints.length} checkpoint(s) signed, ${r.rejected} refused`);
@@ -211,7 +229,7 @@ export function buildCli(): Command {
     .option('--since <time>', 'only those signed at or after this RFC 3339 time')
     .option('--tenant <id>', 'only this tenant')
     .action(async (opts: { since?: string; tenant?: string }) => {
-      await withDb(async (conn, keys) => {
+      await withDb(async ({ conn, audit: keys }) => {
         const k = needKeys(keys);
         if (opts.since && Number.isNaN(Date.parse(opts.since))) throw new AppError(400, 'request.validation_failed', '--since takes an RFC 3339 time.');
         let after: { signedAt: string; id: string } | undefined;
@@ -227,7 +245,7 @@ export function buildCli(): Command {
     .command('public-key')
     .description('print the Ed25519 public key that signs checkpoints (base64), for auditors to pin')
     .action(async () => {
-      await withDb(async (_conn, keys) => {
+      await withDb(async ({ audit: keys }) => {
         const k = needKeys(keys);
         print(`${k.publicKeyBase64}  ${k.keyId}`);
       });
@@ -240,14 +258,17 @@ export function buildCli(): Command {
     .description('destroy the personal data of every user whose erasure is due and not on legal hold')
     .option('--json', 'print {"erased": [ids]}')
     .action(async (opts: { json?: boolean }) => {
-      await withDb(async (conn, _audit, master) => {
-        if (!master) throw new AppError(400, 'config.no_master_key', 'Retention needs the master key: set KYCLO_MASTER_KEY.');
-        const keyring = createKeyring({ db: conn.db, masterKey: master });
-        const erasure = createErasureService({ db: conn.db, keyring, lifecycle: createLifecycleService({ db: conn.db, keyring }), blobs: defaultBlobStore(config().dataDir) });
-        const { erased } = await erasure.sweep();
+      await withDb(async ({ services }) => {
+        const { erased } = await services().erasure.sweep();
         print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
       });
     });
+  const runner = {
+    withServices: <T>(fn: (services: Services) => Promise<T>) => withDb((ctx) => fn(ctx.services()), 2),
+    requireTenant: (services: Services, id: string) => requireTenant({ services: () => services }, id),
+  };
+  importCommand(program, runner);
+  exportCommand(program, runner);
   return program;
 }
 

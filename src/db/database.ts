@@ -329,6 +329,40 @@ export interface RelationshipsTable {
   change_request_id: string | null;
 }
 
+export interface ImportJobsTable {
+  tenant_id: string;
+  id: string;
+  profile: string;
+  format: string;
+  state: 'running' | 'completed' | 'failed';
+  dry_run: boolean;
+  user_events: boolean;
+  source_name: string | null;
+  source_sha256: string;
+  resume_line: ColumnType<string, string | number | undefined, string | number>;
+  rows_read: ColumnType<string, string | number | undefined, string | number>;
+  rows_imported: ColumnType<string, string | number | undefined, string | number>;
+  rows_existing: ColumnType<string, string | number | undefined, string | number>;
+  rows_rejected: ColumnType<string, string | number | undefined, string | number>;
+  moved_fields: Json;
+  failure: string | null;
+  leased_until: Date | null;
+  created_by_key_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  completed_at: Date | null;
+}
+
+export interface ImportErrorsTable {
+  tenant_id: string;
+  import_id: string;
+  line: ColumnType<string, string | number, never>;
+  n: number;
+  field: string;
+  code: string;
+  message: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -348,6 +382,8 @@ export interface Database {
   documents: DocumentsTable;
   relationships: RelationshipsTable;
   risk_changes: RiskChangesTable;
+  import_jobs: ImportJobsTable;
+  import_errors: ImportErrorsTable;
 }
 
 export type Db = Kysely<Database>;

@@ -19,6 +19,7 @@ import * as m0016 from './migrations/0016_insert_only_sealing.js';
 import * as m0017 from './migrations/0017_relationships.js';
 import * as m0019 from './migrations/0019_custom_fields.js';
 import * as m0020 from './migrations/0020_compliance_profile.js';
+import * as m0021 from './migrations/0021_imports.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -40,6 +41,7 @@ export const migrations: Record<string, Migration> = {
   '0017_relationships': m0017,
   '0019_custom_fields': m0019,
   '0020_compliance_profile': m0020,
+  '0021_imports': m0021,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

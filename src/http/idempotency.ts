@@ -67,7 +67,10 @@ function subjectsOf(req: FastifyRequest, payload: string): string[] {
 }
 
 // A keyed hash: a plain SHA-256 of a body holding a 9-digit SSN could be brute-forced from a dump.
-const hashOf = (req: FastifyRequest, keyring: Keyring) => keyring.mac('idempotency', `${req.method} ${req.url}\n${canonicalJson(req.body ?? null)}`);
+// A file sent as the body (an import) is hashed as bytes: as canonical JSON a Buffer is an array of
+// numbers, several times the file's size in memory.
+const bodyText = (body: unknown) => (Buffer.isBuffer(body) ? `bytes:${crypto.createHash('sha256').update(body).digest('hex')}` : canonicalJson(body ?? null));
+const hashOf = (req: FastifyRequest, keyring: Keyring) => keyring.mac('idempotency', `${req.method} ${req.url}\n${bodyText(req.body)}`);
 
 export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyring): void {
   app.decorateRequest('idempotency', null);

@@ -44,6 +44,8 @@ export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpP
   // A multipart body is a stream the handler reads part by part; it checks the fields itself
   // (bodyValidator below), so the schema here only documents the form.
   if (httpPart === 'body' && contentType === 'multipart/form-data') return () => true;
+  // A file sent as the whole body (an import) is bytes, read by its handler: nothing to validate here.
+  if (httpPart === 'body' && (schema as { format?: string }).format === 'binary') return () => true;
   return (httpPart === 'body' ? bodyAjv : textAjv).compile(schema);
 };
 

@@ -50,7 +50,7 @@ export function ulid(now = Date.now()): string {
   return encode(lastTime, lastRandom);
 }
 
-export type IdPrefix = 'usr' | 'evt' | 'aud' | 'key' | 'ten' | 'req' | 'chg' | 'whe' | 'doc' | 'stc' | 'vrf' | 'dlv' | 'ckp' | 'rel' | 'rsk' | 'rqa';
+export type IdPrefix = 'usr' | 'evt' | 'aud' | 'key' | 'ten' | 'req' | 'chg' | 'whe' | 'doc' | 'stc' | 'vrf' | 'dlv' | 'ckp' | 'rel' | 'rsk' | 'rqa' | 'imp';
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${ulid()}`;

@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { newId } from '../lib/ids.js';
-import { eventViews } from '../modules/events/events.routes.js';
+import { eventViews } from '../modules/events/events.service.js';
 import { secretContext } from '../modules/webhooks/webhooks.service.js';
 import { signWebhook } from '../modules/webhooks/signature.js';
 import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';

@@ -861,6 +861,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import users from a file (NDJSON, CSV or JSON): answers the job at once, the rows follow
+         * @description Each row is checked as POST /v1/users checks a body; a bad row is reported (GET /v1/imports/{id}/errors) and never stops the others. Idempotent by external_ref: a row whose external_ref exists creates nothing. The same file sent again resumes its unfinished job. At most 32 MiB; larger files: kyclo import.
+         */
+        post: operations["createImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An import job: its state, counts and the fields that moved */
+        get: operations["getImport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/imports/{id}/errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The rows an import rejected, by line, each problem with its field and code */
+        get: operations["listImportErrors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exports/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every user (or those changed since), as NDJSON streamed from one consistent snapshot
+         * @description One user object a line, as GET /v1/users/{id} answers it (identifier numbers masked), in id order; the last line is the trailer {count, snapshot_at, next_cursor}: pass next_cursor as cursor next time for what changed since (a minute of overlap: upsert by id). A cut export resumes with after=<the last id received>.
+         */
+        get: operations["exportUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -907,7 +981,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * user.created: a user was created
+         * user.created: a user was created (by an import too, when it asks for per-user events)
          * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
          */
         post: operations["webhook_user_created"];
@@ -1337,6 +1411,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "import.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * import.completed: an import read its whole file (one event per import; per-user events only when it asked for them)
+         * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
+         */
+        post: operations["webhook_import_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "policy.updated": {
         parameters: {
             query?: never;
@@ -1401,7 +1495,7 @@ export interface webhooks {
 export interface components {
     schemas: {
         /** WebhookPayload */
-        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["UserRequiredActionAddedWebhook"] | components["schemas"]["UserRequiredActionFulfilledWebhook"] | components["schemas"]["UserRequiredActionCancelledWebhook"] | components["schemas"]["UserKycSubStatusChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
+        WebhookPayload: components["schemas"]["UserCreatedWebhook"] | components["schemas"]["UserUpdatedWebhook"] | components["schemas"]["UserKycStatusChangedWebhook"] | components["schemas"]["UserVerificationRecordedWebhook"] | components["schemas"]["UserChangeRequestedWebhook"] | components["schemas"]["UserChangeApprovedWebhook"] | components["schemas"]["UserChangeRejectedWebhook"] | components["schemas"]["UserStatusChangedWebhook"] | components["schemas"]["UserClosedWebhook"] | components["schemas"]["UserErasureScheduledWebhook"] | components["schemas"]["UserLegalHoldSetWebhook"] | components["schemas"]["UserLegalHoldClearedWebhook"] | components["schemas"]["UserErasedWebhook"] | components["schemas"]["UserRelationshipAddedWebhook"] | components["schemas"]["UserRelationshipEndedWebhook"] | components["schemas"]["UserRiskChangedWebhook"] | components["schemas"]["UserRequiredActionAddedWebhook"] | components["schemas"]["UserRequiredActionFulfilledWebhook"] | components["schemas"]["UserRequiredActionCancelledWebhook"] | components["schemas"]["UserKycSubStatusChangedWebhook"] | components["schemas"]["DocumentAddedWebhook"] | components["schemas"]["DocumentArchivedWebhook"] | components["schemas"]["ImportCompletedWebhook"] | components["schemas"]["PolicyUpdatedWebhook"] | components["schemas"]["AuditCheckpointWebhook"] | components["schemas"]["WebhookEndpointDisabledWebhook"];
         /** @description RFC 9457 problem details */
         Problem: {
             type: string;
@@ -1905,7 +1999,7 @@ export interface components {
                 name: string;
             };
             /** @description What this key's role may do; the server still decides each request */
-            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "risk:set" | "users:close" | "users:export" | "audit:read" | "events:manage" | "tenant:admin")[];
+            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "risk:set" | "users:close" | "users:export" | "users:import" | "audit:read" | "events:manage" | "tenant:admin")[];
             /** @description The roles of the keys this key may create and revoke (none without tenant:admin) */
             manages_roles: ("OWNER" | "ADMIN" | "COMPLIANCE_OFFICER" | "DEVELOPER" | "READER")[];
         };
@@ -1980,6 +2074,8 @@ export interface components {
             user_id: string;
             type: string;
             user?: components["schemas"]["User"];
+            /** @description The import that created the user */
+            import_id?: string;
             /**
              * @description Present once the user is erased: personal values are gone
              * @enum {boolean}
@@ -2641,6 +2737,34 @@ export interface components {
             request_id: string | null;
             data: components["schemas"]["DocumentArchivedData"];
         };
+        /** ImportCompletedData */
+        ImportCompletedData: {
+            import_id: string;
+            profile: string;
+            read: number;
+            imported: number;
+            existing: number;
+            rejected: number;
+            /** @description Vendor fields with no Kyclo home → where they went (metadata.<profile>.<field>) */
+            moved_fields: {
+                [key: string]: string;
+            };
+        };
+        /** ImportCompletedEvent */
+        ImportCompletedEvent: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "import.completed";
+            /** Format: date-time */
+            created_at: string;
+            user_id: string | null;
+            actor_key_id: string | null;
+            request_id: string | null;
+            data: components["schemas"]["ImportCompletedData"];
+        };
         /** PolicyUpdatedData */
         PolicyUpdatedData: {
             overrides: {
@@ -2713,7 +2837,7 @@ export interface components {
             data: components["schemas"]["WebhookEndpointDisabledData"];
         };
         /** Event */
-        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["UserRequiredActionAddedEvent"] | components["schemas"]["UserRequiredActionFulfilledEvent"] | components["schemas"]["UserRequiredActionCancelledEvent"] | components["schemas"]["UserKycSubStatusChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
+        Event: components["schemas"]["UserCreatedEvent"] | components["schemas"]["UserUpdatedEvent"] | components["schemas"]["UserKycStatusChangedEvent"] | components["schemas"]["UserVerificationRecordedEvent"] | components["schemas"]["UserChangeRequestedEvent"] | components["schemas"]["UserChangeApprovedEvent"] | components["schemas"]["UserChangeRejectedEvent"] | components["schemas"]["UserStatusChangedEvent"] | components["schemas"]["UserClosedEvent"] | components["schemas"]["UserErasureScheduledEvent"] | components["schemas"]["UserLegalHoldSetEvent"] | components["schemas"]["UserLegalHoldClearedEvent"] | components["schemas"]["UserErasedEvent"] | components["schemas"]["UserRelationshipAddedEvent"] | components["schemas"]["UserRelationshipEndedEvent"] | components["schemas"]["UserRiskChangedEvent"] | components["schemas"]["UserRequiredActionAddedEvent"] | components["schemas"]["UserRequiredActionFulfilledEvent"] | components["schemas"]["UserRequiredActionCancelledEvent"] | components["schemas"]["UserKycSubStatusChangedEvent"] | components["schemas"]["DocumentAddedEvent"] | components["schemas"]["DocumentArchivedEvent"] | components["schemas"]["ImportCompletedEvent"] | components["schemas"]["PolicyUpdatedEvent"] | components["schemas"]["AuditCheckpointEvent"] | components["schemas"]["WebhookEndpointDisabledEvent"];
         /** FieldPolicy */
         FieldPolicy: {
             individual: {
@@ -3185,7 +3309,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -3203,7 +3327,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+            event_types: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
             enabled: boolean;
             disabled_reason: ("gone" | "failing") | null;
             failing_since: string | null;
@@ -3246,6 +3370,62 @@ export interface components {
                 id: string;
                 endpoint_id: string;
             }[];
+        };
+        /** ImportCounts */
+        ImportCounts: {
+            read: number;
+            /** @description Created (in a dry run: would be created) */
+            imported: number;
+            /** @description Already present (same external_ref): nothing created */
+            existing: number;
+            rejected: number;
+        };
+        /** ImportJob */
+        ImportJob: {
+            id: string;
+            /**
+             * @description running until the whole file is read; a run that stopped stays running (failure says why): send the same file again to resume
+             * @enum {unknown}
+             */
+            state: "running" | "completed" | "failed";
+            /** @enum {unknown} */
+            profile: "kyclo" | "treezor" | "send" | "matchmove" | "didit";
+            /** @enum {unknown} */
+            format: "ndjson" | "csv" | "json";
+            dry_run: boolean;
+            /** @description One user.created event per created user, besides import.completed */
+            user_events: boolean;
+            source_name: string | null;
+            counts: components["schemas"]["ImportCounts"];
+            /** @description The last line of the file committed; a resumed run starts after it */
+            resume_line: number;
+            /** @description Vendor fields with no Kyclo home → where they went */
+            moved_fields: {
+                [key: string]: string;
+            };
+            /** @description Why the last run stopped before the end of the file */
+            failure: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            completed_at: string | null;
+        };
+        /** ImportRowError */
+        ImportRowError: {
+            /** @description The line of the file the record starts on */
+            line: number;
+            /** @description The field at fault, as POST /v1/users names it (record: the line itself) */
+            field: string;
+            /** @description The problem code, as POST /v1/users answers it (malformed: not a record) */
+            code: string;
+            message: string;
+        };
+        /** ImportRowErrorList */
+        ImportRowErrorList: {
+            data: components["schemas"]["ImportRowError"][];
+            /** @description Pass as cursor for the next page; null on the last page */
+            next_cursor: string | null;
         };
         /** UserCreatedWebhook */
         UserCreatedWebhook: {
@@ -3532,6 +3712,19 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["DocumentArchivedData"];
+        };
+        /** ImportCompletedWebhook */
+        ImportCompletedWebhook: {
+            /** @description The event id (also the webhook-id header) */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "import.completed";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["ImportCompletedData"];
         };
         /** PolicyUpdatedWebhook */
         PolicyUpdatedWebhook: {
@@ -5965,7 +6158,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only events of this type */
-                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
+                type?: "user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled";
                 /** @description Only events about this user (usr_…) */
                 user_id?: string;
                 /** @description Page size (1–200) */
@@ -11790,7 +11983,7 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -12191,14 +12384,14 @@ export interface operations {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
                 "application/json": {
                     /** @description https (http only where the operator allows it); never a private address */
                     url?: string;
                     description?: string | null;
-                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
+                    event_types?: ("user.created" | "user.updated" | "user.kyc_status_changed" | "user.verification_recorded" | "user.change_requested" | "user.change_approved" | "user.change_rejected" | "user.status_changed" | "user.closed" | "user.erasure_scheduled" | "user.legal_hold_set" | "user.legal_hold_cleared" | "user.erased" | "user.relationship_added" | "user.relationship_ended" | "user.risk_changed" | "user.required_action_added" | "user.required_action_fulfilled" | "user.required_action_cancelled" | "user.kyc_sub_status_changed" | "document.added" | "document.archived" | "import.completed" | "policy.updated" | "audit.checkpoint" | "webhook_endpoint.disabled")[];
                     enabled?: boolean;
                 };
             };
@@ -12727,6 +12920,536 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createImport: {
+        parameters: {
+            query?: {
+                /** @description The source’s record format (default kyclo) */
+                profile?: "kyclo" | "treezor" | "send" | "matchmove" | "didit";
+                /** @description Default: from Content-Type (text/csv: csv; application/json: json; else ndjson) */
+                format?: "ndjson" | "csv" | "json";
+                /** @description Check every row and report; write no user */
+                dry_run?: boolean;
+                /** @description One user.created event per created user (webhooks) */
+                user_events?: boolean;
+                /** @description The file’s name, shown in the job */
+                name?: string;
+            };
+            header?: {
+                /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-ndjson": string;
+                "application/jsonl": string;
+                "text/csv": string;
+                "application/json": string;
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The file (its part’s Content-Type or name tells the format)
+                     */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The job, started (or resumed) */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state; or request.concurrent_conflict: collided with a concurrent change; retry; or idempotency.in_progress (the first request with this Idempotency-Key is still running; retry shortly), idempotency.not_replayable or idempotency.response_lost */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body (or document file) too large; or The body is larger than this operation accepts (request.body_too_large) */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type; or Unsupported Content-Type (request.unsupported_media_type) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A imp_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listImportErrors: {
+        parameters: {
+            query?: {
+                /** @description Page size (1–200) */
+                limit?: number;
+                /** @description Opaque cursor from next_cursor */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A imp_… id (any other value answers 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of problems, by line */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportRowErrorList"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportUsers: {
+        parameters: {
+            query?: {
+                /** @description Only users changed at or after this time */
+                updated_since?: string;
+                /** @description Repeatable */
+                status?: ("active" | "flagged" | "suspended" | "blocked" | "closed")[];
+                kyc_status?: "unverified" | "pending" | "verified" | "rejected" | "review_required";
+                type?: "individual" | "business";
+                tag?: string;
+                /** @description Comma-separated: verifications (needs kyc:read), status_changes, documents_meta (needs documents:read; numbers masked) */
+                include?: string;
+                /** @description next_cursor from the trailer of the previous export: what changed since it */
+                cursor?: string;
+                /** @description Resume a cut export after this user id (the last line received) */
+                after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NDJSON: user objects, then the trailer */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -13476,6 +14199,35 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DocumentArchivedWebhook"];
+            };
+        };
+        responses: {
+            /** @description Received; no retry */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Retried on the schedule, then given up */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_import_completed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportCompletedWebhook"];
             };
         };
         responses: {

@@ -24,6 +24,9 @@ export const PERMISSIONS = {
   'users:close': ['OWNER', 'ADMIN'],
   // GDPR access: compliance reads everything held about a user, decrypted.
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // A bulk import sets what no single call lets one role set at once (status, KYC state, created_at):
+  // it is for the roles that administer the tenant.
+  'users:import': ['OWNER', 'ADMIN'],
   'audit:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'events:manage': ['OWNER', 'ADMIN', 'DEVELOPER'],
   'tenant:admin': ['OWNER', 'ADMIN'],

@@ -1,14 +1,9 @@
-import { Type, type Static } from 'typebox';
+import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Selectable } from 'kysely';
-import type { AuditEntriesTable, Db } from '../../db/database.js';
 import { AUTH_ERRORS, Cursor, Token, errors, Id, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { ROLES } from '../api-keys/roles.js';
-import { decodeCursor, toPage } from '../../lib/cursor.js';
-import type { Keyring } from '../../crypto/keyring.js';
-import { openPersonal } from '../events/personal.js';
-import { tenantCheckpoints } from './chain.js';
+import type { AuditService } from './audit.service.js';
 
 export const CheckpointSchema = Type.Object(
   {
@@ -62,45 +57,7 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const toAuditEntry = (r: Selectable<AuditEntriesTable>, values: Record<string, unknown> | undefined | null) => ({
-  id: r.id,
-  seq: String(r.seq),
-  occurred_at: r.occurred_at.toISOString(),
-  actor: { type: r.actor_type, key_id: r.actor_key_id, role: r.actor_role },
-  action: r.action,
-  outcome: r.outcome,
-  target: { type: r.target_type, id: r.target_id },
-  user_id: r.user_id,
-  changed_fields: r.changed_fields,
-  request_id: r.request_id,
-  ip: r.ip,
-  details: r.details,
-  // Old and new personal values: readable while the user's data key exists, null after erasure.
-  values: values ?? null,
-});
-
-export async function listAudit(db: Db, keyring: Keyring, tenantId: string, q: Static<typeof AuditQuery>) {
-  const limit = q.limit ?? 50;
-  const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
-  let query = db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId);
-  if (before) query = query.where('seq', '<', before.seq as never);
-  if (q.user_id) query = query.where('user_id', '=', q.user_id);
-  if (q.actor) query = query.where('actor_key_id', '=', q.actor);
-  if (q.action) query = query.where('action', '=', q.action);
-  if (q.from) query = query.where('occurred_at', '>=', new Date(q.from));
-  if (q.to) query = query.where('occurred_at', '<', new Date(q.to));
-  const rows = await query.orderBy('seq', 'desc').limit(limit + 1).execute();
-  const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
-  return { data: await auditViews(keyring, tenantId, page.data), next_cursor: page.next_cursor };
-}
-
-/** Audit entries as the API shows them, personal values opened with each user's key. */
-export async function auditViews(keyring: Keyring, tenantId: string, rows: Array<Selectable<AuditEntriesTable>>) {
-  const values = await openPersonal(keyring, tenantId, rows);
-  return rows.map((r, i) => toAuditEntry(r, values[i]));
-}
-
-export function auditRoutes(db: Db, keyring: Keyring) {
+export function auditRoutes(audit: AuditService) {
   return async (app: FastifyInstance) => {
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit/checkpoints', {
       config: { permission: 'audit:read' },
@@ -111,13 +68,7 @@ export function auditRoutes(db: Db, keyring: Keyring) {
         querystring: CheckpointQuery,
         response: { 200: { ...ListOf(CheckpointSchema, 'AuditCheckpointList'), description: 'A page of checkpoints, newest first' }, ...errors(...AUTH_ERRORS) },
       },
-      handler: async (req) => {
-        const limit = req.query.limit ?? 50;
-        const before = decodeCursor(req.query.cursor, ['chain_seq'] as const, /^\d{1,18}$/);
-        const rows = await tenantCheckpoints(db, req.actor.tenantId, { since: req.query.since, beforeSeq: before?.chain_seq, limit: limit + 1 });
-        const pk = keyring.auditKeys.publicKeyBase64;
-        return toPage(rows, limit, (c) => ({ ...c, public_key: pk }), (c) => ({ chain_seq: c.chain_seq })) as never;
-      },
+      handler: async (req) => audit.checkpoints(req.actor, req.query) as never,
     });
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit-events', {
       config: { permission: 'audit:read' },
@@ -128,7 +79,7 @@ export function auditRoutes(db: Db, keyring: Keyring) {
         querystring: AuditQuery,
         response: { 200: { ...ListOf(AuditEntry, 'AuditEntryList'), description: 'A page of audit entries, newest first' }, ...errors(...AUTH_ERRORS) },
       },
-      handler: async (req) => listAudit(db, keyring, req.actor.tenantId, req.query) as never,
+      handler: async (req) => audit.list(req.actor, req.query) as never,
     });
   };
 }

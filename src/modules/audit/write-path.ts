@@ -31,7 +31,7 @@ export interface EventInput {
 // The entry is authenticated here, by the process that writes it: its time comes from this process
 // (not the database's now()) so the MAC covers it, and its details are MACed as they will read back
 // from jsonb (one JSON round trip drops what JSON cannot hold, as jsonb does).
-function auditRow(actor: Actor, a: AuditInput) {
+export function auditRow(actor: Actor, a: AuditInput) {
   const details = JSON.parse(JSON.stringify(a.details ?? {})) as Record<string, unknown>;
   const row = {
     tenant_id: actor.tenantId,
@@ -55,7 +55,7 @@ function auditRow(actor: Actor, a: AuditInput) {
   return { ...row, mac, idempotency_claim: actor.idempotencyClaim ?? null };
 }
 
-function eventRow(actor: Actor, e: EventInput) {
+export function eventRow(actor: Actor, e: EventInput) {
   return {
     tenant_id: actor.tenantId,
     id: newId('evt'),

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, errors, Id, IdParam, Limit, ListOf, Note, Nullable, Text } from '../../http/schemas.js';
 import { codes } from '../reference/enumerations.js';
-import { ETagHeader, IfMatch, parseIfMatch } from '../users/users.routes.js';
+import { ETagHeader, IfMatch, parseIfMatch } from '../../http/conditional.js';
 import type { RiskService } from './risk.service.js';
 import type { RequiredActionsService } from './required-actions.service.js';
 import { toUserView } from '../users/user-view.js';

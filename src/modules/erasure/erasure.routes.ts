@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, errors, Id, IdParam, Nullable, Note } from '../../http/schemas.js';
-import { ETagHeader } from '../users/users.routes.js';
+import { ETagHeader } from '../../http/conditional.js';
 import { toUserView } from '../users/user-view.js';
 import type { ErasureService } from './erasure.service.js';
 import type { ExportService } from './export.service.js';

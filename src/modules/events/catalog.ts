@@ -12,7 +12,10 @@ const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(),
 const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S(), at_creation: Type.Optional(Type.Literal(true, { description: 'The initial status given at creation (POST /v1/users with status)' })) };
 
 export const EVENT_CATALOG = {
-  'user.created': { when: 'a user was created', data: userData({ type: S(), user: Type.Optional(Type.Ref('User')) }) },
+  'user.created': {
+    when: 'a user was created (by an import too, when it asks for per-user events)',
+    data: userData({ type: S(), user: Type.Optional(Type.Ref('User')), import_id: Type.Optional(S({ description: 'The import that created the user' })) }),
+  },
   'user.updated': {
     when: 'fields were applied, by a PATCH or an approved change request',
     data: userData({ version: Type.Integer(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values), change_request_id: Type.Optional(S()) }),
@@ -84,6 +87,13 @@ export const EVENT_CATALOG = {
     }),
   },
   'document.archived': { when: 'a newer document of the same type replaced this one (it stays readable)', data: userData({ document_id: S(), type: S(), replaced_by: S() }) },
+  'import.completed': {
+    when: 'an import read its whole file (one event per import; per-user events only when it asked for them)',
+    data: Type.Object({
+      import_id: S(), profile: S(), read: Type.Integer(), imported: Type.Integer(), existing: Type.Integer(), rejected: Type.Integer(),
+      moved_fields: Type.Record(S(), S(), { description: 'Vendor fields with no Kyclo home → where they went (metadata.<profile>.<field>)' }),
+    }),
+  },
   'policy.updated': { when: 'the tenant’s policy overrides were replaced', data: Type.Object({ overrides: Type.Record(S(), Type.Unknown()) }) },
   'audit.checkpoint': {
     when: 'the audit log was sealed and its new head signed; keep these outside Kyclo (kyclo audit verify --checkpoints)',

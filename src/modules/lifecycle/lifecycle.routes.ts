@@ -6,7 +6,7 @@ import { ROLES } from '../api-keys/roles.js';
 import { OPERATIONS, VERDICT_REASONS } from './capabilities.js';
 import { PROPAGATING_STATUSES } from '../relationships/relationship-rules.js';
 import { codes } from '../reference/enumerations.js';
-import { ETagHeader, IfMatch, parseIfMatch } from '../users/users.routes.js';
+import { ETagHeader, IfMatch, parseIfMatch } from '../../http/conditional.js';
 import { toUserView } from '../users/user-view.js';
 import { ORIGINS, SHORTHANDS, STATUSES, type Shorthand } from './user-status.js';
 import type { LifecycleService } from './lifecycle.service.js';

@@ -5,14 +5,12 @@ import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
 import { AppError } from '../../http/errors.js';
 import { CreateUserBody, ListUsersQuery, PatchUserBody, READ_ONLY_FIELDS, type UserView } from './users.schemas.js';
 import type { UsersService } from './users.service.js';
+import { ETagHeader, IfMatch, parseIfMatch } from '../../http/conditional.js';
 
 const UserRef = Type.Ref('User');
-export const ETagHeader = { ETag: { type: 'string', description: 'Strong ETag: the quoted version' } };
-export const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64, description: 'The ETag you last read' })) });
 
 const withETag = (reply: FastifyReply, user: UserView) => reply.header('etag', `"${user.version}"`);
 
-/** `"3"` → 3, `*` → '*'; anything else can never match, so it is stale by definition (412). */
 const PatchQuery = Type.Object(
   {
     dry_run: Type.Optional(Type.Boolean({
@@ -22,14 +20,6 @@ const PatchQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
-export function parseIfMatch(header: string | undefined): number | '*' | undefined {
-  if (header === undefined) return undefined;
-  const h = header.trim();
-  if (h === '*') return '*';
-  const m = /^"(\d{1,9})"$/.exec(h);
-  return m ? Number(m[1]) : -1;
-}
 
 export function userRoutes(users: UsersService) {
   return async (app: FastifyInstance) => {

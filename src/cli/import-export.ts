@@ -1,0 +1,148 @@
+// kyclo import: a file of users into a tenant, through the same imports service as POST /v1/imports.
+// Exit status: 0 every row imported or already present, 1 some rows rejected (listed), 2 the import
+// could not run (no file, unknown tenant or profile, the database gone): a rerun then resumes.
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { cliActor } from '../modules/audit/actor.js';
+import { formatOf, FORMATS, type Format } from '../modules/imports/formats.js';
+import type { Progress, RowOutcome } from '../modules/imports/imports.service.js';
+import { PROFILE_NAMES } from '../modules/imports/profiles/index.js';
+import { INCLUDES, type Include } from '../modules/exports/exports.service.js';
+import type { Services } from '../services.js';
+
+export interface CliRunner {
+  withServices<T>(fn: (services: Services) => Promise<T>): Promise<T>;
+  requireTenant(services: Services, id: string): Promise<unknown>;
+}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+const err = (line: string) => process.stderr.write(line + '\n');
+
+async function sha256(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
+/** A bar with rows/s and ETA on a terminal (bytes read of the file's size), a plain line a few seconds apart otherwise. */
+export function progressReporter(totalBytes: number, tty: boolean, write: (s: string) => void) {
+  const started = Date.now();
+  let lastLine = 0;
+  let rowsAtStart: number | null = null;
+  return {
+    update(p: Progress, bytes: number) {
+      rowsAtStart ??= p.read;
+      const secs = Math.max((Date.now() - started) / 1000, 0.001);
+      const rate = Math.round((p.read - rowsAtStart) / secs);
+      const share = totalBytes ? Math.min(bytes / totalBytes, 1) : 0;
+      const eta = share > 0 ? Math.round((secs / share) * (1 - share)) : 0;
+      const counts = `${p.read.toLocaleString('en')} rows (${p.imported} new, ${p.existing} existing, ${p.rejected} rejected)  ${rate.toLocaleString('en')} rows/s`;
+      if (tty) {
+        const width = 24;
+        const filled = Math.round(share * width);
+        write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(share * 100)}%  ${counts}  ETA ${eta}s   `);
+      } else if (Date.now() - lastLine > 5000) {
+        lastLine = Date.now();
+        write(`${counts}\n`);
+      }
+    },
+    done(tty_: boolean = tty) {
+      if (tty_) write('\n');
+    },
+  };
+}
+
+export function importCommand(program: Command, cli: CliRunner): void {
+  program
+    .command('import <file>')
+    .description('import users from a file (NDJSON, CSV or JSON); a rerun of the same file resumes it and creates nothing twice')
+    .requiredOption('--tenant <id>', 'tenant id')
+    .option('--profile <name>', `the source's record format: ${PROFILE_NAMES.join(', ')}`, 'kyclo')
+    .option('--format <format>', `ndjson, csv or json (default: from the file name, else ndjson)`)
+    .option('--dry-run', 'check every row and report, write no user')
+    .option('--events', 'one user.created event per created user (webhooks), besides import.completed')
+    .option('--report <file>', 'write every row’s outcome there as NDJSON {line, outcome, external_ref, user_id | errors}')
+    .option('--json', 'print the finished import job as JSON')
+    .action(async (file: string, opts: { tenant: string; profile: string; format?: string; dryRun?: boolean; events?: boolean; report?: string; json?: boolean }) => {
+      try {
+        const format = (opts.format ?? formatOf(file) ?? 'ndjson') as Format;
+        if (!FORMATS.includes(format)) throw new Error(`--format takes ${FORMATS.join(', ')}`);
+        const size = fs.statSync(file).size;
+        const hash = await sha256(file);
+        const report = opts.report ? fs.createWriteStream(opts.report) : null;
+        const job = await cli.withServices(async (services) => {
+          await cli.requireTenant(services, opts.tenant);
+          const actor = cliActor(opts.tenant);
+          const { job, resumed } = await services.imports.open(actor, {
+            profile: opts.profile, format, dryRun: opts.dryRun, userEvents: opts.events, sourceName: file.split('/').pop() ?? file, sha256: hash,
+          });
+          if (resumed) err(`resuming import ${job.id} after line ${job.resume_line}`);
+          let bytes = 0;
+          const counter = new Transform({ transform(chunk: Buffer, _e, done) { bytes += chunk.length; done(null, chunk); } });
+          const tty = process.stderr.isTTY === true && !opts.json;
+          const bar = progressReporter(size, tty, (s) => process.stderr.write(s));
+          let shown = 0;
+          const onRows = (rows: RowOutcome[], p: Progress) => {
+            for (const r of rows) {
+              if (report) report.write(JSON.stringify(r) + '\n');
+              if (r.outcome === 'rejected' && shown < 20 && !opts.json) {
+                shown++;
+                if (tty) process.stderr.write('\n');
+                err(`line ${r.line}: ${r.errors.map((e) => `${e.field} ${e.code}`).join(', ')}`);
+              }
+            }
+            bar.update(p, bytes);
+          };
+          const done = await services.imports.run(actor, job, fs.createReadStream(file).pipe(counter), { onRows });
+          bar.done();
+          return done;
+        });
+        if (report) await new Promise((resolve) => report.end(resolve));
+        if (opts.json) out(JSON.stringify(job));
+        else {
+          const c = job.counts;
+          out(`import ${job.id} ${job.dry_run ? '(dry run) ' : ''}completed: ${c.read} read, ${c.imported} ${job.dry_run ? 'would be created' : 'imported'}, ${c.existing} already present, ${c.rejected} rejected`);
+          for (const [field, to] of Object.entries(job.moved_fields)) out(`  ${field} → ${to}`);
+          if (c.rejected) out(`rejected rows: ${opts.report ? opts.report : `kyclo import … --report FILE, or GET /v1/imports/${job.id}/errors`}`);
+        }
+        process.exitCode = job.counts.rejected ? 1 : 0;
+      } catch (e) {
+        err(`kyclo import: ${e instanceof Error ? e.message : String(e)}`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+export function exportCommand(program: Command, cli: CliRunner): void {
+  program
+    .command('export')
+    .description("write a tenant's users as NDJSON (one snapshot; the last line is the trailer with next_cursor)")
+    .requiredOption('--tenant <id>', 'tenant id')
+    .option('--updated-since <time>', 'only users changed at or after this RFC 3339 time')
+    .option('--include <parts>', `comma-separated: ${INCLUDES.join(', ')}`)
+    .option('--cursor <cursor>', "a previous export's next_cursor: what changed since it")
+    .option('--after <userId>', 'resume a cut export after this user id')
+    .option('--output <file>', 'write there instead of standard output')
+    .action(async (opts: { tenant: string; updatedSince?: string; include?: string; cursor?: string; after?: string; output?: string }) => {
+      try {
+        const include = opts.include ? opts.include.split(',').map((s) => s.trim()) : [];
+        const unknown = include.filter((i) => !(INCLUDES as readonly string[]).includes(i));
+        if (unknown.length) throw new Error(`--include takes ${INCLUDES.join(', ')} (not ${unknown.join(', ')})`);
+        if (opts.updatedSince && Number.isNaN(Date.parse(opts.updatedSince))) throw new Error('--updated-since takes an RFC 3339 time');
+        await cli.withServices(async (services) => {
+          await cli.requireTenant(services, opts.tenant);
+          const lines = await services.exports.stream(cliActor(opts.tenant), {
+            updated_since: opts.updatedSince, include: include as Include[], cursor: opts.cursor, after: opts.after,
+          });
+          const sink = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
+          await pipeline(Readable.from(lines), sink, { end: Boolean(opts.output) });
+        });
+      } catch (e) {
+        err(`kyclo export: ${e instanceof Error ? e.message : String(e)}`);
+        process.exitCode = 2;
+      }
+    });
+}

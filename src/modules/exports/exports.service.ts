@@ -1,0 +1,129 @@
+// Export for the data warehouse: the tenant's users as NDJSON, one user object a line (as GET
+// /v1/users/{id} answers it: identifier numbers masked), read in keyset pages of PAGE_ROWS inside
+// one snapshot (exports.repo.ts), written as they are read: memory holds one page whatever the
+// tenant's size. The last line is the trailer {count, snapshot_at, next_cursor}: next_cursor asks,
+// next time, for what changed since this snapshot (a minute of overlap: a line may come twice,
+// upsert by id); `after` resumes an export that was cut, after the last id received.
+import type { Selectable } from 'kysely';
+import type { Db, StatusChangesTable, VerificationsTable } from '../../db/database.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import type { Actor } from '../audit/actor.js';
+import { AppError } from '../../http/errors.js';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { roleAllows, type Permission } from '../api-keys/roles.js';
+import { toUserView } from '../users/user-view.js';
+import { verificationViews } from '../kyc/kyc.service.js';
+import { toStatusChange } from '../lifecycle/lifecycle.service.js';
+import { documentViews, type DocumentRow } from '../documents/documents.service.js';
+import { openSnapshot, type ExportFilters, type Snapshot } from './exports.repo.js';
+
+export const PAGE_ROWS = 1000;
+/** How far back the next incremental export starts before this snapshot (see the header). */
+export const SYNC_OVERLAP_MS = 60_000;
+
+export const INCLUDES = ['verifications', 'status_changes', 'documents_meta'] as const;
+export type Include = (typeof INCLUDES)[number];
+
+// What each part of a line needs beyond users:read: identity snapshots and documents are read only
+// by the roles that may read them one by one.
+const NEEDS: Record<Include, Permission | null> = { verifications: 'kyc:read', status_changes: null, documents_meta: 'documents:read' };
+
+export interface ExportQuery {
+  updated_since?: string;
+  status?: string[];
+  kyc_status?: string;
+  type?: string;
+  tag?: string;
+  include?: Include[];
+  /** From a previous export's trailer: what changed since that snapshot. */
+  cursor?: string;
+  /** Resume a cut export after this user id. */
+  after?: string;
+}
+
+export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring }) {
+  /** 403 before anything is read when the caller's role may not read an included part. */
+  function checkIncludes(actor: Actor, include: Include[]): void {
+    for (const part of include) {
+      const need = NEEDS[part];
+      if (need && actor.role && !roleAllows(actor.role, need)) {
+        throw new AppError(403, 'auth.forbidden', `Your role may not read ${part} (it needs ${need}).`, {
+          errors: [{ field: 'include', code: 'forbidden', message: `${part} needs ${need}` }],
+        });
+      }
+    }
+  }
+
+  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot): AsyncGenerator<string> {
+    const t = actor.tenantId;
+    const include = new Set(q.include ?? []);
+    try {
+      let after = q.after ?? null;
+      let count = 0;
+      for (;;) {
+        const rows = await snap.users(t, after, f, PAGE_ROWS);
+        if (rows.length === 0) break;
+        const ids = rows.map((r) => r.id);
+        const extra = new Map<string, Record<string, unknown[]>>();
+        const attach = (userId: string, key: string, value: unknown) => {
+          const e = extra.get(userId) ?? {};
+          (e[key] ??= []).push(value);
+          extra.set(userId, e);
+        };
+        if (include.has('verifications')) {
+          const v = await snap.ofUsers<Selectable<VerificationsTable>>('verifications', t, ids);
+          (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', view));
+        }
+        if (include.has('status_changes')) {
+          for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) attach(s.user_id, 'status_changes', toStatusChange(s));
+        }
+        if (include.has('documents_meta')) {
+          const d = await snap.ofUsers<DocumentRow>('documents', t, ids);
+          (await documentViews(keyring, t, d)).forEach((view, i) => attach(d[i]!.user_id, 'documents', view));
+        }
+        let text = '';
+        for (const r of rows) {
+          const e = extra.get(r.id);
+          const base = toUserView(r);
+          const line = include.size
+            ? {
+                ...base,
+                ...(include.has('verifications') ? { verifications: e?.verifications ?? [] } : {}),
+                ...(include.has('status_changes') ? { status_changes: e?.status_changes ?? [] } : {}),
+                ...(include.has('documents_meta') ? { documents: e?.documents ?? [] } : {}),
+              }
+            : base;
+          text += JSON.stringify(line) + '\n';
+        }
+        count += rows.length;
+        yield text;
+        if (rows.length < PAGE_ROWS) break;
+        after = rows.at(-1)!.id;
+      }
+      const next = new Date(snap.at.getTime() - SYNC_OVERLAP_MS).toISOString();
+      yield JSON.stringify({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since: next }) }) + '\n';
+    } finally {
+      await snap.close();
+    }
+  }
+
+  return {
+    /**
+     * The export's NDJSON text, page by page. Everything that can refuse (the includes' permissions,
+     * a bad cursor, the database) does so here, before the first byte: after it, a failure can only
+     * cut the stream.
+     */
+    async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<string>> {
+      checkIncludes(actor, q.include ?? []);
+      const from = decodeCursor(q.cursor, ['since'] as const);
+      if (from && Number.isNaN(Date.parse(from.since))) {
+        throw new AppError(400, 'request.validation_failed', 'The cursor is not one this API issued.', { errors: [{ field: 'cursor', code: 'invalid_cursor', message: 'The cursor is not one this API issued.' }] });
+      }
+      const since = [q.updated_since ? new Date(q.updated_since).toISOString() : undefined, from?.since].filter(Boolean).sort().at(-1);
+      const f: ExportFilters = { updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag };
+      return lines(actor, q, f, await openSnapshot(db));
+    },
+  };
+}
+
+export type ExportsService = ReturnType<typeof createExportsService>;

@@ -1,0 +1,81 @@
+// Conversions the vendor profiles share: each converts only where the result is unambiguous; where
+// it is not, the value is kept in metadata and the report says so (never silently dropped, never
+// guessed). Pure functions.
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { isCountry } from '../../reference/enumerations.js';
+import { present } from './profile.js';
+
+/** A vendor's number as E.164: as written when it already is one, else read in the user's country. */
+export function toE164(value: unknown, country: string | undefined): string | undefined {
+  if (!present(value)) return undefined;
+  const raw = String(value).trim();
+  const parsed = raw.startsWith('+') ? parsePhoneNumberFromString(raw) : country && isCountry(country) ? parsePhoneNumberFromString(raw, country as CountryCode) : undefined;
+  return parsed && parsed.isValid() ? parsed.number : undefined;
+}
+
+/** `www.example.com` → `https://www.example.com`; anything that is not a host name stays unconverted. */
+export function toWebsite(value: unknown): string | undefined {
+  if (!present(value)) return undefined;
+  const raw = String(value).trim();
+  if (/^https?:\/\/\S+$/i.test(raw)) return raw;
+  return /^[a-z0-9-]+(\.[a-z0-9-]+)+(\/\S*)?$/i.test(raw) ? `https://${raw}` : undefined;
+}
+
+const RANGES: Array<[string, number, number]> = [['1_10', 1, 10], ['11_50', 11, 50], ['51_250', 51, 250], ['251_1000', 251, 1000], ['over_1000', 1001, Infinity]];
+
+/** An employee range [low, high] as Kyclo's range that holds all of it; none when it straddles two. */
+export function employeesRange(low: number, high: number): string | undefined {
+  return RANGES.find(([, a, b]) => low >= a && high <= b)?.[0];
+}
+
+/** `2023-10-23 12:28:00` (no zone: read as UTC) or an RFC 3339 time; absent values stay absent. */
+export function vendorTime(value: unknown): string | undefined {
+  if (!present(value)) return undefined;
+  const raw = String(value).trim();
+  const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(\.\d+)?)$/.exec(raw);
+  return m ? `${m[1]}T${m[2]}Z` : raw;
+}
+
+/**
+ * What a profile builds as it maps: the create body, the moved fields (into metadata.<profile>) and
+ * the report's lines. `take` marks a vendor field as handled; `finish` moves every field not taken.
+ */
+export function mapping(profile: string, record: Record<string, unknown>) {
+  const user: Record<string, unknown> = {};
+  const moved: Record<string, string> = {};
+  const kept: Record<string, unknown> = {};
+  const taken = new Set<string>();
+  return {
+    user,
+    moved,
+    take(...fields: string[]) {
+      for (const f of fields) taken.add(f);
+    },
+    /** Sets a Kyclo field when the value is present. */
+    set(field: string, value: unknown) {
+      if (present(value)) user[field] = typeof value === 'string' ? value.trim() : value;
+    },
+    /** Keeps a vendor value in metadata, saying why when it was not converted. */
+    keep(field: string, value: unknown, why?: string) {
+      taken.add(field);
+      if (!present(value) && !(typeof value === 'number')) return;
+      kept[field] = value;
+      moved[field] = `metadata.${profile}.${field}${why ? ` (${why})` : ''}`;
+    },
+    /** A vendor field deliberately left out (and why), listed in the report. */
+    drop(field: string, why: string) {
+      taken.add(field);
+      if (present(record[field])) moved[field] = `not imported (${why})`;
+    },
+    finish(sourceId: string | null) {
+      for (const [k, v] of Object.entries(record)) {
+        if (taken.has(k) || !present(v)) continue;
+        kept[k] = v;
+        moved[k] = `metadata.${profile}.${k}`;
+      }
+      if (sourceId !== null) kept.id = sourceId;
+      const metadata = { ...(user.metadata as Record<string, unknown> | undefined), [profile]: kept };
+      user.metadata = metadata;
+    },
+  };
+}

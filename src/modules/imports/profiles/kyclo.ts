@@ -1,0 +1,53 @@
+// The `kyclo` profile: rows shaped as POST /v1/users takes them, or as GET /v1/users and the export
+// answer them (so an export imports back as it is). Lifecycle fields the API never lets a body set
+// (status, kyc, created_at) are the imported state here; the rest is the create body.
+import type { ImportProfile, MappedRow } from './profile.js';
+import { present } from './profile.js';
+
+// A user object's fields that are the record's own bookkeeping, not something to import.
+// (pending changes are proposals of the source's officers; a legal hold is the source's own decision).
+const DROPPED = new Set(['id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'verifications', 'status_changes', 'documents']);
+
+export const kycloProfile: ImportProfile = {
+  name: 'kyclo',
+  summary: "Kyclo's own user objects (the create body, or GET /v1/users and the export's lines)",
+  // GET /v1/exports/users ends with a trailer {count, snapshot_at, next_cursor}.
+  skip: (record) => !('type' in record) && 'next_cursor' in record && 'snapshot_at' in record,
+  map(record): MappedRow {
+    const { status, status_reason, status_origin, kyc, kyc_status, kyc_level, kyc_verified_at, created_at, status_changed_at, ...rest } = record;
+    const user: Record<string, unknown> = {};
+    const problems: MappedRow['problems'] = [];
+    for (const [k, v] of Object.entries(rest)) {
+      if (DROPPED.has(k) || v === null) continue;
+      // An exported identifier number is masked (*****1234): it is not the number, so it is left out.
+      if (k === 'tax_number' && typeof v === 'string' && v.startsWith('*')) continue;
+      user[k] = v;
+    }
+    // The export writes every address field, null where empty: an all-null address is no address.
+    for (const a of ['address', 'mailing_address']) {
+      const v = user[a];
+      if (v && typeof v === 'object' && Object.values(v).every((x) => x === null)) delete user[a];
+      else if (v && typeof v === 'object') user[a] = Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null));
+    }
+    const k = (kyc && typeof kyc === 'object' ? kyc : {}) as Record<string, unknown>;
+    const level = k.level ?? kyc_level;
+    return {
+      // A user without a reference of the platform's gets the source's id as one, as vendors' records do.
+      external_ref: typeof record.external_ref === 'string' ? record.external_ref : typeof record.id === 'string' ? `kyclo:${record.id}` : undefined,
+      source_id: typeof record.id === 'string' ? record.id : null,
+      user,
+      state: {
+        status: present(status) ? String(status) : undefined,
+        status_reason: present(status_reason) ? String(status_reason) : null,
+        status_origin: present(status_origin) ? String(status_origin) : undefined,
+        status_changed_at: present(status_changed_at) ? String(status_changed_at) : null,
+        kyc_status: present(k.status ?? kyc_status) ? String(k.status ?? kyc_status) : undefined,
+        kyc_level: present(level) ? (typeof level === 'number' ? level : Number(level)) : null,
+        kyc_verified_at: present(k.verified_at ?? kyc_verified_at) ? String(k.verified_at ?? kyc_verified_at) : null,
+        created_at: present(created_at) ? String(created_at) : null,
+      },
+      moved: {},
+      problems,
+    };
+  },
+};

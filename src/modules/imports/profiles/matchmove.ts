@@ -1,0 +1,106 @@
+// The `matchmove` profile: MatchMove's user objects (v2 users). Its reference describes each field
+// in words; the names below are those words in MatchMove's snake_case, and the README's table is the
+// contract. Decisions:
+// - external_ref: ref_id (the API consumer's own reference), else matchmove:<id>; id is kept.
+// - user_type customer → individual, corporate → business.
+// - status: active → active; suspended (also the documented spelling "suspened") → suspended;
+//   blacklisted → blocked; terminated → closed; rejected → closed (reason kyc_failed); the pending
+//   states are an active account whose KYC is pending. sub_status and risk_status → metadata.
+// - kyc_status completed → verified (kyc_processed_date as verified_at), in_progress → pending,
+//   pending → pending when documents were submitted (kyc_sub_status), unverified otherwise.
+// - mobile_country_code + mobile → E.164; birth {date, city, country}; the first address, or the one
+//   of type residential, is the address.
+import type { ImportProfile, MappedRow } from './profile.js';
+import { present, str } from './profile.js';
+import { mapping, toE164, vendorTime } from './convert.js';
+
+const STATUS: Record<string, { status: string; reason: string | null }> = {
+  active: { status: 'active', reason: null }, suspended: { status: 'suspended', reason: 'other' }, suspened: { status: 'suspended', reason: 'other' },
+  blacklisted: { status: 'blocked', reason: 'other' }, terminated: { status: 'closed', reason: 'other' }, rejected: { status: 'closed', reason: 'kyc_failed' },
+};
+const GENDERS: Record<string, string> = { male: 'male', female: 'female', m: 'male', f: 'female' };
+const TITLES: Record<string, string> = { mr: 'mr', mrs: 'mrs', ms: 'ms', miss: 'miss', dr: 'dr', prof: 'prof', mx: 'mx' };
+
+export const matchmoveProfile: ImportProfile = {
+  name: 'matchmove',
+  summary: 'MatchMove user objects (v2 users: names, birth, addresses, employment, account and KYC statuses)',
+  map(r): MappedRow {
+    const m = mapping('matchmove', r);
+    const sourceId = present(r.id) ? String(r.id) : null;
+    const ref = str(r.ref_id);
+    m.take('id', 'ref_id');
+    const business = String(r.user_type ?? '').toLowerCase() === 'corporate';
+    m.set('type', business ? 'business' : 'individual');
+    m.take('user_type');
+    const addresses = Array.isArray(r.addresses) ? (r.addresses as Array<Record<string, unknown>>) : [];
+    const home = addresses.find((a) => String(a.type ?? '').toLowerCase() === 'residential') ?? addresses[0];
+    const country = str(r.country) ?? str(home?.country);
+    m.set('country', country);
+    m.take('country');
+    if (home) {
+      const address = { line1: str(home.address_1 ?? home.line1), line2: str(home.address_2 ?? home.line2), city: str(home.city), state: str(home.state), postcode: str(home.zipcode ?? home.postal_code) };
+      m.set('address', Object.fromEntries(Object.entries(address).filter(([, v]) => v)));
+      if (addresses.length > 1) m.keep('addresses', addresses.filter((a) => a !== home), 'more than one address');
+      else m.take('addresses');
+    }
+    const dial = str(r.mobile_country_code);
+    const phone = toE164(dial && present(r.mobile) ? `+${dial.replace(/^\+/, '')}${String(r.mobile).replace(/^0+/, '')}` : r.mobile, country);
+    if (phone) {
+      m.set('phone', phone);
+      m.take('mobile', 'mobile_country_code');
+    } else if (present(r.mobile)) m.keep('mobile', `${dial ?? ''} ${String(r.mobile)}`.trim(), 'not a valid phone number');
+    m.set('email', r.email);
+    m.take('email');
+    if (business) {
+      m.set('legal_name', r.preferred_name ?? r.first_name);
+      m.take('preferred_name', 'first_name');
+    } else {
+      const title = TITLES[String(r.title ?? r.salutation ?? '').toLowerCase().replace('.', '')];
+      if (title) m.set('title', title);
+      m.take('title', 'salutation');
+      m.set('first_name', r.first_name);
+      m.set('middle_name', r.middle_name);
+      m.set('last_name', r.last_name);
+      m.set('maiden_name', r.maiden_name);
+      m.set('preferred_name', r.preferred_name);
+      m.set('nationality', r.nationality);
+      m.set('occupation', r.job_title);
+      m.take('first_name', 'middle_name', 'last_name', 'maiden_name', 'preferred_name', 'nationality', 'job_title');
+      const gender = GENDERS[String(r.gender ?? '').toLowerCase()];
+      if (gender) {
+        m.set('gender', gender);
+        m.take('gender');
+      }
+      const birth = r.birth as Record<string, unknown> | undefined;
+      if (birth && typeof birth === 'object') {
+        m.set('date_of_birth', str(birth.date));
+        m.set('place_of_birth', birth.city);
+        m.set('birth_country', birth.country);
+        m.take('birth');
+      }
+      if (typeof r.pep === 'boolean') {
+        m.set('pep', r.pep);
+        m.take('pep');
+      }
+    }
+    if (r.metadata && typeof r.metadata === 'object' && !Array.isArray(r.metadata)) m.set('metadata', r.metadata);
+    m.take('metadata');
+    const account = STATUS[String(r.status ?? 'active').toLowerCase()] ?? { status: 'active', reason: null };
+    const kyc = String(r.kyc_status ?? '').toLowerCase();
+    const kycStatus = kyc === 'completed' ? 'verified' : kyc === 'in_progress' || (kyc === 'pending' && String(r.kyc_sub_status ?? '') === 'submitted') ? 'pending' : String(r.status) === 'rejected' ? 'rejected' : 'unverified';
+    m.take('status', 'kyc_status', 'kyc_processed_date', 'created_date', 'created_at');
+    m.finish(sourceId);
+    return {
+      external_ref: ref ?? (sourceId ? `matchmove:${sourceId}` : undefined),
+      source_id: sourceId,
+      user: m.user,
+      state: {
+        status: account.status, status_reason: account.reason, status_origin: 'operator', kyc_status: kycStatus,
+        kyc_verified_at: kycStatus === 'verified' ? (vendorTime(r.kyc_processed_date) ?? null) : null,
+        created_at: vendorTime(r.created_date ?? r.created_at) ?? null,
+      },
+      moved: m.moved,
+      problems: [],
+    };
+  },
+};

@@ -1,0 +1,315 @@
+// Bulk import: rows checked as POST /v1/users checks a body, written in batches, idempotent by
+// external_ref, resumable after a kill, audited per user, one import.completed event.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
+import { cliEnv, runCli } from './helpers/processes.js';
+import { createServices, type Services } from '../src/services.js';
+import { cliActor } from '../src/modules/audit/actor.js';
+import type { Format } from '../src/modules/imports/formats.js';
+
+let ctx: TestContext;
+let services: Services;
+let tmp: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  services = createServices({ db: ctx.db, keyring: ctx.keyring, blobs: ctx.blobs });
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-import-'));
+});
+afterAll(async () => {
+  await ctx.close();
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const person = (i: number, extra: Record<string, unknown> = {}) => ({
+  type: 'individual', external_ref: `cust-${i}`, country: 'FR', first_name: `Ann${i}`, last_name: 'Oak', email: `ann${i}@example.com`, ...extra,
+});
+const ndjson = (rows: unknown[]) => rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
+const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+
+async function importText(tenantId: string, text: string, format: Format = 'ndjson', opts: { profile?: string; dryRun?: boolean; userEvents?: boolean } = {}) {
+  const actor = cliActor(tenantId);
+  const { job, resumed } = await services.imports.open(actor, { profile: opts.profile ?? 'kyclo', format, sha256: sha(text), dryRun: opts.dryRun, userEvents: opts.userEvents });
+  const rows: unknown[] = [];
+  const done = await services.imports.run(actor, job, Readable.from([Buffer.from(text)]), { onRows: (o) => rows.push(...o) });
+  return { job: done, resumed, rows };
+}
+
+describe('kyclo import (service)', () => {
+  it('imports valid rows, rejects bad ones with line, field and code, and keeps going', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const text = ndjson([
+      person(1),
+      person(2, { country: 'XX' }),
+      '{"type": "individual", not json',
+      person(3, { last_name: undefined }),
+      person(4, { tax_number: 'FR123', address: { line1: '33 rosewood road', city: 'Paris', postcode: '75017' } }),
+    ]);
+    const { job } = await importText(tenantId, text);
+    expect(job).toMatchObject({ state: 'completed', counts: { read: 5, imported: 2, existing: 0, rejected: 3 } });
+    const users = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).orderBy('external_ref').execute();
+    expect(users.map((u) => u.external_ref)).toEqual(['cust-1', 'cust-4']);
+    expect(users[1]!.profile).toMatchObject({ first_name: 'Ann4', tax_number: 'FR123', address: { line1: '33 rosewood road', city: 'Paris' } });
+    // Each has its data key and one user.imported audit entry naming the import.
+    const keys = await ctx.db.selectFrom('user_keys').select('user_id').where('tenant_id', '=', tenantId).execute();
+    expect(keys).toHaveLength(2);
+    const audit = await ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('action', '=', 'user.imported').execute();
+    expect(audit.map((a) => a.user_id).sort()).toEqual(users.map((u) => u.id).sort());
+    expect(audit[0]!.details).toMatchObject({ import_id: job.id, profile: 'kyclo' });
+    // One import.completed event with the counts, no per-user event unless asked.
+    const events = await ctx.db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId).execute();
+    expect(events.map((e) => e.type)).toEqual(['import.completed']);
+    expect(events[0]!.data).toMatchObject({ import_id: job.id, read: 5, imported: 2, rejected: 3 });
+    const errors = await services.imports.errors(cliActor(tenantId), job.id, {});
+    expect(errors.data).toEqual([
+      { line: 2, field: 'country', code: 'invalid_country', message: expect.any(String) },
+      { line: 3, field: 'record', code: 'malformed', message: 'not valid JSON' },
+      { line: 4, field: 'last_name', code: 'required', message: expect.any(String) },
+    ]);
+  });
+
+  it('running the same file twice creates nothing the second time and says so per row', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const text = ndjson([person(1), person(2), person(2)]);
+    const first = await importText(tenantId, text);
+    expect(first.job.counts).toEqual({ read: 3, imported: 2, existing: 1, rejected: 0 });
+    const auditBefore = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).execute();
+    const second = await importText(tenantId, text);
+    expect(second.job.id).not.toBe(first.job.id);
+    expect(second.job.counts).toEqual({ read: 3, imported: 0, existing: 3, rejected: 0 });
+    expect(second.rows).toEqual([1, 2, 3].map((line) => expect.objectContaining({ line, outcome: 'existing', user_id: expect.stringMatching(/^usr_/) })));
+    expect(await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).execute()).toHaveLength(2);
+    // Only the second import's import.completed entry is new: no user.imported twice.
+    const auditAfter = await ctx.db.selectFrom('audit_entries').select(['id', 'action']).where('tenant_id', '=', tenantId).execute();
+    expect(auditAfter.length - auditBefore.length).toBe(1);
+  });
+
+  it('an interrupted import resumes after the last committed batch and ends with every row once', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const rows = Array.from({ length: 2500 }, (_, i) => person(i));
+    const text = ndjson(rows);
+    const actor = cliActor(tenantId);
+    const { job } = await services.imports.open(actor, { profile: 'kyclo', format: 'ndjson', sha256: sha(text) });
+    // The source dies after 1,500 lines: the first batch of 1,000 is committed, the rest is not.
+    async function* dying() {
+      yield Buffer.from(ndjson(rows.slice(0, 1500)));
+      throw new Error('killed');
+    }
+    await expect(services.imports.run(actor, job, Readable.from(dying()))).rejects.toThrow('killed');
+    const stopped = await services.imports.get(actor, job.id);
+    expect(stopped).toMatchObject({ state: 'running', resume_line: 1000, counts: { imported: 1000 } });
+    const again = await importText(tenantId, text);
+    expect(again.resumed).toBe(true);
+    expect(again.job).toMatchObject({ id: job.id, state: 'completed', counts: { read: 2500, imported: 2500, existing: 0, rejected: 0 } });
+    expect(again.rows).toHaveLength(1500);
+    const count = await ctx.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(Number(count.n)).toBe(2500);
+  });
+
+  it('brings the state a vendor established: status with reason and origin, KYC, created_at', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const text = ndjson([
+      person(1, { status: 'suspended', status_reason: 'fraud_suspected', status_origin: 'operator', kyc: { status: 'verified', level: 2, verified_at: '2024-03-01T10:00:00Z' }, created_at: '2023-10-23T12:28:00Z' }),
+      person(2, { status: 'frozen' }),
+    ]);
+    const { job } = await importText(tenantId, text);
+    expect(job.counts).toMatchObject({ imported: 1, rejected: 1 });
+    const u = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(u).toMatchObject({ status: 'suspended', status_reason: 'fraud_suspected', kyc_status: 'verified', kyc_level: 2 });
+    expect(u.created_at.toISOString()).toBe('2023-10-23T12:28:00.000Z');
+    expect(u.kyc_verified_at!.toISOString()).toBe('2024-03-01T10:00:00.000Z');
+    const history = await ctx.db.selectFrom('status_changes').selectAll().where('tenant_id', '=', tenantId).execute();
+    expect(history).toEqual([expect.objectContaining({ user_id: u.id, from_status: 'active', to_status: 'suspended', reason: 'fraud_suspected', origin: 'operator' })]);
+  });
+
+  it('reads CSV (dotted headers, quoted cells) and JSON arrays as well as NDJSON', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const csv = 'type,external_ref,country,first_name,last_name,address.line1,address.city,pep,tags\r\n' +
+      'individual,c-1,FR,Ann,"Oak, Jr",33 rosewood road,Paris,true,vip;early\r\n' +
+      'individual,c-2,FR,"Bo ""B""",Lee,"a line\nbroken in two",Lyon,,\r\n' +
+      'individual,c-3,FR,"Bo ""B""",Lee,"a line, with a comma",Lyon,,\r\n';
+    const a = await importText(tenantId, csv, 'csv');
+    expect(a.job.counts).toMatchObject({ imported: 2, rejected: 1 });
+    // A quoted cell may span lines (no text field may hold one): the next record's line is still right.
+    const csvErrors = await services.imports.errors(cliActor(tenantId), a.job.id, {});
+    expect(csvErrors.data).toEqual([expect.objectContaining({ line: 3, field: 'address.line1' })]);
+    const json = JSON.stringify({ users: [person(10), person(11, { country: 'nope' })] }, null, 2);
+    const b = await importText(tenantId, json, 'json');
+    expect(b.job.counts).toMatchObject({ imported: 1, rejected: 1 });
+    const errors = await services.imports.errors(cliActor(tenantId), b.job.id, {});
+    expect(errors.data[0]).toMatchObject({ field: 'country', line: 11 });
+    const users = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).orderBy('external_ref').execute();
+    expect(users.find((u) => u.external_ref === 'c-1')).toMatchObject({ tags: ['vip', 'early'], profile: expect.objectContaining({ last_name: 'Oak, Jr', pep: true }) });
+    expect(users.find((u) => u.external_ref === 'c-3')!.profile).toMatchObject({ first_name: 'Bo "B"', address: { line1: 'a line, with a comma', city: 'Lyon' } });
+    const c3 = await services.imports.errors(cliActor(tenantId), a.job.id, {});
+    expect(c3.next_cursor).toBeNull();
+  });
+
+  it('a dry run checks every row and writes no user', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const { job } = await importText(tenantId, ndjson([person(1), person(2, { country: 'XX' })]), 'ndjson', { dryRun: true });
+    expect(job).toMatchObject({ dry_run: true, counts: { read: 2, imported: 1, rejected: 1 } });
+    expect(await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).execute()).toHaveLength(0);
+    expect(await ctx.db.selectFrom('events').select('id').where('tenant_id', '=', tenantId).execute()).toHaveLength(0);
+  });
+
+  it('asked for per-user events, emits one user.created per created user, carrying the import id', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const { job } = await importText(tenantId, ndjson([person(1), person(2)]), 'ndjson', { userEvents: true });
+    const events = await ctx.db.selectFrom('events').selectAll().where('tenant_id', '=', tenantId).orderBy('seq').execute();
+    expect(events.map((e) => e.type)).toEqual(['user.created', 'user.created', 'import.completed']);
+    expect(events[0]!.data).toMatchObject({ import_id: job.id, type: 'individual' });
+    expect(events[0]!.personal_enc).toMatch(/^kc1\./);
+  });
+});
+
+describe('kyclo import (CLI)', () => {
+  it('exits 0 when every row was imported or already present, 1 when some were rejected, 2 when it cannot run', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const good = path.join(tmp, 'good.ndjson');
+    await fs.writeFile(good, ndjson([person(1), person(2)]));
+    const ok = await runCli(['import', good, '--tenant', tenantId], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/completed: 2 read, 2 imported, 0 already present, 0 rejected/);
+    const again = await runCli(['import', good, '--tenant', tenantId, '--json'], env);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).counts).toEqual({ read: 2, imported: 0, existing: 2, rejected: 0 });
+
+    const bad = path.join(tmp, 'bad.ndjson');
+    const report = path.join(tmp, 'report.ndjson');
+    await fs.writeFile(bad, ndjson([person(3), person(4, { country: 'XX' })]));
+    const some = await runCli(['import', bad, '--tenant', tenantId, '--report', report], env);
+    expect(some.code).toBe(1);
+    expect(some.stderr).toContain('line 2: country invalid_country');
+    const lines = (await fs.readFile(report, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      expect.objectContaining({ line: 1, outcome: 'created' }),
+      expect.objectContaining({ line: 2, outcome: 'rejected', errors: [expect.objectContaining({ field: 'country' })] }),
+    ]);
+
+    const missing = await runCli(['import', path.join(tmp, 'nope.ndjson'), '--tenant', tenantId], env);
+    expect(missing.code).toBe(2);
+    const noTenant = await runCli(['import', good, '--tenant', 'ten_00000000000000000000000000'], env);
+    expect(noTenant.code).toBe(2);
+    expect(noTenant.stderr).toContain('No tenant');
+    const noProfile = await runCli(['import', good, '--tenant', tenantId, '--profile', 'nope'], env);
+    expect(noProfile.code).toBe(2);
+  }, 120_000);
+
+  it('a kyclo import killed (SIGKILL) after its first batches resumes on the next run, every row once', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const file = path.join(tmp, 'big.ndjson');
+    const n = 20_000;
+    await fs.writeFile(file, ndjson(Array.from({ length: n }, (_, i) => person(i))));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../src/cli/main.ts'), 'import', file, '--tenant', tenantId], { env, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // Killed as soon as a batch is committed (or, on a fast machine, whenever it is seen).
+    for (let i = 0; i < 600; i++) {
+      const job = await ctx.db.selectFrom('import_jobs').select(['resume_line', 'state']).where('tenant_id', '=', tenantId).executeTakeFirst();
+      if (job && (Number(job.resume_line) >= 1000 || job.state !== 'running')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const stopped = await ctx.db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(stopped.state).toBe('running');
+    expect(Number(stopped.resume_line)).toBeGreaterThanOrEqual(1000);
+    expect(Number(stopped.resume_line)).toBeLessThan(n);
+    // The killed run's lease would keep a rerun out for a minute: as if that minute had passed.
+    await ctx.db.updateTable('import_jobs').set({ leased_until: null }).where('tenant_id', '=', tenantId).execute();
+    const again = await runCli(['import', file, '--tenant', tenantId, '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const job = JSON.parse(again.stdout);
+    expect(job.id).toBe(stopped.id);
+    expect(again.stderr).toContain(`resuming import ${stopped.id} after line ${stopped.resume_line}`);
+    expect(job.counts.read).toBe(n);
+    expect(job.counts.imported + job.counts.existing).toBe(n);
+    const count = await ctx.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(Number(count.n)).toBe(n);
+  }, 180_000);
+});
+
+describe('POST /v1/imports', () => {
+  const waitFor = async (api: ReturnType<typeof client>, id: string) => {
+    for (let i = 0; i < 100; i++) {
+      const res = await api.get(`/v1/imports/${id}`);
+      if (res.json().state !== 'running') return res;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the import did not finish');
+  };
+
+  it('answers 202 with the job and its Location; the rows follow, the errors are listed by line', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const res = await api.call({ method: 'POST', url: '/v1/imports?name=customers.ndjson', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(1), person(2, { country: 'XX' })]) });
+    expect(res.statusCode, res.body).toBe(202);
+    expect(res.headers.location).toBe(`/v1/imports/${res.json().id}`);
+    expect(res.json()).toMatchObject({ profile: 'kyclo', format: 'ndjson', source_name: 'customers.ndjson' });
+    const done = await waitFor(api, res.json().id);
+    expect(done.json()).toMatchObject({ state: 'completed', counts: { read: 2, imported: 1, existing: 0, rejected: 1 } });
+    const errors = await api.get(`/v1/imports/${res.json().id}/errors`);
+    expect(errors.json()).toEqual({ data: [expect.objectContaining({ line: 2, field: 'country', code: 'invalid_country' })], next_cursor: null });
+    const users = await api.get('/v1/users?external_ref=cust-1');
+    expect(users.json().data).toEqual([expect.objectContaining({ first_name: 'Ann1', status: 'active' })]);
+  });
+
+  it('takes CSV by its content type, and refuses an unknown profile with 400 and no job', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const res = await api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'text/csv' }, body: 'type,external_ref,country,first_name,last_name\nindividual,x-1,FR,Ann,Oak\n' });
+    expect(res.statusCode, res.body).toBe(202);
+    expect((await waitFor(api, res.json().id)).json()).toMatchObject({ format: 'csv', counts: { imported: 1 } });
+    const bad = await api.call({ method: 'POST', url: '/v1/imports?profile=nope', headers: { 'content-type': 'text/csv' }, body: 'a\n1\n' });
+    expect(bad.statusCode).toBe(400);
+    expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
+  });
+
+  it('with an Idempotency-Key, a retry of the same upload answers the same job and starts nothing', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const call = () => api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson', 'idempotency-key': 'import-1' }, body: ndjson([person(1)]) });
+    const first = await call();
+    expect(first.statusCode, first.body).toBe(202);
+    await waitFor(api, first.json().id);
+    const retry = await call();
+    expect(retry.statusCode).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json().id).toBe(first.json().id);
+    expect(await ctx.db.selectFrom('import_jobs').select('id').where('tenant_id', '=', t.tenantId).execute()).toHaveLength(1);
+  });
+
+  it('takes the file as the file part of a multipart form, its format from the part’s name', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const boundary = 'kyclo-import-boundary';
+    const csvText = 'type,external_ref,country,first_name,last_name\nindividual,m-1,FR,Ann,Oak\nindividual,m-2,XX,Bo,Lee\n';
+    const body = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="crm.csv"\r\nContent-Type: application/octet-stream\r\n\r\n${csvText}\r\n--${boundary}--\r\n`;
+    const res = await api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+    expect(res.statusCode, res.body).toBe(202);
+    expect(res.json()).toMatchObject({ format: 'csv', source_name: 'crm.csv' });
+    expect((await waitFor(api, res.json().id)).json()).toMatchObject({ state: 'completed', counts: { imported: 1, rejected: 1 } });
+  });
+
+  it('is refused to a DEVELOPER and a READER key (403), and another tenant cannot read a job (404)', async () => {
+    const t = await createTenant(ctx.db);
+    const other = await createTenant(ctx.db);
+    const res = await client(ctx.app, t.ownerKey).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(1)]) });
+    for (const role of ['DEVELOPER', 'READER'] as const) {
+      const key = await createKey(ctx.db, t.tenantId, role);
+      const refused = await client(ctx.app, key.key).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(9)]) });
+      expect(refused.statusCode).toBe(403);
+    }
+    expect((await client(ctx.app, other.ownerKey).get(`/v1/imports/${res.json().id}`)).statusCode).toBe(404);
+    await waitFor(client(ctx.app, t.ownerKey), res.json().id);
+    expect(await ctx.db.selectFrom('users').select('external_ref').where('tenant_id', '=', t.tenantId).execute()).toEqual([{ external_ref: 'cust-1' }]);
+  });
+});
