@@ -113,7 +113,11 @@ describe('the round trip', () => {
     const a = await createTenant(ctx.db);
     const b = await createTenant(ctx.db);
     const api = client(ctx.app, a.ownerKey);
-    const p = (await api.post('/v1/users', individual({ metadata: { crm: { tier: 'gold' } }, tags: ['vip'] }))).json();
+    // The same tenant-defined fields on both sides: a personal one travels opened, and is sealed again.
+    const custom_fields = { account_no: { schema: { type: 'string', maxLength: 12 }, personal: true }, segment: { schema: { type: 'string' } } };
+    for (const key of [a.ownerKey, b.ownerKey]) expect((await client(ctx.app, key).call({ method: 'PUT', url: '/v1/policy', body: { custom_fields } })).statusCode).toBe(200);
+    const p = (await api.post('/v1/users', individual({ metadata: { crm: { tier: 'gold' } }, tags: ['vip'], custom: { account_no: 'FR12345678', segment: 'gold' } }))).json();
+    await api.call({ method: 'PUT', url: `/v1/users/${p.id}/risk`, body: { rating: 'high', status: 'pending', reason: 'source of funds unclear' } });
     await api.post(`/v1/users/${p.id}/verifications`, { result: 'approved', provider: 'onfido', level: 2 });
     await api.patch(`/v1/users/${p.id}`, { occupation: 'Pilot' }, { 'content-type': 'application/merge-patch+json' });
     const biz = (await api.post('/v1/users', business())).json();
@@ -127,7 +131,9 @@ describe('the round trip', () => {
 
     const before = parse(exported).slice(0, -1);
     const after = parse((await client(ctx.app, b.ownerKey).get('/v1/exports/users')).body).slice(0, -1);
-    const strip = ({ id: _i, version: _v, updated_at: _u, external_ref: _e, ...rest }: Record<string, unknown>) => rest;
+    expect(before.find((u) => u.id === p.id)!.custom).toEqual({ account_no: 'FR12345678', segment: 'gold' });
+    // A risk rating is the source's officers' decision, with its reason and history there: not imported.
+    const strip = ({ id: _i, version: _v, updated_at: _u, external_ref: _e, risk: _r, ...rest }: Record<string, unknown>) => rest;
     const byRef = new Map(after.map((u) => [u.external_ref, u]));
     for (const u of before) {
       const ref = u.external_ref ?? `kyclo:${u.id}`;

@@ -74,6 +74,32 @@ describe('kyclo import (service)', () => {
     ]);
   });
 
+  it('checks tenant-defined values against the tenant\'s definitions and stores personal ones sealed, as a create does', async () => {
+    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const api = client(ctx.app, ownerKey);
+    const policy = await api.call({ method: 'PUT', url: '/v1/policy', body: { custom_fields: {
+      account_no: { schema: { type: 'string', pattern: '^[A-Z]{2}[0-9]{6,10}$', maxLength: 12 }, personal: true, searchable: true },
+      segment: { schema: { type: 'string', enum: ['gold', 'silver'] } },
+    } } });
+    expect(policy.statusCode).toBe(200);
+    const text = ndjson([
+      person(1, { custom: { account_no: 'FR12345678', segment: 'gold' } }),
+      person(2, { custom: { segment: 'bronze' } }),
+      person(3, { custom: { undeclared: 'x' } }),
+    ]);
+    const { job } = await importText(tenantId, text);
+    expect(job).toMatchObject({ state: 'completed', counts: { read: 3, imported: 1, rejected: 2 } });
+    const errors = await services.imports.errors(cliActor(tenantId), job.id, {});
+    expect(errors.data.map((e) => [e.line, e.field])).toEqual([[2, 'custom.segment'], [3, 'custom.undeclared']]);
+    // Stored as a create stores it: the personal value only sealed (and its search token), the other in the clear.
+    const [row] = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).execute();
+    expect(JSON.stringify(row!.profile)).not.toContain('FR12345678');
+    expect(row!.profile).toMatchObject({ custom: { segment: 'gold' }, custom_sealed: expect.any(String), custom_index: [expect.any(String)] });
+    // Read back opened, and found by the searchable field.
+    expect((await api.get(`/v1/users/${row!.id}`)).json().custom).toEqual({ account_no: 'FR12345678', segment: 'gold' });
+    expect((await api.get('/v1/users?custom=account_no:FR12345678')).json().data.map((u: { id: string }) => u.id)).toEqual([row!.id]);
+  });
+
   it('running the same file twice creates nothing the second time and says so per row', async () => {
     const { tenantId } = await createTenant(ctx.db);
     const text = ndjson([person(1), person(2), person(2)]);

@@ -80,13 +80,21 @@ export function registerCustomFieldViews(app: FastifyInstance, keyring: Keyring)
   app.addHook('preSerialization', (req, _reply, payload: unknown, done) => {
     const views = typeof payload === 'object' && payload !== null && req.actor ? sealedViews(payload) : [];
     if (views.length === 0) return done(null, payload);
-    keyring.openMany(req.actor.tenantId, views.map((v) => ({ userId: v.id, field: CUSTOM_FIELD, envelope: v.custom![SEALED]! }))).then((opened) => {
-      views.forEach((v, i) => {
-        const o = opened[i];
-        if (typeof o === 'object' && o !== null) Object.assign(v.custom!, o);
-      });
-      done(null, payload);
-    }, (err: Error) => done(err));
+    openCustomViews(keyring, req.actor.tenantId, views).then(() => done(null, payload), (err: Error) => done(err));
+  });
+}
+
+/**
+ * Opens the personal custom values of user views in place, all with one key lookup: the views a
+ * response answers (above) and the lines of the warehouse export alike.
+ */
+export async function openCustomViews(keyring: Keyring, tenantId: string, views: readonly unknown[]): Promise<void> {
+  const sealed = views.filter(sealedIn);
+  if (sealed.length === 0) return;
+  const opened = await keyring.openMany(tenantId, sealed.map((v) => ({ userId: v.id, field: CUSTOM_FIELD, envelope: v.custom![SEALED]! })));
+  sealed.forEach((v, i) => {
+    const o = opened[i];
+    if (typeof o === 'object' && o !== null) Object.assign(v.custom!, o);
   });
 }
 

@@ -12,6 +12,7 @@ import { AppError } from '../../http/errors.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 import { roleAllows, type Permission } from '../api-keys/roles.js';
 import { toUserView } from '../users/user-view.js';
+import { openCustomViews } from '../custom-fields/custom-fields.service.js';
 import { verificationViews } from '../kyc/kyc.service.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews, type DocumentRow } from '../documents/documents.service.js';
@@ -81,10 +82,13 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
           const d = await snap.ofUsers<DocumentRow>('documents', t, ids);
           (await documentViews(keyring, t, d)).forEach((view, i) => attach(d[i]!.user_id, 'documents', view));
         }
+        // Personal tenant-defined values opened, as GET /v1/users answers them (one key lookup a page).
+        const views = rows.map(toUserView);
+        await openCustomViews(keyring, t, views);
         let text = '';
-        for (const r of rows) {
+        for (const [n, r] of rows.entries()) {
           const e = extra.get(r.id);
-          const base = toUserView(r);
+          const base = views[n]!;
           const line = include.size
             ? {
                 ...base,

@@ -17,6 +17,10 @@ import { toUserView } from '../users/user-view.js';
 import { readers, FORMATS, type Format, type SourceRecord } from './formats.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { checkRow, coerceCsv, type CheckedRow } from './row-check.js';
+import { checkedCreateValues, loadDefinitions } from '../custom-fields/custom-fields.service.js';
+import { storeProfile } from '../custom-fields/storage.js';
+import type { CustomFieldDefinitions } from '../custom-fields/definitions.js';
+import type { JsonObject } from '../users/merge-patch.js';
 import * as repo from './imports.repo.js';
 import type { BatchRow, ImportJobRow } from './imports.repo.js';
 
@@ -80,7 +84,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
   let masterKeyId = '';
 
   /** The statement's rows for a batch: ids, data keys, audit entries and events made here. */
-  function batchRows(actor: Actor, job: ImportJobRow, valid: Pending['valid']): BatchRow[] {
+  function batchRows(actor: Actor, job: ImportJobRow, valid: Pending['valid'], defs: CustomFieldDefinitions): BatchRow[] {
     const t = actor.tenantId;
     return valid.map(({ line, row }) => {
       const id = newId('usr');
@@ -102,8 +106,10 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
           personal: keyring.sealWith(key, t, id, PERSONAL_FIELD, { user: view }),
         });
       }
+      // Tenant-defined values stored as a create stores them: personal ones sealed with this user's key.
+      const profile = storeProfile(keyring, key, t, id, row.profile, defs);
       return {
-        id, external_ref: row.external_ref, type: row.type, country: row.country, profile: row.profile, metadata: row.metadata, tags: row.tags,
+        id, external_ref: row.external_ref, type: row.type, country: row.country, profile, metadata: row.metadata, tags: row.tags,
         status: row.status, status_reason: row.status_reason, status_changed_at: row.status_changed_at, kyc_status: row.kyc_status,
         kyc_level: row.kyc_level, kyc_verified_at: row.kyc_verified_at, created_at: row.created_at, key_id: key.keyId,
         wrapped_key: key.wrapped.toString('base64'), audit, status_change_id: row.status === 'active' ? null : newId('stc'), origin: row.status_origin, event,
@@ -112,12 +118,12 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
   }
 
   /** Writes one batch's users (nothing in a dry run); answers each row's outcome. */
-  async function write(actor: Actor, job: ImportJobRow, batch: Pending): Promise<RowOutcome[]> {
+  async function write(actor: Actor, job: ImportJobRow, batch: Pending, defs: CustomFieldDefinitions): Promise<RowOutcome[]> {
     const t = actor.tenantId;
     const refs = batch.valid.map((v) => v.row.external_ref);
     let created = new Map<string, string>();
     if (!job.dry_run && batch.valid.length) {
-      const input = batchRows(actor, job, batch.valid);
+      const input = batchRows(actor, job, batch.valid, defs);
       const rows = await repo.insertUsers(db, t, masterKeyId, input);
       created = new Map(rows.map((r) => [r.external_ref, r.id]));
     }
@@ -148,7 +154,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     }, errors);
   }
 
-  function prepare(job: ImportJobRow, rec: SourceRecord, batch: Pending): void {
+  function prepare(job: ImportJobRow, rec: SourceRecord, batch: Pending, defs: CustomFieldDefinitions): void {
     batch.lastLine = rec.line;
     if ('malformed' in rec) {
       batch.rejected.push({ line: rec.line, errors: [{ field: 'record', code: 'malformed', message: rec.malformed }] });
@@ -161,8 +167,22 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     if (job.format === 'csv') coerceCsv(mapped.user);
     Object.assign(batch.moved, mapped.moved);
     const checked = checkRow(mapped);
-    if ('errors' in checked) batch.rejected.push({ line: rec.line, errors: checked.errors });
-    else batch.valid.push({ line: rec.line, row: checked.row });
+    if ('errors' in checked) {
+      batch.rejected.push({ line: rec.line, errors: checked.errors });
+      return;
+    }
+    // Tenant-defined values, checked against the tenant's definitions as POST /v1/users checks them.
+    const custom = checked.row.profile.custom;
+    if (custom !== undefined) {
+      try {
+        checked.row.profile.custom = checkedCreateValues(defs, custom as JsonObject);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        batch.rejected.push({ line: rec.line, errors: err.extra.errors ?? [{ field: 'custom', code: err.code, message: err.message }] });
+        return;
+      }
+    }
+    batch.valid.push({ line: rec.line, row: checked.row });
   }
 
   return {
@@ -212,10 +232,11 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       // their progress is recorded strictly in file order, each after the one before it, so
       // resume_line never passes a line whose batch did not commit. A failed batch stops every
       // later record.
+      const defs = await loadDefinitions(db, actor.tenantId);
       const inflight: Array<Promise<void>> = [];
       let recorded: Promise<void> = Promise.resolve();
       const submit = (batch: Pending) => {
-        const written = write(actor, job, batch);
+        const written = write(actor, job, batch, defs);
         recorded = Promise.all([written, recorded]).then(async ([outcomes]) => {
           await record(actor, job, batch, outcomes);
           progress.line = batch.lastLine;
@@ -235,7 +256,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
         let batch = emptyBatch();
         for await (const rec of readers[job.format as Format](source)) {
           if (rec.line <= skipUntil) continue;
-          prepare(job, rec, batch);
+          prepare(job, rec, batch, defs);
           if (batch.valid.length + batch.rejected.length >= BATCH_ROWS) {
             if (inflight.length >= WRITERS) await inflight.shift();
             submit(batch);

@@ -5,8 +5,12 @@ import type { ImportProfile, MappedRow } from './profile.js';
 import { present } from './profile.js';
 
 // A user object's fields that are the record's own bookkeeping, not something to import.
-// (pending changes are proposals of the source's officers; a legal hold is the source's own decision).
-const DROPPED = new Set(['id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'verifications', 'status_changes', 'documents']);
+// (pending changes are proposals of the source's officers; a legal hold, a risk rating and required
+// actions are the source's own compliance decisions, each recorded there with its reason and history:
+// this tenant's officers set them again through their routes.)
+const DROPPED = new Set([
+  'id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'risk', 'required_actions', 'verifications', 'status_changes', 'documents',
+]);
 
 export const kycloProfile: ImportProfile = {
   name: 'kyclo',
