@@ -107,6 +107,7 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
 
 export const time = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }) + ' UTC' : '—');
 
-export function Badge({ value }: { value: string }) {
-  return <span className={`badge badge-${value}`}>{value.replace(/_/g, ' ')}</span>;
+/** A value as a pill; `kind` namespaces its colour where the same word means different things (risk high). */
+export function Badge({ value, kind }: { value: string; kind?: string }) {
+  return <span className={`badge badge-${kind ? `${kind}_` : ''}${value}`}>{value.replace(/_/g, ' ')}</span>;
 }
