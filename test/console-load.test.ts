@@ -121,6 +121,8 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
     await api.post(`/v1/users/${id}/verifications`, { result: 'approved', provider: 'onfido' });
     await api.post(`/v1/users/${id}/flag`, { reason: 'aml_alert', note: 'unusual incoming transfers' });
     await api.patch(`/v1/users/${id}`, { phone: '+33699887766' }, { 'content-type': 'application/merge-patch+json' });
+    await api.put(`/v1/users/${id}/risk`, { rating: 'high', status: 'pending', reason: 'incoming transfers from a high-risk jurisdiction' });
+    await api.post(`/v1/users/${id}/required-actions`, { code: 'provide_document', document_type: 'bank_statement', message: 'Please send a statement showing the source of the funds' });
     await client(ctx.app, (await createKey(ctx.db, tenantId, 'ADMIN')).key).patch(`/v1/users/${id}`, { email: 'c.durand@example.org' }, { 'content-type': 'application/merge-patch+json' });
     const shots: Array<[string, string]> = [['users', '/console/users'], ['user', `/console/users/${id}`], ['reviews', '/console/reviews']];
     for (const [viewport, size] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]] as const) {

@@ -36,7 +36,7 @@ export function UserPage({ session, id }: { session: Session; id: string }) {
               <h1>{displayName(u)}</h1>
               <Badge value={u.status} />
               <Badge value={`kyc_${u.kyc.status}`} />
-              {u.risk && <Badge kind="risk" value={u.risk.rating} />}
+              {u.risk && <Badge kind="risk" value={u.risk.rating} label={`risk ${u.risk.rating}`} />}
               {u.legal_hold && <Badge value="legal_hold" />}
               <span className="muted small">
                 {u.type} · {u.id} · version {u.version}
