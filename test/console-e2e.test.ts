@@ -2,16 +2,13 @@
 // app listening on a port, on this file's own PostgreSQL database. Each scenario checks what the
 // operator sees and what the database holds afterwards; axe-core checks each page it visits.
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { client, createKey, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { axe, hasChromium, launchBrowser, serious, signIn, type Browser } from './helpers/browser.js';
-import { consoleIsStale } from '../bin/build-if-stale.mjs';
+import { axe, hasChromium, launchBrowser, ROOT, serious, signIn, startConsoleApp, type Browser } from './helpers/browser.js';
 import { bundleSize, BUDGET_GZIP_BYTES } from '../console/scripts/bundle-size.mjs';
 
-const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 if (!hasChromium) console.warn('console e2e: SKIPPED — /usr/bin/chromium is missing (apt-get install -y chromium; .ci/run installs it)');
 
 describe.skipIf(!hasChromium)('the operator console in chromium', () => {
@@ -27,14 +24,7 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
   const axeResults: Record<string, number> = {};
 
   beforeAll(async () => {
-    expect(consoleIsStale(ROOT), 'console/dist is built (test/helpers/global-setup.ts)').toBe(false);
-    ctx = await createTestContext();
-    await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-    const addr = ctx.app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const t = await createTenant(ctx.db);
-    tenantId = t.tenantId;
-    owner = client(ctx.app, t.ownerKey);
+    ({ ctx, base, tenantId, owner } = await startConsoleApp());
     officer = await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER');
     officer2 = await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER');
     admin = await createKey(ctx.db, tenantId, 'ADMIN');
@@ -118,7 +108,7 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
     await page.getByRole('heading', { name: 'Capabilities' }).waitFor();
     await expect.poll(() => capabilities(page)).toEqual(ALL(true));
     expect(await page.getByRole('heading', { name: 'Actions', exact: true }).count()).toBe(0);
-    for (const name of ['Flag', 'Suspend', 'Block', 'Close', 'Edit', 'Request erasure']) expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(0);
+    for (const name of ['Flag', 'Suspend', 'Block', 'Close', 'Edit', 'Request erasure', 'Set risk', 'Add required action']) expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(0);
     expect(await page.getByRole('link', { name: 'Review queue' }).count()).toBe(0);
     await expectAccessible(page, 'user (READER)');
     // What a READER could send by hand from this page: the server decides, not the console.
@@ -235,6 +225,104 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
     expect(change).toMatchObject({ to_status: 'closed', reason: 'user_request', origin: 'user', actor_key_id: admin.id });
     expect(await page.getByRole('heading', { name: 'Actions', exact: true }).count()).toBe(1); // erasure is still possible
     expect(await page.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+    await page.close();
+  });
+
+  it('an officer sets a user’s risk to high, and the users list filtered by risk=high shows that user', async () => {
+    const last = `Riskworth${Date.now()}`;
+    const id = await verifiedUser({ first_name: 'Rhea', last_name: last });
+    await verifiedUser({ first_name: 'Unrated', last_name: last });
+    const page = await browser.newPage();
+    await signIn(page, base, officer.key, `/console/users/${id}`);
+    const risk = page.locator('section[aria-labelledby="risk-title"]');
+    await risk.getByText('Not assessed yet (unrated).').waitFor();
+    await risk.getByRole('button', { name: 'Set risk' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Rating').selectOption('high');
+    await dialog.getByLabel('Risk status').selectOption('pending');
+    await dialog.getByLabel('Reason (required)').fill('adverse media: director named in a fraud inquiry');
+    await expectAccessible(page, 'risk dialog');
+    await dialog.getByRole('button', { name: 'Confirm: set risk' }).click();
+    // High is a rating, not a ban: the dialog confirms what the user may still do.
+    await expect.poll(() => dialog.getByTestId('capabilities-after').textContent()).toContain('deposits: allowed');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expect.poll(() => risk.getByTestId('risk-current').getAttribute('data-rating')).toBe('high');
+    await expect.poll(() => risk.locator('ol.history li').first().textContent()).toContain('adverse media');
+    const row = await ctx.db.selectFrom('users').select('risk').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row.risk).toMatchObject({ rating: 'high', status: 'pending', set_by: { key_id: officer.id, role: 'COMPLIANCE_OFFICER' } });
+    const change = await ctx.db.selectFrom('risk_changes').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', id).executeTakeFirstOrThrow();
+    expect(change).toMatchObject({ from_rating: null, to_rating: 'high', to_status: 'pending', actor_key_id: officer.id });
+    await expectAccessible(page, 'user with risk');
+
+    // The users list, filtered by risk from its form: the filter is kept in the URL.
+    await page.getByRole('link', { name: 'Users', exact: true }).first().click();
+    await page.getByLabel('Search', { exact: true }).fill(last);
+    await page.getByLabel('Risk', { exact: true }).selectOption('high');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.waitForURL(/risk=high/);
+    const rows = page.locator('table.dense tbody tr');
+    await expect.poll(() => rows.allTextContents()).toEqual([expect.stringContaining(`Rhea ${last}`)]);
+    expect(await rows.first().locator('.badge-risk_high').count()).toBe(1);
+    await expectAccessible(page, 'users filtered by risk');
+    // The same URL opened afresh, and unrated: the other user, never assessed.
+    await page.goto(`${base}/console/users?q=${last}&risk=unrated`);
+    await expect.poll(() => rows.allTextContents()).toEqual([expect.stringContaining(`Unrated ${last}`)]);
+    expect(await page.getByLabel('Risk', { exact: true }).inputValue()).toBe('unrated');
+    await page.close();
+  });
+
+  it('an officer asks for a field and a document: the field arriving through the API fulfils one, the other is cancelled', async () => {
+    const id = await verifiedUser();
+    const page = await browser.newPage();
+    await signIn(page, base, officer.key, `/console/users/${id}`);
+    const section = page.locator('section[aria-labelledby="required-actions-title"]');
+    await section.getByText('Nothing is asked of this user.').waitFor();
+    const dialog = page.getByRole('dialog');
+    const add = async (fill: () => Promise<void>) => {
+      await section.getByRole('button', { name: 'Add required action' }).click();
+      await fill();
+      await dialog.getByRole('button', { name: 'Confirm: add required action' }).click();
+      await dialog.getByTestId('capabilities-after').waitFor();
+      await dialog.getByRole('button', { name: 'Close' }).click();
+    };
+    await add(async () => {
+      await dialog.getByLabel('What is asked').selectOption('provide_field');
+      await dialog.getByLabel(/^Field/).fill('occupation');
+      await dialog.getByLabel('Message to the user').fill('Please tell us your occupation');
+      await expectAccessible(page, 'required action dialog');
+    });
+    await add(async () => {
+      await dialog.getByLabel('What is asked').selectOption('provide_document');
+      await dialog.getByLabel('Document type').selectOption('proof_of_address');
+    });
+    const items = section.locator('li[data-action-id]');
+    await expect.poll(() => items.evaluateAll((els) => els.map((e) => e.getAttribute('data-status')))).toEqual(['open', 'open']);
+    const stored = async () =>
+      ((await ctx.db.selectFrom('users').select('required_actions').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirstOrThrow()).required_actions as Array<{ field: string | null; document_type: string | null; status: string }>)
+        .map((a) => `${a.field ?? a.document_type}=${a.status}`);
+    expect(await stored()).toEqual(['occupation=open', 'proof_of_address=open']);
+
+    // The platform sends the occupation through the API: the action is fulfilled there, not here.
+    expect((await owner.patch(`/v1/users/${id}`, { occupation: 'nurse' }, { 'content-type': 'application/merge-patch+json' })).statusCode).toBe(200);
+    await page.reload();
+    const field = section.locator('li[data-action-id]', { hasText: 'provide field: occupation' });
+    await expect.poll(() => field.getAttribute('data-status')).toBe('fulfilled');
+    expect(await field.getByRole('button', { name: /Cancel/ }).count()).toBe(0);
+
+    const doc = section.locator('li[data-action-id]', { hasText: 'proof of address' });
+    await doc.getByRole('button', { name: /Cancel the required action/ }).click();
+    await dialog.getByRole('button', { name: 'Confirm: cancel required action' }).click();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expect.poll(() => doc.getAttribute('data-status')).toBe('cancelled');
+    expect(await stored()).toEqual(['occupation=fulfilled', 'proof_of_address=cancelled']);
+    const audit = await ctx.db.selectFrom('audit_entries').select(['action', 'actor_key_id']).where('tenant_id', '=', tenantId).where('user_id', '=', id)
+      .where('action', 'in', ['user.required_action_added', 'user.required_action_cancelled']).orderBy('seq').execute();
+    expect(audit).toEqual([
+      { action: 'user.required_action_added', actor_key_id: officer.id },
+      { action: 'user.required_action_added', actor_key_id: officer.id },
+      { action: 'user.required_action_cancelled', actor_key_id: officer.id },
+    ]);
+    await expectAccessible(page, 'user with required actions');
     await page.close();
   });
 

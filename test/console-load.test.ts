@@ -7,17 +7,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { inject, afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
+import { client, createKey, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { axe, hasChromium, launchBrowser, serious, signIn, type Browser } from './helpers/browser.js';
-import { consoleIsStale } from '../bin/build-if-stale.mjs';
+import { axe, hasChromium, launchBrowser, ROOT, serious, signIn, startConsoleApp, type Browser } from './helpers/browser.js';
 import { copyFrom } from '../bench/copy.js';
 import { keyLine, linesOf, seededUsers, USER_COPY_COLUMNS, KEY_COPY_COLUMNS, userLine } from '../bench/data.js';
 import { masterKeyId } from '../src/crypto/keyring.js';
 
-const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const USERS = Number(process.env.KYCLO_CONSOLE_LOAD_USERS ?? 10_000);
 const SHOTS = process.env.KYCLO_CONSOLE_SCREENSHOTS;
 const BUDGET_MS = 1000;
@@ -48,14 +45,7 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
   let tenantId: string;
 
   beforeAll(async () => {
-    expect(consoleIsStale(ROOT), 'console/dist is built (test/helpers/global-setup.ts)').toBe(false);
-    ctx = await createTestContext();
-    await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-    const addr = ctx.app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const t = await createTenant(ctx.db);
-    tenantId = t.tenantId;
-    owner = t.ownerKey;
+    ({ ctx, base, tenantId, ownerKey: owner } = await startConsoleApp());
     officer = (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key;
     const ms = await seed(ctx.databaseUrl, tenantId, USERS);
     console.log(`console load: seeded ${USERS.toLocaleString('en')} users in ${(ms / 1000).toFixed(1)} s`);
@@ -131,6 +121,8 @@ describe.skipIf(!hasChromium)(`the users page with ${USERS.toLocaleString('en')}
     await api.post(`/v1/users/${id}/verifications`, { result: 'approved', provider: 'onfido' });
     await api.post(`/v1/users/${id}/flag`, { reason: 'aml_alert', note: 'unusual incoming transfers' });
     await api.patch(`/v1/users/${id}`, { phone: '+33699887766' }, { 'content-type': 'application/merge-patch+json' });
+    await api.put(`/v1/users/${id}/risk`, { rating: 'high', status: 'pending', reason: 'incoming transfers from a high-risk jurisdiction' });
+    await api.post(`/v1/users/${id}/required-actions`, { code: 'provide_document', document_type: 'bank_statement', message: 'Please send a statement showing the source of the funds' });
     await client(ctx.app, (await createKey(ctx.db, tenantId, 'ADMIN')).key).patch(`/v1/users/${id}`, { email: 'c.durand@example.org' }, { 'content-type': 'application/merge-patch+json' });
     const shots: Array<[string, string]> = [['users', '/console/users'], ['user', `/console/users/${id}`], ['reviews', '/console/reviews']];
     for (const [viewport, size] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]] as const) {

@@ -1,17 +1,13 @@
 // The console's operations pages in chromium: a failing webhook endpoint's delivery log and a
 // redelivery that then succeeds, the audit chain's state, API keys (the secret shown once, revoked
 // from the page), the policy read-only, and which tabs each role is given.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
+import { client, createKey, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { startReceiver } from './helpers/receiver.js';
-import { axe, hasChromium, launchBrowser, serious, signIn, type Browser } from './helpers/browser.js';
-import { consoleIsStale } from '../bin/build-if-stale.mjs';
+import { axe, hasChromium, launchBrowser, serious, signIn, startConsoleApp, type Browser } from './helpers/browser.js';
 import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
 
-const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 describe.skipIf(!hasChromium)('the console’s operations pages in chromium', () => {
@@ -25,15 +21,7 @@ describe.skipIf(!hasChromium)('the console’s operations pages in chromium', ()
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
 
   beforeAll(async () => {
-    expect(consoleIsStale(ROOT), 'console/dist is built (test/helpers/global-setup.ts)').toBe(false);
-    ctx = await createTestContext();
-    await ctx.app.listen({ port: 0, host: '127.0.0.1' });
-    const addr = ctx.app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const t = await createTenant(ctx.db);
-    tenantId = t.tenantId;
-    ownerKey = t.ownerKey;
-    owner = client(ctx.app, ownerKey);
+    ({ ctx, base, tenantId, ownerKey, owner } = await startConsoleApp());
     receiver = await startReceiver();
     dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
     browser = await launchBrowser(base);

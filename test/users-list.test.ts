@@ -74,6 +74,40 @@ describe('listing and searching users', () => {
     expect(await collect(`&tag=filters&updated_since=${encodeURIComponent('2999-01-01T00:00:00Z')}`)).toEqual([]);
   });
 
+  it('filters by risk rating (repeatable, unrated for never assessed), with other filters, and pages by keyset', async () => {
+    const riskTag = `risk-${Date.now()}`;
+    const make = async (n: number) => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) ids.push((await api.post('/v1/users', individual({ tags: [riskTag] }))).json().id);
+      return ids;
+    };
+    const setRisk = async (id: string, rating: string) => {
+      const res = await api.put(`/v1/users/${id}/risk`, { rating, status: 'cleared', reason: `assessed ${rating}` });
+      expect(res.statusCode, res.body).toBe(200);
+    };
+    const high = await make(7);
+    const [low, unrated, prohibited] = await make(3);
+    for (const id of high) await setRisk(id, 'high');
+    await setRisk(low!, 'medium');
+    await setRisk(low!, 'low'); // only the current rating counts, not the history
+    await setRisk(prohibited!, 'prohibited');
+    const newest = (ids: string[]) => [...ids].sort().reverse();
+
+    // Keyset paging over a filter the walk cannot answer: 7 users in pages of 2, each once, newest first.
+    expect(await collect(`&tag=${riskTag}&risk=high`, 2)).toEqual(newest(high));
+    expect(await collect(`&risk=high&risk=low&tag=${riskTag}`, 3)).toEqual(newest([...high, low!]));
+    expect(await collect(`&tag=${riskTag}&risk=medium`)).toEqual([]);
+    expect(await collect(`&tag=${riskTag}&risk=unrated`)).toEqual([unrated]);
+    expect(await collect(`&tag=${riskTag}&risk=unrated&risk=prohibited`)).toEqual(newest([unrated!, prohibited!]));
+    // With another filter: a high-risk user suspended is the only one both high and suspended.
+    expect((await api.post(`/v1/users/${high[3]}/suspend`, { reason: 'aml_alert' })).statusCode).toBe(201);
+    expect(await collect(`&tag=${riskTag}&risk=high&status=suspended`)).toEqual([high[3]]);
+    expect(await collect(`&tag=${riskTag}&risk=low&status=suspended`)).toEqual([]);
+    // What comes back carries the rating it was chosen for.
+    const page = (await api.get(`/v1/users?tag=${riskTag}&risk=prohibited`)).json();
+    expect(page.data.map((u: { risk: { rating: string } }) => u.risk.rating)).toEqual(['prohibited']);
+  });
+
   it('searches name, email, phone and external_ref, case-insensitively, with LIKE wildcards taken literally', async () => {
     const u = (await api.post('/v1/users', individual({
       first_name: 'Zéphyrine', last_name: 'Quillfeather', email: 'zq.unique@example.org', phone: '+447911123456', external_ref: 'ext_Q%42',
@@ -94,6 +128,8 @@ describe('listing and searching users', () => {
       ['limit=0', 'limit'],
       ['limit=201', 'limit'],
       ['status=dormant', 'status.0'],
+      ['risk=extreme', 'risk.0'],
+      ['risk=low&risk=HIGH', 'risk.1'],
       ['created_from=yesterday', 'created_from'],
       ['cursor=not-a-cursor', 'cursor'],
       ['colour=blue', 'colour'],

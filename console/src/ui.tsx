@@ -107,6 +107,10 @@ export function Dialog({ title, open, onClose, children }: { title: string; open
 
 export const time = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }) + ' UTC' : '—');
 
-export function Badge({ value }: { value: string }) {
-  return <span className={`badge badge-${value}`}>{value.replace(/_/g, ' ')}</span>;
+/**
+ * A value as a pill; `kind` namespaces its colour where the same word means different things (risk
+ * high), `label` says it where the value alone would not (a bare "high" in the user's header).
+ */
+export function Badge({ value, kind, label }: { value: string; kind?: string; label?: string }) {
+  return <span className={`badge badge-${kind ? `${kind}_` : ''}${value}`}>{label ?? value.replace(/_/g, ' ')}</span>;
 }

@@ -111,6 +111,7 @@ export function client(app: FastifyInstance, key: string | null) {
     get: (url: string, headers?: Record<string, string>) => call({ method: 'GET', url, headers }),
     post: (url: string, body?: unknown, headers?: Record<string, string>) => call({ method: 'POST', url, body, headers }),
     patch: (url: string, body?: unknown, headers?: Record<string, string>) => call({ method: 'PATCH', url, body, headers }),
+    put: (url: string, body?: unknown, headers?: Record<string, string>) => call({ method: 'PUT', url, body, headers }),
     delete: (url: string, body?: unknown, headers?: Record<string, string>) => call({ method: 'DELETE', url, body, headers }),
   };
 }

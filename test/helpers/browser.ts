@@ -6,12 +6,40 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { client, createTenant, createTestContext, type Client, type TestContext } from './app.js';
+import { consoleIsStale } from '../../bin/build-if-stale.mjs';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const hasChromium = fs.existsSync(CHROMIUM);
 
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface ConsoleApp {
+  ctx: TestContext;
+  /** The origin the app listens on: http://127.0.0.1:<port>. */
+  base: string;
+  tenantId: string;
+  ownerKey: string;
+  owner: Client;
+}
+
+/**
+ * What every browser test starts from: the console built (test/helpers/global-setup.ts builds it),
+ * the app on this file's own database listening on a free port, and a tenant with its OWNER key.
+ */
+export async function startConsoleApp(): Promise<ConsoleApp> {
+  if (consoleIsStale(ROOT)) throw new Error('console/dist is not built or is stale (test/helpers/global-setup.ts builds it)');
+  const ctx = await createTestContext();
+  await ctx.app.listen({ port: 0, host: '127.0.0.1' });
+  const addr = ctx.app.server.address();
+  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const { tenantId, ownerKey } = await createTenant(ctx.db);
+  return { ctx, base, tenantId, ownerKey, owner: client(ctx.app, ownerKey) };
+}
 
 export interface Browser {
   context: BrowserContext;

@@ -3866,6 +3866,8 @@ export interface operations {
                 status?: ("active" | "flagged" | "suspended" | "blocked" | "closed")[];
                 /** @description See GET /v1/enumerations/kyc_statuses */
                 kyc_status?: "unverified" | "pending" | "verified" | "rejected" | "review_required";
+                /** @description Repeatable: the risk rating (GET /v1/enumerations/risk_ratings), or unrated for a user never assessed (risk null) */
+                risk?: ("low" | "medium" | "high" | "prohibited" | "unrated")[];
                 /** @description See GET /v1/enumerations/user_types */
                 type?: "individual" | "business";
                 tag?: string;

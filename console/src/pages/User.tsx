@@ -9,6 +9,7 @@ import { UserActions } from './UserActions';
 import { ProfileSection } from './UserEdit';
 import { UserRecords } from './UserRecords';
 import { Timeline } from './Timeline';
+import { RequiredActionsSection, RiskSection } from './UserCompliance';
 
 export const CAPABILITIES = ['deposits', 'withdrawals', 'exchanges', 'card_transactions'] as const;
 
@@ -35,6 +36,7 @@ export function UserPage({ session, id }: { session: Session; id: string }) {
               <h1>{displayName(u)}</h1>
               <Badge value={u.status} />
               <Badge value={`kyc_${u.kyc.status}`} />
+              {u.risk && <Badge kind="risk" value={u.risk.rating} label={`risk ${u.risk.rating}`} />}
               {u.legal_hold && <Badge value="legal_hold" />}
               <span className="muted small">
                 {u.type} · {u.id} · version {u.version}
@@ -46,11 +48,8 @@ export function UserPage({ session, id }: { session: Session; id: string }) {
                 <UserActions session={session} user={u} onDone={reloadAll} />
                 <CapabilitiesPanel loaded={caps} />
                 <StatusSection user={u} history={history} />
-                <Section title="Required actions" id="required-actions">
-                  {/* REQUIRED ACTIONS: the compliance profile (required actions, risk rating) is not on the
-                      API yet; list `user.required_actions` here, with create and cancel, when it is. */}
-                  <Empty>Required actions are not part of this server’s API yet.</Empty>
-                </Section>
+                <RiskSection session={session} user={u} onDone={reloadAll} />
+                <RequiredActionsSection session={session} user={u} onDone={reloadAll} />
               </div>
               <div className="col">
                 <ProfileSection session={session} user={u} onSaved={reloadAll} />
@@ -75,6 +74,7 @@ const REASONS: Record<string, string> = {
   related_party_blocked: 'a related party is blocked',
   related_party_suspended: 'a related party is suspended',
   related_party_flagged: 'a related party is flagged',
+  risk_prohibited: 'risk rated prohibited',
 };
 
 export const capabilityLine = (c: Capabilities, k: (typeof CAPABILITIES)[number]) => {

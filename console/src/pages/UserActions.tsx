@@ -105,25 +105,7 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
       setBusy(false);
     }
   };
-  if (after) {
-    return (
-      <div>
-        <p role="status">Done. The user’s capabilities now:</p>
-        <ul className="caps" data-testid="capabilities-after">
-          {CAPABILITIES.map((k) => (
-            <li key={k} className={after.capabilities[k].allowed ? 'allowed' : 'denied'}>
-              {capabilityLine(after, k)}
-            </li>
-          ))}
-        </ul>
-        <div className="buttons">
-          <button type="button" autoFocus onClick={() => onClose(true)}>
-            Close
-          </button>
-        </div>
-      </div>
-    );
-  }
+  if (after) return <CapabilitiesAfter after={after} onClose={() => onClose(true)} />;
   return (
     <form onSubmit={submit}>
       {needsReasonCode && (
@@ -166,5 +148,26 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
         </button>
       </div>
     </form>
+  );
+}
+
+/** A confirmed action's last word: what the user may do now. */
+export function CapabilitiesAfter({ after, onClose }: { after: Capabilities; onClose: () => void }) {
+  return (
+    <div>
+      <p role="status">Done. The user’s capabilities now:</p>
+      <ul className="caps" data-testid="capabilities-after">
+        {CAPABILITIES.map((k) => (
+          <li key={k} className={after.capabilities[k].allowed ? 'allowed' : 'denied'}>
+            {capabilityLine(after, k)}
+          </li>
+        ))}
+      </ul>
+      <div className="buttons">
+        <button type="button" autoFocus onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </div>
   );
 }

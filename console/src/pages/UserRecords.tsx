@@ -66,7 +66,8 @@ export function UserRecords({ session, user }: { session: Session; user: User })
       </Section>
       <Section title="KYC verifications" id="verifications">
         <p>
-          <Badge value={`kyc_${user.kyc.status}`} /> level {user.kyc.level ?? '—'} · verified {time(user.kyc.verified_at)}
+          <Badge value={`kyc_${user.kyc.status}`} /> level {user.kyc.level ?? '—'} · verified {time(user.kyc.verified_at)} · sub-status{' '}
+          <span data-testid="kyc-sub-status">{user.kyc.sub_status ? user.kyc.sub_status.replace(/_/g, ' ') : 'not set'}</span>
         </p>
         <Show loaded={kyc}>
           {(v) =>

@@ -8,6 +8,9 @@ import { Badge, Empty, Show, time, useLoad } from '../ui';
 
 const STATUSES = ['active', 'flagged', 'suspended', 'blocked', 'closed'] as const;
 const KYC = ['unverified', 'pending', 'verified', 'rejected', 'review_required'] as const;
+// The ratings (GET /v1/enumerations/risk_ratings), and unrated: never assessed.
+export const RISK_RATINGS = ['low', 'medium', 'high', 'prohibited'] as const satisfies readonly NonNullable<User['risk']>['rating'][];
+const RISK_FILTER = [...RISK_RATINGS, 'unrated'] as const satisfies NonNullable<ListUsersQuery['risk']>;
 const PAGE = 50;
 
 export const displayName = (u: User) =>
@@ -19,6 +22,8 @@ function queryOf(params: URLSearchParams): ListUsersQuery {
   if (statuses.length) q.status = statuses;
   const kyc = params.get('kyc_status');
   if (kyc && (KYC as readonly string[]).includes(kyc)) q.kyc_status = kyc as (typeof KYC)[number];
+  const risk = params.getAll('risk').filter((r): r is (typeof RISK_FILTER)[number] => (RISK_FILTER as readonly string[]).includes(r));
+  if (risk.length) q.risk = risk;
   const type = params.get('type');
   if (type === 'individual' || type === 'business') q.type = type;
   for (const k of ['q', 'tag'] as const) if (params.get(k)) q[k] = params.get(k)!;
@@ -61,6 +66,7 @@ export function UsersPage({ session, query }: { session: Session; query: URLSear
                       <th scope="col" className="hide-narrow">Email</th>
                       <th scope="col">Status</th>
                       <th scope="col">KYC</th>
+                      <th scope="col">Risk</th>
                       <th scope="col" className="hide-narrow">Type</th>
                       <th scope="col" className="hide-narrow">External ref</th>
                       <th scope="col" className="hide-narrow">Created</th>
@@ -79,6 +85,7 @@ export function UsersPage({ session, query }: { session: Session; query: URLSear
                         <td>
                           <Badge value={u.kyc.status} />
                         </td>
+                        <td>{u.risk ? <Badge kind="risk" value={u.risk.rating} /> : <span className="muted small">unrated</span>}</td>
                         <td className="hide-narrow">{u.type}</td>
                         <td className="hide-narrow clip">{u.external_ref ?? '—'}</td>
                         <td className="hide-narrow nowrap">{time(u.created_at)}</td>
@@ -148,8 +155,17 @@ function Filters({ query }: { query: URLSearchParams }) {
           <option value="business">business</option>
         </select>
       </div>
-      {/* RISK FILTER: the compliance profile (risk rating) is not on the API yet; add a `risk` select here
-          when GET /v1/users takes it. */}
+      <div className="field">
+        <label htmlFor="f-risk">Risk</label>
+        <select id="f-risk" name="risk" defaultValue={query.get('risk') ?? ''}>
+          <option value="">Any</option>
+          {RISK_FILTER.map((r) => (
+            <option key={r} value={r}>
+              {r === 'unrated' ? 'unrated (never assessed)' : r}
+            </option>
+          ))}
+        </select>
+      </div>
       <div className="field">
         <label htmlFor="f-tag">Tag</label>
         <input id="f-tag" name="tag" defaultValue={query.get('tag') ?? ''} maxLength={64} />

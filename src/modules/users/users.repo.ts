@@ -232,11 +232,25 @@ export interface CustomFilter {
   customToken?: string;
 }
 
+/**
+ * `risk`: the ratings asked for, `unrated` being a user never assessed. Both sides are written on
+ * the one expression, risk ->> 'rating' (set whenever risk is: the Risk schema requires it), so one
+ * expression index on (tenant_id, (risk ->> 'rating'), id) can serve every value.
+ */
+function riskCondition(values: readonly string[]): RawBuilder<unknown> {
+  const ratings = values.filter((v) => v !== 'unrated');
+  const rated = ratings.length ? sql`(risk ->> 'rating') in (${sql.join(ratings)})` : null;
+  const unrated = values.includes('unrated') ? sql`(risk ->> 'rating') is null` : null;
+  if (rated && unrated) return sql`(${rated} or ${unrated})`;
+  return (rated ?? unrated)!;
+}
+
 /** The filters as SQL conditions (none for the unfiltered list). */
 function filterConditions(f: ListUsersFilters & CustomFilter): RawBuilder<unknown>[] {
   const out: RawBuilder<unknown>[] = [];
   if (f.status?.length) out.push(sql`status in (${sql.join(f.status)})`);
   if (f.kyc_status) out.push(sql`kyc_status = ${f.kyc_status}`);
+  if (f.risk?.length) out.push(riskCondition(f.risk));
   if (f.type) out.push(sql`type = ${f.type}`);
   if (f.tag) out.push(sql`tags @> array[${f.tag}]::text[]`);
   if (f.external_ref) out.push(sql`external_ref = ${f.external_ref}`);

@@ -294,6 +294,10 @@ export const ListUsersQuery = Type.Object(
   {
     status: Type.Optional(Type.Array(Enum('statuses'), { maxItems: 5, description: 'Repeatable' })),
     kyc_status: Type.Optional(Enum('kyc_statuses')),
+    risk: Type.Optional(Type.Array(Type.Enum([...codes('risk_ratings'), 'unrated']), {
+      maxItems: 5,
+      description: 'Repeatable: the risk rating (GET /v1/enumerations/risk_ratings), or unrated for a user never assessed (risk null)',
+    })),
     type: Type.Optional(Enum('user_types')),
     tag: Type.Optional(Text(64)),
     external_ref: Type.Optional(ExternalRef),
