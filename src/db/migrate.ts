@@ -20,6 +20,7 @@ import * as m0017 from './migrations/0017_relationships.js';
 import * as m0019 from './migrations/0019_custom_fields.js';
 import * as m0020 from './migrations/0020_compliance_profile.js';
 import * as m0021 from './migrations/0021_imports.js';
+import * as m0022 from './migrations/0022_users_risk_index.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -42,6 +43,7 @@ export const migrations: Record<string, Migration> = {
   '0019_custom_fields': m0019,
   '0020_compliance_profile': m0020,
   '0021_imports': m0021,
+  '0022_users_risk_index': m0022,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
