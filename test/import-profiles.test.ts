@@ -223,10 +223,10 @@ describe('the matchmove profile', () => {
     const landed = ['kyc_sub_status', 'marital_status', 'employment_type', 'purpose_of_account', 'email_verified', 'mobile_verified', 'fatca_crs_relevance', 'fatca_crs_confirmation', 'data_terms_signed_date', 'employer'];
     for (const f of landed) expect(job.moved_fields, f).not.toHaveProperty(f);
     expect(u!.metadata).toEqual({ matchmove: {
-      id: 'a1b2c3', addresses: [record.addresses[0]], annual_income_range: '50k-100k', employer: { industry: 'finance' }, sub_status: 'account_suspended_by_issuer', risk_status: 'CLEARED',
+      id: 'a1b2c3', salutation: 'Ms', addresses: [record.addresses[0]], annual_income_range: '50k-100k', employer: { industry: 'finance' }, sub_status: 'account_suspended_by_issuer', risk_status: 'CLEARED',
     } });
     expect(job.moved_fields).toEqual({
-      addresses: 'metadata.matchmove.addresses (more than one address)', annual_income_range: 'metadata.matchmove.annual_income_range',
+      salutation: 'metadata.matchmove.salutation', addresses: 'metadata.matchmove.addresses (more than one address)', annual_income_range: 'metadata.matchmove.annual_income_range',
       'employer.industry': 'metadata.matchmove.employer.industry', sub_status: 'metadata.matchmove.sub_status', risk_status: 'metadata.matchmove.risk_status',
     });
   });

@@ -126,9 +126,13 @@ export const matchmoveProfile: ImportProfile = {
       m.set('legal_name', r.preferred_name ?? r.first_name);
       m.take('preferred_name', 'first_name');
     } else {
-      const title = TITLES[String(r.title ?? r.salutation ?? '').toLowerCase().replace('.', '')];
-      if (title) m.set('title', title);
-      m.take('title', 'salutation');
+      // title, else salutation; the other (a salutation beside a title) goes to metadata.
+      const from = present(r.title) ? 'title' : 'salutation';
+      const title = TITLES[String(r[from] ?? '').toLowerCase().replace('.', '')];
+      if (title) {
+        m.set('title', title);
+        m.take(from);
+      } else m.keep(from, r[from], 'not one of titles');
       m.set('first_name', r.first_name);
       m.set('middle_name', r.middle_name);
       m.set('last_name', r.last_name);
