@@ -256,3 +256,13 @@ describe('the matchmove profile', () => {
     expect(mapped.moved).toEqual({ marital_status: 'metadata.matchmove.marital_status' });
   });
 });
+
+describe('the kyclo profile', () => {
+  it('reads kyc.sub_status as the import writes it, and rejects one that is no sub-status', () => {
+    const row = { type: 'individual', external_ref: 'k-1', country: 'FR', first_name: 'Alex', last_name: 'Oak' };
+    expect(checked('kyclo', { ...row, kyc: { status: 'pending', sub_status: 'submitted' } }).result).toEqual({ row: expect.objectContaining({ kyc_status: 'pending', kyc_sub_status: 'submitted' }) });
+    expect(checked('kyclo', { ...row, kyc: { status: 'pending', sub_status: 'documents_ok' } }).result).toEqual({
+      errors: [expect.objectContaining({ field: 'kyc.sub_status', code: 'not_allowed_value' })],
+    });
+  });
+});
