@@ -119,6 +119,7 @@ describe('the round trip', () => {
     const p = (await api.post('/v1/users', individual({ metadata: { crm: { tier: 'gold' } }, tags: ['vip'], custom: { account_no: 'FR12345678', segment: 'gold' } }))).json();
     await api.call({ method: 'PUT', url: `/v1/users/${p.id}/risk`, body: { rating: 'high', status: 'pending', reason: 'source of funds unclear' } });
     await api.post(`/v1/users/${p.id}/verifications`, { result: 'approved', provider: 'onfido', level: 2 });
+    expect((await api.call({ method: 'PUT', url: `/v1/users/${p.id}/kyc-sub-status`, body: { sub_status: 'approved' } })).statusCode).toBe(200);
     await api.patch(`/v1/users/${p.id}`, { occupation: 'Pilot' }, { 'content-type': 'application/merge-patch+json' });
     const biz = (await api.post('/v1/users', business())).json();
     await api.post(`/v1/users/${biz.id}/suspend`, { reason: 'compliance_review' });
@@ -132,6 +133,9 @@ describe('the round trip', () => {
     const before = parse(exported).slice(0, -1);
     const after = parse((await client(ctx.app, b.ownerKey).get('/v1/exports/users')).body).slice(0, -1);
     expect(before.find((u) => u.id === p.id)!.custom).toEqual({ account_no: 'FR12345678', segment: 'gold' });
+    // The export carries the compliance state as GET answers it; the KYC sub-status travels with KYC.
+    expect(before.find((u) => u.id === p.id)).toMatchObject({ kyc: { status: 'verified', sub_status: 'approved' }, risk: { rating: 'high', status: 'pending' } });
+    expect(after.find((u) => u.external_ref === p.external_ref)).toMatchObject({ kyc: { status: 'verified', sub_status: 'approved' }, risk: null });
     // A risk rating is the source's officers' decision, with its reason and history there: not imported.
     const strip = ({ id: _i, version: _v, updated_at: _u, external_ref: _e, risk: _r, ...rest }: Record<string, unknown>) => rest;
     const byRef = new Map(after.map((u) => [u.external_ref, u]));

@@ -7,9 +7,9 @@ import type { UserViewRow } from '../users/users.repo.js';
 import { isoTimestampTypes } from '../../db/iso-timestamps.js';
 
 export const USER_COLUMNS =
-  'tenant_id, id, external_ref, type, country, status, status_reason, status_changed_at, kyc_status, kyc_level, kyc_verified_at, ' +
+  'tenant_id, id, external_ref, type, country, status, status_reason, status_changed_at, kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, ' +
   'profile, metadata, tags, pending_changes, version, created_at, updated_at, external_ref_hash, legal_hold, legal_hold_reason, ' +
-  'erasure_requested_at, erasure_scheduled_for, erased_at';
+  'erasure_requested_at, erasure_scheduled_for, erased_at, risk, required_actions';
 
 export interface ExportFilters {
   updatedSince?: string;

@@ -24,6 +24,7 @@ export interface BatchRow {
   kyc_status: string;
   kyc_level: number | null;
   kyc_verified_at: string | null;
+  kyc_sub_status: string | null;
   created_at: string;
   key_id: string;
   wrapped_key: string;
@@ -39,12 +40,12 @@ const insertBatch = prepared<{ id: string; external_ref: string }>(
      select * from jsonb_to_recordset($2::jsonb) as r(
        id text, external_ref text, type text, country text, profile jsonb, metadata jsonb, tags text[], status text,
        status_reason text, status_changed_at timestamptz, kyc_status text, kyc_level integer, kyc_verified_at timestamptz,
-       created_at timestamptz, key_id text, wrapped_key text, audit jsonb, status_change_id text, origin text, event jsonb)
+       kyc_sub_status text, created_at timestamptz, key_id text, wrapped_key text, audit jsonb, status_change_id text, origin text, event jsonb)
    ), u as (
      insert into users (tenant_id, id, external_ref, type, country, profile, metadata, tags, status, status_reason, status_changed_at,
-                        kyc_status, kyc_level, kyc_verified_at, pending_changes, version, created_at, updated_at)
+                        kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, pending_changes, version, created_at, updated_at)
      select $1, id, external_ref, type, country, profile, metadata, tags, status, status_reason, status_changed_at,
-            kyc_status, kyc_level, kyc_verified_at, '[]'::jsonb, 1, created_at, now()
+            kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, '[]'::jsonb, 1, created_at, now()
        from input
      on conflict (tenant_id, external_ref) where external_ref is not null do nothing
      returning id, external_ref

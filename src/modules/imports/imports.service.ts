@@ -99,7 +99,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
         const view = toUserView({
           ...newRow({ tenant_id: t, id, external_ref: row.external_ref, type: row.type, country: row.country, profile: row.profile, metadata: row.metadata, tags: row.tags }, new Date(row.created_at)),
           status: row.status, status_reason: row.status_reason, kyc_status: row.kyc_status, kyc_level: row.kyc_level,
-          kyc_verified_at: row.kyc_verified_at ? new Date(row.kyc_verified_at) : null, status_changed_at: new Date(row.status_changed_at),
+          kyc_verified_at: row.kyc_verified_at ? new Date(row.kyc_verified_at) : null, kyc_sub_status: row.kyc_sub_status, status_changed_at: new Date(row.status_changed_at),
         });
         event = eventRow(actor, {
           type: 'user.created', userId: id, data: { user_id: id, type: row.type, import_id: job.id },
@@ -111,7 +111,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       return {
         id, external_ref: row.external_ref, type: row.type, country: row.country, profile, metadata: row.metadata, tags: row.tags,
         status: row.status, status_reason: row.status_reason, status_changed_at: row.status_changed_at, kyc_status: row.kyc_status,
-        kyc_level: row.kyc_level, kyc_verified_at: row.kyc_verified_at, created_at: row.created_at, key_id: key.keyId,
+        kyc_level: row.kyc_level, kyc_verified_at: row.kyc_verified_at, kyc_sub_status: row.kyc_sub_status, created_at: row.created_at, key_id: key.keyId,
         wrapped_key: key.wrapped.toString('base64'), audit, status_change_id: row.status === 'active' ? null : newId('stc'), origin: row.status_origin, event,
       };
     });

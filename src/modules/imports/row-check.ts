@@ -14,6 +14,7 @@ import type { MappedRow } from './profiles/profile.js';
 const validateBody = bodyValidator(CreateUserBody);
 const STATUSES = new Set(codes('statuses'));
 const KYC_STATUSES = new Set(codes('kyc_statuses'));
+const KYC_SUB_STATUSES = new Set(codes('kyc_sub_statuses'));
 const REASONS = new Set(codes('reason_codes'));
 const ORIGINS = new Set(codes('origins'));
 
@@ -32,6 +33,7 @@ export interface CheckedRow {
   kyc_status: string;
   kyc_level: number | null;
   kyc_verified_at: string | null;
+  kyc_sub_status: string | null;
   created_at: string;
 }
 
@@ -81,6 +83,8 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
   if (!KYC_STATUSES.has(kyc)) errors.push(err('kyc.status', 'not_allowed_value', `must be one of: ${[...KYC_STATUSES].join(', ')}`));
   const level = s.kyc_level ?? null;
   if (level !== null && !(Number.isInteger(level) && level >= 0 && level <= 10)) errors.push(err('kyc.level', 'invalid_level', 'must be an integer from 0 to 10'));
+  const subStatus = s.kyc_sub_status ?? null;
+  if (subStatus !== null && !KYC_SUB_STATUSES.has(subStatus)) errors.push(err('kyc.sub_status', 'not_allowed_value', `must be one of: ${[...KYC_SUB_STATUSES].join(', ')}`));
   const created = instant('created_at', s.created_at, now, errors);
   const changed = instant('status_changed_at', s.status_changed_at, now, errors);
   const verified = instant('kyc.verified_at', s.kyc_verified_at, now, errors);
@@ -93,7 +97,7 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
     row: {
       external_ref: m.external_ref!, source_id: m.source_id, type, country, profile: compact(rest as JsonObject),
       metadata: (metadata ?? {}) as JsonObject, tags: tags ?? [], status, status_reason: reason, status_origin: origin,
-      status_changed_at: changed ?? at, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified, created_at: at,
+      status_changed_at: changed ?? at, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified, kyc_sub_status: subStatus, created_at: at,
     },
   };
 }

@@ -36,6 +36,29 @@ export function vendorTime(value: unknown): string | undefined {
   return m ? `${m[1]}T${m[2]}Z` : raw;
 }
 
+/** A vendor's yes/no: true/false, 1/0 or "1"/"0"; anything else is no answer Kyclo can read. */
+export function toBool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  const v = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  return v === '1' || v === 'true' ? true : v === '0' || v === 'false' ? false : undefined;
+}
+
+/** A vendor time as RFC 3339 (see vendorTime); a date alone, or anything else, is no instant. */
+export function toInstant(value: unknown): string | undefined {
+  const t = vendorTime(value);
+  return t && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(t) && !Number.isNaN(Date.parse(t)) ? t : undefined;
+}
+
+/**
+ * A vendor's value as one of Kyclo's codes: the code itself once lower-cased with spaces and
+ * hyphens as underscores (`Self-Employed` → self_employed), or the code a synonym names.
+ */
+export function toCode(value: unknown, codes: readonly string[], synonyms: Record<string, string> = {}): string | undefined {
+  if (!present(value) || typeof value !== 'string') return undefined;
+  const v = value.trim().toLowerCase().replace(/[\s-]+/g, '_');
+  return codes.includes(v) ? v : synonyms[v];
+}
+
 /**
  * What a profile builds as it maps: the create body, the moved fields (into metadata.<profile>) and
  * the report's lines. `take` marks a vendor field as handled; `finish` moves every field not taken.
@@ -55,11 +78,16 @@ export function mapping(profile: string, record: Record<string, unknown>) {
     set(field: string, value: unknown) {
       if (present(value)) user[field] = typeof value === 'string' ? value.trim() : value;
     },
-    /** Keeps a vendor value in metadata, saying why when it was not converted. */
+    /**
+     * Keeps a vendor value in metadata, saying why when it was not converted. A dotted name keeps one
+     * part of an object whose other parts found a home (`company_details.phone_number`).
+     */
     keep(field: string, value: unknown, why?: string) {
-      taken.add(field);
+      const [top, part] = field.split('.', 2) as [string, string | undefined];
+      taken.add(top);
       if (!present(value) && !(typeof value === 'number')) return;
-      kept[field] = value;
+      if (part === undefined) kept[top] = value;
+      else kept[top] = { ...(kept[top] as Record<string, unknown> | undefined), [part]: value };
       moved[field] = `metadata.${profile}.${field}${why ? ` (${why})` : ''}`;
     },
     /** A vendor field deliberately left out (and why), listed in the report. */

@@ -3,6 +3,7 @@
 // - status ACTIVE / FLAGGED / BLOCKED → active / flagged / blocked.
 // - full_name of exactly two words becomes first and last name; any other shape is ambiguous and
 //   the row is rejected (first_name and last_name given alongside win).
+// - display_name → display_name (the compliance profile's, mutable in Didit as in Kyclo).
 // - Didit's metadata becomes the user's metadata; its tags the user's tags; portrait_image (a
 //   biometric) is not imported; everything else Didit knows goes to metadata.didit.
 // - Didit has no country: a record must carry `country` (added to the export) or it is rejected.
@@ -37,7 +38,7 @@ export const diditProfile: ImportProfile = {
     }
     m.set('first_name', first);
     m.set('last_name', last);
-    m.set('preferred_name', r.display_name);
+    m.set('display_name', r.display_name);
     m.set('date_of_birth', str(r.date_of_birth));
     m.set('email', r.email);
     m.take('display_name', 'date_of_birth', 'email');

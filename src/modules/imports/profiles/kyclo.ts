@@ -18,7 +18,7 @@ export const kycloProfile: ImportProfile = {
   // GET /v1/exports/users ends with a trailer {count, snapshot_at, next_cursor}.
   skip: (record) => !('type' in record) && 'next_cursor' in record && 'snapshot_at' in record,
   map(record): MappedRow {
-    const { status, status_reason, status_origin, kyc, kyc_status, kyc_level, kyc_verified_at, created_at, status_changed_at, ...rest } = record;
+    const { status, status_reason, status_origin, kyc, kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, created_at, status_changed_at, ...rest } = record;
     const user: Record<string, unknown> = {};
     const problems: MappedRow['problems'] = [];
     for (const [k, v] of Object.entries(rest)) {
@@ -48,6 +48,7 @@ export const kycloProfile: ImportProfile = {
         kyc_status: present(k.status ?? kyc_status) ? String(k.status ?? kyc_status) : undefined,
         kyc_level: present(level) ? (typeof level === 'number' ? level : Number(level)) : null,
         kyc_verified_at: present(k.verified_at ?? kyc_verified_at) ? String(k.verified_at ?? kyc_verified_at) : null,
+        kyc_sub_status: present(k.sub_status ?? kyc_sub_status) ? String(k.sub_status ?? kyc_sub_status) : null,
         created_at: present(created_at) ? String(created_at) : null,
       },
       moved: {},

@@ -11,6 +11,8 @@ export interface ImportedState {
   kyc_status?: string;
   kyc_level?: number | null;
   kyc_verified_at?: string | null;
+  /** The finer KYC step (kyc_sub_statuses), as the vendor had it. */
+  kyc_sub_status?: string | null;
   created_at?: string | null;
 }
 

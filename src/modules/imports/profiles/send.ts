@@ -4,6 +4,8 @@
 //   number_of_employee, business_type, mailing_address); its first_name is the company's name and
 //   its date_of_birth the date of incorporation.
 // - mobile_phone is a national number read in the user's country (2106603032 in US → +12106603032).
+// - an individual's user_scope → business_scope, its company_details → employer {name, address, phone};
+//   a business's user_scope → sector, its business_type → legal_form.
 // - status VERIFIED → KYC verified, UNVERIFIED → unverified; the account itself is active.
 // - physical and virtual documents are not imported: files and identifier numbers go through the
 //   documents API (POST /v1/users/{id}/documents), never into metadata.
@@ -24,6 +26,23 @@ function employeeBounds(v: string): [number, number] | undefined {
   const more = /^(MORE|GREATER)_THAN_(\d+)$/.exec(v);
   if (more) return [Number(more[2]) + 1, Infinity];
   return undefined;
+}
+
+/** company_details {company_name, address, phone_number} → employer; a part that does not convert stays in metadata. */
+function employer(m: ReturnType<typeof mapping>, details: unknown, country: string | undefined): void {
+  if (!details || typeof details !== 'object' || Array.isArray(details)) return m.keep('company_details', details, 'not an object');
+  const d = details as Record<string, unknown>;
+  const e: Record<string, unknown> = {};
+  for (const [from, to] of [['company_name', 'name'], ['address', 'address']] as const) {
+    if (typeof d[from] === 'string' && present(d[from])) e[to] = String(d[from]).trim();
+    else m.keep(`company_details.${from}`, d[from], 'not text');
+  }
+  const phone = toE164(d.phone_number, country);
+  if (phone) e.phone = phone;
+  else m.keep('company_details.phone_number', d.phone_number, 'not a valid phone number in the user’s country');
+  for (const [k, v] of Object.entries(d)) if (!['company_name', 'address', 'phone_number'].includes(k)) m.keep(`company_details.${k}`, v);
+  m.take('company_details');
+  if (Object.keys(e).length) m.set('employer', e);
 }
 
 export const sendProfile: ImportProfile = {
@@ -74,7 +93,8 @@ export const sendProfile: ImportProfile = {
         m.take('transaction_frequency');
       }
       m.set('sector', r.user_scope);
-      m.take('user_scope');
+      m.set('legal_form', r.business_type);
+      m.take('user_scope', 'business_type');
       const ma = r.mailing_address as Record<string, unknown> | undefined;
       if (ma && typeof ma === 'object') {
         const mailing = { line1: str(ma.address_line1), line2: str(ma.address_line2), city: str(ma.city), state: str(ma.state), postcode: str(ma.zipcode), country: str(ma.country) };
@@ -93,6 +113,10 @@ export const sendProfile: ImportProfile = {
         m.set('gender', gender);
         m.take('gender');
       }
+      // An individual's user_scope is its line of business; company_details its employer.
+      m.set('business_scope', r.user_scope);
+      m.take('user_scope');
+      employer(m, r.company_details, country);
     }
     m.drop('physical_documents', 'files go through POST /v1/users/{id}/documents');
     m.drop('virtual_documents', 'identifier numbers go through POST /v1/users/{id}/documents, never into metadata');

@@ -5,15 +5,21 @@
 // - KYC state from kycReview (0 none, 1 pending, 2 validated, 3 refused) and kycLevel.
 // - userTypeId 1 is a natural person; 2 (company), 3 (NGO) and 4 (government body) are businesses.
 // - dates without a zone (createdDate) are read as UTC; "" and 0000-00-00 are absent values.
+// - phone → phone, mobile → mobile (E.164, read in country); the sanctions questionnaire's four 0/1
+//   answers → sanctions.*, specifiedUSPerson 0/1 → fatca_crs.relevant (the compliance profile).
 import type { ImportProfile, MappedRow } from './profile.js';
 import { present, str } from './profile.js';
-import { employeesRange, mapping, toE164, vendorTime } from './convert.js';
+import { employeesRange, mapping, toBool, toE164, vendorTime } from './convert.js';
 
 const TITLES: Record<string, string> = { M: 'mr', MR: 'mr', MME: 'mrs', MRS: 'mrs', MLLE: 'miss', MISS: 'miss', MS: 'ms' };
 const KYC_REVIEW: Record<string, string> = { '0': 'unverified', '1': 'pending', '2': 'verified', '3': 'rejected' };
 // legalNumberOfEmployeeRange as Treezor writes it → [low, high].
 const EMPLOYEES: Record<string, [number, number]> = { '0': [0, 0], '1-9': [1, 9], '10-99': [10, 99], '100-249': [100, 249], '250-...': [250, Infinity] };
 const REF = /^[\x21-\x7e]{1,128}$/;
+const SANCTIONS: Array<[string, string]> = [
+  ['activityOutsideEu', 'activity_outside_eu'], ['economicSanctions', 'economic_sanctions'],
+  ['residentCountriesSanctions', 'resident_countries_sanctions'], ['involvedSanctions', 'involved_sanctions'],
+];
 
 export const treezorProfile: ImportProfile = {
   name: 'treezor',
@@ -34,14 +40,13 @@ export const treezorProfile: ImportProfile = {
     m.take('country', 'countryName');
     m.set('email', r.email);
     m.take('email');
-    // The mobile first (Treezor's phone is often a landline), each only if it reads as a number.
-    for (const f of ['mobile', 'phone']) {
+    // Treezor has both numbers, as Kyclo does: each in its place if it reads as a number.
+    for (const f of ['phone', 'mobile']) {
       const e164 = toE164(r[f], country);
-      if (e164 && !m.user.phone) {
-        m.set('phone', e164);
+      if (e164) {
+        m.set(f, e164);
         m.take(f);
-      } else if (present(r[f])) m.keep(f, r[f], e164 ? 'a second number' : 'not a valid phone number');
-      else m.take(f);
+      } else m.keep(f, r[f], 'not a valid phone number');
     }
     const address = { line1: str(r.address1), line2: str(r.address2), line3: str(r.address3), city: str(r.city), state: str(r.state), postcode: str(r.postcode) };
     if (Object.values(address).some(Boolean)) m.set('address', Object.fromEntries(Object.entries(address).filter(([, v]) => v)));
@@ -82,6 +87,21 @@ export const treezorProfile: ImportProfile = {
       m.set('tax_number', r.taxNumber);
       m.take('firstname', 'lastname', 'middleNames', 'birthday', 'placeOfBirth', 'birthCountry', 'nationality', 'occupation', 'taxResidence', 'taxNumber');
     }
+    // The sanctions questionnaire and the US-person flag are 0/1 (null: not answered), on both types.
+    const sanctions: Record<string, boolean> = {};
+    for (const [f, to] of SANCTIONS) {
+      const answer = toBool(r[f]);
+      if (answer !== undefined) {
+        sanctions[to] = answer;
+        m.take(f);
+      } else m.keep(f, r[f], 'not 0 or 1');
+    }
+    if (Object.keys(sanctions).length) m.set('sanctions', sanctions);
+    const usPerson = toBool(r.specifiedUSPerson);
+    if (usPerson !== undefined) {
+      m.set('fatca_crs', { relevant: usPerson });
+      m.take('specifiedUSPerson');
+    } else m.keep('specifiedUSPerson', r.specifiedUSPerson, 'not 0 or 1');
     const lang = str(r.language)?.toLowerCase();
     if (lang && /^[a-z]{2}$/.test(lang)) {
       m.set('language', lang);
