@@ -1613,9 +1613,50 @@ export interface components {
             /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
             sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
             /** @description null until a risk assessment is set */
-            risk: components["schemas"]["Risk"] | null;
+            risk: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+                /** @description Why, as the officer wrote it (null once the user is erased) */
+                reason: string | null;
+                /** Format: date-time */
+                updated_at: string;
+                /** @description The API key that set it */
+                set_by: {
+                    key_id: string | null;
+                    role: string | null;
+                };
+            } | null;
             /** @description Every required action of the user, newest last */
-            required_actions: components["schemas"]["RequiredAction"][];
+            required_actions: {
+                id: string;
+                /**
+                 * @description See GET /v1/enumerations/required_action_codes
+                 * @enum {unknown}
+                 */
+                code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+                /** @description The field the user must provide (dotted, as the field policy names it) */
+                field: string | null;
+                /** @description The document the user must provide (GET /v1/enumerations/document_types) */
+                document_type: string | null;
+                message: string | null;
+                due_at: string | null;
+                /**
+                 * @description open until the field or document arrives (fulfilled) or an operator cancels it
+                 * @enum {unknown}
+                 */
+                status: "open" | "fulfilled" | "cancelled";
+                /** Format: date-time */
+                created_at: string;
+                resolved_at: string | null;
+            }[];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;
@@ -1688,9 +1729,50 @@ export interface components {
             /** @description Treezor’s sanctions questionnaire; a change never re-opens review */
             sanctions: components["schemas"]["SanctionsQuestionnaire"] | null;
             /** @description null until a risk assessment is set */
-            risk: components["schemas"]["Risk"] | null;
+            risk: {
+                /**
+                 * @description See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)
+                 * @enum {unknown}
+                 */
+                rating: "low" | "medium" | "high" | "prohibited";
+                /**
+                 * @description See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)
+                 * @enum {unknown}
+                 */
+                status: "cleared" | "pending" | "rejected" | "unknown";
+                /** @description Why, as the officer wrote it (null once the user is erased) */
+                reason: string | null;
+                /** Format: date-time */
+                updated_at: string;
+                /** @description The API key that set it */
+                set_by: {
+                    key_id: string | null;
+                    role: string | null;
+                };
+            } | null;
             /** @description Every required action of the user, newest last */
-            required_actions: components["schemas"]["RequiredAction"][];
+            required_actions: {
+                id: string;
+                /**
+                 * @description See GET /v1/enumerations/required_action_codes
+                 * @enum {unknown}
+                 */
+                code: "provide_field" | "provide_document" | "renew_document" | "confirm_information" | "complete_questionnaire" | "other";
+                /** @description The field the user must provide (dotted, as the field policy names it) */
+                field: string | null;
+                /** @description The document the user must provide (GET /v1/enumerations/document_types) */
+                document_type: string | null;
+                message: string | null;
+                due_at: string | null;
+                /**
+                 * @description open until the field or document arrives (fulfilled) or an operator cancels it
+                 * @enum {unknown}
+                 */
+                status: "open" | "fulfilled" | "cancelled";
+                /** Format: date-time */
+                created_at: string;
+                resolved_at: string | null;
+            }[];
             /** @description Free JSON, at most 16 KiB serialised */
             metadata: {
                 [key: string]: unknown;

@@ -144,16 +144,18 @@ const lifecycle = {
   status_changed_at: Type.String({ format: 'date-time' }),
   kyc: Kyc,
 };
-export const Risk = Type.Object({
+const RISK_FIELDS = {
   rating: Type.Enum(codes('risk_ratings'), { description: 'See GET /v1/enumerations/risk_ratings; prohibited denies every capability (risk_prohibited)' }),
   status: Type.Enum(codes('risk_statuses'), { description: 'See GET /v1/enumerations/risk_statuses (MatchMove’s risk status)' }),
   reason: Type.Union([Type.String(), Type.Null()], { description: 'Why, as the officer wrote it (null once the user is erased)' }),
   updated_at: Type.String({ format: 'date-time' }),
   set_by: Type.Object({ key_id: Type.Union([Type.String(), Type.Null()]), role: Type.Union([Type.String(), Type.Null()]) }, { description: 'The API key that set it' }),
-}, { $id: 'Risk', description: 'The current risk assessment; set by PUT /v1/users/{id}/risk' });
+};
+const RISK_DESCRIPTION = 'The current risk assessment; set by PUT /v1/users/{id}/risk';
+export const Risk = Type.Object(RISK_FIELDS, { $id: 'Risk', description: RISK_DESCRIPTION });
 
 export const REQUIRED_ACTION_STATUSES = ['open', 'fulfilled', 'cancelled'] as const;
-export const RequiredAction = Type.Object({
+const REQUIRED_ACTION_FIELDS = {
   id: Id('rqa'),
   code: Enum('required_action_codes'),
   field: Type.Union([Type.String(), Type.Null()], { description: 'The field the user must provide (dotted, as the field policy names it)' }),
@@ -163,7 +165,9 @@ export const RequiredAction = Type.Object({
   status: Type.Enum([...REQUIRED_ACTION_STATUSES], { description: 'open until the field or document arrives (fulfilled) or an operator cancels it' }),
   created_at: Type.String({ format: 'date-time' }),
   resolved_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-}, { $id: 'RequiredAction', description: 'Something the user must still provide' });
+};
+const REQUIRED_ACTION_DESCRIPTION = 'Something the user must still provide';
+export const RequiredAction = Type.Object(REQUIRED_ACTION_FIELDS, { $id: 'RequiredAction', description: REQUIRED_ACTION_DESCRIPTION });
 
 const contact = {
   email: Type.Union([Type.String(), Type.Null()]),
@@ -175,8 +179,12 @@ const contact = {
 const tail = {
   fatca_crs: FatcaCrs,
   sanctions: Sanctions,
-  risk: Type.Union([Type.Ref('Risk'), Type.Null()], { description: 'null until a risk assessment is set' }),
-  required_actions: Type.Array(Type.Ref('RequiredAction'), { description: 'Every required action of the user, newest last' }),
+  // Risk and required actions inline, not Type.Ref: a nullable $ref is a union the response serializer
+  // can only write by validating each user's risk with Ajv on every response (serialization.ts
+  // rewrites object | null), and a user schema with no $ref inside is what the serializer's one
+  // Ajv check (PATCH's answer: a user or a dry run, told apart by `dry_run`) can compile.
+  risk: Type.Union([Type.Object(RISK_FIELDS, { description: RISK_DESCRIPTION }), Type.Null()], { description: 'null until a risk assessment is set' }),
+  required_actions: Type.Array(Type.Object(REQUIRED_ACTION_FIELDS, { description: REQUIRED_ACTION_DESCRIPTION }), { description: 'Every required action of the user, newest last' }),
   metadata: Metadata,
   tags: Type.Array(Type.String()),
   custom: Type.Record(Type.String(), Type.Unknown(), { description: 'Values of the tenant-defined fields (GET /v1/policy custom_fields); personal ones included' }),
