@@ -1,12 +1,11 @@
 // Export for the warehouse: NDJSON from one snapshot, masked numbers, parts only for the roles that
 // may read them, a trailer with the next cursor; and the round trip export → import into another
 // tenant gives the same users.
-import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
-import { createServices, type Services } from '../src/services.js';
+import { importText, servicesFor } from './helpers/imports.js';
+import type { Services } from '../src/services.js';
 import { cliActor } from '../src/modules/audit/actor.js';
 import { PAGE_ROWS } from '../src/modules/exports/exports.service.js';
 
@@ -15,17 +14,14 @@ let services: Services;
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  services = createServices({ db: ctx.db, keyring: ctx.keyring, blobs: ctx.blobs });
+  services = servicesFor(ctx);
 });
 afterAll(() => ctx.close());
 
 const parse = (body: string) => body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 async function importRows(tenantId: string, rows: object[]) {
-  const text = rows.map((r) => JSON.stringify(r)).join('\n');
-  const actor = cliActor(tenantId);
-  const { job } = await services.imports.open(actor, { profile: 'kyclo', format: 'ndjson', sha256: crypto.createHash('sha256').update(text).digest('hex') });
-  return services.imports.run(actor, job, Readable.from([Buffer.from(text)]));
+  return (await importText(services, tenantId, rows.map((r) => JSON.stringify(r)).join('\n'))).job;
 }
 
 describe('GET /v1/exports/users', () => {

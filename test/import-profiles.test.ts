@@ -2,12 +2,10 @@
 // vendors: Treezor's and SEND's examples as published; Didit's and MatchMove's documents describe
 // their fields without a full example, so their records are built from those descriptions).
 import fs from 'node:fs/promises';
-import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createTenant, createTestContext, type TestContext } from './helpers/app.js';
-import { createServices, type Services } from '../src/services.js';
-import { cliActor } from '../src/modules/audit/actor.js';
+import { importText, servicesFor } from './helpers/imports.js';
+import type { Services } from '../src/services.js';
 import { PROFILES } from '../src/modules/imports/profiles/index.js';
 import { checkRow } from '../src/modules/imports/row-check.js';
 import type { Format } from '../src/modules/imports/formats.js';
@@ -16,7 +14,7 @@ let ctx: TestContext;
 let services: Services;
 beforeAll(async () => {
   ctx = await createTestContext();
-  services = createServices({ db: ctx.db, keyring: ctx.keyring, blobs: ctx.blobs });
+  services = servicesFor(ctx);
 });
 afterAll(() => ctx.close());
 
@@ -24,11 +22,9 @@ const fixture = (name: string) => fs.readFile(new URL(`./fixtures/vendors/${name
 
 async function importAs(profile: string, text: string, format: Format) {
   const { tenantId, ownerKey } = await createTenant(ctx.db);
-  const actor = cliActor(tenantId);
-  const { job } = await services.imports.open(actor, { profile, format, sha256: crypto.createHash('sha256').update(text).digest('hex') });
-  const done = await services.imports.run(actor, job, Readable.from([Buffer.from(text)]));
+  const { actor, job: done } = await importText(services, tenantId, text, { profile, format });
   const users = await ctx.db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).orderBy('external_ref').execute();
-  const errors = await services.imports.errors(actor, job.id, {});
+  const errors = await services.imports.errors(actor, done.id, {});
   const audit = await ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('action', '=', 'user.imported').execute();
   // The user as GET /v1/users/{id} answers it (the contract checks the answer against its schema).
   const get = async (id: string) => {

@@ -3,13 +3,13 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { cliEnv, runCli } from './helpers/processes.js';
-import { createServices, type Services } from '../src/services.js';
+import { importText as runImport, servicesFor, sha256 as sha } from './helpers/imports.js';
+import type { Services } from '../src/services.js';
 import { cliActor } from '../src/modules/audit/actor.js';
 import type { Format } from '../src/modules/imports/formats.js';
 
@@ -19,7 +19,7 @@ let tmp: string;
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  services = createServices({ db: ctx.db, keyring: ctx.keyring, blobs: ctx.blobs });
+  services = servicesFor(ctx);
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-import-'));
 });
 afterAll(async () => {
@@ -31,14 +31,11 @@ const person = (i: number, extra: Record<string, unknown> = {}) => ({
   type: 'individual', external_ref: `cust-${i}`, country: 'FR', first_name: `Ann${i}`, last_name: 'Oak', email: `ann${i}@example.com`, ...extra,
 });
 const ndjson = (rows: unknown[]) => rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
-const sha = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 
 async function importText(tenantId: string, text: string, format: Format = 'ndjson', opts: { profile?: string; dryRun?: boolean; userEvents?: boolean } = {}) {
-  const actor = cliActor(tenantId);
-  const { job, resumed } = await services.imports.open(actor, { profile: opts.profile ?? 'kyclo', format, sha256: sha(text), dryRun: opts.dryRun, userEvents: opts.userEvents });
   const rows: unknown[] = [];
-  const done = await services.imports.run(actor, job, Readable.from([Buffer.from(text)]), { onRows: (o) => rows.push(...o) });
-  return { job: done, resumed, rows };
+  const { job, resumed } = await runImport(services, tenantId, text, { ...opts, format, onRows: (o) => rows.push(...o) });
+  return { job, resumed, rows };
 }
 
 describe('kyclo import (service)', () => {

@@ -4,8 +4,9 @@
 import { useState, type FormEvent } from 'react';
 import type { Capabilities, User } from '@kyclo/client';
 import type { Session } from '../api';
-import { Dialog, ProblemBox, Section } from '../ui';
+import { Dialog, Section } from '../ui';
 import { CAPABILITIES, capabilityLine } from './User';
+import { ConfirmButtons, useConfirmed } from '../components/confirm';
 
 export const REASON_CODES = [
   'fraud_suspected', 'account_takeover_reported', 'compliance_review', 'sanctions_match', 'aml_alert', 'kyc_failed',
@@ -70,19 +71,15 @@ export function UserActions({ session, user, onDone }: { session: Session; user:
 
 function ActionForm({ session, user, action, onClose }: { session: Session; user: User; action: Action; onClose: (changed: boolean) => void }) {
   const { client } = session;
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const [after, setAfter] = useState<Capabilities | null>(null);
+  const { error, busy, after, run } = useConfirmed(session, user.id);
   const needsReasonCode = action.kind !== 'erasure' && !action.kind.startsWith('legal_hold');
-  const submit = async (e: FormEvent<HTMLFormElement>) => {
+  const submit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
     const note = String(f.get('note') ?? '').trim() || undefined;
     const reason = String(f.get('reason') ?? '') as Reason;
     const path = { params: { path: { id: user.id } } };
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       if (action.kind === 'close') {
         const origin = f.get('origin') === 'user' ? 'user' : 'operator';
         await client.ok(client.api.DELETE('/v1/users/{id}', { ...path, body: { origin, reason, note } }));
@@ -98,12 +95,7 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
       } else {
         await client.users[action.kind](user.id, { reason: reason || undefined, note });
       }
-      setAfter(await client.ok(client.api.GET('/v1/users/{id}/capabilities', path)));
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   if (after) return <CapabilitiesAfter after={after} onClose={() => onClose(true)} />;
   return (
@@ -138,15 +130,7 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
         <label htmlFor="action-note">{action.kind === 'legal_hold_set' ? 'Reason (required)' : 'Note'}</label>
         <textarea id="action-note" name="note" rows={3} maxLength={1000} required={action.kind === 'legal_hold_set'} />
       </div>
-      <ProblemBox error={error} />
-      <div className="buttons">
-        <button type="submit" className={action.danger ? 'danger' : undefined} disabled={busy}>
-          {busy ? 'Working…' : `Confirm: ${action.label.toLowerCase()}`}
-        </button>
-        <button type="button" className="secondary" onClick={() => onClose(false)}>
-          Cancel
-        </button>
-      </div>
+      <ConfirmButtons error={error} busy={busy} label={`Confirm: ${action.label.toLowerCase()}`} danger={action.danger} onCancel={() => onClose(false)} />
     </form>
   );
 }

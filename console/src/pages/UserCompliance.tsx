@@ -3,11 +3,12 @@
 // for the roles that update users. Each write is confirmed in a dialog like the other actions and
 // then shows the capabilities it left (a prohibited rating denies all four). The server still decides.
 import { useState, type FormEvent } from 'react';
-import type { Capabilities, paths, User } from '@kyclo/client';
+import type { paths, User } from '@kyclo/client';
 import type { Session } from '../api';
 import { Badge, Dialog, Empty, ProblemBox, Section, Show, time, useLoad } from '../ui';
 import { RISK_RATINGS } from './Users';
 import { CapabilitiesAfter } from './UserActions';
+import { ConfirmButtons, useConfirmed } from '../components/confirm';
 
 type Risk = NonNullable<User['risk']>;
 type RequiredAction = User['required_actions'][number];
@@ -20,26 +21,6 @@ interface Props {
   session: Session;
   user: User;
   onDone: () => void;
-}
-
-/** Runs a write, then reads the capabilities it left; the problem, if any, stays in the dialog. */
-function useConfirmed(session: Session, userId: string) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const [after, setAfter] = useState<Capabilities | null>(null);
-  const run = async (write: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await write();
-      setAfter(await session.client.ok(session.client.api.GET('/v1/users/{id}/capabilities', { params: { path: { id: userId } } })));
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { error, busy, after, run };
 }
 
 export function RiskSection({ session, user, onDone }: Props) {
@@ -142,15 +123,7 @@ function RiskForm({ session, user, onClose }: { session: Session; user: User; on
         <label htmlFor="risk-reason">Reason (required)</label>
         <textarea id="risk-reason" name="reason" rows={3} maxLength={1000} required />
       </div>
-      <ProblemBox error={error} />
-      <div className="buttons">
-        <button type="submit" disabled={busy}>
-          {busy ? 'Working…' : 'Confirm: set risk'}
-        </button>
-        <button type="button" className="secondary" onClick={() => onClose(false)}>
-          Cancel
-        </button>
-      </div>
+      <ConfirmButtons error={error} busy={busy} label="Confirm: set risk" onCancel={() => onClose(false)} />
     </form>
   );
 }
@@ -277,15 +250,7 @@ function AddForm({ session, user, onClose }: { session: Session; user: User; onC
             <label htmlFor="rqa-due">Due on (optional)</label>
             <input id="rqa-due" name="due_on" type="date" />
           </div>
-          <ProblemBox error={error} />
-          <div className="buttons">
-            <button type="submit" disabled={busy}>
-              {busy ? 'Working…' : 'Confirm: add required action'}
-            </button>
-            <button type="button" className="secondary" onClick={() => onClose(false)}>
-              Cancel
-            </button>
-          </div>
+          <ConfirmButtons error={error} busy={busy} label="Confirm: add required action" onCancel={() => onClose(false)} />
         </form>
       )}
     </Show>

@@ -10,6 +10,7 @@ const STATUSES = ['active', 'flagged', 'suspended', 'blocked', 'closed'] as cons
 const KYC = ['unverified', 'pending', 'verified', 'rejected', 'review_required'] as const;
 // The ratings (GET /v1/enumerations/risk_ratings), and unrated: never assessed.
 export const RISK_RATINGS = ['low', 'medium', 'high', 'prohibited'] as const satisfies readonly NonNullable<User['risk']>['rating'][];
+const TYPES = ['individual', 'business'] as const satisfies readonly NonNullable<ListUsersQuery['type']>[];
 const RISK_FILTER = [...RISK_RATINGS, 'unrated'] as const satisfies NonNullable<ListUsersQuery['risk']>;
 const PAGE = 50;
 
@@ -25,7 +26,7 @@ function queryOf(params: URLSearchParams): ListUsersQuery {
   const risk = params.getAll('risk').filter((r): r is (typeof RISK_FILTER)[number] => (RISK_FILTER as readonly string[]).includes(r));
   if (risk.length) q.risk = risk;
   const type = params.get('type');
-  if (type === 'individual' || type === 'business') q.type = type;
+  if (type && (TYPES as readonly string[]).includes(type)) q.type = type as (typeof TYPES)[number];
   for (const k of ['q', 'tag'] as const) if (params.get(k)) q[k] = params.get(k)!;
   // Dates are whole UTC days: "to" includes its day.
   if (params.get('created_from')) q.created_from = `${params.get('created_from')}T00:00:00Z`;
@@ -136,36 +137,9 @@ function Filters({ query }: { query: URLSearchParams }) {
           ))}
         </div>
       </fieldset>
-      <div className="field">
-        <label htmlFor="f-kyc">KYC status</label>
-        <select id="f-kyc" name="kyc_status" defaultValue={query.get('kyc_status') ?? ''}>
-          <option value="">Any</option>
-          {KYC.map((k) => (
-            <option key={k} value={k}>
-              {k.replace(/_/g, ' ')}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="f-type">Type</label>
-        <select id="f-type" name="type" defaultValue={query.get('type') ?? ''}>
-          <option value="">Any</option>
-          <option value="individual">individual</option>
-          <option value="business">business</option>
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="f-risk">Risk</label>
-        <select id="f-risk" name="risk" defaultValue={query.get('risk') ?? ''}>
-          <option value="">Any</option>
-          {RISK_FILTER.map((r) => (
-            <option key={r} value={r}>
-              {r === 'unrated' ? 'unrated (never assessed)' : r}
-            </option>
-          ))}
-        </select>
-      </div>
+      <FilterSelect query={query} id="f-kyc" name="kyc_status" label="KYC status" values={KYC} shown={(k) => k.replace(/_/g, ' ')} />
+      <FilterSelect query={query} id="f-type" name="type" label="Type" values={TYPES} />
+      <FilterSelect query={query} id="f-risk" name="risk" label="Risk" values={RISK_FILTER} shown={(r) => (r === 'unrated' ? 'unrated (never assessed)' : r)} />
       <div className="field">
         <label htmlFor="f-tag">Tag</label>
         <input id="f-tag" name="tag" defaultValue={query.get('tag') ?? ''} maxLength={64} />
@@ -185,5 +159,23 @@ function Filters({ query }: { query: URLSearchParams }) {
         </button>
       </div>
     </form>
+  );
+}
+
+/** A one-of filter read from and written to the query string; "Any" leaves it out of the search. */
+function FilterSelect<T extends string>(props: { query: URLSearchParams; id: string; name: string; label: string; values: readonly T[]; shown?: (v: T) => string }) {
+  const { query, id, name, label, values, shown = (v: T) => v } = props;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} name={name} defaultValue={query.get(name) ?? ''}>
+        <option value="">Any</option>
+        {values.map((v) => (
+          <option key={v} value={v}>
+            {shown(v)}
+          </option>
+        ))}
+      </select>
+    </div>
   );
 }

@@ -6,33 +6,25 @@ import { sql } from 'kysely';
 import type { Db, ImportJobsTable } from '../../db/database.js';
 import type { Selectable } from 'kysely';
 import { prepared } from '../../db/prepared.js';
+import type { CheckedRow } from './row-check.js';
 
 export type ImportJobRow = Selectable<ImportJobsTable>;
 
-/** One row as the batch statement takes it (jsonb_to_recordset). */
-export interface BatchRow {
+/**
+ * One row as the batch statement takes it (jsonb_to_recordset): the checked row's fields, with the
+ * profile as stored (tenant-defined personal values sealed), plus what the write makes for it (ids,
+ * data key, audit entry, event). source_id goes to the audit entry only; status_origin is `origin`.
+ */
+export type BatchRow = Omit<CheckedRow, 'source_id' | 'status_origin' | 'profile'> & {
   id: string;
-  external_ref: string;
-  type: string;
-  country: string;
   profile: object;
-  metadata: object;
-  tags: string[];
-  status: string;
-  status_reason: string | null;
-  status_changed_at: string;
-  kyc_status: string;
-  kyc_level: number | null;
-  kyc_verified_at: string | null;
-  kyc_sub_status: string | null;
-  created_at: string;
   key_id: string;
   wrapped_key: string;
   audit: object;
   status_change_id: string | null;
   origin: string;
   event: object | null;
-}
+};
 
 const insertBatch = prepared<{ id: string; external_ref: string }>(
   'imports_insert_batch',
