@@ -224,7 +224,8 @@ describe.skipIf(!hasChromium)('the operator console in chromium', () => {
     const change = await ctx.db.selectFrom('status_changes').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', id).executeTakeFirstOrThrow();
     expect(change).toMatchObject({ to_status: 'closed', reason: 'user_request', origin: 'user', actor_key_id: admin.id });
     expect(await page.getByRole('heading', { name: 'Actions', exact: true }).count()).toBe(1); // erasure is still possible
-    expect(await page.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+    // The page reloads the closed user after the dialog closes: wait for that render, not the first look.
+    await expect.poll(() => page.getByRole('button', { name: 'Edit' }).count()).toBe(0);
     await page.close();
   });
 
