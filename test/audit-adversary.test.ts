@@ -191,6 +191,26 @@ describe('the audit log against a database superuser', () => {
     expect(run.stdout).toMatch(/BROKEN .*\(entry aud_01FORGED.*MAC does not verify/);
   });
 
+  it('the last verify run is served per tenant (GET /v1/audit/verification), MACed: a superuser who turns BROKEN into OK is shown as not authentic', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    expect((await api.get('/v1/audit/verification')).json()).toEqual({ verification: null });
+    const ok = await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(ok.code).toBe(0);
+    expect((await api.get('/v1/audit/verification')).json().verification).toMatchObject({ ok: true, sealed: expect.any(Number), pending: 0, kept_checkpoints: 0, reason: null, authentic: true });
+    // Break the chain, run again: the BROKEN result replaces the OK one, with where it broke.
+    const target = (await sql<{ id: string }>`
+      select e.id from audit_seals s join audit_entries e on e.tenant_id = s.tenant_id and e.seq = s.entry_seq
+      where s.tenant_id = ${tenantId} and s.chain_seq = 2`.execute(ctx.db)).rows[0]!;
+    await tamper(sql`update audit_entries set actor_role = 'READER' where id = ${target.id}`);
+    expect((await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }))).code).toBe(1);
+    const broken = (await api.get('/v1/audit/verification')).json().verification;
+    expect(broken).toMatchObject({ ok: false, broken_at: '2', authentic: true });
+    expect(broken.reason).toMatch(/does not match its hash|MAC/);
+    // The superuser rewrites the record to OK: it is served, but not as authentic.
+    await tamper(sql`update audit_verifications set ok = true, reason = null, broken_at = null, entry_id = null where tenant_id = ${tenantId}`);
+    expect((await api.get('/v1/audit/verification')).json().verification).toMatchObject({ ok: true, authentic: false });
+  });
+
   it('a sealed entry edited (actor changed, MAC replaced) is BROKEN: re-hashing the chain needs the chain key, and with it the MAC still fails', async () => {
     const { tenantId } = await tenantWithHistory();
     const target = (await sql<{ id: string }>`

@@ -7,6 +7,9 @@ import { individual } from './helpers/factories.js';
 import { startReceiver } from './helpers/receiver.js';
 import { axe, hasChromium, launchBrowser, serious, signIn, startConsoleApp, type Browser } from './helpers/browser.js';
 import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
+import { sealAuditLog } from '../src/modules/audit/chain.js';
+import { verifyAuditLog } from '../src/modules/audit/verify.js';
+import { recordVerifications } from '../src/modules/audit/verification-record.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -87,8 +90,16 @@ describe.skipIf(!hasChromium)('the console’s operations pages in chromium', ()
     const page = await browser.newPage();
     await signIn(page, base, ownerKey, '/console/operations/audit');
     await page.getByRole('heading', { name: 'Signed checkpoints' }).waitFor();
-    await expect.poll(() => page.locator('section', { hasText: 'Sealing' }).textContent()).toContain('kyclo audit verify');
+    await expect.poll(() => page.locator('section', { hasText: 'Last verification' }).textContent()).toContain('has not run for this tenant yet');
     expect(await axeSerious(page)).toEqual([]);
+    // After a verify run (sealed first, as the worker would), the page shows its result.
+    await sealAuditLog(ctx.db);
+    await recordVerifications(ctx.db, ctx.keyring.auditKeys.macKey, await verifyAuditLog(ctx.db, {
+      tenantId, macKey: ctx.keyring.auditKeys.macKey, chainKey: ctx.keyring.auditKeys.chainKey, publicKey: ctx.keyring.auditKeys.publicKey,
+    }), 0);
+    await page.reload();
+    await expect.poll(() => page.getByTestId('last-verification').textContent()).toMatch(/ok .* entries checked/);
+    expect(await page.getByTestId('last-verification').textContent()).not.toContain('NOT AUTHENTIC');
     await page.getByRole('link', { name: 'Policy' }).click();
     await expect.poll(() => page.locator('pre.json').textContent()).toContain('"capabilities"');
     expect(await page.getByRole('button', { name: /save|edit/i }).count()).toBe(0);

@@ -77,6 +77,9 @@ const COLUMNS: Record<string, 'personal' | 'non-personal'> = {
   'audit_checkpoints.id': 'non-personal', 'audit_checkpoints.tenant_id': 'non-personal', 'audit_checkpoints.hash': 'non-personal', 'audit_checkpoints.key_id': 'non-personal',
   'audit_checkpoints.signature': 'non-personal',
   'audit_rejections.tenant_id': 'non-personal', 'audit_rejections.entry_id': 'non-personal', 'audit_rejections.reason': 'non-personal',
+  // What the last `kyclo audit verify` found: chain positions and entry ids, never an entry's content.
+  'audit_verifications.tenant_id': 'non-personal', 'audit_verifications.reason': 'non-personal', 'audit_verifications.broken_at': 'non-personal',
+  'audit_verifications.entry_id': 'non-personal', 'audit_verifications.mac': 'non-personal',
   'webhook_endpoints.id': 'non-personal', 'webhook_endpoints.tenant_id': 'non-personal', 'webhook_endpoints.url': 'non-personal', 'webhook_endpoints.description': 'non-personal',
   'webhook_endpoints.event_types': 'non-personal', 'webhook_endpoints.secret_enc': 'non-personal', 'webhook_endpoints.previous_secret_enc': 'non-personal',
   'webhook_endpoints.disabled_reason': 'non-personal',

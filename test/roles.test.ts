@@ -197,6 +197,11 @@ const OPERATIONS: Record<string, Operation> = {
     request: () => ({ method: 'GET', url: '/v1/audit/checkpoints?since=2000-01-01T00:00:00Z' }),
     verify: (res) => expect(res.json()).toMatchObject({ data: expect.any(Array), next_cursor: null }),
   },
+  getAuditVerification: {
+    method: 'GET', path: '/v1/audit/verification', permission: 'audit:read', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/audit/verification' }),
+    verify: (res) => expect(res.json()).toHaveProperty('verification'),
+  },
   listEvents: {
     method: 'GET', path: '/v1/events', permission: 'events:manage', success: 200,
     request: () => ({ method: 'GET', url: `/v1/events?user_id=${fx.userId}&limit=200` }),

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { listCheckpoints, sealAuditLog } from '../modules/audit/chain.js';
 import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, parseCheckpointLines, verifyAuditLog } from '../modules/audit/verify.js';
+import { recordVerifications } from '../modules/audit/verification-record.js';
 import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
 import { resolveMasterKey } from '../crypto/master-key.js';
 import { createKeyring } from '../crypto/keyring.js';
@@ -208,6 +209,8 @@ export function buildCli(): Command {
           else print(`BROKEN ${r.tenantId}${r.brokenAt ? ` at sequence ${r.brokenAt}` : ''}${r.entryId ? ` (entry ${r.entryId})` : ''}: ${r.reason} (${counts})`);
         }
         if (external) print(`checked against ${external.length} kept checkpoint(s) from ${opts.checkpoints}`);
+        // Kept for GET /v1/audit/verification (the console's audit page), MACed with the master key.
+        await recordVerifications(conn.db, k.macKey, results, external?.length ?? 0);
         if (results.some((r) => !r.ok)) process.exitCode = 1;
       });
     });

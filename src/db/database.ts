@@ -177,6 +177,20 @@ export interface AuditSealsTable {
   hash: string;
 }
 
+export interface AuditVerificationsTable {
+  tenant_id: string;
+  verified_at: Date;
+  ok: boolean;
+  sealed: string;
+  pending: string;
+  checkpoints: number;
+  kept_checkpoints: number;
+  reason: string | null;
+  broken_at: string | null;
+  entry_id: string | null;
+  mac: string;
+}
+
 export interface AuditHeadsTable {
   tenant_id: string;
   chain_seq: string;
@@ -374,6 +388,7 @@ export interface Database {
   status_changes: StatusChangesTable;
   user_keys: UserKeysTable;
   audit_heads: AuditHeadsTable;
+  audit_verifications: AuditVerificationsTable;
   audit_seals: AuditSealsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;

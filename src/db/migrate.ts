@@ -21,6 +21,7 @@ import * as m0019 from './migrations/0019_custom_fields.js';
 import * as m0020 from './migrations/0020_compliance_profile.js';
 import * as m0021 from './migrations/0021_imports.js';
 import * as m0022 from './migrations/0022_users_risk_index.js';
+import * as m0023 from './migrations/0023_audit_verifications.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -44,6 +45,7 @@ export const migrations: Record<string, Migration> = {
   '0020_compliance_profile': m0020,
   '0021_imports': m0021,
   '0022_users_risk_index': m0022,
+  '0023_audit_verifications': m0023,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -195,6 +195,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The last `kyclo audit verify` result for this tenant (null when it never ran), and whether its stored record is authentic */
+        get: operations["getAuditVerification"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit-events": {
         parameters: {
             query?: never;
@@ -2107,6 +2124,35 @@ export interface components {
             data: components["schemas"]["AuditCheckpoint"][];
             /** @description Pass as cursor for the next page; null on the last page */
             next_cursor: string | null;
+        };
+        /** AuditVerification */
+        AuditVerification: {
+            /**
+             * Format: date-time
+             * @description When `kyclo audit verify` ran
+             */
+            verified_at: string;
+            /** @description true: OK; false: BROKEN (reason, broken_at, entry_id say where) */
+            ok: boolean;
+            /** @description Entries chained and checked */
+            sealed: number;
+            /** @description Entries waiting to be sealed at the time */
+            pending: number;
+            /** @description Checkpoints in the database checked */
+            checkpoints: number;
+            /** @description Checkpoints kept outside the database it was given (--checkpoints); 0: none */
+            kept_checkpoints: number;
+            reason: string | null;
+            /** @description The first chain position that does not hold */
+            broken_at: string | null;
+            /** @description The entry at fault */
+            entry_id: string | null;
+            /** @description false: the stored record does not carry this deployment’s MAC (written or changed in the database by hand): do not trust it */
+            authentic: boolean;
+        };
+        /** AuditVerificationAnswer */
+        AuditVerificationAnswer: {
+            verification: components["schemas"]["AuditVerification"] | null;
         };
         /** AuditActor */
         AuditActor: {
@@ -6056,6 +6102,101 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditCheckpointList"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired API key; or No key, an unknown key, or a revoked or expired one (auth.missing_key, auth.invalid_key, auth.key_revoked) */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this operation; or The key's role does not allow this operation (auth.forbidden) */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Past the API key's requests per minute (rate_limit.exceeded), or too many failed keys from this address (auth.too_many_failures); retry after Retry-After */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected fault (the detail is in the server log under the request id); or Unexpected fault: the detail is in the server log under the request id */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Database unavailable; retry after Retry-After seconds; or The database is unavailable (service.unavailable) or the process is shutting down; retry after Retry-After */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterOptional"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAuditVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The last verification, or null */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerificationAnswer"];
                 };
             };
             /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */

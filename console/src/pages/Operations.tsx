@@ -128,6 +128,7 @@ function AuditChain({ session }: { session: Session }) {
   const checkpoints = useLoad(() => client.ok(client.api.GET('/v1/audit/checkpoints', { params: { query: { limit: 5 } } })), []);
   // /readyz is the process's own view of the sealer (unsealed backlog, problems); it needs no key.
   const ready = useLoad(async () => (await fetch('/readyz')).json() as Promise<ReadyBody>, []);
+  const verification = useLoad(() => client.ok(client.api.GET('/v1/audit/verification')), []);
   return (
     <>
       <Section title="Sealing" id="sealer">
@@ -144,8 +145,26 @@ function AuditChain({ session }: { session: Session }) {
             )
           }
         </Show>
+      </Section>
+      <Section title="Last verification" id="verification">
+        <Show loaded={verification}>
+          {(v) =>
+            v.verification === null ? (
+              <Empty>
+                <code>kyclo audit verify</code> has not run for this tenant yet.
+              </Empty>
+            ) : (
+              <p data-testid="last-verification">
+                <Badge value={v.verification.ok ? 'ok' : 'broken'} /> {time(v.verification.verified_at)} · {v.verification.sealed} entries checked
+                {v.verification.kept_checkpoints ? `, against ${v.verification.kept_checkpoints} kept checkpoints` : ''}
+                {v.verification.ok ? '' : ` · at ${v.verification.broken_at ?? '?'}${v.verification.entry_id ? ` (${v.verification.entry_id})` : ''}: ${v.verification.reason ?? ''}`}
+                {v.verification.authentic ? '' : ' · NOT AUTHENTIC: this record was not written by a Kyclo process with the master key; do not trust it'}
+              </p>
+            )
+          }
+        </Show>
         <p className="muted small">
-          The last verification’s result is not served by the API: run <code>kyclo audit verify</code> (it checks every entry against the signed checkpoints).
+          What the last <code>kyclo audit verify</code> found; the proof is running it again against checkpoints kept outside the database.
         </p>
       </Section>
       <Section title="Signed checkpoints" id="checkpoints">

@@ -57,6 +57,20 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const AuditVerification = Type.Object({
+  verified_at: Type.String({ format: 'date-time', description: 'When `kyclo audit verify` ran' }),
+  ok: Type.Boolean({ description: 'true: OK; false: BROKEN (reason, broken_at, entry_id say where)' }),
+  sealed: Type.Integer({ description: 'Entries chained and checked' }),
+  pending: Type.Integer({ description: 'Entries waiting to be sealed at the time' }),
+  checkpoints: Type.Integer({ description: 'Checkpoints in the database checked' }),
+  kept_checkpoints: Type.Integer({ description: 'Checkpoints kept outside the database it was given (--checkpoints); 0: none' }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  broken_at: Type.Union([Type.String(), Type.Null()], { description: 'The first chain position that does not hold' }),
+  entry_id: Type.Union([Type.String(), Type.Null()], { description: 'The entry at fault' }),
+  authentic: Type.Boolean({ description: 'false: the stored record does not carry this deployment’s MAC (written or changed in the database by hand): do not trust it' }),
+}, { title: 'AuditVerification' });
+const AuditVerificationAnswer = Type.Object({ verification: Type.Union([AuditVerification, Type.Null()]) }, { title: 'AuditVerificationAnswer' });
+
 export function auditRoutes(audit: AuditService) {
   return async (app: FastifyInstance) => {
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit/checkpoints', {
@@ -69,6 +83,16 @@ export function auditRoutes(audit: AuditService) {
         response: { 200: { ...ListOf(CheckpointSchema, 'AuditCheckpointList'), description: 'A page of checkpoints, newest first' }, ...errors(...AUTH_ERRORS) },
       },
       handler: async (req) => audit.checkpoints(req.actor, req.query) as never,
+    });
+    app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit/verification', {
+      config: { permission: 'audit:read' },
+      schema: {
+        operationId: 'getAuditVerification',
+        tags: ['Audit'],
+        summary: 'The last `kyclo audit verify` result for this tenant (null when it never ran), and whether its stored record is authentic',
+        response: { 200: { ...AuditVerificationAnswer, description: 'The last verification, or null' }, ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => audit.lastVerification(req.actor),
     });
     app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/audit-events', {
       config: { permission: 'audit:read' },

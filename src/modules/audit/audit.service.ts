@@ -1,5 +1,6 @@
 // The audit log as the API and the GDPR export show it: personal values opened with each user's
 // key while it exists (null after erasure), and the signed checkpoints with the public key.
+import { lastVerification } from './verification-record.js';
 import type { Db } from '../../db/database.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import type { Actor } from './actor.js';
@@ -52,6 +53,11 @@ export function createAuditService({ db, keyring }: { db: Db; keyring: Keyring }
       });
       const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
       return { data: await auditViews(keyring, actor.tenantId, page.data), next_cursor: page.next_cursor };
+    },
+
+    /** The last `kyclo audit verify` result for the caller's tenant, with whether its MAC holds. */
+    async lastVerification(actor: Actor) {
+      return { verification: await lastVerification(db, keyring.auditKeys.macKey, actor.tenantId) };
     },
 
     async checkpoints(actor: Actor, q: { since?: string; limit?: number; cursor?: string }) {
