@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, Token, errors, Id, Limit, ListOf, Nullable } from '../../http/schemas.js';
 import { ROLES } from '../api-keys/roles.js';
 import type { AuditService } from './audit.service.js';
+import { AuditVerification } from './verification-record.js';
 
 export const CheckpointSchema = Type.Object(
   {
@@ -57,18 +58,6 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const AuditVerification = Type.Object({
-  verified_at: Type.String({ format: 'date-time', description: 'When `kyclo audit verify` ran' }),
-  ok: Type.Boolean({ description: 'true: OK; false: BROKEN (reason, broken_at, entry_id say where)' }),
-  sealed: Type.Integer({ description: 'Entries chained and checked' }),
-  pending: Type.Integer({ description: 'Entries waiting to be sealed at the time' }),
-  checkpoints: Type.Integer({ description: 'Checkpoints in the database checked' }),
-  kept_checkpoints: Type.Integer({ description: 'Checkpoints kept outside the database it was given (--checkpoints); 0: none' }),
-  reason: Type.Union([Type.String(), Type.Null()]),
-  broken_at: Type.Union([Type.String(), Type.Null()], { description: 'The first chain position that does not hold' }),
-  entry_id: Type.Union([Type.String(), Type.Null()], { description: 'The entry at fault' }),
-  authentic: Type.Boolean({ description: 'false: the stored record does not carry this deployment’s MAC (written or changed in the database by hand): do not trust it' }),
-}, { title: 'AuditVerification' });
 const AuditVerificationAnswer = Type.Object({ verification: Type.Union([AuditVerification, Type.Null()]) }, { title: 'AuditVerificationAnswer' });
 
 export function auditRoutes(audit: AuditService) {

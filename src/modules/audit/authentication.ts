@@ -80,10 +80,14 @@ export function entryMac(macKey: Buffer, e: MacContent): string {
 }
 
 export function macMatches(macKey: Buffer, e: MacContent, mac: string | null): boolean {
-  if (!mac) return false;
-  const expected = Buffer.from(entryMac(macKey, e));
-  const got = Buffer.from(mac);
-  return expected.length === got.length && crypto.timingSafeEqual(expected, got);
+  return mac !== null && sameMac(entryMac(macKey, e), mac);
+}
+
+/** Two MACs compared in constant time (a MAC's length is public). */
+export function sameMac(expected: string, got: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(got);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
 }
 
 /** The Node clock as PostgreSQL will read the timestamp back (microseconds, UTC). */

@@ -4,24 +4,26 @@
 // superuser cannot forge an OK, nor turn a BROKEN into one. It says what the last run found; the
 // proof stays the command itself, run against checkpoints kept outside the database.
 import crypto from 'node:crypto';
+import { Type, type Static } from 'typebox';
 import type { Db } from '../../db/database.js';
 import { canonicalJson } from '../../lib/canonical-json.js';
-import { macTimestamp } from './authentication.js';
+import { macTimestamp, sameMac } from './authentication.js';
 import type { VerifyResult } from './verify.js';
 
-export interface VerificationView {
-  verified_at: string;
-  ok: boolean;
-  sealed: number;
-  pending: number;
-  checkpoints: number;
-  kept_checkpoints: number;
-  reason: string | null;
-  broken_at: string | null;
-  entry_id: string | null;
-  /** false when the stored row does not carry a MAC of this deployment's master key: do not trust it. */
-  authentic: boolean;
-}
+/** What the API answers for a tenant's last run (GET /v1/audit/verification). */
+export const AuditVerification = Type.Object({
+  verified_at: Type.String({ format: 'date-time', description: 'When `kyclo audit verify` ran' }),
+  ok: Type.Boolean({ description: 'true: OK; false: BROKEN (reason, broken_at, entry_id say where)' }),
+  sealed: Type.Integer({ description: 'Entries chained and checked' }),
+  pending: Type.Integer({ description: 'Entries waiting to be sealed at the time' }),
+  checkpoints: Type.Integer({ description: 'Checkpoints in the database checked' }),
+  kept_checkpoints: Type.Integer({ description: 'Checkpoints kept outside the database it was given (--checkpoints); 0: none' }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  broken_at: Type.Union([Type.String(), Type.Null()], { description: 'The first chain position that does not hold' }),
+  entry_id: Type.Union([Type.String(), Type.Null()], { description: 'The entry at fault' }),
+  authentic: Type.Boolean({ description: 'false: the stored record does not carry this deployment’s MAC (written or changed in the database by hand): do not trust it' }),
+}, { title: 'AuditVerification' });
+export type VerificationView = Static<typeof AuditVerification>;
 
 type Content = Omit<VerificationView, 'authentic' | 'verified_at'> & { tenant_id: string; verified_at: string };
 
@@ -55,8 +57,6 @@ export async function lastVerification(db: Db, macKey: Buffer, tenantId: string)
     tenant_id: row.tenant_id, verified_at: macTimestamp(row.verified_at), ok: row.ok, sealed: Number(row.sealed), pending: Number(row.pending),
     checkpoints: row.checkpoints, kept_checkpoints: row.kept_checkpoints, reason: row.reason, broken_at: row.broken_at, entry_id: row.entry_id,
   };
-  const expected = Buffer.from(macOf(macKey, c));
-  const got = Buffer.from(row.mac);
   const { tenant_id: _t, ...view } = c;
-  return { ...view, verified_at: row.verified_at.toISOString(), authentic: expected.length === got.length && crypto.timingSafeEqual(expected, got) };
+  return { ...view, verified_at: row.verified_at.toISOString(), authentic: sameMac(macOf(macKey, c), row.mac) };
 }
