@@ -79,4 +79,14 @@ describe('response serializer', () => {
     const write = compile(Type.Ref('PatchDryRun'));
     expect(JSON.parse(write({ ...dryRun, secret: 'x' }))).toEqual(dryRun);
   });
+
+  it('compiles one serializer per distinct schema, shared by every route and status that answers it', () => {
+    const build = buildSerializer(external, {});
+    const route = (url: string, httpStatus: string, schema: object) => build({ schema: schema as never, method: 'GET', url, httpStatus });
+    const problem = () => Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer() });
+    const a = route('/v1/users', '404', problem());
+    expect(route('/v1/webhooks', '409', problem())).toBe(a);
+    expect(route('/v1/users/:id', '200', Type.Ref('User'))).toBe(route('/v1/users/by-external-ref/:ref', '200', Type.Ref('User')));
+    expect(route('/v1/users', '200', Type.Ref('PatchDryRun'))).not.toBe(a);
+  });
 });
