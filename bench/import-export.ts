@@ -1,44 +1,64 @@
-// npm run bench:io — bulk import and export rates (issue 17), each beside the database's own floor:
-// - import: N users as an NDJSON file in the `kyclo` profile, through the imports service exactly as
-//   `kyclo import` runs it (validation, data keys, an audit entry each), against a bare COPY of the
-//   same rows into users (no validation, no keys, no audit: the fastest PostgreSQL takes them);
-// - export: the same N users streamed as NDJSON (GET /v1/exports/users' service), to /dev/null.
-// Peak RSS is sampled through the run. Options: --users N (default 1,000,000), --keep (leave the
-// database). Uses DATABASE_URL's server (a database of its own, dropped at the end) or, without it,
+// Bulk import and export rates (issue 17), each beside the database's own floor, as part of `npm run
+// bench` (after the HTTP runs, on the same PostgreSQL) or alone with `npm run bench:io`:
+// - import: N users as an NDJSON file in the `kyclo` profile, imported by `kyclo import` as a user
+//   runs it (the compiled CLI in its own process: hashing the file, validation, data keys, an audit
+//   entry each, batches of 1,000), against COPY of the same rows into the same tables (copyFloor);
+// - export: the same N users streamed by `kyclo export` to /dev/null.
+// Each round uses fresh databases (one for the floor, one for the import and export), so every round
+// writes into the same empty tables; the order of floor and import alternates per round. The CLI's
+// CPU and peak RSS are read from /proc while it runs.
+// Alone: `npm run bench:io -- [--users N] [--rounds N]`, on DATABASE_URL's server or, without it,
 // the bench's embedded PostgreSQL (bench/pg.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { createDb } from '../src/db/database.js';
 import { migrate } from '../src/db/connect.js';
-import { createKeyring } from '../src/crypto/keyring.js';
-import { installAuditKeys } from '../src/modules/audit/authentication.js';
+import { createKeyring, masterKeyId } from '../src/crypto/keyring.js';
+import { deriveAuditKeys, installAuditKeys } from '../src/modules/audit/authentication.js';
 import { createServices } from '../src/services.js';
-import { cliActor } from '../src/modules/audit/actor.js';
 import { defaultBlobStore } from '../src/storage/blob-store.js';
-import { seededUsers, linesOf, userLine, USER_COPY_COLUMNS } from './data.js';
-import { copyFrom } from './copy.js';
-import { startBenchPostgres } from './pg.js';
+import { seededUsers, userLine, keyLine, History, USER_COPY_COLUMNS, KEY_COPY_COLUMNS, AUDIT_COPY_COLUMNS } from './data.js';
+import { copyFrom, copyText } from './copy.js';
+import { median, type Row } from './results.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { users: { type: 'string', default: '1000000' }, keep: { type: 'boolean', default: false } } });
-const N = Number(opt.users);
-const log = (m: string) => process.stdout.write(m + '\n');
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+/** The floor's tenant: a fixed id, so its COPY files are made once for every round. */
+const FLOOR_TENANT = 'ten_01JBENCHF100RC0PY000000000';
+/** /proc's utime and stime are in clock ticks: USER_HZ, 100 on Linux. */
+const TICKS_PER_S = 100;
+const STATUS_COPY_COLUMNS = 'tenant_id, id, user_id, from_status, to_status, reason, note, origin, actor_key_id, actor_role, request_id, created_at';
 
-let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
+export const IMPORT_TARGETS = { ratio: 0.5, rowsPerS: 25_000, rssMb: 300, exportPerS: 50_000 };
 
-/** The seeded population as import rows in the kyclo profile (the create body plus the state). */
-function writeFile(file: string): number {
+interface Options {
+  adminUrl: string;
+  users: number;
+  rounds: number;
+  log: (line: string) => void;
+}
+
+interface Round {
+  floorS: number;
+  importS: number;
+  importCpuS: number;
+  importRssMb: number;
+  exportS: number;
+  exportRssMb: number;
+  counts: string;
+}
+
+/** The import file: the seeded population as rows of the kyclo profile (the create body plus the state). */
+function writeImportFile(file: string, n: number): number {
   const fd = fs.openSync(file, 'w');
   let buf = '';
-  for (const u of seededUsers(N)) {
+  for (const u of seededUsers(n)) {
     const { address, ...profile } = u.profile as Record<string, unknown>;
     buf += JSON.stringify({
       type: u.type, external_ref: `ext_${u.i}`, country: u.country, ...profile, address, metadata: u.metadata, tags: u.tags,
@@ -55,77 +75,227 @@ function writeFile(file: string): number {
   return fs.statSync(file).size;
 }
 
-async function main() {
-  let adminUrl = process.env.DATABASE_URL;
-  let stopPg: (() => Promise<void>) | null = null;
-  if (!adminUrl) {
-    const server = await startBenchPostgres(path.join(ROOT, 'scratch', 'bench'), { sharedBuffers: '3GB', log });
-    adminUrl = server.adminUrl;
-    stopPg = () => server.stop();
-  }
-  const dbName = `kyclo_bench_io_${process.pid}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
-  const db = createDb(url.toString(), { max: 4 });
-  try {
-    await migrate(db);
-    await db.executeQuery({ sql: 'create extension if not exists pg_trgm', parameters: [], query: null as never } as never).catch(() => undefined);
-    const keyring = createKeyring({ db, masterKey: crypto.randomBytes(32) });
-    installAuditKeys(keyring.auditKeys);
-    const services = createServices({ db, keyring, blobs: defaultBlobStore(path.join(os.tmpdir(), 'kyclo-bench-io')) });
-    const { tenant } = await services.tenants.create('bench-import');
-    const { tenant: copyTenant } = await services.tenants.create('bench-copy');
-    const file = path.join(os.tmpdir(), `kyclo-bench-io-${process.pid}.ndjson`);
-    const bytes = writeFile(file);
-    log(`${N.toLocaleString('en')} users, ${(bytes / 1024 / 1024).toFixed(0)} MB of NDJSON`);
-
-    // The floor: the same users by COPY, in one statement, into the same table and indexes.
-    const client = new pg.Client({ connectionString: url.toString() });
-    await client.connect();
-    let t = performance.now();
-    await copyFrom(client, `copy users (${USER_COPY_COLUMNS}) from stdin`, linesOf(seededUsers(N), (u) => userLine(copyTenant.id, u)));
-    const copySecs = (performance.now() - t) / 1000;
-    await client.end();
-    log(`COPY:   ${Math.round(N / copySecs).toLocaleString('en')} rows/s (${copySecs.toFixed(1)} s)`);
-
-    const actor = cliActor(tenant.id);
-    const hash = crypto.createHash('sha256');
-    await pipeline(fs.createReadStream(file), hash);
-    peakRss = 0;
-    const cpu0 = process.cpuUsage();
-    t = performance.now();
-    const { job } = await services.imports.open(actor, { profile: 'kyclo', format: 'ndjson', sha256: hash.digest('hex') });
-    const done = await services.imports.run(actor, job, fs.createReadStream(file, { highWaterMark: 1 << 20 }));
-    const importSecs = (performance.now() - t) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    log(`import: this process used ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s of CPU`);
-    const importRate = N / importSecs;
-    log(`import: ${Math.round(importRate).toLocaleString('en')} rows/s (${importSecs.toFixed(1)} s), ${(importRate / (N / copySecs)).toFixed(2)}× COPY, ` +
-      `peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB; ${JSON.stringify(done.counts)}`);
-    fs.rmSync(file, { force: true });
-
-    {
-      peakRss = 0;
-      t = performance.now();
-      let lines = 0;
-      const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const b of chunk) if (b === 10) lines++; cb(); } });
-      await pipeline(Readable.from(await services.exports.stream(actor, {})), sink);
-      const exportSecs = (performance.now() - t) / 1000;
-      log(`export: ${Math.round((lines - 1) / exportSecs).toLocaleString('en')} users/s (${exportSecs.toFixed(1)} s), peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
+/**
+ * The floor's COPY files: every row the import's batch statement writes for a user — the user, its
+ * wrapped data key, its MACed `user.imported` audit entry (same details) and the sealer's queue row,
+ * and for the 8 % not active the status change — made before any clock starts (the AES wraps and
+ * MACs are made here, untimed). Audit seq values start at 1: each round's database is fresh.
+ */
+function writeFloorFiles(dir: string, n: number): Record<'users' | 'keys' | 'audit' | 'unsealed' | 'status', string> {
+  const masterKey = crypto.randomBytes(32);
+  const mkId = masterKeyId(masterKey);
+  const history = new History({ tenantId: FLOOR_TENANT, masterKey, ...deriveAuditKeys(masterKey), keyId: 'key_bench', firstSeq: 1n, users: n });
+  const names = ['users', 'keys', 'audit', 'unsealed', 'status'] as const;
+  const files = Object.fromEntries(names.map((k) => [k, path.join(dir, `${k}.copy`)])) as Record<(typeof names)[number], string>;
+  const fds = Object.fromEntries(names.map((k) => [k, fs.openSync(files[k], 'w')]));
+  const bufs = Object.fromEntries(names.map((k) => [k, ''])) as Record<string, string>;
+  const put = (k: string, line: string) => {
+    bufs[k] += line;
+    if (bufs[k]!.length > 1 << 20) {
+      fs.writeSync(fds[k]!, bufs[k]!);
+      bufs[k] = '';
     }
+  };
+  let seq = 0;
+  for (const u of seededUsers(n)) {
+    put('users', userLine(FLOOR_TENANT, { ...u, externalRef: `ext_${u.i}` }));
+    put('keys', keyLine(FLOOR_TENANT, u.id, masterKey, mkId));
+    put('audit', history.auditLine(u, { action: 'user.imported', details: { import_id: 'imp_01JBENCHF100RC0PY000000000', profile: 'kyclo', source_id: null, line: u.i + 1 } }));
+    put('unsealed', `${FLOOR_TENANT}\t${++seq}\n`);
+    if (u.status !== 'active') {
+      put('status', [FLOOR_TENANT, `stc_${u.id.slice(4)}`, u.id, 'active', u.status, u.statusReason, null, 'system', 'key_bench', 'OWNER', null, u.ts].map(copyText).join('\t') + '\n');
+    }
+  }
+  for (const k of names) {
+    fs.writeSync(fds[k]!, bufs[k]!);
+    fs.closeSync(fds[k]!);
+  }
+  return files;
+}
+
+/**
+ * COPY at its best into a fresh database: users, audit entries and their queue rows at once on three
+ * connections, then the keys and status changes (they reference users) on two. Same tables, same
+ * indexes and foreign keys as the import writes into. Answers the seconds.
+ */
+async function copyFloor(url: string, files: ReturnType<typeof writeFloorFiles>): Promise<number> {
+  const clients = Array.from({ length: 3 }, () => new pg.Client({ connectionString: url }));
+  await Promise.all(clients.map((c) => c.connect()));
+  try {
+    await clients[0]!.query("insert into tenants (id, name) values ($1, 'bench-copy')", [FLOOR_TENANT]);
+    const copy = (c: pg.Client, table: string, columns: string, file: string) =>
+      copyFrom(c, `copy ${table} (${columns}) from stdin`, fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }));
+    const t = performance.now();
+    await Promise.all([
+      copy(clients[0]!, 'users', USER_COPY_COLUMNS, files.users),
+      copy(clients[1]!, 'audit_entries', AUDIT_COPY_COLUMNS, files.audit),
+      copy(clients[2]!, 'audit_unsealed', 'tenant_id, seq', files.unsealed),
+    ]);
+    await Promise.all([copy(clients[0]!, 'user_keys', KEY_COPY_COLUMNS, files.keys), copy(clients[1]!, 'status_changes', STATUS_COPY_COLUMNS, files.status)]);
+    return (performance.now() - t) / 1000;
   } finally {
-    await db.destroy();
-    if (!opt.keep) await admin.query(`drop database if exists ${dbName}`);
-    await admin.end();
-    clearInterval(sampler);
-    await stopPg?.();
+    await Promise.all(clients.map((c) => c.end()));
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+/** Runs the compiled CLI; answers its wall time, CPU and peak RSS (sampled from /proc every 50 ms) and its output. */
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuS: number; rssMb: number; stdout: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let cpuS = 0;
+    let rssMb = 0;
+    const sample = () => {
+      try {
+        const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        cpuS = (Number(stat[11]) + Number(stat[12])) / TICKS_PER_S;
+        const hwm = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (hwm) rssMb = Math.max(rssMb, Number(hwm[1]) / 1024);
+      } catch { /* exited between two samples */ }
+    };
+    const timer = setInterval(sample, 50);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) reject(new Error(`kyclo ${args[0]} exited with ${code}:\n${stderr.slice(-2000)}`));
+      else resolve({ seconds: (performance.now() - t) / 1000, cpuS, rssMb, stdout, code });
+    });
+  });
+}
+
+/** A fresh, migrated database of its own; answers its URL and how to drop it. */
+async function freshDatabase(admin: pg.Client, adminUrl: string, name: string) {
+  await admin.query(`drop database if exists ${name}`);
+  await admin.query(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = createDb(url.toString(), { max: 2 });
+  await migrate(db);
+  return { url: url.toString(), db, drop: async () => (await db.destroy(), await admin.query(`drop database if exists ${name}`)) };
+}
+
+export async function measureImportExport(o: Options): Promise<Row[]> {
+  const { users: n, log } = o;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kyclo-bench-io-'));
+  const admin = new pg.Client({ connectionString: o.adminUrl });
+  await admin.connect();
+  const rounds: Round[] = [];
+  try {
+    const t = performance.now();
+    const file = path.join(dir, 'users.ndjson');
+    const bytes = writeImportFile(file, n);
+    const floorFiles = writeFloorFiles(dir, n);
+    log(`import/export: ${n.toLocaleString('en')} users, ${(bytes / 2 ** 20).toFixed(0)} MB of NDJSON; floor COPY files made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const masterKey = crypto.randomBytes(32);
+    const env = { KYCLO_MASTER_KEY: masterKey.toString('base64'), LOG_LEVEL: 'warn', KYCLO_DATA_DIR: path.join(dir, 'data') };
+    for (let r = 0; r < o.rounds; r++) {
+      const floor = async () => {
+        const d = await freshDatabase(admin, o.adminUrl, `kyclo_bench_floor_${process.pid}`);
+        try {
+          return await copyFloor(d.url, floorFiles);
+        } finally {
+          await d.drop();
+        }
+      };
+      const importAndExport = async () => {
+        const d = await freshDatabase(admin, o.adminUrl, `kyclo_bench_import_${process.pid}`);
+        try {
+          const keyring = createKeyring({ db: d.db, masterKey });
+          installAuditKeys(keyring.auditKeys);
+          const { tenant } = await createServices({ db: d.db, keyring, blobs: defaultBlobStore(path.join(dir, 'data')) }).tenants.create('bench-import');
+          await d.db.destroy().catch(() => undefined);
+          const e = { ...env, DATABASE_URL: d.url };
+          const imp = await runCli(['import', file, '--tenant', tenant.id, '--json'], e);
+          const job = JSON.parse(imp.stdout) as { counts: Record<string, number> };
+          if (job.counts.imported !== n) throw new Error(`import created ${job.counts.imported} of ${n} users: ${JSON.stringify(job.counts)}`);
+          const exp = await runCli(['export', '--tenant', tenant.id, '--output', '/dev/null'], e);
+          return { imp, exp, counts: JSON.stringify(job.counts) };
+        } finally {
+          await d.drop().catch(() => undefined);
+        }
+      };
+      // Order alternates per round: floor first on even rounds, the import first on odd ones.
+      const floorFirst = r % 2 === 0;
+      const floorS = floorFirst ? await floor() : 0;
+      const io = await importAndExport();
+      const floorAfter = floorFirst ? floorS : await floor();
+      const round: Round = {
+        floorS: floorAfter, importS: io.imp.seconds, importCpuS: io.imp.cpuS, importRssMb: io.imp.rssMb, exportS: io.exp.seconds, exportRssMb: io.exp.rssMb, counts: io.counts,
+      };
+      rounds.push(round);
+      log(
+        `  round ${r + 1}: COPY floor ${Math.round(n / round.floorS).toLocaleString('en')} users/s (${round.floorS.toFixed(1)} s); ` +
+          `kyclo import ${Math.round(n / round.importS).toLocaleString('en')} rows/s (${round.importS.toFixed(1)} s, ${round.importCpuS.toFixed(1)} s CPU, peak RSS ${round.importRssMb.toFixed(0)} MB) = ${(round.floorS / round.importS).toFixed(2)}× COPY; ` +
+          `kyclo export ${Math.round(n / round.exportS).toLocaleString('en')} users/s (${round.exportS.toFixed(1)} s, peak RSS ${round.exportRssMb.toFixed(0)} MB)`,
+      );
+    }
+  } finally {
+    await admin.end();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return importRows(n, rounds);
+}
+
+/** The rows of the report: the import's ratio to COPY (the target), its rate, memory, the export's rate. */
+function importRows(n: number, rounds: Round[]): Row[] {
+  const ratios = rounds.map((x) => x.floorS / x.importS);
+  const spread = { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), n: ratios.length };
+  const importRate = median(rounds.map((x) => n / x.importS));
+  const floorRate = median(rounds.map((x) => n / x.floorS));
+  const exportRate = median(rounds.map((x) => n / x.exportS));
+  const importRss = Math.max(...rounds.map((x) => x.importRssMb));
+  const exportRss = Math.max(...rounds.map((x) => x.exportRssMb));
+  const rate = (v: number) => ({ rps: v, p50ms: NaN, p99ms: NaN, bad: 0 });
+  const label = `${n.toLocaleString('en')} rows`;
+  return [
+    {
+      endpoint: `kyclo import, ${label} (NDJSON, kyclo profile)`, kyclo: rate(importRate), baselineName: 'COPY of the same rows', baseline: rate(floorRate),
+      ratio: spread, target: `≥ ${IMPORT_TARGETS.ratio}× COPY`, pass: spread.median >= IMPORT_TARGETS.ratio, short: 'import',
+    },
+    {
+      endpoint: '  import rows/s', kyclo: null, baselineName: '—', baseline: null, ratio: null, measured: `${Math.round(importRate).toLocaleString('en')} rows/s`,
+      target: `≥ ${IMPORT_TARGETS.rowsPerS.toLocaleString('en')} rows/s`, pass: importRate >= IMPORT_TARGETS.rowsPerS, short: 'import_rate',
+    },
+    {
+      endpoint: '  import process memory (max RSS)', kyclo: null, baselineName: '—', baseline: null, ratio: null, measured: `${importRss.toFixed(0)} MB`,
+      target: `RSS ≤ ${IMPORT_TARGETS.rssMb} MB`, pass: importRss <= IMPORT_TARGETS.rssMb, short: 'import_rss',
+    },
+    {
+      endpoint: `kyclo export, ${label} (NDJSON to /dev/null)`, kyclo: rate(exportRate), baselineName: '—', baseline: null, ratio: null,
+      measured: `${Math.round(exportRate).toLocaleString('en')} users/s (max RSS ${exportRss.toFixed(0)} MB)`,
+      target: `≥ ${IMPORT_TARGETS.exportPerS.toLocaleString('en')} users/s`, pass: exportRate >= IMPORT_TARGETS.exportPerS, short: 'export',
+    },
+  ];
+}
+
+// npm run bench:io
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values: opt } = parseArgs({ options: { users: { type: 'string', default: '1000000' }, rounds: { type: 'string', default: '3' } } });
+  const log = (m: string) => process.stdout.write(m + '\n');
+  void (async () => {
+    const { execSync } = await import('node:child_process');
+    execSync('npm run --silent build', { cwd: ROOT, stdio: 'inherit' });
+    let adminUrl = process.env.DATABASE_URL;
+    let stop: (() => Promise<void>) | null = null;
+    if (!adminUrl) {
+      const { startBenchPostgres } = await import('./pg.js');
+      const server = await startBenchPostgres(path.join(ROOT, 'scratch', 'bench'), { sharedBuffers: '3GB', log });
+      adminUrl = server.adminUrl;
+      stop = () => server.stop();
+    }
+    try {
+      const rows = await measureImportExport({ adminUrl, users: Number(opt.users), rounds: Number(opt.rounds), log });
+      const { textTable } = await import('./results.js');
+      log(textTable(rows));
+    } finally {
+      await stop?.();
+    }
+  })().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

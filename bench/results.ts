@@ -165,8 +165,8 @@ export interface RunInfo {
 }
 
 const HISTORY_HEADER =
-  '| date | commit | GET | caps | PATCH | PATCH vs floor | PATCH sustained | POST | POST sustained | list | deep p50× | q p99 ms | pg µs PATCH | pg µs POST | RSS MB | misses | run s | PATCH +hooks | POST +hooks |';
-const HISTORY_RULE = '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|';
+  '| date | commit | GET | caps | PATCH | PATCH vs floor | PATCH sustained | POST | POST sustained | list | deep p50× | q p99 ms | pg µs PATCH | pg µs POST | RSS MB | misses | run s | PATCH +hooks | POST +hooks | import ×COPY | import rows/s | export users/s |';
+const HISTORY_RULE = '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|';
 
 export function historyLine(info: RunInfo, rows: Row[]): string {
   const by = (s: string) => rows.find((r) => r.short === s);
@@ -178,7 +178,8 @@ export function historyLine(info: RunInfo, rows: Row[]): string {
   return (
     `| ${info.date.slice(0, 16).replace('T', ' ')} | ${info.commit} | ${ratio('get')} | ${ratio('caps')} | ${ratio('patch')} | ${ratio('patch_floor')} | ` +
     `${ratio('patch_sustained')} | ${ratio('post')} | ${ratio('post_sustained')} | ${ratio('list')} | ${ratio('deep')} | ${by('q')?.measured ?? '–'} | ${by('patch_pg')?.measured ?? '–'} | ${by('post_pg')?.measured ?? '–'} | ` +
-    `${by('rss')?.measured ?? '–'} | ${misses.join(', ') || 'none'} | ${num(info.durationS)} | ${ratio('patch_hooks')} | ${ratio('post_hooks')} |`
+    `${by('rss')?.measured ?? '–'} | ${misses.join(', ') || 'none'} | ${num(info.durationS)} | ${ratio('patch_hooks')} | ${ratio('post_hooks')} | ` +
+    `${ratio('import')} | ${by('import_rate')?.measured ?? '–'} | ${by('export')?.measured?.split(' (')[0] ?? '–'} |`
   );
 }
 

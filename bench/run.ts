@@ -2,11 +2,12 @@
 // (issue 14), in the same run, on the same PostgreSQL. See bench/README.md. Options:
 //   --fresh            seed the database again even if a seeded one can be reused
 //   --profile          Kyclo and the baselines under --cpu-prof, one profile per run, top self-time printed
-//   --only a,b         groups: get (GET user, capabilities), patch, post, list, search
+//   --only a,b         groups: get (GET user, capabilities), patch, post, list, search, io (import and export)
 //   --rounds N         default 5 (1 with --profile); --seconds N (8, one slice); --warmup N (5, once per run kind)
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
+//   --io-rounds N      rounds of kyclo import/export against COPY (default 3; each imports --users rows)
 //   --no-webhooks      skip the context runs with one webhook endpoint per written tenant
 //                      (what Kyclo costs without webhook delivery, which the baselines never do; not recorded)
 import os from 'node:os';
@@ -23,6 +24,7 @@ import { buildBaseline, cpuMsOf, KYCLO_NODE_FLAGS, machineBusyMs, mainProfile, p
 import { prepareFixtures, plan, registerWebhooks, smokeTest, type RunDef } from './scenarios.js';
 import { cpuTable, report, textTable, writeResults, type Measured } from './results.js';
 import { formatSummary, summarise } from './profile-top.js';
+import { measureImportExport } from './import-export.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIR = path.join(ROOT, 'scratch', 'bench');
@@ -43,6 +45,7 @@ const { values: opt } = parseArgs({
     'shared-buffers': { type: 'string', default: '3GB' },
     'no-record': { type: 'boolean', default: false },
     'no-webhooks': { type: 'boolean', default: false },
+    'io-rounds': { type: 'string', default: '3' },
   },
 });
 const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 5));
@@ -268,7 +271,9 @@ async function main(): Promise<void> {
   await baseline.stop();
   await receiver.stop();
 
-  const rows = report(groups.flatMap((g) => g.rows), results, rssMax);
+  // Import and export last, in databases of their own on the same server (bench/import-export.ts).
+  const ioRows = !only || only.has('io') ? await measureImportExport({ adminUrl: pgServer.adminUrl, users, rounds: Number(opt['io-rounds']), log }) : [];
+  const rows = [...report(groups.flatMap((g) => g.rows), results, rssMax), ...ioRows];
   const cpuRows = cpuTable(groups.flatMap((g) => g.runs), results);
   log('');
   log(textTable(rows));
@@ -308,6 +313,7 @@ async function main(): Promise<void> {
       `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pgServer.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the tables of the append-only audit_entries and events); ${logRows}`,
       `Kyclo, as deployed: \`node ${KYCLO_NODE_FLAGS.join(' ')} dist/cli/main.js serve\` (as npm start runs it), default configuration (KYCLO_SERVE_WORKERS=true: audit sealer, checkpoint signing, webhook fan-out and delivery in the server process), LOG_LEVEL=${opt['log-level']}, KYCLO_WEBHOOKS_ALLOW_HTTP/PRIVATE=true for the receiver on 127.0.0.1, one webhook endpoint per tenant written to, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
       'Baselines: bench/baseline.ts compiled by tsc, Fastify + pg Pool of 10, named prepared statements, the same rows and sizes in one statement (CTEs), ISO timestamp parsing, response schemas; no auth/validation/policy/encryption/logging; their audit entries and events are written sealed and fanned out',
+      `Import and export: \`node dist/cli/main.js import FILE --tenant T\` and \`export --tenant T --output /dev/null\` as a user runs them, ${opt['io-rounds']} rounds, each into a fresh database on the same server (the file: the seeded users as NDJSON rows of the kyclo profile); the floor: COPY of the same rows into the same tables (users, user_keys, audit_entries with audit_unsealed, status_changes) from files made beforehand, three tables at once then two, in a fresh database; floor and import order alternating per round; the CLI's CPU and peak RSS read from /proc`,
       `Data: ${users.toLocaleString('en')} seeded users (${fx.total.toLocaleString('en')} in the table), each with a sealed audit entry and a fanned-out event; ids: ${fx.ids.length.toLocaleString('en')} random non-closed individuals; deep page ${fx.deepPage.toLocaleString('en')}; q: ${fx.q.map((x) => `${x.name} (${x.matches.toLocaleString('en')} matches)`).join(', ')}`,
     ],
     durationS: elapsed(),

@@ -18,7 +18,7 @@ import { AUDIT_COPY_COLUMNS, EVENT_COPY_COLUMNS, History, SEAL_COPY_COLUMNS, KEY
 import type { BenchPostgres } from './pg.js';
 
 /** Bump when the generated data changes shape, so a cached database is seeded again. */
-const DATA_VERSION = 2;
+const DATA_VERSION = 3;
 export const DATABASE = 'kyclo_bench';
 
 export interface SeedState {

@@ -3,6 +3,7 @@
 // so a ciphertext copied into another user's row (or another field) fails to open. Destroying a
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
+import { randomBytes } from './random.js';
 import type { Db, Tx } from '../db/database.js';
 import { AppError } from '../http/errors.js';
 import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
@@ -27,7 +28,7 @@ export interface DataKey {
 }
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): { iv: Buffer; body: Buffer } {
-  const iv = crypto.randomBytes(IV_BYTES);
+  const iv = randomBytes(IV_BYTES);
   const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
@@ -61,8 +62,8 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     gcmOpen(masterKey, wrapped.subarray(0, IV_BYTES), wrapped.subarray(IV_BYTES), wrapAad(tenantId, userId, keyId));
 
   function newDataKey(tenantId: string, userId: string): DataKey & { wrapped: Buffer; masterKeyId: string } {
-    const keyId = `dk_${crypto.randomBytes(8).toString('hex')}`;
-    const key = crypto.randomBytes(32);
+    const keyId = `dk_${randomBytes(8).toString('hex')}`;
+    const key = randomBytes(32);
     const { iv, body } = gcmSeal(masterKey, key, wrapAad(tenantId, userId, keyId));
     return { keyId, key, wrapped: Buffer.concat([iv, body]), masterKeyId: mkId };
   }

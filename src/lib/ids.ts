@@ -1,6 +1,6 @@
 // Type-prefixed, time-ordered ids (ULID layout: 48-bit ms timestamp + 80 random bits, Crockford
 // base32). Monotonic within a process so keyset pages over ids never skip a row inserted later.
-import crypto from 'node:crypto';
+import { randomBytes } from '../crypto/random.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let lastTime = 0;
@@ -45,7 +45,7 @@ export function ulid(now = Date.now()): string {
     lastRandom = increment(lastRandom);
   } else {
     lastTime = now;
-    lastRandom = new Uint8Array(crypto.randomBytes(10));
+    lastRandom = new Uint8Array(randomBytes(10));
   }
   return encode(lastTime, lastRandom);
 }
