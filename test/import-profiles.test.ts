@@ -78,6 +78,17 @@ describe('the treezor profile', () => {
       profile: expect.objectContaining({ legal_name: 'Oak SAS', incorporation_date: '2015-03-02', employees_range: '1_10', mobile: '+33611111111' }) }) });
   });
 
+  it('converts incomeRange (thousands of euros) into the income band that holds it, and keeps a range that straddles two', () => {
+    const person = { userId: 9, userTypeId: 1, userStatus: 'VALIDATED', country: 'FR', firstname: 'Alex', lastname: 'Oak' };
+    const banded = checked('treezor', { ...person, incomeRange: '28-35' });
+    expect(banded.result).toEqual({ row: expect.objectContaining({ profile: expect.objectContaining({ income_range: '25k_50k' }) }) });
+    expect(banded.mapped.moved).not.toHaveProperty('incomeRange');
+    const straddling = checked('treezor', { ...person, incomeRange: '24-27' });
+    expect((straddling.result as { row: { profile: object } }).row.profile).not.toHaveProperty('income_range');
+    expect(straddling.mapped.moved).toEqual(expect.objectContaining({ incomeRange: 'metadata.treezor.incomeRange (straddles income_ranges)' }));
+    expect(straddling.mapped.user.metadata).toMatchObject({ treezor: { incomeRange: '24-27' } });
+  });
+
   it('lands mobile, phone, the sanctions questionnaire and specifiedUSPerson in the compliance profile; keeps an answer it cannot read', async () => {
     const record = {
       userId: 7, userTypeId: 1, userStatus: 'VALIDATED', country: 'FR', firstname: 'Alex', lastname: 'Oak', specifiedUSPerson: 1,
@@ -194,7 +205,7 @@ describe('the matchmove profile', () => {
       metadata: { matchmove: expect.objectContaining({ id: 'a1b2c3', sub_status: 'account_suspended_by_issuer', risk_status: 'CLEARED' }) },
     });
     expect(users[0]!.kyc_verified_at!.toISOString()).toBe('2024-05-06T07:08:09.000Z');
-    expect(job.moved_fields).toMatchObject({ addresses: 'metadata.matchmove.addresses (more than one address)', annual_income_range: 'metadata.matchmove.annual_income_range' });
+    expect(job.moved_fields).toMatchObject({ addresses: 'metadata.matchmove.addresses (more than one address)' });
   });
 
   it('lands the compliance profile: KYC sub-status, marital status, employment, employer, purpose, verified flags, FATCA/CRS, terms', async () => {
@@ -203,7 +214,7 @@ describe('the matchmove profile', () => {
     expect(u).toMatchObject({
       kyc_sub_status: 'approved',
       profile: {
-        marital_status: 'single', employment_type: 'employed', purpose_of_account: 'savings', email_verified: true, phone_verified: false,
+        income_range: '50k_100k', marital_status: 'single', employment_type: 'employed', purpose_of_account: 'savings', email_verified: true, phone_verified: false,
         employer: { name: 'Orchard Pte Ltd', address: '1 Raffles Pl', phone: '+6562223333' },
         fatca_crs: { relevant: false, confirmed_at: '2023-01-02T03:10:00Z' }, terms_accepted_at: '2023-01-02T03:05:00Z',
       },
@@ -216,13 +227,13 @@ describe('the matchmove profile', () => {
     });
     // What has no built-in home stays in metadata, listed; a risk status is no risk rating (the
     // tenant's officers set one, with its reason), the issuer's sub status a tenant-defined field.
-    const landed = ['kyc_sub_status', 'marital_status', 'employment_type', 'purpose_of_account', 'email_verified', 'mobile_verified', 'fatca_crs_relevance', 'fatca_crs_confirmation', 'data_terms_signed_date', 'employer'];
+    const landed = ['annual_income_range', 'kyc_sub_status', 'marital_status', 'employment_type', 'purpose_of_account', 'email_verified', 'mobile_verified', 'fatca_crs_relevance', 'fatca_crs_confirmation', 'data_terms_signed_date', 'employer'];
     for (const f of landed) expect(job.moved_fields, f).not.toHaveProperty(f);
     expect(u!.metadata).toEqual({ matchmove: {
-      id: 'a1b2c3', salutation: 'Ms', addresses: [record.addresses[0]], annual_income_range: '50k-100k', employer: { industry: 'finance' }, sub_status: 'account_suspended_by_issuer', risk_status: 'CLEARED',
+      id: 'a1b2c3', salutation: 'Ms', addresses: [record.addresses[0]], employer: { industry: 'finance' }, sub_status: 'account_suspended_by_issuer', risk_status: 'CLEARED',
     } });
     expect(job.moved_fields).toEqual({
-      salutation: 'metadata.matchmove.salutation', addresses: 'metadata.matchmove.addresses (more than one address)', annual_income_range: 'metadata.matchmove.annual_income_range',
+      salutation: 'metadata.matchmove.salutation', addresses: 'metadata.matchmove.addresses (more than one address)',
       'employer.industry': 'metadata.matchmove.employer.industry', sub_status: 'metadata.matchmove.sub_status', risk_status: 'metadata.matchmove.risk_status',
     });
   });

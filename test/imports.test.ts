@@ -322,6 +322,30 @@ describe('POST /v1/imports', () => {
     expect((await waitFor(api, res.json().id)).json()).toMatchObject({ state: 'completed', counts: { imported: 1, rejected: 1 } });
   });
 
+  it('lists the tenant’s imports newest first, by state, in pages; another tenant’s never', async () => {
+    const t = await createTenant(ctx.db);
+    const other = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const res = await api.call({ method: 'POST', url: `/v1/imports?name=file-${n}.ndjson`, headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(n, n === 3 ? { country: 'XX' } : {})]) });
+      expect(res.statusCode, res.body).toBe(202);
+      await waitFor(api, res.json().id);
+      ids.push(res.json().id);
+    }
+    await client(ctx.app, other.ownerKey).call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson([person(7)]) });
+    const first = await api.get('/v1/imports?limit=2');
+    expect(first.statusCode).toBe(200);
+    expect(first.json().data.map((j: { id: string }) => j.id)).toEqual([ids[2], ids[1]]);
+    expect(first.json().data[0]).toMatchObject({ source_name: 'file-3.ndjson', state: 'completed', counts: { imported: 0, rejected: 1 } });
+    const second = await api.get(`/v1/imports?limit=2&cursor=${first.json().next_cursor}`);
+    expect(second.json()).toEqual({ data: [expect.objectContaining({ id: ids[0], source_name: 'file-1.ndjson' })], next_cursor: null });
+    expect((await api.get('/v1/imports?state=running')).json().data).toEqual([]);
+    const bad = await api.get('/v1/imports?state=done');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().errors[0]).toMatchObject({ field: 'state' });
+  });
+
   it('is refused to a DEVELOPER and a READER key (403), and another tenant cannot read a job (404)', async () => {
     const t = await createTenant(ctx.db);
     const other = await createTenant(ctx.db);

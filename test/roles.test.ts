@@ -425,6 +425,11 @@ const erasureOps: Record<string, Operation> = {
     request: () => ({ method: 'GET', url: `/v1/imports/${fx.importId}` }),
     verify: (res) => expect(res.json()).toMatchObject({ id: fx.importId, profile: 'kyclo' }),
   },
+  listImports: {
+    method: 'GET', path: '/v1/imports', permission: 'users:import', success: 200,
+    request: () => ({ method: 'GET', url: '/v1/imports?state=completed&limit=100' }),
+    verify: (res) => expect(res.json().data.map((j: { id: string }) => j.id)).toContain(fx.importId),
+  },
   listImportErrors: {
     method: 'GET', path: '/v1/imports/{id}/errors', permission: 'users:import', success: 200,
     request: () => ({ method: 'GET', url: `/v1/imports/${fx.importId}/errors` }),

@@ -104,6 +104,14 @@ export async function lease(db: Db, tenantId: string, id: string) {
     .returningAll().executeTakeFirst();
 }
 
+/** The tenant's jobs, newest first (ids are time-ordered), optionally in one state. */
+export async function list(db: Db, tenantId: string, q: { state?: ImportJobRow['state']; beforeId?: string; limit: number }) {
+  let query = db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId);
+  if (q.state) query = query.where('state', '=', q.state);
+  if (q.beforeId) query = query.where('id', '<', q.beforeId);
+  return query.orderBy('id', 'desc').limit(q.limit).execute();
+}
+
 export async function get(db: Db, tenantId: string, id: string) {
   return db.selectFrom('import_jobs').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
 }

@@ -13,7 +13,7 @@ import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
 import { AppError } from '../../http/errors.js';
 import type { Format } from './formats.js';
 import type { ImportsService } from './imports.service.js';
-import { ErrorsQuery, ImportError, ImportJobSchema, ImportQuery } from './imports.schemas.js';
+import { ErrorsQuery, ImportError, ImportJobSchema, ImportQuery, ListQuery } from './imports.schemas.js';
 
 export const IMPORT_BODY_LIMIT = 32 * 1024 * 1024;
 const MEDIA: Record<string, Format> = { 'application/x-ndjson': 'ndjson', 'application/jsonl': 'ndjson', 'text/csv': 'csv', 'application/json': 'json' };
@@ -86,6 +86,18 @@ export function importRoutes(imports: ImportsService) {
         reply.code(202).header('location', `/v1/imports/${job.id}`);
         return imports.get(req.actor, job.id);
       },
+    });
+
+    r.get('/v1/imports', {
+      config: { permission: 'users:import' },
+      schema: {
+        operationId: 'listImports',
+        tags,
+        summary: 'The tenant’s imports, newest first, with their state and counts',
+        querystring: ListQuery,
+        response: { 200: { ...ListOf(ImportJobSchema, 'ImportJobList'), description: 'A page of import jobs, newest first' }, ...errors(...AUTH_ERRORS) },
+      },
+      handler: async (req) => imports.list(req.actor, req.query),
     });
 
     r.get('/v1/imports/:id', {

@@ -6,10 +6,12 @@ import { PROFILE_NAMES } from './profiles/index.js';
 
 const Count = Type.Integer({ minimum: 0 });
 
+const ImportState = Type.Enum(['running', 'completed', 'failed'], { description: 'running until the whole file is read; a run that stopped stays running (failure says why): send the same file again to resume' });
+
 export const ImportJobSchema = Type.Object(
   {
     id: Id('imp'),
-    state: Type.Enum(['running', 'completed', 'failed'], { description: 'running until the whole file is read; a run that stopped stays running (failure says why): send the same file again to resume' }),
+    state: ImportState,
     profile: Type.Enum(PROFILE_NAMES),
     format: Type.Enum([...FORMATS]),
     dry_run: Type.Boolean(),
@@ -47,6 +49,11 @@ export const ImportQuery = Type.Object(
     user_events: Type.Optional(Type.Boolean({ description: 'One user.created event per created user (webhooks)' })),
     name: Type.Optional(Type.String({ maxLength: 200, pattern: '^[\\x20-\\x7e]*$', description: 'The file’s name, shown in the job' })),
   },
+  { additionalProperties: false },
+);
+
+export const ListQuery = Type.Object(
+  { limit: Type.Optional(Limit), cursor: Type.Optional(Cursor), state: Type.Optional(ImportState) },
   { additionalProperties: false },
 );
 

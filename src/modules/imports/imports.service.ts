@@ -9,7 +9,7 @@ import type { Keyring } from '../../crypto/keyring.js';
 import type { Actor } from '../audit/actor.js';
 import { AppError, notFound, type FieldError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { decodeCursor, encodeCursor, toPage } from '../../lib/cursor.js';
 import { auditRow, eventRow, recordChange } from '../audit/write-path.js';
 import { PERSONAL_FIELD } from '../events/personal.js';
 import { newRow } from '../users/users.repo.js';
@@ -280,6 +280,14 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
           { type: 'import.completed', userId: null, data });
       }
       return view;
+    },
+
+    /** The tenant's imports, newest first: what ran, from which file and profile, with its counts. */
+    async list(actor: Actor, q: { limit?: number; cursor?: string; state?: ImportJob['state'] }) {
+      const limit = q.limit ?? 50;
+      const before = decodeCursor(q.cursor, ['id'] as const);
+      const rows = await repo.list(db, actor.tenantId, { state: q.state, beforeId: before?.id, limit: limit + 1 });
+      return toPage(rows, limit, toImportJob, (r) => ({ id: r.id }));
     },
 
     async get(actor: Actor, id: string): Promise<ImportJob> {

@@ -28,6 +28,32 @@ export function employeesRange(low: number, high: number): string | undefined {
   return RANGES.find(([, a, b]) => low >= a && high <= b)?.[0];
 }
 
+// Kyclo's income bands (enumeration income_ranges), each as [from, to) a year. A vendor range that
+// ends where a band ends (`50k-100k`) is that band: vendors write the next band's start as the end.
+const INCOME_BANDS: Array<[string, number, number]> = [
+  ['under_10k', 0, 10_000], ['10k_25k', 10_000, 25_000], ['25k_50k', 25_000, 50_000],
+  ['50k_100k', 50_000, 100_000], ['100k_250k', 100_000, 250_000], ['over_250k', 250_000, Infinity],
+];
+
+/**
+ * A vendor's yearly income range as Kyclo's band that holds all of it: `19-23` (with `unit` 1,000:
+ * Treezor writes thousands of euros), `10,000 - 25,000`, `10k–25k`, `57-*`, `<10k`, `over 250000`.
+ * None when the range straddles two bands (Treezor's `24-27` is both 10k_25k and 25k_50k) or
+ * cannot be read: the caller keeps the value in metadata and says why.
+ */
+export function incomeBand(value: unknown, unit = 1): string | undefined {
+  if (!present(value)) return undefined;
+  const v = String(value).trim().toLowerCase().replace(/[,\s]/g, '').replace(/[–—]/g, '-');
+  const amount = (n: string, k: string | undefined) => Number(n) * (k ? 1000 : unit);
+  let range: [number, number] | undefined;
+  let m = /^(\d+(?:\.\d+)?)(k)?-(?:(\d+(?:\.\d+)?)(k)?|\*)$/.exec(v);
+  if (m) range = [amount(m[1]!, m[2]), m[3] === undefined ? Infinity : amount(m[3], m[4])];
+  else if ((m = /^(?:<|below|under|lessthan)(\d+(?:\.\d+)?)(k)?$/.exec(v))) range = [0, amount(m[1]!, m[2]) - 1];
+  else if ((m = /^(?:>|above|over|morethan)(\d+(?:\.\d+)?)(k)?$/.exec(v) ?? /^(\d+(?:\.\d+)?)(k)?\+$/.exec(v))) range = [amount(m[1]!, m[2]), Infinity];
+  if (!range || range[0] > range[1]) return undefined;
+  return INCOME_BANDS.find(([, low, high]) => range[0] >= low && range[1] <= high)?.[0];
+}
+
 /** `2023-10-23 12:28:00` (no zone: read as UTC) or an RFC 3339 time; absent values stay absent. */
 export function vendorTime(value: unknown): string | undefined {
   if (!present(value)) return undefined;

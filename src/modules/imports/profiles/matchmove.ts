@@ -14,10 +14,11 @@
 // - the compliance profile: kyc_sub_status → kyc.sub_status; marital_status, employment_type and
 //   purpose_of_account converted to Kyclo's codes; employer {name, address, phone}; email_verified and
 //   mobile_verified (1/0) → email_verified, phone_verified; fatca_crs_relevance, fatca_crs_confirmation
-//   → fatca_crs; data_terms_signed_date → terms_accepted_at. A value that does not convert → metadata.
+//   → fatca_crs; data_terms_signed_date → terms_accepted_at; annual_income_range → income_range when
+//   one of Kyclo's bands holds it. A value that does not convert → metadata.
 import type { ImportProfile, MappedRow } from './profile.js';
 import { present, str } from './profile.js';
-import { mapping, toBool, toCode, toE164, toInstant, vendorTime } from './convert.js';
+import { incomeBand, mapping, toBool, toCode, toE164, toInstant, vendorTime } from './convert.js';
 import { codes } from '../../reference/enumerations.js';
 
 const STATUS: Record<string, { status: string; reason: string | null }> = {
@@ -141,6 +142,11 @@ export const matchmoveProfile: ImportProfile = {
       m.set('nationality', r.nationality);
       m.set('occupation', r.job_title);
       m.take('first_name', 'middle_name', 'last_name', 'maiden_name', 'preferred_name', 'nationality', 'job_title');
+      const band = incomeBand(r.annual_income_range);
+      if (band) {
+        m.set('income_range', band);
+        m.take('annual_income_range');
+      } else m.keep('annual_income_range', r.annual_income_range, 'not within one of income_ranges');
       const gender = GENDERS[String(r.gender ?? '').toLowerCase()];
       if (gender) {
         m.set('gender', gender);

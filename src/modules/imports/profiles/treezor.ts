@@ -7,9 +7,10 @@
 // - dates without a zone (createdDate) are read as UTC; "" and 0000-00-00 are absent values.
 // - phone → phone, mobile → mobile (E.164, read in country); the sanctions questionnaire's four 0/1
 //   answers → sanctions.*, specifiedUSPerson 0/1 → fatca_crs.relevant (the compliance profile).
+// - incomeRange (thousands of euros a year) → income_range when one of Kyclo's bands holds it.
 import type { ImportProfile, MappedRow } from './profile.js';
 import { present, str } from './profile.js';
-import { employeesRange, mapping, toBool, toE164, vendorTime } from './convert.js';
+import { employeesRange, incomeBand, mapping, toBool, toE164, vendorTime } from './convert.js';
 
 const TITLES: Record<string, string> = { M: 'mr', MR: 'mr', MME: 'mrs', MRS: 'mrs', MLLE: 'miss', MISS: 'miss', MS: 'ms' };
 const KYC_REVIEW: Record<string, string> = { '0': 'unverified', '1': 'pending', '2': 'verified', '3': 'rejected' };
@@ -86,6 +87,12 @@ export const treezorProfile: ImportProfile = {
       m.set('tax_residence', r.taxResidence);
       m.set('tax_number', r.taxNumber);
       m.take('firstname', 'lastname', 'middleNames', 'birthday', 'placeOfBirth', 'birthCountry', 'nationality', 'occupation', 'taxResidence', 'taxNumber');
+      // Treezor's incomeRange is in thousands of euros a year (0-18, 19-23, 24-27, 28-35, 36-56, 57-*).
+      const band = incomeBand(r.incomeRange, 1000);
+      if (band) {
+        m.set('income_range', band);
+        m.take('incomeRange');
+      } else m.keep('incomeRange', r.incomeRange, 'straddles income_ranges');
     }
     // The sanctions questionnaire and the US-person flag are 0/1 (null: not answered), on both types.
     const sanctions: Record<string, boolean> = {};
