@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { client, createKey, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { cliEnv, runCli } from './helpers/processes.js';
 import { importText as runImport, servicesFor, sha256 as sha } from './helpers/imports.js';
@@ -173,6 +174,18 @@ describe('kyclo import (service)', () => {
     const c3 = await services.imports.errors(cliActor(tenantId), a.job.id, {});
     expect(c3.next_cursor).toBeNull();
   });
+
+  it('a run that created 10,000 users refreshes the planner’s statistics of users (ANALYZE), so the next keyset page is an index scan', async () => {
+    const t = await createTenant(ctx.db);
+    const reltuples = async () => Number((await sql<{ n: number }>`select reltuples as n from pg_class where relname = 'users'`.execute(ctx.db)).rows[0]!.n);
+    const before = Math.max(0, await reltuples());
+    const { job } = await importText(t.tenantId, ndjson(Array.from({ length: 10_000 }, (_x, i) => person(i))));
+    expect(job.counts.imported).toBe(10_000);
+    // Only ANALYZE (or VACUUM) moves reltuples; the 10,000 inserts alone leave it where it was.
+    expect(await reltuples()).toBeGreaterThanOrEqual(before + 10_000);
+    const page = await sql<{ plan: string }>`explain select id from users where tenant_id = ${t.tenantId} and id > 'usr_0' order by id limit 1000`.execute(ctx.db);
+    expect(page.rows.map((r) => Object.values(r)[0]).join('\n')).toMatch(/Index (Only )?Scan/);
+  }, 60_000);
 
   it('a dry run checks every row and writes no user', async () => {
     const { tenantId } = await createTenant(ctx.db);

@@ -143,6 +143,11 @@ export async function recordProgress(
   });
 }
 
+/** ANALYZE users (see ANALYZE_AFTER_ROWS). A role that does not own the table is skipped by PostgreSQL with a warning, not an error. */
+export async function refreshStatistics(db: Db): Promise<void> {
+  await sql`analyze users`.execute(db);
+}
+
 export async function finish(db: Db, tenantId: string, id: string, state: 'completed' | 'failed', failure: string | null) {
   return db.updateTable('import_jobs').set({ state, failure, leased_until: null, completed_at: sql`now()` as never, updated_at: sql`now()` as never })
     .where('tenant_id', '=', tenantId).where('id', '=', id).returningAll().executeTakeFirstOrThrow();

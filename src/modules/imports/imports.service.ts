@@ -28,6 +28,13 @@ import type { BatchRow, ImportJobRow } from './imports.repo.js';
 export const BATCH_ROWS = 1000;
 /** Batches written at once, each on its own connection. */
 export const WRITERS = 2;
+/**
+ * A run that created this many users refreshes the planner's statistics of users before it ends.
+ * Until autovacuum's next ANALYZE, the planner still counts the table as it was: a tenant's first
+ * 200,000 imported users were estimated at 318 rows, and each keyset page of the export read all of
+ * them and sorted them (a bitmap scan, 14,000 buffers a page: 6,500 users/s instead of ~30,000).
+ */
+export const ANALYZE_AFTER_ROWS = 10_000;
 
 export type RowOutcome =
   | { line: number; outcome: 'created' | 'existing'; external_ref: string; user_id: string | null }
@@ -272,6 +279,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
         throw err;
       }
       const done = await repo.finish(db, actor.tenantId, job.id, 'completed', null);
+      if (progress.imported - Number(job.rows_imported) >= ANALYZE_AFTER_ROWS) await repo.refreshStatistics(db);
       const view = toImportJob(done);
       if (!job.dry_run) {
         const data = { import_id: job.id, profile: job.profile, ...view.counts, moved_fields: view.moved_fields };
