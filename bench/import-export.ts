@@ -26,13 +26,12 @@ import { defaultBlobStore } from '../src/storage/blob-store.js';
 import { seededUsers, userLine, keyLine, History, USER_COPY_COLUMNS, KEY_COPY_COLUMNS, AUDIT_COPY_COLUMNS } from './data.js';
 import { copyFrom, copyText } from './copy.js';
 import { median, type Row } from './results.js';
+import { cpuMsOf, rssOf } from './servers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 /** The floor's tenant: a fixed id, so its COPY files are made once for every round. */
 const FLOOR_TENANT = 'ten_01JBENCHF100RC0PY000000000';
-/** /proc's utime and stime are in clock ticks: USER_HZ, 100 on Linux. */
-const TICKS_PER_S = 100;
 const STATUS_COPY_COLUMNS = 'tenant_id, id, user_id, from_status, to_status, reason, note, origin, actor_key_id, actor_role, request_id, created_at';
 
 export const IMPORT_TARGETS = { ratio: 0.5, rowsPerS: 25_000, rssMb: 300, exportPerS: 50_000 };
@@ -51,27 +50,39 @@ interface Round {
   importRssMb: number;
   exportS: number;
   exportRssMb: number;
-  counts: string;
+}
+
+/** Lines appended to a file through a 1 MiB buffer; close() writes the rest. */
+function lineWriter(file: string) {
+  const fd = fs.openSync(file, 'w');
+  let buf = '';
+  return {
+    put(line: string) {
+      buf += line;
+      if (buf.length > 1 << 20) {
+        fs.writeSync(fd, buf);
+        buf = '';
+      }
+    },
+    close() {
+      fs.writeSync(fd, buf);
+      fs.closeSync(fd);
+    },
+  };
 }
 
 /** The import file: the seeded population as rows of the kyclo profile (the create body plus the state). */
 function writeImportFile(file: string, n: number): number {
-  const fd = fs.openSync(file, 'w');
-  let buf = '';
+  const out = lineWriter(file);
   for (const u of seededUsers(n)) {
     const { address, ...profile } = u.profile as Record<string, unknown>;
-    buf += JSON.stringify({
+    out.put(JSON.stringify({
       type: u.type, external_ref: `ext_${u.i}`, country: u.country, ...profile, address, metadata: u.metadata, tags: u.tags,
       status: u.status, status_reason: u.statusReason, kyc: { status: u.kyc, level: u.kyc === 'verified' ? 2 : null, verified_at: u.kyc === 'verified' ? u.ts : null },
       created_at: u.ts,
-    }) + '\n';
-    if (buf.length > 1 << 20) {
-      fs.writeSync(fd, buf);
-      buf = '';
-    }
+    }) + '\n');
   }
-  fs.writeSync(fd, buf);
-  fs.closeSync(fd);
+  out.close();
   return fs.statSync(file).size;
 }
 
@@ -87,15 +98,8 @@ function writeFloorFiles(dir: string, n: number): Record<'users' | 'keys' | 'aud
   const history = new History({ tenantId: FLOOR_TENANT, masterKey, ...deriveAuditKeys(masterKey), keyId: 'key_bench', firstSeq: 1n, users: n });
   const names = ['users', 'keys', 'audit', 'unsealed', 'status'] as const;
   const files = Object.fromEntries(names.map((k) => [k, path.join(dir, `${k}.copy`)])) as Record<(typeof names)[number], string>;
-  const fds = Object.fromEntries(names.map((k) => [k, fs.openSync(files[k], 'w')]));
-  const bufs = Object.fromEntries(names.map((k) => [k, ''])) as Record<string, string>;
-  const put = (k: string, line: string) => {
-    bufs[k] += line;
-    if (bufs[k]!.length > 1 << 20) {
-      fs.writeSync(fds[k]!, bufs[k]!);
-      bufs[k] = '';
-    }
-  };
+  const writers = Object.fromEntries(names.map((k) => [k, lineWriter(files[k])])) as Record<(typeof names)[number], ReturnType<typeof lineWriter>>;
+  const put = (k: (typeof names)[number], line: string) => writers[k].put(line);
   let seq = 0;
   for (const u of seededUsers(n)) {
     put('users', userLine(FLOOR_TENANT, { ...u, externalRef: `ext_${u.i}` }));
@@ -106,10 +110,7 @@ function writeFloorFiles(dir: string, n: number): Record<'users' | 'keys' | 'aud
       put('status', [FLOOR_TENANT, `stc_${u.id.slice(4)}`, u.id, 'active', u.status, u.statusReason, null, 'system', 'key_bench', 'OWNER', null, u.ts].map(copyText).join('\t') + '\n');
     }
   }
-  for (const k of names) {
-    fs.writeSync(fds[k]!, bufs[k]!);
-    fs.closeSync(fds[k]!);
-  }
+  for (const k of names) writers[k].close();
   return files;
 }
 
@@ -139,7 +140,7 @@ async function copyFloor(url: string, files: ReturnType<typeof writeFloorFiles>)
 }
 
 /** Runs the compiled CLI; answers its wall time, CPU and peak RSS (sampled from /proc every 50 ms) and its output. */
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuS: number; rssMb: number; stdout: string; code: number | null }> {
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpuS: number; rssMb: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t = performance.now();
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -147,13 +148,11 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: numb
     let stderr = '';
     let cpuS = 0;
     let rssMb = 0;
+    // Once the process is gone both read nothing: keep what the last sample saw.
     const sample = () => {
-      try {
-        const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        cpuS = (Number(stat[11]) + Number(stat[12])) / TICKS_PER_S;
-        const hwm = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (hwm) rssMb = Math.max(rssMb, Number(hwm[1]) / 1024);
-      } catch { /* exited between two samples */ }
+      cpuS = Math.max(cpuS, cpuMsOf(child.pid!) / 1000);
+      const hwm = rssOf(child.pid!)?.hwmMb ?? NaN; // NaN too for an exited process not yet reaped (no VmHWM)
+      if (!Number.isNaN(hwm)) rssMb = Math.max(rssMb, hwm);
     };
     const timer = setInterval(sample, 50);
     child.stdout.on('data', (d) => (stdout += d));
@@ -162,7 +161,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: numb
     child.on('close', (code) => {
       clearInterval(timer);
       if (code !== 0) reject(new Error(`kyclo ${args[0]} exited with ${code}:\n${stderr.slice(-2000)}`));
-      else resolve({ seconds: (performance.now() - t) / 1000, cpuS, rssMb, stdout, code });
+      else resolve({ seconds: (performance.now() - t) / 1000, cpuS, rssMb, stdout });
     });
   });
 }
@@ -213,7 +212,7 @@ export async function measureImportExport(o: Options): Promise<Row[]> {
           const job = JSON.parse(imp.stdout) as { counts: Record<string, number> };
           if (job.counts.imported !== n) throw new Error(`import created ${job.counts.imported} of ${n} users: ${JSON.stringify(job.counts)}`);
           const exp = await runCli(['export', '--tenant', tenant.id, '--output', '/dev/null'], e);
-          return { imp, exp, counts: JSON.stringify(job.counts) };
+          return { imp, exp };
         } finally {
           await d.drop().catch(() => undefined);
         }
@@ -224,7 +223,7 @@ export async function measureImportExport(o: Options): Promise<Row[]> {
       const io = await importAndExport();
       const floorAfter = floorFirst ? floorS : await floor();
       const round: Round = {
-        floorS: floorAfter, importS: io.imp.seconds, importCpuS: io.imp.cpuS, importRssMb: io.imp.rssMb, exportS: io.exp.seconds, exportRssMb: io.exp.rssMb, counts: io.counts,
+        floorS: floorAfter, importS: io.imp.seconds, importCpuS: io.imp.cpuS, importRssMb: io.imp.rssMb, exportS: io.exp.seconds, exportRssMb: io.exp.rssMb,
       };
       rounds.push(round);
       log(
