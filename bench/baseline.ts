@@ -20,7 +20,7 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { newId } from '../src/lib/ids.js';
 import { isoTimestampTypes } from '../src/db/iso-timestamps.js';
-import { newRow } from '../src/modules/users/users.repo.js';
+import { COLUMNS as USER_COLUMNS, VIEW_COLUMN_LIST, newRow } from '../src/modules/users/users.repo.js';
 import { toUserView } from '../src/modules/users/user-view.js';
 import { CAPABILITY_INPUTS_SQL } from '../src/modules/relationships/relationships.repo.js';
 
@@ -33,12 +33,8 @@ if (!url || !tenantId || !writeTenantId) {
   process.exit(2);
 }
 
-// The columns Kyclo reads for a user (users.repo.ts COLUMNS).
-const COLUMN_NAMES = [
-  'tenant_id', 'id', 'external_ref', 'type', 'country', 'status', 'status_reason', 'status_changed_at', 'kyc_status', 'kyc_level',
-  'kyc_verified_at', 'profile', 'metadata', 'tags', 'pending_changes', 'version', 'created_at', 'updated_at', 'external_ref_hash',
-  'legal_hold', 'legal_hold_reason', 'erasure_requested_at', 'erasure_scheduled_for', 'erased_at',
-];
+// The columns Kyclo reads: the whole row for a write, only what the user object shows for a read.
+const COLUMN_NAMES = USER_COLUMNS;
 const COLUMNS = COLUMN_NAMES.join(', ');
 
 // The audit entry and the event, as CTEs over the CTE `u` that made the change: nothing is recorded
@@ -64,7 +60,7 @@ const record = (action: string, a: number) => `
   )`;
 
 const SQL = {
-  get: `select ${COLUMNS} from users where tenant_id = $1 and id = $2`,
+  get: `select ${VIEW_COLUMN_LIST} from users where tenant_id = $1 and id = $2`,
   // Kyclo's own statement (user_capabilities): the user, the tenant's overrides, the held related parties.
   capabilities: CAPABILITY_INPUTS_SQL,
   // The read Kyclo plans a patch with (users.repo.ts users_get_for_patch): the user, the tenant's
@@ -95,8 +91,8 @@ const SQL = {
       insert into user_keys (tenant_id, user_id, key_id, wrapped_key, master_key_id) select u.tenant_id, u.id, $7, $8, $9 from u
     ), ${record('user.created', 10)}
     select * from u`,
-  first: `select ${COLUMNS} from users where tenant_id = $1 order by id desc limit $2`,
-  after: `select ${COLUMNS} from users where tenant_id = $1 and id < $2 order by id desc limit $3`,
+  first: `select ${VIEW_COLUMN_LIST} from users where tenant_id = $1 order by id desc limit $2`,
+  after: `select ${VIEW_COLUMN_LIST} from users where tenant_id = $1 and id < $2 order by id desc limit $3`,
 } as const;
 type Name = keyof typeof SQL;
 /** The statements whose rows only become answers read timestamps as ISO text, as Kyclo's do. */

@@ -8,6 +8,7 @@ import { importText, servicesFor } from './helpers/imports.js';
 import type { Services } from '../src/services.js';
 import { cliActor } from '../src/modules/audit/actor.js';
 import { PAGE_ROWS } from '../src/modules/exports/exports.service.js';
+import { poolOf } from '../src/db/database.js';
 
 let ctx: TestContext;
 let services: Services;
@@ -81,6 +82,14 @@ describe('GET /v1/exports/users', () => {
     const lines = parse(rest);
     expect(lines.at(-1)).toMatchObject({ count: n });
     expect(lines.some((l) => l.id === late.id)).toBe(false);
+    // Cut after its first page, while the next page is already asked for: the connection goes back
+    // to the pool, and nothing fails unobserved.
+    const pool = poolOf(ctx.db)!;
+    const cut = await services.exports.stream(cliActor(t.tenantId), {});
+    expect(pool.totalCount - pool.idleCount).toBeGreaterThan(0);
+    expect(((await cut.next()).value as string).split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
+    await cut.return(undefined);
+    expect(pool.totalCount - pool.idleCount).toBe(0);
   });
 
   it('includes verifications and status changes for the roles that may read them; a READER asking for verifications gets 403', async () => {

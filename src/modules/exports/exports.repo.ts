@@ -3,13 +3,8 @@
 // takes. Pages are keyset pages on the user id (ascending), never OFFSET.
 import type pg from 'pg';
 import { poolOf, type Db } from '../../db/database.js';
-import type { UserViewRow } from '../users/users.repo.js';
+import { VIEW_COLUMN_LIST, type ViewedRow } from '../users/users.repo.js';
 import { isoTimestampTypes } from '../../db/iso-timestamps.js';
-
-export const USER_COLUMNS =
-  'tenant_id, id, external_ref, type, country, status, status_reason, status_changed_at, kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, ' +
-  'profile, metadata, tags, pending_changes, version, created_at, updated_at, external_ref_hash, legal_hold, legal_hold_reason, ' +
-  'erasure_requested_at, erasure_scheduled_for, erased_at, risk, required_actions';
 
 export interface ExportFilters {
   updatedSince?: string;
@@ -23,7 +18,7 @@ export interface Snapshot {
   /** The transaction's start: everything committed before it is in the export, nothing after. */
   at: Date;
   /** A page of users; their timestamps as ISO strings (they only become lines). */
-  users(tenantId: string, afterId: string | null, f: ExportFilters, limit: number): Promise<UserViewRow[]>;
+  users(tenantId: string, afterId: string | null, f: ExportFilters, limit: number): Promise<ViewedRow[]>;
   /** Rows of `table` for these users, in user then id order. */
   ofUsers<R>(table: 'verifications' | 'status_changes' | 'documents', tenantId: string, userIds: string[]): Promise<R[]>;
   close(): Promise<void>;
@@ -56,8 +51,8 @@ export async function openSnapshot(db: Db): Promise<Snapshot> {
         if (f.type) add((n) => `type = $${n}`, f.type);
         if (f.tag) add((n) => `tags @> array[$${n}]::text[]`, f.tag);
         params.push(limit);
-        const text = `select ${USER_COLUMNS} from users where ${where.join(' and ')} order by id limit $${params.length}`;
-        return (await client.query<UserViewRow>({ text, values: params, types: isoTimestampTypes })).rows;
+        const text = `select ${VIEW_COLUMN_LIST} from users where ${where.join(' and ')} order by id limit $${params.length}`;
+        return (await client.query<ViewedRow>({ text, values: params, types: isoTimestampTypes })).rows;
       },
       async ofUsers<R>(table: string, tenantId: string, userIds: string[]) {
         if (userIds.length === 0) return [];

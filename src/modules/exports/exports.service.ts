@@ -59,11 +59,18 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
     const t = actor.tenantId;
     const include = new Set(q.include ?? []);
     try {
-      let after = q.after ?? null;
       let count = 0;
+      // The next page is asked for as soon as this one arrives, so PostgreSQL reads it while this
+      // process turns this one into lines (the two share the machine's cores; measured: bench/README.md).
+      // A page left unread when the stream is cut fails or completes unobserved: it never throws.
+      let next = snap.users(t, q.after ?? null, f, PAGE_ROWS);
       for (;;) {
-        const rows = await snap.users(t, after, f, PAGE_ROWS);
+        const rows = await next;
         if (rows.length === 0) break;
+        if (rows.length === PAGE_ROWS) {
+          next = snap.users(t, rows.at(-1)!.id, f, PAGE_ROWS);
+          next.catch(() => undefined);
+        }
         const ids = rows.map((r) => r.id);
         const extra = new Map<string, Record<string, unknown[]>>();
         const attach = (userId: string, key: string, value: unknown) => {
@@ -102,10 +109,9 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
         count += rows.length;
         yield text;
         if (rows.length < PAGE_ROWS) break;
-        after = rows.at(-1)!.id;
       }
-      const next = new Date(snap.at.getTime() - SYNC_OVERLAP_MS).toISOString();
-      yield JSON.stringify({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since: next }) }) + '\n';
+      const since = new Date(snap.at.getTime() - SYNC_OVERLAP_MS).toISOString();
+      yield JSON.stringify({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since }) }) + '\n';
     } finally {
       await snap.close();
     }

@@ -1,5 +1,5 @@
 // The stored row ↔ the API's user object, and the patchable document the field policy speaks of.
-import type { UserRow, UserViewRow } from './users.repo.js';
+import type { UserViewRow, ViewedRow } from './users.repo.js';
 import type { UserType } from './field-policy.js';
 import { NESTED_FIELDS, type JsonObject } from './merge-patch.js';
 import { maskNumber } from '../documents/document-rules.js';
@@ -53,7 +53,7 @@ const key = (k: string) => JSON.stringify(k);
  * literal costs well under a tenth of a microsecond and gives every view of a type one shape. The
  * keys come only from TYPE_FIELDS (the schema's own names), quoted with JSON.stringify.
  */
-function compileView(type: UserType, unmasked: boolean): (row: UserRow | UserViewRow) => UserView {
+function compileView(type: UserType, unmasked: boolean): (row: ViewedRow) => UserView {
   const fields = SCALAR_FIELDS[type];
   const objects = Object.entries(OBJECTS[type]).map(([k, leaves]) => `${key(k)}: objectView(p[${key(k)}], ${JSON.stringify(leaves)})`);
   const value = (k: string) => (MASKED.has(k) && !unmasked ? `mask(p[${key(k)}])` : `p[${key(k)}] ?? null`);
@@ -80,22 +80,22 @@ function compileView(type: UserType, unmasked: boolean): (row: UserRow | UserVie
 const MASKED = new Set(['tax_number']);
 const mask = (v: unknown) => (typeof v === 'string' ? maskNumber(v) : null);
 
-const VIEWS: Record<UserType, (row: UserRow | UserViewRow) => UserView> = {
+const VIEWS: Record<UserType, (row: ViewedRow) => UserView> = {
   individual: compileView('individual', false),
   business: compileView('business', false),
 };
-const UNMASKED_VIEWS: Record<UserType, (row: UserRow | UserViewRow) => UserView> = {
+const UNMASKED_VIEWS: Record<UserType, (row: ViewedRow) => UserView> = {
   individual: compileView('individual', true),
   business: compileView('business', true),
 };
 
 /** The API's user object, from a row with Dates or with timestamps already ISO strings; identifier numbers masked. */
-export function toUserView(row: UserRow | UserViewRow): UserView {
+export function toUserView(row: ViewedRow): UserView {
   return VIEWS[row.type as UserType](row);
 }
 
 /** The user object with identifier numbers whole: the data subject's own copy (GDPR export) only. */
-export function toUnmaskedUserView(row: UserRow | UserViewRow): UserView {
+export function toUnmaskedUserView(row: ViewedRow): UserView {
   return UNMASKED_VIEWS[row.type as UserType](row);
 }
 
