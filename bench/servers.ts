@@ -74,7 +74,7 @@ export interface KycloOptions {
 
 /**
  * Kyclo runs as `npm start` runs it: the compiled build (run.ts builds it first) with the same heap
- * ceiling. Keep these in step with the start script in package.json.
+ * ceiling. Keep these in step with the start script in package.json and HEAP_FLAG in bin/kyclo.js.
  */
 export const KYCLO_NODE_FLAGS = ['--max-old-space-size=256'];
 

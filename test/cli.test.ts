@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createTestContext, type TestContext } from './helpers/app.js';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { cliEnv, runCli } from './helpers/processes.js';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/kyclo.js');
 
 let ctx: TestContext;
 let env: NodeJS.ProcessEnv;
@@ -98,5 +104,35 @@ describe('the kyclo CLI', () => {
     const run = await runCli(['migrate'], env);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain('up to date');
+  });
+
+  it('the kyclo command runs with the heap cap npm start gives the server, unless the caller chose one', async () => {
+    // A preload in NODE_OPTIONS runs in every node the command starts: each prints its heap limit.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-heap-'));
+    const preload = path.join(dir, 'heap.cjs');
+    await fs.writeFile(preload, "process.stderr.write(`heap ${Math.round(require('v8').getHeapStatistics().heap_size_limit / 2 ** 20)}\\n`);\n");
+    const limits = (stderr: string) => [...stderr.matchAll(/^heap (\d+)$/gm)].map((m) => Number(m[1]));
+    const run = (nodeArgs: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [...nodeArgs, BIN, '--version'], { env: { ...env, NODE_OPTIONS: `--require ${preload}` } });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const plain = await run([]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const [outer, inner] = limits(plain.stderr);
+    expect(outer).toBeGreaterThan(400); // node's own default
+    expect(inner).toBeGreaterThanOrEqual(256);
+    expect(inner).toBeLessThan(400); // 256 MB of old generation and the young one
+    const chosen = await run(['--max-old-space-size=1024']);
+    expect(chosen.code, chosen.stderr).toBe(0);
+    expect(limits(chosen.stderr)).toEqual([expect.any(Number)]); // not started again
+    expect(limits(chosen.stderr)[0]).toBeGreaterThanOrEqual(1024);
+    await fs.rm(dir, { recursive: true });
   });
 });
