@@ -11,7 +11,7 @@ import { registerProblemHandlers } from './http/problem.js';
 import { registerAuth } from './http/auth.js';
 import { AUTH_FAILURES_PER_MINUTE, keyGuessingGuard, memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
-import { loggerOptions } from './http/log-redaction.js';
+import { lazyRequestLogger, loggerOptions } from './http/log-redaction.js';
 import type { DestinationStream } from 'pino';
 import { registerMetrics } from './http/metrics.js';
 import { validatorCompiler } from './http/validation.js';
@@ -103,6 +103,7 @@ export async function buildApp({
   installAuditKeys(keyring.auditKeys);
   const app = Fastify({
     logger: loggerOptions(logLevel, logStream),
+    childLoggerFactory: lazyRequestLogger as never,
     bodyLimit: BODY_LIMIT,
     requestIdHeader: false,
     // A caller's own X-Request-Id is echoed when it is sane, so both sides log the same id.
