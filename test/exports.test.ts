@@ -74,7 +74,7 @@ describe('GET /v1/exports/users', () => {
     await importRows(t.tenantId, Array.from({ length: n }, (_, i) => individual({ external_ref: `snap-${i}` })));
     const stream = await services.exports.stream(cliActor(t.tenantId), {});
     const first = await stream.next();
-    expect((first.value as string).split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
+    expect((first.value as Buffer).toString().split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
     // Created after the first page was read, with an id above every exported one.
     const late = (await client(ctx.app, t.ownerKey).post('/v1/users', individual())).json();
     let rest = '';
@@ -87,7 +87,7 @@ describe('GET /v1/exports/users', () => {
     const pool = poolOf(ctx.db)!;
     const cut = await services.exports.stream(cliActor(t.tenantId), {});
     expect(pool.totalCount - pool.idleCount).toBeGreaterThan(0);
-    expect(((await cut.next()).value as string).split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
+    expect(((await cut.next()).value as Buffer).toString().split('\n').filter(Boolean)).toHaveLength(PAGE_ROWS);
     await cut.return(undefined);
     expect(pool.totalCount - pool.idleCount).toBe(0);
   });

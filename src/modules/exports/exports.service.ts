@@ -1,7 +1,8 @@
 // Export for the data warehouse: the tenant's users as NDJSON, one user object a line (as GET
 // /v1/users/{id} answers it: identifier numbers masked), read in keyset pages of PAGE_ROWS inside
-// one snapshot (exports.repo.ts), written as they are read: memory holds one page whatever the
-// tenant's size (two pages: the one being written and the next, already asked for). The last line is the trailer {count, snapshot_at, next_cursor}: next_cursor asks,
+// one snapshot (exports.repo.ts), written as they are read, each page one chunk of UTF-8 bytes
+// (lib/ndjson.ts): memory holds two pages whatever the tenant's size (the one being written and the
+// next, already asked for). The last line is the trailer {count, snapshot_at, next_cursor}: next_cursor asks,
 // next time, for what changed since this snapshot (a minute of overlap: a line may come twice,
 // upsert by id); `after` resumes an export that was cut, after the last id received.
 import type { Selectable } from 'kysely';
@@ -10,6 +11,7 @@ import type { Keyring } from '../../crypto/keyring.js';
 import type { Actor } from '../audit/actor.js';
 import { AppError } from '../../http/errors.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { NdjsonPage } from '../../lib/ndjson.js';
 import { roleAllows, type Permission } from '../api-keys/roles.js';
 import { toUserView } from '../users/user-view.js';
 import { openCustomViews } from '../custom-fields/custom-fields.service.js';
@@ -61,8 +63,9 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
     }
   }
 
-  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot): AsyncGenerator<string> {
+  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot): AsyncGenerator<Buffer> {
     const t = actor.tenantId;
+    const out = new NdjsonPage();
     const include = new Set(q.include ?? []);
     try {
       let count = 0;
@@ -98,7 +101,6 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
         // Personal tenant-defined values opened, as GET /v1/users answers them (one key lookup a page).
         const views = rows.map(toUserView);
         await openCustomViews(keyring, t, views);
-        let text = '';
         for (const [n, r] of rows.entries()) {
           const e = extra.get(r.id);
           const base = views[n]!;
@@ -110,14 +112,15 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
                 ...(include.has('documents_meta') ? { documents: e?.documents ?? [] } : {}),
               }
             : base;
-          text += JSON.stringify(line) + '\n';
+          out.push(line);
         }
         count += rows.length;
-        yield text;
+        yield out.take();
         if (rows.length < PAGE_ROWS) break;
       }
       const since = new Date(snap.at.getTime() - SYNC_OVERLAP_MS).toISOString();
-      yield JSON.stringify({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since }) }) + '\n';
+      out.push({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since }) });
+      yield out.take();
     } finally {
       await snap.close();
     }
@@ -125,11 +128,11 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
 
   return {
     /**
-     * The export's NDJSON text, page by page. Everything that can refuse (the includes' permissions,
+     * The export's NDJSON, page by page (each page one Buffer of whole lines). Everything that can refuse (the includes' permissions,
      * a bad cursor, the database) does so here, before the first byte: after it, a failure can only
      * cut the stream.
      */
-    async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<string>> {
+    async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<Buffer>> {
       checkIncludes(actor, q.include ?? []);
       const from = decodeCursor(q.cursor, ['since'] as const);
       if (from && Number.isNaN(Date.parse(from.since))) {
