@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createTestContext, type TestContext } from './helpers/app.js';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cliEnv, runCli } from './helpers/processes.js';
+import { cliEnv, runCli, runNode } from './helpers/processes.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/kyclo.js');
 
@@ -112,16 +111,7 @@ describe('the kyclo CLI', () => {
     const preload = path.join(dir, 'heap.cjs');
     await fs.writeFile(preload, "process.stderr.write(`heap ${Math.round(require('v8').getHeapStatistics().heap_size_limit / 2 ** 20)}\\n`);\n");
     const limits = (stderr: string) => [...stderr.matchAll(/^heap (\d+)$/gm)].map((m) => Number(m[1]));
-    const run = (nodeArgs: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [...nodeArgs, BIN, '--version'], { env: { ...env, NODE_OPTIONS: `--require ${preload}` } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = (nodeArgs: string[]) => runNode([...nodeArgs, BIN, '--version'], { ...env, NODE_OPTIONS: `--require ${preload}` });
     const plain = await run([]);
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);

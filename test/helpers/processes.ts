@@ -23,8 +23,13 @@ export interface Run {
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return runNode([...ENTRY, ...args], env);
+}
+
+/** Runs node with these arguments (flags, then a script and its arguments) to its exit. */
+export function runNode(argv: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
