@@ -107,9 +107,11 @@ describe('the kyclo CLI', () => {
 
   it('the kyclo command runs with the heap cap npm start gives the server, unless the caller chose one', async () => {
     // A preload in NODE_OPTIONS runs in every node the command starts: each prints its heap limit.
+    // Only main threads print: without a build the command runs through tsx, whose module hooks run
+    // in a thread of their own that loads the preload too.
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-heap-'));
     const preload = path.join(dir, 'heap.cjs');
-    await fs.writeFile(preload, "process.stderr.write(`heap ${Math.round(require('v8').getHeapStatistics().heap_size_limit / 2 ** 20)}\\n`);\n");
+    await fs.writeFile(preload, "if (require('node:worker_threads').isMainThread) process.stderr.write(`heap ${Math.round(require('v8').getHeapStatistics().heap_size_limit / 2 ** 20)}\\n`);\n");
     const limits = (stderr: string) => [...stderr.matchAll(/^heap (\d+)$/gm)].map((m) => Number(m[1]));
     const run = (nodeArgs: string[]) => runNode([...nodeArgs, BIN, '--version'], { ...env, NODE_OPTIONS: `--require ${preload}` });
     const plain = await run([]);
