@@ -2,9 +2,9 @@
 // /v1/users/{id} answers it: identifier numbers masked), read in keyset pages of PAGE_ROWS inside
 // one snapshot (exports.repo.ts), written as they are read, each page one chunk of UTF-8 bytes
 // (lib/ndjson.ts): memory holds two pages whatever the tenant's size (the one being written and the
-// next, already asked for). The last line is the trailer {count, snapshot_at, next_cursor}: next_cursor asks,
-// next time, for what changed since this snapshot (a minute of overlap: a line may come twice,
-// upsert by id); `after` resumes an export that was cut, after the last id received.
+// next, already asked for). The last line is the trailer {count, snapshot_at, next_cursor}:
+// next_cursor asks, next time, for what changed since this snapshot (a minute of overlap: a line may
+// come twice, upsert by id); `after` resumes an export that was cut, after the last id received.
 import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable, VerificationsTable } from '../../db/database.js';
 import type { Keyring } from '../../crypto/keyring.js';
@@ -128,9 +128,9 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
 
   return {
     /**
-     * The export's NDJSON, page by page (each page one Buffer of whole lines). Everything that can refuse (the includes' permissions,
-     * a bad cursor, the database) does so here, before the first byte: after it, a failure can only
-     * cut the stream.
+     * The export's NDJSON, page by page (each page one Buffer of whole lines). Everything that can
+     * refuse (the includes' permissions, a bad cursor, the database) does so here, before the first
+     * byte: after it, a failure can only cut the stream.
      */
     async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<Buffer>> {
       checkIncludes(actor, q.include ?? []);
