@@ -24,6 +24,7 @@ import { createRiskService } from './modules/compliance/risk.service.js';
 import { createRequiredActionsService } from './modules/compliance/required-actions.service.js';
 import { createImportsService } from './modules/imports/imports.service.js';
 import { createExportsService } from './modules/exports/exports.service.js';
+import type { ExportThreads } from './modules/exports/parallel.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -34,10 +35,12 @@ export interface ServiceDeps {
   webhookTargets?: TargetPolicy;
   /** The largest document file accepted, in bytes. */
   documentMaxBytes?: number;
+  /** Given by the CLI only: lets `kyclo export --jobs N` render on worker threads (modules/exports/parallel.ts). */
+  exportThreads?: ExportThreads;
 }
 
 export function createServices({
-  db, keyring, blobs, webhookTargets = { allowHttp: false, allowPrivate: false }, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES,
+  db, keyring, blobs, webhookTargets = { allowHttp: false, allowPrivate: false }, documentMaxBytes = DEFAULT_MAX_DOCUMENT_BYTES, exportThreads,
 }: ServiceDeps) {
   const relationships = createRelationshipsService({ db, keyring });
   const lifecycle = createLifecycleService({ db, keyring });
@@ -59,7 +62,7 @@ export function createServices({
     documents: createDocumentsService({ db, keyring, blobs, maxBytes: documentMaxBytes }),
     webhooks: createWebhooksService({ db, keyring, targets: webhookTargets }),
     imports: createImportsService({ db, keyring }),
-    exports: createExportsService({ db, keyring }),
+    exports: createExportsService({ db, keyring, threads: exportThreads }),
   };
 }
 

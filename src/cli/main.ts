@@ -68,7 +68,7 @@ async function withDb<T>(fn: (ctx: CliContext) => Promise<T>, configExitCode = 1
       if (!master) throw new AppError(400, 'config.no_master_key', 'This command needs the master key: set KYCLO_MASTER_KEY.');
       built ??= createServices({
         db: conn.db, keyring: createKeyring({ db: conn.db, masterKey: master }), blobs: defaultBlobStore(cfg.dataDir),
-        webhookTargets: cfg.webhooks, documentMaxBytes: cfg.documentMaxBytes,
+        webhookTargets: cfg.webhooks, documentMaxBytes: cfg.documentMaxBytes, exportThreads: { masterKey: master },
       });
       return built;
     };

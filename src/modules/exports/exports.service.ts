@@ -19,6 +19,8 @@ import { verificationViews } from '../kyc/kyc.service.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews, type DocumentRow } from '../documents/documents.service.js';
 import { openSnapshot, type ExportFilters, type Snapshot } from './exports.repo.js';
+import { connectionStringOf, parallelPages, type ExportThreads } from './parallel.js';
+import type { ViewedRow } from '../users/users.repo.js';
 
 /**
  * Small pages keep what is alive at each young-generation collection small, so little of it lives
@@ -50,7 +52,57 @@ export interface ExportQuery {
   after?: string;
 }
 
-export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring }) {
+/** A page of the export: its lines as UTF-8 bytes, and how many users they are. */
+export interface Page {
+  bytes: Buffer;
+  count: number;
+}
+
+/**
+ * A page of users as NDJSON lines, each the user object GET /v1/users/{id} answers plus the
+ * included parts (read on the snapshot's connection, so they agree with the users). The one
+ * rendering for both ways an export runs: in the calling thread, and in export worker threads.
+ */
+export async function renderPage(keyring: Keyring, t: string, snap: Snapshot, include: readonly Include[], rows: ViewedRow[], out: NdjsonPage): Promise<Buffer> {
+  const parts = new Set(include);
+  const ids = rows.map((r) => r.id);
+  const extra = new Map<string, Record<string, unknown[]>>();
+  const attach = (userId: string, key: string, value: unknown) => {
+    const e = extra.get(userId) ?? {};
+    (e[key] ??= []).push(value);
+    extra.set(userId, e);
+  };
+  if (parts.has('verifications')) {
+    const v = await snap.ofUsers<Selectable<VerificationsTable>>('verifications', t, ids);
+    (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', view));
+  }
+  if (parts.has('status_changes')) {
+    for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) attach(s.user_id, 'status_changes', toStatusChange(s));
+  }
+  if (parts.has('documents_meta')) {
+    const d = await snap.ofUsers<DocumentRow>('documents', t, ids);
+    (await documentViews(keyring, t, d)).forEach((view, i) => attach(d[i]!.user_id, 'documents', view));
+  }
+  // Personal tenant-defined values opened, as GET /v1/users answers them (one key lookup a page).
+  const views = rows.map(toUserView);
+  await openCustomViews(keyring, t, views);
+  for (const [n, r] of rows.entries()) {
+    const e = extra.get(r.id);
+    const base = views[n]!;
+    const line = parts.size
+      ? {
+          ...base,
+          ...(parts.has('verifications') ? { verifications: e?.verifications ?? [] } : {}),
+          ...(parts.has('status_changes') ? { status_changes: e?.status_changes ?? [] } : {}),
+          ...(parts.has('documents_meta') ? { documents: e?.documents ?? [] } : {}),
+        }
+      : base;
+    out.push(line);
+  }
+  return out.take();
+}
+
+export function createExportsService({ db, keyring, threads }: { db: Db; keyring: Keyring; threads?: ExportThreads }) {
   /** 403 before anything is read when the caller's role may not read an included part. */
   function checkIncludes(actor: Actor, include: Include[]): void {
     for (const part of include) {
@@ -63,60 +115,18 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
     }
   }
 
-  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot): AsyncGenerator<Buffer> {
+  async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot, jobs: number): AsyncGenerator<Buffer> {
     const t = actor.tenantId;
+    const include = [...new Set(q.include ?? [])];
     const out = new NdjsonPage();
-    const include = new Set(q.include ?? []);
     try {
+      const pages = jobs > 1 && threads
+        ? parallelPages({ ...threads, connectionString: connectionStringOf(db), snap, tenantId: t, filters: f, include, after: q.after ?? null, jobs, pageRows: PAGE_ROWS })
+        : localPages(t, q.after ?? null, f, include, snap, out);
       let count = 0;
-      // The next page is asked for as soon as this one arrives, so PostgreSQL reads it while this
-      // process turns this one into lines (the two share the machine's cores; measured: bench/README.md).
-      // A page left unread when the stream is cut fails or completes unobserved: it never throws.
-      let next = snap.users(t, q.after ?? null, f, PAGE_ROWS);
-      for (;;) {
-        const rows = await next;
-        if (rows.length === 0) break;
-        if (rows.length === PAGE_ROWS) {
-          next = snap.users(t, rows.at(-1)!.id, f, PAGE_ROWS);
-          next.catch(() => undefined);
-        }
-        const ids = rows.map((r) => r.id);
-        const extra = new Map<string, Record<string, unknown[]>>();
-        const attach = (userId: string, key: string, value: unknown) => {
-          const e = extra.get(userId) ?? {};
-          (e[key] ??= []).push(value);
-          extra.set(userId, e);
-        };
-        if (include.has('verifications')) {
-          const v = await snap.ofUsers<Selectable<VerificationsTable>>('verifications', t, ids);
-          (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', view));
-        }
-        if (include.has('status_changes')) {
-          for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) attach(s.user_id, 'status_changes', toStatusChange(s));
-        }
-        if (include.has('documents_meta')) {
-          const d = await snap.ofUsers<DocumentRow>('documents', t, ids);
-          (await documentViews(keyring, t, d)).forEach((view, i) => attach(d[i]!.user_id, 'documents', view));
-        }
-        // Personal tenant-defined values opened, as GET /v1/users answers them (one key lookup a page).
-        const views = rows.map(toUserView);
-        await openCustomViews(keyring, t, views);
-        for (const [n, r] of rows.entries()) {
-          const e = extra.get(r.id);
-          const base = views[n]!;
-          const line = include.size
-            ? {
-                ...base,
-                ...(include.has('verifications') ? { verifications: e?.verifications ?? [] } : {}),
-                ...(include.has('status_changes') ? { status_changes: e?.status_changes ?? [] } : {}),
-                ...(include.has('documents_meta') ? { documents: e?.documents ?? [] } : {}),
-              }
-            : base;
-          out.push(line);
-        }
-        count += rows.length;
-        yield out.take();
-        if (rows.length < PAGE_ROWS) break;
+      for await (const page of pages) {
+        count += page.count;
+        yield page.bytes;
       }
       const since = new Date(snap.at.getTime() - SYNC_OVERLAP_MS).toISOString();
       out.push({ count, snapshot_at: snap.at.toISOString(), next_cursor: encodeCursor({ since }) });
@@ -126,13 +136,31 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
     }
   }
 
+  /** The pages made in this thread, on the snapshot's own connection. */
+  async function* localPages(t: string, after: string | null, f: ExportFilters, include: Include[], snap: Snapshot, out: NdjsonPage): AsyncGenerator<Page> {
+    // The next page is asked for as soon as this one arrives, so PostgreSQL reads it while this
+    // process turns this one into lines (the two share the machine's cores; measured: bench/README.md).
+    // A page left unread when the stream is cut fails or completes unobserved: it never throws.
+    let next = snap.users(t, after, f, PAGE_ROWS);
+    for (;;) {
+      const rows = await next;
+      if (rows.length === 0) return;
+      if (rows.length === PAGE_ROWS) {
+        next = snap.users(t, rows.at(-1)!.id, f, PAGE_ROWS);
+        next.catch(() => undefined);
+      }
+      yield { bytes: await renderPage(keyring, t, snap, include, rows, out), count: rows.length };
+      if (rows.length < PAGE_ROWS) return;
+    }
+  }
+
   return {
     /**
      * The export's NDJSON, page by page (each page one Buffer of whole lines). Everything that can
      * refuse (the includes' permissions, a bad cursor, the database) does so here, before the first
      * byte: after it, a failure can only cut the stream.
      */
-    async stream(actor: Actor, q: ExportQuery): Promise<AsyncGenerator<Buffer>> {
+    async stream(actor: Actor, q: ExportQuery, opts: { jobs?: number } = {}): Promise<AsyncGenerator<Buffer>> {
       checkIncludes(actor, q.include ?? []);
       const from = decodeCursor(q.cursor, ['since'] as const);
       if (from && Number.isNaN(Date.parse(from.since))) {
@@ -140,7 +168,8 @@ export function createExportsService({ db, keyring }: { db: Db; keyring: Keyring
       }
       const since = [q.updated_since ? new Date(q.updated_since).toISOString() : undefined, from?.since].filter(Boolean).sort().at(-1);
       const f: ExportFilters = { updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag };
-      return lines(actor, q, f, await openSnapshot(db));
+      const jobs = threads ? Math.max(1, opts.jobs ?? 1) : 1;
+      return lines(actor, q, f, await openSnapshot(db, { shared: jobs > 1 }), jobs);
     },
   };
 }
