@@ -26,14 +26,14 @@ import { defaultBlobStore } from '../src/storage/blob-store.js';
 import { seededUsers, userLine, keyLine, History, USER_COPY_COLUMNS, KEY_COPY_COLUMNS, AUDIT_COPY_COLUMNS } from './data.js';
 import { copyFrom, copyText } from './copy.js';
 import { median, type Row } from './results.js';
-import { cpuMsOf, KYCLO_CLI_NODE_FLAGS, rssOf } from './servers.js';
+import { cpuMsOf, KYCLO_NODE_FLAGS, rssOf } from './servers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * The compiled CLI with the heap cap the `kyclo` command starts it with (bin/kyclo.js starts node
  * again with the server's flags; this starts it so at once, so /proc shows the process that works).
  */
-const CLI = [...KYCLO_CLI_NODE_FLAGS, path.join(ROOT, 'dist', 'cli', 'main.js')];
+const CLI = [...KYCLO_NODE_FLAGS, path.join(ROOT, 'dist', 'cli', 'main.js')];
 /** The floor's tenant: a fixed id, so its COPY files are made once for every round. */
 const FLOOR_TENANT = 'ten_01JBENCHF100RC0PY000000000';
 const STATUS_COPY_COLUMNS = 'tenant_id, id, user_id, from_status, to_status, reason, note, origin, actor_key_id, actor_role, request_id, created_at';

@@ -73,12 +73,10 @@ export interface KycloOptions {
 }
 
 /**
- * Kyclo runs as `npm start` runs it: the compiled build, with node's default heap (no cap: see
- * bench/README.md, "Servers"). The CLI's batch commands run with the cap bin/kyclo.js gives them.
- * Keep these in step with the start script in package.json and HEAP_FLAG in bin/kyclo.js.
+ * Kyclo runs as `npm start` runs it: the compiled build (run.ts builds it first) with the same heap
+ * ceiling. Keep these in step with the start script in package.json and HEAP_FLAG in bin/kyclo.js.
  */
-export const KYCLO_SERVER_NODE_FLAGS: string[] = [];
-export const KYCLO_CLI_NODE_FLAGS = ['--max-old-space-size=256'];
+export const KYCLO_NODE_FLAGS = ['--max-old-space-size=256'];
 
 export async function startKyclo(o: KycloOptions): Promise<Running> {
   const prof = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [];
@@ -86,7 +84,7 @@ export async function startKyclo(o: KycloOptions): Promise<Running> {
   const quiet = ['silent', 'fatal', 'error', 'warn'].includes(o.logLevel);
   return start(
     'kyclo',
-    [...prof, ...KYCLO_SERVER_NODE_FLAGS, 'dist/cli/main.js', 'serve'],
+    [...prof, ...KYCLO_NODE_FLAGS, 'dist/cli/main.js', 'serve'],
     {
       ...process.env,
       DATABASE_URL: o.databaseUrl,

@@ -2,23 +2,18 @@
 // The kyclo command: the compiled CLI (npm run build, or the first npm start). From a checkout that
 // was never built, the TypeScript sources through tsx, a development dependency.
 //
-// The batch commands (import, export and the rest) run with a heap cap (HEAP_FLAG). Without one V8
+// Every command runs with the heap cap `npm start` gives the server (HEAP_FLAG). Without a cap V8
 // sizes its first collections for a heap of several gigabytes, and a streaming import, whose live
 // data is a few batches, let garbage pile up to 326 MB of RSS for a 1,000,000-row file; with it,
 // 175 MB for the same file at the same speed (bench/README.md, "Import and export"). The flag must
 // be given when node starts, so the command starts node again with it, unless the caller already
-// chose a cap (on node's command line or in NODE_OPTIONS). `serve` and `worker` run as `npm start`
-// runs the server, without one: a cap makes V8 collect its old generation far more often, which
-// cost a GET 124 µs of CPU against 107 without (bench/README.md, "Servers"), while the server's
-// memory is bounded by its own limits (bodies, upload slots) and measured under hostile load.
+// chose a cap (on node's command line or in NODE_OPTIONS).
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const HEAP_FLAG = '--max-old-space-size=256';
-const SERVERS = new Set(['serve', 'worker']);
-const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
-const capped = SERVERS.has(command ?? '') || [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-old-space-size'));
+const capped = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-old-space-size'));
 
 if (!capped) {
   const child = spawn(process.execPath, [HEAP_FLAG, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
