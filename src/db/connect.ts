@@ -1,6 +1,6 @@
 // Where the database comes from: DATABASE_URL when set, the embedded PostgreSQL otherwise.
 import type { Config } from '../config.js';
-import { createDb, type Db } from './database.js';
+import { closeDb, createDb, type Db } from './database.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { migrateToLatest } from './migrate.js';
 import type { Kysely } from 'kysely';
@@ -15,7 +15,7 @@ export interface Connected {
 export async function connect(config: Config, log: (msg: string) => void, opts: { owner?: boolean } = {}): Promise<Connected> {
   if (config.databaseUrl) {
     const db = createDb(config.databaseUrl);
-    return { db, embedded: false, close: () => db.destroy() };
+    return { db, embedded: false, close: () => closeDb(db) };
   }
   const pg = await startEmbeddedPostgres(config.dataDir, log, opts);
   const db = createDb(pg.url);
@@ -23,7 +23,7 @@ export async function connect(config: Config, log: (msg: string) => void, opts: 
     db,
     embedded: true,
     close: async () => {
-      await db.destroy();
+      await closeDb(db);
       await pg.stop();
     },
   };

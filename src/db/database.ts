@@ -428,3 +428,15 @@ const pools = new WeakMap<Db, pg.Pool>();
 export function poolOf(db: Db): pg.Pool | undefined {
   return pools.get(db);
 }
+
+/**
+ * Closes a Db and its pool. Kysely's destroy() ends the pool only if Kysely itself ran a query (its
+ * driver takes the pool on first use), and statements sent through poolOf() do not count: a Db used
+ * only that way (an export thread's snapshot reads) would otherwise keep its connections, and its
+ * thread or process, alive.
+ */
+export async function closeDb(db: Db): Promise<void> {
+  await db.destroy();
+  const pool = pools.get(db);
+  if (pool && !pool.ended) await pool.end();
+}

@@ -3,7 +3,7 @@
 // rows as soon as the page is asked for (PostgreSQL reads it while this thread renders the one
 // before), renders pages one at a time in the order asked, and answers each with its bytes.
 import { parentPort, workerData } from 'node:worker_threads';
-import { createDb, poolOf } from '../../db/database.js';
+import { closeDb, createDb } from '../../db/database.js';
 import { createKeyring } from '../../crypto/keyring.js';
 import { NdjsonPage } from '../../lib/ndjson.js';
 import { joinSnapshot } from './exports.repo.js';
@@ -23,10 +23,7 @@ port.on('message', (m: Task | 'close') => {
   if (m === 'close') {
     chain = chain.then(async () => {
       await (await joined.catch(() => null))?.close();
-      // Kysely ends the pool only if it ran a query itself; the snapshot's reads go to the pool directly.
-      await db.destroy();
-      const pool = poolOf(db)!;
-      if (!pool.ended) await pool.end();
+      await closeDb(db);
       port.close();
     });
     return;
