@@ -122,7 +122,7 @@ export async function* parallelPages(o: ExportThreads & {
     let ids: string[] = [];
     let taken = 0;
     let exhausted = false;
-    const nextRange = async (): Promise<Task | null> => {
+    const nextRange = async (): Promise<Omit<Task, 'seq'> | null> => {
       if (taken >= ids.length) {
         if (exhausted) return null;
         ids = await o.snap.ids(o.tenantId, cursor, o.filters, IDS_PER_READ);
@@ -132,18 +132,17 @@ export async function* parallelPages(o: ExportThreads & {
       }
       const through = ids[Math.min(taken + o.pageRows, ids.length) - 1]!;
       taken += o.pageRows;
-      const task = { seq: 0, after: cursor, through };
+      const range = { after: cursor, through };
       cursor = through;
-      return task;
+      return range;
     };
     const queue: Promise<Page>[] = [];
     let seq = 0;
     const fill = async () => {
       while (queue.length < o.jobs * DEPTH) {
-        const task = await nextRange();
-        if (!task) return;
-        task.seq = seq;
-        const page = threads[seq % o.jobs]!.run(task);
+        const range = await nextRange();
+        if (!range) return;
+        const page = threads[seq % o.jobs]!.run({ seq, ...range });
         // Awaited in order below; a page failing while an earlier one is awaited must not be unhandled.
         page.catch(() => undefined);
         queue.push(page);
