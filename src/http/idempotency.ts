@@ -107,7 +107,16 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     return reply.send(read.body);
   }
 
-  app.addHook('preValidation', async (req, reply) => {
+  // Only POST routes carry the two hooks: a GET or a PATCH, which never honour the header, pays no
+  // promise for them. Placed as the global hooks were: the claim before the route's own
+  // preValidation (a body left out is hashed as sent), the store after the app's own onSend.
+  app.addHook('onRoute', (route) => {
+    if (![route.method].flat().includes('POST')) return;
+    route.preValidation = [claim, ...(route.preValidation ? [route.preValidation].flat() : [])];
+    route.onSend = [storeResponse, ...(route.onSend ? [route.onSend].flat() : [])];
+  });
+
+  async function claim(req: FastifyRequest, reply: FastifyReply) {
     const header = req.headers['idempotency-key'];
     if (req.method !== 'POST' || header === undefined || !req.actor?.keyId) return;
     const key = Array.isArray(header) ? header[0]! : header;
@@ -166,15 +175,15 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     }
     reply.code(existing.response_status!).headers({ ...(existing.response_headers ?? {}), 'idempotent-replayed': 'true' });
     return reply.send(keyring.openSecret(sealContext(apiKeyId, key), existing.response_body_enc));
-  });
+  }
 
-  app.addHook('onSend', async (req, reply, payload) => {
-    const claim = req.idempotency;
-    if (!claim) return payload;
+  async function storeResponse(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
+    const held = req.idempotency;
+    if (!held) return payload;
     req.idempotency = null;
     if (reply.statusCode >= 500) {
       // Only a claim whose change did not commit is released; a committed one stays for the retry to recover.
-      await db.deleteFrom('idempotency_keys').where('api_key_id', '=', claim.apiKeyId).where('key', '=', claim.key)
+      await db.deleteFrom('idempotency_keys').where('api_key_id', '=', held.apiKeyId).where('key', '=', held.key)
         .where('state', '=', 'in_progress').where('committed_at', 'is', null).execute();
       return payload;
     }
@@ -186,7 +195,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     }
     const body = typeof payload === 'string' ? payload : payload == null ? '' : String(payload);
     const secret = req.routeOptions.config?.idempotentResponse === 'secret' && reply.statusCode < 300;
-    await store(claim.apiKeyId, claim.key, reply.statusCode, headers, secret ? null : body, subjectsOf(req, body));
+    await store(held.apiKeyId, held.key, reply.statusCode, headers, secret ? null : body, subjectsOf(req, body));
     return payload;
-  });
+  }
 }
