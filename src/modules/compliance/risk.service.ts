@@ -7,7 +7,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db, RiskChangesTable, RiskState } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { userHistoryPage } from '../../db/user-history.js';
 import { notFound, preconditionFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
@@ -82,12 +82,7 @@ export function createRiskService({ db, keyring }: { db: Db; keyring: Keyring })
     /** The history of the user's risk, newest first. */
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
       await users.getOrThrow(db, actor.tenantId, userId);
-      const limit = q.limit ?? 50;
-      const before = decodeCursor(q.cursor, ['id'] as const);
-      let query = db.selectFrom('risk_changes').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
-      if (before) query = query.where('id', '<', before.id);
-      const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
-      return toPage(rows, limit, toRiskChange, (r) => ({ id: r.id }));
+      return userHistoryPage(db, 'risk_changes', actor.tenantId, userId, q, toRiskChange);
     },
   };
 }

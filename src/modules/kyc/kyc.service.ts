@@ -4,7 +4,7 @@
 import type { Selectable } from 'kysely';
 import type { Db, VerificationsTable } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { userHistoryPage } from '../../db/user-history.js';
 import { notFound } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange, type EventInput } from '../audit/write-path.js';
@@ -96,12 +96,7 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
 
     async list(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
       await users.getOrThrow(db, actor.tenantId, userId);
-      const limit = q.limit ?? 50;
-      const before = decodeCursor(q.cursor, ['id'] as const);
-      let query = db.selectFrom('verifications').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
-      if (before) query = query.where('id', '<', before.id);
-      const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
-      const page = toPage(rows, limit, (r) => r, (r) => ({ id: r.id }));
+      const page = await userHistoryPage(db, 'verifications', actor.tenantId, userId, q, (r) => r);
       return { data: await verificationViews(keyring, actor.tenantId, page.data), next_cursor: page.next_cursor };
     },
   };

@@ -4,7 +4,7 @@
 import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
-import { decodeCursor, toPage } from '../../lib/cursor.js';
+import { userHistoryPage } from '../../db/user-history.js';
 import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
@@ -206,12 +206,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
 
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
       await getRow(actor.tenantId, userId);
-      const limit = q.limit ?? 50;
-      const before = decodeCursor(q.cursor, ['id'] as const);
-      let query = db.selectFrom('status_changes').selectAll().where('tenant_id', '=', actor.tenantId).where('user_id', '=', userId);
-      if (before) query = query.where('id', '<', before.id);
-      const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
-      return toPage(rows, limit, toStatusChange, (r) => ({ id: r.id }));
+      return userHistoryPage(db, 'status_changes', actor.tenantId, userId, q, toStatusChange);
     },
 
     /** Read straight from the database on every call: no cache can answer from before a status change. */
