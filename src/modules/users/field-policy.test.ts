@@ -72,6 +72,19 @@ describe('the default field policy', () => {
     effectivePolicy({ individual: { verified: { email: 'allow' } } });
     expect(DEFAULT_FIELD_POLICY.individual.verified.email).toBe('approval');
   });
+
+  it('is one shared policy when a tenant has no overrides, which nobody can change', () => {
+    const p = effectivePolicy();
+    expect(effectivePolicy({}, [])).toBe(p);
+    expect(() => {
+      (p.individual.verified as Record<string, string>).email = 'allow';
+    }).toThrow(TypeError);
+    expect(effectivePolicy().individual.verified.email).toBe('approval');
+    // Overrides and tenant-defined fields still get a policy of their own, the shared one untouched.
+    expect(effectivePolicy({ individual: { verified: { email: 'allow' } } }).individual.verified.email).toBe('allow');
+    expect(effectivePolicy({}, ['segment']).individual.verified['custom.segment']).toBe('allow');
+    expect(p.individual.verified['custom.segment']).toBeUndefined();
+  });
 });
 
 describe('tenant overrides', () => {

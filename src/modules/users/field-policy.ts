@@ -106,6 +106,10 @@ export function kycState(kycStatus: string): KycState {
  * stricter outcome per type and state.
  */
 export function effectivePolicy(overrides: FieldOverrides = {}, custom: readonly string[] = []): FieldPolicy {
+  return custom.length === 0 && Object.keys(overrides).length === 0 ? DEFAULTS_ONLY : layered(overrides, custom);
+}
+
+function layered(overrides: FieldOverrides, custom: readonly string[]): FieldPolicy {
   const out = {} as FieldPolicy;
   const customCells = cells(custom.map((n) => `custom.${n}`), 'allow');
   for (const t of USER_TYPES) {
@@ -113,6 +117,16 @@ export function effectivePolicy(overrides: FieldOverrides = {}, custom: readonly
     for (const s of KYC_STATES) out[t][s] = { ...DEFAULT_FIELD_POLICY[t][s], ...RECORD_FIELD_POLICY[t][s], ...customCells, ...(overrides[t]?.[s] ?? {}) };
   }
   return out;
+}
+
+// A tenant without overrides or tenant-defined fields (most of them) patches under the defaults:
+// built once and frozen, since laying the four tables out again cost ≈ 23 µs a patch (scratch
+// micro-benchmark, 100,000 calls), a tenth of a GET's whole server time.
+const DEFAULTS_ONLY: FieldPolicy = deepFreeze(layered({}, []));
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v as object);
+  return Object.freeze(o);
 }
 
 const REASONS: Record<Outcome, (field: string, state: KycState) => string> = {
