@@ -74,9 +74,9 @@ const patchRecorded = prepared<UserViewRow>(
 );
 
 export async function updateRecorded(
-  db: Db, row: UserViewRow, next: { profile: object; metadata: object; tags: string[]; kyc_status: string }, record: [string, string],
+  db: Db, row: UserViewRow, next: { profile: object; metadata: object; tags: string[] }, kycStatus: string, record: [string, string],
 ): Promise<UserViewRow | undefined> {
-  const values = [row.tenant_id, row.id, JSON.stringify(next.profile), JSON.stringify(next.metadata), next.tags, next.kyc_status, row.version, ...record];
+  const values = [row.tenant_id, row.id, JSON.stringify(next.profile), JSON.stringify(next.metadata), next.tags, kycStatus, row.version, ...record];
   return (await patchRecorded(db, values))[0];
 }
 

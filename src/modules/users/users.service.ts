@@ -274,7 +274,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       // The key unwrapped above seals the record too: one AES-GCM open of the wrapped key per patch.
       const written =
         plan.applied && !plan.approval && key && !fulfilledBy(row, plan).next
-          ? await repo.updateRecorded(db, row, { ...plan.applied.next, kyc_status: plan.review ? 'review_required' : row.kyc_status }, appliedRecord(
+          ? await repo.updateRecorded(db, row, plan.applied.next, plan.review ? 'review_required' : row.kyc_status, appliedRecord(
               actor, row, plan, row.version + 1, keyring.sealWith(key, actor.tenantId, id, PERSONAL_FIELD, { previous: plan.applied.previous, current: plan.applied.current }),
             ))
           : await db.transaction().execute((tx) => commit(tx, actor, row, plan));
