@@ -32,8 +32,13 @@ function writeShallow(v: unknown, depth: number): string {
     return `${out}]`;
   }
   const o = v as Record<string, unknown>;
+  return writeObject(o, Object.keys(o).sort(), depth);
+}
+
+/** An object's members at `sortedKeys`, in that order, undefined values left out. */
+function writeObject(o: Record<string, unknown>, sortedKeys: readonly string[], depth: number): string {
   let out = '{';
-  for (const k of Object.keys(o).sort()) {
+  for (const k of sortedKeys) {
     const x = o[k];
     if (x === undefined) continue;
     out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${writeShallow(x, depth + 1)}`;
@@ -59,13 +64,7 @@ export function canonicalJson(value: unknown): string {
  */
 export function canonicalPick(o: Record<string, unknown>, sortedKeys: readonly string[]): string {
   try {
-    let out = '{';
-    for (const k of sortedKeys) {
-      const x = o[k];
-      if (x === undefined) continue;
-      out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${writeShallow(x, 1)}`;
-    }
-    return `${out}}`;
+    return writeObject(o, sortedKeys, 0);
   } catch (err) {
     if (err !== TOO_DEEP) throw err;
     return canonicalJsonDeep(Object.fromEntries(sortedKeys.map((k) => [k, o[k]])));

@@ -106,12 +106,14 @@ export function newRow(
 ): UserRow {
   // Every column named, no `...r`: V8 (Node 20) makes each property written after a spread a slow
   // map transition, ≈ 2 µs apiece — this literal cost 43 µs a create that way, 0.3 µs as it is now.
+  // Typed as a UserRow (no cast of the whole): a column added to the table and not named here fails to compile.
   return {
-    tenant_id: r.tenant_id, id: r.id, external_ref: r.external_ref, type: r.type, country: r.country, profile: r.profile, metadata: r.metadata,
+    tenant_id: r.tenant_id, id: r.id, external_ref: r.external_ref, type: r.type, country: r.country,
+    profile: r.profile as UserRow['profile'], metadata: r.metadata as UserRow['metadata'],
     tags: r.tags, status: initial.status, status_reason: initial.status_reason, status_changed_at: at, kyc_status: 'unverified', kyc_level: null, kyc_verified_at: null,
     pending_changes: [], version: 1, created_at: at, updated_at: at, external_ref_hash: null, legal_hold: false, legal_hold_reason: null,
     erasure_requested_at: null, erasure_scheduled_for: null, erased_at: null, risk: null, kyc_sub_status: null, required_actions: [],
-  } as UserRow;
+  };
 }
 
 /** Inserts `row` (from newRow) with its data key and record; nothing when the external_ref is taken. */
