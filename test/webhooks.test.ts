@@ -88,6 +88,30 @@ describe('delivery', () => {
     expect(receiver.received.map((r) => r.json.type)).toEqual(['user.status_changed']);
   });
 
+  it('fan-out takes every event off the outbox and counts it, but plans deliveries only where an enabled endpoint takes its type', async () => {
+    const wanted = await endpoint({ event_types: ['user.status_changed'] });
+    const off = await endpoint();
+    await api.patch(`/v1/webhook-endpoints/${off.id}`, { enabled: false });
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey); // a tenant without endpoints
+    const user = (await api.post('/v1/users', individual())).json();
+    await api.post(`/v1/users/${user.id}/flag`, { reason: 'aml_alert' });
+    await other.post('/v1/users', individual());
+    await other.post('/v1/users', individual());
+    const queued = Number((await sql<{ n: string }>`select count(*) as n from event_outbox`.execute(ctx.db)).rows[0]!.n);
+    expect(queued).toBeGreaterThanOrEqual(4);
+
+    const fanned = await dispatcher.fanOut(500, 0);
+    expect(fanned.events).toBe(queued);
+    expect((await sql<{ n: string }>`select count(*) as n from event_outbox`.execute(ctx.db)).rows[0]!.n).toBe('0');
+    const planned = await deliveriesOf(wanted.id);
+    const statusChanged = await ctx.db.selectFrom('events').select('id').where('user_id', '=', user.id).where('type', '=', 'user.status_changed').executeTakeFirstOrThrow();
+    expect(planned.map((d) => d.event_id)).toEqual([statusChanged.id]);
+    expect(await deliveriesOf(off.id)).toEqual([]);
+    await makeDue();
+    await drain();
+    expect(receiver.received.map((r) => [r.json.type, r.json.data.user_id])).toEqual([['user.status_changed', user.id]]);
+  });
+
   it('retries a failure with the same webhook-id and a fresh timestamp, after about 5 seconds; only 2xx is success', async () => {
     const e = await endpoint();
     receiver.script.push({ status: 500 }, { status: 302, headers: { location: 'http://example.com' } });

@@ -36,14 +36,28 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
    */
   async function fanOut(limit = 500, lease = 0): Promise<{ events: number; leased: Delivery[] }> {
     return db.transaction().execute(async (tx) => {
-      const events = (await sql<Selectable<EventsTable>>`
+      // Every event taken comes back as one row, but only an event some enabled endpoint takes comes
+      // with its columns: most tenants have no endpoint, and each event was read whole (on a create its
+      // sealed personal part is the whole user) to be delivered nowhere. Fan-out of 500 such events:
+      // 20.7 → 6.0 µs of Node CPU an event (bench/README.md). The SQL test is the filter below, which
+      // stays the one that decides; an event no endpoint takes also skips the endpoints query.
+      const taken = (await sql<Selectable<EventsTable> | { [K in keyof Selectable<EventsTable>]: null }>`
         with taken as (
           delete from event_outbox where seq in (
             select seq from event_outbox order by seq limit ${limit} for update skip locked)
           returning seq, tenant_id
         )
-        select e.* from taken join events e on e.tenant_id = taken.tenant_id and e.seq = taken.seq order by e.seq`.execute(tx)).rows;
-      if (events.length === 0) return { events: 0, leased: [] };
+        select e.* from taken
+          left join lateral (
+            select e.* from events e
+             where e.tenant_id = taken.tenant_id and e.seq = taken.seq
+               and exists (select 1 from webhook_endpoints w
+                            where w.tenant_id = e.tenant_id and w.enabled
+                              and (cardinality(w.event_types) = 0 or e.type = any(w.event_types)))
+          ) e on true
+         order by taken.seq`.execute(tx)).rows;
+      const events = taken.filter((e): e is Selectable<EventsTable> => e.id !== null);
+      if (events.length === 0) return { events: taken.length, leased: [] };
       const tenants = [...new Set(events.map((e) => e.tenant_id))];
       const endpoints = await tx.selectFrom('webhook_endpoints')
         .select(['tenant_id', 'id', 'event_types', 'url', 'enabled', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at'])
@@ -53,7 +67,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
           .filter((w) => w.tenant_id === event.tenant_id && (w.event_types.length === 0 || w.event_types.includes(event.type)))
           .map((endpoint) => ({ event, endpoint, id: newId('dlv') })),
       );
-      if (planned.length === 0) return { events: events.length, leased: [] };
+      if (planned.length === 0) return { events: taken.length, leased: [] };
       const leasedNow = planned.slice(0, lease);
       const row = (p: (typeof planned)[number], leased: boolean) => ({
         tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, status: 'pending',
@@ -62,7 +76,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       // One insert: Kysely writes DEFAULT where a row leaves a column out (attempts 0, no lease).
       await tx.insertInto('webhook_deliveries').values(planned.map((p, i) => row(p, i < lease))).execute();
       return {
-        events: events.length,
+        events: taken.length,
         leased: leasedNow.map((p): Delivery => ({
           tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, attempts: 1,
           endpoint: p.endpoint, event: p.event,
