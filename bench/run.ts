@@ -4,6 +4,9 @@
 //   --profile          Kyclo and the baselines under --cpu-prof, one profile per run, top self-time printed
 //   --only a,b         groups: get (GET user, capabilities), patch, post, list, search, io (import and export)
 //   --rounds N         default 5 (1 with --profile); --seconds N (8, one slice); --warmup N (5, once per run kind)
+//   --rewarm N         seconds of the same load before every later slice (3; 0: none): the pools' connections
+//                      close after 30 s idle, and a slice on fresh PostgreSQL backends runs a fifth slower
+//                      (bench/README.md, "A source of the spread")
 //   --connections N    default 32; --threads N (wrk threads, 2)
 //   --users N          default 1,000,000; --log-level L (Kyclo's LOG_LEVEL, default warn)
 //   --no-record        do not write bench/RESULTS.md (only full default-size runs are recorded)
@@ -38,6 +41,7 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '5' },
+    rewarm: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     threads: { type: 'string', default: '2' },
     users: { type: 'string', default: '1000000' },
@@ -51,6 +55,7 @@ const { values: opt } = parseArgs({
 const rounds = Number(opt.rounds ?? (opt.profile ? 1 : 5));
 const seconds = Number(opt.seconds);
 const warmup = Number(opt.warmup);
+const rewarm = Number(opt.rewarm);
 const connections = Number(opt.connections);
 const threads = Number(opt.threads);
 const users = Number(opt.users);
@@ -99,7 +104,7 @@ async function main(): Promise<void> {
   const commit = status.length ? `${head} (dirty tree: ${status.length} files changed, ${inSrc} in src/, ${inBench} in bench/)` : head;
   const wrk = wrkPath();
   const loader = wrk ? `wrk ${execSync(`${wrk} --version 2>&1 || true`, { encoding: 'utf8' }).split(' ')[1] ?? ''}`.trim() : 'autocannon';
-  log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s slices (${warmup} s warm-up once per run kind), ${rounds} round(s); commit ${commit}`);
+  log(`Kyclo benchmark: ${users.toLocaleString('en')} users, ${loader}, ${connections} connections, ${seconds} s slices (${warmup} s warm-up once per run kind, ${rewarm} s before every later slice), ${rounds} round(s); commit ${commit}`);
   await fs.mkdir(path.join(DIR, 'kyclo'), { recursive: true });
 
   // Both sides compiled by tsc: Kyclo as `npm start` builds it, the baseline from bench/tsconfig.baseline.json.
@@ -155,10 +160,11 @@ async function main(): Promise<void> {
     };
     const sampler = def.server === 'kyclo' ? setInterval(() => (rssMax = Math.max(rssMax, rssOf(server.pid)?.rssMb ?? 0)), 200) : null;
     try {
-      if (warmup > 0 && !warmed.has(def.id)) {
-        await runLoad({ ...spec, seconds: warmup }, wrk);
-        warmed.add(def.id);
-      }
+      // The first slice of a run kind warms its server up; every later one gets `rewarm` seconds of the
+      // same load first, so that no slice runs on backends its pool opened afresh after sitting idle.
+      const warming = warmed.has(def.id) ? rewarm : warmup;
+      if (warming > 0) await runLoad({ ...spec, seconds: warming }, wrk);
+      warmed.add(def.id);
       // Nothing left over from the slice before (a warm-up's writes included) runs in this one.
       const before = await drain(watch, 120);
       if (before.seconds > 0.5) log(`  (waited ${before.seconds.toFixed(1)} s for Kyclo's background work before this slice)`);
@@ -309,7 +315,7 @@ async function main(): Promise<void> {
     commit,
     seeding,
     settings: [
-      `Load: ${loader}, ${threads} threads, ${connections} connections; ${rounds} rounds of ${seconds} s slices, A/B order alternating per round, a ${warmup} s warm-up before the first slice of each run kind; after each slice the run waits until Kyclo's background work has caught up, and that time's CPU is the slice's`,
+      `Load: ${loader}, ${threads} threads, ${connections} connections; ${rounds} rounds of ${seconds} s slices, A/B order alternating per round, a ${warmup} s warm-up before the first slice of each run kind and ${rewarm} s of the same load before every later one; after each slice the run waits until Kyclo's background work has caught up, and that time's CPU is the slice's`,
       `PostgreSQL: embedded PostgreSQL 17, its own data directory and port; ${pgServer.settings.join(', ')}; fsync and synchronous_commit at their defaults (on) for both sides; ${warm.mb.toFixed(0)} MB prewarmed with ${warm.method} (all but the tables of the append-only audit_entries and events); ${logRows}`,
       `Kyclo, as deployed: \`node ${KYCLO_NODE_FLAGS.join(' ')} dist/cli/main.js serve\` (as npm start runs it), default configuration (KYCLO_SERVE_WORKERS=true: audit sealer, checkpoint signing, webhook fan-out and delivery in the server process), LOG_LEVEL=${opt['log-level']}, KYCLO_WEBHOOKS_ALLOW_HTTP/PRIVATE=true for the receiver on 127.0.0.1, one webhook endpoint per tenant written to, in-memory rate limiter with the tenant limit raised to 1,000,000/min by PUT /v1/policy, pool of 10; RSS ${idleRss.toFixed(0)} MB idle`,
       'Baselines: bench/baseline.ts compiled by tsc, Fastify + pg Pool of 10, named prepared statements, the same rows and sizes in one statement (CTEs), ISO timestamp parsing, response schemas; no auth/validation/policy/encryption/logging; their audit entries and events are written sealed and fanned out',
