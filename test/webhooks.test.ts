@@ -90,6 +90,7 @@ describe('delivery', () => {
 
   it('fan-out takes every event off the outbox and counts it, but plans deliveries only where an enabled endpoint takes its type', async () => {
     const wanted = await endpoint({ event_types: ['user.status_changed'] });
+    const every = await endpoint({ event_types: ['user.created', 'user.status_changed'] });
     const off = await endpoint();
     await api.patch(`/v1/webhook-endpoints/${off.id}`, { enabled: false });
     const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey); // a tenant without endpoints
@@ -106,10 +107,16 @@ describe('delivery', () => {
     const planned = await deliveriesOf(wanted.id);
     const statusChanged = await ctx.db.selectFrom('events').select('id').where('user_id', '=', user.id).where('type', '=', 'user.status_changed').executeTakeFirstOrThrow();
     expect(planned.map((d) => d.event_id)).toEqual([statusChanged.id]);
+    const created = await ctx.db.selectFrom('events').select('id').where('user_id', '=', user.id).where('type', '=', 'user.created').executeTakeFirstOrThrow();
+    expect((await deliveriesOf(every.id)).map((d) => d.event_id).sort()).toEqual([created.id, statusChanged.id].sort());
     expect(await deliveriesOf(off.id)).toEqual([]);
+    const forUser = await sql<{ n: string }>`select count(*) as n from webhook_deliveries d join events e on e.tenant_id = d.tenant_id and e.id = d.event_id where e.user_id = ${user.id}`.execute(ctx.db);
+    expect(forUser.rows[0]!.n).toBe('3');
     await makeDue();
     await drain();
-    expect(receiver.received.map((r) => [r.json.type, r.json.data.user_id])).toEqual([['user.status_changed', user.id]]);
+    expect(receiver.received.map((r) => [r.json.type, r.json.data.user_id]).sort()).toEqual(
+      [['user.created', user.id], ['user.status_changed', user.id], ['user.status_changed', user.id]].sort(),
+    );
   });
 
   it('retries a failure with the same webhook-id and a fresh timestamp, after about 5 seconds; only 2xx is success', async () => {
