@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
+import { createDispatcher, FAN_OUT_BATCH, nextRoundIn, SEND_BATCH, type Dispatcher } from '../src/workers/dispatcher.js';
 import { isPrivateAddress } from '../src/modules/webhooks/ssrf.js';
 import { nextDelaySeconds, parseRetryAfter, RETRY_DELAYS_SECONDS } from '../src/modules/webhooks/retry.js';
 import { client, createTenant, createTestContext, openTenantContext, type Client, type TestContext } from './helpers/app.js';
@@ -41,6 +41,17 @@ const drain = async () => {
 };
 const deliveriesOf = (endpointId: string) => ctx.db.selectFrom('webhook_deliveries').selectAll().where('endpoint_id', '=', endpointId).orderBy('created_at').execute();
 const makeDue = () => sql`update webhook_deliveries set next_attempt_at = now() where status = 'pending'`.execute(ctx.db);
+
+describe('the dispatcher loop', () => {
+  const waits = { busyMs: 100, idleMs: 250 };
+  it('goes again at once after a full batch, waits a little after a partial one and longer after nothing', () => {
+    expect(nextRoundIn({ fannedOut: FAN_OUT_BATCH, sent: 0 }, waits)).toBe(0);
+    expect(nextRoundIn({ fannedOut: 3, sent: SEND_BATCH }, waits)).toBe(0);
+    expect(nextRoundIn({ fannedOut: 37, sent: 0 }, waits)).toBe(100);
+    expect(nextRoundIn({ fannedOut: 0, sent: 4 }, waits)).toBe(100);
+    expect(nextRoundIn({ fannedOut: 0, sent: 0 }, waits)).toBe(250);
+  });
+});
 
 describe('webhook endpoints', () => {
   it('show the secret once, store it sealed, and list without it', async () => {
