@@ -69,7 +69,7 @@ export async function startBenchPostgres(
       ? [`shared_preload_libraries=${[prewarmAvailable ? 'pg_prewarm' : '', statStatements ? 'pg_stat_statements' : ''].filter(Boolean).join(',')}`]
       : []),
     ...(prewarmAvailable ? ['pg_prewarm.autoprewarm=false'] : []),
-    ...(statStatements ? ['pg_stat_statements.track=all', 'track_functions=pl', 'track_io_timing=on'] : []),
+    ...(statStatements ? ['pg_stat_statements.track=all', 'pg_stat_statements.track_planning=on', 'track_functions=pl', 'track_io_timing=on'] : []),
   ];
   const port = await freePort();
   const server = new EmbeddedPostgresServer({

@@ -335,21 +335,21 @@ async function main(): Promise<void> {
 async function statementSummary(client: pg.Client, requests: number): Promise<string> {
   const per = (x: number) => ((x * 1000) / Math.max(1, requests)).toFixed(1);
   const st = await client.query<{
-    calls: string; total: number; rows: string; hit: string; read: string; wal_records: string; wal_bytes: string; query: string;
+    calls: string; total: number; plans: string; plan: number; rows: string; hit: string; read: string; wal_records: string; wal_bytes: string; query: string;
   }>(
-    `select calls::text, total_exec_time as total, rows::text, shared_blks_hit::text as hit, shared_blks_read::text as read,
+    `select calls::text, total_exec_time as total, plans::text, total_plan_time as plan, rows::text, shared_blks_hit::text as hit, shared_blks_read::text as read,
             wal_records::text, wal_bytes::text, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) as query
        from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
       order by total_exec_time desc limit 20`,
   );
   const total = st.rows.reduce((n, r) => n + r.total, 0);
   const lines = [
-    `PostgreSQL statements by execution time (${per(total)} µs per request in these ${st.rows.length}; commits' WAL flushes are not execution time):`,
-    '  µs/req   calls/req  rows/call  blks hit/call  read/call  WAL rec/call  WAL B/call  statement',
+    `PostgreSQL statements by execution time (${per(total)} µs per request in these ${st.rows.length}, planning ${per(st.rows.reduce((n, r) => n + r.plan, 0))} more; commits' WAL flushes are not execution time):`,
+    '  µs/req   calls/req  plan µs/req  plans/call  rows/call  blks hit/call  read/call  WAL rec/call  WAL B/call  statement',
     ...st.rows.map((r) => {
       const calls = Number(r.calls);
       const c = (x: string) => (Number(x) / Math.max(1, calls)).toFixed(1);
-      return `  ${per(r.total).padStart(6)}  ${(calls / Math.max(1, requests)).toFixed(2).padStart(9)}  ${c(r.rows).padStart(9)}  ${c(r.hit).padStart(13)}  ${c(r.read).padStart(9)}  ${c(r.wal_records).padStart(12)}  ${c(r.wal_bytes).padStart(10)}  ${r.query}`;
+      return `  ${per(r.total).padStart(6)}  ${(calls / Math.max(1, requests)).toFixed(2).padStart(9)}  ${per(r.plan).padStart(11)}  ${c(r.plans).padStart(10)}  ${c(r.rows).padStart(9)}  ${c(r.hit).padStart(13)}  ${c(r.read).padStart(9)}  ${c(r.wal_records).padStart(12)}  ${c(r.wal_bytes).padStart(10)}  ${r.query}`;
     }),
   ];
   const fns = await client.query<{ name: string; calls: string; self: number; total: number }>(
