@@ -130,6 +130,32 @@ describe('delivery', () => {
     );
   });
 
+  it('fans out a full batch to a tenant with 30 endpoints: 15,000 deliveries, more parameters than one statement may bind', async () => {
+    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const owner = client(ctx.app, ownerKey);
+    for (let i = 0; i < 30; i++) expect((await owner.post('/v1/webhook-endpoints', { url: receiver.url })).statusCode).toBe(201);
+    await dispatcher.fanOut(5000, 0); // whatever earlier tests left queued
+    await sql`delete from webhook_deliveries where tenant_id = ${tenantId}`.execute(ctx.db);
+    await sql`with e as (
+                insert into events (tenant_id, id, type, user_id, data)
+                select ${tenantId}, 'evt_' || lpad(g::text, 26, '0'), 'user.created', null, '{}'::jsonb from generate_series(1, 500) g
+                returning seq, tenant_id)
+              insert into event_outbox (seq, tenant_id) select seq, tenant_id from e`.execute(ctx.db);
+    try {
+      // 15,000 rows of 5 parameters in one INSERT is 75,000: PostgreSQL refuses more than 65,535, and
+      // the round failed with every event still first in the outbox, for every tenant, for ever.
+      const fanned = await dispatcher.fanOut(500, 0);
+      expect(fanned.events).toBe(500);
+      const n = await sql<{ n: string; events: string }>`select count(*) as n, count(distinct event_id) as events from webhook_deliveries where tenant_id = ${tenantId}`.execute(ctx.db);
+      expect(n.rows[0]).toEqual({ n: '15000', events: '500' });
+      expect((await sql<{ n: string }>`select count(*) as n from event_outbox where tenant_id = ${tenantId}`.execute(ctx.db)).rows[0]!.n).toBe('0');
+    } finally {
+      await sql`delete from webhook_deliveries where tenant_id = ${tenantId}`.execute(ctx.db);
+      await sql`delete from event_outbox where tenant_id = ${tenantId}`.execute(ctx.db);
+      await sql`update webhook_endpoints set enabled = false where tenant_id = ${tenantId}`.execute(ctx.db);
+    }
+  });
+
   it('retries a failure with the same webhook-id and a fresh timestamp, after about 5 seconds; only 2xx is success', async () => {
     const e = await endpoint();
     receiver.script.push({ status: 500 }, { status: 302, headers: { location: 'http://example.com' } });

@@ -24,6 +24,8 @@ const LEASE_SECONDS = 30;
 /** Events one round takes off the outbox, and deliveries it sends at most. */
 export const FAN_OUT_BATCH = 500;
 export const SEND_BATCH = 50;
+/** Delivery rows per INSERT: 7 parameters at most each, under PostgreSQL's 65,535 a statement. */
+export const DELIVERIES_PER_INSERT = 5000;
 
 export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
@@ -68,9 +70,9 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       const endpoints = new Map(
         (await tx.selectFrom('webhook_endpoints')
           .select(['tenant_id', 'id', 'event_types', 'url', 'enabled', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at'])
-          .where('tenant_id', 'in', tenants).where('id', 'in', ids).execute()).map((w) => [`${w.tenant_id}/${w.id}`, w]),
+          .where('tenant_id', 'in', tenants).where('id', 'in', ids).where('enabled', '=', true).execute()).map((w) => [`${w.tenant_id}/${w.id}`, w]),
       );
-      // An endpoint deleted since the statement above (read committed) is gone from the map: no delivery.
+      // An endpoint deleted or disabled since the statement above (read committed) is not in the map: no delivery.
       const planned = events.flatMap(({ endpoint_ids, ...event }) =>
         endpoint_ids.flatMap((id) => {
           const endpoint = endpoints.get(`${event.tenant_id}/${id}`);
@@ -83,8 +85,14 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
         tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, status: 'pending',
         ...(leased ? { attempts: 1, leased_until: sql<Date>`now() + make_interval(secs => ${LEASE_SECONDS})` } : {}),
       });
-      // One insert: Kysely writes DEFAULT where a row leaves a column out (attempts 0, no lease).
-      await tx.insertInto('webhook_deliveries').values(planned.map((p, i) => row(p, i < lease))).execute();
+      // Kysely writes DEFAULT where a row leaves a column out (attempts 0, no lease). A round can plan
+      // 500 events × 50 endpoints, 25,000 rows of 5 parameters: over PostgreSQL's 65,535 a statement,
+      // which failed the round and every one after it (the same events first in the outbox), stopping
+      // every tenant's webhooks. So at most DELIVERIES_PER_INSERT rows a statement, one transaction.
+      const rows = planned.map((p, i) => row(p, i < lease));
+      for (let i = 0; i < rows.length; i += DELIVERIES_PER_INSERT) {
+        await tx.insertInto('webhook_deliveries').values(rows.slice(i, i + DELIVERIES_PER_INSERT)).execute();
+      }
       return {
         events: taken.length,
         leased: leasedNow.map((p): Delivery => ({
