@@ -109,6 +109,12 @@ describe('delivery', () => {
     await api.post(`/v1/users/${user.id}/flag`, { reason: 'aml_alert' });
     await other.post('/v1/users', individual());
     await other.post('/v1/users', individual());
+    // A third tenant with an endpoint of its own: its events go to its endpoint only, and no other's.
+    const third = await createTenant(ctx.db);
+    const thirdApi = client(ctx.app, third.ownerKey);
+    const thirdEndpoint = (await thirdApi.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.status_changed'] })).json() as { id: string };
+    const thirdUser = (await thirdApi.post('/v1/users', individual())).json();
+    await thirdApi.post(`/v1/users/${thirdUser.id}/flag`, { reason: 'aml_alert' });
     const queued = Number((await sql<{ n: string }>`select count(*) as n from event_outbox`.execute(ctx.db)).rows[0]!.n);
     expect(queued).toBeGreaterThanOrEqual(4);
 
@@ -123,10 +129,14 @@ describe('delivery', () => {
     expect(await deliveriesOf(off.id)).toEqual([]);
     const forUser = await sql<{ n: string }>`select count(*) as n from webhook_deliveries d join events e on e.tenant_id = d.tenant_id and e.id = d.event_id where e.user_id = ${user.id}`.execute(ctx.db);
     expect(forUser.rows[0]!.n).toBe('3');
+    const thirdChanged = await ctx.db.selectFrom('events').select('id').where('user_id', '=', thirdUser.id).where('type', '=', 'user.status_changed').executeTakeFirstOrThrow();
+    const ofThird = await ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'event_id']).where('tenant_id', '=', third.tenantId).execute();
+    expect(ofThird).toEqual([{ endpoint_id: thirdEndpoint.id, event_id: thirdChanged.id }]);
     await makeDue();
     await drain();
+    await thirdApi.patch(`/v1/webhook-endpoints/${thirdEndpoint.id}`, { enabled: false });
     expect(receiver.received.map((r) => [r.json.type, r.json.data.user_id]).sort()).toEqual(
-      [['user.created', user.id], ['user.status_changed', user.id], ['user.status_changed', user.id]].sort(),
+      [['user.created', user.id], ['user.status_changed', user.id], ['user.status_changed', user.id], ['user.status_changed', thirdUser.id]].sort(),
     );
   });
 
