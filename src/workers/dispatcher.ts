@@ -288,7 +288,9 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
    * One round: fan out, then send up to `batch` due deliveries, `concurrency` at a time. Whenever
    * senders are free, as many deliveries as there are free senders are claimed in one statement and
    * start at once: no claim waits its turn (its lease could run out), and each send goes on
-   * independently, so one slow endpoint holds one sender, never the others.
+   * independently, so within the round one slow endpoint holds one sender, never the others. The
+   * round itself ends when its last send does: a receiver that hangs (up to 25 s) delays the next
+   * round, and so every endpoint's next deliveries (said in the README).
    */
   async function runOnce({ batch = SEND_BATCH, concurrency = 10 } = {}): Promise<{ fannedOut: number; sent: number }> {
     const inFlight = new Set<Promise<void>>();
