@@ -3,6 +3,10 @@
 // a short transaction and sends outside any transaction, under a lease: any number of dispatchers in
 // any number of processes never send one attempt twice; a dispatcher that dies mid-send leaves a
 // lease that expires, and the attempt is made again (at least once, same webhook-id).
+//
+// Sends outlive the round that started them, and no tenant holds more than TENANT_SENDS of a
+// dispatcher's SEND_CONCURRENCY senders: a tenant whose receivers hang (up to 25 s a send) holds
+// its own deliveries back, never another tenant's (test/webhooks-isolation.test.ts).
 import { sql, type Selectable } from 'kysely';
 import { Agent, request } from 'undici';
 import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
@@ -12,8 +16,7 @@ import { eventViews } from '../modules/events/events.service.js';
 import { secretContext } from '../modules/webhooks/webhooks.service.js';
 import { signWebhook } from '../modules/webhooks/signature.js';
 import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
-import { DISABLE_AFTER_MS, nextDelaySeconds } from '../modules/webhooks/retry.js';
-import { recordChange } from '../modules/audit/write-path.js';
+import { createAttemptRecorder, type Result } from './attempts.js';
 import type { Log } from './every.js';
 
 /** Connecting (5 s), then the answer's headers (15 s), then its body, each bounded: under the lease. */
@@ -24,11 +27,23 @@ const LEASE_SECONDS = 30;
 /** Events one round takes off the outbox, and deliveries it sends at most. */
 export const FAN_OUT_BATCH = 500;
 export const SEND_BATCH = 50;
+/**
+ * Sends in flight in one dispatcher, and of them one tenant's at most. A tenant's share is what one
+ * dispatcher gave any tenant before (10 at once); the rest is room for the others while one tenant's
+ * receivers are slow. Per process: n dispatchers give a tenant n shares.
+ */
+export const SEND_CONCURRENCY = 50;
+export const TENANT_SENDS = 10;
 /** Delivery rows per INSERT: 7 parameters at most each, under PostgreSQL's 65,535 a statement. */
 export const DELIVERIES_PER_INSERT = 5000;
 
 export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
+  const record = createAttemptRecorder({ db, log });
+  /** Every send in flight, whichever round started it, and how many are each tenant's. */
+  const inFlight = new Set<Promise<void>>();
+  const tenantSends = new Map<string, number>();
+  const roomOf = (tenantId: string) => TENANT_SENDS - (tenantSends.get(tenantId) ?? 0);
 
   /**
    * Committed events → one delivery per enabled endpoint that takes their type. The events wait in
@@ -37,7 +52,8 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
    * events themselves are never rewritten. Up to `lease` of the new deliveries are inserted already
    * leased to this dispatcher (attempt 1), with their endpoint and event, to be sent at once: the
    * usual delivery is then written twice (inserted leased, marked done) instead of three times
-   * (inserted, claimed, marked done). The rest wait as pending for `claim`.
+   * (inserted, claimed, marked done), within each tenant's room (TENANT_SENDS). The rest wait as
+   * pending for `claim`.
    */
   async function fanOut(limit = FAN_OUT_BATCH, lease = 0): Promise<{ events: number; leased: Delivery[] }> {
     return db.transaction().execute(async (tx) => {
@@ -80,7 +96,17 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
         }),
       );
       if (planned.length === 0) return { events: taken.length, leased: [] };
-      const leasedNow = planned.slice(0, lease);
+      // Leased now: the first `lease` planned, skipping a tenant whose room is used up.
+      const leasing = new Map<string, number>();
+      let leasedTotal = 0;
+      const leasedNow = planned.filter((p) => {
+        const n = leasing.get(p.event.tenant_id) ?? 0;
+        if (leasedTotal >= lease || n >= roomOf(p.event.tenant_id)) return false;
+        leasing.set(p.event.tenant_id, n + 1);
+        leasedTotal++;
+        return true;
+      });
+      const leased = new Set(leasedNow);
       const row = (p: (typeof planned)[number], leased: boolean) => ({
         tenant_id: p.event.tenant_id, id: p.id, endpoint_id: p.endpoint.id, event_id: p.event.id, status: 'pending',
         ...(leased ? { attempts: 1, leased_until: sql<Date>`now() + make_interval(secs => ${LEASE_SECONDS})` } : {}),
@@ -89,7 +115,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       // 500 events × 50 endpoints, 25,000 rows of 5 parameters: over PostgreSQL's 65,535 a statement,
       // which failed the round and every one after it (the same events first in the outbox), stopping
       // every tenant's webhooks. So at most DELIVERIES_PER_INSERT rows a statement, one transaction.
-      const rows = planned.map((p, i) => row(p, i < lease));
+      const rows = planned.map((p) => row(p, leased.has(p)));
       for (let i = 0; i < rows.length; i += DELIVERIES_PER_INSERT) {
         await tx.insertInto('webhook_deliveries').values(rows.slice(i, i + DELIVERIES_PER_INSERT)).execute();
       }
@@ -103,8 +129,14 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     });
   }
 
-  /** Leases due deliveries: the attempt number is taken here, once. */
+  /**
+   * Leases due deliveries: the attempt number is taken here, once. No more of a tenant's than its
+   * room: a tenant with none left is passed over, and of the rows locked, a tenant's beyond its room
+   * are left as they were (their lock ends with the statement).
+   */
   async function claim(limit: number) {
+    const busy = [...tenantSends.keys()];
+    const full = busy.filter((t) => roomOf(t) <= 0);
     const res = await sql<{
       tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number;
       endpoint: (Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'enabled' | 'secret_enc' | 'previous_secret_enc'> & { previous_secret_expires_at: string | null }) | null;
@@ -113,12 +145,17 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
       update webhook_deliveries d
       set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => ${LEASE_SECONDS})
       from (
-        select tenant_id, id from webhook_deliveries
-        where status = 'pending' and next_attempt_at <= now() and (leased_until is null or leased_until < now())
-        order by next_attempt_at limit ${limit}
-        for update skip locked
+        select due.tenant_id, due.id, row_number() over (partition by due.tenant_id order by due.next_attempt_at, due.id) as nth
+          from (
+            select tenant_id, id, next_attempt_at from webhook_deliveries
+            where status = 'pending' and next_attempt_at <= now() and (leased_until is null or leased_until < now())
+              and tenant_id <> all(${full}::text[])
+            order by next_attempt_at limit ${limit}
+            for update skip locked
+          ) due
       ) due
-      where d.tenant_id = due.tenant_id and d.id = due.id
+      left join unnest(${busy}::text[], ${busy.map(roomOf)}::int[]) as room(tenant_id, n) on room.tenant_id = due.tenant_id
+      where d.tenant_id = due.tenant_id and d.id = due.id and due.nth <= coalesce(room.n, ${TENANT_SENDS})
       returning d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts,
         (select to_jsonb(w) from webhook_endpoints w where w.tenant_id = d.tenant_id and w.id = d.endpoint_id) as endpoint,
         (select to_jsonb(e) from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`.execute(db);
@@ -134,15 +171,6 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
   }
 
   type Delivery = Awaited<ReturnType<typeof claim>>[number];
-
-  interface Result {
-    status: number | null;
-    error: string | null;
-    retryAfter: string | null;
-    ms: number;
-    /** No point retrying: the endpoint or the event is gone, or the endpoint was disabled. */
-    final?: boolean;
-  }
 
   type View = Awaited<ReturnType<typeof eventViews>>[number];
 
@@ -198,134 +226,72 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     }
   }
 
-  /**
-   * Successful attempts, written together: each sender's success waits at most a few milliseconds
-   * for others, then one statement (atomic, no BEGIN/COMMIT) records the attempts, marks the
-   * deliveries done (unless their lease was lost meanwhile), and clears `failing_since` only where it
-   * was set — an unconditional UPDATE made every success take its endpoint's row lock, so the
-   * senders of one endpoint queued behind each other. A round trip per delivery was the largest
-   * share of the dispatcher's cost (each write to a socket costs ~0.1 ms of CPU here).
-   */
-  const successes = (() => {
-    let pending: Array<{ d: Delivery; r: Result; done: () => void; fail: (err: unknown) => void }> = [];
-    let timer: NodeJS.Timeout | null = null;
-    const flush = async () => {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      const batch = pending;
-      pending = [];
-      if (batch.length === 0) return;
-      const col = <T>(f: (x: (typeof batch)[number]) => T) => batch.map(f);
-      try {
-        await sql`
-          with v as (
-            select * from unnest(${col((b) => b.d.tenant_id)}::text[], ${col((b) => b.d.id)}::text[], ${col((b) => b.d.attempts)}::int[],
-                                 ${col((b) => b.d.endpoint_id)}::text[], ${col((b) => b.d.event_id)}::text[], ${col((b) => b.r.status)}::int[],
-                                 ${col((b) => b.r.ms)}::int[]) as v(tenant_id, id, attempt, endpoint_id, event_id, status_code, duration_ms)
-          ), attempt as (
-            insert into webhook_attempts (tenant_id, delivery_id, attempt, endpoint_id, event_id, status_code, duration_ms, error)
-            select tenant_id, id, attempt, endpoint_id, event_id, status_code, duration_ms, null from v
-            on conflict do nothing
-          ), done as (
-            update webhook_deliveries d set status = 'succeeded', leased_until = null, last_attempt_at = now(), last_status_code = v.status_code
-            from v where d.tenant_id = v.tenant_id and d.id = v.id and d.attempts = v.attempt
-          )
-          update webhook_endpoints w set failing_since = null
-          from (select distinct tenant_id, endpoint_id from v) e
-          where w.tenant_id = e.tenant_id and w.id = e.endpoint_id and w.failing_since is not null`.execute(db);
-        for (const b of batch) b.done();
-      } catch (err) {
-        for (const b of batch) b.fail(err);
-      }
-    };
-    return {
-      add: (d: Delivery, r: Result) =>
-        new Promise<void>((done, fail) => {
-          pending.push({ d, r, done, fail });
-          if (pending.length >= 20) void flush();
-          else timer ??= setTimeout(() => void flush(), 5);
-        }),
-    };
-  })();
-
-  /** Records the attempt and decides what comes next, unless the lease was lost meanwhile. */
-  async function record(d: Delivery, r: Result) {
-    const ok = r.status !== null && r.status >= 200 && r.status < 300;
-    if (ok) return successes.add(d, r);
-    await db.transaction().execute(async (tx) => {
-      await tx.insertInto('webhook_attempts').values({
-        tenant_id: d.tenant_id, delivery_id: d.id, attempt: d.attempts, endpoint_id: d.endpoint_id, event_id: d.event_id,
-        status_code: r.status, duration_ms: r.ms, error: r.error,
-      }).onConflict((oc) => oc.doNothing()).execute();
-      const base = tx.updateTable('webhook_deliveries').where('tenant_id', '=', d.tenant_id).where('id', '=', d.id).where('attempts', '=', d.attempts);
-      const gone = r.status === 410;
-      const delay = gone || r.final ? null : nextDelaySeconds(d.attempts, r.retryAfter);
-      await base.set({
-        status: delay === null ? 'failed' : 'pending',
-        next_attempt_at: delay === null ? sql`now()` : sql`now() + make_interval(secs => ${delay})`,
-        leased_until: null, last_attempt_at: sql`now()`, last_status_code: r.status,
-      }).execute();
-      if (r.final) return;
-      const ep = await tx.updateTable('webhook_endpoints').set({ failing_since: sql`coalesce(failing_since, now())` })
-        .where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).returning(['failing_since', 'enabled']).executeTakeFirst();
-      const failingTooLong = ep?.failing_since && Date.now() - ep.failing_since.getTime() > DISABLE_AFTER_MS;
-      if (ep?.enabled && (gone || failingTooLong)) {
-        const reason = gone ? 'gone' : 'failing';
-        await tx.updateTable('webhook_endpoints').set({ enabled: false, disabled_reason: reason, updated_at: sql`now()` })
-          .where('tenant_id', '=', d.tenant_id).where('id', '=', d.endpoint_id).execute();
-        await recordChange(
-          tx,
-          { type: 'system', tenantId: d.tenant_id, keyId: null, role: null, requestId: null, ip: null },
-          { action: 'webhook_endpoint.disabled', targetType: 'webhook_endpoint', targetId: d.endpoint_id, details: { reason, last_status: r.status } },
-          { type: 'webhook_endpoint.disabled', userId: null, data: { endpoint_id: d.endpoint_id, reason } },
-        );
-        log.warn({ endpoint: d.endpoint_id, reason }, 'webhook endpoint disabled');
-      }
+  /** Starts each send; it counts against its tenant's room until its attempt is recorded. */
+  async function start(claimed: Delivery[], onFailure: (err: unknown, d: Delivery) => void): Promise<Array<Promise<void>>> {
+    const views = await viewsOf(claimed);
+    return claimed.map((d) => {
+      tenantSends.set(d.tenant_id, (tenantSends.get(d.tenant_id) ?? 0) + 1);
+      const p: Promise<void> = send(d, views.get(d.id))
+        .then((r) => record(d, r))
+        .catch((err: unknown) => onFailure(err, d))
+        .finally(() => {
+          inFlight.delete(p);
+          const n = (tenantSends.get(d.tenant_id) ?? 1) - 1;
+          if (n > 0) tenantSends.set(d.tenant_id, n);
+          else tenantSends.delete(d.tenant_id);
+        });
+      inFlight.add(p);
+      return p;
     });
   }
 
   /**
-   * One round: fan out, then send up to `batch` due deliveries, `concurrency` at a time. Whenever
-   * senders are free, as many deliveries as there are free senders are claimed in one statement and
-   * start at once: no claim waits its turn (its lease could run out), and each send goes on
-   * independently, so within the round one slow endpoint holds one sender, never the others. The
-   * round itself ends when its last send does: a receiver that hangs (up to 25 s) delays the next
-   * round, and so every endpoint's next deliveries (said in the README).
+   * One round: fan out, then start up to `batch` due deliveries while senders are free (claimed in
+   * one statement as many as there are free senders; no claim waits its turn, its lease could run
+   * out). With `settle` (the default, and what tests want) the round returns when its sends are
+   * recorded, and a failure to record one is thrown; the loop passes `settle: false`: its round
+   * returns once its sends have started, they go on beside the next rounds (still counted against the
+   * senders and their tenants' rooms), and a failure to record is logged, the attempt made again when
+   * its lease ends. So a receiver that hangs holds one sender, never a round.
    */
-  async function runOnce({ batch = SEND_BATCH, concurrency = 10 } = {}): Promise<{ fannedOut: number; sent: number }> {
-    const inFlight = new Set<Promise<void>>();
+  async function runOnce({ batch = SEND_BATCH, settle = true } = {}): Promise<{ fannedOut: number; sent: number }> {
+    const mine: Array<Promise<void>> = [];
     let sent = 0;
     let failure: unknown = null;
-    const start = async (claimed: Delivery[]) => {
-      const views = await viewsOf(claimed);
-      for (const d of claimed) {
-        sent++;
-        const p: Promise<void> = send(d, views.get(d.id))
-          .then((r) => record(d, r))
-          .catch((err: unknown) => void (failure ??= err))
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
+    const onFailure = (err: unknown, d: Delivery) => {
+      if (settle) failure ??= err;
+      else log.error({ err, delivery: d.id }, 'recording a webhook attempt failed; it is made again when its lease ends');
     };
-    const fanned = await fanOut(FAN_OUT_BATCH, Math.min(concurrency, batch));
-    await start(fanned.leased);
-    let exhausted = false;
-    while (!exhausted && sent < batch && failure === null) {
-      const room = Math.min(concurrency - inFlight.size, batch - sent);
-      if (room > 0) {
-        const claimed = await claim(room);
-        if (claimed.length < room) exhausted = true;
-        await start(claimed);
+    const begin = async (claimed: Delivery[]) => {
+      sent += claimed.length;
+      mine.push(...(await start(claimed, onFailure)));
+    };
+    const fanned = await fanOut(FAN_OUT_BATCH, Math.min(SEND_CONCURRENCY - inFlight.size, batch));
+    await begin(fanned.leased);
+    while (sent < batch && failure === null) {
+      const room = Math.min(SEND_CONCURRENCY - inFlight.size, batch - sent);
+      if (room <= 0) {
+        await Promise.race(inFlight);
+        continue;
       }
-      if (!exhausted && inFlight.size >= concurrency) await Promise.race(inFlight);
-      if (!exhausted && sent >= batch) break;
+      const claimed = await claim(room);
+      await begin(claimed);
+      if (claimed.length < room) break; // nothing more due, or only for tenants without room
     }
-    await Promise.all(inFlight);
+    if (settle) await Promise.all(mine);
     if (failure !== null) throw failure;
     return { fannedOut: fanned.events, sent };
   }
 
-  return { fanOut, claim, runOnce, close: () => agent.close() };
+  /** Waits for every send in flight (each is bounded, 25 s at most), then closes the connections; once. */
+  let closed: Promise<void> | null = null;
+  const close = () =>
+    (closed ??= (async () => {
+      await Promise.allSettled([...inFlight]);
+      await agent.close();
+    })());
+
+  return { fanOut, claim, runOnce, close };
 }
 
 export type Dispatcher = ReturnType<typeof createDispatcher>;
@@ -350,7 +316,7 @@ export function startDispatcher(dispatcher: Dispatcher, { idleMs = 250, busyMs =
   let running: Promise<void> = Promise.resolve();
   const loop = () => {
     running = dispatcher
-      .runOnce()
+      .runOnce({ settle: false })
       .then((round) => nextRoundIn(round, { busyMs, idleMs }))
       .catch((err) => {
         log.error({ err }, 'webhook dispatch round failed; retrying');
