@@ -258,14 +258,19 @@ describe('delivery', () => {
     expect(receiver.verifies(receiver.received[1]!, fresh.secret)).toBe(true);
   });
 
-  it('redelivers an event on request with the same webhook-id', async () => {
-    await endpoint();
+  it('redelivers an event on request with the same webhook-id, to the enabled endpoints that take its type, audited', async () => {
+    const all = await endpoint();
     const user = (await api.post('/v1/users', individual())).json();
     await drain();
     const eventId = receiver.received[0]!.id;
+    await endpoint({ event_types: ['user.status_changed'] }); // does not take user.created
+    const off = await endpoint();
+    await api.patch(`/v1/webhook-endpoints/${off.id}`, { enabled: false });
     const res = await api.post(`/v1/events/${eventId}/redeliver`);
     expect(res.statusCode).toBe(202);
-    expect(res.json().deliveries).toHaveLength(1);
+    expect(res.json().deliveries).toEqual([{ id: expect.stringMatching(/^dlv_/), endpoint_id: all.id }]);
+    const entry = await ctx.db.selectFrom('audit_entries').select(['details', 'target_id']).where('action', '=', 'event.redelivered').orderBy('seq', 'desc').executeTakeFirstOrThrow();
+    expect(entry).toEqual({ target_id: eventId, details: { endpoints: [all.id] } });
     await drain();
     expect(receiver.received.map((r) => r.id)).toEqual([eventId, eventId]);
     expect(receiver.received[1]!.json.data).toMatchObject({ user: expect.objectContaining({ id: user.id }) });

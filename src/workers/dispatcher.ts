@@ -13,7 +13,7 @@ import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { newId } from '../lib/ids.js';
 import { eventViews } from '../modules/events/events.service.js';
-import { secretContext } from '../modules/webhooks/webhooks.service.js';
+import { secretContext, takesEventType } from '../modules/webhooks/webhooks.service.js';
 import { signWebhook } from '../modules/webhooks/signature.js';
 import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { createAttemptRecorder, type Result } from './attempts.js';
@@ -74,8 +74,7 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
             select e.*, w.endpoint_ids from events e
              cross join lateral (
                select array_agg(w.id order by w.id) as endpoint_ids from webhook_endpoints w
-                where w.tenant_id = e.tenant_id and w.enabled
-                  and (cardinality(w.event_types) = 0 or e.type = any(w.event_types))) w
+                where w.tenant_id = e.tenant_id and w.enabled and ${takesEventType(sql.ref('e.type'))}) w
              where e.tenant_id = taken.tenant_id and e.seq = taken.seq and w.endpoint_ids is not null
           ) e on true
          order by taken.seq`.execute(tx)).rows;

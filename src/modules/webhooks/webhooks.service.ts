@@ -1,7 +1,7 @@
 // Webhook endpoints: registration (with the SSRF guard), secrets shown once and rotated with a
 // 24-hour overlap, the delivery log, and manual redelivery.
 import crypto from 'node:crypto';
-import { sql, type Selectable } from 'kysely';
+import { sql, type RawBuilder, type Selectable } from 'kysely';
 import type { Db, WebhookEndpointsTable } from '../../db/database.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { newId } from '../../lib/ids.js';
@@ -20,6 +20,12 @@ export const ROTATION_OVERLAP_MS = 24 * 3600_000;
 export const MAX_WEBHOOK_ENDPOINTS = 50;
 export const newSecret = () => `whsec_${crypto.randomBytes(32).toString('base64')}`;
 export const secretContext = (tenantId: string, endpointId: string) => `webhook:${tenantId}:${endpointId}`;
+
+/**
+ * Whether endpoint `w` takes events of `type`: every type when it names none. The one test, in SQL,
+ * for fan-out and redelivery alike.
+ */
+export const takesEventType = (type: RawBuilder<unknown>) => sql<boolean>`(cardinality(w.event_types) = 0 or ${type} = any(w.event_types))`;
 
 type EndpointRow = Selectable<WebhookEndpointsTable>;
 
@@ -171,16 +177,19 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     },
 
     /** Sends the event again to every enabled endpoint that takes it: new deliveries, same webhook-id. */
+    /** New deliveries of an event to the enabled endpoints that take its type now, and their audit entry, together. */
     async redeliver(actor: Actor, eventId: string) {
       const event = await db.selectFrom('events').select(['id', 'type']).where('tenant_id', '=', actor.tenantId).where('id', '=', eventId).executeTakeFirst();
       if (!event) throw notFound('event', eventId);
-      const endpoints = await db.selectFrom('webhook_endpoints').select(['id', 'event_types'])
-        .where('tenant_id', '=', actor.tenantId).where('enabled', '=', true).execute();
-      const targets = endpoints.filter((e) => e.event_types.length === 0 || e.event_types.includes(event.type));
-      const rows = targets.map((e) => ({ tenant_id: actor.tenantId, id: newId('dlv'), endpoint_id: e.id, event_id: eventId, status: 'pending' }));
-      if (rows.length) await db.insertInto('webhook_deliveries').values(rows).execute();
-      await recordChange(db, actor, { action: 'event.redelivered', targetType: 'event', targetId: eventId, details: { endpoints: targets.map((t) => t.id) } });
-      return { event_id: eventId, deliveries: rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) };
+      return db.transaction().execute(async (tx) => {
+        const targets = await tx.selectFrom('webhook_endpoints as w').select('w.id')
+          .where('w.tenant_id', '=', actor.tenantId).where('w.enabled', '=', true).where(takesEventType(sql.val(event.type)))
+          .orderBy('w.id').execute();
+        const rows = targets.map((e) => ({ tenant_id: actor.tenantId, id: newId('dlv'), endpoint_id: e.id, event_id: eventId, status: 'pending' }));
+        if (rows.length) await tx.insertInto('webhook_deliveries').values(rows).execute();
+        await recordChange(tx, actor, { action: 'event.redelivered', targetType: 'event', targetId: eventId, details: { endpoints: targets.map((t) => t.id) } });
+        return { event_id: eventId, deliveries: rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) };
+      });
     },
   };
 }
