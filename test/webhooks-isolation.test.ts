@@ -1,12 +1,16 @@
-// One tenant's slow receivers must not hold back another tenant's webhooks. The attack: a tenant
-// registers an endpoint that accepts connections and never answers (each send then waits out the 15 s
-// header timeout), and makes enough events to fill every sender. Before the fix, a dispatcher round
-// waited for its last send and gave the first ten deliveries it met all ten senders: the other
-// tenant's webhooks left 15 s late, and every round after was held again.
+// One tenant's slow receivers must not hold back another tenant's webhooks, and no receiver may hold
+// a send for ever. The attacks: a tenant registers an endpoint that accepts connections and never
+// answers (each send then waits out the 15 s header timeout) and makes enough events to fill every
+// sender — before, a dispatcher round waited for its last send and gave the first ten deliveries it
+// met all ten senders, so the other tenant's webhooks left 15 s late, round after round; a tenant
+// with a backlog of due deliveries ahead of everyone's — before, it filled every claim; a receiver
+// that answers `102 Processing` every few hundred milliseconds, or trickles its body — before, the
+// send never ended, nor the round, nor shutdown.
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDispatcher, startDispatcher, TENANT_SENDS } from '../src/workers/dispatcher.js';
+import { SEND_DEADLINE_MS } from '../src/workers/send.js';
 import { client, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
@@ -86,5 +90,98 @@ describe('tenant isolation in webhook delivery', () => {
     }
     const delivered = await ctx.db.selectFrom('webhook_deliveries').select('status').where('endpoint_id', '=', fair.id).execute();
     expect(delivered.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+  });
+
+  const open = () => createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+
+  it("one claim takes each tenant's due deliveries within its room: a tenant's backlog ahead of another's does not fill it", async () => {
+    const busy = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const busyEndpoint = (await busy.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
+    const otherEndpoint = (await other.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
+    for (let i = 0; i < 40; i++) expect((await busy.post('/v1/users', individual())).statusCode).toBe(201);
+    expect((await other.post('/v1/users', individual())).statusCode).toBe(201);
+    const dispatcher = open();
+    try {
+      await dispatcher.fanOut(500, 0); // planned, none leased: 40 of one tenant's due before the other's one
+      const claimed = await dispatcher.claim(20);
+      expect(claimed.filter((d) => d.endpoint_id === busyEndpoint.id)).toHaveLength(TENANT_SENDS);
+      expect(claimed.filter((d) => d.endpoint_id === otherEndpoint.id)).toHaveLength(1);
+      const leased = await ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'attempts'])
+        .where('endpoint_id', 'in', [busyEndpoint.id, otherEndpoint.id]).where('attempts', '=', 1).execute();
+      expect(leased).toHaveLength(TENANT_SENDS + 1); // the rows a claim locked beyond a room were left as they were
+    } finally {
+      await busy.patch(`/v1/webhook-endpoints/${busyEndpoint.id}`, { enabled: false });
+      await other.patch(`/v1/webhook-endpoints/${otherEndpoint.id}`, { enabled: false });
+      await dispatcher.close();
+    }
+  });
+
+  it('keeps a busy tenant\'s senders busy between rounds: 60 webhooks leave in one round, not one round per ten', async () => {
+    const only = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const e = (await only.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
+    const users: string[] = [];
+    for (let i = 0; i < 60; i++) users.push(((await only.post('/v1/users', individual())).json() as { id: string }).id);
+    // Rounds a second apart: ten sends a round (its share) would take six seconds.
+    const stop = startDispatcher(open(), { log: quiet, idleMs: 1000, busyMs: 1000 });
+    try {
+      await until(() => users.every((id) => receiver.received.some((r) => r.json.data.user_id === id)), 2500);
+    } finally {
+      await only.patch(`/v1/webhook-endpoints/${e.id}`, { enabled: false });
+      await stop();
+    }
+    const done = await ctx.db.selectFrom('webhook_deliveries').select('status').where('endpoint_id', '=', e.id).execute();
+    expect(done.map((d) => d.status)).toEqual(Array(60).fill('succeeded'));
+  });
+
+  // A raw server: every request gets `102 Processing` every 200 ms and nothing more, or a 200 whose
+  // body comes a byte every 200 ms.
+  it.each([
+    ['answers 102 Processing for ever', 'info'],
+    ['trickles its body a byte at a time', 'trickle'],
+  ])('ends a send by its deadline when the receiver %s', async (_what, how) => {
+    const timers = new Set<NodeJS.Timeout>();
+    const sockets = new Set<Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once('data', () => {
+        if (how === 'trickle') socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n');
+        const t = setInterval(() => socket.write(how === 'info' ? 'HTTP/1.1 102 Processing\r\n\r\n' : 'x'), 200);
+        timers.add(t);
+        socket.on('close', () => clearInterval(t));
+        socket.on('error', () => clearInterval(t));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`;
+    const tenant = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const e = (await tenant.post('/v1/webhook-endpoints', { url })).json() as { id: string };
+    expect((await tenant.post('/v1/users', individual())).statusCode).toBe(201);
+    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet, sendDeadlineMs: 1000 });
+    const began = Date.now();
+    try {
+      await dispatcher.runOnce(); // waits for its sends: before, for ever
+      expect(Date.now() - began).toBeLessThan(4000);
+      const [d] = await ctx.db.selectFrom('webhook_deliveries').select(['id', 'status', 'attempts']).where('endpoint_id', '=', e.id).execute();
+      expect(d!.attempts).toBe(1);
+      const attempt = await ctx.db.selectFrom('webhook_attempts').select(['status_code', 'error', 'duration_ms']).where('delivery_id', '=', d!.id).executeTakeFirstOrThrow();
+      expect(attempt.duration_ms).toBeGreaterThanOrEqual(900);
+      if (how === 'info') {
+        // No answer: a failed attempt, retried later.
+        expect(attempt).toMatchObject({ status_code: null, error: 'no complete answer within 1 s' });
+        expect(d!.status).toBe('pending');
+      } else {
+        // The status came before the deadline: that is the answer; the rest of the body is not waited for.
+        expect(attempt).toMatchObject({ status_code: 200, error: null });
+        expect(d!.status).toBe('succeeded');
+      }
+    } finally {
+      await tenant.patch(`/v1/webhook-endpoints/${e.id}`, { enabled: false });
+      for (const t of timers) clearInterval(t);
+      for (const s of sockets) s.destroy();
+      await dispatcher.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    expect(SEND_DEADLINE_MS).toBeLessThan(30_000); // under the lease, whatever the receiver does
   });
 });

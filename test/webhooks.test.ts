@@ -282,7 +282,7 @@ describe('delivery', () => {
     const users = await Promise.all(Array.from({ length: 60 }, () => api.post('/v1/users', individual())));
     expect(users.every((u) => u.statusCode === 201)).toBe(true);
     const other = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
-    for (let i = 0; i < 6; i++) await Promise.all([dispatcher.runOnce({ batch: 7 }), other.runOnce({ batch: 7 }), dispatcher.runOnce({ batch: 5 })]);
+    for (let i = 0; i < 6; i++) await Promise.all([dispatcher.runOnce(), other.runOnce(), dispatcher.runOnce()]);
     await drain();
     await other.close();
     const ids = receiver.received.map((r) => r.id);

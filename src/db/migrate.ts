@@ -22,6 +22,7 @@ import * as m0020 from './migrations/0020_compliance_profile.js';
 import * as m0021 from './migrations/0021_imports.js';
 import * as m0022 from './migrations/0022_users_risk_index.js';
 import * as m0023 from './migrations/0023_audit_verifications.js';
+import * as m0024 from './migrations/0024_webhook_deliveries_by_tenant.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -46,6 +47,7 @@ export const migrations: Record<string, Migration> = {
   '0021_imports': m0021,
   '0022_users_risk_index': m0022,
   '0023_audit_verifications': m0023,
+  '0024_webhook_deliveries_by_tenant': m0024,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -4,46 +4,107 @@
 // any number of processes never send one attempt twice; a dispatcher that dies mid-send leaves a
 // lease that expires, and the attempt is made again (at least once, same webhook-id).
 //
-// Sends outlive the round that started them, and no tenant holds more than TENANT_SENDS of a
-// dispatcher's SEND_CONCURRENCY senders: a tenant whose receivers hang (up to 25 s a send) holds
-// its own deliveries back, never another tenant's (test/webhooks-isolation.test.ts).
+// Tenants are isolated from each other's receivers: a dispatcher has SEND_CONCURRENCY senders, of
+// which one tenant holds TENANT_SENDS at most; a claim takes each tenant's due deliveries within its
+// room (so one tenant's backlog never fills a claim); sends outlive the round that started them, and
+// each that ends makes room for the next claim at once; no send outlives its deadline (send.ts).
+// The attacks: test/webhooks-isolation.test.ts.
 import { sql, type Selectable } from 'kysely';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { prepared } from '../db/prepared.js';
 import { newId } from '../lib/ids.js';
 import { eventViews } from '../modules/events/events.service.js';
-import { secretContext, takesEventType } from '../modules/webhooks/webhooks.service.js';
-import { signWebhook } from '../modules/webhooks/signature.js';
-import { checkTarget, describeSendError, guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
+import { takesEventType } from '../modules/webhooks/webhooks.service.js';
+import { guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { createAttemptRecorder, type Result } from './attempts.js';
+import { createSender, SEND_DEADLINE_MS } from './send.js';
 import type { Log } from './every.js';
 
-/** Connecting (5 s), then the answer's headers (15 s), then its body, each bounded: under the lease. */
-export const SEND_TIMEOUT_MS = 15_000;
-const BODY_TIMEOUT_MS = 5_000;
-// Longer than a send can take (5 + 15 + 5 s), short enough that a killed dispatcher's work resumes soon.
+// Longer than a send can last (SEND_DEADLINE_MS), short enough that a killed dispatcher's work resumes soon.
 const LEASE_SECONDS = 30;
-/** Events one round takes off the outbox, and deliveries it sends at most. */
+/** Events one round takes off the outbox; a round that started this many sends goes again at once. */
 export const FAN_OUT_BATCH = 500;
 export const SEND_BATCH = 50;
 /**
  * Sends in flight in one dispatcher, and of them one tenant's at most. A tenant's share is what one
  * dispatcher gave any tenant before (10 at once); the rest is room for the others while one tenant's
- * receivers are slow. Per process: n dispatchers give a tenant n shares.
+ * receivers are slow. Per process: n dispatchers give a tenant n shares, and tenants whose receivers
+ * all hang would need five shares to hold every sender.
  */
 export const SEND_CONCURRENCY = 50;
 export const TENANT_SENDS = 10;
 /** Delivery rows per INSERT: 7 parameters at most each, under PostgreSQL's 65,535 a statement. */
 export const DELIVERIES_PER_INSERT = 5000;
 
-export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyring: Keyring; targets: TargetPolicy; log: Log }) {
+/**
+ * The claim: each tenant with pending deliveries (a skip scan of webhook_deliveries_pending, one
+ * index probe a tenant, however long its queue), then its oldest due ones within its room ($2/$3,
+ * else $4), then the oldest $5 of those, leased. Before, the claim took the oldest due deliveries
+ * of all tenants and capped each tenant after: one tenant's backlog filled the claim and the others'
+ * waited behind it; excluding full tenants instead read their whole backlog on every claim. Rows a
+ * tenant's probe locked beyond the final limit are left as they were (their lock ends with the
+ * statement). Named: planned once per connection, not on every claim.
+ */
+const claimDue = prepared<{
+  tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number;
+  endpoint: (Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'enabled' | 'secret_enc' | 'previous_secret_enc'> & { previous_secret_expires_at: string | null }) | null;
+  event: (Omit<Selectable<EventsTable>, 'occurred_at'> & { occurred_at: string }) | null;
+}>('webhooks_claim_due', `
+  with recursive tenants(tenant_id) as (
+    (select tenant_id from webhook_deliveries where status = 'pending' order by tenant_id limit 1)
+    union all
+    select (select w.tenant_id from webhook_deliveries w where w.status = 'pending' and w.tenant_id > t.tenant_id order by w.tenant_id limit 1)
+      from tenants t where t.tenant_id is not null
+  ), picked as (
+    select p.tenant_id, p.id
+      from tenants t
+      cross join lateral (select coalesce((select r.n from unnest($2::text[], $3::int[]) as r(tenant_id, n) where r.tenant_id = t.tenant_id), $4) as room) r
+      cross join lateral (
+        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+         where d.tenant_id = t.tenant_id and d.status = 'pending' and d.next_attempt_at <= now()
+           and (d.leased_until is null or d.leased_until < now())
+         order by d.next_attempt_at limit r.room
+         for update skip locked) p
+     where t.tenant_id is not null and r.room > 0
+     order by p.next_attempt_at
+     limit $5
+  )
+  update webhook_deliveries d set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => $1)
+    from picked where d.tenant_id = picked.tenant_id and d.id = picked.id
+  returning d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts,
+    (select to_jsonb(w) from webhook_endpoints w where w.tenant_id = d.tenant_id and w.id = d.endpoint_id) as endpoint,
+    (select to_jsonb(e) from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`);
+
+export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = SEND_DEADLINE_MS }: {
+  db: Db; keyring: Keyring; targets: TargetPolicy; log: Log; sendDeadlineMs?: number;
+}) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
   const record = createAttemptRecorder({ db, log });
-  /** Every send in flight, whichever round started it, and how many are each tenant's. */
+  const sendTo = createSender({ agent, keyring, targets, deadlineMs: sendDeadlineMs });
+  /**
+   * Every send in flight, whichever round started it; the senders taken (from before a send's
+   * payload is built until its attempt is recorded) and how many are each tenant's.
+   */
   const inFlight = new Set<Promise<void>>();
+  let taken = 0;
   const tenantSends = new Map<string, number>();
   const roomOf = (tenantId: string) => TENANT_SENDS - (tenantSends.get(tenantId) ?? 0);
+  const take = (tenantId: string) => {
+    taken++;
+    tenantSends.set(tenantId, (tenantSends.get(tenantId) ?? 0) + 1);
+  };
+  const release = (tenantId: string) => {
+    taken--;
+    const n = (tenantSends.get(tenantId) ?? 1) - 1;
+    if (n > 0) tenantSends.set(tenantId, n);
+    else tenantSends.delete(tenantId);
+  };
+  let started = 0;
+  let failures = 0;
+  let lastFailure: unknown = null;
+  let closing = false;
 
   /**
    * Committed events → one delivery per enabled endpoint that takes their type. The events wait in
@@ -128,38 +189,12 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
     });
   }
 
-  /**
-   * Leases due deliveries: the attempt number is taken here, once. No more of a tenant's than its
-   * room: a tenant with none left is passed over, and of the rows locked, a tenant's beyond its room
-   * are left as they were (their lock ends with the statement).
-   */
+  /** Leases due deliveries (`claimDue`), each tenant's within its room: the attempt number is taken here, once. */
   async function claim(limit: number) {
     const busy = [...tenantSends.keys()];
-    const full = busy.filter((t) => roomOf(t) <= 0);
-    const res = await sql<{
-      tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number;
-      endpoint: (Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'enabled' | 'secret_enc' | 'previous_secret_enc'> & { previous_secret_expires_at: string | null }) | null;
-      event: (Omit<Selectable<EventsTable>, 'occurred_at'> & { occurred_at: string }) | null;
-    }>`
-      update webhook_deliveries d
-      set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => ${LEASE_SECONDS})
-      from (
-        select due.tenant_id, due.id, row_number() over (partition by due.tenant_id order by due.next_attempt_at, due.id) as nth
-          from (
-            select tenant_id, id, next_attempt_at from webhook_deliveries
-            where status = 'pending' and next_attempt_at <= now() and (leased_until is null or leased_until < now())
-              and tenant_id <> all(${full}::text[])
-            order by next_attempt_at limit ${limit}
-            for update skip locked
-          ) due
-      ) due
-      left join unnest(${busy}::text[], ${busy.map(roomOf)}::int[]) as room(tenant_id, n) on room.tenant_id = due.tenant_id
-      where d.tenant_id = due.tenant_id and d.id = due.id and due.nth <= coalesce(room.n, ${TENANT_SENDS})
-      returning d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts,
-        (select to_jsonb(w) from webhook_endpoints w where w.tenant_id = d.tenant_id and w.id = d.endpoint_id) as endpoint,
-        (select to_jsonb(e) from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`.execute(db);
+    const rows = await claimDue(db, [LEASE_SECONDS, busy, busy.map(roomOf), TENANT_SENDS, limit]);
     // The endpoint and the event come with the claim (one round trip instead of three per delivery).
-    return res.rows.map(({ endpoint, event, ...d }) => ({
+    return rows.map(({ endpoint, event, ...d }) => ({
       ...d,
       endpoint: endpoint && {
         ...endpoint,
@@ -186,106 +221,113 @@ export function createDispatcher({ db, keyring, targets, log }: { db: Db; keyrin
   }
 
   async function send(d: Delivery, view: View | undefined): Promise<Result> {
-    const started = Date.now();
-    const { endpoint, event: eventRow } = d;
-    if (!endpoint || !eventRow || !view) return { status: null, error: 'endpoint or event no longer exists', retryAfter: null, ms: 0, final: true };
+    const { endpoint } = d;
+    if (!endpoint || !d.event || !view) return { status: null, error: 'endpoint or event no longer exists', retryAfter: null, ms: 0, final: true };
     if (!endpoint.enabled) return { status: null, error: 'endpoint disabled', retryAfter: null, ms: 0, final: true };
-    try {
-      const url = await checkTarget(endpoint.url, targets);
-      const body = JSON.stringify({ id: view.id, type: view.type, timestamp: view.created_at, data: view.data });
-      const context = secretContext(d.tenant_id, endpoint.id);
-      const secrets = [keyring.openSecret(context, endpoint.secret_enc)];
-      if (endpoint.previous_secret_enc && endpoint.previous_secret_expires_at && endpoint.previous_secret_expires_at > new Date()) {
-        secrets.push(keyring.openSecret(context, endpoint.previous_secret_enc));
-      }
-      const now = new Date();
-      const signature = secrets.map((s) => signWebhook(s, view.id, now, body)).join(' ');
-      // undici's request, not fetch: no Request, Response, Headers or AbortSignal.timeout per delivery
-      // (the AbortSignal alone cost ~40 µs of CPU a delivery under the bench). No redirect is followed.
-      const res = await request(url, {
-        method: 'POST',
-        body,
-        dispatcher: agent,
-        headersTimeout: SEND_TIMEOUT_MS,
-        bodyTimeout: BODY_TIMEOUT_MS,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Kyclo-Webhooks/1',
-          'webhook-id': view.id,
-          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-          'webhook-signature': signature,
-        },
-      });
-      // The answer's body is not read: at most a little of it is drained so the connection can be reused.
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-      const retryAfter = res.headers['retry-after'];
-      return { status: res.statusCode, error: null, retryAfter: Array.isArray(retryAfter) ? retryAfter[0]! : retryAfter ?? null, ms: Date.now() - started };
-    } catch (err) {
-      return { status: null, error: describeSendError(err), retryAfter: null, ms: Date.now() - started };
-    }
-  }
-
-  /** Starts each send; it counts against its tenant's room until its attempt is recorded. */
-  async function start(claimed: Delivery[], onFailure: (err: unknown, d: Delivery) => void): Promise<Array<Promise<void>>> {
-    const views = await viewsOf(claimed);
-    return claimed.map((d) => {
-      tenantSends.set(d.tenant_id, (tenantSends.get(d.tenant_id) ?? 0) + 1);
-      const p: Promise<void> = send(d, views.get(d.id))
-        .then((r) => record(d, r))
-        .catch((err: unknown) => onFailure(err, d))
-        .finally(() => {
-          inFlight.delete(p);
-          const n = (tenantSends.get(d.tenant_id) ?? 1) - 1;
-          if (n > 0) tenantSends.set(d.tenant_id, n);
-          else tenantSends.delete(d.tenant_id);
-        });
-      inFlight.add(p);
-      return p;
-    });
+    return sendTo(d.tenant_id, endpoint, view);
   }
 
   /**
-   * One round: fan out, then start up to `batch` due deliveries while senders are free (claimed in
-   * one statement as many as there are free senders; no claim waits its turn, its lease could run
-   * out). With `settle` (the default, and what tests want) the round returns when its sends are
-   * recorded, and a failure to record one is thrown; the loop passes `settle: false`: its round
-   * returns once its sends have started, they go on beside the next rounds (still counted against the
-   * senders and their tenants' rooms), and a failure to record is logged, the attempt made again when
-   * its lease ends. So a receiver that hangs holds one sender, never a round.
+   * Starts each send. Its sender is taken before its payload is built and given back once its
+   * attempt is recorded; then the next due deliveries are claimed at once (`pump`), so a tenant's
+   * senders stay busy while it has work, round or no round. A failure to record an attempt is
+   * logged (the attempt is made again when its lease ends) and thrown by `runOnce` when it settles.
    */
-  async function runOnce({ batch = SEND_BATCH, settle = true } = {}): Promise<{ fannedOut: number; sent: number }> {
-    const mine: Array<Promise<void>> = [];
-    let sent = 0;
-    let failure: unknown = null;
-    const onFailure = (err: unknown, d: Delivery) => {
-      if (settle) failure ??= err;
-      else log.error({ err, delivery: d.id }, 'recording a webhook attempt failed; it is made again when its lease ends');
-    };
-    const begin = async (claimed: Delivery[]) => {
-      sent += claimed.length;
-      mine.push(...(await start(claimed, onFailure)));
-    };
-    const fanned = await fanOut(FAN_OUT_BATCH, Math.min(SEND_CONCURRENCY - inFlight.size, batch));
-    await begin(fanned.leased);
-    while (sent < batch && failure === null) {
-      const room = Math.min(SEND_CONCURRENCY - inFlight.size, batch - sent);
-      if (room <= 0) {
-        await Promise.race(inFlight);
-        continue;
-      }
-      const claimed = await claim(room);
-      await begin(claimed);
-      if (claimed.length < room) break; // nothing more due, or only for tenants without room
+  async function start(claimed: Delivery[]): Promise<void> {
+    for (const d of claimed) take(d.tenant_id);
+    let views: Map<string, View>;
+    try {
+      views = await viewsOf(claimed);
+    } catch (err) {
+      for (const d of claimed) release(d.tenant_id);
+      throw err;
     }
-    if (settle) await Promise.all(mine);
-    if (failure !== null) throw failure;
-    return { fannedOut: fanned.events, sent };
+    for (const d of claimed) {
+      started++;
+      const p: Promise<void> = send(d, views.get(d.id))
+        .then((r) => record(d, r))
+        .catch((err: unknown) => {
+          failures++;
+          lastFailure = err;
+          log.error({ err, delivery: d.id }, 'recording a webhook attempt failed; it is made again when its lease ends');
+        })
+        .finally(() => {
+          inFlight.delete(p);
+          release(d.tenant_id);
+          pump();
+        });
+      inFlight.add(p);
+    }
   }
 
-  /** Waits for every send in flight (each is bounded, 25 s at most), then closes the connections; once. */
+  // Fan-out's leases and the claims run one at a time (a round's, and the pumps'), so the rooms they
+  // read are the rooms they fill.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(f: () => Promise<T>): Promise<T> => {
+    const r = turn.then(f);
+    turn = r.catch(() => undefined);
+    return r;
+  };
+
+  /** Claims for the free senders, each tenant within its room, until no sender is free or nothing more is due. */
+  async function fill(): Promise<void> {
+    for (;;) {
+      const room = SEND_CONCURRENCY - taken;
+      if (room <= 0 || closing) return;
+      const claimed = await claim(room);
+      await start(claimed);
+      if (claimed.length < room) return;
+    }
+  }
+
+  /** After a send ends: one claim queued behind the current one at most (every ending send asks). */
+  let pumpQueued = false;
+  function pump() {
+    if (pumpQueued || closing) return;
+    pumpQueued = true;
+    exclusive(async () => {
+      pumpQueued = false;
+      await fill();
+    }).catch((err: unknown) => log.error({ err }, 'claiming webhook deliveries failed; tried again next round'));
+  }
+
+  /** Until nothing is in flight and no claim is queued or running. */
+  async function settled(): Promise<void> {
+    for (;;) {
+      await turn;
+      if (inFlight.size === 0 && !pumpQueued) return;
+      await Promise.allSettled([...inFlight]);
+    }
+  }
+
+  /**
+   * One round: fan out (leasing the new deliveries there is room for, sent at once), then claim due
+   * deliveries for the free senders. The loop passes `settle: false`: the round returns once its
+   * sends have started, and they go on beside the next rounds. With `settle` (the default, what tests
+   * want) it returns when the dispatcher is idle — every send recorded, the claims they made ended —
+   * and throws the last failure to record an attempt, if any happened meanwhile.
+   */
+  async function runOnce({ settle = true } = {}): Promise<{ fannedOut: number; sent: number }> {
+    const before = { started, failures };
+    const fannedOut = await exclusive(async () => {
+      const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - taken);
+      await start(fanned.leased);
+      await fill();
+      return fanned.events;
+    });
+    if (settle) {
+      await settled();
+      if (failures > before.failures) throw lastFailure;
+    }
+    return { fannedOut, sent: started - before.started };
+  }
+
+  /** Stops claiming, waits for every send in flight (each ends by its deadline), then closes the connections; once. */
   let closed: Promise<void> | null = null;
   const close = () =>
     (closed ??= (async () => {
+      closing = true;
+      await turn;
       await Promise.allSettled([...inFlight]);
       await agent.close();
     })());
