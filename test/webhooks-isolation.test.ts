@@ -11,7 +11,8 @@ import net, { type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDispatcher, startDispatcher, TENANT_SENDS } from '../src/workers/dispatcher.js';
 import { SEND_DEADLINE_MS } from '../src/workers/send.js';
-import { client, createTenant, createTestContext, type TestContext } from './helpers/app.js';
+import { sql } from 'kysely';
+import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
@@ -94,7 +95,7 @@ describe('tenant isolation in webhook delivery', () => {
 
   const open = () => createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
 
-  it("one claim takes each tenant's due deliveries within its room: a tenant's backlog ahead of another's does not fill it", async () => {
+  it("one claim takes each tenant's due deliveries within its room, the least busy first: a tenant's backlog ahead of another's does not fill it", async () => {
     const busy = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
     const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
     const busyEndpoint = (await busy.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
@@ -104,16 +105,59 @@ describe('tenant isolation in webhook delivery', () => {
     const dispatcher = open();
     try {
       await dispatcher.fanOut(500, 0); // planned, none leased: 40 of one tenant's due before the other's one
-      const claimed = await dispatcher.claim(20);
-      expect(claimed.filter((d) => d.endpoint_id === busyEndpoint.id)).toHaveLength(TENANT_SENDS);
+      // Only these two tenants' deliveries are due (earlier tests' retries would come due meanwhile).
+      await sql`update webhook_deliveries set status = 'failed' where status = 'pending' and endpoint_id not in (${busyEndpoint.id}, ${otherEndpoint.id})`.execute(ctx.db);
+      const claimed = await dispatcher.claim(5);
       expect(claimed.filter((d) => d.endpoint_id === otherEndpoint.id)).toHaveLength(1);
+      expect(claimed.filter((d) => d.endpoint_id === busyEndpoint.id)).toHaveLength(4);
       const leased = await ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'attempts'])
         .where('endpoint_id', 'in', [busyEndpoint.id, otherEndpoint.id]).where('attempts', '=', 1).execute();
-      expect(leased).toHaveLength(TENANT_SENDS + 1); // the rows a claim locked beyond a room were left as they were
+      expect(leased).toHaveLength(5); // rows a claim locked and did not pick were left as they were
     } finally {
       await busy.patch(`/v1/webhook-endpoints/${busyEndpoint.id}`, { enabled: false });
       await other.patch(`/v1/webhook-endpoints/${otherEndpoint.id}`, { enabled: false });
       await dispatcher.close();
+    }
+  });
+
+  it("five tenants with backlogs keep every sender busy, and another tenant's new webhook still leaves at once", async () => {
+    // A receiver answering after 300 ms: nothing hangs, there is only a queue (a bulk import is enough).
+    let held = 0;
+    const slow = http.createServer((req, res) => {
+      held++;
+      req.resume();
+      setTimeout(() => {
+        held--;
+        res.writeHead(204).end();
+      }, 300);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const slowUrl = `http://127.0.0.1:${(slow.address() as { port: number }).port}/hooks`;
+    const busy: Array<{ tenantId: string; api: Client; endpoint: string }> = [];
+    for (let i = 0; i < 5; i++) {
+      const t = await createTenant(ctx.db);
+      const api = client(ctx.app, t.ownerKey);
+      busy.push({ tenantId: t.tenantId, api, endpoint: ((await api.post('/v1/webhook-endpoints', { url: slowUrl })).json() as { id: string }).id });
+      await sql`with e as (
+                  insert into events (tenant_id, id, type, user_id, data)
+                  select ${t.tenantId}, 'evt_' || lpad(g::text, 26, '0'), 'user.created', null, '{}'::jsonb from generate_series(1, 150) g
+                  returning seq, tenant_id)
+                insert into event_outbox (seq, tenant_id) select seq, tenant_id from e`.execute(ctx.db);
+    }
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const fair = (await other.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
+    const stop = startDispatcher(open(), { log: quiet });
+    try {
+      await until(() => held >= 45, 5000); // the 750 deliveries hold (nearly) every sender, for about 4.5 s
+      const user = (await other.post('/v1/users', individual())).json() as { id: string };
+      // Before: it waited behind the five backlogs (its delivery was never the oldest due).
+      await until(() => receiver.received.some((r) => r.json.data.user_id === user.id), 1500);
+    } finally {
+      for (const b of busy) await b.api.patch(`/v1/webhook-endpoints/${b.endpoint}`, { enabled: false });
+      await sql`update webhook_deliveries set status = 'failed' where status = 'pending' and endpoint_id in (${sql.join(busy.map((b) => b.endpoint))})`.execute(ctx.db);
+      await other.patch(`/v1/webhook-endpoints/${fair.id}`, { enabled: false });
+      await stop();
+      await new Promise<void>((r) => slow.close(() => r()));
     }
   });
 

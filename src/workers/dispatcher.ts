@@ -39,13 +39,16 @@ export const TENANT_SENDS = 10;
 export const DELIVERIES_PER_INSERT = 5000;
 
 /**
- * The claim: each tenant with pending deliveries (a skip scan of webhook_deliveries_pending, one
- * index probe a tenant, however long its queue), then its oldest due ones within its room ($2/$3,
- * else $4), then the oldest $5 of those, leased. Before, the claim took the oldest due deliveries
- * of all tenants and capped each tenant after: one tenant's backlog filled the claim and the others'
- * waited behind it; excluding full tenants instead read their whole backlog on every claim. Rows a
- * tenant's probe locked beyond the final limit are left as they were (their lock ends with the
- * statement). Named: planned once per connection, not on every claim.
+ * The claim, in three steps. Each tenant with pending deliveries: a skip scan of
+ * webhook_deliveries_pending (one index probe a tenant, however long its queue), only when some
+ * delivery is due at all (one probe of webhook_deliveries_due: idle rounds stop there). Its oldest
+ * due deliveries within its room ($2/$3, else $4) and the claim's size ($5), locked as they are
+ * taken (the literal inner limit keeps the planner's estimate small). Then the claim's $5 picked by
+ * the sends the tenant would then have in flight, and by age: a tenant with nothing in flight goes
+ * before another's tenth send, so tenants with a backlog never keep the others' new deliveries
+ * waiting. Rows locked and not picked are left as they were (their lock ends with the statement).
+ * Its cost grows with the tenants that have pending deliveries, due or not: ≈ 7 µs each (20 ms a
+ * claim with 2,000 tenants whose endpoints fail, in a review's run), not with their queues' length.
  */
 const claimDue = prepared<{
   tenant_id: string; id: string; endpoint_id: string; event_id: string; attempts: number;
@@ -53,23 +56,29 @@ const claimDue = prepared<{
   event: (Omit<Selectable<EventsTable>, 'occurred_at'> & { occurred_at: string }) | null;
 }>('webhooks_claim_due', `
   with recursive tenants(tenant_id) as (
-    (select tenant_id from webhook_deliveries where status = 'pending' order by tenant_id limit 1)
+    (select tenant_id from webhook_deliveries
+      where status = 'pending' and exists (select 1 from webhook_deliveries x where x.status = 'pending' and x.next_attempt_at <= now())
+      order by tenant_id limit 1)
     union all
     select (select w.tenant_id from webhook_deliveries w where w.status = 'pending' and w.tenant_id > t.tenant_id order by w.tenant_id limit 1)
       from tenants t where t.tenant_id is not null
-  ), picked as (
-    select p.tenant_id, p.id
-      from tenants t
-      cross join lateral (select coalesce((select r.n from unnest($2::text[], $3::int[]) as r(tenant_id, n) where r.tenant_id = t.tenant_id), $4) as room) r
+  ), rooms as (
+    select t.tenant_id, coalesce((select r.n from unnest($2::text[], $3::int[]) as r(tenant_id, n) where r.tenant_id = t.tenant_id), $4) as room
+      from tenants t where t.tenant_id is not null
+  ), taken as (
+    select p.tenant_id, p.id, p.next_attempt_at, r.room, row_number() over (partition by p.tenant_id order by p.next_attempt_at) as nth
+      from rooms r
       cross join lateral (
-        select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
-         where d.tenant_id = t.tenant_id and d.status = 'pending' and d.next_attempt_at <= now()
-           and (d.leased_until is null or d.leased_until < now())
-         order by d.next_attempt_at limit r.room
-         for update skip locked) p
-     where t.tenant_id is not null and r.room > 0
-     order by p.next_attempt_at
-     limit $5
+        select q.* from (
+          select d.tenant_id, d.id, d.next_attempt_at from webhook_deliveries d
+           where d.tenant_id = r.tenant_id and d.status = 'pending' and d.next_attempt_at <= now()
+             and (d.leased_until is null or d.leased_until < now())
+           order by d.next_attempt_at limit ${TENANT_SENDS}
+           for update skip locked) q
+        limit least(r.room, $5)) p
+     where r.room > 0
+  ), picked as (
+    select tenant_id, id from taken order by ($4 - room) + nth, next_attempt_at limit $5
   )
   update webhook_deliveries d set attempts = d.attempts + 1, leased_until = now() + make_interval(secs => $1)
     from picked where d.tenant_id = picked.tenant_id and d.id = picked.id
@@ -309,16 +318,18 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
    */
   async function runOnce({ settle = true } = {}): Promise<{ fannedOut: number; sent: number }> {
     const before = { started, failures };
-    const fannedOut = await exclusive(async () => {
-      const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - taken);
-      await start(fanned.leased);
-      await fill();
-      return fanned.events;
-    });
-    if (settle) {
-      await settled();
-      if (failures > before.failures) throw lastFailure;
+    let fannedOut: number;
+    try {
+      fannedOut = await exclusive(async () => {
+        const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - taken);
+        await start(fanned.leased);
+        await fill();
+        return fanned.events;
+      });
+    } finally {
+      if (settle) await settled(); // the sends it started, even when a claim failed after them
     }
+    if (settle && failures > before.failures) throw lastFailure;
     return { fannedOut, sent: started - before.started };
   }
 

@@ -176,8 +176,10 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
       );
     },
 
-    /** Sends the event again to every enabled endpoint that takes it: new deliveries, same webhook-id. */
-    /** New deliveries of an event to the enabled endpoints that take its type now, and their audit entry, together. */
+    /**
+     * Sends the event again to every enabled endpoint that takes its type now: new deliveries, same
+     * webhook-id, written with their audit entry in one transaction.
+     */
     async redeliver(actor: Actor, eventId: string) {
       const event = await db.selectFrom('events').select(['id', 'type']).where('tenant_id', '=', actor.tenantId).where('id', '=', eventId).executeTakeFirst();
       if (!event) throw notFound('event', eventId);
