@@ -93,19 +93,19 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
   const record = createAttemptRecorder({ db, log });
   const sendTo = createSender({ agent, keyring, targets, deadlineMs: sendDeadlineMs });
   /**
-   * Every send in flight, whichever round started it; the senders taken (from before a send's
+   * Every send in flight, whichever round started it; the senders busy (from before a send's
    * payload is built until its attempt is recorded) and how many are each tenant's.
    */
   const inFlight = new Set<Promise<void>>();
-  let taken = 0;
+  let busySenders = 0;
   const tenantSends = new Map<string, number>();
   const roomOf = (tenantId: string) => TENANT_SENDS - (tenantSends.get(tenantId) ?? 0);
   const take = (tenantId: string) => {
-    taken++;
+    busySenders++;
     tenantSends.set(tenantId, (tenantSends.get(tenantId) ?? 0) + 1);
   };
   const release = (tenantId: string) => {
-    taken--;
+    busySenders--;
     const n = (tenantSends.get(tenantId) ?? 1) - 1;
     if (n > 0) tenantSends.set(tenantId, n);
     else tenantSends.delete(tenantId);
@@ -154,7 +154,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
       const ids = [...new Set(events.flatMap((e) => e.endpoint_ids))];
       const endpoints = new Map(
         (await tx.selectFrom('webhook_endpoints')
-          .select(['tenant_id', 'id', 'event_types', 'url', 'enabled', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at'])
+          .select(['tenant_id', 'id', 'url', 'enabled', 'secret_enc', 'previous_secret_enc', 'previous_secret_expires_at'])
           .where('tenant_id', 'in', tenants).where('id', 'in', ids).where('enabled', '=', true).execute()).map((w) => [`${w.tenant_id}/${w.id}`, w]),
       );
       // An endpoint deleted or disabled since the statement above (read committed) is not in the map: no delivery.
@@ -281,7 +281,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
   /** Claims for the free senders, each tenant within its room, until no sender is free or nothing more is due. */
   async function fill(): Promise<void> {
     for (;;) {
-      const room = SEND_CONCURRENCY - taken;
+      const room = SEND_CONCURRENCY - busySenders;
       if (room <= 0 || closing) return;
       const claimed = await claim(room);
       await start(claimed);
@@ -321,7 +321,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     let fannedOut: number;
     try {
       fannedOut = await exclusive(async () => {
-        const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - taken);
+        const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - busySenders);
         await start(fanned.leased);
         await fill();
         return fanned.events;

@@ -7,9 +7,12 @@
 // byte at a time, kept a send open for ever — past its 30 s lease (then claimed and sent again by
 // another dispatcher) and holding its sender. One timer per sender sweeps the deadlines: an
 // AbortSignal.timeout per delivery cost ≈ 40 µs of CPU under the bench; an AbortController ≈ 1.
+import type { Selectable } from 'kysely';
 import type { Agent } from 'undici';
 import { request } from 'undici';
+import type { WebhookEndpointsTable } from '../db/database.js';
 import type { Keyring } from '../crypto/keyring.js';
+import type { eventViews } from '../modules/events/events.service.js';
 import { secretContext } from '../modules/webhooks/webhooks.service.js';
 import { signWebhook } from '../modules/webhooks/signature.js';
 import { checkTarget, describeSendError, type TargetPolicy } from '../modules/webhooks/ssrf.js';
@@ -21,20 +24,9 @@ const BODY_TIMEOUT_MS = 5_000;
 /** No send lasts longer, 1xx answers and a trickled body included: under the 30 s lease. */
 export const SEND_DEADLINE_MS = 25_000;
 
-export interface Endpoint {
-  id: string;
-  url: string;
-  enabled: boolean;
-  secret_enc: string;
-  previous_secret_enc: string | null;
-  previous_secret_expires_at: Date | null;
-}
-export interface Payload {
-  id: string;
-  type: string;
-  created_at: string;
-  data: unknown;
-}
+/** What a send reads of its endpoint, and of the event's view (eventViews). */
+export type Endpoint = Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'secret_enc' | 'previous_secret_enc' | 'previous_secret_expires_at'>;
+export type Payload = Pick<Awaited<ReturnType<typeof eventViews>>[number], 'id' | 'type' | 'created_at' | 'data'>;
 
 export function createSender({ agent, keyring, targets, deadlineMs = SEND_DEADLINE_MS }: { agent: Agent; keyring: Keyring; targets: TargetPolicy; deadlineMs?: number }) {
   const deadlines = new Map<AbortController, number>();
