@@ -6,9 +6,10 @@
 // with a backlog of due deliveries ahead of everyone's — before, it filled every claim; a receiver
 // that answers `102 Processing` every few hundred milliseconds, or trickles its body — before, the
 // send never ended, nor the round, nor shutdown.
+import dns from 'node:dns';
 import http from 'node:http';
 import net, { type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDispatcher, startDispatcher, TENANT_SENDS } from '../src/workers/dispatcher.js';
 import { SEND_DEADLINE_MS } from '../src/workers/send.js';
 import { sql } from 'kysely';
@@ -227,5 +228,30 @@ describe('tenant isolation in webhook delivery', () => {
       await new Promise<void>((r) => server.close(() => r()));
     }
     expect(SEND_DEADLINE_MS).toBeLessThan(30_000); // under the lease, whatever the receiver does
+  });
+
+  // A name server that never answers: the target check's lookup (private addresses refused) cannot be
+  // aborted, and before, the send waited for it past the deadline (the resolver's own timeouts, or
+  // for ever), holding its sender and the round.
+  it('ends a send by its deadline when the endpoint\'s name never resolves', async () => {
+    const tenant = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const e = (await tenant.post('/v1/webhook-endpoints', { url: 'https://hooks.slow-name.test/in' })).json() as { id: string };
+    expect((await tenant.post('/v1/users', individual())).statusCode).toBe(201);
+    const lookup = vi.spyOn(dns.promises, 'lookup').mockImplementation(() => new Promise(() => undefined));
+    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: false, allowPrivate: false }, log: quiet, sendDeadlineMs: 1000 });
+    const began = Date.now();
+    try {
+      await dispatcher.runOnce();
+      expect(Date.now() - began).toBeLessThan(4000);
+      expect(lookup).toHaveBeenCalledWith('hooks.slow-name.test', { all: true });
+      const [d] = await ctx.db.selectFrom('webhook_deliveries').select(['id', 'status', 'attempts']).where('endpoint_id', '=', e.id).execute();
+      expect(d).toMatchObject({ status: 'pending', attempts: 1 });
+      const attempt = await ctx.db.selectFrom('webhook_attempts').select(['status_code', 'error']).where('delivery_id', '=', d!.id).executeTakeFirstOrThrow();
+      expect(attempt).toEqual({ status_code: null, error: 'no complete answer within 1 s' });
+    } finally {
+      lookup.mockRestore();
+      await tenant.patch(`/v1/webhook-endpoints/${e.id}`, { enabled: false });
+      await dispatcher.close();
+    }
   });
 });

@@ -5,7 +5,8 @@
 // timeouts are per phase and restart: the header timeout on every 1xx answer, the body timeout on
 // every chunk, so a receiver answering `102 Processing` every few seconds, or trickling its body a
 // byte at a time, kept a send open for ever — past its 30 s lease (then claimed and sent again by
-// another dispatcher) and holding its sender. One timer per sender sweeps the deadlines: an
+// another dispatcher) and holding its sender. The deadline covers the name lookup of the target
+// check too (`unlessAborted`). One timer per sender sweeps the deadlines: an
 // AbortSignal.timeout per delivery cost ≈ 40 µs of CPU under the bench; an AbortController ≈ 1.
 import type { Selectable } from 'kysely';
 import type { Agent } from 'undici';
@@ -27,6 +28,19 @@ export const SEND_DEADLINE_MS = 25_000;
 /** What a send reads of its endpoint, and of the event's view (eventViews). */
 export type Endpoint = Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 'secret_enc' | 'previous_secret_enc' | 'previous_secret_expires_at'>;
 export type Payload = Pick<Awaited<ReturnType<typeof eventViews>>[number], 'id' | 'type' | 'created_at' | 'data'>;
+
+/**
+ * The target check resolves the endpoint's host name, and a lookup cannot be aborted
+ * (`dns.promises.lookup` takes no signal): the send stops waiting for it at the deadline, and the
+ * lookup ends on its own, unread. No request has started, so nothing is sent twice.
+ */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 export function createSender({ agent, keyring, targets, deadlineMs = SEND_DEADLINE_MS }: { agent: Agent; keyring: Keyring; targets: TargetPolicy; deadlineMs?: number }) {
   const deadlines = new Map<AbortController, number>();
@@ -52,7 +66,7 @@ export function createSender({ agent, keyring, targets, deadlineMs = SEND_DEADLI
     deadlines.set(deadline, started + deadlineMs);
     sweeper ??= setInterval(sweep, Math.min(1000, Math.max(10, deadlineMs / 10))).unref();
     try {
-      const url = await checkTarget(endpoint.url, targets);
+      const url = await unlessAborted(checkTarget(endpoint.url, targets), deadline.signal);
       const body = JSON.stringify({ id: view.id, type: view.type, timestamp: view.created_at, data: view.data });
       const context = secretContext(tenantId, endpoint.id);
       const secrets = [keyring.openSecret(context, endpoint.secret_enc)];
