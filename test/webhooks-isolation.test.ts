@@ -162,6 +162,42 @@ describe('tenant isolation in webhook delivery', () => {
     }
   });
 
+  it("five tenants whose receivers hang hold their shares only until their sends are slow: another tenant's webhook still leaves", async () => {
+    // Five shares are every sender: before, the other tenant's webhook waited for the hung sends'
+    // deadline (20 s here, 25 s deployed), and so did every later one of every tenant.
+    tarpit.mostHeld = 0;
+    const hung: Array<{ api: Client; endpoint: string }> = [];
+    for (let i = 0; i < 5; i++) {
+      const t = await createTenant(ctx.db);
+      const api = client(ctx.app, t.ownerKey);
+      hung.push({ api, endpoint: ((await api.post('/v1/webhook-endpoints', { url: tarpit.url })).json() as { id: string }).id });
+      await sql`with e as (
+                  insert into events (tenant_id, id, type, user_id, data)
+                  select ${t.tenantId}, 'evt_' || lpad(g::text, 26, '0'), 'user.created', null, '{}'::jsonb from generate_series(1, ${TENANT_SENDS + 1}) g
+                  returning seq, tenant_id)
+                insert into event_outbox (seq, tenant_id) select seq, tenant_id from e`.execute(ctx.db);
+    }
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const fair = (await other.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
+    const dispatcher = createDispatcher({
+      db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet, sendDeadlineMs: 20_000, slowSendMs: 1000,
+    });
+    const stop = startDispatcher(dispatcher, { log: quiet, idleMs: 50, busyMs: 20 });
+    try {
+      await until(() => tarpit.holding === 5 * TENANT_SENDS, 5000); // every sender of the dispatcher
+      const user = (await other.post('/v1/users', individual())).json() as { id: string };
+      await until(() => receiver.received.some((r) => r.json.data.user_id === user.id), 4000);
+      // A slow send gives its sender back, not its tenant's room: no tenant got an eleventh send.
+      expect(tarpit.mostHeld).toBe(5 * TENANT_SENDS);
+    } finally {
+      for (const h of hung) await h.api.patch(`/v1/webhook-endpoints/${h.endpoint}`, { enabled: false });
+      await sql`update webhook_deliveries set status = 'failed' where status = 'pending' and endpoint_id in (${sql.join(hung.map((h) => h.endpoint))})`.execute(ctx.db);
+      await other.patch(`/v1/webhook-endpoints/${fair.id}`, { enabled: false });
+      for (const sk of tarpit.sockets) sk.destroy();
+      await stop();
+    }
+  });
+
   it('keeps a busy tenant\'s senders busy between rounds: 60 webhooks leave in one round, not one round per ten', async () => {
     const only = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
     const e = (await only.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };

@@ -5,7 +5,8 @@
 // lease that expires, and the attempt is made again (at least once, same webhook-id).
 //
 // Tenants are isolated from each other's receivers: a dispatcher has SEND_CONCURRENCY senders, of
-// which one tenant holds TENANT_SENDS at most; a claim takes each tenant's due deliveries within its
+// which one tenant holds TENANT_SENDS at most, and a send still running after a few seconds gives
+// its sender back to the others (senders.ts); a claim takes each tenant's due deliveries within its
 // room (so one tenant's backlog never fills a claim); sends outlive the round that started them, and
 // each that ends makes room for the next claim at once; no send outlives its deadline (send.ts).
 // The attacks: test/webhooks-isolation.test.ts.
@@ -20,6 +21,7 @@ import { takesEventType } from '../modules/webhooks/webhooks.service.js';
 import { guardedLookup, type TargetPolicy } from '../modules/webhooks/ssrf.js';
 import { createAttemptRecorder, type Result } from './attempts.js';
 import { createSender, SEND_DEADLINE_MS } from './send.js';
+import { createSenderPool, SLOW_SEND_MS, TENANT_SENDS } from './senders.js';
 import type { Log } from './every.js';
 
 // Longer than a send can last (SEND_DEADLINE_MS), short enough that a killed dispatcher's work resumes soon.
@@ -28,13 +30,12 @@ const LEASE_SECONDS = 30;
 export const FAN_OUT_BATCH = 500;
 export const SEND_BATCH = 50;
 /**
- * Sends in flight in one dispatcher, and of them one tenant's at most. A tenant's share is what one
- * dispatcher gave any tenant before (10 at once); the rest is room for the others while one tenant's
- * receivers are slow. Per process: n dispatchers give a tenant n shares, and tenants whose receivers
- * all hang would need five shares to hold every sender.
+ * Sends in flight in one dispatcher (SEND_CONCURRENCY), and of them one tenant's at most
+ * (TENANT_SENDS). A tenant's share is what one dispatcher gave any tenant before (10 at once); the
+ * rest is room for the others while one tenant's receivers are slow. Per process: n dispatchers give
+ * a tenant n shares. Sends that hang stop holding shared senders after SLOW_SEND_MS (senders.ts).
  */
-export const SEND_CONCURRENCY = 50;
-export const TENANT_SENDS = 10;
+export { SEND_CONCURRENCY, TENANT_SENDS } from './senders.js';
 /** Delivery rows per INSERT: 7 parameters at most each, under PostgreSQL's 65,535 a statement. */
 export const DELIVERIES_PER_INSERT = 5000;
 
@@ -86,30 +87,19 @@ const claimDue = prepared<{
     (select to_jsonb(w) from webhook_endpoints w where w.tenant_id = d.tenant_id and w.id = d.endpoint_id) as endpoint,
     (select to_jsonb(e) from events e where e.tenant_id = d.tenant_id and e.id = d.event_id) as event`);
 
-export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = SEND_DEADLINE_MS }: {
-  db: Db; keyring: Keyring; targets: TargetPolicy; log: Log; sendDeadlineMs?: number;
+export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = SEND_DEADLINE_MS, slowSendMs = SLOW_SEND_MS }: {
+  db: Db; keyring: Keyring; targets: TargetPolicy; log: Log; sendDeadlineMs?: number; slowSendMs?: number;
 }) {
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
   const record = createAttemptRecorder({ db, log });
   const sendTo = createSender({ agent, keyring, targets, deadlineMs: sendDeadlineMs });
   /**
-   * Every send in flight, whichever round started it; the senders busy (from before a send's
-   * payload is built until its attempt is recorded) and how many are each tenant's.
+   * Every send in flight, whichever round started it; the senders they hold (from before a send's
+   * payload is built until its attempt is recorded), each tenant's counted. Slow sends give their
+   * sender back: claim for it at once.
    */
   const inFlight = new Set<Promise<void>>();
-  let busySenders = 0;
-  const tenantSends = new Map<string, number>();
-  const roomOf = (tenantId: string) => TENANT_SENDS - (tenantSends.get(tenantId) ?? 0);
-  const take = (tenantId: string) => {
-    busySenders++;
-    tenantSends.set(tenantId, (tenantSends.get(tenantId) ?? 0) + 1);
-  };
-  const release = (tenantId: string) => {
-    busySenders--;
-    const n = (tenantSends.get(tenantId) ?? 1) - 1;
-    if (n > 0) tenantSends.set(tenantId, n);
-    else tenantSends.delete(tenantId);
-  };
+  const senders = createSenderPool({ onFreed: () => pump(), slowAfterMs: slowSendMs });
   let started = 0;
   let failures = 0;
   let lastFailure: unknown = null;
@@ -170,7 +160,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
       let leasedTotal = 0;
       const leasedNow = planned.filter((p) => {
         const n = leasing.get(p.event.tenant_id) ?? 0;
-        if (leasedTotal >= lease || n >= roomOf(p.event.tenant_id)) return false;
+        if (leasedTotal >= lease || n >= senders.roomOf(p.event.tenant_id)) return false;
         leasing.set(p.event.tenant_id, n + 1);
         leasedTotal++;
         return true;
@@ -200,8 +190,8 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
 
   /** Leases due deliveries (`claimDue`), each tenant's within its room: the attempt number is taken here, once. */
   async function claim(limit: number) {
-    const busy = [...tenantSends.keys()];
-    const rows = await claimDue(db, [LEASE_SECONDS, busy, busy.map(roomOf), TENANT_SENDS, limit]);
+    const { tenants, rooms } = senders.rooms();
+    const rows = await claimDue(db, [LEASE_SECONDS, tenants, rooms, TENANT_SENDS, limit]);
     // The endpoint and the event come with the claim (one round trip instead of three per delivery).
     return rows.map(({ endpoint, event, ...d }) => ({
       ...d,
@@ -243,15 +233,15 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
    * logged (the attempt is made again when its lease ends) and thrown by `runOnce` when it settles.
    */
   async function start(claimed: Delivery[]): Promise<void> {
-    for (const d of claimed) take(d.tenant_id);
+    const held = claimed.map((d) => senders.take(d.tenant_id));
     let views: Map<string, View>;
     try {
       views = await viewsOf(claimed);
     } catch (err) {
-      for (const d of claimed) release(d.tenant_id);
+      held.forEach(senders.release);
       throw err;
     }
-    for (const d of claimed) {
+    claimed.forEach((d, i) => {
       started++;
       const p: Promise<void> = send(d, views.get(d.id))
         .then((r) => record(d, r))
@@ -262,11 +252,11 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
         })
         .finally(() => {
           inFlight.delete(p);
-          release(d.tenant_id);
+          senders.release(held[i]!);
           pump();
         });
       inFlight.add(p);
-    }
+    });
   }
 
   // Fan-out's leases and the claims run one at a time (a round's, and the pumps'), so the rooms they
@@ -281,7 +271,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
   /** Claims for the free senders, each tenant within its room, until no sender is free or nothing more is due. */
   async function fill(): Promise<void> {
     for (;;) {
-      const room = SEND_CONCURRENCY - busySenders;
+      const room = senders.free();
       if (room <= 0 || closing) return;
       const claimed = await claim(room);
       await start(claimed);
@@ -321,7 +311,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     let fannedOut: number;
     try {
       fannedOut = await exclusive(async () => {
-        const fanned = await fanOut(FAN_OUT_BATCH, SEND_CONCURRENCY - busySenders);
+        const fanned = await fanOut(FAN_OUT_BATCH, senders.free());
         await start(fanned.leased);
         await fill();
         return fanned.events;
