@@ -39,3 +39,31 @@ it("another request with the same X-Request-Id never marks an abandoned claim co
   const users = await ctx.db.selectFrom('users').select('external_ref').where('tenant_id', '=', t.tenantId).execute();
   expect(users.map((u) => u.external_ref).sort()).toEqual([bodyA.external_ref, bodyB.external_ref, c.json().external_ref].sort());
 });
+
+// A 409 request.concurrent_conflict ("retry it", Retry-After: 0) was stored under the key like any
+// other 4xx: the retry the answer asks for, with the same key, replayed the 409 for 24 hours.
+it('an answer that says "retry" (Retry-After) is not kept under the key: the retry with the same key runs the write', async () => {
+  const t = await createTenant(ctx.db);
+  const headers = { authorization: `Bearer ${t.ownerKey}`, 'idempotency-key': 'K-transient' };
+  const body = individual({ external_ref: 'serialization-victim' });
+  // A serialization failure on the write (what a deadlock victim or a serializable conflict raises).
+  await sql`create function fail_serialization() returns trigger language plpgsql as $$
+    begin raise exception 'could not serialize access due to concurrent update' using errcode = '40001'; end $$`.execute(ctx.db);
+  await sql`create trigger fail_serialization before insert on users for each row
+    when (new.external_ref = 'serialization-victim') execute function fail_serialization()`.execute(ctx.db);
+  const first = await ctx.app.inject({ method: 'POST', url: '/v1/users', payload: body, headers });
+  expect(first.statusCode).toBe(409);
+  expect(first.json()).toMatchObject({ code: 'request.concurrent_conflict' });
+  expect(first.headers['retry-after']).toBe('0');
+  expect(await ctx.db.selectFrom('idempotency_keys').select('key').where('key', '=', 'K-transient').execute()).toEqual([]);
+
+  await sql`drop trigger fail_serialization on users`.execute(ctx.db);
+  const retry = await ctx.app.inject({ method: 'POST', url: '/v1/users', payload: body, headers });
+  expect(retry.headers['idempotent-replayed']).toBeUndefined();
+  expect(retry.statusCode, retry.body).toBe(201);
+  const users = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', t.tenantId).where('external_ref', '=', 'serialization-victim').execute();
+  expect(users).toEqual([{ id: retry.json().id }]);
+  // And now the 201 is what the key replays.
+  const again = await ctx.app.inject({ method: 'POST', url: '/v1/users', payload: body, headers });
+  expect([again.statusCode, again.headers['idempotent-replayed'], again.json().id]).toEqual([201, 'true', retry.json().id]);
+});

@@ -181,7 +181,9 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     const held = req.idempotency;
     if (!held) return payload;
     req.idempotency = null;
-    if (reply.statusCode >= 500) {
+    // An answer that asks for a retry — a 5xx, or an error with Retry-After (a 409 concurrent
+    // conflict: the write was rolled back) — is not what the key answers for ever: the retry runs.
+    if (reply.statusCode >= 500 || (reply.statusCode >= 400 && reply.hasHeader('retry-after'))) {
       // Only a claim whose change did not commit is released; a committed one stays for the retry to recover.
       await db.deleteFrom('idempotency_keys').where('api_key_id', '=', held.apiKeyId).where('key', '=', held.key)
         .where('state', '=', 'in_progress').where('committed_at', 'is', null).execute();
