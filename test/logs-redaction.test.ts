@@ -61,6 +61,9 @@ describe('request logs at trace level', () => {
     expect((await api.get(`/v1/users?q=${encodeURIComponent(searched[0]!)}&limit=5`)).statusCode).toBe(200);
     expect((await api.get(`/v1/users?external_ref=${encodeURIComponent(ref)}`)).json().data).toHaveLength(1);
     expect((await api.get(`/v1/users?q=${encodeURIComponent(mail)}`)).statusCode).toBe(200);
+    // The lookup by external ref has it in the path (before: logged as is, at info already).
+    expect((await api.get(`/v1/users/by-external-ref/${encodeURIComponent(ref)}`)).json().id).toBe(id);
+    expect((await api.get(`/v1/users/by-external-ref/${encodeURIComponent(ref)}x?limit=1`)).statusCode).toBe(404);
     // A 400 and an unknown route, both with a personal value in the query string.
     expect((await api.get(`/v1/users?limit=0&q=${encodeURIComponent(mail)}`)).statusCode).toBe(400);
     expect((await api.get(`/v1/nowhere?email=${encodeURIComponent(mail)}`)).statusCode).toBe(404);
@@ -77,6 +80,7 @@ describe('request logs at trace level', () => {
     // The capture works: the requests are there, at trace, with their redacted query strings.
     expect(text).toContain('"level":10');
     expect(text).toContain('/v1/users?q=[redacted]&limit=5');
+    expect(text).toContain('/v1/users/by-external-ref/[redacted]?limit=1');
     expect(text).toContain('busboyOptions');
   });
 });

@@ -1,6 +1,7 @@
 // What the request logs may hold: never a secret, never personal data, at any level. Query strings
 // carry search terms, external refs and emails (`?q=jane@example.com`), so only the parameters known
-// to be non-personal keep their value; every header dump (Fastify's own, and @fastify/multipart's
+// to be non-personal keep their value, and the one route whose path holds a personal value (the
+// lookup by external ref) loses it; every header dump (Fastify's own, and @fastify/multipart's
 // busboy options at trace, which embed the request headers) loses its credentials.
 import { stdSerializers, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { FastifyRequest } from 'fastify';
@@ -9,8 +10,12 @@ import type { FastifyRequest } from 'fastify';
 const SAFE_QUERY = new Set(['limit', 'cursor', 'status', 'type', 'kyc_status', 'country', 'sort', 'order', 'from', 'to', 'action', 'actor', 'user_id', 'since', 'event_type', 'dry_run', 'outcome', 'created_from', 'created_to', 'updated_since', 'side']);
 export const REDACTED = '[redacted]';
 
-/** The URL with every query value that could be personal replaced by [redacted]. */
-export function redactUrl(url: string): string {
+/** A path segment that is a personal value: the external ref of `GET /v1/users/by-external-ref/{ref}`. */
+const PERSONAL_SEGMENT = /(\/by-external-ref\/)[^/?#]*/gi;
+
+/** The URL with every query value and path segment that could be personal replaced by [redacted]. */
+export function redactUrl(raw: string): string {
+  const url = /by-external-ref/i.test(raw) ? raw.replace(PERSONAL_SEGMENT, `$1${REDACTED}`) : raw;
   const q = url.indexOf('?');
   if (q < 0) return url;
   const params = url.slice(q + 1).split('&').map((pair) => {
