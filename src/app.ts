@@ -1,13 +1,14 @@
 // buildApp(deps): the HTTP application with every plugin and router, and nothing that listens.
 // Tests import this and drive it through app.inject(); main.ts adds the socket and the signals.
 import crypto from 'node:crypto';
-import Fastify, { type FastifyInstance, type preValidationHookHandler } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type preValidationHookHandler } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { sql } from 'kysely';
 import type { Db } from './db/database.js';
 import type { Keyring } from './crypto/keyring.js';
-import { registerProblemHandlers } from './http/problem.js';
+import { registerProblemHandlers, sendProblem } from './http/problem.js';
+import { AppError } from './http/errors.js';
 import { registerAuth } from './http/auth.js';
 import { AUTH_FAILURES_PER_MINUTE, keyGuessingGuard, memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
@@ -90,6 +91,16 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
+/** The request id and the security headers, on every answer. */
+function withEdgeHeaders(req: FastifyRequest, reply: FastifyReply) {
+  reply.header('x-request-id', req.id);
+  reply.headers(SECURITY_HEADERS);
+  if (!req.url.startsWith('/docs')) {
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  }
+}
+
 export const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -117,6 +128,17 @@ export async function buildApp({
     requestTimeout: Math.max(REQUEST_TIMEOUT_MS, uploadLimits.slotWaitMs + uploadLimits.readTimeoutMs + 5_000),
     trustProxy,
     schemaController: { compilersFactory: { buildSerializer: buildSerializer as never } },
+    // A path parameter is an id or an external ref (128 printable characters, each up to three when
+    // percent-encoded); Fastify's default of 100 refused valid refs with a bare 414.
+    routerOptions: { maxParamLength: 384 },
+    // What the router refuses before any hook (a broken percent escape, an over-long parameter) is
+    // a problem too, with the request id and the headers every answer carries.
+    frameworkErrors: (err, req, reply) => {
+      withEdgeHeaders(req, reply);
+      sendProblem(req, reply, err.code === 'FST_ERR_BAD_URL' ? new AppError(400, 'request.bad_url', 'The path is not a valid URL: a percent escape is broken.')
+        : err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new AppError(414, 'request.uri_too_long', 'A path segment is longer than any id or reference this API takes.')
+        : new AppError(500, 'internal', `An unexpected error occurred; quote request id ${req.id}.`));
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   registerProblemHandlers(app);
@@ -130,12 +152,7 @@ export async function buildApp({
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, jsonParser);
   // A callback hook (no promise per response); the payload goes on unchanged.
   app.addHook('onSend', (req, reply, _payload, done) => {
-    reply.header('x-request-id', req.id);
-    reply.headers(SECURITY_HEADERS);
-    if (!req.url.startsWith('/docs')) {
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    }
+    withEdgeHeaders(req, reply);
     done();
   });
 

@@ -105,6 +105,28 @@ describe('operations', () => {
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.json()).toMatchObject({ code: 'route.not_found', request_id: res.headers['x-request-id'] });
   });
+
+  // The router answers these before any hook: before, a bare application/json body with Fastify's
+  // own code, no request id, none of the security headers; and a valid external ref over 100
+  // characters could not be looked up at all (414).
+  it('answers a broken percent escape with a 400 problem carrying the request id and the security headers', async () => {
+    const res = await api.get('/v1/users/%E0%A4%A', { 'x-request-id': 'probe-1' });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ code: 'request.bad_url', request_id: 'probe-1' });
+    expect(res.headers).toMatchObject({ 'x-request-id': 'probe-1', 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' });
+  });
+
+  it('looks up every external ref the API accepts by path, 128 characters percent-encoded included; longer is a 414 problem', async () => {
+    const ref = `r${'%'.repeat(127)}`; // three characters each in the path
+    const created = await api.post('/v1/users', individual({ external_ref: ref }));
+    expect(created.statusCode, created.body).toBe(201);
+    const found = await api.get(`/v1/users/by-external-ref/${encodeURIComponent(ref)}`);
+    expect([found.statusCode, found.json().id]).toEqual([200, created.json().id]);
+    const tooLong = await api.get(`/v1/users/by-external-ref/${'x'.repeat(385)}`);
+    expect(tooLong.statusCode).toBe(414);
+    expect(tooLong.json()).toMatchObject({ code: 'request.uri_too_long', request_id: tooLong.headers['x-request-id'] });
+  });
 });
 
 describe('metrics', () => {
