@@ -25,6 +25,11 @@ export async function findByHash(db: Db, keyHash: Buffer) {
 export const KEY_CACHE_MS = 1000;
 const KEY_CACHE_MAX = 10_000;
 const keyCache = new Map<string, { row: ApiKeyRow; until: number }>();
+/**
+ * Bumped by every revocation: a lookup that read a key before a revocation and answers after it must
+ * not put the key back in the cache the revocation cleared (test/api-keys-cache.test.ts).
+ */
+let revocations = 0;
 
 /** The cached row of a valid key, if it is still fresh: no query, no promise (the common case). */
 export function peekCachedKey(keyHash: Buffer, now = Date.now()): ApiKeyRow | undefined {
@@ -36,8 +41,9 @@ export async function findByHashCached(db: Db, keyHash: Buffer, now = Date.now()
   const id = keyHash.toString('base64');
   const hit = peekCachedKey(keyHash, now);
   if (hit) return hit;
+  const seen = revocations;
   const row = await findByHash(db, keyHash);
-  if (row && !row.revoked_at) {
+  if (row && !row.revoked_at && seen === revocations) {
     if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
     keyCache.set(id, { row, until: now + KEY_CACHE_MS });
   } else {
@@ -47,7 +53,10 @@ export async function findByHashCached(db: Db, keyHash: Buffer, now = Date.now()
 }
 
 /** After a revocation commits: no later request in this process may see the key as valid. */
-export const forgetCachedKeys = () => keyCache.clear();
+export const forgetCachedKeys = () => {
+  revocations++;
+  keyCache.clear();
+};
 
 const PUBLIC_COLUMNS = [
   'id', 'name', 'role', 'prefix', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'last_used_at',
