@@ -177,3 +177,20 @@ beforeAll(async () => {
   const t = await ctx.db.selectFrom('tenants').select('id').executeTakeFirstOrThrow();
   AUTH.authorization = `Bearer ${(await createKey(ctx.db, t.id, 'OWNER')).key}`;
 });
+
+// RFC 3339 allows a leap second and ajv-formats year 0000; `Date` cannot parse the one (its
+// toISOString() threw: a 500 on these two routes) and PostgreSQL refuses the other. Both are 400s
+// naming the field, in bodies and in query strings, and nothing is written.
+describe('date-times a service cannot hold', () => {
+  it.each(['2030-06-30T23:59:60Z', '0000-01-01T00:00:00Z'])('%s is a 400 naming the field, in a body and in a query string', async (instant) => {
+    const id = (await api.post('/v1/users', individual())).json().id as string;
+    const action = await api.post(`/v1/users/${id}/required-actions`, { code: 'other', due_at: instant });
+    expect(action.statusCode, action.body).toBe(400);
+    expect(action.json().errors).toEqual([expect.objectContaining({ field: 'due_at' })]);
+    const user = (await api.get(`/v1/users/${id}`)).json();
+    expect([user.version, user.required_actions]).toEqual([1, []]);
+    const exported = await api.get(`/v1/exports/users?updated_since=${encodeURIComponent(instant)}`);
+    expect(exported.statusCode, exported.body).toBe(400);
+    expect(exported.json().errors).toEqual([expect.objectContaining({ field: 'updated_since' })]);
+  });
+});

@@ -3,6 +3,7 @@
 // everything there arrives as text, and repeated parameters become arrays.
 import { Ajv, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { FastifySchemaCompiler } from 'fastify';
 
 import { isCountry } from '../modules/reference/enumerations.js';
@@ -30,9 +31,19 @@ const base: Options = {
   strict: false,
 };
 
+const rfc3339 = fullFormats['date-time'] as { validate: (v: string) => boolean; compare: (a: string, b: string) => number | undefined };
+
+/**
+ * A date-time that JavaScript and PostgreSQL can both hold. RFC 3339 allows a leap second
+ * (…T23:59:60Z), which `Date` cannot parse (`toISOString()` then threw: a 500), and ajv-formats
+ * allows year 0000, which PostgreSQL refuses.
+ */
+const holdableDateTime = (v: string) => rfc3339.validate(v) && !Number.isNaN(Date.parse(v)) && !v.startsWith('0000');
+
 function make(options: Options): Ajv {
   const ajv = new Ajv({ ...base, ...options });
   addFormats(ajv);
+  ajv.addFormat('date-time', { type: 'string', validate: holdableDateTime, compare: rfc3339.compare });
   addReferenceFormats(ajv);
   return ajv;
 }
