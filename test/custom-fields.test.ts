@@ -227,7 +227,11 @@ describe('PATCH under the field policy', () => {
     const held = await api.patch(`/v1/users/${user.id}`, { custom: { account_no: 'FR7654321' } });
     expect(held.json().custom.account_no).toBe('FR1234567');
     const [pending] = held.json().pending_changes;
-    expect(pending).toMatchObject({ fields: ['custom.account_no'], proposed: { 'custom.account_no': 'FR7654321' } });
+    // The row's pending_changes is kept in the clear: a personal value is named, not copied (before:
+    // the value lay there unsealed until decided, in every backup); the change request holds it sealed.
+    expect(pending).toMatchObject({ fields: ['custom.account_no'], proposed: {} });
+    expect(JSON.stringify((await row(user.id)).pending_changes)).not.toContain('FR7654321');
+    expect((await officer.get(`/v1/change-requests/${pending.id}`)).json().changes).toEqual({ 'custom.account_no': { from: 'FR1234567', to: 'FR7654321' } });
     const approved = await officer.post(`/v1/change-requests/${pending.id}/approve`, { note: 'checked with the provider' });
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.json().changes).toEqual({ 'custom.account_no': { from: 'FR1234567', to: 'FR7654321' } });

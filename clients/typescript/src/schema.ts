@@ -3954,7 +3954,7 @@ export interface components {
             /** @description The change request */
             id: string;
             fields: string[];
-            /** @description Proposed values by dotted field name */
+            /** @description Proposed values by dotted field name; a personal tenant-defined field is named in `fields` only (its value: GET /v1/change-requests/{id}) */
             proposed: {
                 [key: string]: unknown;
             };

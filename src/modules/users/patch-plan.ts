@@ -14,8 +14,11 @@ export interface PatchPlan {
   review: boolean;
   /** The applied fields that caused that review. */
   reviewFields: string[];
-  /** Fields held for approval: proposed values and the values they were proposed against. */
-  approval: { fields: string[]; proposed: JsonObject; base: JsonObject } | null;
+  /**
+   * Fields held for approval: proposed values and the values they were proposed against; `listed`,
+   * when set, the proposed values the row's pending_changes may show (users.service.ts sealPlan).
+   */
+  approval: { fields: string[]; proposed: JsonObject; base: JsonObject; listed?: JsonObject } | null;
 }
 
 const pick = (doc: JsonObject, fields: string[]) => Object.fromEntries(fields.map((f) => [f, valueAt(doc, f)]));

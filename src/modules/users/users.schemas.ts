@@ -192,7 +192,9 @@ const tail = {
     Type.Object({
       id: Id('chg', 'The change request'),
       fields: Type.Array(Type.String()),
-      proposed: Type.Record(Type.String(), Type.Unknown(), { description: 'Proposed values by dotted field name' }),
+      proposed: Type.Record(Type.String(), Type.Unknown(), {
+        description: 'Proposed values by dotted field name; a personal tenant-defined field is named in `fields` only (its value: GET /v1/change-requests/{id})',
+      }),
       requested_at: Type.String({ format: 'date-time' }),
     }, { title: 'PendingChange' }),
     { description: 'Changes held for a compliance officer’s approval' },

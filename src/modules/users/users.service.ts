@@ -34,6 +34,10 @@ export { toUserView } from './user-view.js';
 const fulfilledBy = (row: Pick<UserRow, 'required_actions'>, plan: PatchPlan) =>
   fulfilled(row, { fields: plan.applied ? plan.applied.fields.filter((f) => plan.applied!.current[f] !== null) : [] });
 
+/** Proposed values less those of personal tenant-defined fields (and of fields no definition vouches for). */
+const withoutPersonal = (proposed: JsonObject, defs: CustomFieldDefinitions): JsonObject =>
+  Object.fromEntries(Object.entries(proposed).filter(([f]) => !f.startsWith('custom.') || defs[f.slice('custom.'.length)]?.personal === false));
+
 /** A view whose `custom` is the plain values the caller holds (nothing left to open). */
 /**
  * A view just made (by toUserView), its `custom` set to the plain values. Set in place: a copy with
@@ -127,7 +131,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     if (plan.approval && crId) {
       changes.pending_changes = [
         ...row.pending_changes,
-        { id: crId, fields: plan.approval.fields, proposed: plan.approval.proposed, requested_at: new Date().toISOString() },
+        { id: crId, fields: plan.approval.fields, proposed: plan.approval.listed ?? plan.approval.proposed, requested_at: new Date().toISOString() },
       ];
     }
     const u = await repo.updateAtVersion(tx, actor.tenantId, row.id, row.version, changes);
@@ -157,10 +161,16 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
 
   const getRow = (tenantId: string, id: string) => repo.getOrThrow(db, tenantId, id);
 
-  /** When a patch names `custom`, the columns a plan writes carry its values back in stored form (personal ones sealed). */
+  /**
+   * When a patch names `custom`, the columns a plan writes carry its values back in stored form
+   * (personal ones sealed), and a personal value held for approval is not copied into the row's
+   * `pending_changes` (shown on every read, kept in the clear): the change request keeps it, sealed.
+   */
   function sealPlan(plan: PatchPlan, patch: PatchUserInput, defs: CustomFieldDefinitions, key: DataKey, row: UserViewRow): PatchPlan {
-    if (patch.custom === undefined || !plan.applied) return plan;
-    return { ...plan, applied: { ...plan.applied, next: sealColumns(keyring, key, defs, row.tenant_id, row.id, plan.applied.next) } };
+    if (patch.custom === undefined) return plan;
+    const applied = plan.applied && { ...plan.applied, next: sealColumns(keyring, key, defs, row.tenant_id, row.id, plan.applied.next) };
+    const approval = plan.approval && { ...plan.approval, listed: withoutPersonal(plan.approval.proposed, defs) };
+    return { ...plan, applied, approval };
   }
 
   return {
