@@ -8,7 +8,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { cliActor } from '../modules/audit/actor.js';
-import { formatOf, FORMATS, type Format } from '../modules/imports/formats.js';
+import { checkCsvHeader, formatOf, FORMATS, type Format } from '../modules/imports/formats.js';
 import type { Progress, RowOutcome } from '../modules/imports/imports.service.js';
 import { PROFILE_NAMES } from '../modules/imports/profiles/index.js';
 import { INCLUDES, type Include } from '../modules/exports/exports.service.js';
@@ -71,6 +71,8 @@ export function importCommand(program: Command, cli: CliRunner): void {
       try {
         const format = (opts.format ?? formatOf(file) ?? 'ndjson') as Format;
         if (!FORMATS.includes(format)) throw new Error(`--format takes ${FORMATS.join(', ')}`);
+        // A malformed header refuses the file before a job is opened for it (as POST /v1/imports does).
+        if (format === 'csv') await checkCsvHeader(fs.createReadStream(file));
         const size = fs.statSync(file).size;
         const hash = await sha256(file);
         const report = opts.report ? fs.createWriteStream(opts.report) : null;

@@ -4,6 +4,7 @@
 // of the import.
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { AppError } from '../../http/errors.js';
 
 export const FORMATS = ['ndjson', 'csv', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -13,6 +14,41 @@ export type SourceRecord =
   | { line: number; malformed: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Keys that reach a prototype when code copies or walks an object by name (`out[k] = v`,
+ * `at = at[k]`): `out['__proto__']` is Object.prototype, shared by every tenant's requests. No field
+ * is called so; a CSV header segment with one makes the file malformed (400, before any row), a
+ * record holding one at any depth is a rejected row. What an import builds never takes one.
+ */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Where a parsed record holds a reserved key (`metadata.__proto__`), at any depth; walked with a stack, as a record may nest deeply. */
+export function reservedKeyPath(record: unknown): string | undefined {
+  const stack: Array<[unknown, string]> = [[record, '']];
+  while (stack.length) {
+    const [value, path] = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    for (const [k, v] of Object.entries(value)) {
+      const at = path ? `${path}.${k}` : k;
+      if (RESERVED_KEYS.has(k)) return at;
+      stack.push([v, at]);
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a header that names a reserved key in any segment (`__proto__.x`): the file is malformed, nothing of it is imported. */
+function checkHeader(headers: string[]): void {
+  headers.forEach((h, i) => {
+    const bad = h.split('.').find((p) => RESERVED_KEYS.has(p));
+    if (bad === undefined) return;
+    const message = `names ${bad}, which is no field: rename or remove the column`;
+    throw new AppError(400, 'import.malformed_header', `The CSV header's column ${i + 1} (${h}) ${message}.`, {
+      errors: [{ field: h, code: 'reserved_name', message }],
+    });
+  });
+}
 
 function parseObject(line: number, text: string): SourceRecord {
   try {
@@ -70,6 +106,7 @@ export async function* csv(source: Readable): AsyncGenerator<SourceRecord> {
     fields = [];
     if (!headers) {
       headers = row.map((h) => h.trim());
+      checkHeader(headers);
       return;
     }
     if (row.length === 1 && row[0] === '') return;
@@ -122,6 +159,20 @@ export async function* csv(source: Readable): AsyncGenerator<SourceRecord> {
   else if (field !== '' || fields.length) yield* finish();
 }
 
+/**
+ * Reads the header row alone (and the first record, at most) and throws import.malformed_header as
+ * the reader would: the route and the CLI refuse such a file before they open a job for it.
+ */
+export async function checkCsvHeader(source: Readable): Promise<void> {
+  const records = csv(source);
+  try {
+    await records.next();
+  } finally {
+    await records.return(undefined);
+  }
+}
+
+// The header was checked (checkHeader): no segment is a reserved key, and only own values are walked.
 function csvRecord(headers: string[], row: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   headers.forEach((h, i) => {
@@ -138,7 +189,7 @@ function csvRecord(headers: string[], row: string[]): Record<string, unknown> {
     const path = h.split('.');
     let at = out;
     for (const p of path.slice(0, -1)) {
-      if (!isObject(at[p])) at[p] = {};
+      if (!Object.hasOwn(at, p) || !isObject(at[p])) at[p] = {};
       at = at[p] as Record<string, unknown>;
     }
     at[path.at(-1)!] = value;

@@ -75,6 +75,29 @@ export async function insertUsers(db: Db, tenantId: string, masterKeyId: string,
   return insertBatch(db, [tenantId, JSON.stringify(rows), masterKeyId]);
 }
 
+// What a row's refusal says, by SQLSTATE (never PostgreSQL's own message: it quotes the value, which
+// may be personal data, and import errors are kept in clear).
+const REFUSALS: Record<string, string> = {
+  '22001': 'a text is too long',
+  '22003': 'a number is out of range',
+  '22007': 'a date or time is not valid',
+  '22008': 'a date or time is out of range (years 0001 to 9999)',
+  '22021': 'a text holds bytes that are not UTF-8',
+  '22P02': 'a value is not in a form the database reads (in a text: half of a surrogate pair)',
+  '22P05': 'a text holds a character the database cannot store (NUL)',
+  '23514': 'a value fails a check of the table',
+};
+
+/**
+ * Why PostgreSQL refused a value of the statement (a data error, class 22, or a check violation,
+ * 23514), or undefined when the failure is no row's fault (the connection, a lock, a bug).
+ */
+export function refusedValue(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code !== 'string' || !(code.startsWith('22') || code === '23514')) return undefined;
+  return `${REFUSALS[code] ?? 'a value is not valid'} (SQLSTATE ${code})`;
+}
+
 /** The ids of the users that already hold these external refs. */
 export async function idsByExternalRef(db: Db, tenantId: string, refs: string[]): Promise<Map<string, string>> {
   if (refs.length === 0) return new Map();

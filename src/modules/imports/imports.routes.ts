@@ -11,7 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AUTH_ERRORS, errors, IdParam, ListOf } from '../../http/schemas.js';
 import { AppError } from '../../http/errors.js';
-import type { Format } from './formats.js';
+import { checkCsvHeader, type Format } from './formats.js';
 import type { ImportsService } from './imports.service.js';
 import { ErrorsQuery, ImportError, ImportJobSchema, ImportQuery, ListQuery } from './imports.schemas.js';
 
@@ -76,6 +76,8 @@ export function importRoutes(imports: ImportsService) {
         const body = form ? form.body : (req.body as unknown);
         if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError(400, 'import.empty', 'Send the file as the body, or as the file part of a multipart form.');
         const format = req.query.format ?? form?.format ?? MEDIA[req.mediaType ?? ''] ?? 'ndjson';
+        // A header naming a reserved key is a malformed file: 400 before any job exists.
+        if (format === 'csv') await checkCsvHeader(Readable.from([body]));
         const sha256 = crypto.createHash('sha256').update(body).digest('hex');
         const { job } = await imports.open(req.actor, {
           profile: req.query.profile ?? 'kyclo', format, dryRun: req.query.dry_run, userEvents: req.query.user_events, sourceName: req.query.name ?? form?.name ?? null, sha256,

@@ -14,7 +14,7 @@ import { auditRow, eventRow, recordChange } from '../audit/write-path.js';
 import { PERSONAL_FIELD } from '../events/personal.js';
 import { newRow } from '../users/users.repo.js';
 import { toUserView } from '../users/user-view.js';
-import { readers, FORMATS, type Format, type SourceRecord } from './formats.js';
+import { readers, reservedKeyPath, FORMATS, type Format, type SourceRecord } from './formats.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { checkRow, coerceCsv, type CheckedRow } from './row-check.js';
 import { checkedCreateValues, loadDefinitions } from '../custom-fields/custom-fields.service.js';
@@ -124,16 +124,41 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     });
   }
 
+  /**
+   * The batch in one statement: the users it created, by external_ref. When PostgreSQL refuses a
+   * value in it (a row the checks let through, a date it cannot store), the statement writes nothing,
+   * so the batch is written again row by row, each row its own statement: the rows refused move to
+   * the batch's rejected rows, the others are written. A bad row never stops the import, nor every
+   * resume of it on the same line. Any other failure is the import's own and is thrown.
+   */
+  async function insert(t: string, batch: Pending, input: BatchRow[]): Promise<Map<string, string>> {
+    try {
+      return new Map((await repo.insertUsers(db, t, masterKeyId, input)).map((r) => [r.external_ref, r.id]));
+    } catch (err) {
+      if (repo.refusedValue(err) === undefined) throw err;
+    }
+    const created = new Map<string, string>();
+    const stored: Pending['valid'] = [];
+    for (const [i, one] of input.entries()) {
+      const row = batch.valid[i]!;
+      try {
+        for (const r of await repo.insertUsers(db, t, masterKeyId, [one])) created.set(r.external_ref, r.id);
+        stored.push(row);
+      } catch (err) {
+        const why = repo.refusedValue(err);
+        if (why === undefined) throw err;
+        batch.rejected.push({ line: row.line, errors: [{ field: 'record', code: 'not_storable', message: `the database cannot store this row: ${why}` }] });
+      }
+    }
+    batch.valid = stored;
+    return created;
+  }
+
   /** Writes one batch's users (nothing in a dry run); answers each row's outcome. */
   async function write(actor: Actor, job: ImportJobRow, batch: Pending, defs: CustomFieldDefinitions): Promise<RowOutcome[]> {
     const t = actor.tenantId;
+    const created = !job.dry_run && batch.valid.length ? await insert(t, batch, batchRows(actor, job, batch.valid, defs)) : new Map<string, string>();
     const refs = batch.valid.map((v) => v.row.external_ref);
-    let created = new Map<string, string>();
-    if (!job.dry_run && batch.valid.length) {
-      const input = batchRows(actor, job, batch.valid, defs);
-      const rows = await repo.insertUsers(db, t, masterKeyId, input);
-      created = new Map(rows.map((r) => [r.external_ref, r.id]));
-    }
     const others = refs.filter((r) => !created.has(r));
     const existingIds = await repo.idsByExternalRef(db, t, others);
     const outcomes: RowOutcome[] = [];
@@ -165,6 +190,12 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     batch.lastLine = rec.line;
     if ('malformed' in rec) {
       batch.rejected.push({ line: rec.line, errors: [{ field: 'record', code: 'malformed', message: rec.malformed }] });
+      return;
+    }
+    // Before any profile copies the record's keys into objects of its own (user[k] = v).
+    const reserved = reservedKeyPath(rec.record);
+    if (reserved !== undefined) {
+      batch.rejected.push({ line: rec.line, errors: [{ field: reserved, code: 'reserved_name', message: 'no field is called __proto__, constructor or prototype' }] });
       return;
     }
     const profile = PROFILES[job.profile]!;

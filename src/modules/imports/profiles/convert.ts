@@ -4,6 +4,7 @@
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import { isCountry } from '../../reference/enumerations.js';
 import { present } from './profile.js';
+import { RESERVED_KEYS } from '../formats.js';
 
 /** A vendor's number as E.164: as written when it already is one, else read in the user's country. */
 export function toE164(value: unknown, country: string | undefined): string | undefined {
@@ -123,7 +124,8 @@ export function mapping(profile: string, record: Record<string, unknown>) {
     },
     finish(sourceId: string | null) {
       for (const [k, v] of Object.entries(record)) {
-        if (taken.has(k) || !present(v)) continue;
+        // A reserved key never gets here (the import rejects its row first); never copied, should one.
+        if (taken.has(k) || !present(v) || RESERVED_KEYS.has(k)) continue;
         kept[k] = v;
         moved[k] = `metadata.${profile}.${k}`;
       }

@@ -3,6 +3,7 @@
 // (status, kyc, created_at) are the imported state here; the rest is the create body.
 import type { ImportProfile, MappedRow } from './profile.js';
 import { present } from './profile.js';
+import { RESERVED_KEYS } from '../formats.js';
 
 // A user object's fields that are the record's own bookkeeping, not something to import.
 // (pending changes are proposals of the source's officers; a legal hold, a risk rating and required
@@ -22,7 +23,8 @@ export const kycloProfile: ImportProfile = {
     const user: Record<string, unknown> = {};
     const problems: MappedRow['problems'] = [];
     for (const [k, v] of Object.entries(rest)) {
-      if (DROPPED.has(k) || v === null) continue;
+      // A reserved key never gets here (the import rejects its row first); never copied, should one.
+      if (DROPPED.has(k) || v === null || RESERVED_KEYS.has(k)) continue;
       // An exported identifier number is masked (*****1234): it is not the number, so it is left out.
       if (k === 'tax_number' && typeof v === 'string' && v.startsWith('*')) continue;
       user[k] = v;
