@@ -7,13 +7,32 @@ import { UsersPage } from './pages/Users';
 import { UserPage } from './pages/User';
 import { ReviewsPage } from './pages/Reviews';
 import { OperationsPage } from './pages/Operations';
-import { Loading } from './ui';
+import { Loading, ProblemBox } from './ui';
 
 export function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
+  // A resume that failed for another reason than a refused key: shown, with the key still kept.
+  const [unreachable, setUnreachable] = useState<unknown>(null);
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
-    resume().then(setSession, () => setSession(null));
-  }, []);
+    resume().then(setSession, (err: unknown) => setUnreachable(err ?? new Error('The session could not be resumed.')));
+  }, [attempt]);
+  if (unreachable) {
+    return (
+      <ResumeFailed
+        error={unreachable}
+        onRetry={() => {
+          setUnreachable(null);
+          setAttempt((a) => a + 1);
+        }}
+        onSignOut={() => {
+          signOut();
+          setUnreachable(null);
+          setSession(null);
+        }}
+      />
+    );
+  }
   if (session === undefined) return <Loading what="Opening the console" />;
   if (!session) return <SignIn onSignedIn={setSession} />;
   return (
@@ -25,6 +44,27 @@ export function App() {
         navigate('/', { replace: true });
       }}
     />
+  );
+}
+
+/** The key was not refused, the check failed (rate limited, server unavailable, network): try again. */
+function ResumeFailed({ error, onRetry, onSignOut }: { error: unknown; onRetry: () => void; onSignOut: () => void }) {
+  return (
+    <main id="main" className="signin">
+      <h1>Kyclo console</h1>
+      <div className="card">
+        <p>This tab’s session could not be resumed just now. The key was not refused, so it is kept: try again in a moment.</p>
+        <ProblemBox error={error} />
+        <div className="buttons">
+          <button type="button" autoFocus onClick={onRetry}>
+            Try again
+          </button>
+          <button type="button" className="secondary" onClick={onSignOut}>
+            Sign in with another key
+          </button>
+        </div>
+      </div>
+    </main>
   );
 }
 

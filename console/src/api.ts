@@ -23,14 +23,22 @@ export async function signIn(apiKey: string): Promise<Session> {
   return sessionOf(client, me);
 }
 
+/**
+ * The session this tab signed in, checked again against GET /v1/me. The key is forgotten only when
+ * the server refuses it (401, 403); any other failure (a 429, a 503, no network) is thrown with the
+ * key kept, so the operator can try again instead of pasting the key anew.
+ */
 export async function resume(): Promise<Session | null> {
   const key = sessionStorage.getItem(STORAGE_KEY);
   if (!key) return null;
   try {
     return await signIn(key);
-  } catch {
-    sessionStorage.removeItem(STORAGE_KEY);
-    return null;
+  } catch (err) {
+    if (err instanceof KycloProblem && (err.status === 401 || err.status === 403)) {
+      sessionStorage.removeItem(STORAGE_KEY);
+      return null;
+    }
+    throw err;
   }
 }
 

@@ -26,13 +26,16 @@ export function useConfirmed(session: Session, userId: string) {
   return { error, busy, after, run };
 }
 
-/** The foot of a confirm form: the problem, if any, then submit (named by what it does) and Cancel. */
-export function ConfirmButtons({ error, busy, label, danger, onCancel }: { error: unknown; busy: boolean; label: string; danger?: boolean; onCancel: () => void }) {
+/**
+ * The foot of a confirm form: the problem, if any, then submit (named by what it does) and Cancel.
+ * `disabled` holds the submit back while the form lacks what the write needs (a typed reason).
+ */
+export function ConfirmButtons({ error, busy, label, danger, disabled, onCancel }: { error: unknown; busy: boolean; label: string; danger?: boolean; disabled?: boolean; onCancel: () => void }) {
   return (
     <>
       <ProblemBox error={error} />
       <div className="buttons">
-        <button type="submit" className={danger ? 'danger' : undefined} disabled={busy}>
+        <button type="submit" className={danger ? 'danger' : undefined} disabled={busy || disabled}>
           {busy ? 'Working…' : label}
         </button>
         <button type="button" className="secondary" onClick={onCancel}>

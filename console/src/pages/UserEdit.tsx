@@ -9,6 +9,9 @@ import { ProblemBox, Section, useLoad } from '../ui';
 const INDIVIDUAL = ['title', 'first_name', 'middle_name', 'last_name', 'maiden_name', 'preferred_name', 'gender', 'date_of_birth', 'place_of_birth', 'birth_country', 'nationality', 'email', 'phone', 'occupation', 'employment_type', 'income_range', 'source_of_funds', 'tax_residence', 'tax_number', 'language', 'timezone'];
 const BUSINESS = ['legal_name', 'registration_number', 'vat_number', 'incorporation_date', 'legal_form', 'website', 'employees_range', 'monthly_transactions', 'transaction_frequency', 'sector', 'email', 'phone'];
 const ADDRESS = ['line1', 'line2', 'line3', 'city', 'state', 'postcode'].map((k) => `address.${k}`);
+// The form's fields the API takes as integers (users.schemas.ts): sent as numbers, since the API does
+// not coerce a JSON body and refuses "2500" for 2500.
+const INTEGERS = new Set(['monthly_transactions']);
 
 const OUTCOME_TEXT: Record<string, string> = {
   allow: 'applies',
@@ -26,6 +29,14 @@ export function valueOf(u: User, field: string): string {
   return v === null || v === undefined ? '' : String(v);
 }
 
+/** An input as the API takes it: '' clears (null); an integer field's digits become a number. */
+function typed(field: string, text: string): unknown {
+  if (text === '') return null;
+  // Anything else is sent as typed, so the dry run shows the server's problem naming the field.
+  if (INTEGERS.has(field) && /^-?\d+$/.test(text)) return Number(text);
+  return text;
+}
+
 /** The merge patch of the fields whose input differs from the user: '' clears a field. */
 function patchOf(u: User, form: FormData): UserPatch {
   const patch: Record<string, unknown> = {};
@@ -33,8 +44,8 @@ function patchOf(u: User, form: FormData): UserPatch {
     const next = String(form.get(field) ?? '').trim();
     if (next === valueOf(u, field)) continue;
     const [a, b] = field.split('.') as [string, string | undefined];
-    if (b) patch[a] = { ...((patch[a] as object) ?? {}), [b]: next || null };
-    else patch[a] = next || null;
+    if (b) patch[a] = { ...((patch[a] as object) ?? {}), [b]: typed(field, next) };
+    else patch[a] = typed(field, next);
   }
   return patch as UserPatch;
 }
@@ -137,7 +148,7 @@ function EditForm({ session, user, onDone }: { session: Session; user: User; onD
         {fieldsOf(user).map((f) => (
           <div className="field" key={f}>
             <label htmlFor={`edit-${f}`}>{f}</label>
-            <input id={`edit-${f}`} name={f} defaultValue={valueOf(user, f)} />
+            <input id={`edit-${f}`} name={f} defaultValue={valueOf(user, f)} inputMode={INTEGERS.has(f) ? 'numeric' : undefined} />
           </div>
         ))}
       </div>
