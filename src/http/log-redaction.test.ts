@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { lazyRequestLogger } from './log-redaction.js';
+import { errWithoutData, lazyRequestLogger, REDACTED } from './log-redaction.js';
 
 function capture(level: string) {
   const lines: Array<Record<string, unknown>> = [];
@@ -51,5 +51,22 @@ describe('lazyRequestLogger', () => {
     const child = lazyRequestLogger(c.logger, { reqId: 'req_4' }, { level: 'warn' }).child({ part: 'upload' });
     child.warn('nested');
     expect(c.lines.at(-1)).toMatchObject({ reqId: 'req_4', part: 'upload', msg: 'nested' });
+  });
+});
+
+// PostgreSQL quotes the value it refused in a data error's message (and so in the stack that
+// repeats it): an error logged must not carry a request's values.
+describe('errWithoutData', () => {
+  it("redacts the quoted values of a data error's message and stack, and drops the fields that quote the statement", () => {
+    const err = Object.assign(new Error('invalid input syntax for type timestamp with time zone: "jane@example.com"'), {
+      code: '22007', where: 'jane', detail: 'Jane Doe', query: 'select $1', parameters: ['jane@example.com'],
+    });
+    const out = errWithoutData(err);
+    expect(JSON.stringify(out)).not.toMatch(/jane/i);
+    expect(out.message).toBe(`invalid input syntax for type timestamp with time zone: "${REDACTED}"`);
+    expect(String(out.stack)).toContain(`"${REDACTED}"`);
+    // Another error keeps its message: it quotes no value of the request.
+    const lock = Object.assign(new Error('relation "users" does not exist'), { code: '42P01' });
+    expect(errWithoutData(lock).message).toBe('relation "users" does not exist');
   });
 });

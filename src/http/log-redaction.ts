@@ -38,10 +38,19 @@ const SECRET_HEADERS = ['authorization', 'cookie', 'x-api-key', 'proxy-authoriza
 // jsonb value quotes the JSON text in `where`): an error logged must not carry a request's values.
 const DATA_BEARING_ERROR_FIELDS = ['where', 'detail', 'internalQuery', 'query', 'parameters'];
 
-/** pino's error serializer, less the fields in which the database quotes values. */
+/** A quoted value in a database error's text: `invalid input syntax for type uuid: "…"`. */
+const QUOTED = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * pino's error serializer, less the fields in which the database quotes values; and a data error's
+ * (class 22) own message, and the stack that repeats it, with its quoted values redacted.
+ */
 export function errWithoutData(err: Error): Record<string, unknown> {
   const out = stdSerializers.err(err) as unknown as Record<string, unknown>;
   for (const f of DATA_BEARING_ERROR_FIELDS) delete out[f];
+  if (typeof out.code === 'string' && out.code.startsWith('22')) {
+    for (const f of ['message', 'stack']) if (typeof out[f] === 'string') out[f] = (out[f] as string).replace(QUOTED, `"${REDACTED}"`);
+  }
   return out;
 }
 
