@@ -53,12 +53,13 @@ describe('ultimate ownership', () => {
         { user_id: ana, percent: 40, paths: [[biz, ana], [biz, holding, ana]].sort() },
         { user_id: ben, percent: 19.75, paths: [[biz, holding, ben]] },
       ],
+      truncated: false,
     });
     // A business with no recorded owner above it is itself an ultimate owner.
     const top = await company();
     await owns(holding, top, 0.5);
     expect((await api.get(`/v1/users/${biz}/ownership`)).json().owners).toContainEqual({ user_id: top, percent: 0.25, paths: [[biz, holding, top]] });
-    expect((await api.get(`/v1/users/${ana}/ownership`)).json()).toEqual({ user_id: ana, owners: [] });
+    expect((await api.get(`/v1/users/${ana}/ownership`)).json()).toEqual({ user_id: ana, owners: [], truncated: false });
   });
 });
 

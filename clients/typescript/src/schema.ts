@@ -353,7 +353,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Ultimate owners through chains of businesses, with multiplied percentages and every path */
+        /** Ultimate owners through chains of businesses, with multiplied percentages and their chains */
         get: operations["getOwnership"];
         put?: never;
         post?: never;
@@ -7815,7 +7815,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK: ultimate owners through chains of businesses, with multiplied percentages and every path */
+            /** @description OK: ultimate owners through chains of businesses, with multiplied percentages and their chains */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -7829,11 +7829,15 @@ export interface operations {
                         owners: {
                             /** @description An ultimate owner: no current owner above it */
                             user_id: string;
-                            /** @description Ultimate ownership: percentages multiplied along each chain, summed over chains */
+                            /** @description Ultimate ownership: percentages multiplied along each chain, summed over every chain */
                             percent: number;
-                            /** @description Each chain, from the business to the owner */
+                            /** @description Each chain, from the business to the owner, in path order; when more than 20 chains reach the owner, the 20 strongest */
                             paths: string[][];
+                            /** @description Only when more than 20 chains reach the owner: how many (percent counts them all) */
+                            path_count?: number;
                         }[];
+                        /** @description True when a chain goes on past 32 links: the owners above that depth are not counted, and the percentages are a lower bound */
+                        truncated: boolean;
                     };
                 };
             };

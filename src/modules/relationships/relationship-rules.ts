@@ -35,6 +35,14 @@ export const TYPE_RULES: Record<RelationshipType, TypeRule> = {
 /** Relationship types whose percentages are ownership (summed per business, multiplied along chains). */
 export const OWNERSHIP_TYPES = RELATIONSHIP_TYPES.filter((t) => TYPE_RULES[t].ownership);
 
+/**
+ * Bounds of the ownership walk (capability checks, GET /ownership): links followed above a user
+ * (the walk's work is at most this × the relationships above the user), and chains listed per
+ * ultimate owner — the strongest ones, with `path_count` saying how many there are.
+ */
+export const MAX_CHAIN_DEPTH = 32;
+export const MAX_PATHS_PER_OWNER = 20;
+
 export interface RuleError {
   field: string;
   code: string;

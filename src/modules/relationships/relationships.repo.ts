@@ -6,9 +6,12 @@
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
 import { prepared } from '../../db/prepared.js';
-import { OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
+import { MAX_CHAIN_DEPTH, MAX_PATHS_PER_OWNER, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
 
-const OWNERSHIP = sql.raw(OWNERSHIP_TYPES.map((t) => `'${t}'`).join(','));
+const OWN = OWNERSHIP_TYPES.map((t) => `'${t}'`).join(',');
+const OWNERSHIP = sql.raw(OWN);
+/** Only a corrupted (cyclic) graph could make the cycle check's path longer than its users. */
+const MAX_CYCLE_PATH = 10_000;
 
 export interface RelationshipRow {
   tenant_id: string;
@@ -39,18 +42,34 @@ export async function lockGraph(tx: Tx, tenantId: string): Promise<void> {
  * Would `related` becoming an owner (or parent) of `holder` close a cycle? It would if `holder`
  * already sits above `related` in that graph: walk upwards from `related` and look for `holder`.
  * Answers the existing path [related, …, holder], or null.
+ *
+ * Linear in the relationships above `related`: the walk collects the set of users reached (UNION,
+ * each user once), never the paths to them — a lattice of businesses has 2^depth paths but only
+ * 2 × depth users. When `holder` was reached, one path back to `related` is rebuilt a link at a
+ * time, each step to the smallest reached user the current one is above (in an acyclic graph every
+ * reached user but `related` has one, and the steps cannot loop; the bound only guards a corrupted graph).
  */
 export async function pathUp(tx: Tx, tenantId: string, from: string, to: string, types: readonly string[]): Promise<string[] | null> {
   const { rows } = await sql<{ path: string[] }>`
-    with recursive up(id, path) as (
-      select ${from}::text, array[${from}::text]
+    with recursive reached(id) as (
+      select ${from}::text
+      union
+      select r.related_user_id
+        from reached join relationships r on r.tenant_id = ${tenantId} and r.user_id = reached.id and r.ended_at is null
+                                         and r.type = any(${[...types]}::text[])
+    ),
+    back(id, path) as (
+      select id, array[id] from reached where id = ${to}
       union all
-      select r.related_user_id, up.path || r.related_user_id
-        from up join relationships r on r.tenant_id = ${tenantId} and r.user_id = up.id and r.ended_at is null
-                                    and r.type = any(${[...types]}::text[])
-       where not r.related_user_id = any(up.path) and cardinality(up.path) < 64
+      select step.id, step.id || back.path
+        from back, lateral (
+          select min(r.user_id) as id
+            from relationships r join reached on reached.id = r.user_id
+           where r.tenant_id = ${tenantId} and r.related_user_id = back.id and r.ended_at is null and r.type = any(${[...types]}::text[])
+        ) step
+       where back.id <> ${from} and step.id is not null and cardinality(back.path) <= ${MAX_CYCLE_PATH}
     )
-    select path from up where id = ${to} limit 1`.execute(tx);
+    select path from back where id = ${from} limit 1`.execute(tx);
   return rows[0]?.path ?? null;
 }
 
@@ -127,54 +146,125 @@ export async function list(db: Db, tenantId: string, userId: string, f: { includ
 }
 
 /**
- * Everyone above a user through current relationships: the ownership chains (percentages multiplied
- * along each path, summed over paths) and the parties with a direct controlling relationship.
- * One row per (party, path). Cycles are refused on write; the path check and the depth bound only
- * keep a corrupted graph from looping.
+ * Everyone above a user through current relationships, walked a level at a time: level 1 is the
+ * user's direct owners and controllers, level d + 1 the owners of level d's parties. Each level is
+ * one row holding its parties, aggregated per party as the level is built — so the work is at most
+ * MAX_CHAIN_DEPTH × `keep` × the relationships above the user, whatever the number of paths (a recursive
+ * CTE cannot aggregate in its recursive term, but a LATERAL subquery over the level's row can).
+ * Per party and level: `f` the ownership reached at that distance (percentages multiplied along
+ * each path, summed over paths), `n` the number of ownership paths, `c` direct control, and `top`
+ * the `keep` strongest paths ({f, p}, by fraction, then path) — the strongest paths of a level
+ * extend the strongest of the level below, so they are exact. Summed over levels this is what
+ * enumerating every path gives, without enumerating them. Cycles are refused on write; the depth
+ * bound keeps a corrupted graph from looping. Paths of equal strength order as text[] would (jsonb
+ * arrays of one length compare element-wise, with the same collation).
  */
-export const chainSql = (tenantParam: string, userParam: string) => `
-  with recursive chain(party, fraction, path, control) as (
-    select r.related_user_id, coalesce(r.ownership_percent, 0) / 100, array[r.user_id, r.related_user_id], r.control
-      from relationships r
-     where r.tenant_id = ${tenantParam} and r.user_id = ${userParam} and r.ended_at is null
-       and (r.type in (${OWNERSHIP_TYPES.map((t) => `'${t}'`).join(',')}) or r.control)
+const walkSql = (t: string, u: string, keep: number) => `
+  with recursive walk(depth, frontier) as (
+    select 1, x.frontier
+      from (select jsonb_agg(jsonb_build_object('id', d.id, 'f', d.f, 'n', d.n, 'c', d.c, 'top', d.top)) as frontier
+              from (select r.related_user_id as id, sum(coalesce(r.ownership_percent, 0)) / 100 as f, count(r.ownership_percent) as n,
+                           bool_or(r.control) as c,
+                           jsonb_path_query_array(jsonb_agg(jsonb_build_object('f', coalesce(r.ownership_percent, 0) / 100, 'p', jsonb_build_array(r.user_id, r.related_user_id))
+                                                  order by r.ownership_percent desc nulls last), '$[0 to ${keep - 1}]') as top
+                      from relationships r
+                     where r.tenant_id = ${t} and r.user_id = ${u} and r.ended_at is null and (r.type in (${OWN}) or r.control)
+                     group by r.related_user_id) d) x
+     where x.frontier is not null
     union all
-    select r.related_user_id, c.fraction * r.ownership_percent / 100, c.path || r.related_user_id, false
-      from chain c join relationships r on r.tenant_id = ${tenantParam} and r.user_id = c.party and r.ended_at is null
-                                     and r.type in (${OWNERSHIP_TYPES.map((t) => `'${t}'`).join(',')}) and r.ownership_percent is not null
-     where c.fraction > 0 and not r.related_user_id = any(c.path) and cardinality(c.path) < 32
+    select w.depth + 1, nxt.frontier
+      from walk w, lateral (
+        select jsonb_agg(jsonb_build_object('id', q.id, 'f', q.f, 'n', q.n, 'c', false, 'top', q.top)) as frontier
+          from (select c.id, sum(c.f) as f, sum(c.n) as n,
+                       jsonb_path_query_array(jsonb_agg(jsonb_build_object('f', c.tf, 'p', c.tp) order by c.tf desc, c.tp), '$[0 to ${keep - 1}]') as top
+                  from (select r.related_user_id as id,
+                               -- every edge counts once (its first top path), every top path is a candidate
+                               case when t.i = 1 then e.f * r.ownership_percent / 100 else 0 end as f,
+                               case when t.i = 1 then e.n else 0 end as n,
+                               (t.v ->> 'f')::numeric * r.ownership_percent / 100 as tf,
+                               (t.v -> 'p') || to_jsonb(r.related_user_id) as tp
+                          from jsonb_to_recordset(w.frontier) as e(id text, f numeric, n numeric, top jsonb)
+                          -- an index lookup per party: a plain join (or a lateral subquery without the offset 0 fence,
+                          -- which the planner flattens into one) is planned as a scan of all the tenant's relationships
+                          cross join lateral (select r.related_user_id, r.ownership_percent from relationships r
+                                               where r.tenant_id = ${t} and r.user_id = e.id and r.ended_at is null
+                                                 and r.type in (${OWN}) and r.ownership_percent is not null offset 0) r
+                          cross join lateral jsonb_array_elements(e.top) with ordinality as t(v, i)
+                         where e.f > 0) c
+                 group by c.id) q
+      ) nxt
+     where w.depth < ${MAX_CHAIN_DEPTH} and nxt.frontier is not null
   )`;
+
+/** A path of `top` as text[], to order paths of different lengths as text[] orders them. */
+const pathKey = (p: string) => `array(select jsonb_array_elements_text(${p}))`;
 
 /**
  * What a capability check reads, in one round trip: the user's state, the tenant's capability and
  * propagation overrides, and every related party above the user that is not active (ownership chains
- * multiplied, direct control). Read from the live statuses on every check: a related party's
- * suspension holds the user from the moment it commits, with no write to the user and nothing to go
- * stale. Exported as text so the bench's capabilities baseline runs the very same statement.
+ * multiplied, direct control, and each party's strongest path). Read from the live statuses on every
+ * check: a related party's suspension holds the user from the moment it commits, with no write to the
+ * user and nothing to go stale. Exported as text so the bench's capabilities baseline runs the very
+ * same statement.
  */
 export const CAPABILITY_INPUTS_SQL = `select u.status, u.kyc_status, u.risk ->> 'rating' as risk_rating, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
-          (${chainSql('$1', '$2')}
-           select coalesce(json_agg(json_build_object('user_id', p.party, 'status', p.status, 'ownership_percent', p.percent,
-                                                      'control', p.control, 'path', p.path) order by p.party), '[]'::json)
-             from (select c.party, o.status, round(sum(c.fraction) * 100, 4)::float8 as percent, bool_or(c.control) as control,
-                          (array_agg(to_jsonb(c.path) order by c.fraction desc, c.path))[1] as path
-                     from chain c join users o on o.tenant_id = $1 and o.id = c.party
-                    where o.status <> 'active'
-                    group by c.party, o.status) p) as parties
+          (${walkSql('$1', '$2', 1)}
+           select coalesce(json_agg(json_build_object('user_id', a.party, 'status', o.status, 'ownership_percent', a.percent,
+                                                      'control', a.control, 'path', a.path) order by a.party), '[]'::json)
+             from (select e.id as party, round(sum(e.f) * 100, 4)::float8 as percent, bool_or(e.c) as control,
+                          (array_agg(e.top -> 0 -> 'p' order by (e.top -> 0 ->> 'f')::numeric desc, ${pathKey("e.top -> 0 -> 'p'")}))[1] as path
+                     from walk w cross join lateral jsonb_to_recordset(w.frontier) as e(id text, f numeric, c boolean, top jsonb)
+                    group by e.id) a
+             -- one index lookup per party, never a scan of the tenant's users (offset 0: not flattened into a join)
+             cross join lateral (select o.status from users o where o.tenant_id = $1 and o.id = a.party and o.status <> 'active' offset 0) o) as parties
      from users u join tenants t on t.id = u.tenant_id
     where u.tenant_id = $1 and u.id = $2`;
 
-/** Ultimate owners: the chain's ends (no current owner above them), with every path that reaches them. */
-const owners = prepared<{ user_id: string; percent: number; paths: string[][] }>(
+export interface UltimateOwner {
+  user_id: string;
+  percent: number;
+  paths: string[][];
+  /** Only when more chains reach the owner than `paths` lists (the strongest MAX_PATHS_PER_OWNER): how many. */
+  path_count?: number;
+}
+
+/**
+ * Ultimate owners: the chains' ends (no current owner above them), with their percent summed over
+ * every chain and their chains in path order — the strongest MAX_PATHS_PER_OWNER when there are more,
+ * with `path_count` saying how many; `truncated` when some chain goes on past MAX_CHAIN_DEPTH links
+ * (its owners above are then not counted). An ordinary structure's answer is as it always was.
+ */
+const owners = prepared<{ owners: UltimateOwner[]; truncated: boolean }>(
   'relationships_ultimate_owners',
-  `${chainSql('$1', '$2')}
-   select c.party as user_id, round(sum(c.fraction) * 100, 4)::float8 as percent, json_agg(c.path order by c.path) as paths
-     from chain c
-    where c.fraction > 0
-      and not exists (select 1 from relationships r where r.tenant_id = $1 and r.user_id = c.party and r.ended_at is null
-                         and r.type in (${OWNERSHIP_TYPES.map((t) => `'${t}'`).join(',')}) and r.ownership_percent is not null)
-    group by c.party
-    order by percent desc, c.party`,
+  `${walkSql('$1', '$2', MAX_PATHS_PER_OWNER)},
+   reached as (
+     select w.depth, e.id, e.f, e.n, e.top from walk w cross join lateral jsonb_to_recordset(w.frontier) as e(id text, f numeric, n numeric, top jsonb)
+   ),
+   ultimate as (
+     select e.id as user_id, round(sum(e.f) * 100, 4)::float8 as percent, sum(e.n)::float8 as path_count,
+            (select coalesce(json_agg(s.p order by s.k), '[]'::json)
+               from (select c.value -> 'p' as p, ${pathKey("c.value -> 'p'")} as k
+                       from jsonb_array_elements(jsonb_path_query_array(jsonb_agg(e.top), '$[*][*] ? (@.f > 0)')) as c
+                      order by (c.value ->> 'f')::numeric desc, k
+                      limit ${MAX_PATHS_PER_OWNER}) s) as paths
+       from reached e
+      group by e.id
+      -- no current owner above: one index probe per party (a NOT EXISTS becomes an anti join over
+      -- all the tenant's relationships)
+     having sum(e.f) > 0
+        and (select r.id from relationships r where r.tenant_id = $1 and r.user_id = e.id and r.ended_at is null
+                and r.type in (${OWN}) and r.ownership_percent is not null limit 1) is null
+   )
+   select coalesce((select json_agg(json_build_object('user_id', o.user_id, 'percent', o.percent, 'paths', o.paths)::jsonb
+                                     || case when o.path_count > ${MAX_PATHS_PER_OWNER} then jsonb_build_object('path_count', o.path_count) else '{}' end
+                                   order by o.percent desc, o.user_id)
+                      from ultimate o), '[]'::json) as owners,
+          exists (select 1 from reached e join relationships r on r.tenant_id = $1 and r.user_id = e.id and r.ended_at is null
+                                             and r.type in (${OWN}) and r.ownership_percent is not null
+                   where e.depth = ${MAX_CHAIN_DEPTH} and e.f > 0) as truncated`,
 );
 
-export const ultimateOwners = (db: Db, tenantId: string, userId: string) => owners(db, [tenantId, userId]);
+export async function ultimateOwners(db: Db, tenantId: string, userId: string) {
+  const [row] = await owners(db, [tenantId, userId]);
+  return row!;
+}

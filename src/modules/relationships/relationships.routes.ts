@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AUTH_ERRORS, Cursor, errors, IdParam, Limit, ListOf, Nullable, Text, Token } from '../../http/schemas.js';
-import { RELATIONSHIP_TYPES } from './relationship-rules.js';
+import { MAX_CHAIN_DEPTH, MAX_PATHS_PER_OWNER, RELATIONSHIP_TYPES } from './relationship-rules.js';
 import type { RelationshipsService } from './relationships.service.js';
 
 const tags = ['Relationships'];
@@ -49,9 +49,15 @@ const Owners = Type.Object({
   user_id: Type.String(),
   owners: Type.Array(Type.Object({
     user_id: Type.String({ description: 'An ultimate owner: no current owner above it' }),
-    percent: Type.Number({ description: 'Ultimate ownership: percentages multiplied along each chain, summed over chains' }),
-    paths: Type.Array(Type.Array(Type.String()), { description: 'Each chain, from the business to the owner' }),
+    percent: Type.Number({ description: 'Ultimate ownership: percentages multiplied along each chain, summed over every chain' }),
+    paths: Type.Array(Type.Array(Type.String()), {
+      description: `Each chain, from the business to the owner, in path order; when more than ${MAX_PATHS_PER_OWNER} chains reach the owner, the ${MAX_PATHS_PER_OWNER} strongest`,
+    }),
+    path_count: Type.Optional(Type.Integer({ description: `Only when more than ${MAX_PATHS_PER_OWNER} chains reach the owner: how many (percent counts them all)` })),
   })),
+  truncated: Type.Boolean({
+    description: `True when a chain goes on past ${MAX_CHAIN_DEPTH} links: the owners above that depth are not counted, and the percentages are a lower bound`,
+  }),
 });
 
 const RULES =
@@ -126,7 +132,7 @@ export function relationshipRoutes(service: RelationshipsService) {
       schema: {
         operationId: 'getOwnership',
         tags,
-        summary: 'Ultimate owners through chains of businesses, with multiplied percentages and every path',
+        summary: 'Ultimate owners through chains of businesses, with multiplied percentages and their chains',
         params: IdParam('usr'),
         response: { 200: Owners, ...errors(...AUTH_ERRORS, 404) },
       },

@@ -18,6 +18,8 @@ import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
+import { checkMergedBounds } from '../users/bounds.js';
+import type { JsonObject } from '../users/merge-patch.js';
 import { checkShape, TYPE_RULES, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
 import * as repo from './relationships.repo.js';
 import type { RelationshipRow } from './relationships.repo.js';
@@ -144,9 +146,14 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
 
   /** Holds the change as a change request on the field `relationships`, exactly like a PATCH's approval fields. */
   async function requestApproval(tx: Tx, actor: Actor, holder: UserRow, proposal: Proposal, from: unknown) {
+    // The same bounds as a PATCH's change request (at most MAX_PENDING_CHANGES pending, their
+    // proposals within PENDING_CHANGES_MAX_BYTES), checked by the same function on what would be
+    // stored: 422 user.value_too_large, nothing written.
+    const proposed: JsonObject = { [FIELD]: proposal };
+    checkMergedBounds(holder, { decisions: [], denied: [], applied: null, review: false, reviewFields: [], approval: { fields: [FIELD], proposed, base: {} } });
     const crId = newId('chg');
     await users.updateAtVersion(tx, actor.tenantId, holder.id, holder.version, {
-      pending_changes: [...holder.pending_changes, { id: crId, fields: [FIELD], proposed: { [FIELD]: proposal }, requested_at: new Date().toISOString() }],
+      pending_changes: [...holder.pending_changes, { id: crId, fields: [FIELD], proposed, requested_at: new Date().toISOString() }],
     });
     await changeRequests.insert(tx, {
       tenant_id: actor.tenantId, id: crId, user_id: holder.id, fields: [FIELD],
@@ -247,7 +254,8 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
 
     async ownership(actor: Actor, userId: string) {
       await users.getOrThrow(db, actor.tenantId, userId);
-      return { user_id: userId, owners: await repo.ultimateOwners(db, actor.tenantId, userId) };
+      const { owners, truncated } = await repo.ultimateOwners(db, actor.tenantId, userId);
+      return { user_id: userId, owners, truncated };
     },
   };
 }
