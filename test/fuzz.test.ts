@@ -179,10 +179,11 @@ beforeAll(async () => {
 });
 
 // RFC 3339 allows a leap second and ajv-formats year 0000; `Date` cannot parse the one (its
-// toISOString() threw: a 500 on these two routes) and PostgreSQL refuses the other. Both are 400s
-// naming the field, in bodies and in query strings, and nothing is written.
+// toISOString() threw: a 500 on these two routes) and PostgreSQL refuses the other; an offset can
+// move a time out of years 0001–9999 in UTC (stored as `+010000-…`, which the API's own contract
+// refuses). All are 400s naming the field, in bodies and in query strings, and nothing is written.
 describe('date-times a service cannot hold', () => {
-  it.each(['2030-06-30T23:59:60Z', '0000-01-01T00:00:00Z'])('%s is a 400 naming the field, in a body and in a query string', async (instant) => {
+  it.each(['2030-06-30T23:59:60Z', '0000-01-01T00:00:00Z', '9999-12-31T23:30:00-01:00', '0001-01-01T00:00:00+01:00'])('%s is a 400 naming the field, in a body and in a query string', async (instant) => {
     const id = (await api.post('/v1/users', individual())).json().id as string;
     const action = await api.post(`/v1/users/${id}/required-actions`, { code: 'other', due_at: instant });
     expect(action.statusCode, action.body).toBe(400);

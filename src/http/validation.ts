@@ -5,6 +5,7 @@ import { Ajv, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { FastifySchemaCompiler } from 'fastify';
+import { isHoldableInstant } from '../lib/instants.js';
 
 import { isCountry } from '../modules/reference/enumerations.js';
 import { isPhone, isTimeZone } from '../modules/reference/validate.js';
@@ -34,11 +35,10 @@ const base: Options = {
 const rfc3339 = fullFormats['date-time'] as { validate: (v: string) => boolean; compare: (a: string, b: string) => number | undefined };
 
 /**
- * A date-time that JavaScript and PostgreSQL can both hold. RFC 3339 allows a leap second
- * (…T23:59:60Z), which `Date` cannot parse (`toISOString()` then threw: a 500), and ajv-formats
- * allows year 0000, which PostgreSQL refuses.
+ * A date-time that JavaScript and PostgreSQL can both hold (lib/instants.ts): before, a leap second
+ * passed and `toISOString()` threw (a 500), and year 0000 was stored.
  */
-const holdableDateTime = (v: string) => rfc3339.validate(v) && !Number.isNaN(Date.parse(v)) && !v.startsWith('0000');
+const holdableDateTime = (v: string) => rfc3339.validate(v) && !v.startsWith('0000') && isHoldableInstant(Date.parse(v));
 
 function make(options: Options): Ajv {
   const ajv = new Ajv({ ...base, ...options });

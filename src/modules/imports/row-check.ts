@@ -2,6 +2,7 @@
 // same reference-data checks), plus the state a vendor had established (status, KYC, dates). Pure:
 // no database; a row either becomes what the batch insert writes, or a list of field errors.
 import type { FieldError } from '../../http/errors.js';
+import { isHoldableInstant } from '../../lib/instants.js';
 import { fieldErrors } from '../../http/problem.js';
 import { bodyValidator } from '../../http/validation.js';
 import { CreateUserBody, type CreateUserInput } from '../users/users.schemas.js';
@@ -39,16 +40,13 @@ export interface CheckedRow {
 
 const err = (field: string, code: string, message: string): FieldError => ({ field, code, message });
 
-// The instants a row may hold: years 0001 to 9999, as written and in UTC. JavaScript reads year 0000
-// (and before), PostgreSQL has no year 0; past 9999 toISOString writes `+010000-…`, which it cannot read.
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00Z');
-const END_OF_INSTANTS = Date.parse('+010000-01-01T00:00:00Z');
 
 /** An RFC 3339 time (or `YYYY-MM-DD HH:MM:SS`, read as UTC), of years 0001 to 9999, not in the future: its ISO form. */
 function instant(field: string, v: string | null | undefined, now: number, errors: FieldError[]): string | null {
   if (v === null || v === undefined) return null;
   const t = Date.parse(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(v) ? `${v.replace(' ', 'T')}Z` : v);
-  if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}/.test(v) || v.startsWith('0000') || t < FIRST_INSTANT || t >= END_OF_INSTANTS) {
+  // Years 0001 to 9999, as written and in UTC (lib/instants.ts).
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || v.startsWith('0000') || !isHoldableInstant(t)) {
     errors.push(err(field, 'invalid_date_time', 'must be an RFC 3339 date-time of years 0001 to 9999'));
     return null;
   }
