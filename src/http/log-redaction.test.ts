@@ -65,6 +65,9 @@ describe('errWithoutData', () => {
     expect(JSON.stringify(out)).not.toMatch(/jane/i);
     expect(out.message).toBe(`invalid input syntax for type timestamp with time zone: "${REDACTED}"`);
     expect(String(out.stack)).toContain(`"${REDACTED}"`);
+    // PostgreSQL does not escape a quote inside the value: everything between the first and last goes.
+    const quoted = errWithoutData(Object.assign(new Error('invalid input syntax for type uuid: "x"jane@example.com"y"'), { code: '22P02' }));
+    expect(quoted.message).toBe(`invalid input syntax for type uuid: "${REDACTED}"`);
     // Another error keeps its message: it quotes no value of the request.
     const lock = Object.assign(new Error('relation "users" does not exist'), { code: '42P01' });
     expect(errWithoutData(lock).message).toBe('relation "users" does not exist');

@@ -38,8 +38,11 @@ const SECRET_HEADERS = ['authorization', 'cookie', 'x-api-key', 'proxy-authoriza
 // jsonb value quotes the JSON text in `where`): an error logged must not carry a request's values.
 const DATA_BEARING_ERROR_FIELDS = ['where', 'detail', 'internalQuery', 'query', 'parameters'];
 
-/** A quoted value in a database error's text: `invalid input syntax for type uuid: "…"`. */
-const QUOTED = /"(?:[^"\\]|\\.)*"/g;
+/**
+ * The quoted values in a database error's text (`invalid input syntax for type uuid: "…"`): from the
+ * first quote to the last, since PostgreSQL does not escape a quote inside the value it quotes.
+ */
+const QUOTED = /"[^\n]*"/g;
 
 /**
  * pino's error serializer, less the fields in which the database quotes values; and a data error's
