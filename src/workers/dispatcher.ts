@@ -243,8 +243,13 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     }
     claimed.forEach((d, i) => {
       started++;
+      const h = held[i]!;
+      senders.sending(h);
       const p: Promise<void> = send(d, views.get(d.id))
-        .then((r) => record(d, r))
+        .then((r) => {
+          senders.sent(h);
+          return record(d, r);
+        })
         .catch((err: unknown) => {
           failures++;
           lastFailure = err;
@@ -252,7 +257,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
         })
         .finally(() => {
           inFlight.delete(p);
-          senders.release(held[i]!);
+          senders.release(h);
           pump();
         });
       inFlight.add(p);

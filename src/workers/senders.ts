@@ -2,7 +2,9 @@
 // TENANT_SENDS of them at most, so one tenant's slow receivers leave the others room. But tenants whose
 // receivers all hang (a connection accepted, no answer) held every sender between them — five shares —
 // until each send's 25 s deadline, and every other tenant's webhooks waited that long, round after
-// round. So a send still running after SLOW_SEND_MS stops holding a shared sender: it goes on, counted
+// round. So a send whose request has been on the wire for SLOW_SEND_MS stops holding a shared sender
+// (the clock runs only while the receiver is waited for: a slow database building the payload or
+// recording the attempt must not free senders, which would claim more work for it): it goes on, counted
 // apart (at most MAX_SLOW_SENDS of them, each an idle socket and its timers), and still counts in its
 // own tenant's room, so a tenant never has more than TENANT_SENDS sends in flight, slow or not.
 // One interval timer, running only while sends are, finds the slow ones (checked every second: a
@@ -18,7 +20,8 @@ export const MAX_SLOW_SENDS = 200;
 
 export interface Held {
   readonly tenantId: string;
-  readonly since: number;
+  /** When its request went out; null before and after (building the payload, recording the attempt). */
+  sendingSince: number | null;
   slow: boolean;
 }
 
@@ -35,7 +38,7 @@ export function createSenderPool({ onFreed, slowAfterMs = SLOW_SEND_MS }: { onFr
     let freed = 0;
     for (const h of held) {
       if (slow >= MAX_SLOW_SENDS) break;
-      if (!h.slow && now - h.since >= slowAfterMs) {
+      if (!h.slow && h.sendingSince !== null && now - h.sendingSince >= slowAfterMs) {
         h.slow = true;
         busy--;
         slow++;
@@ -57,12 +60,20 @@ export function createSenderPool({ onFreed, slowAfterMs = SLOW_SEND_MS }: { onFr
     },
     /** A sender for one of the tenant's sends, taken before its payload is built. */
     take(tenantId: string): Held {
-      const h: Held = { tenantId, since: Date.now(), slow: false };
+      const h: Held = { tenantId, sendingSince: null, slow: false };
       held.add(h);
       busy++;
       perTenant.set(tenantId, (perTenant.get(tenantId) ?? 0) + 1);
       sweeper ??= setInterval(sweep, Math.min(1000, Math.max(10, slowAfterMs / 4))).unref();
       return h;
+    },
+    /** Its request goes out now: the slow clock starts. */
+    sending(h: Held) {
+      h.sendingSince = Date.now();
+    },
+    /** Its receiver answered (or the send ended): the clock stops. */
+    sent(h: Held) {
+      h.sendingSince = null;
     },
     release(h: Held) {
       if (!held.delete(h)) return;
