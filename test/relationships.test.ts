@@ -190,8 +190,13 @@ describe('a verified business’s relationships follow the field policy', () => 
   it('are held for approval by default, then applied by a compliance officer with the same audit and events', async () => {
     const biz = await verifiedCompany();
     const owner = await person();
-    const held = await relate(biz, { type: 'beneficial_owner', related_user_id: owner, ownership_percent: 40 });
+    const held = await relate(biz, { type: 'beneficial_owner', related_user_id: owner, ownership_percent: 40, title: 'Chair, née Quillfeather' });
     expect(held.statusCode, held.body).toBe(202);
+    // The title is free text about the person: not in the row's pending_changes (kept in the clear),
+    // only in the sealed change request (before, listed there unsealed until decided).
+    const listed = (await ctx.db.selectFrom('users').select('pending_changes').where('tenant_id', '=', tenantId).where('id', '=', biz).executeTakeFirstOrThrow()).pending_changes;
+    expect(JSON.stringify(listed)).not.toContain('Quillfeather');
+    expect(listed).toEqual([expect.objectContaining({ proposed: { relationships: expect.objectContaining({ action: 'add', relationship: expect.objectContaining({ related_user_id: owner, ownership_percent: 40 }) }) } })]);
     const { change_request_id: crId } = held.json();
     expect(held.json()).toMatchObject({ status: 'pending_approval', fields: ['relationships'], proposal: { action: 'add', relationship: { related_user_id: owner } } });
     expect(await rows(biz)).toEqual([]);
@@ -203,7 +208,7 @@ describe('a verified business’s relationships follow the field policy', () => 
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.json()).toMatchObject({ status: 'approved', changes: { relationships: { from: null, to: { action: 'add' } } } });
     const [row] = await rows(biz);
-    expect(row).toMatchObject({ related_user_id: owner, ownership_percent: '40.0000', change_request_id: crId, ended_at: null });
+    expect(row).toMatchObject({ related_user_id: owner, ownership_percent: '40.0000', change_request_id: crId, ended_at: null, title: 'Chair, née Quillfeather' });
     expect((await api.get(`/v1/users/${biz}`)).json().pending_changes).toEqual([]);
     expect((await eventsOf(biz)).map((e) => e.type).slice(-3)).toEqual(['user.change_requested', 'user.change_approved', 'user.relationship_added']);
     expect((await auditOf(biz)).map((a) => a.action).slice(-2)).toEqual(['user.change_requested', 'change_request.approved']);

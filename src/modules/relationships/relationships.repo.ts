@@ -10,8 +10,6 @@ import { MAX_CHAIN_DEPTH, MAX_PATHS_PER_OWNER, OWNERSHIP_TYPES, type Relationshi
 
 const OWN = OWNERSHIP_TYPES.map((t) => `'${t}'`).join(',');
 const OWNERSHIP = sql.raw(OWN);
-/** Only a corrupted (cyclic) graph could make the cycle check's path longer than its users. */
-const MAX_CYCLE_PATH = 10_000;
 
 export interface RelationshipRow {
   tenant_id: string;
@@ -41,36 +39,41 @@ export async function lockGraph(tx: Tx, tenantId: string): Promise<void> {
 /**
  * Would `related` becoming an owner (or parent) of `holder` close a cycle? It would if `holder`
  * already sits above `related` in that graph: walk upwards from `related` and look for `holder`.
- * Answers the existing path [related, …, holder], or null.
+ * Answers the existing path [related, …, holder] (a shortest one), or null.
  *
  * Linear in the relationships above `related`: the walk collects the set of users reached (UNION,
  * each user once), never the paths to them — a lattice of businesses has 2^depth paths but only
- * 2 × depth users. When `holder` was reached, one path back to `related` is rebuilt a link at a
- * time, each step to the smallest reached user the current one is above (in an acyclic graph every
- * reached user but `related` has one, and the steps cannot loop; the bound only guards a corrupted graph).
+ * 2 × depth users — and answers the links among them; the path is found here, breadth first. (Rebuilt
+ * in SQL a link at a time, each step rescanned the reached set: 1.6 s for a chain of 4,000 parents.)
  */
 export async function pathUp(tx: Tx, tenantId: string, from: string, to: string, types: readonly string[]): Promise<string[] | null> {
-  const { rows } = await sql<{ path: string[] }>`
+  const { rows } = await sql<{ below: string; above: string }>`
     with recursive reached(id) as (
       select ${from}::text
       union
       select r.related_user_id
         from reached join relationships r on r.tenant_id = ${tenantId} and r.user_id = reached.id and r.ended_at is null
                                          and r.type = any(${[...types]}::text[])
-    ),
-    back(id, path) as (
-      select id, array[id] from reached where id = ${to}
-      union all
-      select step.id, step.id || back.path
-        from back, lateral (
-          select min(r.user_id) as id
-            from relationships r join reached on reached.id = r.user_id
-           where r.tenant_id = ${tenantId} and r.related_user_id = back.id and r.ended_at is null and r.type = any(${[...types]}::text[])
-        ) step
-       where back.id <> ${from} and step.id is not null and cardinality(back.path) <= ${MAX_CYCLE_PATH}
     )
-    select path from back where id = ${from} limit 1`.execute(tx);
-  return rows[0]?.path ?? null;
+    select r.user_id as below, r.related_user_id as above
+      from reached join relationships r on r.tenant_id = ${tenantId} and r.user_id = reached.id and r.ended_at is null
+                                       and r.type = any(${[...types]}::text[])`.execute(tx);
+  const above = new Map<string, string[]>();
+  for (const r of rows) above.set(r.below, [...(above.get(r.below) ?? []), r.above]);
+  const cameFrom = new Map<string, string | null>([[from, null]]);
+  const queue = [from];
+  for (let i = 0; i < queue.length && !cameFrom.has(to); i++) {
+    const id = queue[i]!;
+    for (const next of (above.get(id) ?? []).sort()) {
+      if (cameFrom.has(next)) continue;
+      cameFrom.set(next, id);
+      queue.push(next);
+    }
+  }
+  if (!cameFrom.has(to)) return null;
+  const path: string[] = [];
+  for (let at: string | null = to; at !== null; at = cameFrom.get(at)!) path.push(at);
+  return path.reverse();
 }
 
 /** The direct ownership of a business held by its current beneficial owners and shareholders, in percent. */

@@ -41,6 +41,7 @@ export type Proposal =
   | { action: 'end'; relationship_id: string };
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const withoutTitle = <R extends { title?: unknown }>({ title: _title, ...rest }: R) => rest;
 
 export const toRelationship = (r: RelationshipRow) => ({
   id: r.id,
@@ -152,8 +153,12 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
     const proposed: JsonObject = { [FIELD]: proposal };
     checkMergedBounds(holder, { decisions: [], denied: [], applied: null, review: false, reviewFields: [], approval: { fields: [FIELD], proposed, base: {} } });
     const crId = newId('chg');
+    // The row's pending_changes is kept in the clear and shown on every read: the proposal is listed
+    // without its title (free text about the person, nulled by their erasure), which the change
+    // request keeps sealed — as a personal custom value held for approval is (users.service.ts).
+    const listed = proposal.action === 'add' ? { ...proposal, relationship: withoutTitle(proposal.relationship) } : proposal;
     await users.updateAtVersion(tx, actor.tenantId, holder.id, holder.version, {
-      pending_changes: [...holder.pending_changes, { id: crId, fields: [FIELD], proposed, requested_at: new Date().toISOString() }],
+      pending_changes: [...holder.pending_changes, { id: crId, fields: [FIELD], proposed: { [FIELD]: listed }, requested_at: new Date().toISOString() }],
     });
     await changeRequests.insert(tx, {
       tenant_id: actor.tenantId, id: crId, user_id: holder.id, fields: [FIELD],
