@@ -1,10 +1,11 @@
 // Imports under attack: file keys that reach Object.prototype (a CSV header `__proto__.x`, a record's
-// `__proto__` key), and rows PostgreSQL cannot store (year 0000, a lone surrogate) that stopped the
-// whole import on every run. Outcomes asserted: the rows in the database, the job's counts and errors,
+// `__proto__` key), and rows PostgreSQL cannot store (year 0000, a lone surrogate, a row a constraint
+// refuses) that stopped the whole import on every run. Outcomes asserted: the rows in the database, the job's counts and errors,
 // Object.prototype untouched, another tenant still served.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { client, createTenant, createTestContext, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
@@ -139,18 +140,37 @@ describe('a row PostgreSQL cannot store', () => {
     expect(await run(tenantId, text)).toMatchObject({ state: 'completed', counts: { read: 5, imported: 0, existing: 2, rejected: 3 } });
   });
 
-  it('a row the checks let through but PostgreSQL refuses (a lone surrogate) is written alone and rejected alone: its batch’s other rows are imported, audited once', async () => {
+  it('a lone surrogate is the row\'s invalid_unicode, in a dry run as in the real run (the API refuses it too)', async () => {
     const { tenantId } = await createTenant(ctx.db);
-    const lines = ['ls-1', 'ls-2', 'ls-3', 'ls-4'].map((ref) => JSON.stringify(individual({ external_ref: ref })));
+    const lines = ['us-1', 'us-2', 'us-3'].map((ref) => JSON.stringify(individual({ external_ref: ref })));
     lines[1] = lines[1]!.replace(/}$/, ',"metadata":{"note":"Jane Doe \\ud800"}}');
-    const job = await run(tenantId, lines.join('\n') + '\n');
-    expect(job).toMatchObject({ state: 'completed', counts: { read: 4, imported: 3, existing: 0, rejected: 1 } });
-    expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['ls-1', 'ls-3', 'ls-4']);
-    const errors = await errorsOf(tenantId);
-    expect(errors).toEqual([{ line: 2, field: 'record', code: 'not_storable', message: expect.stringMatching(/^the database cannot store this row: .*\(SQLSTATE 22P02\)$/) }]);
-    // PostgreSQL's own message quotes the value (personal data): never kept in the error.
-    expect(errors[0]!.message).not.toContain('Jane');
-    const audit = await ctx.db.selectFrom('audit_entries').select('user_id').where('tenant_id', '=', tenantId).where('action', '=', 'user.imported').execute();
-    expect(audit).toHaveLength(3);
+    const text = lines.join('\n') + '\n';
+    // Before, the dry run counted the row as imported and the real run refused it (its batch fallback).
+    const dry = await importText(services, tenantId, text, { dryRun: true });
+    expect(dry.job).toMatchObject({ state: 'completed', counts: { read: 3, imported: 2, rejected: 1 } });
+    const job = await run(tenantId, text);
+    expect(job).toMatchObject({ state: 'completed', counts: { read: 3, imported: 2, existing: 0, rejected: 1 } });
+    expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['us-1', 'us-3']);
+    expect((await errorsOf(tenantId)).filter((e) => e.code === 'invalid_unicode').map(({ line, field }) => ({ line, field }))).toEqual([{ line: 2, field: 'metadata.note' }, { line: 2, field: 'metadata.note' }]);
+  });
+
+  it('a row the checks let through but PostgreSQL refuses is written alone and rejected alone: its batch’s other rows are imported, audited once', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    // A refusal no row check knows of: a check constraint of this test's own database.
+    await sql`alter table users add constraint refuse_ls_2 check (external_ref is distinct from 'ls-2')`.execute(ctx.db);
+    try {
+      const lines = ['ls-1', 'ls-2', 'ls-3', 'ls-4'].map((ref) => JSON.stringify(individual({ external_ref: ref, first_name: 'Jane' })));
+      const job = await run(tenantId, lines.join('\n') + '\n');
+      expect(job).toMatchObject({ state: 'completed', counts: { read: 4, imported: 3, existing: 0, rejected: 1 } });
+      expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['ls-1', 'ls-3', 'ls-4']);
+      const errors = await errorsOf(tenantId);
+      expect(errors).toEqual([{ line: 2, field: 'record', code: 'not_storable', message: expect.stringMatching(/^the database cannot store this row: .*\(SQLSTATE 23514\)$/) }]);
+      // PostgreSQL's own message quotes the row (personal data): never kept in the error.
+      expect(errors[0]!.message).not.toContain('Jane');
+      const audit = await ctx.db.selectFrom('audit_entries').select('user_id').where('tenant_id', '=', tenantId).where('action', '=', 'user.imported').execute();
+      expect(audit).toHaveLength(3);
+    } finally {
+      await sql`alter table users drop constraint refuse_ls_2`.execute(ctx.db);
+    }
   });
 });

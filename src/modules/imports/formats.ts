@@ -23,15 +23,25 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** Where a parsed record holds a reserved key (`metadata.__proto__`), at any depth; walked with a stack, as a record may nest deeply. */
-export function reservedKeyPath(record: unknown): string | undefined {
+// With the u flag a paired surrogate is one code point; only a lone one is \p{Cs} (http/json-body.ts).
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * What makes a parsed record unusable as a whole, at any depth (walked with a stack: a record may
+ * nest deeply): a reserved key (`metadata.__proto__`), or a key or string holding a lone UTF-16
+ * surrogate, which the API refuses (400 request.invalid_unicode) and PostgreSQL cannot store — caught
+ * here, a dry run reports the row as the real run does.
+ */
+export function recordProblem(record: unknown): { field: string; code: string; message: string } | undefined {
   const stack: Array<[unknown, string]> = [[record, '']];
   while (stack.length) {
     const [value, path] = stack.pop()!;
+    if (typeof value === 'string' && LONE_SURROGATE.test(value)) return { field: path || 'record', code: 'invalid_unicode', message: 'strings must be valid Unicode' };
     if (typeof value !== 'object' || value === null) continue;
     for (const [k, v] of Object.entries(value)) {
       const at = path ? `${path}.${k}` : k;
-      if (RESERVED_KEYS.has(k)) return at;
+      if (RESERVED_KEYS.has(k)) return { field: at, code: 'reserved_name', message: 'no field is called __proto__, constructor or prototype' };
+      if (LONE_SURROGATE.test(k)) return { field: path || 'record', code: 'invalid_unicode', message: 'keys must be valid Unicode' };
       stack.push([v, at]);
     }
   }

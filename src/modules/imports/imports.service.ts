@@ -14,7 +14,7 @@ import { auditRow, eventRow, recordChange } from '../audit/write-path.js';
 import { PERSONAL_FIELD } from '../events/personal.js';
 import { newRow } from '../users/users.repo.js';
 import { toUserView } from '../users/user-view.js';
-import { readers, reservedKeyPath, FORMATS, type Format, type SourceRecord } from './formats.js';
+import { readers, recordProblem, FORMATS, type Format, type SourceRecord } from './formats.js';
 import { PROFILES, PROFILE_NAMES } from './profiles/index.js';
 import { checkRow, coerceCsv, type CheckedRow } from './row-check.js';
 import { checkedCreateValues, loadDefinitions } from '../custom-fields/custom-fields.service.js';
@@ -193,9 +193,9 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       return;
     }
     // Before any profile copies the record's keys into objects of its own (user[k] = v).
-    const reserved = reservedKeyPath(rec.record);
-    if (reserved !== undefined) {
-      batch.rejected.push({ line: rec.line, errors: [{ field: reserved, code: 'reserved_name', message: 'no field is called __proto__, constructor or prototype' }] });
+    const problem = recordProblem(rec.record);
+    if (problem !== undefined) {
+      batch.rejected.push({ line: rec.line, errors: [problem] });
       return;
     }
     const profile = PROFILES[job.profile]!;
