@@ -53,7 +53,7 @@ export function nestsDeeperThan(text: string, max: number): boolean {
 // bytes that are not UTF-8 already decode to U+FFFD). Only then is the value walked.
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
 // With the u flag, a paired surrogate is one code point; only a lone one is \p{Cs}.
-const LONE_SURROGATE = /\p{Cs}/u;
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 /** True when a string (a key or a value) holds a lone surrogate: text no database or log can hold faithfully. */
 export function holdsLoneSurrogate(value: unknown): boolean {

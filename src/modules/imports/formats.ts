@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AppError } from '../../http/errors.js';
+import { LONE_SURROGATE } from '../../http/json-body.js';
 
 export const FORMATS = ['ndjson', 'csv', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -23,8 +24,6 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-// With the u flag a paired surrogate is one code point; only a lone one is \p{Cs} (http/json-body.ts).
-const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * What makes a parsed record unusable as a whole, at any depth (walked with a stack: a record may
