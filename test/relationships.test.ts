@@ -112,6 +112,25 @@ describe('adding a relationship', () => {
   });
 });
 
+describe('a related user closing meanwhile', () => {
+  // The add read the related user without a lock: a close committing meanwhile was not seen, and a
+  // current relationship to a closed user was left behind (the rule says 422 related_user_closed).
+  it('waits for a close that is committing, then refuses: no relationship to a closed user', async () => {
+    const biz = await company();
+    const director = await person();
+    let pending: ReturnType<typeof relate> | undefined;
+    await ctx.db.transaction().execute(async (trx) => {
+      // The close, written and not yet committed.
+      await trx.updateTable('users').set({ status: 'closed' }).where('tenant_id', '=', tenantId).where('id', '=', director).execute();
+      pending = relate(biz, { type: 'director', related_user_id: director });
+      await new Promise((r) => setTimeout(r, 400));
+    });
+    const res = await pending!;
+    expect(res.json()).toMatchObject({ status: 422, code: 'relationship.related_user_closed' });
+    expect(await rows(biz)).toEqual([]);
+  });
+});
+
 describe('cycles of ownership and parenthood', () => {
   it('refuses a direct cycle and one through a chain, naming the path', async () => {
     const [a, b, c] = [await company(), await company(), await company()];

@@ -65,7 +65,9 @@ const refused = (code: string, message: string, field: string, extra: Record<str
 async function checkAdd(tx: Tx, holder: UserRow, input: AddInput): Promise<void> {
   const t = holder.tenant_id;
   if (input.related_user_id === holder.id) throw refused('relationship.self', 'A user cannot be related to itself.', 'related_user_id');
-  const related = await users.get(tx, t, input.related_user_id);
+  // Share-locked: a close of the related user committing meanwhile is seen (and refused below), and
+  // one that starts later waits for this write, so no current relationship is left to a closed user.
+  const related = await users.getForShare(tx, t, input.related_user_id);
   // Another tenant's user is not found, exactly like one that does not exist.
   if (!related) {
     throw new AppError(404, 'user.not_found', `No user ${input.related_user_id} exists.`, {

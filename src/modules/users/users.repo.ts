@@ -151,6 +151,14 @@ export async function getForUpdate(tx: Tx, tenantId: string, id: string): Promis
   return tx.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
+/**
+ * The row, share-locked until the transaction ends: a status change of this user (a close) that is
+ * committing is waited for and its result read; one that starts later waits for this transaction.
+ */
+export async function getForShare(tx: Tx, tenantId: string, id: string): Promise<UserRow | undefined> {
+  return tx.selectFrom('users').select(COLUMNS).where('tenant_id', '=', tenantId).where('id', '=', id).forShare().executeTakeFirst();
+}
+
 export async function findIdByExternalRef(db: Db | Tx, tenantId: string, externalRef: string) {
   const r = await db
     .selectFrom('users')
