@@ -18,8 +18,7 @@ import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
-import { checkMergedBounds } from '../users/bounds.js';
-import type { JsonObject } from '../users/merge-patch.js';
+import { checkPendingChange } from '../users/bounds.js';
 import { checkShape, TYPE_RULES, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
 import * as repo from './relationships.repo.js';
 import type { RelationshipRow } from './relationships.repo.js';
@@ -150,10 +149,9 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
   /** Holds the change as a change request on the field `relationships`, exactly like a PATCH's approval fields. */
   async function requestApproval(tx: Tx, actor: Actor, holder: UserRow, proposal: Proposal, from: unknown) {
     // The same bounds as a PATCH's change request (at most MAX_PENDING_CHANGES pending, their
-    // proposals within PENDING_CHANGES_MAX_BYTES), checked by the same function on what would be
-    // stored: 422 user.value_too_large, nothing written.
-    const proposed: JsonObject = { [FIELD]: proposal };
-    checkMergedBounds(holder, { decisions: [], denied: [], applied: null, review: false, reviewFields: [], approval: { fields: [FIELD], proposed, base: {} } });
+    // proposals within PENDING_CHANGES_MAX_BYTES), checked by the same function on the whole
+    // proposal: 422 user.value_too_large, nothing written.
+    checkPendingChange(holder, { [FIELD]: proposal });
     const crId = newId('chg');
     // The row's pending_changes is kept in the clear and shown on every read: the proposal is listed
     // without its title (free text about the person, nulled by their erasure), which the change

@@ -6,6 +6,7 @@ import { AppError, type FieldError } from '../../http/errors.js';
 import { METADATA_MAX_BYTES } from '../reference/validate.js';
 import type { UserViewRow } from './users.repo.js';
 import type { PatchPlan } from './patch-plan.js';
+import type { JsonObject } from './merge-patch.js';
 
 export { METADATA_MAX_BYTES };
 /** Change requests a user may have pending at once, and the stored size of them all (each holds its proposed values). */
@@ -39,11 +40,24 @@ export function checkMergedBounds(row: UserViewRow, plan: PatchPlan): void {
     const bytes = m === undefined ? 0 : jsonBytes(m);
     if (bytes > METADATA_MAX_BYTES) errors.push(metadataError(bytes));
   }
-  if (plan.approval && row.pending_changes.length >= MAX_PENDING_CHANGES) {
-    errors.push({ field: 'pending_changes', code: 'too_many', message: `at most ${MAX_PENDING_CHANGES} change requests may be pending for one user; decide one first` });
-  } else if (plan.approval && jsonBytes(row.pending_changes) + jsonBytes(plan.approval.proposed) > PENDING_CHANGES_MAX_BYTES) {
-    errors.push({ field: 'pending_changes', code: 'too_large', message: `the pending change requests would hold more than ${PENDING_CHANGES_MAX_BYTES} bytes; decide one first` });
+  if (plan.approval) errors.push(...pendingChangeErrors(row, plan.approval.proposed));
+  if (errors.length) throw tooLarge(errors);
+}
+
+/** Whether one more change request, proposing `proposed`, still fits the user's pending ones. */
+function pendingChangeErrors(row: Pick<UserViewRow, 'pending_changes'>, proposed: JsonObject): FieldError[] {
+  if (row.pending_changes.length >= MAX_PENDING_CHANGES) {
+    return [{ field: 'pending_changes', code: 'too_many', message: `at most ${MAX_PENDING_CHANGES} change requests may be pending for one user; decide one first` }];
   }
+  if (jsonBytes(row.pending_changes) + jsonBytes(proposed) > PENDING_CHANGES_MAX_BYTES) {
+    return [{ field: 'pending_changes', code: 'too_large', message: `the pending change requests would hold more than ${PENDING_CHANGES_MAX_BYTES} bytes; decide one first` }];
+  }
+  return [];
+}
+
+/** A change request made elsewhere than a PATCH (a relationship held for approval): the same bounds, 422, nothing written. */
+export function checkPendingChange(row: Pick<UserViewRow, 'pending_changes'>, proposed: JsonObject): void {
+  const errors = pendingChangeErrors(row, proposed);
   if (errors.length) throw tooLarge(errors);
 }
 
