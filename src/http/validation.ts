@@ -38,7 +38,7 @@ const rfc3339 = fullFormats['date-time'] as { validate: (v: string) => boolean; 
  * A date-time that JavaScript and PostgreSQL can both hold (lib/instants.ts): before, a leap second
  * passed and `toISOString()` threw (a 500), and year 0000 was stored.
  */
-const holdableDateTime = (v: string) => rfc3339.validate(v) && !v.startsWith('0000') && isHoldableInstant(Date.parse(v));
+const holdableDateTime = (v: string) => rfc3339.validate(v) && isHoldableInstant(v, Date.parse(v));
 
 function make(options: Options): Ajv {
   const ajv = new Ajv({ ...base, ...options });

@@ -7,5 +7,6 @@
 const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00Z');
 const END_OF_INSTANTS = Date.parse('+010000-01-01T00:00:00Z');
 
-/** True when `ms` (from Date.parse) is an instant of years 0001 to 9999 in UTC. */
-export const isHoldableInstant = (ms: number): boolean => !Number.isNaN(ms) && ms >= FIRST_INSTANT && ms < END_OF_INSTANTS;
+/** True when `written`, parsed as `ms` (Date.parse), is of years 0001 to 9999 as written and in UTC. */
+export const isHoldableInstant = (written: string, ms: number): boolean =>
+  !written.startsWith('0000') && !Number.isNaN(ms) && ms >= FIRST_INSTANT && ms < END_OF_INSTANTS;

@@ -40,13 +40,12 @@ export interface CheckedRow {
 
 const err = (field: string, code: string, message: string): FieldError => ({ field, code, message });
 
-
 /** An RFC 3339 time (or `YYYY-MM-DD HH:MM:SS`, read as UTC), of years 0001 to 9999, not in the future: its ISO form. */
 function instant(field: string, v: string | null | undefined, now: number, errors: FieldError[]): string | null {
   if (v === null || v === undefined) return null;
   const t = Date.parse(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(v) ? `${v.replace(' ', 'T')}Z` : v);
   // Years 0001 to 9999, as written and in UTC (lib/instants.ts).
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || v.startsWith('0000') || !isHoldableInstant(t)) {
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || !isHoldableInstant(v, t)) {
     errors.push(err(field, 'invalid_date_time', 'must be an RFC 3339 date-time of years 0001 to 9999'));
     return null;
   }
