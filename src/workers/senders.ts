@@ -13,7 +13,7 @@
 /** Sends in flight in one dispatcher, and of them one tenant's at most (see dispatcher.ts). */
 export const SEND_CONCURRENCY = 50;
 export const TENANT_SENDS = 10;
-/** A send still running after this stops holding a shared sender (most receivers answer in well under a second). */
+/** A send whose request has been out this long stops holding a shared sender (most receivers answer in well under a second). */
 export const SLOW_SEND_MS = 5_000;
 /** Slow sends a dispatcher lets run beside its senders: twenty tenants' whole shares. */
 export const MAX_SLOW_SENDS = 200;
@@ -48,15 +48,17 @@ export function createSenderPool({ onFreed, slowAfterMs = SLOW_SEND_MS }: { onFr
     if (freed > 0) onFreed();
   }
 
+  /** How many more sends the tenant may start. */
+  const roomOf = (tenantId: string) => TENANT_SENDS - (perTenant.get(tenantId) ?? 0);
+
   return {
     /** Senders free for the next claim. */
     free: () => SEND_CONCURRENCY - busy,
-    /** How many more sends the tenant may start. */
-    roomOf: (tenantId: string) => TENANT_SENDS - (perTenant.get(tenantId) ?? 0),
+    roomOf,
     /** The tenants with sends in flight, and each one's room: the claim's parameters. */
     rooms() {
       const tenants = [...perTenant.keys()];
-      return { tenants, rooms: tenants.map((t) => TENANT_SENDS - perTenant.get(t)!) };
+      return { tenants, rooms: tenants.map(roomOf) };
     },
     /** A sender for one of the tenant's sends, taken before its payload is built. */
     take(tenantId: string): Held {

@@ -24,7 +24,6 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-
 /**
  * What makes a parsed record unusable as a whole, at any depth (walked with a stack: a record may
  * nest deeply): a reserved key (`metadata.__proto__`), or a key or string holding a lone UTF-16
