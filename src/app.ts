@@ -12,6 +12,7 @@ import { AppError } from './http/errors.js';
 import { registerAuth } from './http/auth.js';
 import { AUTH_FAILURES_PER_MINUTE, keyGuessingGuard, memoryLimiter, registerRateLimit, type Limiter } from './http/rate-limit.js';
 import { registerIdempotency } from './http/idempotency.js';
+import { registerIfMatchGuard } from './http/conditional.js';
 import { lazyRequestLogger, loggerOptions } from './http/log-redaction.js';
 import type { DestinationStream } from 'pino';
 import { registerMetrics } from './http/metrics.js';
@@ -199,6 +200,8 @@ export async function buildApp({
   registerAuth(app, db, authFailuresPerMinute === null ? null : keyGuessingGuard(limiter, authFailuresPerMinute));
   registerRateLimit(app, limiter);
   registerIdempotency(app, db, keyring);
+  // After the idempotency hooks: each prepends to a route's preValidation, so the refusal runs first.
+  registerIfMatchGuard(app);
 
   registerCustomFieldViews(app, keyring);
   // One line per router, each given the services it calls (services.ts builds them all once).

@@ -54,7 +54,8 @@ describe('closing with If-Match', () => {
   it('a malformed If-Match can never match: 412, nothing closed', async () => {
     const { id } = await newUser();
     const before = await trail(id);
-    for (const header of ['W/"1"', '1', '"abc"', '"1", "2"']) {
+    // RFC 9110 compares entity tags strongly, character by character: "01" is not "1", W/"1" is weak.
+    for (const header of ['W/"1"', '1', '"abc"', '"01"', '"1" "2"', '"2", W/"1"']) {
       const res = await api.delete(`/v1/users/${id}`, CLOSE, { 'if-match': header });
       expect(res.statusCode, header).toBe(412);
     }
@@ -68,6 +69,15 @@ describe('closing with If-Match', () => {
     const after = await trail(id);
     expect(after.user.status).toBe('closed');
     expect(res.headers.etag).toBe(`"${after.user.version}"`);
+    expect(after.changes).toHaveLength(1);
+  });
+
+  it('an If-Match list that names the current version closes the user (RFC 9110: any listed tag may match)', async () => {
+    const { id } = await newUser();
+    const res = await api.delete(`/v1/users/${id}`, CLOSE, { 'if-match': '"7", "1"' });
+    expect(res.statusCode, res.body).toBe(200);
+    const after = await trail(id);
+    expect(after.user.status).toBe('closed');
     expect(after.changes).toHaveLength(1);
   });
 
@@ -98,5 +108,30 @@ describe('closing with If-Match', () => {
     expect(after.changes).toHaveLength(1);
     const closedEvents = await ctx.db.selectFrom('events').select('id').where('user_id', '=', id).where('type', '=', 'user.closed').execute();
     expect(closedEvents).toHaveLength(1);
+  });
+});
+
+describe('writes that do not take If-Match', () => {
+  it('refuse it (400 request.if_match_unsupported) and change nothing, rather than apply whatever the version', async () => {
+    const { id, etag } = await newUser();
+    const before = await trail(id);
+    const officer = client(ctx.app, (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key);
+    for (const [who, method, url, body] of [
+      [api, 'POST', `/v1/users/${id}/legal-hold`, { reason: 'court order' }],
+      [api, 'POST', `/v1/users/${id}/erasure`, { requested_by: 'user' }],
+      [officer, 'PUT', `/v1/users/${id}/kyc-sub-status`, { sub_status: 'submitted' }],
+      [api, 'POST', `/v1/users/${id}/verifications`, { result: 'approved', provider: 'acme-kyc' }],
+      [api, 'POST', `/v1/users/${id}/required-actions`, { code: 'provide_field', field: 'occupation' }],
+    ] as const) {
+      // Before, each answered 2xx and wrote, the header ignored: a caller counting on a 412 lost its update.
+      const res = await who.call({ method, url, body, headers: { 'if-match': etag } });
+      expect(res.statusCode, `${method} ${url}: ${res.body}`).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'request.if_match_unsupported', errors: [{ field: 'If-Match', code: 'unsupported' }] });
+    }
+    expect(await trail(id)).toEqual(before);
+    const row = await ctx.db.selectFrom('users').select(['legal_hold', 'kyc_sub_status', 'kyc_status', 'erasure_requested_at', 'required_actions']).where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ legal_hold: false, kyc_sub_status: null, kyc_status: 'unverified', erasure_requested_at: null, required_actions: [] });
+    // Without the header, the same write goes through.
+    expect((await api.post(`/v1/users/${id}/legal-hold`, { reason: 'court order' })).statusCode).toBe(200);
   });
 });

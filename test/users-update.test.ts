@@ -160,6 +160,22 @@ describe('updating users with JSON Merge Patch', () => {
     expect(await events(user.id)).toHaveLength(2);
   });
 
+  it('If-Match compares strongly: a list naming the current version applies, "02" is not "2"', async () => {
+    const user = await newUser();
+    const listed = await api.patch(`/v1/users/${user.id}`, { occupation: 'baker' }, { 'if-match': '"5", "1"' });
+    expect(listed.statusCode, listed.body).toBe(200);
+    expect(listed.headers.etag).toBe('"2"');
+    for (const header of ['"02"', '"2" "3"', 'W/"2"', '"5", W/"2"']) {
+      const res = await api.patch(`/v1/users/${user.id}`, { occupation: 'pilot' }, { 'if-match': header });
+      expect(res.statusCode, header).toBe(412);
+      expect(res.json()).toMatchObject({ code: 'precondition_failed', current_version: 2 });
+    }
+    const r = await row(user.id);
+    expect(r.version).toBe(2);
+    expect((r.profile as { occupation: string }).occupation).toBe('baker');
+    expect(await events(user.id)).toHaveLength(2);
+  });
+
   it('20 concurrent patches with the same If-Match: exactly one applies, the others answer 412', async () => {
     const user = await newUser();
     const results = await Promise.all(

@@ -5,6 +5,8 @@
 // file declares what the shared machinery adds, so the two cannot disagree by omission.
 // The test suite checks every response it receives against the result (test/helpers/contract.ts).
 
+import { IF_MATCH_UNSUPPORTED } from './conditional.js';
+
 type Json = Record<string, unknown>;
 type Operation = {
   operationId?: string;
@@ -43,7 +45,7 @@ const PARAMETERS: Record<string, Json> = {
   },
   IfMatch: {
     name: 'If-Match', in: 'header', required: false,
-    description: 'The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes',
+    description: 'The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes',
     schema: { type: 'string', maxLength: 64 },
   },
 };
@@ -109,6 +111,7 @@ function completeOperation(op: Operation, method: string) {
     addResponse(op, '422', 'idempotency.key_reused: this Idempotency-Key was used with another request');
   }
   if (ifMatch) addResponse(op, '412', 'If-Match does not match the current version (precondition_failed, with current_version); nothing changed');
+  else if (authenticated && method !== 'get' && op.operationId !== undefined) addResponse(op, '400', IF_MATCH_UNSUPPORTED);
   addResponse(op, '500', SHARED[500]!);
   addResponse(op, '503', SHARED[503]!);
 

@@ -8,7 +8,8 @@ import { sql, type Selectable } from 'kysely';
 import type { Db, RiskChangesTable, RiskState } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { userHistoryPage } from '../../db/user-history.js';
-import { notFound, preconditionFailed } from '../../http/errors.js';
+import { notFound } from '../../http/errors.js';
+import { pinnedVersion, type Precondition } from '../../http/conditional.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
@@ -40,11 +41,11 @@ export function createRiskService({ db, keyring }: { db: Db; keyring: Keyring })
      * idempotent): no history row, audit entry or event, and the version stays. `ifMatch` pins the
      * user's version (412 when stale).
      */
-    async set(actor: Actor, userId: string, input: RiskInput, ifMatch?: number | '*'): Promise<{ risk: RiskState; version: number; changed: boolean }> {
+    async set(actor: Actor, userId: string, input: RiskInput, ifMatch?: Precondition): Promise<{ risk: RiskState; version: number; changed: boolean }> {
       return db.transaction().execute(async (tx) => {
         const u = await users.getForUpdate(tx, actor.tenantId, userId);
         if (!u) throw notFound('user', userId);
-        if (typeof ifMatch === 'number' && ifMatch !== u.version) throw preconditionFailed(u.version);
+        pinnedVersion(ifMatch, u.version);
         if (u.status === 'closed') throw userClosed(userId);
         const before = u.risk;
         if (before && before.rating === input.rating && before.status === input.status && before.reason === input.reason) {

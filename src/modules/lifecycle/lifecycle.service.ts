@@ -6,6 +6,7 @@ import type { Db, StatusChangesTable, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { userHistoryPage } from '../../db/user-history.js';
 import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
+import { pinnedVersion, type Precondition } from '../../http/conditional.js';
 import type { Actor } from '../audit/actor.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
@@ -67,7 +68,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     actor: Actor,
     userId: string,
     input: TransitionInput,
-    opts: { requiredFrom?: Status | null; ifMatch?: number | '*' } = {},
+    opts: { requiredFrom?: Status | null; ifMatch?: Precondition } = {},
   ) {
     const row = await getRow(actor.tenantId, userId);
     const from = row.status as Status;
@@ -83,8 +84,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
         allowed: check.allowed,
       });
     }
-    const pinned = typeof opts.ifMatch === 'number' ? opts.ifMatch : undefined;
-    if (pinned !== undefined && pinned !== row.version) throw preconditionFailed(row.version);
+    const pinned = pinnedVersion(opts.ifMatch, row.version);
 
     const done = await db.transaction().execute((tx) => applyTransition(tx, actor, userId, from, input, pinned));
     if (done) return done;
@@ -144,7 +144,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     actor: Actor,
     userId: string,
     input: { origin: Origin; reason: string; note?: string },
-    opts: { ifMatch?: number | '*' } = {},
+    opts: { ifMatch?: Precondition } = {},
   ) {
     // Every open status may close, so a status that moved under us is simply tried again (unless
     // the caller pinned a version: then the move under us is a 412 from transition()).

@@ -7,6 +7,7 @@ import type { Db, Tx } from '../../db/database.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { AppError, notFound, preconditionFailed, validationFailed, type FieldError } from '../../http/errors.js';
+import { pinnedVersion, type Precondition } from '../../http/conditional.js';
 import type { Actor } from '../audit/actor.js';
 import { recordAttempt, recordChange, recordParams, type AuditInput, type EventInput } from '../audit/write-path.js';
 import { checkReferenceData } from '../reference/validate.js';
@@ -265,13 +266,12 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
      * first attempt is optimistic; if another write got there first, it is planned again once under
      * a row lock, so concurrent patches all land and none starves.
      */
-    async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: number | '*'): Promise<UserView> {
+    async update(actor: Actor, id: string, patch: PatchUserInput, ifMatch?: Precondition): Promise<UserView> {
       const read = await repo.getForPatch(db, actor.tenantId, id);
       if (!read) throw notFound('user', id);
       const { field_overrides, custom_definitions, key_id, wrapped_key, ...stored } = read;
       checkPatch(stored, patch);
-      const pinned = typeof ifMatch === 'number' ? ifMatch : undefined;
-      if (pinned !== undefined && pinned !== stored.version) throw preconditionFailed(stored.version);
+      const pinned = pinnedVersion(ifMatch, stored.version);
       const defs = normaliseDefinitions(custom_definitions ?? undefined);
       const policy = effectivePolicy(field_overrides ?? undefined, Object.keys(defs));
       const row = await plainForPatch(keyring, defs, stored, patch);
