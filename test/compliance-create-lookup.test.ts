@@ -125,7 +125,7 @@ describe('batch close with erasure', () => {
       expect(u.status).toBe('closed');
       expect(u.erasure_requested_at).not.toBeNull();
       // Default retention: five years after closure.
-      expect(u.erasure_scheduled_for!.getTime() - u.status_changed_at.getTime()).toBe(1825 * 86_400_000);
+      expect(u.erasure_scheduled_for!.getTime() - u.status_changed_at.getTime()).toBe(1827 * 86_400_000);
       const actions = (await rowsOf('audit_entries', id)).map((e) => e.action);
       expect(actions).toContain('user.erasure_scheduled');
       expect((await rowsOf('events', id)).map((e) => e.type)).toContain('user.erasure_scheduled');

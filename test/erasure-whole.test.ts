@@ -75,6 +75,40 @@ describe('an erasure request', () => {
     expect(await ctx.db.selectFrom('users').select(['status', 'erasure_requested_at']).where('id', '=', user.id).executeTakeFirstOrThrow()).toMatchObject({ status: 'closed', erasure_requested_at: expect.any(Date) });
   });
 
+  it('a user whose destruction fails holds back no other: the others are erased, it is reported and stays due', async () => {
+    const [a, b, c] = await Promise.all([0, 1, 2].map(async () => (await api.post('/v1/users', individual())).json()));
+    for (const u of [a, b, c]) expect((await api.post(`/v1/users/${u.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    // A fault that strikes one user's destruction only (a timeout on a huge history, say).
+    await sql`create function test_fail_destroy() returns trigger language plpgsql as $$
+      begin
+        if new.erased_at is not null and old.erased_at is null and new.id = ${sql.lit(b.id)} then raise exception 'injected fault'; end if;
+        return new;
+      end $$`.execute(ctx.db);
+    await sql`create trigger test_fail_destroy before update on users for each row execute function test_fail_destroy()`.execute(ctx.db);
+    let swept: Awaited<ReturnType<typeof sweep>>;
+    try {
+      // Before, the batch's transaction rolled back whole: nobody was erased, at every sweep.
+      swept = await sweep();
+    } finally {
+      await sql`drop trigger test_fail_destroy on users`.execute(ctx.db);
+      await sql`drop function test_fail_destroy()`.execute(ctx.db);
+    }
+    const mine = [a.id, b.id, c.id];
+    expect(swept.erased.filter((id) => mine.includes(id)).sort()).toEqual([a.id, c.id].sort());
+    expect(swept.failed).toEqual([{ user_id: b.id, error: 'SQLSTATE P0001: injected fault' }]);
+    const rows = await ctx.db.selectFrom('users').select(['id', 'erased_at', 'profile']).where('id', 'in', mine).execute();
+    for (const r of rows) {
+      if (r.id === b.id) expect(r).toMatchObject({ erased_at: null, profile: expect.objectContaining({ first_name: expect.any(String) }) });
+      else expect(r).toMatchObject({ erased_at: expect.any(Date), profile: {} });
+    }
+    expect(await ctx.db.selectFrom('audit_entries').select('user_id').where('action', '=', 'user.erased').where('user_id', 'in', mine).execute())
+      .toHaveLength(2);
+    // Still due: the next sweep, the fault gone, destroys it.
+    const again = await sweep();
+    expect(again.erased).toContain(b.id);
+    expect(again.failed).toEqual([]);
+  });
+
   it('for a user whose data key is destroyed, sealing answers user.erased at once instead of looping', async () => {
     const user = (await api.post('/v1/users', individual())).json();
     await api.post(`/v1/users/${user.id}/erasure`, { requested_by: 'user' });

@@ -54,7 +54,15 @@ describe('erasure', () => {
     const r = await row(id);
     expect(r.status).toBe('closed');
     expect(r.status_reason).toBe('erasure_requested');
-    expect(r.erasure_scheduled_for!.getTime() - r.status_changed_at.getTime()).toBe(1825 * DAY);
+    const retention = r.erasure_scheduled_for!.getTime() - r.status_changed_at.getTime();
+    expect(retention).toBe(1827 * DAY);
+    // The default is five years, never fewer, whichever 29 Februaries the period holds (1,825 days
+    // destroyed a user closed on 2024-03-01 on 2029-02-28).
+    for (const closed of ['2024-03-01T00:00:00Z', '2023-03-01T00:00:00Z', '2027-12-31T00:00:00Z']) {
+      const fiveYears = new Date(closed);
+      fiveYears.setUTCFullYear(fiveYears.getUTCFullYear() + 5);
+      expect(new Date(closed).getTime() + retention, closed).toBeGreaterThanOrEqual(fiveYears.getTime());
+    }
     expect(res.json()).toMatchObject({ user_id: id, status: 'closed', scheduled_for: r.erasure_scheduled_for!.toISOString(), legal_hold: false, erased_at: null });
     const again = await api.post(`/v1/users/${id}/erasure`, { requested_by: 'operator' });
     expect(again.statusCode).toBe(202);
@@ -162,6 +170,33 @@ describe('erasure', () => {
     await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
   });
 
+  it('a hold set again for a second matter is recorded (its own audit entry and event); the same call again records nothing', async () => {
+    const u = await canaryUser();
+    const trail = async () => ({
+      audit: await ctx.db.selectFrom('audit_entries').select(['action', 'details']).where('user_id', '=', u.id).where('action', 'like', 'user.legal_hold%').orderBy('seq').execute(),
+      events: await ctx.db.selectFrom('events').select('type').where('user_id', '=', u.id).where('type', 'like', 'user.legal_hold%').execute(),
+      version: (await row(u.id)).version,
+    });
+    expect((await api.post(`/v1/users/${u.id}/legal-hold`, { reason: 'tax audit 2026' })).statusCode).toBe(200);
+    const first = await trail();
+    // A retry of the same hold: nothing new.
+    expect((await api.post(`/v1/users/${u.id}/legal-hold`, { reason: 'tax audit 2026' })).statusCode).toBe(200);
+    expect(await trail()).toEqual(first);
+    // A second matter: the hold stands as it was, and the matter is on record (before, a 200 that recorded nothing).
+    const second = await api.post(`/v1/users/${u.id}/legal-hold`, { reason: 'court order 17' });
+    expect(second.statusCode, second.body).toBe(200);
+    expect(second.json()).toMatchObject({ legal_hold: true, version: first.version });
+    const after = await trail();
+    expect(after.audit).toEqual([...first.audit, { action: 'user.legal_hold_set', details: { already_held: true } }]);
+    expect(after.events).toHaveLength(first.events.length + 1);
+    // Sent again (a retry), the second matter is not recorded twice; nor is the first.
+    for (const reason of ['court order 17', 'tax audit 2026']) expect((await api.post(`/v1/users/${u.id}/legal-hold`, { reason })).statusCode).toBe(200);
+    expect(await trail()).toEqual(after);
+    const sealed = await ctx.db.selectFrom('audit_entries').select('personal_enc').where('user_id', '=', u.id).where('action', '=', 'user.legal_hold_set').orderBy('seq', 'desc').executeTakeFirstOrThrow();
+    expect(sealed.personal_enc).not.toBeNull();
+    expect(JSON.stringify(await ctx.db.selectFrom('audit_entries').selectAll().where('user_id', '=', u.id).execute())).not.toContain('court order 17');
+  });
+
   it('exports everything held about a user, decrypted', async () => {
     const biz = (await api.post('/v1/users', business({ metadata: { crm: 'x1' } }))).json();
     await api.patch(`/v1/users/${biz.id}`, { website: 'https://new.example.com' });
@@ -178,6 +213,10 @@ describe('erasure', () => {
     ]);
     expect(doc.events[1].data).toMatchObject({ previous: { website: 'https://oak.example.com' }, current: { website: 'https://new.example.com' } });
     expect(doc.audit_entries.find((a: { action: string }) => a.action === 'user.updated').values).toMatchObject({ current: { website: 'https://new.example.com' } });
+    // The streamed document is not serialised through its schema, so the contract is checked here:
+    // every section it sends is declared (relationships was not, so the typed client lacked it).
+    const declared = (await api.get('/openapi.json')).json().components.schemas.UserExport.properties;
+    expect(Object.keys(declared).sort()).toEqual(Object.keys(doc).sort());
   });
 });
 

@@ -259,11 +259,15 @@ export function buildCli(): Command {
     .description('retention of erased users')
     .command('run')
     .description('destroy the personal data of every user whose erasure is due and not on legal hold')
-    .option('--json', 'print {"erased": [ids]}')
+    .option('--json', 'print {"erased": [ids], "failed": [{user_id, error}]}')
     .action(async (opts: { json?: boolean }) => {
       await withDb(async ({ services }) => {
-        const { erased } = await services().erasure.sweep();
-        print(opts.json ? JSON.stringify({ erased }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
+        const { erased, failed } = await services().erasure.sweep();
+        print(opts.json ? JSON.stringify({ erased, failed }) : `erased ${erased.length} user(s)${erased.length ? `: ${erased.join(', ')}` : ''}`);
+        if (failed.length) {
+          if (!opts.json) for (const f of failed) process.stderr.write(`not erased: ${f.user_id}: ${f.error}\n`);
+          process.exitCode = 1;
+        }
       });
     });
   const runner = {

@@ -8,8 +8,10 @@ export function startRetentionSweeper(erasure: ErasureService, { intervalSeconds
   return every(
     intervalSeconds * 1000,
     async () => {
-      const { erased } = await erasure.sweep();
+      const { erased, failed } = await erasure.sweep();
       if (erased.length) log.info({ erased: erased.length }, 'retention sweep destroyed due erasures');
+      // The others were destroyed; these are tried again at the next tick, and stay due until they go.
+      if (failed.length) log.error({ failed }, 'retention sweep could not destroy these users');
     },
     { immediately: true, onError: (err) => log.error({ err }, 'retention sweep failed; retrying at the next tick') },
   );

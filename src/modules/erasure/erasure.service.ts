@@ -24,6 +24,18 @@ const DAY_MS = 86_400_000;
 export const externalRefHash = (tenantId: string, ref: string) =>
   crypto.createHash('sha256').update(`${tenantId}:${ref}`).digest('hex');
 
+/**
+ * Why a user could not be destroyed, for the operator's log: PostgreSQL's SQLSTATE, with its message
+ * unless it is a data or constraint error (classes 22 and 23 quote the value refused: the very data
+ * being destroyed).
+ */
+function sweepError(err: unknown): string {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return message;
+  return /^2[23]/.test(code) ? `SQLSTATE ${code}` : `SQLSTATE ${code}: ${message}`;
+}
+
 const scheduleView = (u: UserRow) => ({
   user_id: u.id,
   status: u.status,
@@ -48,6 +60,22 @@ export function createErasureService({
     if (!keyring) throw new Error('erasure requests and legal holds need the keyring');
     return keyring;
   };
+
+  /**
+   * The reasons the standing hold was set for: those sealed in its `user.legal_hold_set` entries since
+   * the last `user.legal_hold_cleared` (read under the user's row lock, so a concurrent setter's
+   * committed entry is seen).
+   */
+  async function holdReasons(tx: Tx, tenantId: string, userId: string): Promise<string[]> {
+    const entries = await tx.selectFrom('audit_entries').select(['action', 'personal_enc'])
+      .where('tenant_id', '=', tenantId).where('user_id', '=', userId)
+      .where('action', 'in', ['user.legal_hold_set', 'user.legal_hold_cleared'])
+      .orderBy('seq', 'desc').limit(200).execute();
+    const standing = entries.findIndex((e) => e.action === 'user.legal_hold_cleared');
+    const sealed = (standing < 0 ? entries : entries.slice(0, standing)).flatMap((e) => (e.personal_enc ? [e.personal_enc] : []));
+    const opened = await sealer().openMany(tenantId, sealed.map((envelope) => ({ userId, field: PERSONAL_FIELD, envelope })), undefined, tx);
+    return opened.flatMap((o) => (typeof (o as { reason?: unknown } | undefined)?.reason === 'string' ? [(o as { reason: string }).reason] : []));
+  }
 
   /** Destroys one due user inside `tx` (already locked and checked). */
   async function destroy(tx: Tx, actor: Actor, u: UserRow): Promise<void> {
@@ -140,8 +168,14 @@ export function createErasureService({
         const u = await users.getForUpdate(tx, actor.tenantId, userId);
         if (!u) throw notFound('user', userId);
         if (u.erased_at) throw new AppError(409, 'user.erased', `User ${userId} has been erased: there is nothing left to hold.`);
-        if (u.legal_hold === hold) return u;
-        const updated = await tx
+        // A user has one hold, standing for every matter it was set for. Set again with a reason of
+        // its own (a second matter), the hold does not change but the matter is recorded: its own
+        // audit entry and event, so lifting the hold later is seen against every matter behind it.
+        // The same call again (a reason the standing hold was already set for) records nothing.
+        const anotherMatter = hold && u.legal_hold && reason !== undefined && reason !== u.legal_hold_reason
+          && !(await holdReasons(tx, actor.tenantId, userId)).includes(reason);
+        if (u.legal_hold === hold && !anotherMatter) return u;
+        const updated = anotherMatter ? u : await tx
           .updateTable('users')
           .set({ legal_hold: hold, legal_hold_reason: hold ? (reason ?? null) : null, version: sql`version + 1`, updated_at: sql`now()` })
           .where('tenant_id', '=', actor.tenantId).where('id', '=', userId)
@@ -152,8 +186,8 @@ export function createErasureService({
         const personal = reason ? await sealer().seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { reason }) : null;
         await recordChange(
           tx, actor,
-          { action, targetType: 'user', targetId: userId, userId, details: {}, personal },
-          { type: action, userId, data: { user_id: userId }, personal },
+          { action, targetType: 'user', targetId: userId, userId, details: anotherMatter ? { already_held: true } : {}, personal },
+          { type: action, userId, data: anotherMatter ? { user_id: userId, already_held: true } : { user_id: userId }, personal },
         );
         return updated as UserRow;
       });
@@ -161,34 +195,59 @@ export function createErasureService({
 
     /**
      * Destroys every user whose erasure is due and not held, a batch at a time; SKIP LOCKED lets
-     * several processes sweep at once without waiting on or repeating each other.
+     * several processes sweep at once without waiting on or repeating each other. A batch that fails
+     * is done again one user per transaction: one user whose destruction fails (and is reported in
+     * `failed`) held back every other due erasure, of every tenant, sweep after sweep, as the failing
+     * user came first in every batch.
      */
-    async sweep(now = new Date(), batch = 100): Promise<{ erased: string[] }> {
+    async sweep(now = new Date(), batch = 100): Promise<{ erased: string[]; failed: Array<{ user_id: string; error: string }> }> {
       const erased: string[] = [];
+      const failed: Array<{ user_id: string; error: string }> = [];
       // Stored idempotent responses are kept 24 hours, then go with the rest of the sweep.
       await db.deleteFrom('idempotency_keys').where('expires_at', '<', now).execute();
+      const due = (tx: Tx, limit: number, only?: string) => {
+        let q = tx.selectFrom('users').selectAll()
+          .where('erased_at', 'is', null).where('legal_hold', '=', false)
+          .where('erasure_scheduled_for', '<=', now);
+        if (only) q = q.where('id', '=', only);
+        const skipped = failed.map((f) => f.user_id);
+        if (skipped.length) q = q.where('id', 'not in', skipped);
+        return q.orderBy('erasure_scheduled_for').limit(limit).forUpdate().skipLocked().execute();
+      };
+      const destroyAll = async (tx: Tx, rows: Awaited<ReturnType<typeof due>>) => {
+        for (const u of rows) await destroy(tx, { type: 'system', tenantId: u.tenant_id, keyId: null, role: null, requestId: null, ip: null }, u as UserRow);
+        return rows.map((u) => ({ tenantId: u.tenant_id, id: u.id }));
+      };
       for (;;) {
-        const done = await db.transaction().execute(async (tx) => {
-          const due = await tx
-            .selectFrom('users').selectAll()
-            .where('erased_at', 'is', null).where('legal_hold', '=', false)
-            .where('erasure_scheduled_for', '<=', now)
-            .orderBy('erasure_scheduled_for').limit(batch)
-            .forUpdate().skipLocked()
-            .execute();
-          for (const u of due) {
-            await destroy(tx, { type: 'system', tenantId: u.tenant_id, keyId: null, role: null, requestId: null, ip: null }, u as UserRow);
+        let done: Array<{ tenantId: string; id: string }>;
+        let full: boolean;
+        try {
+          done = await db.transaction().execute(async (tx) => destroyAll(tx, await due(tx, batch)));
+          full = done.length === batch;
+        } catch {
+          // One by one: the batch's users (as the next batch would pick them), each alone.
+          const ids = (await db.selectFrom('users').select('id')
+            .where('erased_at', 'is', null).where('legal_hold', '=', false).where('erasure_scheduled_for', '<=', now)
+            .$if(failed.length > 0, (q) => q.where('id', 'not in', failed.map((f) => f.user_id)))
+            .orderBy('erasure_scheduled_for').limit(batch).execute()).map((u) => u.id);
+          done = [];
+          for (const id of ids) {
+            try {
+              done.push(...(await db.transaction().execute(async (tx) => destroyAll(tx, await due(tx, 1, id)))));
+            } catch (err) {
+              failed.push({ user_id: id, error: sweepError(err) });
+            }
           }
-          return due.map((u) => ({ tenantId: u.tenant_id, id: u.id }));
-        });
+          full = ids.length === batch;
+        }
         // After the commit: the files are ciphertext under a key that no longer exists; deleting them
         // removes even that. A failure (or a crash right here) leaves ciphertext nothing can open
         // any more; it is reported, and the other users' folders are still removed.
         const removed = await Promise.allSettled(done.map((u) => eraseDocumentBlobs(blobs, u.tenantId, u.id)));
-        const failed = removed.flatMap((r, i) => (r.status === 'rejected' ? [{ user_id: done[i]!.id, error: String(r.reason) }] : []));
-        if (failed.length) onBlobFailure(failed);
+        const blobFailures = removed.flatMap((r, i) => (r.status === 'rejected' ? [{ user_id: done[i]!.id, error: String(r.reason) }] : []));
+        if (blobFailures.length) onBlobFailure(blobFailures);
         erased.push(...done.map((u) => u.id));
-        if (done.length < batch) return { erased };
+        if (!full) return { erased, failed };
       }
     },
   };

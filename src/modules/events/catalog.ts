@@ -35,7 +35,13 @@ export const EVENT_CATALOG = {
   'user.status_changed': { when: 'the account status changed (closing included)', data: userData(transition) },
   'user.closed': { when: 'the user was closed', data: userData({ ...transition, cancelled_change_requests: Type.Array(S()) }) },
   'user.erasure_scheduled': { when: 'erasure was requested', data: userData({ requested_by: S(), scheduled_for: S({ format: 'date-time' }), legal_hold: Type.Boolean() }) },
-  'user.legal_hold_set': { when: 'a legal hold was set', data: userData({ reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })) }) },
+  'user.legal_hold_set': {
+    when: 'a legal hold was set, or set again for another matter',
+    data: userData({
+      reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+      already_held: Type.Optional(Type.Literal(true, { description: 'Set again for another matter: the hold was already standing, and one DELETE lifts it for every matter' })),
+    }),
+  },
   'user.legal_hold_cleared': { when: 'a legal hold was cleared', data: userData({}) },
   'user.erased': { when: 'the retention sweeper destroyed the user’s personal data', data: userData({ erased_at: S({ format: 'date-time' }) }) },
   'user.relationship_added': {

@@ -32,7 +32,7 @@ const CapabilityOverrides = Type.Record(Type.String(), Type.Record(Type.String()
 });
 
 const Retention = Type.Object(
-  { erasure_after_days: Type.Integer({ minimum: 0, maximum: 36500, description: 'Days from closure until an erasure request destroys personal data (0 allowed; default 1825, five years)' }) },
+  { erasure_after_days: Type.Integer({ minimum: 0, maximum: 36500, description: 'Days from closure until an erasure request destroys personal data (0 allowed; default 1827: five years, leap days included)' }) },
   { additionalProperties: false },
 );
 

@@ -22,8 +22,12 @@ export interface TenantOverrides {
   custom_fields?: Record<string, Partial<CustomFieldDefinition>>;
 }
 
-/** AML retention: personal data of a closed user is kept this long before erasure destroys it. */
-export const DEFAULT_ERASURE_AFTER_DAYS = 1825;
+/**
+ * AML retention: personal data of a closed user is kept this long before erasure destroys it. Five
+ * years, never fewer: five calendar years hold up to two 29 Februaries, so 1,825 days ended a day or
+ * two early whenever one fell inside (a user closed on 2024-03-01 was destroyed on 2029-02-28).
+ */
+export const DEFAULT_ERASURE_AFTER_DAYS = 1827;
 /**
  * The document types a verified user of this type can no longer replace: the tenant's list for the
  * type, else its list for every type (locked_when_verified, as before the lists were per type), else
