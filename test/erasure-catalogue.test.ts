@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 import { dumpDatabase } from './helpers/dump.js';
+import { importText, servicesFor } from './helpers/imports.js';
 import { createErasureService } from '../src/modules/erasure/erasure.service.js';
 import { createLifecycleService } from '../src/modules/lifecycle/lifecycle.service.js';
 
@@ -155,5 +156,19 @@ describe('the erasure canary, against the catalogue', () => {
     // The risk decision stays with the tombstone (like its status), without the officer's words.
     const tomb = await ctx.db.selectFrom('users').select(['risk']).where('id', '=', user.id).executeTakeFirstOrThrow();
     expect(tomb.risk).toMatchObject({ rating: 'medium', status: 'cleared', reason: null });
+  });
+
+  it("an imported user's vendor id goes with its erasure (it was kept in the clear in the user.imported entry)", async () => {
+    const ref = canary('vendordata');
+    const { job } = await importText(servicesFor(ctx), tenantId, `${JSON.stringify({ vendor_data: ref, full_name: 'Ann Oak', country: 'ES' })}\n`, { profile: 'didit' });
+    expect(job.counts).toMatchObject({ imported: 1 });
+    const { id } = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('external_ref', '=', ref).executeTakeFirstOrThrow();
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 }, rate_limit: { requests_per_minute: 6000 } } });
+    const erasure = await api.post(`/v1/users/${id}/erasure`, { requested_by: 'user' });
+    expect(erasure.statusCode, erasure.body).toBe(202);
+    expect((await dumpDatabase(ctx.databaseUrl)).text).toContain(ref);
+    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs }).sweep();
+    expect(swept.erased).toEqual([id]);
+    expect((await dumpDatabase(ctx.databaseUrl)).text).not.toContain(ref);
   });
 });

@@ -32,7 +32,7 @@ async function importAs(profile: string, text: string, format: Format) {
     expect(res.statusCode, res.body).toBe(200);
     return res.json();
   };
-  return { job: done, users, errors: errors.data, audit, get };
+  return { job: done, users, errors: errors.data, audit, get, api: client(ctx.app, ownerKey) };
 }
 
 const checked = (profile: string, record: Record<string, unknown>) => {
@@ -43,7 +43,7 @@ const checked = (profile: string, record: Record<string, unknown>) => {
 
 describe('the treezor profile', () => {
   it("imports Treezor's published users answer: the CANCELED user closed, its id kept, each unmapped field listed", async () => {
-    const { job, users, errors, audit, get } = await importAs('treezor', await fixture('treezor-users.json'), 'json');
+    const { job, users, errors, audit, get, api } = await importAs('treezor', await fixture('treezor-users.json'), 'json');
     // The first example hides most attributes ("// [...]"), country among them: reported, not guessed.
     expect(errors).toEqual([expect.objectContaining({ line: 3, field: 'country', code: 'required' })]);
     expect(job.counts).toMatchObject({ read: 2, imported: 1, rejected: 1 });
@@ -66,7 +66,26 @@ describe('the treezor profile', () => {
       expect(job.moved_fields, f).not.toHaveProperty(f);
       expect(u!.metadata, f).not.toHaveProperty(`treezor.${f}`);
     }
-    expect(audit).toEqual([expect.objectContaining({ user_id: u!.id, details: expect.objectContaining({ profile: 'treezor', source_id: '8327278', import_id: job.id }) })]);
+    expect(audit).toEqual([expect.objectContaining({ user_id: u!.id, details: { profile: 'treezor', import_id: job.id, line: expect.any(Number) } })]);
+    // The vendor's id is the entry's sealed personal part, opened for those who may read the audit log.
+    expect(audit[0]!.personal_enc).toEqual(expect.any(String));
+    const entry = (await api.get(`/v1/audit-events?user_id=${u!.id}&action=user.imported`)).json().data[0];
+    expect(entry).toMatchObject({ details: { import_id: job.id }, values: { source_id: '8327278' } });
+  });
+
+  it('a closed user the source gives no closing date for counts from the import: an erasure keeps it the whole retention', async () => {
+    const started = Date.now();
+    const { users, api } = await importAs('treezor', await fixture('treezor-users.json'), 'json');
+    const [u] = users;
+    expect(u).toMatchObject({ status: 'closed' });
+    // Not the creation date (2023-10-23): that would start the AML retention years early.
+    expect(u!.status_changed_at.getTime()).toBeGreaterThanOrEqual(started - 1000);
+    const history = await ctx.db.selectFrom('status_changes').select(['to_status', 'created_at']).where('user_id', '=', u!.id).execute();
+    expect(history).toEqual([{ to_status: 'closed', created_at: u!.status_changed_at }]);
+    const erasure = await api.post(`/v1/users/${u!.id}/erasure`, { requested_by: 'user' });
+    expect(erasure.statusCode, erasure.body).toBe(202);
+    // Before, 2023-10-23 + five years: destroyed in 2028, years before five years after its real closure.
+    expect(Date.parse(erasure.json().scheduled_for)).toBeGreaterThanOrEqual(started - 1000 + 1827 * 86_400_000);
   });
 
   it('takes userTag as external_ref when it is one, frozen as suspended, kycReview 2 as verified, a company as a business', () => {

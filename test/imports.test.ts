@@ -114,6 +114,32 @@ describe('kyclo import (service)', () => {
     expect(auditAfter.length - auditBefore.length).toBe(1);
   });
 
+  it('the same file read again after an erasure does not bring the erased user back: its row is rejected as erased', async () => {
+    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const api = client(ctx.app, ownerKey);
+    const text = ndjson([person(1), person(2)]);
+    expect((await importText(tenantId, text)).job.counts).toMatchObject({ imported: 2 });
+    const erased = await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('external_ref', '=', 'cust-1').executeTakeFirstOrThrow();
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    expect((await api.post(`/v1/users/${erased.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    expect((await services.erasure.sweep()).erased).toContain(erased.id);
+
+    // Before, the nightly sync made a new active user of cust-1 with the erased person's whole profile.
+    const again = await importText(tenantId, text);
+    expect(again.job.counts).toEqual({ read: 2, imported: 0, existing: 1, rejected: 1 });
+    expect(again.rows).toEqual([
+      expect.objectContaining({ line: 1, outcome: 'rejected', errors: [expect.objectContaining({ field: 'external_ref', code: 'erased' })] }),
+      expect.objectContaining({ line: 2, outcome: 'existing' }),
+    ]);
+    const left = await ctx.db.selectFrom('users').select(['id', 'external_ref']).where('tenant_id', '=', tenantId).execute();
+    expect(left).toHaveLength(2);
+    expect(left.map((u) => u.external_ref).filter((r) => r !== null)).toEqual(['cust-2']);
+    // A ref the platform gives a user again through the API is that user's: found, not refused.
+    const back = await api.post('/v1/users', person(1));
+    expect(back.statusCode, back.body).toBe(201);
+    expect((await importText(tenantId, text)).job.counts).toEqual({ read: 2, imported: 0, existing: 2, rejected: 0 });
+  });
+
   it('an interrupted import resumes after the last committed batch and ends with every row once', async () => {
     const { tenantId } = await createTenant(ctx.db);
     const rows = Array.from({ length: 2500 }, (_, i) => person(i));

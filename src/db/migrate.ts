@@ -23,6 +23,7 @@ import * as m0021 from './migrations/0021_imports.js';
 import * as m0022 from './migrations/0022_users_risk_index.js';
 import * as m0023 from './migrations/0023_audit_verifications.js';
 import * as m0024 from './migrations/0024_webhook_deliveries_by_tenant.js';
+import * as m0025 from './migrations/0025_erased_refs.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -48,6 +49,7 @@ export const migrations: Record<string, Migration> = {
   '0022_users_risk_index': m0022,
   '0023_audit_verifications': m0023,
   '0024_webhook_deliveries_by_tenant': m0024,
+  '0025_erased_refs': m0025,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -105,6 +105,14 @@ export async function idsByExternalRef(db: Db, tenantId: string, refs: string[])
   return new Map(rows.map((r) => [r.external_ref!, r.id]));
 }
 
+/** Of these external_ref hashes, those an erased user of the tenant was known by (migration 0025's index). */
+export async function erasedRefHashes(db: Db, tenantId: string, hashes: string[]): Promise<Set<string>> {
+  if (hashes.length === 0) return new Set();
+  const rows = await db.selectFrom('users').select('external_ref_hash').where('tenant_id', '=', tenantId)
+    .where('external_ref_hash', 'in', hashes).where('external_ref_hash', 'is not', null).execute();
+  return new Set(rows.map((r) => r.external_ref_hash!));
+}
+
 export async function insertJob(db: Db, job: {
   tenant_id: string; id: string; profile: string; format: string; dry_run: boolean; user_events: boolean;
   source_name: string | null; source_sha256: string; created_by_key_id: string | null;

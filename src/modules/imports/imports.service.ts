@@ -22,6 +22,7 @@ import { storeProfile } from '../custom-fields/storage.js';
 import type { CustomFieldDefinitions } from '../custom-fields/definitions.js';
 import type { JsonObject } from '../users/merge-patch.js';
 import * as repo from './imports.repo.js';
+import { externalRefHash } from '../erasure/erasure.service.js';
 import type { BatchRow, ImportJobRow } from './imports.repo.js';
 
 /** Rows per statement: large enough that a round trip is a small part of a batch, small enough to stay well under PostgreSQL's limits. */
@@ -97,9 +98,13 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
       const id = newId('usr');
       const key = keyring.newDataKey(t, id);
       masterKeyId = key.masterKeyId;
+      // The vendor's id names the person at the vendor (Didit's is the platform's own reference, often
+      // an email): sealed with the user's key like every personal part, so the erasure that destroys
+      // the key takes it too. In the entry's details it outlived the erasure in the clear.
       const audit = auditRow(actor, {
         action: 'user.imported', targetType: 'user', targetId: id, userId: id, changedFields: [],
-        details: { import_id: job.id, profile: job.profile, source_id: row.source_id, line },
+        details: { import_id: job.id, profile: job.profile, line },
+        personal: row.source_id === null ? null : keyring.sealWith(key, t, id, PERSONAL_FIELD, { source_id: row.source_id }),
       });
       let event: object | null = null;
       if (job.user_events) {
@@ -154,9 +159,30 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     return created;
   }
 
+  /**
+   * Rejects the rows whose external_ref an erased user was known by (its tombstone keeps a hash of
+   * it): a file read again after an erasure — the nightly sync, a resumed migration — brought the
+   * erased person back as a new user, with the whole profile. A ref a live user holds again (created
+   * through the API since) is that user's: `existing`, as ever.
+   */
+  async function refuseErased(t: string, batch: Pending): Promise<void> {
+    if (batch.valid.length === 0) return;
+    const hashOf = new Map(batch.valid.map((v) => [v.row.external_ref, externalRefHash(t, v.row.external_ref)]));
+    const erased = await repo.erasedRefHashes(db, t, [...new Set(hashOf.values())]);
+    if (erased.size === 0) return;
+    const live = await repo.idsByExternalRef(db, t, [...hashOf].filter(([, h]) => erased.has(h)).map(([ref]) => ref));
+    const kept: Pending['valid'] = [];
+    for (const v of batch.valid) {
+      if (!erased.has(hashOf.get(v.row.external_ref)!) || live.has(v.row.external_ref)) kept.push(v);
+      else batch.rejected.push({ line: v.line, errors: [{ field: 'external_ref', code: 'erased', message: 'a user known by this external_ref was erased: an import does not bring it back' }] });
+    }
+    batch.valid = kept;
+  }
+
   /** Writes one batch's users (nothing in a dry run); answers each row's outcome. */
   async function write(actor: Actor, job: ImportJobRow, batch: Pending, defs: CustomFieldDefinitions): Promise<RowOutcome[]> {
     const t = actor.tenantId;
+    await refuseErased(t, batch);
     const created = !job.dry_run && batch.valid.length ? await insert(t, batch, batchRows(actor, job, batch.valid, defs)) : new Map<string, string>();
     const refs = batch.valid.map((v) => v.row.external_ref);
     const others = refs.filter((r) => !created.has(r));

@@ -94,12 +94,18 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
 
   const body = m.user as CreateUserInput;
   const { type, external_ref: _e, country, metadata, tags, ...rest } = body;
-  const at = created ?? new Date(now).toISOString();
+  const importedAt = new Date(now).toISOString();
+  const at = created ?? importedAt;
+  // A status other than active that the source gives no date for counts from the import, never from
+  // the user's creation: a closed user's status date starts its AML retention, and the creation date
+  // (years back) let an erasure destroy the record years early. The import is
+  // never before the real closure, so the retention this counts is never short.
+  const statusAt = changed ?? (status === 'active' ? at : importedAt);
   return {
     row: {
       external_ref: m.external_ref!, source_id: m.source_id, type, country, profile: compact(rest as JsonObject),
       metadata: (metadata ?? {}) as JsonObject, tags: tags ?? [], status, status_reason: reason, status_origin: origin,
-      status_changed_at: changed ?? at, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified, kyc_sub_status: subStatus, created_at: at,
+      status_changed_at: statusAt, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified, kyc_sub_status: subStatus, created_at: at,
     },
   };
 }
