@@ -4,6 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
+import { createErasureService } from '../src/modules/erasure/erasure.service.js';
+import { createLifecycleService } from '../src/modules/lifecycle/lifecycle.service.js';
 
 let ctx: TestContext;
 let tenantId: string;
@@ -242,6 +244,41 @@ describe('a verified business’s relationships follow the field policy', () => 
     expect(end.statusCode).toBe(202);
     expect((await officer.post(`/v1/change-requests/${end.json().change_request_id}/reject`, { reason: 'no evidence' })).statusCode).toBe(200);
     expect((await rows(biz))[0]!.ended_at).toBeNull();
+  });
+
+  it("a held title goes with the related person's erasure: from the change request and the business's audit log", async () => {
+    const biz = await verifiedCompany();
+    const owner = await person();
+    const mark = `Quill${Date.now()}`;
+    const held = await relate(biz, { type: 'beneficial_owner', related_user_id: owner, ownership_percent: 40, title: `Chair, née ${mark}` });
+    expect(held.statusCode, held.body).toBe(202);
+    const crId = held.json().change_request_id as string;
+    const approved = await officer.post(`/v1/change-requests/${crId}/approve`, {});
+    expect(approved.statusCode, approved.body).toBe(200);
+    expect((await rows(biz))[0]).toMatchObject({ related_user_id: owner, title: `Chair, née ${mark}` });
+    // Ending it is held too: the change request's `from` is the relationship, title included.
+    const ending = await api.post(`/v1/users/${biz}/relationships/${(await rows(biz))[0]!.id}/end`);
+    expect(ending.statusCode, ending.body).toBe(202);
+    const endId = ending.json().change_request_id as string;
+    // While the person is there, the change requests show the title, opened with their key.
+    expect((await officer.get(`/v1/change-requests/${crId}`)).json().changes.relationships.to.relationship).toMatchObject({ title: `Chair, née ${mark}` });
+    expect((await officer.get(`/v1/change-requests/${endId}`)).json().changes.relationships.from).toMatchObject({ title: `Chair, née ${mark}` });
+    expect(JSON.stringify((await officer.get(`/v1/audit-events?user_id=${biz}`)).json())).not.toContain(mark);
+
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    try {
+      expect((await api.post(`/v1/users/${owner}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+      const { erased } = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring }).sweep();
+      expect(erased).toContain(owner);
+    } finally {
+      await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
+    }
+    // Before, both change requests (sealed with the business's key, which stays) still read the title.
+    const afterAdd = (await officer.get(`/v1/change-requests/${crId}`)).json();
+    expect(afterAdd.changes.relationships.to.relationship).toMatchObject({ related_user_id: owner, title: null });
+    expect((await officer.get(`/v1/change-requests/${endId}`)).json().changes.relationships.from).toMatchObject({ related_user_id: owner, title: null });
+    expect(JSON.stringify((await api.get(`/v1/users/${biz}/export`)).json())).not.toContain(mark);
+    expect(JSON.stringify((await officer.get(`/v1/audit-events?user_id=${biz}&limit=100`)).json())).not.toContain(mark);
   });
 
   it('checks the rules again at approval: a request the graph has overtaken applies nothing', async () => {

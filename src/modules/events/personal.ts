@@ -9,6 +9,8 @@ export const CHANGES_FIELD = 'change_request.changes';
 export const IDENTITY_FIELD = 'verification.identity';
 export const PROVIDER_REF_FIELD = 'verification.provider_ref';
 export const DECISION_FIELD = 'change_request.decision';
+/** A relationship's title held in a change request: sealed with the related person's key (relationships.service.ts). */
+export const TITLE_FIELD = 'relationship.title';
 
 export interface WithPersonal {
   user_id: string | null;

@@ -17,7 +17,7 @@ import { decide, effectivePolicy, kycState, type UserType } from '../users/field
 import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
+import { CHANGES_FIELD, PERSONAL_FIELD, TITLE_FIELD } from '../events/personal.js';
 import { checkPendingChange } from '../users/bounds.js';
 import { checkShape, TYPE_RULES, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
 import * as repo from './relationships.repo.js';
@@ -41,6 +41,43 @@ export type Proposal =
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const withoutTitle = <R extends { title?: unknown }>({ title: _title, ...rest }: R) => rest;
+
+type Titled = { related_user_id: string; title?: string | null; title_enc?: string };
+
+/**
+ * A relationship's title is free text about the related person, not about the holder: where a held
+ * change keeps it (the change request's sealed changes), it is sealed with *that person's* key, so
+ * their erasure takes it. Sealed with the holder's key, as before, it outlived them in the business's
+ * change requests for good.
+ */
+async function sealTitle<R extends Titled>(keyring: Keyring, tx: Tx, tenantId: string, r: R): Promise<Omit<R, 'title'>> {
+  const { title, ...rest } = r;
+  if (title === undefined || title === null) return rest;
+  return { ...rest, title_enc: await keyring.seal(tx, tenantId, r.related_user_id, TITLE_FIELD, { title }) };
+}
+
+/**
+ * The titles of relationship changes opened in place (`title_enc` → `title`), one key lookup for
+ * all: null where the related person has been erased. Changes written before titles were sealed
+ * this way carry `title` itself and are left as they are.
+ */
+export async function openTitles(keyring: Keyring, tenantId: string, changes: ReadonlyArray<Record<string, { from: unknown; to: unknown }> | undefined>, executor?: Db | Tx): Promise<void> {
+  const sealed: Titled[] = [];
+  for (const c of changes) {
+    const r = c?.[FIELD];
+    if (!r) continue;
+    const to = r.to as { action?: string; relationship?: Titled } | null;
+    for (const t of [r.from as Titled | null, to?.action === 'add' ? to.relationship : undefined]) {
+      if (t && typeof t.title_enc === 'string') sealed.push(t);
+    }
+  }
+  if (sealed.length === 0) return;
+  const opened = await keyring.openMany(tenantId, sealed.map((t) => ({ userId: t.related_user_id, field: TITLE_FIELD, envelope: t.title_enc! })), undefined, executor);
+  sealed.forEach((t, i) => {
+    delete t.title_enc;
+    t.title = (opened[i] as { title?: string } | undefined)?.title ?? null;
+  });
+}
 
 export const toRelationship = (r: RelationshipRow) => ({
   id: r.id,
@@ -160,21 +197,25 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
     await users.updateAtVersion(tx, actor.tenantId, holder.id, holder.version, {
       pending_changes: [...holder.pending_changes, { id: crId, fields: [FIELD], proposed: { [FIELD]: listed }, requested_at: new Date().toISOString() }],
     });
+    // The title, in `to` (an add) or `from` (an end), sealed again inside with the related person's key.
+    const stored = proposal.action === 'add' ? { ...proposal, relationship: await sealTitle(keyring, tx, actor.tenantId, proposal.relationship) } : proposal;
+    const storedFrom = from === null ? null : await sealTitle(keyring, tx, actor.tenantId, from as Titled);
     await changeRequests.insert(tx, {
       tenant_id: actor.tenantId, id: crId, user_id: holder.id, fields: [FIELD],
-      changes_enc: await keyring.seal(tx, actor.tenantId, holder.id, CHANGES_FIELD, { [FIELD]: { from, to: proposal } }),
+      changes_enc: await keyring.seal(tx, actor.tenantId, holder.id, CHANGES_FIELD, { [FIELD]: { from: storedFrom, to: stored } }),
       requested_by_key_id: actor.keyId, requested_by_role: actor.role, request_id: actor.requestId,
     });
     await recordChange(
       tx, actor,
       // Audit details are immutable and never erased: only ids and codes there; the proposal itself
-      // (a title is free text) is sealed with the holder's key.
+      // is sealed with the holder's key, without the title (the person's: the change request keeps it
+      // under their key, and the relationship row until their erasure).
       {
         action: 'user.change_requested', targetType: 'change_request', targetId: crId, userId: holder.id, changedFields: [FIELD],
         details: proposal.action === 'add'
           ? { action: 'add', relationship_id: proposal.relationship.id, type: proposal.relationship.type, related_user_id: proposal.relationship.related_user_id }
           : { action: 'end', relationship_id: proposal.relationship_id },
-        personal: await keyring.seal(tx, actor.tenantId, holder.id, PERSONAL_FIELD, { proposal }),
+        personal: await keyring.seal(tx, actor.tenantId, holder.id, PERSONAL_FIELD, { proposal: listed }),
       },
       { type: 'user.change_requested', userId: holder.id, data: { user_id: holder.id, change_request_id: crId, fields: [FIELD] } },
     );

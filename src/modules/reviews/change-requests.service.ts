@@ -16,7 +16,7 @@ import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { lockGraph } from '../relationships/relationships.repo.js';
-import type { Proposal, RelationshipsService } from '../relationships/relationships.service.js';
+import { openTitles, type Proposal, type RelationshipsService } from '../relationships/relationships.service.js';
 import { plainForApproval } from '../custom-fields/custom-fields.service.js';
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
@@ -57,6 +57,8 @@ export async function changeRequestViews(keyring: Keyring, tenantId: string, row
     ]),
     undefined, executor,
   );
+  // A relationship's title is sealed inside with the related person's key: opened here, null once erased.
+  await openTitles(keyring, tenantId, rows.map((_, i) => opened[2 * i] as Changes | undefined), executor);
   return rows.map((r, i) => toChangeRequest(
     r,
     r.changes_enc ? maskUnless(unmasked, opened[2 * i] as Changes | undefined) : undefined,
@@ -117,6 +119,7 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
         const { cr, user } = await lockPending(tx, actor, id);
         const changes = (await keyring.open(actor.tenantId, user.id, CHANGES_FIELD, cr.changes_enc!, tx)) as Changes;
         if (relationshipChange) {
+          await openTitles(keyring, actor.tenantId, [changes], tx);
           const decision = input.note === undefined ? null : { note: input.note };
           await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, { pending_changes: user.pending_changes.filter((p) => p.id !== cr.id) });
           const decided = await repo.decide(tx, actor.tenantId, id, {
