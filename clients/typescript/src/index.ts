@@ -1,6 +1,6 @@
 // @kyclo/client: requests typed from Kyclo's OpenAPI document (openapi-typescript + openapi-fetch),
 // plus what every integrator otherwise writes by hand: an Idempotency-Key per POST reused by its
-// retries, retries on 429/503 after Retry-After, If-Match from the last ETag seen of a user,
+// retries, retries after Retry-After when that is safe (retry.ts), If-Match from the last ETag seen of a user,
 // cursor iteration, errors as KycloProblem, and a Standard Webhooks verifier returning typed events.
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema.js';
@@ -52,6 +52,7 @@ export interface KycloClientOptions extends RetryOptions {
 /** Operations that take If-Match on a user: PATCH and DELETE of the user, and status moves. */
 const CONDITIONAL = /^\/v1\/users\/([^/]+)(?:\/(?:status-changes|suspend|unsuspend|flag|block|unblock))?$/;
 const USER_PATH = /^\/v1\/users\/(usr_[^/?]+)/;
+const DRY_RUN = /^\/v1\/users\/[^/]+\/dry-run$/;
 const STATUS_MOVES = ['suspend', 'unsuspend', 'flag', 'block', 'unblock'] as const;
 
 /** Iterates every item of a cursor-paginated list, fetching pages as it goes. */
@@ -90,7 +91,11 @@ export function createKycloClient(options: KycloClientOptions) {
     },
     onResponse({ request, response }) {
       const location = response.headers.get('location') ?? '';
-      const id = USER_PATH.exec(pathOf(request))?.[1] ?? USER_PATH.exec(location)?.[1];
+      const path = pathOf(request);
+      // A dry run changes nothing and is not a read of the user: the ETag last read stays the one
+      // the write after it is conditional on (forgetting it sent that write without If-Match).
+      if (DRY_RUN.test(path)) return response;
+      const id = USER_PATH.exec(path)?.[1] ?? USER_PATH.exec(location)?.[1];
       if (!id) return response;
       const tag = response.headers.get('etag');
       // A write that changed the user without answering its ETag (a status move) makes ours stale.

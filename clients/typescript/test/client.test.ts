@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant, createTestContext, type TestContext } from '../../../test/helpers/app.js';
 import { individual } from '../../../test/helpers/factories.js';
 import { createKycloClient, createWebhookVerifier, KycloProblem, WebhookVerificationError, type CreateUserInput, type KycloClientOptions, type User } from '../src/index.js';
+import { retryingFetch } from '../src/retry.js';
 
 let ctx: TestContext;
 let baseUrl: string;
@@ -119,6 +120,77 @@ describe('what the client adds', () => {
     expect(firstName(await mine.users.get(id))).toBe('Theirs');
     // Having read it again, the write goes through.
     expect(firstName(await mine.users.update(id, { first_name: 'Mine' }))).toBe('Mine');
+  });
+
+  it('keeps the ETag it read across a dry run: the write after it is still conditional (412 when someone wrote meanwhile)', async () => {
+    const mine = kyclo();
+    const theirs = kyclo();
+    const { id } = await mine.users.create(newUser());
+    const preview = await mine.users.dryRun(id, { first_name: 'Mine' });
+    expect(preview).toMatchObject({ dry_run: true, version: 1 });
+    // Before, the dry run's answer (no ETag) made the client forget it, and the update went unconditional.
+    expect(mine.etagOf(id)).toBe('"1"');
+    await theirs.users.update(id, { first_name: 'Theirs' });
+    await expect(mine.users.update(id, { first_name: 'Mine' })).rejects.toMatchObject({ status: 412, code: 'precondition_failed' });
+    expect(firstName(await theirs.users.get(id))).toBe('Theirs');
+  });
+
+  it('waits out a 409 that carries Retry-After (the same key still running), with the same Idempotency-Key', async () => {
+    const keys: Array<string | null> = [];
+    const client = kyclo({
+      fetch: async (req) => {
+        keys.push(req.headers.get('idempotency-key'));
+        if (keys.length === 1) return new Response(JSON.stringify({ type: 'x', title: 'Conflict', status: 409, detail: 'running', code: 'idempotency.in_progress', request_id: 'r3' }), { status: 409, headers: { 'retry-after': '0', 'content-type': 'application/problem+json' } });
+        return fetch(req);
+      },
+    });
+    const body = newUser();
+    const user = await client.users.create(body);
+    expect(user.id).toMatch(/^usr_/);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+    // A 409 without Retry-After (the external_ref taken) is an answer, not a reason to wait.
+    await expect(client.users.create({ ...newUser(), external_ref: body.external_ref })).rejects.toMatchObject({ status: 409 });
+    expect(keys).toHaveLength(3);
+  });
+
+  it('does not resend a PATCH after a 503: the server may have committed it before its connection died', async () => {
+    let calls = 0;
+    const client = kyclo({
+      fetch: async (req) => {
+        calls++;
+        const res = await fetch(req);
+        if (req.method !== 'PATCH') return res;
+        await res.body?.cancel();
+        return new Response(JSON.stringify({ type: 'x', title: 'Service Unavailable', status: 503, detail: 'db gone', code: 'service.unavailable', request_id: 'r4' }), { status: 503, headers: { 'retry-after': '0', 'content-type': 'application/problem+json' } });
+      },
+    });
+    const { id } = await client.users.create(newUser());
+    calls = 0;
+    // Before, it was resent and answered 412 against its own, applied change.
+    await expect(client.users.update(id, { first_name: 'Applied' })).rejects.toMatchObject({ status: 503, code: 'service.unavailable' });
+    expect(calls).toBe(1);
+    const row = await ctx.db.selectFrom('users').select(['version', 'profile']).where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ version: 2, profile: expect.objectContaining({ first_name: 'Applied' }) });
+  });
+
+  it('retries a POST without a key (a multipart upload) after 503 document.uploads_busy only, not after service.unavailable', async () => {
+    const problem = (code: string) => new Response(JSON.stringify({ type: 'x', title: 'Service Unavailable', status: 503, detail: 'busy', code, request_id: 'r5' }), {
+      status: 503, headers: { 'retry-after': '0', 'content-type': 'application/problem+json' },
+    });
+    for (const [code, expected] of [['document.uploads_busy', [503, 201]], ['service.unavailable', [503]]] as const) {
+      const seen: number[] = [];
+      const send = retryingFetch(async () => {
+        const res = seen.length === 0 ? problem(code) : new Response('{}', { status: 201 });
+        seen.push(res.status);
+        return res;
+      }, { baseDelayMs: 1 });
+      const form = new FormData();
+      form.set('type', 'selfie');
+      const res = await send(new Request(`${baseUrl}/v1/users/usr_x/documents`, { method: 'POST', body: form }));
+      expect(seen, code).toEqual(expected);
+      expect(res.status).toBe(expected.at(-1));
+    }
   });
 
   it('iterates a list across pages with for await', async () => {
