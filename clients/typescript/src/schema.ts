@@ -743,7 +743,7 @@ export interface paths {
         put?: never;
         /**
          * GDPR erasure: close now, destroy personal data when AML retention ends
-         * @description Closes the user at once and schedules destruction at closure + the tenant’s retention period (policy retention.erasure_after_days; default 1825, 0 allowed). Asking again answers the same schedule. A legal hold postpones it.
+         * @description Closes the user at once and schedules destruction at closure + the tenant’s retention period (policy retention.erasure_after_days; default 1827: five years, leap days included; 0 allowed). Asking again answers the same schedule. A legal hold postpones it.
          */
         post: operations["requestErasure"];
         delete?: never;
@@ -1199,7 +1199,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * user.legal_hold_set: a legal hold was set
+         * user.legal_hold_set: a legal hold was set, or set again for another matter
          * @description Signed per Standard Webhooks: webhook-id (the event id, the same on every retry), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256>; two during a secret rotation). Answer 2xx; anything else is retried.
          */
         post: operations["webhook_user_legal_hold_set"];
@@ -2514,6 +2514,11 @@ export interface components {
             /** @description Through the API only (sealed free text) */
             reason?: string;
             /**
+             * @description Set again for another matter: the hold was already standing, and one DELETE lifts it for every matter
+             * @enum {boolean}
+             */
+            already_held?: true;
+            /**
              * @description Present once the user is erased: personal values are gone
              * @enum {boolean}
              */
@@ -3075,7 +3080,7 @@ export interface components {
                 };
             };
             retention: {
-                /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1825, five years) */
+                /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1827: five years, leap days included) */
                 erasure_after_days: number;
             };
             rate_limit: {
@@ -3111,7 +3116,7 @@ export interface components {
                     };
                 };
                 retention?: {
-                    /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1825, five years) */
+                    /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1827: five years, leap days included) */
                     erasure_after_days: number;
                 };
                 rate_limit?: {
@@ -3421,6 +3426,29 @@ export interface components {
             /** @description The history of the user’s risk assessment */
             risk_changes: {
                 [key: string]: unknown;
+            }[];
+            /** @description Every relationship the user holds or is party to, ended ones included */
+            relationships: {
+                /** @description rel_… id */
+                id: string;
+                /**
+                 * @description See GET /v1/enumerations/relationship_types
+                 * @enum {unknown}
+                 */
+                type: "beneficial_owner" | "director" | "legal_representative" | "authorised_signatory" | "shareholder" | "parent";
+                /** @description The business (or the child account) the relationship belongs to */
+                user_id: string;
+                /** @description The owner, officer, signatory, shareholder or parent */
+                related_user_id: string;
+                ownership_percent: number | null;
+                /** @description The related user controls the holder: its block or suspension propagates whatever it owns */
+                control: boolean;
+                title: string | null;
+                starts_on: string | null;
+                ended_at: string | null;
+                /** Format: date-time */
+                created_at: string;
+                change_request_id: string | null;
             }[];
             change_requests: {
                 [key: string]: unknown;
@@ -3966,7 +3994,7 @@ export interface components {
     parameters: {
         /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
         IdempotencyKey: string;
-        /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+        /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
         IfMatch: string;
     };
     requestBodies: never;
@@ -4144,7 +4172,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -4391,7 +4419,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -4573,7 +4601,7 @@ export interface operations {
                 dry_run?: boolean;
             };
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -5247,7 +5275,7 @@ export interface operations {
                     "application/json": components["schemas"]["PatchDryRun"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -5528,7 +5556,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyWithSecret"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -5779,7 +5807,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKey"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6735,7 +6763,7 @@ export interface operations {
                         };
                     };
                     retention?: {
-                        /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1825, five years) */
+                        /** @description Days from closure until an erasure request destroys personal data (0 allowed; default 1827: five years, leap days included) */
                         erasure_after_days: number;
                     };
                     rate_limit?: {
@@ -6771,7 +6799,7 @@ export interface operations {
                     "application/json": components["schemas"]["Policy"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -7059,7 +7087,7 @@ export interface operations {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -7437,7 +7465,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -7658,7 +7686,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -8288,7 +8316,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeRequest"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -8468,7 +8496,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeRequest"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -8732,7 +8760,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -8938,7 +8966,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9142,7 +9170,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9346,7 +9374,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9550,7 +9578,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -9754,7 +9782,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
                 /** @description Makes the POST safe to retry: the first completed answer is kept 24 h and replayed (Idempotent-Replayed: true); the same key with another body → 422 idempotency.key_reused; while the first is still running → 409 idempotency.in_progress. Scoped to the API key. Not supported with multipart uploads. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -10111,7 +10139,7 @@ export interface operations {
                     "application/json": components["schemas"]["CloseUsersResult"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -10247,7 +10275,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you last read (`"3"`), or `*`: the write applies only to that version, otherwise 412 and nothing changes */
+                /** @description The ETag you last read (`"3"`), a list of them (`"3", "4"`), or `*`: the write applies only to a listed version (compared strongly: `"03"` is not `"3"`), otherwise 412 and nothing changes */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -10580,7 +10608,7 @@ export interface operations {
                     "application/json": components["schemas"]["RequiredAction"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -10756,7 +10784,7 @@ export interface operations {
                     "application/json": components["schemas"]["RequiredAction"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -10932,7 +10960,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -11223,7 +11251,7 @@ export interface operations {
                     "application/json": components["schemas"]["Document"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -11544,7 +11572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErasureSchedule"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -11724,7 +11752,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -11894,7 +11922,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -12239,7 +12267,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpointWithSecret"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -12505,7 +12533,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -12645,7 +12673,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -12808,7 +12836,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpointWithSecret"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -13070,7 +13098,7 @@ export interface operations {
                     "application/json": components["schemas"]["Redelivery"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -13342,7 +13370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImportJob"];
                 };
             };
-            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation */
+            /** @description Invalid request: malformed JSON, unknown or read-only fields, or values that fail validation; or request.if_match_unsupported: this write does not take If-Match; nothing changed */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];

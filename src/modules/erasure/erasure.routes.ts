@@ -7,6 +7,7 @@ import { toUserView } from '../users/user-view.js';
 import type { ErasureService } from './erasure.service.js';
 import type { ExportService } from './export.service.js';
 import { Document } from '../documents/documents.schemas.js';
+import { Relationship } from '../relationships/relationships.routes.js';
 
 const Schedule = Type.Object({
   user_id: Id('usr'),
@@ -25,6 +26,7 @@ const Export = Type.Object({
   documents: Type.Array(Document, { description: 'Every version, numbers unmasked; files at content_url' }),
   status_changes: Any,
   risk_changes: Type.Array(Type.Record(Type.String(), Type.Unknown()), { description: 'The history of the user’s risk assessment' }),
+  relationships: Type.Array(Relationship, { description: 'Every relationship the user holds or is party to, ended ones included' }),
   change_requests: Any,
   events: Any,
   audit_entries: Any,
@@ -48,7 +50,7 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
         summary: 'GDPR erasure: close now, destroy personal data when AML retention ends',
         description:
           'Closes the user at once and schedules destruction at closure + the tenant’s retention period (policy ' +
-          'retention.erasure_after_days; default 1825, 0 allowed). Asking again answers the same schedule. A legal hold postpones it.',
+          'retention.erasure_after_days; default 1827: five years, leap days included; 0 allowed). Asking again answers the same schedule. A legal hold postpones it.',
         params: IdParam('usr'),
         body: Type.Object({ requested_by: Type.Enum(['user', 'operator']), note: Type.Optional(Note) }, { additionalProperties: false }),
         response: { 202: { ...Schedule, description: 'The user is closed; destruction is scheduled' }, ...errors(...AUTH_ERRORS, 404, 413, 415) },

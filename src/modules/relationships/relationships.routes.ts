@@ -10,7 +10,7 @@ const RelationshipType = Type.Enum([...RELATIONSHIP_TYPES], { description: 'See 
 const Percent = Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'Percent of the business held (beneficial_owner and shareholder only), up to 4 decimals' });
 const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD' });
 
-const Relationship = Type.Object({
+export const Relationship = Type.Object({
   id: Type.String({ description: 'rel_… id' }),
   type: RelationshipType,
   user_id: Type.String({ description: 'The business (or the child account) the relationship belongs to' }),
