@@ -53,6 +53,7 @@ export interface KycloClientOptions extends RetryOptions {
 const CONDITIONAL = /^\/v1\/users\/([^/]+)(?:\/(?:status-changes|suspend|unsuspend|flag|block|unblock))?$/;
 const USER_PATH = /^\/v1\/users\/(usr_[^/?]+)/;
 const DRY_RUN = /^\/v1\/users\/[^/]+\/dry-run$/;
+const BY_REF = /^\/v1\/users\/by-external-ref\/[^/]+$/;
 const STATUS_MOVES = ['suspend', 'unsuspend', 'flag', 'block', 'unblock'] as const;
 
 /** Iterates every item of a cursor-paginated list, fetching pages as it goes. */
@@ -89,15 +90,21 @@ export function createKycloClient(options: KycloClientOptions) {
       }
       return request;
     },
-    onResponse({ request, response }) {
+    async onResponse({ request, response }) {
       const location = response.headers.get('location') ?? '';
       const path = pathOf(request);
       // A dry run changes nothing and is not a read of the user: the ETag last read stays the one
       // the write after it is conditional on (forgetting it sent that write without If-Match).
       if (DRY_RUN.test(path)) return response;
+      const tag = response.headers.get('etag');
+      // A read by the platform's own id answers the user's ETag too: kept under the user's id.
+      if (BY_REF.test(path) && tag && response.ok) {
+        const { id } = (await response.clone().json()) as { id?: unknown };
+        if (typeof id === 'string') etags.set(id, tag);
+        return response;
+      }
       const id = USER_PATH.exec(path)?.[1] ?? USER_PATH.exec(location)?.[1];
       if (!id) return response;
-      const tag = response.headers.get('etag');
       // A write that changed the user without answering its ETag (a status move) makes ours stale.
       if (tag) etags.set(id, tag);
       else if (request.method !== 'GET' && (response.ok || response.status === 412)) etags.delete(id);
@@ -117,6 +124,8 @@ export function createKycloClient(options: KycloClientOptions) {
   const users = {
     create: (body: CreateUserInput) => ok(api.POST('/v1/users', { body })),
     get: (id: string) => ok(api.GET('/v1/users/{id}', user(id))),
+    /** The user the platform knows by this id of its own (exact, case-sensitive); its ETag is kept like get's. */
+    byExternalRef: (ref: string) => ok(api.GET('/v1/users/by-external-ref/{external_ref}', { params: { path: { external_ref: ref } } })),
     /** JSON Merge Patch: absent = unchanged, null = cleared. If-Match as the options say unless given. */
     update: (id: string, patch: UserPatch, opts: { ifMatch?: string } = {}) =>
       ok(api.PATCH('/v1/users/{id}', {

@@ -135,6 +135,18 @@ describe('what the client adds', () => {
     expect(firstName(await theirs.users.get(id))).toBe('Theirs');
   });
 
+  it('keeps the ETag of a user read by its external_ref: a write after it is conditional on that read', async () => {
+    const body = newUser();
+    const { id } = await kyclo().users.create(body);
+    const reader = kyclo();
+    const found = await reader.users.byExternalRef(String(body.external_ref));
+    expect(found.id).toBe(id);
+    // Before, the read's ETag was not kept (its path names no usr_ id): the update went unconditional.
+    expect(reader.etagOf(id)).toBe('"1"');
+    await kyclo().users.update(id, { first_name: 'Theirs' });
+    await expect(reader.users.update(id, { first_name: 'Mine' })).rejects.toMatchObject({ status: 412 });
+  });
+
   it('waits out a 409 that carries Retry-After (the same key still running), with the same Idempotency-Key', async () => {
     const keys: Array<string | null> = [];
     const client = kyclo({
