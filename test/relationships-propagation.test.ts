@@ -179,6 +179,48 @@ describe('propagation of a related party’s status to a business’s capabiliti
 });
 
 describe('closing and erasing', () => {
+  it('a blocked or suspended owner closed, or erased, still holds the business; one closed while active does not', async () => {
+    const [biz, blocked, suspended, quiet] = [await company(), await person(), await person(), await person()];
+    await owns(biz, blocked, 60, 'beneficial_owner');
+    await owns(biz, suspended, 30, 'beneficial_owner');
+    await owns(biz, quiet, 10, 'beneficial_owner');
+    expect((await verify(biz)).statusCode).toBe(201);
+    await api.post(`/v1/users/${blocked}/block`, { reason: 'sanctions_match' });
+    await api.post(`/v1/users/${suspended}/suspend`, { reason: 'fraud_suspected' });
+    expect(await reasons(biz)).toEqual(Array(4).fill('related_party_blocked'));
+    // Before, a closed party dropped out: the owner's GDPR request, or a close, lifted the business's freeze.
+    expect((await api.delete(`/v1/users/${suspended}`, { origin: 'user', reason: 'user_request' })).statusCode).toBe(200);
+    expect((await api.delete(`/v1/users/${quiet}`, { origin: 'user', reason: 'user_request' })).statusCode).toBe(200);
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    try {
+      expect((await api.post(`/v1/users/${blocked}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+      const lifecycle = createLifecycleService({ db: ctx.db, keyring: ctx.keyring });
+      expect((await createErasureService({ db: ctx.db, lifecycle, blobs: ctx.blobs, keyring: ctx.keyring }).sweep()).erased).toContain(blocked);
+    } finally {
+      await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
+    }
+    expect(await caps(biz)).toMatchObject({
+      capabilities: { deposits: { allowed: false, reason: 'related_party_blocked' } },
+      related_parties: [
+        { user_id: blocked, status: 'blocked', closed: true, ownership_percent: 60 },
+        { user_id: suspended, status: 'suspended', closed: true, ownership_percent: 30 },
+      ],
+    });
+    expect((await caps(biz)).related_parties).toHaveLength(2);
+  });
+
+  it('holds a business whose beneficial owner, recorded without a percent, is blocked (held as a controller)', async () => {
+    const [biz, owner] = [await company(), await person()];
+    expect((await api.post(`/v1/users/${biz}/relationships`, { type: 'beneficial_owner', related_user_id: owner })).statusCode).toBe(201);
+    expect((await verify(biz)).statusCode).toBe(201);
+    await api.post(`/v1/users/${owner}/block`, { reason: 'fraud_suspected' });
+    // Before, counted as 0 % without control: the business kept every capability.
+    expect(await caps(biz)).toMatchObject({
+      capabilities: { withdrawals: { allowed: false, reason: 'related_party_blocked' } },
+      related_parties: [{ user_id: owner, status: 'blocked', control: true, ownership_percent: 0, closed: false }],
+    });
+  });
+
   it('closing a business never closes its people; erasing a person keeps the relationship with the tombstone', async () => {
     const [biz, owner] = [await company(), await person()];
     const rel = await owns(biz, owner, 40, 'beneficial_owner');

@@ -3231,8 +3231,13 @@ export interface components {
         /** RelatedParty */
         RelatedParty: {
             user_id: string;
-            /** @enum {unknown} */
+            /**
+             * @description For a closed party, the status it was closed from
+             * @enum {unknown}
+             */
             status: "blocked" | "suspended" | "flagged";
+            /** @description The party is closed (or erased): closed while blocked or suspended, its freeze still holds */
+            closed: boolean;
             /** @description Ultimate ownership of this user (chains multiplied); 0 when it only controls it */
             ownership_percent: number;
             control: boolean;

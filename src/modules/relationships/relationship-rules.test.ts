@@ -3,7 +3,7 @@ import { checkShape, DEFAULT_PROPAGATION, heldParties, RELATIONSHIP_TYPES, relat
 import { codes } from '../reference/enumerations.js';
 import { decide, effectivePolicy, validateOverrides } from '../users/field-policy.js';
 
-const party = (over: Partial<RelatedParty>): RelatedParty => ({ user_id: 'usr_a', status: 'suspended', ownership_percent: 0, control: false, path: [], ...over });
+const party = (over: Partial<RelatedParty>): RelatedParty => ({ user_id: 'usr_a', status: 'suspended', closed: false, ownership_percent: 0, control: false, path: [], ...over });
 
 describe('relationship rules', () => {
   it('publish exactly the types the API accepts', () => {

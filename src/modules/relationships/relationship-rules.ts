@@ -86,7 +86,9 @@ const SEVERITY: Record<PropagatingStatus, number> = { blocked: 3, suspended: 2, 
 
 export interface RelatedParty {
   user_id: string;
+  /** For a closed party, the status it was closed from (its freeze still holds). */
   status: string;
+  closed: boolean;
   /** Ultimate ownership of the user, in percent (0 when the party only controls it). */
   ownership_percent: number;
   control: boolean;

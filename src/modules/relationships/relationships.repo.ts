@@ -167,7 +167,8 @@ const walkSql = (t: string, u: string, keep: number) => `
     select 1, x.frontier
       from (select jsonb_agg(jsonb_build_object('id', d.id, 'f', d.f, 'n', d.n, 'c', d.c, 'top', d.top)) as frontier
               from (select r.related_user_id as id, sum(coalesce(r.ownership_percent, 0)) / 100 as f, count(r.ownership_percent) as n,
-                           bool_or(r.control) as c,
+                           -- a beneficial owner recorded without a percent owns or controls enough to be one: held as a controller
+                           bool_or(r.control or (r.type = 'beneficial_owner' and r.ownership_percent is null)) as c,
                            jsonb_path_query_array(jsonb_agg(jsonb_build_object('f', coalesce(r.ownership_percent, 0) / 100, 'p', jsonb_build_array(r.user_id, r.related_user_id))
                                                   order by r.ownership_percent desc nulls last), '$[0 to ${keep - 1}]') as top
                       from relationships r
@@ -212,14 +213,21 @@ const pathKey = (p: string) => `array(select jsonb_array_elements_text(${p}))`;
  */
 export const CAPABILITY_INPUTS_SQL = `select u.status, u.kyc_status, u.risk ->> 'rating' as risk_rating, t.policy -> 'capabilities' as overrides, t.policy -> 'propagation' as propagation,
           (${walkSql('$1', '$2', 1)}
-           select coalesce(json_agg(json_build_object('user_id', a.party, 'status', o.status, 'ownership_percent', a.percent,
+           select coalesce(json_agg(json_build_object('user_id', a.party, 'status', o.status, 'closed', o.closed, 'ownership_percent', a.percent,
                                                       'control', a.control, 'path', a.path) order by a.party), '[]'::json)
              from (select e.id as party, round(sum(e.f) * 100, 4)::float8 as percent, bool_or(e.c) as control,
                           (array_agg(e.top -> 0 -> 'p' order by (e.top -> 0 ->> 'f')::numeric desc, ${pathKey("e.top -> 0 -> 'p'")}))[1] as path
                      from walk w cross join lateral jsonb_to_recordset(w.frontier) as e(id text, f numeric, c boolean, top jsonb)
                     group by e.id) a
-             -- one index lookup per party, never a scan of the tenant's users (offset 0: not flattened into a join)
-             cross join lateral (select o.status from users o where o.tenant_id = $1 and o.id = a.party and o.status <> 'active' offset 0) o) as parties
+             -- one index lookup per party, never a scan of the tenant's users (offset 0: not flattened into a join).
+             -- A party closed holds as the status it was closed from: closing (or erasing) a blocked owner
+             -- must not lift the freeze it put on the business; its history row survives the erasure.
+             cross join lateral (select case when o.status = 'closed'
+                                             then (select sc.from_status from status_changes sc where sc.tenant_id = $1 and sc.user_id = o.id
+                                                     and sc.to_status = 'closed' order by sc.id desc limit 1)
+                                             else o.status end as status,
+                                        o.status = 'closed' as closed
+                                   from users o where o.tenant_id = $1 and o.id = a.party and o.status <> 'active' offset 0) o) as parties
      from users u join tenants t on t.id = u.tenant_id
     where u.tenant_id = $1 and u.id = $2`;
 
