@@ -291,6 +291,41 @@ describe('the audit log against a database superuser', () => {
     expect(r).toMatchObject({ ok: false, entryId: 'aud_01AROUNDTHEQUEUE000000000' });
   });
 
+  it('a seal planted at position 0 (plain INSERT, triggers on) accounts for no forged entry: verify says BROKEN', async () => {
+    const { tenantId, keyId } = await tenantWithHistory();
+    const user = await ctx.db.selectFrom('audit_entries').select('user_id').where('tenant_id', '=', tenantId).where('action', '=', 'user.updated').executeTakeFirstOrThrow();
+    // A backdated entry with a junk MAC, no queue row, and a seal row at chain position 0 naming it.
+    await sql`
+      with e as (
+        insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id, user_id, mac)
+        values (${tenantId}, 'aud_01PLANTEDSEAL00000000000', now() - interval '400 days', 'api_key', ${keyId}, 'OWNER', 'user.status_changed', 'applied', 'user',
+                ${user.user_id}, ${user.user_id}, 'junk')
+        returning tenant_id, seq
+      )
+      insert into audit_seals (tenant_id, chain_seq, entry_seq, prev_hash, hash) select tenant_id, 0, seq, 'x', 'x' from e`.execute(ctx.db);
+    // Before, the entry counted as sealed and was never hashed nor MAC-checked: OK, exit 0.
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, brokenAt: '0' });
+    expect(r.ok || r.reason).toMatch(/a seal at position 0 .* lies outside the chain/);
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code).toBe(1);
+  });
+
+  it('queue rows naming no entry neither stop the sealing of the entries behind them nor pass verify', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    // More orphan queue rows than a sealing round reads, ahead of every genuine entry (plain INSERT, triggers on).
+    await sql`insert into audit_unsealed (tenant_id, seq) select ${tenantId}, g from generate_series(-1500, -1) g`.execute(ctx.db);
+    const u = (await api.post('/v1/users', individual())).json();
+    const genuine = await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('target_id', '=', u.id).executeTakeFirstOrThrow();
+    const report = await sealAuditLog(ctx.db, { batch: 1000 });
+    expect(report.failures).toEqual([]);
+    // Before, a page of orphans read as an empty queue: the genuine entry was never sealed, and no one said so.
+    expect(await sealsOf([genuine.id])).not.toEqual([null]);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false });
+    expect(r.ok || r.reason).toMatch(/the sealing queue names entry -1500 of the log, which does not exist/);
+  });
+
   it('one conflicting row stops only its own tenant: the others are sealed, the failure is counted, /readyz and /metrics say so, verify fails', async () => {
     const stuck = await tenantWithHistory();
     const fine = await tenantWithHistory();

@@ -35,10 +35,13 @@ export const ENTRY_COLUMNS = sql`e.tenant_id, e.seq::text as seq, e.id, ${utcMic
  * reads them (their seal columns null): a page of the queue, then each entry by its primary key.
  * Written as a LATERAL lookup so no plan can turn it into a scan of the tenant's whole log, whatever
  * the statistics of the young, fast-changing queue say (a hash join read ≈ 90,000 buffers a call).
+ * A queue row whose entry does not exist comes back with a null entry (select `u.seq as queue_seq`
+ * to page on): paged past by the sealer, reported by verify. Joined away, a page of such rows (the
+ * queue has no foreign key) read as an empty queue and stopped the tenant's sealing for good.
  */
 export const queuedEntries = (tenantId: string, after: string, limit: number) => sql`
   (select tenant_id, seq from audit_unsealed where tenant_id = ${tenantId} and seq > ${after}::bigint order by seq limit ${limit}) u
-  cross join lateral (select * from audit_entries x where x.tenant_id = u.tenant_id and x.seq = u.seq) e
+  left join lateral (select * from audit_entries x where x.tenant_id = u.tenant_id and x.seq = u.seq) e on true
   left join audit_seals s on false`;
 
 export interface EntryRow {
@@ -100,8 +103,14 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
     if (!head.rows[0]) return none;
     // The queued entries (ENTRY_COLUMNS reads their seal columns as null). A seal planted for one of
     // them makes the insert below fail: the tenant's sealing stops, and says so, rather than chain around it.
-    const rows = await sql<EntryRow>`select ${ENTRY_COLUMNS} from ${queuedEntries(tenantId, after, batch)} order by u.seq`.execute(tx);
-    if (rows.rows.length === 0) return none;
+    const page = await sql<EntryRow & { queue_seq: string }>`
+      select ${ENTRY_COLUMNS}, u.seq::text as queue_seq from ${queuedEntries(tenantId, after, batch)} order by u.seq`.execute(tx);
+    if (page.rows.length === 0) return none;
+    const seen = { seen: page.rows.length, last: page.rows.at(-1)!.queue_seq };
+    // A queue row with no entry is left for verify to report (an unsealed entry was deleted).
+    // (queue_seq left out: the entry's hash covers the row as read.)
+    const rows = { rows: page.rows.filter((r) => r.id !== null).map(({ queue_seq: _q, ...r }): EntryRow => r) };
+    if (rows.rows.length === 0) return { ...none, ...seen };
     const legacy = await legacyOf(tx, tenantId);
     let seq = BigInt(head.rows[0].chain_seq);
     let prev = head.rows[0].hash;
@@ -143,7 +152,7 @@ async function sealTenant(db: Db, tenantId: string, batch: number, after: string
         )
         update audit_heads set chain_seq = ${seq.toString()}::bigint, hash = ${prev}, sealed_at = now() where tenant_id = ${tenantId}`.execute(tx);
     }
-    return { sealed: chained.ids.length, rejected: rejected.ids.length, seen: rows.rows.length, last: rows.rows.at(-1)!.seq };
+    return { sealed: chained.ids.length, rejected: rejected.ids.length, ...seen };
   });
 }
 

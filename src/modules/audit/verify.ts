@@ -116,7 +116,7 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
         throw new Broken(`the chain ends at ${sealed} but was sealed up to ${headSeq}: entries were removed`, { brokenAt: (sealed + 1n).toString() });
       }
       await checkUnsealed(tx, tenantId, opts, legacy, maxAge);
-      await checkAccounted(tx, tenantId);
+      await checkAccounted(tx, tenantId, sealed);
       // The checkpoints the database keeps: a head or a tail rewound past one of them shows here.
       let after = '0';
       for (;;) {
@@ -151,10 +151,11 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
   let stale = 0;
   let oldest: { id: string; at: string } | null = null;
   for (let after = '-9223372036854775808'; ;) {
-    const page = await sql<EntryRow & { age: number; recorded: string }>`
-      select ${ENTRY_COLUMNS}, extract(epoch from now() - e.recorded_at)::float8 as age, e.recorded_at::text as recorded
+    const page = await sql<EntryRow & { age: number; recorded: string; queue_seq: string }>`
+      select ${ENTRY_COLUMNS}, extract(epoch from now() - e.recorded_at)::float8 as age, e.recorded_at::text as recorded, u.seq::text as queue_seq
       from ${queuedEntries(tenantId, after, PAGE)} order by u.seq`.execute(tx);
     for (const e of page.rows) {
+      if (e.id === null) throw new Broken(`the sealing queue names entry ${e.queue_seq} of the log, which does not exist: an entry was deleted before it was sealed, or the queue was written to`);
       const why = unsealable(e, legacy, opts.macKey);
       if (why) throw new Broken(`unsealed entry ${e.id}: ${why}`, { entryId: e.id });
       if (e.age > maxAge) {
@@ -163,7 +164,7 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
       }
     }
     if (page.rows.length < PAGE) break;
-    after = page.rows.at(-1)!.seq;
+    after = page.rows.at(-1)!.queue_seq;
   }
   if (oldest) {
     throw new Broken(`${stale} entries have waited more than ${maxAge} s to be sealed (oldest ${oldest.id}, recorded ${oldest.at}): sealing is stuck`, { entryId: oldest.id });
@@ -175,7 +176,14 @@ async function checkUnsealed(tx: Tx, tenantId: string, opts: VerifyOptions, lega
  * around it (its trigger disabled) or whose queue row was deleted would otherwise never be sealed
  * and never show as waiting.
  */
-async function checkAccounted(tx: Tx, tenantId: string) {
+async function checkAccounted(tx: Tx, tenantId: string, sealed: bigint) {
+  // A seal outside the chain walked (1..sealed: the walk follows positions from 1 and stops at the
+  // first gap) accounts for nothing: one planted at position 0 or below made a forged entry pass
+  // for sealed, never hashed nor MAC-checked.
+  const stray = (await sql<{ chain_seq: string; entry_seq: string }>`
+    select chain_seq::text as chain_seq, entry_seq::text as entry_seq from audit_seals
+    where tenant_id = ${tenantId} and (chain_seq < 1 or chain_seq > ${sealed.toString()}::bigint) limit 1`.execute(tx)).rows[0];
+  if (stray) throw new Broken(`a seal at position ${stray.chain_seq} (entry ${stray.entry_seq} of the log) lies outside the chain 1..${sealed}: it was planted`, { brokenAt: stray.chain_seq });
   const lost = (await sql<{ id: string }>`
     select e.id from audit_entries e
     where e.tenant_id = ${tenantId}
