@@ -163,7 +163,7 @@ describe('the audit log against a database superuser', () => {
   it('a plain INSERT of a backdated entry under another key, queued for sealing, is never chained, and verify names it', async () => {
     const { tenantId, api, keyId } = await tenantWithHistory();
     const genuine = await ctx.db.selectFrom('audit_entries').select(['mac', 'user_id']).where('tenant_id', '=', tenantId).where('action', '=', 'user.updated').executeTakeFirstOrThrow();
-    const forged = ['aud_01FORGEDNOMAC000000000000', 'aud_01FORGEDCOPIEDMAC0000000'];
+    const forged = ['aud_01F0RGEDN0MAC0000000000000', 'aud_01F0RGEDC0P1EDMAC000000000'];
     for (const [i, id] of forged.entries()) {
       await sql`
         with e as (
@@ -182,13 +182,17 @@ describe('the audit log against a database superuser', () => {
     expect(rejected.rows.map((r) => r.entry_id).sort()).toEqual([...forged].sort());
     // The genuine entry written meanwhile was sealed past them.
     expect((await queued(tenantId)).sort()).toEqual([...forged].sort());
+    // The API marks them: before, a forged entry was listed exactly like a genuine one.
+    const listed = (await api.get('/v1/audit-events?limit=100')).json().data as Array<{ id: string; sealed: boolean }>;
+    expect(listed.filter((e) => !e.sealed).map((e) => e.id).sort()).toEqual([...forged].sort());
+    expect(listed.filter((e) => e.sealed).length).toBeGreaterThan(5);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });
     expect(forged).toContain(r.ok ? '' : r.entryId);
     expect(r.ok || r.reason).toMatch(/MAC does not verify/);
     const run = await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/BROKEN .*\(entry aud_01FORGED.*MAC does not verify/);
+    expect(run.stdout).toMatch(/BROKEN .*\(entry aud_01F0RGED.*MAC does not verify/);
   });
 
   it('the last verify run is served per tenant (GET /v1/audit/verification), MACed: a superuser who turns BROKEN into OK is shown as not authentic', async () => {

@@ -2191,6 +2191,8 @@ export interface components {
             values: {
                 [key: string]: unknown;
             } | null;
+            /** @description On the tenant’s hash chain. Entries are sealed within seconds of being written: one that stays false was refused by the sealer (not written by a Kyclo process: a forgery) or sealing is stuck — run kyclo audit verify */
+            sealed: boolean;
         };
         /** AuditEntryList */
         AuditEntryList: {

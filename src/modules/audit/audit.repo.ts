@@ -1,5 +1,5 @@
 // The audit log as plain Kysely reads, newest first by the tenant's sequence.
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { AuditEntriesTable, Db } from '../../db/database.js';
 
 export type AuditRow = Selectable<AuditEntriesTable>;
@@ -14,8 +14,15 @@ export interface AuditFilters {
   limit: number;
 }
 
-export async function listPage(db: Db, tenantId: string, f: AuditFilters): Promise<AuditRow[]> {
-  let query = db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId);
+/**
+ * A page of the log, each entry with whether it is sealed: on the chain (a position from 1: a seal
+ * row elsewhere is not the chain's, `kyclo audit verify` reports it). An entry a few seconds old and
+ * still not sealed was refused by the sealer (not written by a Kyclo process) or sealing is stuck.
+ */
+export async function listPage(db: Db, tenantId: string, f: AuditFilters): Promise<Array<AuditRow & { sealed: boolean }>> {
+  let query = db.selectFrom('audit_entries').selectAll()
+    .select(sql<boolean>`exists (select 1 from audit_seals s where s.tenant_id = audit_entries.tenant_id and s.entry_seq = audit_entries.seq and s.chain_seq > 0)`.as('sealed'))
+    .where('tenant_id', '=', tenantId);
   if (f.beforeSeq) query = query.where('seq', '<', f.beforeSeq as never);
   if (f.userId) query = query.where('user_id', '=', f.userId);
   if (f.actorKeyId) query = query.where('actor_key_id', '=', f.actorKeyId);

@@ -43,6 +43,9 @@ const AuditEntry = Type.Object({
   ip: Nullable(Type.String()),
   details: Type.Record(Type.String(), Type.Unknown()),
   values: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'Personal values the change carried (previous/current…), decrypted; null after erasure' })),
+  sealed: Type.Boolean({
+    description: 'On the tenant’s hash chain. Entries are sealed within seconds of being written: one that stays false was refused by the sealer (not written by a Kyclo process: a forgery) or sealing is stuck — run kyclo audit verify',
+  }),
 }, { title: 'AuditEntry', description: 'One entry of the append-only audit log: a change, or a refused attempt' });
 
 const AuditQuery = Type.Object(

@@ -10,7 +10,7 @@ import { tenantCheckpoints } from './chain.js';
 import * as repo from './audit.repo.js';
 import type { AuditRow } from './audit.repo.js';
 
-const toAuditEntry = (r: AuditRow, values: Record<string, unknown> | undefined | null) => ({
+const toAuditEntry = (r: AuditRow & { sealed?: boolean }, values: Record<string, unknown> | undefined | null) => ({
   id: r.id,
   seq: String(r.seq),
   occurred_at: r.occurred_at.toISOString(),
@@ -25,10 +25,12 @@ const toAuditEntry = (r: AuditRow, values: Record<string, unknown> | undefined |
   details: r.details,
   // Old and new personal values: readable while the user's data key exists, null after erasure.
   values: values ?? null,
+  // The API's pages say whether each entry is on the chain (audit.repo.ts listPage); the export's rows do not.
+  ...(r.sealed === undefined ? {} : { sealed: r.sealed }),
 });
 
 /** Audit entries as the API shows them, personal values opened with each user's key. */
-export async function auditViews(keyring: Keyring, tenantId: string, rows: AuditRow[]) {
+export async function auditViews(keyring: Keyring, tenantId: string, rows: Array<AuditRow & { sealed?: boolean }>) {
   const values = await openPersonal(keyring, tenantId, rows);
   return rows.map((r, i) => toAuditEntry(r, values[i]));
 }
