@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/database.js';
 import { sealAuditLog } from '../src/modules/audit/chain.js';
 import { checkpointSignatureValid, publicKeyFromBase64 } from '../src/modules/audit/authentication.js';
-import { verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/modules/audit/verify.js';
+import { readKeptCheckpoints, verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/modules/audit/verify.js';
 import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
@@ -465,5 +465,29 @@ describe('signed checkpoints, published for auditors', () => {
     const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', forged], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/does not carry a valid signature/);
+  });
+
+  it('reads the kept file as a stream and keeps per tenant only what it checks: the highest signed checkpoint, any other at its position, the first forged', async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    await api.post('/v1/users', individual());
+    await sealAuditLog(ctx.db);
+    const lines = (await fs.readFile(await keptCheckpoints(tenantId), 'utf8')).trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    const [first, last] = [JSON.parse(lines[0]!), JSON.parse(lines.at(-1)!)];
+    const forged = { ...first, hash: 'f'.repeat(64) };
+    // Every line many times over, in any order, with a webhook body and a blank line among them.
+    const many = [...Array(500)].flatMap(() => [...lines].reverse());
+    const text = [JSON.stringify({ type: 'audit.checkpoint', data: first }), '', ...many, JSON.stringify(forged), JSON.stringify(forged)];
+    const { kept, read } = await readKeptCheckpoints((async function* () { yield* text; })(), ctx.keyring.auditKeys.publicKey);
+    expect(read).toBe(text.length - 1);
+    expect(kept.map((c) => c.chain_seq)).toEqual([last.chain_seq, first.chain_seq]);
+    expect(kept[0]).toMatchObject({ hash: last.hash });
+    expect(kept[1]).toMatchObject({ hash: 'f'.repeat(64) });
+    // The CLI streams the file and says how many lines it checked.
+    const file = path.join(tmp, 'many.ndjson');
+    await fs.writeFile(file, lines.join('\n').concat('\n', many.join('\n'), '\n'));
+    const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', file], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain(`checked against ${lines.length + many.length} kept checkpoint(s)`);
   });
 });

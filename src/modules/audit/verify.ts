@@ -209,24 +209,50 @@ export async function verifyAuditLog(db: Db, opts: VerifyOptions & { tenantId?: 
   return out;
 }
 
-/** Reads kept checkpoints: NDJSON of checkpoints, or of whole `audit.checkpoint` webhook bodies. */
-export function parseCheckpointLines(text: string): Checkpoint[] {
-  const out: Checkpoint[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      throw new Error(`line ${i + 1}: not JSON`);
+/** One line of kept checkpoints: a checkpoint, or a whole `audit.checkpoint` webhook body. */
+function parseCheckpointLine(line: string, lineNo: number): Checkpoint {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new Error(`line ${lineNo}: not JSON`);
+  }
+  const o = v as Record<string, unknown>;
+  const c = (o.type === 'audit.checkpoint' && o.data && typeof o.data === 'object' ? o.data : o) as Record<string, unknown>;
+  for (const k of ['id', 'tenant_id', 'chain_seq', 'hash', 'signed_at', 'key_id', 'signature']) {
+    if (typeof c[k] !== 'string') throw new Error(`line ${lineNo}: not a checkpoint (no string "${k}")`);
+  }
+  if (!/^\d{1,18}$/.test(c.chain_seq as string)) throw new Error(`line ${lineNo}: chain_seq is not a position`);
+  return { id: c.id, tenant_id: c.tenant_id, chain_seq: c.chain_seq, hash: c.hash, signed_at: c.signed_at, key_id: c.key_id, signature: c.signature } as Checkpoint;
+}
+
+/**
+ * Reads kept checkpoints (NDJSON: checkpoints, or whole `audit.checkpoint` webhook bodies) line by
+ * line and keeps, per tenant, what verify needs: the highest checkpoint whose signature holds — the
+ * chain's links make every lower one hold when it does —, any other at that position with another
+ * hash, and the first whose signature fails (BROKEN). Memory stays bounded by the tenants, whatever
+ * the file's size: read whole, a year of a busy tenant's checkpoints passed V8's longest string and
+ * verify could not run at all.
+ */
+export async function readKeptCheckpoints(lines: AsyncIterable<string>, publicKey: crypto.KeyObject): Promise<{ kept: Checkpoint[]; read: number }> {
+  const best = new Map<string, Checkpoint[]>();
+  const forged = new Map<string, Checkpoint>();
+  let lineNo = 0;
+  let read = 0;
+  for await (const line of lines) {
+    lineNo += 1;
+    if (!line.trim()) continue;
+    const c = parseCheckpointLine(line, lineNo);
+    read += 1;
+    if (!checkpointSignatureValid(publicKey, c)) {
+      if (!forged.has(c.tenant_id)) forged.set(c.tenant_id, c);
+      continue;
     }
-    const o = v as Record<string, unknown>;
-    const c = (o.type === 'audit.checkpoint' && o.data && typeof o.data === 'object' ? o.data : o) as Record<string, unknown>;
-    for (const k of ['id', 'tenant_id', 'chain_seq', 'hash', 'signed_at', 'key_id', 'signature']) {
-      if (typeof c[k] !== 'string') throw new Error(`line ${i + 1}: not a checkpoint (no string "${k}")`);
-    }
-    if (!/^\d{1,18}$/.test(c.chain_seq as string)) throw new Error(`line ${i + 1}: chain_seq is not a position`);
-    out.push({ id: c.id, tenant_id: c.tenant_id, chain_seq: c.chain_seq, hash: c.hash, signed_at: c.signed_at, key_id: c.key_id, signature: c.signature } as Checkpoint);
-  });
-  return out;
+    const top = best.get(c.tenant_id);
+    const at = top ? BigInt(top[0]!.chain_seq) : -1n;
+    const seq = BigInt(c.chain_seq);
+    if (seq > at) best.set(c.tenant_id, [c]);
+    else if (seq === at && !top!.some((t) => t.hash === c.hash)) top!.push(c);
+  }
+  return { kept: [...[...best.values()].flat(), ...forged.values()], read };
 }
