@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/database.js';
 import { sealAuditLog } from '../src/modules/audit/chain.js';
 import { checkpointSignatureValid, publicKeyFromBase64 } from '../src/modules/audit/authentication.js';
-import { readKeptCheckpoints, verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/modules/audit/verify.js';
+import { verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/modules/audit/verify.js';
 import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
@@ -467,27 +467,37 @@ describe('signed checkpoints, published for auditors', () => {
     expect(run.stdout).toMatch(/does not carry a valid signature/);
   });
 
-  it('reads the kept file as a stream and keeps per tenant only what it checks: the highest signed checkpoint, any other at its position, the first forged', async () => {
+  it('checks every kept checkpoint, the file streamed: a tail cut and sealed again past the highest kept one is BROKEN by the older ones', async () => {
     const { tenantId, api } = await tenantWithHistory();
-    await api.post('/v1/users', individual());
+    const u = (await api.post('/v1/users', individual())).json();
+    for (let i = 0; i < 3; i++) await api.patch(`/v1/users/${u.id}`, { occupation: `job ${i}` });
     await sealAuditLog(ctx.db);
-    const lines = (await fs.readFile(await keptCheckpoints(tenantId), 'utf8')).trim().split('\n');
-    expect(lines.length).toBeGreaterThanOrEqual(2);
-    const [first, last] = [JSON.parse(lines[0]!), JSON.parse(lines.at(-1)!)];
-    const forged = { ...first, hash: 'f'.repeat(64) };
-    // Every line many times over, in any order, with a webhook body and a blank line among them.
-    const many = [...Array(500)].flatMap(() => [...lines].reverse());
-    const text = [JSON.stringify({ type: 'audit.checkpoint', data: first }), '', ...many, JSON.stringify(forged), JSON.stringify(forged)];
-    const { kept, read } = await readKeptCheckpoints((async function* () { yield* text; })(), ctx.keyring.auditKeys.publicKey);
-    expect(read).toBe(text.length - 1);
-    expect(kept.map((c) => c.chain_seq)).toEqual([last.chain_seq, first.chain_seq]);
-    expect(kept[0]).toMatchObject({ hash: last.hash });
-    expect(kept[1]).toMatchObject({ hash: 'f'.repeat(64) });
-    // The CLI streams the file and says how many lines it checked.
-    const file = path.join(tmp, 'many.ndjson');
-    await fs.writeFile(file, lines.join('\n').concat('\n', many.join('\n'), '\n'));
+    const before = await fs.readFile(await keptCheckpoints(tenantId), 'utf8');
+    const keep = BigInt((await head(tenantId)).chain_seq) - 2n;
+    // The superuser cuts the last two seals, deletes the entry to hide, re-queues the other, rewinds
+    // the head and drops the database's checkpoints; the real sealer then chains on and signs anew.
+    const tail = (await sql<{ entry_seq: string }>`
+      select entry_seq::text as entry_seq from audit_seals where tenant_id = ${tenantId} and chain_seq > ${keep.toString()}::bigint order by chain_seq`.execute(ctx.db)).rows;
+    await tamper(sql`delete from audit_entries where tenant_id = ${tenantId} and seq = ${tail.at(-1)!.entry_seq}::bigint`);
+    await tamper(sql`delete from audit_seals where tenant_id = ${tenantId} and chain_seq > ${keep.toString()}::bigint`);
+    await tamper(sql`insert into audit_unsealed (tenant_id, seq) values (${tenantId}, ${tail[0]!.entry_seq}::bigint)`);
+    await tamper(sql`update audit_heads set chain_seq = ${keep.toString()}::bigint, hash = ${await chainHash(tenantId, keep.toString())} where tenant_id = ${tenantId}`);
+    await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
+    for (let i = 0; i < 3; i++) await api.patch(`/v1/users/${u.id}`, { occupation: `later ${i}` });
+    await sealAuditLog(ctx.db);
+    expect(await verifyTenantChain(ctx.db, tenantId, opts)).toMatchObject({ ok: true });
+    // The auditor kept both: the checkpoints before the cut, many times over (a long file), and after.
+    const after = await fs.readFile(await keptCheckpoints(tenantId), 'utf8');
+    const file = path.join(tmp, `regrown-${crypto.randomUUID()}.ndjson`);
+    await fs.writeFile(file, before.repeat(300) + '\n' + after);
+    const lines = (before.repeat(300) + after).split('\n').filter((l) => l.trim()).length;
     const run = await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', file], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    expect(run.stdout).toContain(`checked against ${lines.length + many.length} kept checkpoint(s)`);
+    expect(run.code, run.stdout).toBe(1);
+    expect(run.stdout).toMatch(/is not the one the kept checkpoint .* signed .*: the chain was rewritten/);
+    expect(run.stdout).toContain(`checked against ${lines} kept checkpoint(s)`);
+    // Against the later checkpoints alone the new chain holds: only the older ones tell.
+    const later = path.join(tmp, `later-${crypto.randomUUID()}.ndjson`);
+    await fs.writeFile(later, after);
+    expect((await runCli(['audit', 'verify', '--tenant', tenantId, '--checkpoints', later], cliEnv({ DATABASE_URL: ctx.databaseUrl }))).code).toBe(0);
   });
 });

@@ -11,7 +11,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { listCheckpoints, sealAuditLog } from '../modules/audit/chain.js';
-import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, readKeptCheckpoints, verifyAuditLog } from '../modules/audit/verify.js';
+import { DEFAULT_MAX_UNSEALED_AGE_SECONDS, keptCheckpoints, verifyAuditLog } from '../modules/audit/verify.js';
 import { recordVerifications } from '../modules/audit/verification-record.js';
 import { deriveAuditKeys, installAuditKeys, publicKeyFromBase64, type AuditKeys } from '../modules/audit/authentication.js';
 import { resolveMasterKey } from '../crypto/master-key.js';
@@ -201,20 +201,21 @@ export function buildCli(): Command {
         const maxAge = Number(opts.maxUnsealedAge);
         if (!Number.isFinite(maxAge) || maxAge < 0) throw new AppError(400, 'request.validation_failed', '--max-unsealed-age takes a number of seconds.');
         const publicKey = opts.publicKey ? publicKeyFromBase64(opts.publicKey) : k.publicKey;
-        // Streamed: the file grows by a line per checkpoint, for years (verify.ts readKeptCheckpoints).
-        const kept = opts.checkpoints
-          ? await readKeptCheckpoints(readline.createInterface({ input: createReadStream(opts.checkpoints), crlfDelay: Infinity }), publicKey)
-          : undefined;
-        const external = kept?.kept;
-        const results = await verifyAuditLog(conn.db, { tenantId: opts.tenant, macKey: k.macKey, chainKey: k.chainKey, publicKey, external, maxUnsealedAgeSeconds: maxAge });
+        // Streamed, twice: the file grows by a line per checkpoint, for years (verify.ts verifyAuditLog).
+        const file = opts.checkpoints;
+        const kept = file ? () => keptCheckpoints(readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity })) : undefined;
+        let read = 0;
+        const results = await verifyAuditLog(conn.db, {
+          tenantId: opts.tenant, macKey: k.macKey, chainKey: k.chainKey, publicKey, kept, onKept: (n) => (read = n), maxUnsealedAgeSeconds: maxAge,
+        });
         for (const r of results) {
           const counts = `${r.sealed} sealed, ${r.pending} not sealed yet, ${r.checkpoints} checkpoints`;
           if (r.ok) print(`OK ${r.tenantId}: ${counts}`);
           else print(`BROKEN ${r.tenantId}${r.brokenAt ? ` at sequence ${r.brokenAt}` : ''}${r.entryId ? ` (entry ${r.entryId})` : ''}: ${r.reason} (${counts})`);
         }
-        if (kept) print(`checked against ${kept.read} kept checkpoint(s) from ${opts.checkpoints}`);
+        if (file) print(`checked against ${read} kept checkpoint(s) from ${file}`);
         // Kept for GET /v1/audit/verification (the console's audit page), MACed with the master key.
-        await recordVerifications(conn.db, k.macKey, results, kept?.read ?? 0);
+        await recordVerifications(conn.db, k.macKey, results, read);
         if (results.some((r) => !r.ok)) process.exitCode = 1;
       });
     });

@@ -29,8 +29,13 @@ export interface VerifyOptions {
   publicKey: crypto.KeyObject;
   /** Entries left unsealed longer than this make the tenant BROKEN. */
   maxUnsealedAgeSeconds?: number;
-  /** Checkpoints kept outside the database (an auditor's file); each must lie on the chain. */
-  external?: Checkpoint[];
+  /**
+   * Checkpoints kept outside the database (an auditor's file), each of which must lie on the chain:
+   * a function opening them afresh, read twice as a stream (the tenants they name, then the check).
+   */
+  kept?: () => AsyncIterable<Checkpoint>;
+  /** Told how many kept checkpoints were read. */
+  onKept?: (count: number) => void;
 }
 
 const PAGE = 5000;
@@ -128,12 +133,6 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
         if (page.rows.length < PAGE) break;
         after = page.rows.at(-1)!.chain_seq;
       }
-      const external = (opts.external ?? []).filter((c) => c.tenant_id === tenantId);
-      for (let i = 0; i < external.length; i += PAGE) {
-        const slice = external.slice(i, i + PAGE);
-        const hashes = await hashesAt(tx, tenantId, slice.map((c) => c.chain_seq));
-        for (const c of slice) checkCheckpoint(c, hashes.get(c.chain_seq) ?? null, sealed, opts.publicKey, 'the kept');
-      }
       return { tenantId, ok: true as const, ...counts };
     } catch (err) {
       if (err instanceof Broken) return { tenantId, ok: false as const, reason: err.reason, ...err.at, ...counts };
@@ -193,20 +192,63 @@ async function checkAccounted(tx: Tx, tenantId: string, sealed: bigint) {
   if (lost) throw new Broken(`entry ${lost.id} is neither sealed nor waiting to be: it was written around the sealing queue, or taken off it`, { entryId: lost.id });
 }
 
-/** Every tenant the database has, and every tenant the kept checkpoints name (a deleted tenant is BROKEN). */
+/**
+ * Every tenant the database has, and every tenant the kept checkpoints name (a deleted tenant is
+ * BROKEN). Each chain is walked first; then every kept checkpoint is checked against it, the file
+ * read as a stream a batch at a time (positions up to a chain's end never change: seals are
+ * append-only), so memory stays the same whatever the file's size. Every one is checked: a tail
+ * removed and sealed again from its queue makes a new chain with new checkpoints, which only the
+ * older kept ones contradict.
+ */
 export async function verifyAuditLog(db: Db, opts: VerifyOptions & { tenantId?: string }): Promise<VerifyResult[]> {
   const known = (await db.selectFrom('tenants').select('id').orderBy('id').execute()).map((t) => t.id);
-  const named = [...new Set((opts.external ?? []).map((c) => c.tenant_id))];
+  const named = new Set<string>();
+  let read = 0;
+  if (opts.kept) {
+    for await (const c of opts.kept()) {
+      named.add(c.tenant_id);
+      read += 1;
+    }
+    opts.onKept?.(read);
+  }
   const tenants = opts.tenantId ? [opts.tenantId] : [...new Set([...known, ...named])].sort();
-  const out: VerifyResult[] = [];
+  const out = new Map<string, VerifyResult>();
   for (const t of tenants) {
-    if (!known.includes(t)) {
-      out.push({ tenantId: t, ok: false, reason: 'the kept checkpoints name this tenant, but the database no longer has it', sealed: 0, pending: 0, checkpoints: 0 });
-    } else {
-      out.push(await verifyTenantChain(db, t, opts));
+    out.set(t, known.includes(t)
+      ? await verifyTenantChain(db, t, opts)
+      : { tenantId: t, ok: false, reason: 'the kept checkpoints name this tenant, but the database no longer has it', sealed: 0, pending: 0, checkpoints: 0 });
+  }
+  if (opts.kept) await checkKept(db, opts.kept(), out, opts.publicKey);
+  return [...out.values()];
+}
+
+/** Each kept checkpoint of a tenant still OK, against its chain, PAGE at a time; the first that fails makes the tenant BROKEN. */
+async function checkKept(db: Db, kept: AsyncIterable<Checkpoint>, results: Map<string, VerifyResult>, publicKey: crypto.KeyObject) {
+  const check = async (batch: Checkpoint[]) => {
+    const byTenant = new Map<string, Checkpoint[]>();
+    for (const c of batch) {
+      if (results.get(c.tenant_id)?.ok) byTenant.set(c.tenant_id, [...(byTenant.get(c.tenant_id) ?? []), c]);
+    }
+    for (const [tenantId, cs] of byTenant) {
+      const r = results.get(tenantId)!;
+      const hashes = await db.transaction().execute((tx) => hashesAt(tx, tenantId, cs.map((c) => c.chain_seq)));
+      try {
+        for (const c of cs) checkCheckpoint(c, hashes.get(c.chain_seq) ?? null, BigInt(r.sealed), publicKey, 'the kept');
+      } catch (err) {
+        if (!(err instanceof Broken)) throw err;
+        results.set(tenantId, { ...r, ok: false, reason: err.reason, ...err.at });
+      }
+    }
+  };
+  let batch: Checkpoint[] = [];
+  for await (const c of kept) {
+    batch.push(c);
+    if (batch.length === PAGE) {
+      await check(batch);
+      batch = [];
     }
   }
-  return out;
+  await check(batch);
 }
 
 /** One line of kept checkpoints: a checkpoint, or a whole `audit.checkpoint` webhook body. */
@@ -226,33 +268,11 @@ function parseCheckpointLine(line: string, lineNo: number): Checkpoint {
   return { id: c.id, tenant_id: c.tenant_id, chain_seq: c.chain_seq, hash: c.hash, signed_at: c.signed_at, key_id: c.key_id, signature: c.signature } as Checkpoint;
 }
 
-/**
- * Reads kept checkpoints (NDJSON: checkpoints, or whole `audit.checkpoint` webhook bodies) line by
- * line and keeps, per tenant, what verify needs: the highest checkpoint whose signature holds — the
- * chain's links make every lower one hold when it does —, any other at that position with another
- * hash, and the first whose signature fails (BROKEN). Memory stays bounded by the tenants, whatever
- * the file's size: read whole, a year of a busy tenant's checkpoints passed V8's longest string and
- * verify could not run at all.
- */
-export async function readKeptCheckpoints(lines: AsyncIterable<string>, publicKey: crypto.KeyObject): Promise<{ kept: Checkpoint[]; read: number }> {
-  const best = new Map<string, Checkpoint[]>();
-  const forged = new Map<string, Checkpoint>();
+/** Kept checkpoints (NDJSON: checkpoints, or whole `audit.checkpoint` webhook bodies), parsed as the lines are read. */
+export async function* keptCheckpoints(lines: AsyncIterable<string>): AsyncGenerator<Checkpoint> {
   let lineNo = 0;
-  let read = 0;
   for await (const line of lines) {
     lineNo += 1;
-    if (!line.trim()) continue;
-    const c = parseCheckpointLine(line, lineNo);
-    read += 1;
-    if (!checkpointSignatureValid(publicKey, c)) {
-      if (!forged.has(c.tenant_id)) forged.set(c.tenant_id, c);
-      continue;
-    }
-    const top = best.get(c.tenant_id);
-    const at = top ? BigInt(top[0]!.chain_seq) : -1n;
-    const seq = BigInt(c.chain_seq);
-    if (seq > at) best.set(c.tenant_id, [c]);
-    else if (seq === at && !top!.some((t) => t.hash === c.hash)) top!.push(c);
+    if (line.trim()) yield parseCheckpointLine(line, lineNo);
   }
-  return { kept: [...[...best.values()].flat(), ...forged.values()], read };
 }
