@@ -3238,7 +3238,7 @@ export interface components {
              * @enum {unknown}
              */
             status: "blocked" | "suspended" | "flagged";
-            /** @description The party is closed (or erased): closed while blocked or suspended, its freeze still holds */
+            /** @description The party is closed (or erased): closed in a status the policy propagates, it still holds */
             closed: boolean;
             /** @description Ultimate ownership of this user (chains multiplied); 0 when it only controls it */
             ownership_percent: number;

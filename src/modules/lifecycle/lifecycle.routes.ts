@@ -36,7 +36,7 @@ const Verdict = Type.Object(
 const RelatedParty = Type.Object({
   user_id: Id('usr'),
   status: Type.Unsafe<string>(Type.Enum([...PROPAGATING_STATUSES], { description: 'For a closed party, the status it was closed from' })),
-  closed: Type.Boolean({ description: 'The party is closed (or erased): closed while blocked or suspended, its freeze still holds' }),
+  closed: Type.Boolean({ description: 'The party is closed (or erased): closed in a status the policy propagates, it still holds' }),
   ownership_percent: Type.Number({ description: 'Ultimate ownership of this user (chains multiplied); 0 when it only controls it' }),
   control: Type.Boolean(),
   path: Type.Array(Id('usr'), { description: 'From this user to the party' }),
