@@ -70,6 +70,7 @@ describe('an export on worker threads', () => {
       {},
       { include: ['verifications', 'status_changes', 'documents_meta'] as const },
       { status: ['suspended'] },
+      { risk: ['unrated'], created_from: '2000-01-01T00:00:00Z' },
       { after: (await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).orderBy('id').offset(PAGE_ROWS + 3).limit(1).executeTakeFirstOrThrow()).id },
     ];
     for (const q of cases) {

@@ -68,6 +68,30 @@ describe('GET /v1/exports/users', () => {
     expect(bad.json().code).toBe('request.validation_failed');
   });
 
+  it("takes the list's filters too: risk (unrated included), external_ref, created_from and created_to", async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const officer = client(ctx.app, (await createKey(ctx.db, t.tenantId, 'COMPLIANCE_OFFICER')).key);
+    const users = [];
+    for (let i = 0; i < 4; i++) users.push((await api.post('/v1/users', individual({ external_ref: `wh-${i}` }))).json() as { id: string });
+    const [a, b, c, d] = users.map((u) => u.id) as [string, string, string, string];
+    expect((await officer.call({ method: 'PUT', url: `/v1/users/${a}/risk`, body: { rating: 'high', status: 'pending', reason: 'r' } })).statusCode).toBe(200);
+    expect((await officer.call({ method: 'PUT', url: `/v1/users/${b}/risk`, body: { rating: 'low', status: 'cleared', reason: 'r' } })).statusCode).toBe(200);
+    await ctx.db.updateTable('users').set({ created_at: new Date('2024-06-01T00:00:00Z') }).where('tenant_id', '=', t.tenantId).where('id', 'in', [c, d]).execute();
+    const ids = async (query: string) => {
+      const res = await api.get(`/v1/exports/users?${query}`);
+      expect(res.statusCode, res.body).toBe(200);
+      return parse(res.body).slice(0, -1).map((l) => l.id);
+    };
+    // Before, each of these answered 400 unknown_field.
+    expect(await ids('risk=high')).toEqual([a]);
+    expect(await ids('risk=high&risk=unrated')).toEqual([a, c, d].sort());
+    expect(await ids('risk=unrated')).toEqual([c, d].sort());
+    expect(await ids('external_ref=wh-1')).toEqual([b]);
+    expect(await ids('created_from=2024-01-01T00:00:00Z&created_to=2025-01-01T00:00:00Z')).toEqual([c, d].sort());
+    expect(await ids('created_from=2025-01-01T00:00:00Z')).toEqual([a, b].sort());
+  });
+
   it('is one snapshot: a user created while the export streams is not in it', async () => {
     const t = await createTenant(ctx.db);
     const n = PAGE_ROWS + 200;

@@ -13757,6 +13757,12 @@ export interface operations {
                 kyc_status?: "unverified" | "pending" | "verified" | "rejected" | "review_required";
                 type?: "individual" | "business";
                 tag?: string;
+                /** @description Repeatable: the risk rating (GET /v1/enumerations/risk_ratings), or unrated for a user never assessed (risk null) */
+                risk?: ("low" | "medium" | "high" | "prohibited" | "unrated")[];
+                /** @description The platform's own id: unique per tenant, case-sensitive, immutable */
+                external_ref?: string;
+                created_from?: string;
+                created_to?: string;
                 /** @description Comma-separated: verifications (needs kyc:read), status_changes, documents_meta (needs documents:read; numbers masked) */
                 include?: string;
                 /** @description next_cursor from the trailer of the previous export: what changed since it */

@@ -15,6 +15,11 @@ export interface ExportFilters {
   kycStatus?: string;
   type?: string;
   tag?: string;
+  /** Risk ratings, `unrated` for a user never assessed: users.repo.ts riskCondition's expression. */
+  risk?: string[];
+  externalRef?: string;
+  createdFrom?: string;
+  createdTo?: string;
 }
 
 export interface Snapshot {
@@ -49,6 +54,15 @@ function pageWhere(tenantId: string, afterId: string | null, f: ExportFilters, t
   if (f.kycStatus) add((n) => `kyc_status = $${n}`, f.kycStatus);
   if (f.type) add((n) => `type = $${n}`, f.type);
   if (f.tag) add((n) => `tags @> array[$${n}]::text[]`, f.tag);
+  if (f.risk?.length) {
+    const rated = f.risk.filter((r) => r !== 'unrated');
+    const unrated = f.risk.includes('unrated') ? `(risk ->> 'rating') is null` : null;
+    if (rated.length) add((n) => (unrated ? `((risk ->> 'rating') = any($${n}) or ${unrated})` : `(risk ->> 'rating') = any($${n})`), rated);
+    else where.push(unrated!);
+  }
+  if (f.externalRef) add((n) => `external_ref = $${n}`, f.externalRef);
+  if (f.createdFrom) add((n) => `created_at >= $${n}`, new Date(f.createdFrom));
+  if (f.createdTo) add((n) => `created_at < $${n}`, new Date(f.createdTo));
   return { params, where: where.join(' and ') };
 }
 

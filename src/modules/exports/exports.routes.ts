@@ -6,6 +6,7 @@ import { Type } from 'typebox';
 import { AUTH_ERRORS, errors, Text, Token } from '../../http/schemas.js';
 import { codes } from '../reference/enumerations.js';
 import { INCLUDES, type ExportsService, type Include } from './exports.service.js';
+import { ListUsersQuery } from '../users/users.schemas.js';
 
 const INCLUDE_LIST = `^(${INCLUDES.join('|')})(,(${INCLUDES.join('|')}))*$`;
 
@@ -16,6 +17,11 @@ const ExportQuery = Type.Object(
     kyc_status: Type.Optional(Type.Enum(codes('kyc_statuses'))),
     type: Type.Optional(Type.Enum(codes('user_types'))),
     tag: Type.Optional(Text(64)),
+    // The list's own filters, as GET /v1/users takes them (the search `q` and `custom` are the list's alone).
+    risk: ListUsersQuery.properties.risk,
+    external_ref: ListUsersQuery.properties.external_ref,
+    created_from: ListUsersQuery.properties.created_from,
+    created_to: ListUsersQuery.properties.created_to,
     include: Type.Optional(Type.String({
       pattern: INCLUDE_LIST,
       description: 'Comma-separated: verifications (needs kyc:read), status_changes, documents_meta (needs documents:read; numbers masked)',

@@ -45,6 +45,10 @@ export interface ExportQuery {
   kyc_status?: string;
   type?: string;
   tag?: string;
+  risk?: string[];
+  external_ref?: string;
+  created_from?: string;
+  created_to?: string;
   include?: Include[];
   /** From a previous export's trailer: what changed since that snapshot. */
   cursor?: string;
@@ -167,7 +171,10 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
         throw new AppError(400, 'request.validation_failed', 'The cursor is not one this API issued.', { errors: [{ field: 'cursor', code: 'invalid_cursor', message: 'The cursor is not one this API issued.' }] });
       }
       const since = [q.updated_since ? new Date(q.updated_since).toISOString() : undefined, from?.since].filter(Boolean).sort().at(-1);
-      const f: ExportFilters = { updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag };
+      const f: ExportFilters = {
+        updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag,
+        risk: q.risk, externalRef: q.external_ref, createdFrom: q.created_from, createdTo: q.created_to,
+      };
       const jobs = threads ? Math.max(1, opts.jobs ?? 1) : 1;
       return lines(actor, q, f, await openSnapshot(db, { shared: jobs > 1 }), jobs);
     },
