@@ -36,7 +36,6 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-
 export function retryingFetch(base: (req: Request) => Promise<Response>, options: RetryOptions = {}) {
   const retries = options.retries ?? 3;
   const maxDelay = options.maxDelayMs ?? 30_000;

@@ -90,7 +90,7 @@ function checkCheckpoint(c: Checkpoint, entryHashAt: string | null, sealed: bigi
   }
 }
 
-async function hashesAt(tx: Tx, tenantId: string, seqs: string[]): Promise<Map<string, string>> {
+async function hashesAt(tx: Db | Tx, tenantId: string, seqs: string[]): Promise<Map<string, string>> {
   if (seqs.length === 0) return new Map();
   const rows = await sql<{ chain_seq: string; hash: string }>`
     select chain_seq::text as chain_seq, hash from audit_seals where tenant_id = ${tenantId} and chain_seq = any(${seqs}::bigint[])`.execute(tx);
@@ -227,11 +227,14 @@ async function checkKept(db: Db, kept: AsyncIterable<Checkpoint>, results: Map<s
   const check = async (batch: Checkpoint[]) => {
     const byTenant = new Map<string, Checkpoint[]>();
     for (const c of batch) {
-      if (results.get(c.tenant_id)?.ok) byTenant.set(c.tenant_id, [...(byTenant.get(c.tenant_id) ?? []), c]);
+      if (!results.get(c.tenant_id)?.ok) continue;
+      const mine = byTenant.get(c.tenant_id);
+      if (mine) mine.push(c);
+      else byTenant.set(c.tenant_id, [c]);
     }
     for (const [tenantId, cs] of byTenant) {
       const r = results.get(tenantId)!;
-      const hashes = await db.transaction().execute((tx) => hashesAt(tx, tenantId, cs.map((c) => c.chain_seq)));
+      const hashes = await hashesAt(db, tenantId, cs.map((c) => c.chain_seq));
       try {
         for (const c of cs) checkCheckpoint(c, hashes.get(c.chain_seq) ?? null, BigInt(r.sealed), publicKey, 'the kept');
       } catch (err) {

@@ -205,15 +205,13 @@ export function createErasureService({
       const failed: Array<{ user_id: string; error: string }> = [];
       // Stored idempotent responses are kept 24 hours, then go with the rest of the sweep.
       await db.deleteFrom('idempotency_keys').where('expires_at', '<', now).execute();
-      const due = (tx: Tx, limit: number, only?: string) => {
-        let q = tx.selectFrom('users').selectAll()
-          .where('erased_at', 'is', null).where('legal_hold', '=', false)
-          .where('erasure_scheduled_for', '<=', now);
-        if (only) q = q.where('id', '=', only);
-        const skipped = failed.map((f) => f.user_id);
-        if (skipped.length) q = q.where('id', 'not in', skipped);
-        return q.orderBy('erasure_scheduled_for').limit(limit).forUpdate().skipLocked().execute();
-      };
+      // The users due now, oldest schedule first, but for those whose destruction failed in this sweep.
+      const dueUsers = (executor: Db | Tx) => executor.selectFrom('users')
+        .where('erased_at', 'is', null).where('legal_hold', '=', false).where('erasure_scheduled_for', '<=', now)
+        .$if(failed.length > 0, (q) => q.where('id', 'not in', failed.map((f) => f.user_id)))
+        .orderBy('erasure_scheduled_for');
+      const due = (tx: Tx, limit: number, only?: string) =>
+        dueUsers(tx).selectAll().$if(only !== undefined, (q) => q.where('id', '=', only!)).limit(limit).forUpdate().skipLocked().execute();
       const destroyAll = async (tx: Tx, rows: Awaited<ReturnType<typeof due>>) => {
         for (const u of rows) await destroy(tx, { type: 'system', tenantId: u.tenant_id, keyId: null, role: null, requestId: null, ip: null }, u as UserRow);
         return rows.map((u) => ({ tenantId: u.tenant_id, id: u.id }));
@@ -226,10 +224,7 @@ export function createErasureService({
           full = done.length === batch;
         } catch {
           // One by one: the batch's users (as the next batch would pick them), each alone.
-          const ids = (await db.selectFrom('users').select('id')
-            .where('erased_at', 'is', null).where('legal_hold', '=', false).where('erasure_scheduled_for', '<=', now)
-            .$if(failed.length > 0, (q) => q.where('id', 'not in', failed.map((f) => f.user_id)))
-            .orderBy('erasure_scheduled_for').limit(batch).execute()).map((u) => u.id);
+          const ids = (await dueUsers(db).select('id').limit(batch).execute()).map((u) => u.id);
           done = [];
           for (const id of ids) {
             try {
