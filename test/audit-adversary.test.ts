@@ -186,6 +186,10 @@ describe('the audit log against a database superuser', () => {
     const listed = (await api.get('/v1/audit-events?limit=100')).json().data as Array<{ id: string; sealed: boolean }>;
     expect(listed.filter((e) => !e.sealed).map((e) => e.id).sort()).toEqual([...forged].sort());
     expect(listed.filter((e) => e.sealed).length).toBeGreaterThan(5);
+    // So does the person's GDPR export, which listed them unmarked.
+    const exported = (await api.get(`/v1/users/${genuine.user_id}/export`)).json().audit_entries as Array<{ id: string; sealed: boolean }>;
+    expect(exported.filter((e) => !e.sealed).map((e) => e.id).sort()).toEqual([...forged].sort());
+    expect(exported.filter((e) => e.sealed).length).toBeGreaterThan(0);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });
     expect(forged).toContain(r.ok ? '' : r.entryId);

@@ -17,6 +17,7 @@ import { verificationViews } from '../kyc/kyc.service.js';
 import { changeRequestViews } from '../reviews/change-requests.service.js';
 import { eventViews } from '../events/events.service.js';
 import { auditViews } from '../audit/audit.service.js';
+import { sealedFlag } from '../audit/audit.repo.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews } from '../documents/documents.service.js';
 import * as relationships from '../relationships/relationships.repo.js';
@@ -35,6 +36,8 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
   function page(table: Table, key: 'id' | 'seq', t: string, userId: string, after: string | null): Promise<any[]> {
     let q = db.selectFrom(table).selectAll().where('tenant_id', '=', t).where('user_id', '=', userId);
     if (after !== null) q = q.where(key, '>', after);
+    // Each audit entry says whether it is sealed, as the API's pages do (a forged one is not).
+    if (table === 'audit_entries') q = q.select(sealedFlag as never);
     return q.orderBy(key).limit(EXPORT_PAGE_ROWS).execute();
   }
 
