@@ -155,4 +155,27 @@ describe('kyclo export --jobs (CLI)', () => {
     expect(refused.stderr).toContain('--jobs takes a whole number from 1 to 16');
     await fs.rm(dir, { recursive: true });
   }, 120_000);
+
+  it('takes the API’s filters, checked by the API’s own schema: the same users as GET /v1/exports/users', async () => {
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const suspended = await runCli(['export', '--tenant', tenantId, '--status', 'suspended', '--type', 'individual', '--jobs', '1'], env);
+    expect(suspended.code, suspended.stderr).toBe(0);
+    const cli = split(suspended.stdout);
+    const lines = cli.body.split('\n').map((l) => JSON.parse(l) as { status: string; external_ref: string });
+    expect(cli.trailer.count).toBe(Math.ceil(N / 7));
+    expect(lines.every((u) => u.status === 'suspended')).toBe(true);
+    const api = await ctx.app.inject({ method: 'GET', url: '/v1/exports/users?status=suspended&type=individual', headers: { authorization: `Bearer ${ownerKey}` } });
+    expect(split(api.body).body === cli.body).toBe(true);
+    // A repeatable filter takes a list; a single user by its reference.
+    const both = await runCli(['export', '--tenant', tenantId, '--status', 'suspended, active', '--external-ref', 'par-7', '--jobs', '1'], env);
+    expect(both.code, both.stderr).toBe(0);
+    expect(split(both.stdout).body.split('\n').map((l) => JSON.parse(l).external_ref)).toEqual(['par-7']);
+    // What the API refuses, the command refuses, naming the option, before it reads anything.
+    const refused = await runCli(['export', '--tenant', tenantId, '--status', 'frozen', '--created-from', 'yesterday', '--include', 'everything'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/--status .*allowed values/);
+    expect(refused.stderr).toMatch(/--created-from must match format "date-time"/);
+    expect(refused.stderr).toContain('--include must match pattern');
+  }, 120_000);
 });

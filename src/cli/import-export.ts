@@ -12,6 +12,9 @@ import { checkCsvHeader, formatOf, FORMATS, type Format } from '../modules/impor
 import type { Progress, RowOutcome } from '../modules/imports/imports.service.js';
 import { PROFILE_NAMES } from '../modules/imports/profiles/index.js';
 import { INCLUDES, type Include } from '../modules/exports/exports.service.js';
+import { ExportQuery } from '../modules/exports/exports.routes.js';
+import { validatorCompiler } from '../http/validation.js';
+import type { Static } from 'typebox';
 import type { Services } from '../services.js';
 
 export interface CliRunner {
@@ -119,6 +122,8 @@ export function importCommand(program: Command, cli: CliRunner): void {
     });
 }
 
+type ExportQueryValue = Static<typeof ExportQuery>;
+
 const MAX_JOBS = 16;
 /**
  * A rendering thread per core, up to 4 (PostgreSQL reads a user in ≈ 4 µs, a thread renders it in
@@ -126,30 +131,57 @@ const MAX_JOBS = 16;
  */
 const defaultJobs = () => Math.min(4, os.availableParallelism());
 
+/** The export's filters, as the options `kyclo export` takes: GET /v1/exports/users's query parameters. */
+const FILTER_OPTIONS = ['status', 'kyc_status', 'type', 'tag', 'risk', 'external_ref', 'created_from', 'created_to'] as const;
+const REPEATABLE = new Set(['status', 'risk']);
+const optionOf = (param: string) => `--${param.replaceAll('_', '-')}`;
+const camel = (param: string) => param.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+type QueryCheck = ((v: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };
+let checkExportQuery: QueryCheck | undefined; // compiled on first use: every other command starts without it
+
+/**
+ * The options as the HTTP query, checked by its own schema (exports.routes.ts), so the command
+ * refuses what the API refuses and the same filters select the same users. A repeatable filter
+ * (status, risk) takes a comma-separated list.
+ */
+export function exportQueryOf(opts: Record<string, string | undefined>): Record<string, unknown> {
+  const q: Record<string, unknown> = {};
+  for (const param of ['updated_since', 'include', 'cursor', 'after', ...FILTER_OPTIONS]) {
+    const v = opts[camel(param)];
+    if (v !== undefined) q[param] = REPEATABLE.has(param) ? v.split(',').map((s) => s.trim()) : v;
+  }
+  const check = (checkExportQuery ??= validatorCompiler({ schema: ExportQuery, httpPart: 'querystring', method: 'GET', url: '/v1/exports/users' }) as QueryCheck);
+  if (!check(q)) {
+    const said = (check.errors ?? []).map((e) => `${optionOf(e.instancePath.split('/')[1] ?? '?')} ${e.message ?? 'is not valid'}`);
+    throw new Error([...new Set(said)].join('; '));
+  }
+  return q;
+}
+
 export function exportCommand(program: Command, cli: CliRunner): void {
-  program
+  const command = program
     .command('export')
     .description("write a tenant's users as NDJSON (one snapshot; the last line is the trailer with next_cursor)")
     .requiredOption('--tenant <id>', 'tenant id')
     .option('--updated-since <time>', 'only users changed at or after this RFC 3339 time')
-    .option('--include <parts>', `comma-separated: ${INCLUDES.join(', ')}`)
+    .option('--include <parts>', `comma-separated: ${INCLUDES.join(', ')}`);
+  // The list's filters, as GET /v1/exports/users takes them.
+  for (const param of FILTER_OPTIONS) {
+    command.option(`${optionOf(param)} <${REPEATABLE.has(param) ? 'list' : 'value'}>`, `only these users, as the export's ${param} query parameter${REPEATABLE.has(param) ? ' (comma-separated)' : ''}`);
+  }
+  command
     .option('--cursor <cursor>', "a previous export's next_cursor: what changed since it")
     .option('--after <userId>', 'resume a cut export after this user id')
     .option('--output <file>', 'write there instead of standard output')
     .option('--jobs <n>', `threads rendering the lines (1 to ${MAX_JOBS}; the output is the same)`, String(defaultJobs()))
-    .action(async (opts: { tenant: string; updatedSince?: string; include?: string; cursor?: string; after?: string; output?: string; jobs: string }) => {
+    .action(async (opts: Record<string, string | undefined> & { tenant: string; output?: string; jobs: string }) => {
       try {
-        const include = opts.include ? opts.include.split(',').map((s) => s.trim()) : [];
-        const unknown = include.filter((i) => !(INCLUDES as readonly string[]).includes(i));
-        if (unknown.length) throw new Error(`--include takes ${INCLUDES.join(', ')} (not ${unknown.join(', ')})`);
-        if (opts.updatedSince && Number.isNaN(Date.parse(opts.updatedSince))) throw new Error('--updated-since takes an RFC 3339 time');
+        const { include, ...q } = exportQueryOf(opts) as ExportQueryValue;
         const jobs = Number(opts.jobs);
         if (!Number.isInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) throw new Error(`--jobs takes a whole number from 1 to ${MAX_JOBS}`);
         await cli.withServices(async (services) => {
           await cli.requireTenant(services, opts.tenant);
-          const lines = await services.exports.stream(cliActor(opts.tenant), {
-            updated_since: opts.updatedSince, include: include as Include[], cursor: opts.cursor, after: opts.after,
-          }, { jobs });
+          const lines = await services.exports.stream(cliActor(opts.tenant), { ...q, include: include ? (include.split(',') as Include[]) : [] }, { jobs });
           const sink = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
           await pipeline(Readable.from(lines), sink, { end: Boolean(opts.output) });
         });

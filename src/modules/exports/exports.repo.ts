@@ -6,21 +6,12 @@
 // before its first read, so every connection sees exactly the same rows.
 import type pg from 'pg';
 import { poolOf, type Db } from '../../db/database.js';
-import { VIEW_COLUMN_LIST, type ViewedRow } from '../users/users.repo.js';
+import { sql, type RawBuilder } from 'kysely';
+import { filterConditions, VIEW_COLUMN_LIST, type UserFilters, type ViewedRow } from '../users/users.repo.js';
 import { isoTimestampTypes } from '../../db/iso-timestamps.js';
 
-export interface ExportFilters {
-  updatedSince?: string;
-  status?: string[];
-  kycStatus?: string;
-  type?: string;
-  tag?: string;
-  /** Risk ratings, `unrated` for a user never assessed: users.repo.ts riskCondition's expression. */
-  risk?: string[];
-  externalRef?: string;
-  createdFrom?: string;
-  createdTo?: string;
-}
+/** The list's filters but its search (`q`, `custom`): users.repo.ts `filterConditions` turns them into SQL for both. */
+export type ExportFilters = Omit<UserFilters, 'q' | 'customMatch' | 'customToken'>;
 
 export interface Snapshot {
   /** The transaction's start: everything committed before it is in the export, nothing after. */
@@ -39,31 +30,10 @@ export interface Snapshot {
 /** What pg_export_snapshot() answers (e.g. 00000003-0000001B-1): checked, since SET TRANSACTION SNAPSHOT takes no parameter. */
 const SNAPSHOT_ID = /^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i;
 
-/** The WHERE clause of a page: the tenant, the keyset bounds and the list filters. */
-function pageWhere(tenantId: string, afterId: string | null, f: ExportFilters, throughId?: string) {
-  const params: unknown[] = [tenantId];
-  const where = ['tenant_id = $1'];
-  const add = (cond: (n: number) => string, v: unknown) => {
-    params.push(v);
-    where.push(cond(params.length));
-  };
-  if (afterId) add((n) => `id > $${n}`, afterId);
-  if (throughId) add((n) => `id <= $${n}`, throughId);
-  if (f.updatedSince) add((n) => `updated_at >= $${n}`, new Date(f.updatedSince));
-  if (f.status?.length) add((n) => `status = any($${n})`, f.status);
-  if (f.kycStatus) add((n) => `kyc_status = $${n}`, f.kycStatus);
-  if (f.type) add((n) => `type = $${n}`, f.type);
-  if (f.tag) add((n) => `tags @> array[$${n}]::text[]`, f.tag);
-  if (f.risk?.length) {
-    const rated = f.risk.filter((r) => r !== 'unrated');
-    const unrated = f.risk.includes('unrated') ? `(risk ->> 'rating') is null` : null;
-    if (rated.length) add((n) => (unrated ? `((risk ->> 'rating') = any($${n}) or ${unrated})` : `(risk ->> 'rating') = any($${n})`), rated);
-    else where.push(unrated!);
-  }
-  if (f.externalRef) add((n) => `external_ref = $${n}`, f.externalRef);
-  if (f.createdFrom) add((n) => `created_at >= $${n}`, new Date(f.createdFrom));
-  if (f.createdTo) add((n) => `created_at < $${n}`, new Date(f.createdTo));
-  return { params, where: where.join(' and ') };
+/** The WHERE clause of a page: the tenant, the keyset bounds and the list's own filter conditions. */
+function pageWhere(tenantId: string, afterId: string | null, f: ExportFilters, throughId?: string): RawBuilder<unknown> {
+  const bounds = [...(afterId ? [sql`id > ${afterId}`] : []), ...(throughId ? [sql`id <= ${throughId}`] : [])];
+  return sql.join([sql`tenant_id = ${tenantId}`, ...bounds, ...filterConditions(f)], sql` and `);
 }
 
 /** Opens the export's snapshot on a connection of its own; `shared` names it for worker threads to adopt. */
@@ -99,16 +69,15 @@ async function onConnection(db: Db, begin: (client: pg.PoolClient) => Promise<{ 
     return {
       at,
       id,
+      // Compiled by Kysely, run on this connection: the snapshot's transaction is this client's.
       async users(tenantId, afterId, f, limit, throughId) {
-        const { params, where } = pageWhere(tenantId, afterId, f, throughId);
-        let text = `select ${VIEW_COLUMN_LIST} from users where ${where} order by id`;
-        if (limit !== null) text += ` limit $${params.push(limit)}`;
-        return (await client.query<ViewedRow>({ text, values: params, types: isoTimestampTypes })).rows;
+        const limited = limit === null ? sql`` : sql` limit ${limit}`;
+        const q = sql`select ${sql.raw(VIEW_COLUMN_LIST)} from users where ${pageWhere(tenantId, afterId, f, throughId)} order by id${limited}`.compile(db);
+        return (await client.query<ViewedRow>({ text: q.sql, values: q.parameters as unknown[], types: isoTimestampTypes })).rows;
       },
       async ids(tenantId, afterId, f, limit) {
-        const { params, where } = pageWhere(tenantId, afterId, f);
-        const text = `select id from users where ${where} order by id limit $${params.push(limit)}`;
-        return (await client.query<[string]>({ text, values: params, rowMode: 'array' })).rows.map((r) => r[0]);
+        const q = sql`select id from users where ${pageWhere(tenantId, afterId, f)} order by id limit ${limit}`.compile(db);
+        return (await client.query<[string]>({ text: q.sql, values: q.parameters as unknown[], rowMode: 'array' })).rows.map((r) => r[0]);
       },
       async ofUsers<R>(table: string, tenantId: string, userIds: string[]) {
         if (userIds.length === 0) return [];

@@ -10,7 +10,8 @@ import { ListUsersQuery } from '../users/users.schemas.js';
 
 const INCLUDE_LIST = `^(${INCLUDES.join('|')})(,(${INCLUDES.join('|')}))*$`;
 
-const ExportQuery = Type.Object(
+/** The export's filters and options: the HTTP query string, and `kyclo export`'s options (cli/import-export.ts). */
+export const ExportQuery = Type.Object(
   {
     updated_since: Type.Optional(Type.String({ format: 'date-time', description: 'Only users changed at or after this time' })),
     status: Type.Optional(Type.Array(Type.Enum(codes('statuses')), { maxItems: 5, description: 'Repeatable' })),

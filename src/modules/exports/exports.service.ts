@@ -172,8 +172,8 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
       }
       const since = [q.updated_since ? new Date(q.updated_since).toISOString() : undefined, from?.since].filter(Boolean).sort().at(-1);
       const f: ExportFilters = {
-        updatedSince: since, status: q.status, kycStatus: q.kyc_status, type: q.type, tag: q.tag,
-        risk: q.risk, externalRef: q.external_ref, createdFrom: q.created_from, createdTo: q.created_to,
+        updated_since: since, status: q.status, kyc_status: q.kyc_status, type: q.type, tag: q.tag,
+        risk: q.risk, external_ref: q.external_ref, created_from: q.created_from, created_to: q.created_to,
       };
       const jobs = threads ? Math.max(1, opts.jobs ?? 1) : 1;
       return lines(actor, q, f, await openSnapshot(db, { shared: jobs > 1 }), jobs);

@@ -268,8 +268,11 @@ function riskCondition(values: readonly string[]): RawBuilder<unknown> {
   return (rated ?? unrated)!;
 }
 
-/** The filters as SQL conditions (none for the unfiltered list). */
-function filterConditions(f: ListUsersFilters & CustomFilter): RawBuilder<unknown>[] {
+/** The filters a selection of users takes: the list's, and the export's (all but the search). */
+export type UserFilters = Pick<ListUsersFilters, 'status' | 'kyc_status' | 'risk' | 'type' | 'tag' | 'external_ref' | 'created_from' | 'created_to' | 'updated_since' | 'q'> & CustomFilter;
+
+/** The filters as SQL conditions (none for the unfiltered list): the list's and the export's. */
+export function filterConditions(f: UserFilters): RawBuilder<unknown>[] {
   const out: RawBuilder<unknown>[] = [];
   if (f.status?.length) out.push(sql`status in (${sql.join(f.status)})`);
   if (f.kyc_status) out.push(sql`kyc_status = ${f.kyc_status}`);
