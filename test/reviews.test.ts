@@ -188,3 +188,32 @@ describe('Treezor’s behaviour as a tenant policy', () => {
     await platform.call({ method: 'PUT', url: '/v1/policy', body: {} });
   });
 });
+
+describe('an identifier number held for approval', () => {
+  it('is listed masked in the user’s pending_changes (kept in the clear, read by every role); the change request holds it whole and approval applies it', async () => {
+    expect((await platform.put('/v1/policy', { fields: { individual: { verified: { tax_number: 'approval' } } } })).statusCode).toBe(200);
+    try {
+      const reader = client(ctx.app, (await createKey(ctx.db, tenantId, 'READER')).key);
+      const user = await verifiedUser({ tax_number: '111111112' });
+      const res = await platform.patch(`/v1/users/${user.id}`, { tax_number: '987654321' });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json().pending_changes).toMatchObject([{ fields: ['tax_number'], proposed: { tax_number: '*****4321' } }]);
+      // Nowhere in the clear: the answer, the row, a READER's read.
+      expect(res.body).not.toContain('987654321');
+      expect(JSON.stringify((await userRow(user.id)).pending_changes)).not.toContain('987654321');
+      expect((await reader.get(`/v1/users/${user.id}`)).body).not.toContain('987654321');
+      // A row written before (the number stored whole) is answered masked too.
+      const row = await userRow(user.id);
+      await ctx.db.updateTable('users').set({ pending_changes: JSON.stringify(row.pending_changes.map((p) => ({ ...p, proposed: { tax_number: '987654321' } }))) })
+        .where('id', '=', user.id).execute();
+      expect((await reader.get(`/v1/users/${user.id}`)).json().pending_changes[0].proposed).toEqual({ tax_number: '*****4321' });
+      const crId = res.json().pending_changes[0].id as string;
+      const approved = await officer.post(`/v1/change-requests/${crId}/approve`, {});
+      expect(approved.statusCode, approved.body).toBe(200);
+      expect((await userRow(user.id)).profile).toMatchObject({ tax_number: '987654321' });
+      expect((await userRow(user.id)).pending_changes).toEqual([]);
+    } finally {
+      await platform.put('/v1/policy', {});
+    }
+  });
+});

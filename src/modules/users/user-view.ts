@@ -3,6 +3,7 @@ import type { UserViewRow, ViewedRow } from './users.repo.js';
 import type { UserType } from './field-policy.js';
 import { NESTED_FIELDS, type JsonObject } from './merge-patch.js';
 import { maskNumber } from '../documents/document-rules.js';
+import { maskIdentifiers } from '../events/personal.js';
 import { customView } from '../custom-fields/storage.js';
 import { ADDRESS_FIELDS, BUSINESS_FIELDS, INDIVIDUAL_FIELDS, OBJECT_FIELDS, type UserView } from './users.schemas.js';
 
@@ -67,18 +68,20 @@ function compileView(type: UserType, unmasked: boolean): (row: ViewedRow) => Use
       address: addressView(p.address, false), mailing_address: addressView(p.mailing_address, true),
       ${objects.join(', ')},
       risk: row.risk ?? null, required_actions: row.required_actions ?? [],
-      metadata: row.metadata, tags: row.tags, custom: customView(p), pending_changes: row.pending_changes, legal_hold: row.legal_hold,
+      metadata: row.metadata, tags: row.tags, custom: customView(p), pending_changes: pending(row.pending_changes), legal_hold: row.legal_hold,
       erasure: row.erasure_requested_at
         ? { requested_at: iso(row.erasure_requested_at), scheduled_for: iso(row.erasure_scheduled_for), erased_at: iso(row.erased_at) }
         : null,
       version: row.version, created_at: iso(row.created_at), updated_at: iso(row.updated_at),
     };`;
-  return new Function('iso', 'addressView', 'objectView', 'mask', 'customView', `return function userView(row) { ${body} }`)(iso, addressView, objectView, mask, customView);
+  return new Function('iso', 'addressView', 'objectView', 'mask', 'customView', 'pending', `return function userView(row) { ${body} }`)(iso, addressView, objectView, mask, customView, pending);
 }
 
 /** Identifier numbers: answered masked (*****1234) everywhere but the GDPR export. */
 const MASKED = new Set(['tax_number']);
 const mask = (v: unknown) => (typeof v === 'string' ? maskNumber(v) : null);
+/** Change requests listed on the user: proposed identifier numbers masked (rows written before they were stored masked). */
+const pending = (list: unknown[]) => (list.length ? maskIdentifiers(list) : list);
 
 const VIEWS: Record<UserType, (row: ViewedRow) => UserView> = {
   individual: compileView('individual', false),

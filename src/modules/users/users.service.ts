@@ -22,7 +22,7 @@ import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
-import { CHANGES_FIELD, PERSONAL_FIELD } from '../events/personal.js';
+import { CHANGES_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import { normaliseDefinitions, type CustomFieldDefinitions } from '../custom-fields/definitions.js';
@@ -132,7 +132,9 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
     if (plan.approval && crId) {
       changes.pending_changes = [
         ...row.pending_changes,
-        { id: crId, fields: plan.approval.fields, proposed: plan.approval.listed ?? plan.approval.proposed, requested_at: new Date().toISOString() },
+        // Kept in the clear and shown to every role: identifier numbers masked, as the change request
+        // answers them (it holds the whole value, sealed).
+        { id: crId, fields: plan.approval.fields, proposed: maskIdentifiers(plan.approval.listed ?? plan.approval.proposed), requested_at: new Date().toISOString() },
       ];
     }
     const u = await repo.updateAtVersion(tx, actor.tenantId, row.id, row.version, changes);
