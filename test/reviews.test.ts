@@ -152,6 +152,21 @@ describe('a compliance officer reviews changes to a verified user', () => {
     expect((await officer.get(`/v1/change-requests/${cr.id}`)).json().status).toBe('pending');
   });
 
+  it('a verified name still needs approval while a new verification is pending or after one was rejected: one key cannot step KYC down, change it, and step it back', async () => {
+    const user = await verifiedUser();
+    for (const result of ['review', 'rejected'] as const) {
+      expect((await officer.post(`/v1/users/${user.id}/verifications`, { result, provider: 'acme-kyc' })).statusCode).toBe(201);
+      const res = await officer.patch(`/v1/users/${user.id}`, { last_name: `Mallory-${result}` });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ last_name: 'Oak', pending_changes: [{ fields: ['last_name'] }] });
+      // The request waits for a second pair of eyes, whatever the KYC status does meanwhile.
+      expect((await officer.post(`/v1/users/${user.id}/verifications`, { result: 'approved', provider: 'acme-kyc', level: 2 })).statusCode).toBe(201);
+      expect((await userRow(user.id))).toMatchObject({ kyc_status: 'verified', profile: expect.objectContaining({ last_name: 'Oak' }) });
+      const crId = res.json().pending_changes.at(-1).id as string;
+      expect((await platform.post(`/v1/change-requests/${crId}/reject`, { reason: 'not_supported' })).statusCode).toBe(200);
+    }
+  });
+
   it('lists a user’s requests and the queue with a cursor, oldest first', async () => {
     const user = await verifiedUser();
     for (const name of ['A', 'B', 'C']) await platform.patch(`/v1/users/${user.id}`, { preferred_name: name, last_name: `Name${name}` });

@@ -13,7 +13,7 @@ import { recordAttempt, recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import type { UserRow } from '../users/users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
-import { decide, effectivePolicy, kycState, type UserType } from '../users/field-policy.js';
+import { decide, effectivePolicy, policyState, type UserType } from '../users/field-policy.js';
 import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
@@ -231,7 +231,7 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
     const result = await db.transaction().execute(async (tx) => {
       await repo.lockGraph(tx, actor.tenantId);
       const holder = await lockHolder(tx, actor, userId);
-      const d = decide(policy, holder.type as UserType, kycState(holder.kyc_status), FIELD);
+      const d = decide(policy, holder.type as UserType, policyState(holder), FIELD);
       if (d.outcome === 'deny') return { denied: d.reason, value: undefined };
       return { denied: undefined, value: await write(tx, holder, d.outcome) };
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_FIELD_POLICY, decide, effectivePolicy, IMMUTABLE_FIELDS, kycState, policyFields, validateOverrides,
+  DEFAULT_FIELD_POLICY, decide, effectivePolicy, IMMUTABLE_FIELDS, kycState, policyFields, policyState, validateOverrides,
 } from './field-policy.js';
 import { BUSINESS_FIELDS, INDIVIDUAL_FIELDS, OBJECT_FIELDS, ADDRESS_FIELDS } from './users.schemas.js';
 
@@ -66,6 +66,13 @@ describe('the default field policy', () => {
   it('folds the five KYC statuses into the two policy states', () => {
     expect(['unverified', 'pending', 'rejected'].map(kycState)).toEqual(['unverified', 'unverified', 'unverified']);
     expect(['verified', 'review_required'].map(kycState)).toEqual(['verified', 'verified']);
+  });
+
+  it('decides a change to a user verified once as verified, whatever verification is pending or was rejected since', () => {
+    const at = '2026-01-02T03:04:05.000Z';
+    expect(['unverified', 'pending', 'rejected'].map((s) => policyState({ kyc_status: s, kyc_verified_at: null }))).toEqual(['unverified', 'unverified', 'unverified']);
+    expect(['pending', 'rejected', 'verified', 'review_required'].map((s) => policyState({ kyc_status: s, kyc_verified_at: at }))).toEqual(['verified', 'verified', 'verified', 'verified']);
+    expect(policyState({ kyc_status: 'review_required', kyc_verified_at: null })).toBe('verified');
   });
 
   it('does not let overrides leak into the defaults', () => {

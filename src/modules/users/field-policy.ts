@@ -95,9 +95,19 @@ export const RECORD_FIELD_POLICY: FieldPolicy = {
 };
 const recordFields = (type: UserType): string[] => Object.keys(RECORD_FIELD_POLICY[type].verified);
 
-/** KYC statuses fold into the two states the policy is written for. */
+/** KYC statuses fold into the two states the policy is written for (the status alone: document locks). */
 export function kycState(kycStatus: string): KycState {
   return kycStatus === 'verified' || kycStatus === 'review_required' ? 'verified' : 'unverified';
+}
+
+/**
+ * The state a change to this user is decided under. What a verification approved stays verified
+ * data: a user verified once (kyc_verified_at set) is decided as `verified` while a new verification
+ * is pending or after one was rejected. Decided by the status alone, one key could record a `review`
+ * (pending), change the verified last name with no approval, and record `approved` again.
+ */
+export function policyState(user: { kyc_status: string; kyc_verified_at: unknown }): KycState {
+  return user.kyc_verified_at !== null && user.kyc_verified_at !== undefined ? 'verified' : kycState(user.kyc_status);
 }
 
 /**

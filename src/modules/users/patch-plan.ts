@@ -1,7 +1,7 @@
 // What a merge patch would do to a user, decided field by field by the policy. Pure: the service
 // turns a plan into one transaction, the dry run returns it as it is.
 import type { UserViewRow } from './users.repo.js';
-import { decideFieldChanges, kycState, type FieldDecision, type FieldPolicy, type UserType } from './field-policy.js';
+import { decideFieldChanges, policyState, type FieldDecision, type FieldPolicy, type UserType } from './field-policy.js';
 import { changedFields, mergePatch, setAt, valueAt, type JsonObject } from './merge-patch.js';
 import { documentOf, splitDocument } from './user-view.js';
 
@@ -31,7 +31,7 @@ export function planPatch(row: UserViewRow, patch: JsonObject, policy: FieldPoli
   compared.metadata = after.metadata ?? {};
   compared.tags = after.tags ?? [];
   const changed = changedFields(before, compared, Object.keys(patch));
-  const kyc = kycState(row.kyc_status);
+  const kyc = policyState(row);
   const decisions = decideFieldChanges({ policy, userType: row.type as UserType, kyc, fields: changed });
   const by = (...outcomes: string[]) => decisions.filter((d) => outcomes.includes(d.outcome)).map((d) => d.field);
   const denied = decisions.filter((d) => d.outcome === 'deny');
