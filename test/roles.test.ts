@@ -25,6 +25,8 @@ const SPEC_MATRIX: Record<Permission, readonly Role[]> = {
   'documents:write': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'documents:read': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER', 'DEVELOPER'],
   'documents:read_content': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // product.md: from an erasure request until destruction, personal data is "readable only by compliance roles".
+  'users:read_retained': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   // Not in product.md's table: an import sets status and KYC state in bulk, for the tenant's administrators.

@@ -4,6 +4,7 @@
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
 import { randomBytes } from './random.js';
+import { sql } from 'kysely';
 import type { Db, Tx } from '../db/database.js';
 import { AppError } from '../http/errors.js';
 import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
@@ -93,15 +94,21 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     return dataKey(tx, tenantId, userId);
   }
 
-  /** Keys of several users at once (for a page of events); destroyed keys are absent. */
-  async function keysOf(tenantId: string, userIds: string[], executor: Db | Tx = db): Promise<Map<string, { keyId: string; key: Buffer }>> {
+  /**
+   * Keys of several users at once (for a page of events); destroyed keys are absent, and so, when
+   * `withhold` is set, are the keys of users awaiting erasure (see `retainedWithheld` below).
+   */
+  async function keysOf(tenantId: string, userIds: string[], executor: Db | Tx = db, withhold = false): Promise<Map<string, { keyId: string; key: Buffer }>> {
     const out = new Map<string, { keyId: string; key: Buffer }>();
     const ids = [...new Set(userIds)];
     if (ids.length === 0) return out;
-    const rows = await executor
+    let query = executor
       .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
-      .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null)
-      .execute();
+      .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null);
+    if (withhold) {
+      query = query.where(sql<boolean>`not exists (select 1 from users u where u.tenant_id = user_keys.tenant_id and u.id = user_keys.user_id and u.erasure_requested_at is not null)`);
+    }
+    const rows = await query.execute();
     for (const r of rows) if (r.wrapped_key) out.set(r.user_id, { keyId: r.key_id, key: unwrap(tenantId, r.user_id, r.key_id, r.wrapped_key) });
     return out;
   }
@@ -119,7 +126,60 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     return [VERSION, keyId, iv.toString('base64url'), body.toString('base64url')].join('.');
   }
 
-  return {
+  /** What opens sealed values: for every reader, or (withhold) for those who may not read a user awaiting erasure. */
+  const openers = (withhold: boolean) => ({
+    /**
+     * Opens one value; undefined when the user's key has been destroyed (erased). Inside a
+     * transaction pass it as `executor`: a second pool connection per open transaction can exhaust
+     * the pool under load.
+     */
+    async open(tenantId: string, userId: string, field: string, envelope: string, executor: Db | Tx = db): Promise<unknown> {
+      const keys = await keysOf(tenantId, [userId], executor, withhold);
+      return openWith(keys.get(userId), tenantId, userId, field, envelope);
+    },
+
+    /**
+     * Opens many values with one key lookup; each result is undefined where the key is gone, or where
+     * the ciphertext does not open (tampered, or copied from another user or field): a list shows such
+     * a value as unreadable rather than failing whole. `onError` hears about the latter.
+     */
+    async openMany(
+      tenantId: string,
+      items: Sealed[],
+      onError: (err: DecryptError, item: Sealed) => void = () => undefined,
+      executor: Db | Tx = db,
+    ): Promise<unknown[]> {
+      const keys = await keysOf(tenantId, items.map((i) => i.userId), executor, withhold);
+      return items.map((i) => {
+        try {
+          return openWith(keys.get(i.userId), tenantId, i.userId, i.field, i.envelope);
+        } catch (err) {
+          if (!(err instanceof DecryptError)) throw err;
+          onError(err, i);
+          return undefined;
+        }
+      });
+    },
+
+    /** Opens a binary envelope; undefined when the user's key has been destroyed. */
+    async openBytes(tenantId: string, userId: string, field: string, envelope: Buffer, executor: Db | Tx = db): Promise<Buffer | undefined> {
+      if (envelope.length < BYTES_MAGIC.length + 1 || !envelope.subarray(0, BYTES_MAGIC.length).equals(BYTES_MAGIC)) {
+        throw new DecryptError('not a Kyclo binary envelope');
+      }
+      const idLen = envelope[BYTES_MAGIC.length]!;
+      const idStart = BYTES_MAGIC.length + 1;
+      const keyId = envelope.subarray(idStart, idStart + idLen).toString('latin1');
+      const iv = envelope.subarray(idStart + idLen, idStart + idLen + IV_BYTES);
+      const body = envelope.subarray(idStart + idLen + IV_BYTES);
+      const key = (await keysOf(tenantId, [userId], executor, withhold)).get(userId);
+      if (!key || key.keyId !== keyId) return undefined;
+      return gcmOpen(key.key, iv, body, dataAad(tenantId, userId, field));
+    },
+  });
+
+  const keyring = {
+    ...openers(false),
+
     async seal(tx: Db | Tx, tenantId: string, userId: string, field: string, value: unknown): Promise<string> {
       return sealWith(await dataKey(tx, tenantId, userId), tenantId, userId, field, value);
     },
@@ -138,60 +198,12 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       return { keyId, key: unwrap(tenantId, userId, keyId, wrapped) };
     },
 
-    /**
-     * Opens one value; undefined when the user's key has been destroyed (erased). Inside a
-     * transaction pass it as `executor`: a second pool connection per open transaction can exhaust
-     * the pool under load.
-     */
-    async open(tenantId: string, userId: string, field: string, envelope: string, executor: Db | Tx = db): Promise<unknown> {
-      const keys = await keysOf(tenantId, [userId], executor);
-      return openWith(keys.get(userId), tenantId, userId, field, envelope);
-    },
-
-    /**
-     * Opens many values with one key lookup; each result is undefined where the key is gone, or where
-     * the ciphertext does not open (tampered, or copied from another user or field): a list shows such
-     * a value as unreadable rather than failing whole. `onError` hears about the latter.
-     */
-    async openMany(
-      tenantId: string,
-      items: Sealed[],
-      onError: (err: DecryptError, item: Sealed) => void = () => undefined,
-      executor: Db | Tx = db,
-    ): Promise<unknown[]> {
-      const keys = await keysOf(tenantId, items.map((i) => i.userId), executor);
-      return items.map((i) => {
-        try {
-          return openWith(keys.get(i.userId), tenantId, i.userId, i.field, i.envelope);
-        } catch (err) {
-          if (!(err instanceof DecryptError)) throw err;
-          onError(err, i);
-          return undefined;
-        }
-      });
-    },
-
     /** Binary content (document files): the same key and AAD scheme, in a compact binary envelope. */
     async sealBytes(tx: Db | Tx, tenantId: string, userId: string, field: string, bytes: Buffer): Promise<Buffer> {
       const { keyId, key } = await dataKey(tx, tenantId, userId);
       const { iv, body } = gcmSeal(key, bytes, dataAad(tenantId, userId, field));
       const id = Buffer.from(keyId, 'latin1');
       return Buffer.concat([BYTES_MAGIC, Buffer.from([id.length]), id, iv, body]);
-    },
-
-    /** Opens a binary envelope; undefined when the user's key has been destroyed. */
-    async openBytes(tenantId: string, userId: string, field: string, envelope: Buffer, executor: Db | Tx = db): Promise<Buffer | undefined> {
-      if (envelope.length < BYTES_MAGIC.length + 1 || !envelope.subarray(0, BYTES_MAGIC.length).equals(BYTES_MAGIC)) {
-        throw new DecryptError('not a Kyclo binary envelope');
-      }
-      const idLen = envelope[BYTES_MAGIC.length]!;
-      const idStart = BYTES_MAGIC.length + 1;
-      const keyId = envelope.subarray(idStart, idStart + idLen).toString('latin1');
-      const iv = envelope.subarray(idStart + idLen, idStart + idLen + IV_BYTES);
-      const body = envelope.subarray(idStart + idLen + IV_BYTES);
-      const key = (await keysOf(tenantId, [userId], executor)).get(userId);
-      if (!key || key.keyId !== keyId) return undefined;
-      return gcmOpen(key.key, iv, body, dataAad(tenantId, userId, field));
     },
 
     /** The user's live data key (created on first use), for a caller that seals a stream with it. */
@@ -232,6 +244,24 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
       return gcmOpen(masterKey, Buffer.from(iv, 'base64url'), Buffer.from(body, 'base64url'), `kyclo-secret:${context}`).toString('utf8');
     },
   };
+  const withheld = { ...keyring, ...openers(true) };
+  WITHHELD.set(keyring, withheld);
+  WITHHELD.set(withheld, withheld);
+  return keyring;
+}
+
+const WITHHELD = new WeakMap<object, object>();
+
+/**
+ * The keyring as a reader who may not read a user awaiting erasure sees it (product.md: until
+ * destruction, personal data is "readable only by compliance roles"; erasure/retained.ts): to it,
+ * such a user's sealed values do not open, exactly as after destruction. Everything else, sealing
+ * included, is the keyring's own.
+ */
+export function retainedWithheld(keyring: Keyring): Keyring {
+  const withheld = WITHHELD.get(keyring);
+  if (!withheld) throw new Error('not a keyring made by createKeyring');
+  return withheld as Keyring;
 }
 
 /** Crypto-shredding: the wrapped key is deleted; the row stays as a record that it existed. Needs no master key. */

@@ -2099,7 +2099,7 @@ export interface components {
                 name: string;
             };
             /** @description What this key's role may do; the server still decides each request */
-            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "risk:set" | "users:close" | "users:export" | "users:import" | "audit:read" | "events:manage" | "tenant:admin")[];
+            permissions: ("session:read" | "users:read" | "users:create" | "users:update" | "users:change_status" | "kyc:record" | "kyc:read" | "documents:write" | "documents:read" | "documents:read_content" | "changes:review" | "risk:set" | "users:read_retained" | "users:close" | "users:export" | "users:import" | "audit:read" | "events:manage" | "tenant:admin")[];
             /** @description The roles of the keys this key may create and revoke (none without tenant:admin) */
             manages_roles: ("OWNER" | "ADMIN" | "COMPLIANCE_OFFICER" | "DEVELOPER" | "READER")[];
         };

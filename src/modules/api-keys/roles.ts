@@ -21,6 +21,9 @@ export const PERMISSIONS = {
   'changes:review': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   // The risk assessment is compliance's own decision (issue 16 §2): not the platform's backend.
   'risk:set': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
+  // From an erasure request until destruction, personal data is "readable only by compliance roles"
+  // (product.md): the others read such a user as destruction will leave it (erasure/retained.ts).
+  'users:read_retained': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],
   'users:close': ['OWNER', 'ADMIN'],
   // GDPR access: compliance reads everything held about a user, decrypted.
   'users:export': ['OWNER', 'ADMIN', 'COMPLIANCE_OFFICER'],

@@ -11,6 +11,7 @@ import { userHistoryPage } from '../../db/user-history.js';
 import { notFound } from '../../http/errors.js';
 import { pinnedVersion, type Precondition } from '../../http/conditional.js';
 import type { Actor } from '../audit/actor.js';
+import { withheldFrom } from '../erasure/retained.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
@@ -82,8 +83,10 @@ export function createRiskService({ db, keyring }: { db: Db; keyring: Keyring })
 
     /** The history of the user's risk, newest first. */
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
-      await users.getOrThrow(db, actor.tenantId, userId);
-      return userHistoryPage(db, 'risk_changes', actor.tenantId, userId, q, toRiskChange);
+      const user = await users.getOrThrow(db, actor.tenantId, userId);
+      // The reason is free text about the person: withheld as erasure will null it (erasure/retained.ts).
+      const view = withheldFrom(actor, user) ? (r: Selectable<RiskChangesTable>) => ({ ...toRiskChange(r), reason: null }) : toRiskChange;
+      return userHistoryPage(db, 'risk_changes', actor.tenantId, userId, q, view);
     },
   };
 }

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Db, Tx } from '../../db/database.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
+import { keyringFor } from '../erasure/retained.js';
 import { AppError, validationFailed } from '../../http/errors.js';
 import { mergePatch, type JsonObject } from '../users/merge-patch.js';
 import { normaliseDefinitions, type CustomFieldDefinitions } from './definitions.js';
@@ -80,7 +81,7 @@ export function registerCustomFieldViews(app: FastifyInstance, keyring: Keyring)
   app.addHook('preSerialization', (req, _reply, payload: unknown, done) => {
     const views = typeof payload === 'object' && payload !== null && req.actor ? sealedViews(payload) : [];
     if (views.length === 0) return done(null, payload);
-    openCustomViews(keyring, req.actor.tenantId, views).then(() => done(null, payload), (err: Error) => done(err));
+    openCustomViews(keyringFor(req.actor, keyring), req.actor.tenantId, views).then(() => done(null, payload), (err: Error) => done(err));
   });
 }
 

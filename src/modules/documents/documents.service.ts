@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { sql, type Selectable } from 'kysely';
 import type { Db, DocumentsTable, Tx } from '../../db/database.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
+import { keyringFor } from '../erasure/retained.js';
 import { isFramed } from '../../crypto/framed-stream.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import { AppError, notFound, validationFailed, type FieldError } from '../../http/errors.js';
@@ -299,7 +300,7 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
       if (q.include !== 'archived') query = query.where('status', '=', 'current');
       if (after) query = query.where('id', '<', after.id);
       const rows = await query.orderBy('id', 'desc').limit(q.limit + 1).execute();
-      const views = await documentViews(keyring, t, rows);
+      const views = await documentViews(keyringFor(actor, keyring), t, rows);
       return toPage(views, q.limit, (v) => v, (v) => ({ id: v.id }));
     },
 

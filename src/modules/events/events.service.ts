@@ -2,6 +2,7 @@
 // opened with each user's key (events/personal.ts) and merged into data.
 import type { Db } from '../../db/database.js';
 import type { Keyring } from '../../crypto/keyring.js';
+import { keyringFor } from '../erasure/retained.js';
 import type { Actor } from '../audit/actor.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { notFound } from '../../http/errors.js';
@@ -33,13 +34,13 @@ export function createEventsService({ db, keyring }: { db: Db; keyring: Keyring 
       const before = decodeCursor(q.cursor, ['seq'] as const, /^\d{1,18}$/);
       const rows = await repo.listPage(db, actor.tenantId, { beforeSeq: before?.seq, type: q.type, userId: q.user_id, limit: limit + 1 });
       const page = toPage(rows, limit, (r) => r, (r) => ({ seq: String(r.seq) }));
-      return { data: await eventViews(keyring, actor.tenantId, page.data), next_cursor: page.next_cursor };
+      return { data: await eventViews(keyringFor(actor, keyring), actor.tenantId, page.data), next_cursor: page.next_cursor };
     },
 
     async get(actor: Actor, id: string) {
       const row = await repo.findById(db, actor.tenantId, id);
       if (!row) throw notFound('event', id);
-      return (await eventViews(keyring, actor.tenantId, [row]))[0]!;
+      return (await eventViews(keyringFor(actor, keyring), actor.tenantId, [row]))[0]!;
     },
   };
 }

@@ -34,7 +34,7 @@ port.on('message', (m: Task | 'close') => {
     let reply: Reply;
     let transfer: ArrayBuffer[] = [];
     try {
-      const bytes = await renderPage(keyring, data.tenantId, await joined, data.include, await rows, out);
+      const bytes = await renderPage(keyring, data.tenantId, await joined, data.include, await rows, out, data.withhold);
       reply = { seq: m.seq, bytes, count: (await rows).length };
       // A page that owns its memory moves to the other thread instead of being copied.
       if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) transfer = [bytes.buffer as ArrayBuffer];

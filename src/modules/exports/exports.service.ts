@@ -7,7 +7,8 @@
 // come twice, upsert by id); `after` resumes an export that was cut, after the last id received.
 import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable, VerificationsTable } from '../../db/database.js';
-import type { Keyring } from '../../crypto/keyring.js';
+import { retainedWithheld, type Keyring } from '../../crypto/keyring.js';
+import { awaitsErasure, readsRetained, withheldView } from '../erasure/retained.js';
 import type { Actor } from '../audit/actor.js';
 import { AppError } from '../../http/errors.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
@@ -67,8 +68,14 @@ export interface Page {
  * included parts (read on the snapshot's connection, so they agree with the users). The one
  * rendering for both ways an export runs: in the calling thread, and in export worker threads.
  */
-export async function renderPage(keyring: Keyring, t: string, snap: Snapshot, include: readonly Include[], rows: ViewedRow[], out: NdjsonPage): Promise<Buffer> {
+export async function renderPage(
+  fullKeyring: Keyring, t: string, snap: Snapshot, include: readonly Include[], rows: ViewedRow[], out: NdjsonPage, withhold = false,
+): Promise<Buffer> {
   const parts = new Set(include);
+  // A caller who may not read users awaiting erasure gets them as destruction will leave them
+  // (erasure/retained.ts): the tombstone's view, their sealed values unopened, their notes null.
+  const keyring = withhold ? retainedWithheld(fullKeyring) : fullKeyring;
+  const withheld = withhold ? new Set(rows.filter(awaitsErasure).map((r) => r.id)) : null;
   const ids = rows.map((r) => r.id);
   const extra = new Map<string, Record<string, unknown[]>>();
   const attach = (userId: string, key: string, value: unknown) => {
@@ -81,14 +88,16 @@ export async function renderPage(keyring: Keyring, t: string, snap: Snapshot, in
     (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', view));
   }
   if (parts.has('status_changes')) {
-    for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) attach(s.user_id, 'status_changes', toStatusChange(s));
+    for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) {
+      attach(s.user_id, 'status_changes', withheld?.has(s.user_id) ? { ...toStatusChange(s), note: null } : toStatusChange(s));
+    }
   }
   if (parts.has('documents_meta')) {
     const d = await snap.ofUsers<DocumentRow>('documents', t, ids);
     (await documentViews(keyring, t, d)).forEach((view, i) => attach(d[i]!.user_id, 'documents', view));
   }
   // Personal tenant-defined values opened, as GET /v1/users answers them (one key lookup a page).
-  const views = rows.map(toUserView);
+  const views = rows.map(withheld?.size ? (r) => (withheld.has(r.id) ? withheldView(r) : toUserView(r)) : toUserView);
   await openCustomViews(keyring, t, views);
   for (const [n, r] of rows.entries()) {
     const e = extra.get(r.id);
@@ -121,12 +130,13 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
 
   async function* lines(actor: Actor, q: ExportQuery, f: ExportFilters, snap: Snapshot, jobs: number): AsyncGenerator<Buffer> {
     const t = actor.tenantId;
+    const withhold = !readsRetained(actor);
     const include = [...new Set(q.include ?? [])];
     const out = new NdjsonPage();
     try {
       const pages = jobs > 1 && threads
-        ? parallelPages({ ...threads, connectionString: connectionStringOf(db), snap, tenantId: t, filters: f, include, after: q.after ?? null, jobs, pageRows: PAGE_ROWS })
-        : localPages(t, q.after ?? null, f, include, snap, out);
+        ? parallelPages({ ...threads, connectionString: connectionStringOf(db), snap, tenantId: t, filters: f, include, withhold, after: q.after ?? null, jobs, pageRows: PAGE_ROWS })
+        : localPages(t, q.after ?? null, f, include, withhold, snap, out);
       let count = 0;
       for await (const page of pages) {
         count += page.count;
@@ -141,7 +151,7 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
   }
 
   /** The pages made in this thread, on the snapshot's own connection. */
-  async function* localPages(t: string, after: string | null, f: ExportFilters, include: Include[], snap: Snapshot, out: NdjsonPage): AsyncGenerator<Page> {
+  async function* localPages(t: string, after: string | null, f: ExportFilters, include: Include[], withhold: boolean, snap: Snapshot, out: NdjsonPage): AsyncGenerator<Page> {
     // The next page is asked for as soon as this one arrives, so PostgreSQL reads it while this
     // process turns this one into lines (the two share the machine's cores; measured: bench/README.md).
     // A page left unread when the stream is cut fails or completes unobserved: it never throws.
@@ -153,7 +163,7 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
         next = snap.users(t, rows.at(-1)!.id, f, PAGE_ROWS);
         next.catch(() => undefined);
       }
-      yield { bytes: await renderPage(keyring, t, snap, include, rows, out), count: rows.length };
+      yield { bytes: await renderPage(keyring, t, snap, include, rows, out, withhold), count: rows.length };
       if (rows.length < PAGE_ROWS) return;
     }
   }

@@ -36,6 +36,8 @@ export interface WorkerData {
   tenantId: string;
   filters: ExportFilters;
   include: Include[];
+  /** Users awaiting erasure withheld (erasure/retained.ts): the caller may not read them. */
+  withhold: boolean;
 }
 export interface Task {
   seq: number;
@@ -109,11 +111,12 @@ class ExportThread {
 
 /** The export's pages, rendered by `jobs` threads inside `snap` (opened shared), in id order. */
 export async function* parallelPages(o: ExportThreads & {
-  connectionString: string; snap: Snapshot; tenantId: string; filters: ExportFilters; include: Include[]; after: string | null; jobs: number; pageRows: number;
+  connectionString: string; snap: Snapshot; tenantId: string; filters: ExportFilters; include: Include[]; withhold?: boolean; after: string | null; jobs: number; pageRows: number;
 }): AsyncGenerator<Page> {
   if (!o.snap.id) throw new Error('a parallel export needs a shared snapshot');
   const data: WorkerData = {
     connectionString: o.connectionString, masterKey: o.masterKey, snapshotId: o.snap.id, tenantId: o.tenantId, filters: o.filters, include: o.include,
+    withhold: o.withhold ?? false,
   };
   const threads = Array.from({ length: o.jobs }, () => new ExportThread(data));
   try {

@@ -12,6 +12,7 @@ import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
+import { keyringFor } from '../erasure/retained.js';
 import { IDENTITY_FIELD, maskIdentifiers, PERSONAL_FIELD, PROVIDER_REF_FIELD } from '../events/personal.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
@@ -97,7 +98,7 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
     async list(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
       await users.getOrThrow(db, actor.tenantId, userId);
       const page = await userHistoryPage(db, 'verifications', actor.tenantId, userId, q, (r) => r);
-      return { data: await verificationViews(keyring, actor.tenantId, page.data), next_cursor: page.next_cursor };
+      return { data: await verificationViews(keyringFor(actor, keyring), actor.tenantId, page.data), next_cursor: page.next_cursor };
     },
   };
 }

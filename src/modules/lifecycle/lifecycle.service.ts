@@ -8,6 +8,7 @@ import { userHistoryPage } from '../../db/user-history.js';
 import { AppError, notFound, preconditionFailed, validationFailed } from '../../http/errors.js';
 import { pinnedVersion, type Precondition } from '../../http/conditional.js';
 import type { Actor } from '../audit/actor.js';
+import { withheldFrom } from '../erasure/retained.js';
 import { recordChange } from '../audit/write-path.js';
 import * as users from '../users/users.repo.js';
 import * as changeRequests from '../reviews/change-requests.repo.js';
@@ -205,8 +206,10 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     },
 
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
-      await getRow(actor.tenantId, userId);
-      return userHistoryPage(db, 'status_changes', actor.tenantId, userId, q, toStatusChange);
+      const user = await getRow(actor.tenantId, userId);
+      // A note is free text about the person: withheld as erasure will null it (erasure/retained.ts).
+      const view = withheldFrom(actor, user) ? (r: Selectable<StatusChangesTable>) => ({ ...toStatusChange(r), note: null }) : toStatusChange;
+      return userHistoryPage(db, 'status_changes', actor.tenantId, userId, q, view);
     },
 
     /** Read straight from the database on every call: no cache can answer from before a status change. */

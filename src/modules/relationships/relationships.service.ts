@@ -17,6 +17,7 @@ import { decide, effectivePolicy, policyState, type UserType } from '../users/fi
 import { loadOverrides } from '../policy/policy.service.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
+import { withheldAmong } from '../erasure/retained.js';
 import { CHANGES_FIELD, PERSONAL_FIELD, TITLE_FIELD } from '../events/personal.js';
 import { checkPendingChange } from '../users/bounds.js';
 import { checkShape, TYPE_RULES, OWNERSHIP_TYPES, type RelationshipType } from './relationship-rules.js';
@@ -295,7 +296,11 @@ export function createRelationshipsService({ db, keyring }: { db: Db; keyring: K
       const limit = q.limit ?? 50;
       const after = decodeCursor(q.cursor, ['id'] as const);
       const rows = await repo.list(db, actor.tenantId, userId, { includeEnded: q.include === 'ended', afterId: after?.id ?? null, limit });
-      return toPage(rows, limit, toRelationship, (r) => ({ id: r.id }));
+      // A title is free text about a person's role: withheld where either side awaits erasure, as
+      // its destruction will null it (erasure/retained.ts).
+      const withheld = await withheldAmong(db, actor, rows.flatMap((r) => [r.user_id, r.related_user_id]));
+      const view = withheld.size ? (r: RelationshipRow) => ({ ...toRelationship(r), ...(withheld.has(r.user_id) || withheld.has(r.related_user_id) ? { title: null } : {}) }) : toRelationship;
+      return toPage(rows, limit, view, (r) => ({ id: r.id }));
     },
 
     async ownership(actor: Actor, userId: string) {

@@ -251,6 +251,8 @@ const SEARCH_COMMON_MATCHES = 3;
 
 /** A tenant-defined field filter, resolved by the service: a clear value to contain, or a personal value's search token. */
 export interface CustomFilter {
+  /** Leave out users awaiting erasure (a search by personal values, for a caller who may not read them: erasure/retained.ts). */
+  retainedHidden?: boolean;
   customMatch?: Record<string, unknown>;
   customToken?: string;
 }
@@ -287,6 +289,7 @@ export function filterConditions(f: UserFilters): RawBuilder<unknown>[] {
   // The expressions of migration 0019's indexes, exactly.
   if (f.customMatch) out.push(sql`(profile -> 'custom') @> ${JSON.stringify(f.customMatch)}::jsonb`);
   if (f.customToken) out.push(sql`(profile -> 'custom_index') @> ${JSON.stringify([f.customToken])}::jsonb`);
+  if (f.retainedHidden) out.push(sql`erasure_requested_at is null`);
   return out;
 }
 
