@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
+import { startReceiver } from './helpers/receiver.js';
+import { createDispatcher } from '../src/workers/dispatcher.js';
+import { newId } from '../src/lib/ids.js';
 
 let ctx: TestContext;
 let tenantId: string;
@@ -102,6 +105,8 @@ describe('a user awaiting erasure, read by roles other than the compliance roles
   it('the compliance roles read everything until destruction, as the GDPR export and the CLI do', async () => {
     for (const api of [owner, officer]) {
       expect((await api.get(`/v1/users/${person.id}`)).json()).toMatchObject({ last_name: marker, metadata: { crm: marker }, risk: { reason: `risk ${marker}` } });
+      expect((await api.get(`/v1/users/by-external-ref/${encodeURIComponent(person.external_ref)}`)).json()).toMatchObject({ id: person.id, last_name: marker });
+      expect((await api.get(`/v1/users?external_ref=${encodeURIComponent(person.external_ref)}`)).json().data).toMatchObject([{ id: person.id }]);
       expect((await api.get(`/v1/users/${person.id}/status-changes`)).body).toContain(`note ${marker}`);
       expect((await api.get(`/v1/users/${businessId}/relationships`)).body).toContain(`Director ${marker}`);
       expect((await api.get(`/v1/users/${person.id}/verifications`)).body).toContain(`ref-${marker}`);
@@ -112,4 +117,60 @@ describe('a user awaiting erasure, read by roles other than the compliance roles
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toContain(marker);
   }, 60_000);
+
+  it('a match on the platform’s reference or a tag does not find the person for them either (none does after destruction), and a duplicate create does not name it', async () => {
+    const ref = encodeURIComponent(person.external_ref);
+    const tag = encodeURIComponent(marker.toLowerCase().slice(0, 40));
+    for (const api of [reader, developer]) {
+      expect((await api.get(`/v1/users/by-external-ref/${ref}`)).statusCode).toBe(404);
+      expect((await api.get(`/v1/users?external_ref=${ref}`)).json().data).toEqual([]);
+      expect((await api.get(`/v1/users?tag=${tag}`)).json().data).toEqual([]);
+      for (const q of [`external_ref=${ref}`, `tag=${tag}`]) {
+        const lines = (await api.get(`/v1/exports/users?${q}`)).body.trim().split('\n');
+        expect(JSON.parse(lines.at(-1)!).count, q).toBe(0);
+      }
+    }
+    const again = await developer.post('/v1/users', individual({ external_ref: person.external_ref }));
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'user.exists' });
+    expect(again.body).not.toContain(person.id);
+    expect((await owner.post('/v1/users', individual({ external_ref: person.external_ref }))).json()).toMatchObject({ code: 'user.exists', existing_id: person.id });
+  });
+
+  it('a webhook endpoint is not a compliance role: a redelivery to one a DEVELOPER added sends the event redacted', async () => {
+    const receiver = await startReceiver();
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    try {
+      for (let i = 0; i < 20; i++) if ((await dispatcher.runOnce()).fannedOut === 0) break; // the outbox drained, delivered nowhere
+      const created = (await developer.get(`/v1/events?user_id=${person.id}&type=user.created`)).json().data[0];
+      expect(created.data.redacted).toBe(true);
+      expect((await developer.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).statusCode).toBe(201);
+      expect((await developer.post(`/v1/events/${created.id}/redeliver`)).statusCode).toBe(202);
+      for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) break;
+      const got = receiver.received.filter((r) => r.id === created.id);
+      expect(got).toHaveLength(1);
+      expect(got[0]!.json.data).toMatchObject({ user_id: person.id, redacted: true });
+      expect(got[0]!.body).not.toContain(marker);
+      // The bystander's events go out whole.
+      const other = (await owner.get(`/v1/events?user_id=${bystander}&type=user.created`)).json().data[0];
+      expect((await developer.post(`/v1/events/${other.id}/redeliver`)).statusCode).toBe(202);
+      for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) break;
+      expect(receiver.received.find((r) => r.id === other.id)?.json.data.user).toMatchObject({ last_name: `Bystander${stamp}` });
+    } finally {
+      await dispatcher.close();
+      await receiver.close();
+    }
+  }, 60_000);
+
+  it('a verification stored before sealing (identity in the clear) shows nothing personal to them', async () => {
+    await ctx.db.insertInto('verifications').values({
+      tenant_id: tenantId, id: newId('vrf'), user_id: person.id, result: 'approved', level: null, provider: 'legacy-kyc',
+      provider_ref: `legacy-${marker}`, provider_ref_enc: null, identity: JSON.stringify({ first_name: `Legacy${marker}` }), identity_enc: null,
+      kyc_status_before: 'verified', kyc_status_after: 'verified', recorded_by_key_id: null, request_id: null,
+    }).execute();
+    expect((await developer.get(`/v1/users/${person.id}/verifications`)).body).not.toContain(marker);
+    expect((await developer.get('/v1/exports/users?include=verifications')).body).not.toContain(marker);
+    expect((await officer.get(`/v1/users/${person.id}/verifications`)).body).toContain(`Legacy${marker}`);
+  });
 });

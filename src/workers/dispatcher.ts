@@ -13,7 +13,7 @@
 import { sql, type Selectable } from 'kysely';
 import { Agent } from 'undici';
 import type { Db, EventsTable, WebhookEndpointsTable } from '../db/database.js';
-import type { Keyring } from '../crypto/keyring.js';
+import { retainedWithheld, type Keyring } from '../crypto/keyring.js';
 import { prepared } from '../db/prepared.js';
 import { newId } from '../lib/ids.js';
 import { eventViews } from '../modules/events/events.service.js';
@@ -213,7 +213,10 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     const byTenant = new Map<string, Delivery[]>();
     for (const d of claimed) if (d.event) byTenant.set(d.tenant_id, [...(byTenant.get(d.tenant_id) ?? []), d]);
     for (const [tenantId, list] of byTenant) {
-      const views = await eventViews(keyring, tenantId, list.map((d) => d.event as Selectable<EventsTable>));
+      // An endpoint is not a compliance role: the events of a user awaiting erasure go out redacted,
+      // as after destruction (erasure/retained.ts) — else a DEVELOPER key could add an endpoint and
+      // ask for a redelivery of what GET /v1/events withholds from it.
+      const views = await eventViews(retainedWithheld(keyring), tenantId, list.map((d) => d.event as Selectable<EventsTable>));
       list.forEach((d, i) => out.set(d.id, views[i]!));
     }
     return out;

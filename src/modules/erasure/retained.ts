@@ -34,6 +34,14 @@ export function withheldView(row: ViewedRow): UserView {
   } as ViewedRow);
 }
 
+/**
+ * Whether a selection leaves out users awaiting erasure for this caller: a search or a match on a
+ * personal value (a name, an email, a tenant-defined value, the platform's reference, a tag) would
+ * tell the value by finding them — and after destruction none of these finds them.
+ */
+export const hidesRetained = (actor: Pick<Actor, 'role'>, f: { q?: string; custom?: string; external_ref?: string; tag?: string }): boolean =>
+  !readsRetained(actor) && (f.q !== undefined || f.custom !== undefined || f.external_ref !== undefined || f.tag !== undefined);
+
 /** How this caller sees users: in full, or users awaiting erasure withheld. Costs nothing for the roles that read them. */
 export function userViewFor(actor: Pick<Actor, 'role'>): (row: ViewedRow) => UserView {
   return readsRetained(actor) ? toUserView : (row) => (awaitsErasure(row) ? withheldView(row) : toUserView(row));

@@ -8,7 +8,7 @@
 import type { Selectable } from 'kysely';
 import type { Db, StatusChangesTable, VerificationsTable } from '../../db/database.js';
 import { retainedWithheld, type Keyring } from '../../crypto/keyring.js';
-import { awaitsErasure, readsRetained, withheldView } from '../erasure/retained.js';
+import { awaitsErasure, hidesRetained, readsRetained, withheldView } from '../erasure/retained.js';
 import type { Actor } from '../audit/actor.js';
 import { AppError } from '../../http/errors.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
@@ -16,7 +16,7 @@ import { NdjsonPage } from '../../lib/ndjson.js';
 import { roleAllows, type Permission } from '../api-keys/roles.js';
 import { toUserView } from '../users/user-view.js';
 import { openCustomViews } from '../custom-fields/custom-fields.service.js';
-import { verificationViews } from '../kyc/kyc.service.js';
+import { verificationViews, withheldVerification } from '../kyc/kyc.service.js';
 import { toStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews, type DocumentRow } from '../documents/documents.service.js';
 import { openSnapshot, type ExportFilters, type Snapshot } from './exports.repo.js';
@@ -85,7 +85,7 @@ export async function renderPage(
   };
   if (parts.has('verifications')) {
     const v = await snap.ofUsers<Selectable<VerificationsTable>>('verifications', t, ids);
-    (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', view));
+    (await verificationViews(keyring, t, v)).forEach((view, i) => attach(v[i]!.user_id, 'verifications', withheld?.has(v[i]!.user_id) ? withheldVerification(view) : view));
   }
   if (parts.has('status_changes')) {
     for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) {
@@ -184,6 +184,7 @@ export function createExportsService({ db, keyring, threads }: { db: Db; keyring
       const f: ExportFilters = {
         updated_since: since, status: q.status, kyc_status: q.kyc_status, type: q.type, tag: q.tag,
         risk: q.risk, external_ref: q.external_ref, created_from: q.created_from, created_to: q.created_to,
+        ...(hidesRetained(actor, q) ? { retainedHidden: true } : {}),
       };
       const jobs = threads ? Math.max(1, opts.jobs ?? 1) : 1;
       return lines(actor, q, f, await openSnapshot(db, { shared: jobs > 1 }), jobs);

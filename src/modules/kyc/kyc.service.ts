@@ -12,7 +12,7 @@ import * as users from '../users/users.repo.js';
 import type { RecordVerificationInput } from './kyc.schemas.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { Keyring } from '../../crypto/keyring.js';
-import { keyringFor } from '../erasure/retained.js';
+import { keyringFor, withheldFrom } from '../erasure/retained.js';
 import { IDENTITY_FIELD, maskIdentifiers, PERSONAL_FIELD, PROVIDER_REF_FIELD } from '../events/personal.js';
 
 const NEXT_STATUS = { approved: 'verified', rejected: 'rejected', review: 'pending' } as const;
@@ -32,6 +32,12 @@ const toVerification = (r: Selectable<VerificationsTable>, identity: Record<stri
   request_id: r.request_id,
   created_at: r.created_at.toISOString(),
 });
+
+/**
+ * A verification of a user awaiting erasure, to a caller who may not read it (erasure/retained.ts):
+ * sealed values do not open for it, and a row written before sealing holds them in the clear.
+ */
+export const withheldVerification = <V extends { identity: unknown; provider_ref: unknown }>(v: V): V => ({ ...v, identity: null, provider_ref: null });
 
 /**
  * Verifications as the API shows them: identity snapshots and provider references opened with each
@@ -96,9 +102,10 @@ export function createKycService({ db, keyring }: { db: Db; keyring: Keyring }) 
     },
 
     async list(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
-      await users.getOrThrow(db, actor.tenantId, userId);
+      const user = await users.getOrThrow(db, actor.tenantId, userId);
       const page = await userHistoryPage(db, 'verifications', actor.tenantId, userId, q, (r) => r);
-      return { data: await verificationViews(keyringFor(actor, keyring), actor.tenantId, page.data), next_cursor: page.next_cursor };
+      const views = await verificationViews(keyringFor(actor, keyring), actor.tenantId, page.data);
+      return { data: withheldFrom(actor, user) ? views.map(withheldVerification) : views, next_cursor: page.next_cursor };
     },
   };
 }

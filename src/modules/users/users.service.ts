@@ -23,7 +23,7 @@ import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
-import { readsRetained, userViewFor } from '../erasure/retained.js';
+import { awaitsErasure, hidesRetained, readsRetained, userViewFor, withheldFrom } from '../erasure/retained.js';
 import { compact, SHARED_PATCH_FIELDS, toUserView, TYPE_FIELDS } from './user-view.js';
 import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import { normaliseDefinitions, type CustomFieldDefinitions } from '../custom-fields/definitions.js';
@@ -222,6 +222,11 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
         });
       if (!inserted) {
         const existing = await repo.findIdByExternalRef(db, t, external_ref!);
+        // The reference still names a user awaiting erasure: a caller who may not read that user is
+        // not told which one (after destruction the reference is free again).
+        if (existing && !readsRetained(actor) && awaitsErasure(await repo.getViewOrThrow(db, t, existing))) {
+          throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists.`);
+        }
         throw new AppError(409, 'user.exists', `A user with external_ref ${external_ref} already exists: ${existing}.`, { existing_id: existing });
       }
       return withCustom(toUserView(inserted), values);
@@ -232,7 +237,11 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const id = await repo.findIdByExternalRef(db, actor.tenantId, externalRef);
       // The reference is not echoed: platforms use emails and the like as references (it is classified personal).
       if (!id) throw new AppError(404, 'user.not_found', 'No user has this external_ref.');
-      return userViewFor(actor)(await repo.getViewOrThrow(db, actor.tenantId, id));
+      const row = await repo.getViewOrThrow(db, actor.tenantId, id);
+      // A user awaiting erasure is found by its reference only by the roles that may read it: after
+      // destruction the reference is gone (erasure/retained.ts).
+      if (withheldFrom(actor, row)) throw new AppError(404, 'user.not_found', 'No user has this external_ref.');
+      return toUserView(row);
     },
 
     async list(actor: Actor, filters: ListUsersFilters) {
@@ -241,9 +250,7 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const custom = filters.custom ? await customFilter(db, keyring, actor.tenantId, filters.custom) : {};
       // Object.assign, not a spread followed by new keys: V8 makes each key added after a spread a slow
       // map transition (≈ 2–3 µs each, bench/micro.ts); assigned onto a fresh object they are not.
-      // A search by personal values (a name, an email, a tenant-defined value) does not find a user
-      // awaiting erasure for a caller who may not read that user's data: the match would tell it.
-      const withheld = !readsRetained(actor) && (filters.q !== undefined || filters.custom !== undefined) ? { retainedHidden: true } : {};
+      const withheld = hidesRetained(actor, filters) ? { retainedHidden: true } : {};
       const rows = await repo.list(db, actor.tenantId, Object.assign({}, filters, custom, withheld, { beforeId: before?.id ?? null, limit }));
       return toPage(rows, limit, userViewFor(actor), (r) => ({ id: r.id }), { sizeOf: userPageSize });
     },
