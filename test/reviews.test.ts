@@ -232,3 +232,41 @@ describe('an identifier number held for approval', () => {
     }
   });
 });
+
+describe('a tenant-defined value held for approval', () => {
+  it('is checked at approval against the field’s definition as it is then: narrowed or removed since → 409, nothing applied', async () => {
+    const policy = (tier: object) => ({
+      custom_fields: { tier: { schema: tier, personal: false, searchable: false } },
+      fields: { individual: { verified: { 'custom.tier': 'approval' } } },
+    });
+    expect((await platform.put('/v1/policy', policy({ type: 'string' }))).statusCode).toBe(200);
+    try {
+      const user = await verifiedUser();
+      const held = async (value: string) => {
+        const res = await platform.patch(`/v1/users/${user.id}`, { custom: { tier: value } });
+        expect(res.statusCode, res.body).toBe(200);
+        return res.json().pending_changes.at(-1).id as string;
+      };
+      const gold = await held('gold');
+      const silver = await held('silver');
+      expect((await platform.put('/v1/policy', policy({ type: 'string', enum: ['silver'] }))).statusCode).toBe(200);
+      const refused = await officer.post(`/v1/change-requests/${gold}/approve`, {});
+      expect(refused.statusCode, refused.body).toBe(409);
+      expect(refused.json()).toMatchObject({ code: 'change_request.invalid_now', errors: [{ field: 'custom.tier' }] });
+      expect((await officer.get(`/v1/change-requests/${gold}`)).json().status).toBe('pending');
+      expect((await userRow(user.id)).profile).not.toHaveProperty('custom.tier');
+      // A value the definition still takes is approved as ever.
+      expect((await officer.post(`/v1/change-requests/${silver}/approve`, {})).statusCode).toBe(200);
+      expect((await platform.get(`/v1/users/${user.id}`)).json().custom).toEqual({ tier: 'silver' });
+      // A removed definition freezes its values: an approval cannot write it either.
+      expect((await platform.put('/v1/policy', policy({ type: 'string', enum: ['silver', 'bronze'] }))).statusCode).toBe(200);
+      const bronze = await held('bronze');
+      expect((await platform.put('/v1/policy', {})).statusCode).toBe(200);
+      const frozen = await officer.post(`/v1/change-requests/${bronze}/approve`, {});
+      expect(frozen.statusCode, frozen.body).toBe(409);
+      expect(frozen.json().errors[0]).toMatchObject({ field: 'custom.tier', code: 'unknown_field' });
+    } finally {
+      await platform.put('/v1/policy', {});
+    }
+  });
+});

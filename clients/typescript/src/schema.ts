@@ -425,7 +425,7 @@ export interface paths {
         put?: never;
         /**
          * Approve: apply every proposed value at once
-         * @description If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied. The key that made the request cannot approve it (403). Events user.change_approved and user.updated.
+         * @description If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied; a tenant-defined value that no longer fits its field's definition (changed or removed since) → 409 change_request.invalid_now, nothing applied. The key that made the request cannot approve it (403). Events user.change_approved and user.updated.
          */
         post: operations["approveChangeRequest"];
         delete?: never;

@@ -17,7 +17,25 @@ import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { lockGraph } from '../relationships/relationships.repo.js';
 import { openTitles, type Proposal, type RelationshipsService } from '../relationships/relationships.service.js';
-import { plainForApproval } from '../custom-fields/custom-fields.service.js';
+import { loadDefinitions, plainForApproval } from '../custom-fields/custom-fields.service.js';
+import { checkCustomInput } from '../custom-fields/values.js';
+
+/**
+ * A tenant-defined value held for approval is checked again against the field's definition as it is
+ * now: approval is a write of the field, and the README promises that the next write after a schema
+ * change is checked against the new schema, and that a removed definition's values are frozen. The
+ * request stays pending for the officer to reject (409, nothing applied), as a stale one does.
+ */
+async function checkCustomStillValid(tx: Tx, tenantId: string, fields: string[], proposed: Record<string, unknown>): Promise<void> {
+  const names = fields.filter((f) => f.startsWith('custom.')).map((f) => f.slice('custom.'.length));
+  if (names.length === 0) return;
+  // Each proposed value is the field's whole new value: checked as written over nothing.
+  const input = Object.fromEntries(names.map((n) => [n, proposed[`custom.${n}`] ?? null]));
+  const errors = checkCustomInput(await loadDefinitions(tx, tenantId), Object.fromEntries(names.map((n) => [n, undefined])), input);
+  if (errors.length) {
+    throw new AppError(409, 'change_request.invalid_now', `The proposed values no longer fit the tenant's field definitions: ${errors.map((e) => e.field).join(', ')}. Nothing was applied; reject the request.`, { errors });
+  }
+}
 
 type Changes = Record<string, { from: unknown; to: unknown }>;
 
@@ -143,6 +161,7 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
         }
         const previous = Object.fromEntries(fields.map((f) => [f, changes[f]!.from ?? null]));
         const current = Object.fromEntries(fields.map((f) => [f, changes[f]!.to ?? null]));
+        await checkCustomStillValid(tx, actor.tenantId, fields, current);
         const actions = fulfilled(user, { fields: fields.filter((f) => current[f] !== null) });
         const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
           ...(await plain.seal(applyValues(plain.row, current))),
