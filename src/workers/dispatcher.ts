@@ -93,6 +93,10 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
   const agent = new Agent({ connect: { lookup: guardedLookup(targets), timeout: 5000 } });
   const record = createAttemptRecorder({ db, log });
   const sendTo = createSender({ agent, keyring, targets, deadlineMs: sendDeadlineMs });
+  // What payloads are opened with. An endpoint is not a compliance role: the events of a user awaiting
+  // erasure go out redacted, as after destruction (erasure/retained.ts) — else a DEVELOPER key could
+  // add an endpoint and ask for a redelivery of what GET /v1/events withholds from it.
+  const endpointKeyring = retainedWithheld(keyring);
   /**
    * Every send in flight, whichever round started it; the senders they hold (from before a send's
    * payload is built until its attempt is recorded), each tenant's counted. Slow sends give their
@@ -213,10 +217,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     const byTenant = new Map<string, Delivery[]>();
     for (const d of claimed) if (d.event) byTenant.set(d.tenant_id, [...(byTenant.get(d.tenant_id) ?? []), d]);
     for (const [tenantId, list] of byTenant) {
-      // An endpoint is not a compliance role: the events of a user awaiting erasure go out redacted,
-      // as after destruction (erasure/retained.ts) — else a DEVELOPER key could add an endpoint and
-      // ask for a redelivery of what GET /v1/events withholds from it.
-      const views = await eventViews(retainedWithheld(keyring), tenantId, list.map((d) => d.event as Selectable<EventsTable>));
+      const views = await eventViews(endpointKeyring, tenantId, list.map((d) => d.event as Selectable<EventsTable>));
       list.forEach((d, i) => out.set(d.id, views[i]!));
     }
     return out;

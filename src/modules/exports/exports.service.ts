@@ -17,7 +17,7 @@ import { roleAllows, type Permission } from '../api-keys/roles.js';
 import { toUserView } from '../users/user-view.js';
 import { openCustomViews } from '../custom-fields/custom-fields.service.js';
 import { verificationViews, withheldVerification } from '../kyc/kyc.service.js';
-import { toStatusChange } from '../lifecycle/lifecycle.service.js';
+import { toStatusChange, withheldStatusChange } from '../lifecycle/lifecycle.service.js';
 import { documentViews, type DocumentRow } from '../documents/documents.service.js';
 import { openSnapshot, type ExportFilters, type Snapshot } from './exports.repo.js';
 import { connectionStringOf, parallelPages, type ExportThreads } from './parallel.js';
@@ -89,7 +89,7 @@ export async function renderPage(
   }
   if (parts.has('status_changes')) {
     for (const s of await snap.ofUsers<Selectable<StatusChangesTable>>('status_changes', t, ids)) {
-      attach(s.user_id, 'status_changes', withheld?.has(s.user_id) ? { ...toStatusChange(s), note: null } : toStatusChange(s));
+      attach(s.user_id, 'status_changes', withheld?.has(s.user_id) ? withheldStatusChange(s) : toStatusChange(s));
     }
   }
   if (parts.has('documents_meta')) {

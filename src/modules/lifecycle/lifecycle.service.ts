@@ -48,6 +48,9 @@ export const toStatusChange = (r: Selectable<StatusChangesTable>) => ({
   created_at: r.created_at.toISOString(),
 });
 
+/** A status change of a user awaiting erasure, to a caller who may not read it: its note (free text about the person) null, as destruction leaves it (erasure/retained.ts). */
+export const withheldStatusChange = (r: Selectable<StatusChangesTable>) => ({ ...toStatusChange(r), note: null });
+
 const article = (word: string) => (/^[aeiou]/.test(word) ? 'An' : 'A');
 
 /**
@@ -208,7 +211,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     async history(actor: Actor, userId: string, q: { limit?: number; cursor?: string }) {
       const user = await getRow(actor.tenantId, userId);
       // A note is free text about the person: withheld as erasure will null it (erasure/retained.ts).
-      const view = withheldFrom(actor, user) ? (r: Selectable<StatusChangesTable>) => ({ ...toStatusChange(r), note: null }) : toStatusChange;
+      const view = withheldFrom(actor, user) ? withheldStatusChange : toStatusChange;
       return userHistoryPage(db, 'status_changes', actor.tenantId, userId, q, view);
     },
 
