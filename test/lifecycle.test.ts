@@ -144,6 +144,32 @@ describe('capabilities', () => {
     expect(bad.statusCode).toBe(400);
     await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
   });
+
+  it('a freeze holds against the policy: overriding the suspended or blocked row is refused and writes nothing; one stored before the rule is ignored', async () => {
+    const suspended = await newUser();
+    const blocked = await newUser();
+    await api.post(`/v1/users/${suspended}/suspend`, { reason: 'fraud_suspected' });
+    await api.post(`/v1/users/${blocked}/block`, { reason: 'sanctions_match' });
+    const before = await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow();
+    for (const status of ['suspended', 'blocked']) {
+      const put = await api.call({ method: 'PUT', url: '/v1/policy', body: { capabilities: { [status]: { deposits: true, withdrawals: true } } } });
+      expect(put.statusCode, put.body).toBe(400);
+      expect(put.json().errors).toContainEqual(expect.objectContaining({ field: `capabilities.${status}`, code: 'immutable' }));
+    }
+    expect(await ctx.db.selectFrom('tenants').select('policy').where('id', '=', tenantId).executeTakeFirstOrThrow()).toEqual(before);
+    // A tenant whose policy was written with such a row before: the row is not applied.
+    await ctx.db.updateTable('tenants').set({ policy: JSON.stringify({ capabilities: { suspended: { deposits: true }, blocked: { withdrawals: true } } }) as never })
+      .where('id', '=', tenantId).execute();
+    try {
+      expect((await api.get(`/v1/users/${suspended}/capabilities`)).json().capabilities.deposits).toEqual({ allowed: false, reason: 'account_suspended' });
+      expect((await api.get(`/v1/users/${blocked}/capabilities`)).json().capabilities.withdrawals).toEqual({ allowed: false, reason: 'account_blocked' });
+      const effective = (await api.get('/v1/policy')).json().capabilities;
+      expect(effective.suspended.deposits).toBe(false);
+      expect(effective.blocked.withdrawals).toBe(false);
+    } finally {
+      await ctx.db.updateTable('tenants').set({ policy: before.policy as never }).where('id', '=', tenantId).execute();
+    }
+  });
 });
 
 describe('closing', () => {

@@ -3048,7 +3048,7 @@ export interface components {
                     business: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
                 };
             };
-            /** @description status → operation → allowed (KYC must also be verified; closed never transacts) */
+            /** @description status → operation → allowed (KYC must also be verified; suspended, blocked and closed never transact) */
             capabilities: {
                 active: {
                     deposits: boolean;
@@ -3111,7 +3111,7 @@ export interface components {
                         business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
                     };
                 };
-                /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
+                /** @description { active|flagged: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset; suspended, blocked and closed are freezes and refuse overrides (400 immutable) */
                 capabilities?: {
                     [key: string]: {
                         [key: string]: boolean;
@@ -6763,7 +6763,7 @@ export interface operations {
                             business?: ("passport" | "national_id" | "driving_licence" | "residence_permit" | "proof_of_address" | "bank_statement" | "utility_bill" | "selfie" | "certificate_of_incorporation" | "articles_of_association" | "audited_financials" | "shareholder_register" | "ssn" | "passport_number" | "driving_licence_number" | "ein" | "tax_id")[];
                         };
                     };
-                    /** @description { active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset */
+                    /** @description { active|flagged: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset; suspended, blocked and closed are freezes and refuse overrides (400 immutable) */
                     capabilities?: {
                         [key: string]: {
                             [key: string]: boolean;

@@ -1,13 +1,19 @@
 // What a user can do now, per money operation (product.md, "Capabilities"). Pure: status and KYC
-// status in, one verdict with a reason code per operation out. The status matrix is tenant policy;
-// a closed account can never transact, whatever the policy says.
+// status in, one verdict with a reason code per operation out. The status matrix is tenant policy
+// for the statuses that trade (active, flagged); a suspension and a block are freezes and a closed
+// account is over, so those rows deny everything whatever the policy says: a compliance officer's
+// freeze must not be thawed by a policy edit that names no user and leaves every status unchanged.
 import type { Status } from './user-status.js';
 import { PROPAGATING_STATUSES } from '../relationships/relationship-rules.js';
 
 export const OPERATIONS = ['deposits', 'withdrawals', 'exchanges', 'card_transactions'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 export type CapabilityMatrix = Record<Status, Record<Operation, boolean>>;
-export type CapabilityOverrides = Partial<Record<Exclude<Status, 'closed'>, Partial<Record<Operation, boolean>>>>;
+/** The statuses that deny every operation, whatever the tenant's matrix says. */
+export const FROZEN_STATUSES = ['suspended', 'blocked', 'closed'] as const satisfies readonly Status[];
+type Frozen = (typeof FROZEN_STATUSES)[number];
+const isFrozen = (status: string): status is Frozen => (FROZEN_STATUSES as readonly string[]).includes(status);
+export type CapabilityOverrides = Partial<Record<Exclude<Status, Frozen>, Partial<Record<Operation, boolean>>>>;
 
 const all = (allowed: boolean): Record<Operation, boolean> =>
   Object.fromEntries(OPERATIONS.map((o) => [o, allowed])) as Record<Operation, boolean>;
@@ -39,7 +45,8 @@ export interface Verdict {
 export function effectiveCapabilities(overrides: CapabilityOverrides = {}): CapabilityMatrix {
   const out = {} as CapabilityMatrix;
   for (const [status, ops] of Object.entries(DEFAULT_CAPABILITIES) as Array<[Status, Record<Operation, boolean>]>) {
-    out[status] = { ...ops, ...(status === 'closed' ? {} : (overrides[status] ?? {})) };
+    // A frozen row stored before freezes were fixed is ignored, not applied.
+    out[status] = { ...ops, ...(isFrozen(status) ? {} : (overrides[status as Exclude<Status, Frozen>] ?? {})) };
   }
   return out;
 }
@@ -56,7 +63,7 @@ export function evaluate(
   const kycOk = kycStatus === 'verified' || kycStatus === 'review_required';
   const out = {} as Record<Operation, Verdict>;
   for (const op of OPERATIONS) {
-    if (status === 'closed' || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
+    if (isFrozen(status) || !matrix[status][op]) out[op] = { allowed: false, reason: STATUS_REASON[status] };
     else if (riskRating === 'prohibited') out[op] = { allowed: false, reason: 'risk_prohibited' };
     else if (relatedReason) out[op] = { allowed: false, reason: relatedReason };
     else if (!kycOk) out[op] = { allowed: false, reason: 'kyc_not_verified' };
@@ -71,7 +78,7 @@ export function validateCapabilityOverrides(overrides: unknown): Array<{ field: 
   if (!isObj(overrides)) return [{ field: 'capabilities', code: 'invalid_type', message: 'must be an object' }];
   for (const [status, ops] of Object.entries(overrides)) {
     const at = `capabilities.${status}`;
-    if (status === 'closed') errors.push({ field: at, code: 'immutable', message: 'a closed account can never transact' });
+    if (isFrozen(status)) errors.push({ field: at, code: 'immutable', message: `a ${status} account can never transact` });
     else if (!Object.hasOwn(DEFAULT_CAPABILITIES, status)) errors.push({ field: at, code: 'unknown_status', message: 'not an account status' });
     else if (!isObj(ops)) errors.push({ field: at, code: 'invalid_type', message: 'must be an object' });
     else {

@@ -71,13 +71,19 @@ describe('the capability matrix', () => {
     }
   });
 
-  it('takes tenant overrides, but a closed account never transacts', () => {
-    const m = effectiveCapabilities({ flagged: { withdrawals: true }, suspended: { deposits: true } });
+  it('takes tenant overrides for active and flagged, but a frozen or closed account never transacts', () => {
+    const m = effectiveCapabilities({ flagged: { withdrawals: true }, active: { exchanges: false } });
     expect(evaluate(m, 'flagged', 'verified').withdrawals.allowed).toBe(true);
-    expect(evaluate(m, 'suspended', 'verified').deposits.allowed).toBe(true);
-    expect(evaluate(m, 'suspended', 'pending').deposits).toEqual({ allowed: false, reason: 'kyc_not_verified' });
+    expect(evaluate(m, 'active', 'verified').exchanges).toEqual({ allowed: false, reason: 'not_allowed' });
+    expect(evaluate(m, 'flagged', 'pending').deposits).toEqual({ allowed: false, reason: 'kyc_not_verified' });
     expect(DEFAULT_CAPABILITIES.flagged.withdrawals).toBe(false);
-    expect(validateCapabilityOverrides({ closed: { deposits: true } })).toContainEqual(expect.objectContaining({ field: 'capabilities.closed', code: 'immutable' }));
+    // An override of a frozen row stored before the rule: ignored, never applied.
+    const stale = effectiveCapabilities({ suspended: { deposits: true }, blocked: { withdrawals: true } } as never);
+    expect(evaluate(stale, 'suspended', 'verified').deposits).toEqual({ allowed: false, reason: 'account_suspended' });
+    expect(evaluate(stale, 'blocked', 'verified').withdrawals).toEqual({ allowed: false, reason: 'account_blocked' });
+    for (const status of ['suspended', 'blocked', 'closed']) {
+      expect(validateCapabilityOverrides({ [status]: { deposits: true } })).toContainEqual(expect.objectContaining({ field: `capabilities.${status}`, code: 'immutable' }));
+    }
     expect(validateCapabilityOverrides({ frozen: {} })).toContainEqual(expect.objectContaining({ code: 'unknown_status' }));
     expect(validateCapabilityOverrides({ active: { loans: true } })).toContainEqual(expect.objectContaining({ code: 'unknown_operation' }));
     expect(validateCapabilityOverrides({ active: { deposits: 'yes' } })).toContainEqual(expect.objectContaining({ code: 'invalid_type' }));

@@ -25,10 +25,10 @@ const StoredOverrides = (() => {
 const Ops = Type.Object({ deposits: Type.Boolean(), withdrawals: Type.Boolean(), exchanges: Type.Boolean(), card_transactions: Type.Boolean() });
 const CapabilityMatrix = Type.Object(
   { active: Ops, flagged: Ops, suspended: Ops, blocked: Ops, closed: Ops },
-  { description: 'status → operation → allowed (KYC must also be verified; closed never transacts)' },
+  { description: 'status → operation → allowed (KYC must also be verified; suspended, blocked and closed never transact)' },
 );
 const CapabilityOverrides = Type.Record(Type.String(), Type.Record(Type.String(), Type.Boolean()), {
-  description: '{ active|flagged|suspended|blocked: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset',
+  description: '{ active|flagged: { deposits|withdrawals|exchanges|card_transactions: bool } } — any subset; suspended, blocked and closed are freezes and refuse overrides (400 immutable)',
 });
 
 const Retention = Type.Object(
