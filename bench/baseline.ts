@@ -283,9 +283,20 @@ app.post<{ Body: { type: string; country: string } & Record<string, unknown> }>(
   return reply.code(201).header('location', `/users/${id}`).header('etag', '"1"').send(row);
 });
 
+// The page sizes Kyclo writes into its statements (users.repo.ts): the same lever, so the same plan work.
+const PAGE_SIZES = new Set([10, 20, 25, 50, 100, 200]);
+async function pageRows(limit: number, after: string | undefined): Promise<UserRow[]> {
+  if (!PAGE_SIZES.has(limit)) return after ? q<UserRow>('after', [tenantId, after, limit + 1]) : q<UserRow>('first', [tenantId, limit + 1]);
+  const [name, text] = after
+    ? [`after_${limit}`, SQL.after.replace('limit $3', `limit ${limit + 1}`)]
+    : [`first_${limit}`, SQL.first.replace('limit $2', `limit ${limit + 1}`)];
+  const values = after ? [tenantId, after] : [tenantId];
+  return (await pool.query<UserRow>({ name, text, values, types: isoTimestampTypes })).rows;
+}
+
 app.get<{ Querystring: { limit?: string; after?: string } }>('/users', { schema: { response: { 200: PAGE } } }, async (req) => {
   const limit = Math.min(200, Math.max(1, Number(req.query.limit ?? 50)));
-  const rows = req.query.after ? await q<UserRow>('after', [tenantId, req.query.after, limit + 1]) : await q<UserRow>('first', [tenantId, limit + 1]);
+  const rows = await pageRows(limit, req.query.after);
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { data: page, next_cursor: rows.length > limit && last ? last.id : null };

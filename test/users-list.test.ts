@@ -4,8 +4,9 @@ import { business, individual } from './helpers/factories.js';
 
 let ctx: TestContext;
 let api: Client;
+let tenantId: string;
 
-beforeAll(async () => ({ ctx, api } = await openTenantContext()));
+beforeAll(async () => ({ ctx, api, tenantId } = await openTenantContext()));
 afterAll(() => ctx.close());
 
 async function collect(query: string, limit = 50): Promise<string[]> {
@@ -34,6 +35,12 @@ describe('listing and searching users', () => {
     expect(new Set(first).size).toBe(250);
     expect([...first].sort().reverse()).toEqual(first);
     expect(await collect(`&tag=${tag}`)).toEqual(first);
+  });
+
+  it('pages the unfiltered list the same at every size: those with their own statement (10, 25, 50, 200) and others (7, 199)', async () => {
+    const all = (await ctx.db.selectFrom('users').select('id').where('tenant_id', '=', tenantId).orderBy('id', 'desc').execute()).map((r) => r.id);
+    expect(all.length).toBeGreaterThan(200);
+    for (const size of [10, 25, 50, 200, 7, 199]) expect(await collect('', size), `limit=${size}`).toEqual(all);
   });
 
   it('keeps pages distinct and complete while other users are being inserted', async () => {
