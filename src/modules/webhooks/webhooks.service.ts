@@ -2,7 +2,7 @@
 // 24-hour overlap, the delivery log, and manual redelivery.
 import crypto from 'node:crypto';
 import { sql, type RawBuilder, type Selectable } from 'kysely';
-import type { Db, WebhookEndpointsTable } from '../../db/database.js';
+import type { Db, Tx, WebhookEndpointsTable } from '../../db/database.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { newId } from '../../lib/ids.js';
 import { decodeCursor, toPage } from '../../lib/cursor.js';
@@ -65,8 +65,15 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     return row;
   }
 
-  const audit = (actor: Actor, action: string, id: string, details: Record<string, unknown> = {}) =>
-    recordChange(db, actor, { action, targetType: 'webhook_endpoint', targetId: id, details });
+  /** The endpoint, locked for the rest of the transaction (a rotation or an update racing it waits). */
+  async function lockedRow(tx: Tx, actor: Actor, id: string): Promise<EndpointRow> {
+    const row = await tx.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId).where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!row) throw notFound('webhook_endpoint', id);
+    return row;
+  }
+
+  const audit = (tx: Tx, actor: Actor, action: string, id: string, details: Record<string, unknown> = {}) =>
+    recordChange(tx, actor, { action, targetType: 'webhook_endpoint', targetId: id, details });
 
   return {
     async create(actor: Actor, input: EndpointInput) {
@@ -108,50 +115,67 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     get: async (actor: Actor, id: string) => toEndpoint(await getRow(actor, id)),
 
     async update(actor: Actor, id: string, patch: Partial<EndpointInput>) {
-      const before = await getRow(actor, id);
-      const url = patch.url !== undefined ? await checkedUrl(patch.url) : before.url;
-      // Re-enabling starts afresh: the reason and the failing clock are cleared.
-      const reenable = patch.enabled === true && !before.enabled;
-      const row = await db
-        .updateTable('webhook_endpoints')
-        .set({
-          url,
-          ...(patch.description !== undefined ? { description: patch.description } : {}),
-          ...(patch.event_types !== undefined ? { event_types: patch.event_types } : {}),
-          ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
-          ...(reenable ? { disabled_reason: null, failing_since: null } : {}),
-          updated_at: sql`now()`,
-        })
-        .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await audit(actor, 'webhook_endpoint.updated', id, { fields: Object.keys(patch) });
+      const url = patch.url !== undefined ? await checkedUrl(patch.url) : undefined;
+      // The change and its audit entry commit together, or neither does: a moved URL redirects the
+      // whole event stream, the change an auditor most needs to see.
+      const row = await db.transaction().execute(async (tx) => {
+        const before = await lockedRow(tx, actor, id);
+        // Re-enabling starts afresh: the reason and the failing clock are cleared.
+        const reenable = patch.enabled === true && !before.enabled;
+        const updated = await tx
+          .updateTable('webhook_endpoints')
+          .set({
+            url: url ?? before.url,
+            ...(patch.description !== undefined ? { description: patch.description } : {}),
+            ...(patch.event_types !== undefined ? { event_types: patch.event_types } : {}),
+            ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+            ...(reenable ? { disabled_reason: null, failing_since: null } : {}),
+            updated_at: sql`now()`,
+          })
+          .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const moved = url !== undefined && url !== before.url ? { url: { from: before.url, to: url } } : {};
+        await audit(tx, actor, 'webhook_endpoint.updated', id, { fields: Object.keys(patch), ...moved });
+        return updated;
+      });
       return toEndpoint(row);
     },
 
     async remove(actor: Actor, id: string) {
-      const row = await getRow(actor, id);
-      await db.deleteFrom('webhook_endpoints').where('tenant_id', '=', actor.tenantId).where('id', '=', id).execute();
-      await audit(actor, 'webhook_endpoint.deleted', id, { url: row.url });
+      const row = await db.transaction().execute(async (tx) => {
+        const found = await lockedRow(tx, actor, id);
+        await tx.deleteFrom('webhook_endpoints').where('tenant_id', '=', actor.tenantId).where('id', '=', id).execute();
+        await audit(tx, actor, 'webhook_endpoint.deleted', id, { url: found.url });
+        return found;
+      });
       return toEndpoint(row);
     },
 
-    /** A new secret; the old one keeps signing alongside it for 24 hours so receivers can switch. */
+    /**
+     * A new secret; the old one keeps signing alongside it for 24 hours so receivers can switch. A
+     * second rotation inside those 24 hours keeps the secret from before the first as the previous
+     * one (its 24 hours still run): a client whose first rotation's answer was lost rotates again,
+     * and its receivers still hold that older secret. The secret in between stops signing at once.
+     */
     async rotateSecret(actor: Actor, id: string) {
-      const before = await getRow(actor, id);
       const secret = newSecret();
-      const row = await db
-        .updateTable('webhook_endpoints')
-        .set({
-          secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
-          previous_secret_enc: before.secret_enc,
-          previous_secret_expires_at: new Date(Date.now() + ROTATION_OVERLAP_MS),
-          updated_at: sql`now()`,
-        })
-        .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await audit(actor, 'webhook_endpoint.secret_rotated', id);
+      const row = await db.transaction().execute(async (tx) => {
+        const before = await lockedRow(tx, actor, id);
+        const overlapOpen = before.previous_secret_enc !== null && before.previous_secret_expires_at !== null && before.previous_secret_expires_at.getTime() > Date.now();
+        const rotated = await tx
+          .updateTable('webhook_endpoints')
+          .set({
+            secret_enc: keyring.sealSecret(secretContext(actor.tenantId, id), secret),
+            ...(overlapOpen ? {} : { previous_secret_enc: before.secret_enc, previous_secret_expires_at: new Date(Date.now() + ROTATION_OVERLAP_MS) }),
+            updated_at: sql`now()`,
+          })
+          .where('tenant_id', '=', actor.tenantId).where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit(tx, actor, 'webhook_endpoint.secret_rotated', id);
+        return rotated;
+      });
       return { ...toEndpoint(row), secret };
     },
 
