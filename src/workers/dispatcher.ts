@@ -217,7 +217,7 @@ export function createDispatcher({ db, keyring, targets, log, sendDeadlineMs = S
     const byTenant = new Map<string, Delivery[]>();
     for (const d of claimed) if (d.event) byTenant.set(d.tenant_id, [...(byTenant.get(d.tenant_id) ?? []), d]);
     for (const [tenantId, list] of byTenant) {
-      const views = await eventViews(endpointKeyring, tenantId, list.map((d) => d.event as Selectable<EventsTable>));
+      const views = await eventViews(endpointKeyring, tenantId, list.map((d) => d.event as Selectable<EventsTable>), { freeText: false });
       list.forEach((d, i) => out.set(d.id, views[i]!));
     }
     return out;

@@ -2390,7 +2390,7 @@ export interface components {
             user_id: string;
             change_request_id: string;
             fields: string[];
-            /** @description Through the API only (sealed free text) */
+            /** @description Through the API only, to OWNER, ADMIN and COMPLIANCE_OFFICER keys (sealed free text: never in a webhook payload) */
             reason?: string;
             /**
              * @description Present once the user is erased: personal values are gone
@@ -2513,7 +2513,7 @@ export interface components {
         /** UserLegalHoldSetData */
         UserLegalHoldSetData: {
             user_id: string;
-            /** @description Through the API only (sealed free text) */
+            /** @description Through the API only, to OWNER, ADMIN and COMPLIANCE_OFFICER keys (sealed free text: never in a webhook payload) */
             reason?: string;
             /**
              * @description Set again for another matter: the hold was already standing, and one DELETE lifts it for every matter
@@ -2666,7 +2666,7 @@ export interface components {
                 rating: string;
                 status: string;
             };
-            /** @description Through the API only (sealed free text) */
+            /** @description Through the API only, to OWNER, ADMIN and COMPLIANCE_OFFICER keys (sealed free text: never in a webhook payload) */
             reason?: string;
             /**
              * @description Present once the user is erased: personal values are gone
@@ -2699,7 +2699,7 @@ export interface components {
             due_at: string | null;
             status: string;
             version: number;
-            /** @description Through the API only (sealed free text) */
+            /** @description Through the API only, to OWNER, ADMIN and COMPLIANCE_OFFICER keys (sealed free text: never in a webhook payload) */
             message?: string;
             /**
              * @description Present once the user is erased: personal values are gone
@@ -3675,6 +3675,17 @@ export interface components {
             timestamp: string;
             data: components["schemas"]["UserChangeApprovedData"];
         };
+        /** UserChangeRejectedWebhookData */
+        UserChangeRejectedWebhookData: {
+            user_id: string;
+            change_request_id: string;
+            fields: string[];
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
         /** UserChangeRejectedWebhook */
         UserChangeRejectedWebhook: {
             /** @description The event id (also the webhook-id header) */
@@ -3686,7 +3697,7 @@ export interface components {
             type: "user.change_rejected";
             /** Format: date-time */
             timestamp: string;
-            data: components["schemas"]["UserChangeRejectedData"];
+            data: components["schemas"]["UserChangeRejectedWebhookData"];
         };
         /** UserStatusChangedWebhook */
         UserStatusChangedWebhook: {
@@ -3727,6 +3738,20 @@ export interface components {
             timestamp: string;
             data: components["schemas"]["UserErasureScheduledData"];
         };
+        /** UserLegalHoldSetWebhookData */
+        UserLegalHoldSetWebhookData: {
+            user_id: string;
+            /**
+             * @description Set again for another matter: the hold was already standing, and one DELETE lifts it for every matter
+             * @enum {boolean}
+             */
+            already_held?: true;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
         /** UserLegalHoldSetWebhook */
         UserLegalHoldSetWebhook: {
             /** @description The event id (also the webhook-id header) */
@@ -3738,7 +3763,7 @@ export interface components {
             type: "user.legal_hold_set";
             /** Format: date-time */
             timestamp: string;
-            data: components["schemas"]["UserLegalHoldSetData"];
+            data: components["schemas"]["UserLegalHoldSetWebhookData"];
         };
         /** UserLegalHoldClearedWebhook */
         UserLegalHoldClearedWebhook: {
@@ -3792,6 +3817,26 @@ export interface components {
             timestamp: string;
             data: components["schemas"]["UserRelationshipEndedData"];
         };
+        /** UserRiskChangedWebhookData */
+        UserRiskChangedWebhookData: {
+            user_id: string;
+            risk_change_id: string;
+            version: number;
+            changed_fields: string[];
+            from: {
+                rating: string;
+                status: string;
+            } | null;
+            to: {
+                rating: string;
+                status: string;
+            };
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
+        };
         /** UserRiskChangedWebhook */
         UserRiskChangedWebhook: {
             /** @description The event id (also the webhook-id header) */
@@ -3803,7 +3848,23 @@ export interface components {
             type: "user.risk_changed";
             /** Format: date-time */
             timestamp: string;
-            data: components["schemas"]["UserRiskChangedData"];
+            data: components["schemas"]["UserRiskChangedWebhookData"];
+        };
+        /** UserRequiredActionAddedWebhookData */
+        UserRequiredActionAddedWebhookData: {
+            user_id: string;
+            required_action_id: string;
+            code: string;
+            field: string | null;
+            document_type: string | null;
+            due_at: string | null;
+            status: string;
+            version: number;
+            /**
+             * @description Present once the user is erased: personal values are gone
+             * @enum {boolean}
+             */
+            redacted?: true;
         };
         /** UserRequiredActionAddedWebhook */
         UserRequiredActionAddedWebhook: {
@@ -3816,7 +3877,7 @@ export interface components {
             type: "user.required_action_added";
             /** Format: date-time */
             timestamp: string;
-            data: components["schemas"]["UserRequiredActionAddedData"];
+            data: components["schemas"]["UserRequiredActionAddedWebhookData"];
         };
         /** UserRequiredActionFulfilledWebhook */
         UserRequiredActionFulfilledWebhook: {

@@ -91,7 +91,7 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
     yield* section('risk_changes', 'risk_changes', 'id', t, userId, (rows) => rows.map((r) => toRiskChange(r as never)));
     yield* relationshipsSection(t, userId);
     yield* section('change_requests', 'change_requests', 'id', t, userId, (rows) => changeRequestViews(keyring, t, rows as never, undefined, true));
-    yield* section('events', 'events', 'seq', t, userId, (rows) => eventViews(keyring, t, rows as never));
+    yield* section('events', 'events', 'seq', t, userId, (rows) => eventViews(keyring, t, rows as never, { freeText: true }));
     yield* section('audit_entries', 'audit_entries', 'seq', t, userId, (rows) => auditViews(keyring, t, rows as never));
     yield '}';
   }

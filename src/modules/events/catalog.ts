@@ -11,6 +11,9 @@ const Redacted = { redacted: Type.Optional(Type.Literal(true, { description: 'Pr
 const userData = (props: Record<string, TSchema>) => Type.Object({ user_id: S(), ...props, ...Redacted });
 const transition = { status_change_id: S(), from: S(), to: S(), reason: N(S()), origin: S(), at_creation: Type.Optional(Type.Literal(true, { description: 'The initial status given at creation (POST /v1/users with status)' })) };
 
+/** How the catalogue describes a field of API_ONLY_FIELDS. */
+const API_ONLY = 'Through the API only, to OWNER, ADMIN and COMPLIANCE_OFFICER keys (sealed free text: never in a webhook payload)';
+
 export const EVENT_CATALOG = {
   'user.created': {
     when: 'a user was created (by an import too, when it asks for per-user events)',
@@ -30,15 +33,15 @@ export const EVENT_CATALOG = {
     when: 'a change request was approved and applied',
     data: userData({ change_request_id: S(), changed_fields: Type.Array(S()), previous: Type.Optional(Values), current: Type.Optional(Values) }),
   },
-  // Free-text reasons are sealed with the user's key: read through the API, never in a webhook payload.
-  'user.change_rejected': { when: 'a change request was rejected', data: userData({ change_request_id: S(), fields: Type.Array(S()), reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })) }) },
+  // Free-text reasons are sealed with the user's key: read through the API by the compliance roles, never in a webhook payload (API_ONLY_FIELDS).
+  'user.change_rejected': { when: 'a change request was rejected', data: userData({ change_request_id: S(), fields: Type.Array(S()), reason: Type.Optional(S({ description: API_ONLY })) }) },
   'user.status_changed': { when: 'the account status changed (closing included)', data: userData(transition) },
   'user.closed': { when: 'the user was closed', data: userData({ ...transition, cancelled_change_requests: Type.Array(S()) }) },
   'user.erasure_scheduled': { when: 'erasure was requested', data: userData({ requested_by: S(), scheduled_for: S({ format: 'date-time' }), legal_hold: Type.Boolean() }) },
   'user.legal_hold_set': {
     when: 'a legal hold was set, or set again for another matter',
     data: userData({
-      reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+      reason: Type.Optional(S({ description: API_ONLY })),
       already_held: Type.Optional(Type.Literal(true, { description: 'Set again for another matter: the hold was already standing, and one DELETE lifts it for every matter' })),
     }),
   },
@@ -60,14 +63,14 @@ export const EVENT_CATALOG = {
     data: userData({
       risk_change_id: S(), version: Type.Integer(), changed_fields: Type.Array(S({ description: 'risk.rating | risk.status | risk.reason' })),
       from: N(Type.Object({ rating: S(), status: S() })), to: Type.Object({ rating: S(), status: S() }),
-      reason: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+      reason: Type.Optional(S({ description: API_ONLY })),
     }),
   },
   'user.required_action_added': {
     when: 'a required action was asked of the user',
     data: userData({
       required_action_id: S(), code: S(), field: N(S()), document_type: N(S()), due_at: N(S({ format: 'date-time' })), status: S(), version: Type.Integer(),
-      message: Type.Optional(S({ description: 'Through the API only (sealed free text)' })),
+      message: Type.Optional(S({ description: API_ONLY })),
     }),
   },
   'user.required_action_fulfilled': {
@@ -118,6 +121,28 @@ export const EVENT_CATALOG = {
 export type EventType = keyof typeof EVENT_CATALOG;
 export const EVENT_TYPES = Object.keys(EVENT_CATALOG) as EventType[];
 
+/**
+ * The free text a person wrote into an event (a rejection's, a legal hold's or a rating's reason, a
+ * required action's message), sealed with the user's key. It is read through the API by the
+ * compliance roles alone and never sent to a webhook endpoint: an endpoint is not a compliance role,
+ * and a reason such as "SAR filed, do not tip off" must not reach a CRM or an integration.
+ */
+export const API_ONLY_FIELDS: Partial<Record<EventType, readonly string[]>> = {
+  'user.change_rejected': ['reason'],
+  'user.legal_hold_set': ['reason'],
+  'user.risk_changed': ['reason'],
+  'user.required_action_added': ['message'],
+};
+
+/** An event's data without its API-only free text (the same object when the type has none). */
+export function withoutApiOnly(type: string, data: Record<string, unknown>): Record<string, unknown> {
+  const fields = API_ONLY_FIELDS[type as EventType];
+  if (!fields) return data;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data)) if (!fields.includes(k)) out[k] = v;
+  return out;
+}
+
 /** `user.created` → `UserCreated`: the stem of the event's component names. */
 const pascal = (type: string) => type.split(/[._]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
 
@@ -152,9 +177,17 @@ export const EventSchema = Type.Unsafe<{ id: string; type: EventType; created_at
   discriminator: byType('Event'),
 });
 
+/** What a webhook carries of an event's data: its schema without the API-only fields. */
+function webhookDataSchema(type: EventType): TSchema {
+  const schema = dataSchema(type) as TSchema & { properties: Record<string, TSchema> };
+  const fields = API_ONLY_FIELDS[type];
+  if (!fields) return schema;
+  return { ...schema, title: `${pascal(type)}WebhookData`, properties: Object.fromEntries(Object.entries(schema.properties).filter(([k]) => !fields.includes(k))) } as TSchema;
+}
+
 const webhookBody = (type: EventType) =>
   Type.Object(
-    { id: S({ pattern: '^evt_[0-9A-HJKMNP-TV-Z]{26}$', description: 'The event id (also the webhook-id header)' }), type: Type.Literal(type), timestamp: S({ format: 'date-time' }), data: dataSchema(type) },
+    { id: S({ pattern: '^evt_[0-9A-HJKMNP-TV-Z]{26}$', description: 'The event id (also the webhook-id header)' }), type: Type.Literal(type), timestamp: S({ format: 'date-time' }), data: webhookDataSchema(type) },
     { title: `${pascal(type)}Webhook`, description: `${type}: ${EVENT_CATALOG[type].when}` },
   );
 
