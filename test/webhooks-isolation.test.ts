@@ -6,10 +6,13 @@
 // with a backlog of due deliveries ahead of everyone's — before, it filled every claim; a receiver
 // that answers `102 Processing` every few hundred milliseconds, or trickles its body — before, the
 // send never ended, nor the round, nor shutdown.
+import dgram from 'node:dgram';
 import dns from 'node:dns';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import net, { type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOOKUP_TIMEOUT_MS } from '../src/modules/webhooks/ssrf.js';
 import { createDispatcher, startDispatcher, TENANT_SENDS } from '../src/workers/dispatcher.js';
 import { SEND_DEADLINE_MS } from '../src/workers/send.js';
 import { sql } from 'kysely';
@@ -266,28 +269,46 @@ describe('tenant isolation in webhook delivery', () => {
     expect(SEND_DEADLINE_MS).toBeLessThan(30_000); // under the lease, whatever the receiver does
   });
 
-  // A name server that never answers: the target check's lookup (private addresses refused) cannot be
-  // aborted, and before, the send waited for it past the deadline (the resolver's own timeouts, or
-  // for ever), holding its sender and the round.
-  it('ends a send by its deadline when the endpoint\'s name never resolves', async () => {
+  // A name server that never answers. Before, the target check resolved names with getaddrinfo, which
+  // holds one of libuv's four threads until the system resolver gives up (10 s and more) and cannot
+  // be cancelled: a dozen sends to such a name held every thread, and every other tenant's lookups
+  // and the process's file reads waited behind them. Names are now resolved through c-ares on the
+  // event loop (ssrf.ts resolveHost), cancelled at the send's deadline.
+  it('ends a send by its deadline when the endpoint\'s name server never answers, holding no thread and cancelling the lookup', async () => {
+    const hole = dgram.createSocket('udp4');
+    let queries = 0;
+    hole.on('message', () => queries++);
+    await new Promise<void>((r) => hole.bind(0, '127.0.0.1', () => r()));
+    const dnsServers = [`127.0.0.1:${hole.address().port}`];
     const tenant = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
     const e = (await tenant.post('/v1/webhook-endpoints', { url: 'https://hooks.slow-name.test/in' })).json() as { id: string };
-    expect((await tenant.post('/v1/users', individual())).statusCode).toBe(201);
-    const lookup = vi.spyOn(dns.promises, 'lookup').mockImplementation(() => new Promise(() => undefined));
-    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: false, allowPrivate: false }, log: quiet, sendDeadlineMs: 1000 });
+    for (let i = 0; i < 12; i++) expect((await tenant.post('/v1/users', individual())).statusCode).toBe(201);
+    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: false, allowPrivate: false, dnsServers }, log: quiet, sendDeadlineMs: 1000 });
     const began = Date.now();
     try {
-      await dispatcher.runOnce();
+      const round = dispatcher.runOnce();
+      // While twelve sends wait on the silent name server, the thread pool is free: a getaddrinfo
+      // lookup and a file read answer at once.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(queries).toBeGreaterThan(0);
+      const t0 = Date.now();
+      await Promise.all([dns.promises.lookup('localhost'), fs.readFile(new URL(import.meta.url))]);
+      expect(Date.now() - t0).toBeLessThan(500);
+      await round;
       expect(Date.now() - began).toBeLessThan(4000);
-      expect(lookup).toHaveBeenCalledWith('hooks.slow-name.test', { all: true });
-      const [d] = await ctx.db.selectFrom('webhook_deliveries').select(['id', 'status', 'attempts']).where('endpoint_id', '=', e.id).execute();
-      expect(d).toMatchObject({ status: 'pending', attempts: 1 });
-      const attempt = await ctx.db.selectFrom('webhook_attempts').select(['status_code', 'error']).where('delivery_id', '=', d!.id).executeTakeFirstOrThrow();
+      const deliveries = await ctx.db.selectFrom('webhook_deliveries').select(['id', 'status', 'attempts']).where('endpoint_id', '=', e.id).execute();
+      expect(deliveries).toHaveLength(12);
+      for (const d of deliveries) expect(d).toMatchObject({ status: 'pending', attempts: 1 });
+      const attempt = await ctx.db.selectFrom('webhook_attempts').select(['status_code', 'error']).where('delivery_id', '=', deliveries[0]!.id).executeTakeFirstOrThrow();
       expect(attempt).toEqual({ status_code: null, error: 'no complete answer within 1 s' });
+      // Cancelled at the deadline: no query is sent again after it (unanswered, c-ares would retry after 2 s).
+      const atDeadline = queries;
+      await new Promise((r) => setTimeout(r, LOOKUP_TIMEOUT_MS + 500));
+      expect(queries).toBe(atDeadline);
     } finally {
-      lookup.mockRestore();
       await tenant.patch(`/v1/webhook-endpoints/${e.id}`, { enabled: false });
       await dispatcher.close();
+      hole.close();
     }
   });
 });

@@ -30,9 +30,8 @@ export type Endpoint = Pick<Selectable<WebhookEndpointsTable>, 'id' | 'url' | 's
 export type Payload = Pick<Awaited<ReturnType<typeof eventViews>>[number], 'id' | 'type' | 'created_at' | 'data'>;
 
 /**
- * The target check resolves the endpoint's host name, and a lookup cannot be aborted
- * (`dns.promises.lookup` takes no signal): the send stops waiting for it at the deadline, and the
- * lookup ends on its own, unread. No request has started, so nothing is sent twice.
+ * The target check resolves the endpoint's host name: the send stops waiting for it at the deadline,
+ * which also cancels the lookup (ssrf.ts resolveHost). No request has started, so nothing is sent twice.
  */
 function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -66,7 +65,7 @@ export function createSender({ agent, keyring, targets, deadlineMs = SEND_DEADLI
     deadlines.set(deadline, started + deadlineMs);
     sweeper ??= setInterval(sweep, Math.min(1000, Math.max(10, deadlineMs / 10))).unref();
     try {
-      const url = await unlessAborted(checkTarget(endpoint.url, targets), deadline.signal);
+      const url = await unlessAborted(checkTarget(endpoint.url, targets, deadline.signal), deadline.signal);
       const body = JSON.stringify({ id: view.id, type: view.type, timestamp: view.created_at, data: view.data });
       const context = secretContext(tenantId, endpoint.id);
       const secrets = [keyring.openSecret(context, endpoint.secret_enc)];

@@ -9,6 +9,40 @@ import net from 'node:net';
 export interface TargetPolicy {
   allowHttp: boolean;
   allowPrivate: boolean;
+  /** The name servers webhook targets are resolved with (`host:port`); the system's by default. */
+  dnsServers?: string[];
+}
+
+/** How long one DNS query waits for its answer, and how many times it is sent, before the name counts as unresolvable. */
+export const LOOKUP_TIMEOUT_MS = 2_000;
+const LOOKUP_TRIES = 2;
+
+/**
+ * A target host's addresses, from DNS through c-ares (`dns.Resolver`), not `dns.lookup`: getaddrinfo
+ * holds one of libuv's four threads for as long as the system resolver waits (10 s and more behind a
+ * name server that never answers) and cannot be cancelled, so one tenant's endpoint on such a name
+ * held every thread and stalled every other tenant's sends and the process's file reads. c-ares runs
+ * on the event loop with its own timeout and tries, and is cancelled when `signal` aborts (the send's
+ * deadline). It reads no /etc/hosts: a webhook target is a public name. With private targets allowed
+ * (development, tests: receivers on this machine, `localhost` included) the system resolver is used.
+ */
+export async function resolveHost(host: string, policy: TargetPolicy, signal?: AbortSignal): Promise<dns.LookupAddress[]> {
+  const literal = net.isIP(host);
+  if (literal) return [{ address: host, family: literal }];
+  if (policy.allowPrivate && !policy.dnsServers) return dns.promises.lookup(host, { all: true }).catch(() => []);
+  // RFC 6761: `localhost` and every name under it are the loopback, whatever DNS says (no query sent).
+  if (/^(.+\.)?localhost\.?$/i.test(host)) return [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+  const resolver = new dns.promises.Resolver({ timeout: LOOKUP_TIMEOUT_MS, tries: LOOKUP_TRIES });
+  if (policy.dnsServers) resolver.setServers(policy.dnsServers);
+  const cancel = () => resolver.cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    const none = (): string[] => [];
+    const [v4, v6] = await Promise.all([resolver.resolve4(host).catch(none), resolver.resolve6(host).catch(none)]);
+    return [...v4.map((address) => ({ address, family: 4 })), ...v6.map((address) => ({ address, family: 6 }))];
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
 }
 
 const blocked4 = new net.BlockList();
@@ -102,7 +136,7 @@ export class TargetRefused extends Error {
 }
 
 /** Checks a URL as a webhook target, resolving its host; throws TargetRefused. */
-export async function checkTarget(raw: string, policy: TargetPolicy): Promise<URL> {
+export async function checkTarget(raw: string, policy: TargetPolicy, signal?: AbortSignal): Promise<URL> {
   let url: URL;
   try {
     url = new URL(raw);
@@ -115,7 +149,7 @@ export async function checkTarget(raw: string, policy: TargetPolicy): Promise<UR
   if (url.username || url.password) throw new TargetRefused('webhook.url_invalid', 'Credentials in the URL are not allowed.');
   if (policy.allowPrivate) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const addresses = net.isIP(host) ? [host] : await dns.promises.lookup(host, { all: true }).then((a) => a.map((x) => x.address), () => []);
+  const addresses = (await resolveHost(host, policy, signal)).map((a) => a.address);
   if (addresses.length === 0) throw new TargetRefused('webhook.url_unresolvable', `${host} does not resolve.`);
   const bad = addresses.find(isPrivateAddress);
   if (bad) throw new TargetRefused('webhook.url_private', PRIVATE_TARGET);
@@ -125,13 +159,21 @@ export async function checkTarget(raw: string, policy: TargetPolicy): Promise<UR
 /** A lookup for the HTTP client that refuses private addresses at connect time. */
 export function guardedLookup(policy: TargetPolicy): net.LookupFunction {
   return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    const resolved = (err: Error | null, addresses: dns.LookupAddress[]) => {
       if (err) return (callback as (e: Error | null, a: unknown, f?: number) => void)(err, undefined);
-      const list = addresses as unknown as dns.LookupAddress[];
+      const family = (options as { family?: number }).family;
+      const list = family === 4 || family === 6 ? addresses.filter((a) => a.family === family) : addresses;
+      if (list.length === 0) return (callback as (e: Error, a: unknown) => void)(Object.assign(new Error(`${hostname} does not resolve`), { code: 'ENOTFOUND' }), undefined);
       const bad = policy.allowPrivate ? undefined : list.find((a) => isPrivateAddress(a.address));
       if (bad) return (callback as (e: Error | null, a: unknown) => void)(new TargetRefused('webhook.url_private', PRIVATE_TARGET), undefined);
       if ((options as { all?: boolean }).all) return (callback as (e: null, a: dns.LookupAddress[]) => void)(null, list);
       return (callback as (e: null, a: string, f: number) => void)(null, list[0]!.address, list[0]!.family);
-    });
+    };
+    // Unless private targets are allowed, through c-ares (resolveHost: no thread held, bounded by its timeout).
+    if (policy.allowPrivate && !policy.dnsServers) {
+      dns.lookup(hostname, { ...options, all: true }, (err, addresses) => resolved(err, addresses as unknown as dns.LookupAddress[]));
+    } else {
+      resolveHost(hostname, policy).then((a) => resolved(null, a), (err: Error) => resolved(err, []));
+    }
   };
 }
