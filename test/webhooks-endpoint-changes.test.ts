@@ -98,3 +98,46 @@ describe('secret rotation', () => {
     expect(receiver.verifies(r, first.secret)).toBe(false);
   });
 });
+
+describe('redelivery', () => {
+  it('queues one delivery per endpoint while one of the event is pending, however many calls race; once it is sent, again', async () => {
+    for (const x of (await api.get('/v1/webhook-endpoints?limit=200')).json().data) await api.delete(`/v1/webhook-endpoints/${x.id}`);
+    await drain();
+    const a = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
+    const b = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
+    const user = (await api.post('/v1/users', individual())).json();
+    await drain();
+    const event = (await api.get(`/v1/events?user_id=${user.id}&type=user.created`)).json().data[0];
+    const pendingOf = () => ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id']).where('event_id', '=', event.id).where('status', '=', 'pending').execute();
+
+    const calls = await Promise.all(Array.from({ length: 10 }, () => api.post(`/v1/events/${event.id}/redeliver`)));
+    expect(calls.map((c) => c.statusCode)).toEqual(Array(10).fill(202));
+    expect(calls.flatMap((c) => c.json().deliveries.map((d: { endpoint_id: string }) => d.endpoint_id)).sort()).toEqual([a.id, b.id].sort());
+    expect((await pendingOf()).map((d) => d.endpoint_id).sort()).toEqual([a.id, b.id].sort());
+    // Every call is audited, with the endpoints it queued (none for the nine that found them on their way).
+    const audited = await ctx.db.selectFrom('audit_entries').select('details').where('action', '=', 'event.redelivered').where('target_id', '=', event.id).execute();
+    expect(audited).toHaveLength(10);
+    expect(audited.flatMap((e) => (e.details as { endpoints: string[] }).endpoints).sort()).toEqual([a.id, b.id].sort());
+
+    receiver.received.length = 0;
+    await drain();
+    expect(receiver.received.filter((r) => r.json.id === event.id)).toHaveLength(2);
+    expect(await pendingOf()).toEqual([]);
+    expect((await api.post(`/v1/events/${event.id}/redeliver`)).json().deliveries).toHaveLength(2);
+    await drain();
+  });
+
+  it('queues again for an endpoint whose delivery of the event failed and waits for its retry: a mended receiver gets it now', async () => {
+    for (const x of (await api.get('/v1/webhook-endpoints?limit=200')).json().data) await api.delete(`/v1/webhook-endpoints/${x.id}`);
+    await drain();
+    const e = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
+    receiver.script.push({ status: 500 });
+    const user = (await api.post('/v1/users', individual())).json();
+    await drain();
+    const event = (await api.get(`/v1/events?user_id=${user.id}&type=user.created`)).json().data[0];
+    const waiting = await ctx.db.selectFrom('webhook_deliveries').select(['status', 'attempts']).where('event_id', '=', event.id).execute();
+    expect(waiting).toEqual([{ status: 'pending', attempts: 1 }]);
+    expect((await api.post(`/v1/events/${event.id}/redeliver`)).json().deliveries).toEqual([{ id: expect.any(String), endpoint_id: e.id }]);
+    expect((await api.post(`/v1/events/${event.id}/redeliver`)).json().deliveries).toEqual([]);
+  });
+});

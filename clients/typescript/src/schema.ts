@@ -870,7 +870,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send an event again to every enabled endpoint that takes it (same webhook-id) */
+        /** Send an event again to every enabled endpoint that takes it (same webhook-id); one already on its way is not queued twice */
         post: operations["redeliverEvent"];
         delete?: never;
         options?: never;
@@ -3529,7 +3529,7 @@ export interface components {
         /** Redelivery */
         Redelivery: {
             event_id: string;
-            /** @description One per endpoint that takes it */
+            /** @description One per endpoint that takes it, unless one of this event is already queued to it and not yet attempted */
             deliveries: {
                 id: string;
                 endpoint_id: string;

@@ -105,11 +105,11 @@ export function webhookRoutes(service: WebhooksService) {
     r.post('/v1/events/:id/redeliver', {
       config,
       schema: {
-        operationId: 'redeliverEvent', tags, summary: 'Send an event again to every enabled endpoint that takes it (same webhook-id)',
+        operationId: 'redeliverEvent', tags, summary: 'Send an event again to every enabled endpoint that takes it (same webhook-id); one already on its way is not queued twice',
         params: IdParam('evt'),
         response: {
           202: Type.Object(
-            { event_id: Id('evt'), deliveries: Type.Array(Type.Object({ id: Id('dlv'), endpoint_id: Id('whe') }), { description: 'One per endpoint that takes it' }) },
+            { event_id: Id('evt'), deliveries: Type.Array(Type.Object({ id: Id('dlv'), endpoint_id: Id('whe') }), { description: 'One per endpoint that takes it, unless one of this event is already queued to it and not yet attempted' }) },
             { title: 'Redelivery', description: 'The new deliveries, queued' },
           ),
           ...errors(...AUTH_ERRORS, 404),

@@ -202,15 +202,25 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
 
     /**
      * Sends the event again to every enabled endpoint that takes its type now: new deliveries, same
-     * webhook-id, written with their audit entry in one transaction.
+     * webhook-id, written with their audit entry in one transaction. An endpoint that already holds a
+     * delivery of the event not yet attempted gets no other: it is on its way, and a loop of
+     * redeliveries would otherwise queue a delivery per endpoint per call (50 rows and 50 POSTs each,
+     * bounded only by the rate limit). One waiting for its retry does not count: a redelivery after a
+     * failure (the receiver mended) goes out now, not hours later. The endpoints are locked first, so
+     * two racing redeliveries queue one.
      */
     async redeliver(actor: Actor, eventId: string) {
       const event = await db.selectFrom('events').select(['id', 'type']).where('tenant_id', '=', actor.tenantId).where('id', '=', eventId).executeTakeFirst();
       if (!event) throw notFound('event', eventId);
       return db.transaction().execute(async (tx) => {
-        const targets = await tx.selectFrom('webhook_endpoints as w').select('w.id')
+        const taking = await tx.selectFrom('webhook_endpoints as w').select('w.id')
           .where('w.tenant_id', '=', actor.tenantId).where('w.enabled', '=', true).where(takesEventType(sql.val(event.type)))
-          .orderBy('w.id').execute();
+          .orderBy('w.id').forUpdate().execute();
+        // A statement of its own, after the locks: it sees what a redelivery that held them committed.
+        const pending = new Set((await tx.selectFrom('webhook_deliveries').select('endpoint_id')
+          .where('tenant_id', '=', actor.tenantId).where('event_id', '=', eventId).where('status', '=', 'pending').where('attempts', '=', 0)
+          .execute()).map((d) => d.endpoint_id));
+        const targets = taking.filter((e) => !pending.has(e.id));
         const rows = targets.map((e) => ({ tenant_id: actor.tenantId, id: newId('dlv'), endpoint_id: e.id, event_id: eventId, status: 'pending' }));
         if (rows.length) await tx.insertInto('webhook_deliveries').values(rows).execute();
         await recordChange(tx, actor, { action: 'event.redelivered', targetType: 'event', targetId: eventId, details: { endpoints: targets.map((t) => t.id) } });
