@@ -228,14 +228,20 @@ export class History {
   private readonly keyring: ReturnType<typeof createKeyring>;
   readonly chain: { seq: bigint; chainSeq: bigint; hash: string };
   private readonly hashes: Buffer;
+  private readonly start: { chainSeq: bigint; hash: string };
 
   constructor(
-    private readonly o: { tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; keyId: string; firstSeq: bigint; users: number },
+    private readonly o: {
+      tenantId: string; masterKey: Buffer; macKey: Buffer; chainKey: Buffer; keyId: string; firstSeq: bigint; users: number;
+      /** The tenant's head to chain on (its creation is sealed first: a history begins with it); genesis when absent. */
+      head?: { chainSeq: bigint; hash: string };
+    },
   ) {
     this.hashes = Buffer.alloc(o.users * 32);
     // sealWith touches no database.
     this.keyring = createKeyring({ db: undefined as unknown as Db, masterKey: o.masterKey });
-    this.chain = { seq: o.firstSeq - 1n, chainSeq: 0n, hash: GENESIS };
+    this.start = o.head ?? { chainSeq: 0n, hash: GENESIS };
+    this.chain = { seq: o.firstSeq - 1n, chainSeq: this.start.chainSeq, hash: this.start.hash };
   }
 
   /** The request that created the user: one id shared by its audit entry and its event. */
@@ -257,7 +263,7 @@ export class History {
     const row: EntryRow = { ...content, seq: c.seq.toString(), mac, chain_seq: null, prev_hash: null, hash: null };
     const prev = c.hash;
     c.hash = entryHash(row, c.chainSeq.toString(), prev, this.o.chainKey);
-    this.hashes.write(c.hash, Number(c.chainSeq - 1n) * 32, 'hex');
+    this.hashes.write(c.hash, Number(c.chainSeq - this.start.chainSeq - 1n) * 32, 'hex');
     return (
       [
         content.tenant_id, row.seq, content.id, content.occurred_at, 'api_key', content.actor_key_id, 'OWNER', content.action, 'applied', 'user',
@@ -270,11 +276,11 @@ export class History {
 
   /** The audit_seals rows of the entries auditLine made, in chain order (after every auditLine). */
   *sealLines(): Generator<string> {
-    const n = Number(this.chain.chainSeq);
-    let prev = GENESIS;
+    const n = Number(this.chain.chainSeq - this.start.chainSeq);
+    let prev = this.start.hash;
     for (let i = 0; i < n; i++) {
       const hash = this.hashes.toString('hex', i * 32, i * 32 + 32);
-      yield `${this.o.tenantId}\t${i + 1}\t${this.o.firstSeq + BigInt(i)}\t${prev}\t${hash}\n`;
+      yield `${this.o.tenantId}\t${this.start.chainSeq + BigInt(i) + 1n}\t${this.o.firstSeq + BigInt(i)}\t${prev}\t${hash}\n`;
       prev = hash;
     }
   }

@@ -12,13 +12,13 @@ import { migrateToLatest, migrations } from '../src/db/migrate.js';
 import { createTenantsService } from '../src/modules/tenants/tenants.service.js';
 import { masterKeyId } from '../src/crypto/keyring.js';
 import { deriveAuditKeys, installAuditKeys } from '../src/modules/audit/authentication.js';
-import { GENESIS } from '../src/modules/audit/chain.js';
+import { GENESIS, sealAuditLog } from '../src/modules/audit/chain.js';
 import { copyFrom } from './copy.js';
 import { AUDIT_COPY_COLUMNS, EVENT_COPY_COLUMNS, History, SEAL_COPY_COLUMNS, KEY_COPY_COLUMNS, keyLine, linesOf, seededUsers, USER_COPY_COLUMNS, userLine } from './data.js';
 import type { BenchPostgres } from './pg.js';
 
 /** Bump when the generated data changes shape, so a cached database is seeded again. */
-const DATA_VERSION = 3;
+const DATA_VERSION = 4;
 export const DATABASE = 'kyclo_bench';
 
 export interface SeedState {
@@ -91,6 +91,9 @@ export async function ensureSeeded(
   const db = createDb(url, { max: 2 });
   await migrateToLatest(db as unknown as Kysely<unknown>);
   const { tenant, key } = await createTenantsService({ db }).create('bench');
+  // Its creation and its key's, sealed first: a tenant's history begins with its creation (verify).
+  const sealed = await sealAuditLog(db);
+  if (sealed.failures.length) throw new Error(`sealing the bench tenant's creation failed: ${String(sealed.failures[0]!.error)}`);
   await db.destroy();
   const appliedNames = (await appliedMigrations(url)) ?? [];
 
@@ -186,8 +189,8 @@ async function dropSecondaryIndexes(client: pg.Client, table: string): Promise<A
  * the logs are at a realistic size when a run starts and the database verifies (`kyclo audit
  * verify`): the chain is computed here with the project's own entryMac and entryHash, the seq values
  * are given explicitly (COPY writes identity columns as given; the sequence is moved past them), and
- * the tenant's head is set to the last entry. The entries made before (the tenant's creation, its
- * key) stay unsealed: the server's sealer chains them after the seeded ones, as it would any entry.
+ * the tenant's head is set to the last entry. They are chained on the tenant's head: the entries made
+ * before (the tenant's creation, its key) were sealed first, since a history begins with the creation.
  */
 async function loadHistory(
   client: pg.Client,
@@ -197,7 +200,11 @@ async function loadHistory(
   const { rows } = await client.query<{ next: string }>(
     "select nextval(pg_get_serial_sequence('audit_entries', 'seq'))::text as next",
   );
-  const history = new History({ tenantId: o.tenantId, masterKey: o.masterKey, macKey: o.macKey, chainKey: o.chainKey, keyId: o.keyId, firstSeq: BigInt(rows[0]!.next), users: o.users });
+  const head = (await client.query<{ chain_seq: string; hash: string }>('select chain_seq::text as chain_seq, hash from audit_heads where tenant_id = $1', [o.tenantId])).rows[0];
+  const history = new History({
+    tenantId: o.tenantId, masterKey: o.masterKey, macKey: o.macKey, chainKey: o.chainKey, keyId: o.keyId, firstSeq: BigInt(rows[0]!.next), users: o.users,
+    head: head ? { chainSeq: BigInt(head.chain_seq), hash: head.hash } : undefined,
+  });
   await client.query('begin');
   const auditIdx = await dropSecondaryIndexes(client, 'audit_entries');
   const eventIdx = await dropSecondaryIndexes(client, 'events');

@@ -148,7 +148,7 @@ describe('the audit log against a database superuser', () => {
     await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });
-    expect(r.ok || r.reason).toMatch(/no audit entries and no head/);
+    expect(r.ok || r.reason).toMatch(/has no audit entries: its creation is always audited/);
 
     const other = await tenantWithHistory();
     const kept = await keptCheckpoints(other.tenantId);
@@ -158,6 +158,73 @@ describe('the audit log against a database superuser', () => {
     const run = await runCli(['audit', 'verify', '--checkpoints', kept], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`BROKEN ${other.tenantId}: the kept checkpoints name this tenant, but the database no longer has it`);
+  });
+
+  // Both answered OK before: the chain's links, hashes and MACs hold; what was missing is that a
+  // tenant's history must begin with its own creation.
+  it("a tenant's history wiped with the triggers off and its head left at genesis is BROKEN: no creation sealed or waiting", async () => {
+    const fresh = await createTenant(ctx.db);
+    // A legitimate tenant with nothing sealed yet: its creation waits first in the queue.
+    expect(await verifyTenantChain(ctx.db, fresh.tenantId, opts)).toMatchObject({ ok: true, sealed: 0 });
+    const { tenantId } = await tenantWithHistory();
+    for (const table of ['audit_entries', 'audit_seals', 'audit_unsealed', 'audit_checkpoints']) {
+      await tamper(sql`delete from ${sql.table(table)} where tenant_id = ${tenantId}`);
+    }
+    await tamper(sql`update audit_heads set chain_seq = 0, hash = ${'0'.repeat(64)} where tenant_id = ${tenantId}`);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, sealed: 0 });
+    expect(r.ok || r.reason).toMatch(/has no audit entries: its creation is always audited/);
+  });
+
+  it("a tenant's history wiped whole and chained afresh from its next write is BROKEN: position 1 is not its creation, and the API serves BROKEN", async () => {
+    const { tenantId, api } = await tenantWithHistory();
+    const userId = (await api.post('/v1/users', individual())).json().id as string;
+    await sealAuditLog(ctx.db);
+    for (const table of ['audit_entries', 'audit_seals', 'audit_unsealed', 'audit_heads', 'audit_checkpoints']) {
+      await tamper(sql`delete from ${sql.table(table)} where tenant_id = ${tenantId}`);
+    }
+    await api.post(`/v1/users/${userId}/suspend`, { reason: 'fraud_suspected' });
+    const waiting = await queued(tenantId);
+    expect(waiting).toHaveLength(1);
+    // Before sealing: the first entry waiting is not the tenant's creation.
+    expect(await verifyTenantChain(ctx.db, tenantId, opts)).toMatchObject({ ok: false, sealed: 0, entryId: waiting[0] });
+    // The sealer re-creates the head and chains the write at position 1.
+    expect((await sealAuditLog(ctx.db)).failures.filter((f) => f.tenantId === tenantId)).toEqual([]);
+    const r = await verifyTenantChain(ctx.db, tenantId, opts);
+    expect(r).toMatchObject({ ok: false, sealed: 0, brokenAt: '1', entryId: waiting[0] });
+    expect(r.ok || r.reason).toMatch(/the chain begins with entry .* \(user\.status_changed\), not with the tenant's creation/);
+    expect((await runCli(['audit', 'verify', '--tenant', tenantId], cliEnv({ DATABASE_URL: ctx.databaseUrl }))).code).toBe(1);
+    expect((await api.get('/v1/audit/verification')).json().verification).toMatchObject({ ok: false, broken_at: '1', authentic: true });
+  });
+
+  it('a genuine entry copied whole under its own id (unique index dropped) is chained by the sealer, but verify is BROKEN and names the id', async () => {
+    const { tenantId } = await tenantWithHistory();
+    const victim = (await sql<{ id: string; seq: string }>`
+      select id, seq::text as seq from audit_entries where tenant_id = ${tenantId} and action = 'user.updated' limit 1`.execute(ctx.db)).rows[0]!;
+    await tamper(sql`drop index audit_entries_id`);
+    try {
+      await tamper(sql`
+        with e as (
+          insert into audit_entries (tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id,
+                                     user_id, changed_fields, request_id, ip, details, personal_enc, mac)
+          select tenant_id, id, occurred_at, actor_type, actor_key_id, actor_role, action, outcome, target_type, target_id,
+                 user_id, changed_fields, request_id, ip, details, personal_enc, mac
+            from audit_entries where tenant_id = ${tenantId} and id = ${victim.id}
+          returning tenant_id, seq
+        ) insert into audit_unsealed (tenant_id, seq) select tenant_id, seq from e`);
+      expect(await sealAuditLog(ctx.db)).toMatchObject({ rejected: 0, failures: [] });
+      const sealedCopies = (await sql<{ n: string }>`
+        select count(*)::text as n from audit_entries e join audit_seals s on s.tenant_id = e.tenant_id and s.entry_seq = e.seq
+        where e.tenant_id = ${tenantId} and e.id = ${victim.id}`.execute(ctx.db)).rows[0]!.n;
+      expect(sealedCopies).toBe('2');
+      const r = await verifyTenantChain(ctx.db, tenantId, opts);
+      expect(r).toMatchObject({ ok: false, entryId: victim.id });
+      expect(r.ok || r.reason).toMatch(new RegExp(`entry ${victim.id} is in the log 2 times`));
+    } finally {
+      // The rest of the file runs with the index as deployed.
+      await tamper(sql`delete from audit_entries where tenant_id = ${tenantId} and id = ${victim.id} and seq > ${victim.seq}::bigint`);
+      await tamper(sql`create unique index audit_entries_id on audit_entries (tenant_id, id)`);
+    }
   });
 
   it('a plain INSERT of a backdated entry under another key, queued for sealing, is never chained, and verify names it', async () => {
@@ -187,8 +254,9 @@ describe('the audit log against a database superuser', () => {
     expect(listed.filter((e) => !e.sealed).map((e) => e.id).sort()).toEqual([...forged].sort());
     expect(listed.filter((e) => e.sealed).length).toBeGreaterThan(5);
     // So does the person's GDPR export, which listed them unmarked.
-    const exported = (await api.get(`/v1/users/${genuine.user_id}/export`)).json().audit_entries as Array<{ id: string; sealed: boolean }>;
-    expect(exported.filter((e) => !e.sealed).map((e) => e.id).sort()).toEqual([...forged].sort());
+    const exported = (await api.get(`/v1/users/${genuine.user_id}/export`)).json().audit_entries as Array<{ id: string; sealed: boolean; action: string }>;
+    // (The export lists its own entry too, written a moment before and not sealed yet.)
+    expect(exported.filter((e) => !e.sealed && e.action !== 'user.exported').map((e) => e.id).sort()).toEqual([...forged].sort());
     expect(exported.filter((e) => e.sealed).length).toBeGreaterThan(0);
     const r = await verifyTenantChain(ctx.db, tenantId, opts);
     expect(r).toMatchObject({ ok: false });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/database.js';
 import { sealAuditLog } from '../src/modules/audit/chain.js';
 import { verifyTenantChain as verifyChain } from '../src/modules/audit/verify.js';
-import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
+import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
 
@@ -15,7 +15,7 @@ let tenantId: string;
 let superuser: Db;
 
 beforeAll(async () => {
-  ({ ctx, api, tenantId } = await openTenantContext());
+  ctx = await createTestContext();
   superuser = createDb(ctx.databaseUrl, { max: 1 });
 });
 const verifyTenantChain = (db: Db, tenant: string) =>
@@ -49,6 +49,10 @@ async function tamper(statement: ReturnType<typeof sql>) {
 describe('the audit hash chain', () => {
   let entries: Array<{ id: string; chain_seq: string }>;
   beforeEach(async () => {
+    // A tenant per case: a log wiped in place is no clean slate, it is a history removed (BROKEN).
+    const t = await createTenant(ctx.db);
+    ({ tenantId } = t);
+    api = client(ctx.app, t.ownerKey);
     entries = await history();
     const result = await verifyTenantChain(ctx.db, tenantId);
     expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
@@ -92,11 +96,5 @@ describe('the audit hash chain', () => {
     const run = await runCli(['audit', 'verify'], cliEnv({ DATABASE_URL: ctx.databaseUrl }));
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`BROKEN ${tenantId} at sequence ${brokenAt(entries)}`);
-    // Start the next case on a clean log.
-    await tamper(sql`delete from audit_entries where tenant_id = ${tenantId}`);
-    await tamper(sql`delete from audit_seals where tenant_id = ${tenantId}`);
-    await tamper(sql`delete from audit_unsealed where tenant_id = ${tenantId}`);
-    await tamper(sql`delete from audit_heads where tenant_id = ${tenantId}`);
-    await tamper(sql`delete from audit_checkpoints where tenant_id = ${tenantId}`);
   });
 });

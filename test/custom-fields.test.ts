@@ -300,7 +300,7 @@ describe('export and erasure', () => {
 
     await putPolicy({ custom_fields: DEFINITIONS, fields: { individual: { verified: VERIFIED_OUTCOMES } }, retention: { erasure_after_days: 0 } });
     expect((await api.post(`/v1/users/${user.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
-    const sweeper = createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs });
+    const sweeper = createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring });
     expect((await sweeper.sweep()).erased).toContain(user.id);
 
     const r = await row(user.id);

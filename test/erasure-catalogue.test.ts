@@ -143,7 +143,7 @@ describe('the erasure canary, against the catalogue', () => {
 
     const before = await dumpDatabase(ctx.databaseUrl);
     const seenBefore = c.filter((x) => before.text.includes(x));
-    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs }).sweep();
+    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring }).sweep();
     expect(swept.erased).toEqual([user.id]);
     const after = await dumpDatabase(ctx.databaseUrl);
     const found = c.filter((x) => after.text.includes(x));
@@ -167,7 +167,7 @@ describe('the erasure canary, against the catalogue', () => {
     const erasure = await api.post(`/v1/users/${id}/erasure`, { requested_by: 'user' });
     expect(erasure.statusCode, erasure.body).toBe(202);
     expect((await dumpDatabase(ctx.databaseUrl)).text).toContain(ref);
-    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs }).sweep();
+    const swept = await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring }).sweep();
     expect(swept.erased).toEqual([id]);
     expect((await dumpDatabase(ctx.databaseUrl)).text).not.toContain(ref);
   });

@@ -218,6 +218,28 @@ describe('erasure', () => {
     const declared = (await api.get('/openapi.json')).json().components.schemas.UserExport.properties;
     expect(Object.keys(declared).sort()).toEqual(Object.keys(doc).sort());
   });
+
+  it('every GDPR export is audited before it is sent: user.exported names the key that read which user; an unknown user records nothing', async () => {
+    const id = (await api.post('/v1/users', individual())).json().id as string;
+    expect((await api.post(`/v1/users/${id}/documents`, { kind: 'virtual', type: 'ssn', number: '111-11-1112' })).statusCode).toBe(201);
+    const officer = await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER');
+    const exports = () => ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', id).where('action', '=', 'user.exported').orderBy('seq').execute();
+    const res = await client(ctx.app, officer.key).get(`/v1/users/${id}/export`);
+    expect(res.statusCode).toBe(200);
+    // What the entry stands for: the number whole, which no other route answers.
+    expect(res.body).toContain('111111112');
+    expect(await exports()).toEqual([
+      expect.objectContaining({ action: 'user.exported', outcome: 'applied', actor_type: 'api_key', actor_key_id: officer.id, actor_role: 'COMPLIANCE_OFFICER', target_type: 'user', target_id: id, user_id: id }),
+    ]);
+    // Recorded before the document was read: the document lists its own export.
+    expect(res.json().audit_entries.at(-1)).toMatchObject({ action: 'user.exported', actor: expect.objectContaining({ key_id: officer.id }) });
+    const unknown = 'usr_00000000000000000000000000';
+    expect((await api.get(`/v1/users/${unknown}/export`)).statusCode).toBe(404);
+    expect(await ctx.db.selectFrom('audit_entries').select('id').where('tenant_id', '=', tenantId).where('target_id', '=', unknown).execute()).toEqual([]);
+    // Listed with the user's other entries, as a document download is.
+    const listed = (await api.get(`/v1/audit-events?user_id=${id}&action=user.exported`)).json().data;
+    expect(listed).toEqual([expect.objectContaining({ action: 'user.exported', target: { type: 'user', id } })]);
+  });
 });
 
 async function runSweeper(): Promise<string[]> {

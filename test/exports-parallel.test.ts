@@ -156,6 +156,24 @@ describe('kyclo export --jobs (CLI)', () => {
     await fs.rm(dir, { recursive: true });
   }, 120_000);
 
+  it('--output is readable by its owner alone (0600): a new file, and an existing 0644 file made 0600 and emptied before the export is written', async () => {
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kyclo-export-'));
+    const fresh = path.join(dir, 'new.ndjson');
+    const shared = path.join(dir, 'shared.ndjson');
+    await fs.writeFile(shared, '{"an":"older export"}\n'.repeat(100_000));
+    await fs.chmod(shared, 0o644);
+    for (const file of [fresh, shared]) {
+      const run = await runCli(['export', '--tenant', tenantId, '--external-ref', 'par-3', '--jobs', '1', '--output', file], env);
+      expect(run.code, run.stderr).toBe(0);
+      // Every user's personal data: not for the machine's other users.
+      expect({ file: path.basename(file), mode: ((await fs.stat(file)).mode & 0o777).toString(8) }).toEqual({ file: path.basename(file), mode: '600' });
+      const { body, trailer } = split(await fs.readFile(file, 'utf8'));
+      expect({ refs: body.split('\n').map((l) => JSON.parse(l).external_ref), count: trailer.count }).toEqual({ refs: ['par-3'], count: 1 });
+    }
+    await fs.rm(dir, { recursive: true });
+  }, 120_000);
+
   it('takes the API’s filters, checked by the API’s own schema: the same users as GET /v1/exports/users', async () => {
     const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
     const suspended = await runCli(['export', '--tenant', tenantId, '--status', 'suspended', '--type', 'individual', '--jobs', '1'], env);

@@ -177,4 +177,32 @@ describe('the round trip', () => {
     const again = await importRows(b.tenantId, parse(exported));
     expect(again.counts).toMatchObject({ imported: 0, existing: 4 });
   });
+
+  it('a user awaiting erasure does not come back through export → import: its row is refused (erasure_pending), an erased one’s too (erased); the others are imported', async () => {
+    const a = await createTenant(ctx.db);
+    const b = await createTenant(ctx.db);
+    const api = client(ctx.app, a.ownerKey);
+    const kept = (await api.post('/v1/users', individual({ first_name: 'Kept' }))).json();
+    const pending = (await api.post('/v1/users', individual({ first_name: 'Forgetme', email: 'forget.me@example.com' }))).json();
+    expect((await api.post(`/v1/users/${pending.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    // Erased now: retention 0 from here on (the request above keeps its five years).
+    expect((await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } })).statusCode).toBe(200);
+    const gone = (await api.post('/v1/users', individual({ first_name: 'Gone' }))).json();
+    expect((await api.post(`/v1/users/${gone.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    expect((await services.erasure.sweep()).erased).toContain(gone.id);
+
+    const exported = parse((await api.get('/v1/exports/users')).body);
+    expect(exported.find((u) => u.id === pending.id)).toMatchObject({ first_name: 'Forgetme', erasure: { erased_at: null } });
+    expect(exported.find((u) => u.id === gone.id)).toMatchObject({ external_ref: null, erasure: { erased_at: expect.any(String) } });
+    const done = await importRows(b.tenantId, exported);
+    expect(done.counts).toEqual({ read: 3, imported: 1, existing: 0, rejected: 2 });
+    const users = await ctx.db.selectFrom('users').select(['external_ref', 'profile']).where('tenant_id', '=', b.tenantId).execute();
+    expect(users.map((u) => u.external_ref)).toEqual([kept.external_ref]);
+    const lineOf = (id: string) => exported.findIndex((u) => u.id === id) + 1;
+    const errors = await ctx.db.selectFrom('import_errors').select(['line', 'field', 'code', 'message']).where('tenant_id', '=', b.tenantId).orderBy('line').orderBy('n').execute();
+    expect(errors.filter((e) => e.field === 'erasure').map((e) => ({ ...e, line: Number(e.line) })).sort((x, y) => x.line - y.line)).toEqual([
+      { line: lineOf(pending.id), field: 'erasure', code: 'erasure_pending', message: expect.stringContaining('awaits erasure at its source') },
+      { line: lineOf(gone.id), field: 'erasure', code: 'erased', message: expect.stringContaining('erased at its source') },
+    ].sort((x, y) => x.line - y.line));
+  });
 });

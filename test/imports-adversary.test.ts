@@ -1,7 +1,9 @@
 // Imports under attack: file keys that reach Object.prototype (a CSV header `__proto__.x`, a record's
 // `__proto__` key), and rows PostgreSQL cannot store (year 0000, a lone surrogate, a row a constraint
-// refuses) that stopped the whole import on every run. Outcomes asserted: the rows in the database, the job's counts and errors,
-// Object.prototype untouched, another tenant still served.
+// refuses) that stopped the whole import on every run, a row nested 100,000 levels that did the same, a
+// 32 MiB CSV header that held the process for 10 s, and a --report file other local users could read.
+// Outcomes asserted: the rows in the database, the job's counts and errors, Object.prototype
+// untouched, another tenant still served.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -173,4 +175,133 @@ describe('a row PostgreSQL cannot store', () => {
       await sql`alter table users drop constraint refuse_ls_2`.execute(ctx.db);
     }
   });
+});
+
+describe('a record nested deeper than a request body may be', () => {
+  const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  const good = (ref: string) => JSON.stringify(individual({ external_ref: ref }));
+  const withField = (ref: string, json: string) => good(ref).replace(/}$/, `,${json}}`);
+  const TOO_DEEP = { code: 'too_deep', message: 'nests objects or arrays more than 32 levels deep' };
+
+  it('NDJSON and JSON: metadata nested 100,000 levels is that row’s too_deep naming the field; the rows around it are imported, the job completes, and the same file again creates nothing', async () => {
+    for (const format of ['ndjson', 'json'] as const) {
+      const { tenantId } = await createTenant(ctx.db);
+      const records = [
+        good('dp-1'),
+        withField('dp-2', `"metadata":{"a":${deepArray(100_000)}}`),
+        withField('dp-3', `"address":{"line1":${deepArray(100_000)}}`),
+        // Just past the bound (the record is the first level): as deep a body as the API refuses.
+        withField('dp-4', `"metadata":${'{"a":'.repeat(32)}1${'}'.repeat(32)}`),
+        good('dp-5'),
+      ];
+      const text = format === 'ndjson' ? records.join('\n') + '\n' : `[\n${records.join(',\n')}\n]\n`;
+      const line = (n: number) => (format === 'ndjson' ? n : n + 1);
+      const job = await run(tenantId, text, { format });
+      expect(job, format).toMatchObject({ state: 'completed', failure: null, counts: { read: 5, imported: 2, existing: 0, rejected: 3 } });
+      expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['dp-1', 'dp-5']);
+      expect((await errorsOf(tenantId)).map(({ line, field, code, message }) => ({ line, field, code, message }))).toEqual([
+        { line: line(2), field: 'metadata', ...TOO_DEEP },
+        { line: line(3), field: 'address', ...TOO_DEEP },
+        { line: line(4), field: 'metadata', ...TOO_DEEP },
+      ]);
+      expect(await run(tenantId, text, { format })).toMatchObject({ state: 'completed', counts: { imported: 0, existing: 2, rejected: 3 } });
+    }
+  }, 60_000);
+
+  it('CSV: a cell holding JSON nested 20,000 levels is that row’s too_deep naming its column; a header nesting past the bound is a malformed file', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const head = 'type,external_ref,country,first_name,last_name,metadata';
+    const text = `${head}\nindividual,dc-1,FR,Ann,Oak,\nindividual,dc-2,FR,Bo,Lee,"{""a"":${deepArray(20_000)}}"\nindividual,dc-3,FR,Cy,Elm,\n`;
+    const job = await run(tenantId, text, { format: 'csv' });
+    expect(job).toMatchObject({ state: 'completed', failure: null, counts: { read: 3, imported: 2, rejected: 1 } });
+    expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['dc-1', 'dc-3']);
+    expect((await errorsOf(tenantId)).map(({ line, field, code, message }) => ({ line, field, code, message }))).toEqual([{ line: 3, field: 'metadata', ...TOO_DEEP }]);
+    const deepHeader = Array.from({ length: 40 }, (_, i) => `m${i}`).join('.');
+    const refused = await run(tenantId, `type,${deepHeader}\nindividual,x\n`, { format: 'csv' });
+    expect(refused).toEqual({ threw: expect.stringContaining('has more than 32 dotted segments') });
+  }, 60_000);
+
+  it('over POST /v1/imports the job completes with the row rejected; another tenant is served meanwhile', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const body = [withField('dh-1', `"metadata":{"x":${deepArray(100_000)}}`), good('dh-2')].join('\n') + '\n';
+    const res = await api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'application/x-ndjson' }, body });
+    expect(res.statusCode, res.body).toBe(202);
+    let job = res.json();
+    for (let i = 0; i < 100 && job.state === 'running' && !job.failure; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await api.get(`/v1/imports/${job.id}`)).json();
+    }
+    expect(job).toMatchObject({ state: 'completed', failure: null, counts: { read: 2, imported: 1, rejected: 1 } });
+    expect((await api.get(`/v1/imports/${job.id}/errors`)).json().data).toEqual([{ line: 1, field: 'metadata', ...TOO_DEEP }]);
+    expect((await other.post('/v1/users', individual())).statusCode).toBe(201);
+  }, 60_000);
+});
+
+describe('a CSV record longer than any user', () => {
+  const HEAD = 'type,external_ref,country,first_name,last_name,occupation';
+
+  it('a header of one 32 MiB cell answers 400 import.malformed_header (too_long) before any job, and another tenant’s requests wait under a second meanwhile', async () => {
+    const t = await createTenant(ctx.db);
+    const api = client(ctx.app, t.ownerKey);
+    const other = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
+    const body = Buffer.from(`${'a'.repeat(32 * 1024 * 1024 - 16)}\n`);
+    let settled = false;
+    const posting = api.call({ method: 'POST', url: '/v1/imports', headers: { 'content-type': 'text/csv' }, body }).finally(() => {
+      settled = true;
+    });
+    // Before: the header was read a character at a time (and again by the run): the other tenant waited 10 s.
+    let waited = 0;
+    const until = Date.now() + 3000;
+    while (!settled || Date.now() < until) {
+      const t0 = Date.now();
+      expect((await other.get('/v1/users?limit=1')).statusCode).toBe(200);
+      waited = Math.max(waited, Date.now() - t0);
+      if (Date.now() > until + 30_000) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const res = await posting;
+    expect(res.statusCode, res.body.slice(0, 300)).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'import.malformed_header', errors: [{ field: 'header', code: 'too_long' }] });
+    expect(await jobsOf(t.tenantId)).toEqual([]);
+    expect(waited).toBeLessThan(1000);
+  }, 90_000);
+
+  it('a record longer than 64 KiB is a malformed row, quoted line breaks and all; the rows after it keep their line numbers and are imported', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const long = `"${'x'.repeat(40_000)}\n""quoted""\n${'y'.repeat(40_000)}"`;
+    const text = `${HEAD}\nindividual,cl-1,FR,Ann,Oak,Pilot\nindividual,cl-2,FR,Bo,Lee,${long}\nindividual,cl-3,FR,Cy,Elm,"Baker, ""head"" cook"\nindividual,cl-4,FR,Di,Ash,Clerk\n`;
+    const job = await run(tenantId, text, { format: 'csv' });
+    expect(job).toMatchObject({ state: 'completed', counts: { read: 4, imported: 3, rejected: 1 } });
+    expect((await usersOf(tenantId)).map((u) => [u.external_ref, (u.profile as { occupation?: string }).occupation])).toEqual([
+      ['cl-1', 'Pilot'], ['cl-3', 'Baker, "head" cook'], ['cl-4', 'Clerk'],
+    ]);
+    expect(await errorsOf(tenantId)).toEqual([{ line: 3, field: 'record', code: 'malformed', message: 'is longer than 65536 characters' }]);
+    // The lines after it are counted right: its quoted line breaks put cl-3 on line 6 and cl-5 on line 8.
+    const t2 = (await createTenant(ctx.db)).tenantId;
+    expect(await run(t2, `${text}individual,cl-5,XX,Ed,Fir,Clerk\n`, { format: 'csv' })).toMatchObject({ counts: { rejected: 2 } });
+    expect((await errorsOf(t2)).map(({ line, field, code }) => [line, field, code])).toEqual([[3, 'record', 'malformed'], [8, 'country', 'invalid_country']]);
+  }, 60_000);
+});
+
+describe('the files kyclo import writes', () => {
+  it('--report is readable by its owner alone (0600): a new file, and an existing 0644 file made 0600 and emptied before the report is written', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const env = cliEnv({ DATABASE_URL: ctx.databaseUrl });
+    const file = path.join(tmp, 'rows.ndjson');
+    await fs.writeFile(file, [individual({ external_ref: 'rp-1' }), individual({ external_ref: 'rp-2', country: 'XX' })].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const fresh = path.join(tmp, 'report-new.ndjson');
+    const shared = path.join(tmp, 'report-shared.ndjson');
+    await fs.writeFile(shared, `${'{"an":"older, longer report"}\n'.repeat(1000)}`);
+    await fs.chmod(shared, 0o644);
+    for (const [report, first] of [[fresh, 'created'], [shared, 'existing']] as const) {
+      const res = await runCli(['import', file, '--tenant', tenantId, '--report', report], env);
+      expect(res.code, res.stderr).toBe(1);
+      // The report lists each row's reference and user id: not for the machine's other users.
+      expect({ report: path.basename(report), mode: ((await fs.stat(report)).mode & 0o777).toString(8) }).toEqual({ report: path.basename(report), mode: '600' });
+      const lines = (await fs.readFile(report, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines).toEqual([expect.objectContaining({ line: 1, outcome: first }), expect.objectContaining({ line: 2, outcome: 'rejected' })]);
+    }
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
 // Bulk import: rows checked as POST /v1/users checks a body, written in batches, idempotent by
 // external_ref, resumable after a kill, audited per user, one import.completed event.
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,6 +139,29 @@ describe('kyclo import (service)', () => {
     const back = await api.post('/v1/users', person(1));
     expect(back.statusCode, back.body).toBe(201);
     expect((await importText(tenantId, text)).job.counts).toEqual({ read: 2, imported: 0, existing: 2, rejected: 0 });
+  });
+
+  it("the tombstone keeps a keyed hash of external_ref, never the plain SHA-256 of tenant:ref; an import refuses refs of tombstones of either form", async () => {
+    const { tenantId, ownerKey } = await createTenant(ctx.db);
+    const api = client(ctx.app, ownerKey);
+    const text = ndjson([person(1), person(2), person(3)]);
+    expect((await importText(tenantId, text)).job.counts).toMatchObject({ imported: 3 });
+    const ids = await ctx.db.selectFrom('users').select(['id', 'external_ref']).where('tenant_id', '=', tenantId).where('external_ref', 'in', ['cust-1', 'cust-2']).orderBy('external_ref').execute();
+    await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 } } });
+    for (const u of ids) expect((await api.post(`/v1/users/${u.id}/erasure`, { requested_by: 'user' })).statusCode).toBe(202);
+    expect((await services.erasure.sweep()).erased).toEqual(expect.arrayContaining(ids.map((u) => u.id)));
+    const plain = (ref: string) => crypto.createHash('sha256').update(`${tenantId}:${ref}`).digest('hex');
+    const tombstone = await ctx.db.selectFrom('users').select(['external_ref', 'external_ref_hash']).where('id', '=', ids[0]!.id).executeTakeFirstOrThrow();
+    // Before, a dump and 100,000 guesses of a five-digit customer number gave the person's ref back.
+    expect(tombstone).toEqual({ external_ref: null, external_ref_hash: ctx.keyring.mac('erased_external_ref', `${tenantId}:cust-1`) });
+    expect(tombstone.external_ref_hash).not.toBe(plain('cust-1'));
+    // cust-2's tombstone as the code before the keyed hash wrote it.
+    await ctx.db.updateTable('users').set({ external_ref_hash: plain('cust-2') }).where('id', '=', ids[1]!.id).execute();
+    const again = await importText(tenantId, text);
+    expect(again.job.counts).toEqual({ read: 3, imported: 0, existing: 1, rejected: 2 });
+    for (const line of [1, 2]) {
+      expect(again.rows).toContainEqual(expect.objectContaining({ line, outcome: 'rejected', errors: [expect.objectContaining({ field: 'external_ref', code: 'erased' })] }));
+    }
   });
 
   it('an interrupted import resumes after the last committed batch and ends with every row once', async () => {

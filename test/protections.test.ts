@@ -84,7 +84,7 @@ describe('what idempotency keeps', () => {
     const { createLifecycleService } = await import('../src/modules/lifecycle/lifecycle.service.js');
     await api.call({ method: 'PUT', url: '/v1/policy', body: { retention: { erasure_after_days: 0 }, rate_limit: { requests_per_minute: 6000 } } });
     await api.post(`/v1/users/${created.json().id}/erasure`, { requested_by: 'user' });
-    await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs }).sweep();
+    await createErasureService({ db: ctx.db, lifecycle: createLifecycleService({ db: ctx.db, keyring: ctx.keyring }), blobs: ctx.blobs, keyring: ctx.keyring }).sweep();
     expect(await ctx.db.selectFrom('idempotency_keys').select('key').where('key', '=', 'k-sealed').execute()).toEqual([]);
     await api.call({ method: 'PUT', url: '/v1/policy', body: {} });
   });

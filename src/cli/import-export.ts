@@ -25,6 +25,26 @@ export interface CliRunner {
 const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
+/**
+ * A file the command writes (an export, an import's report: personal data), readable by its owner
+ * alone. A new file is created 0600. An existing regular file is made 0600 before it is emptied and
+ * written (a file of another owner cannot be: the command stops, the file untouched); its mode would
+ * otherwise be kept, often 0644. Anything else (a pipe, /dev/stdout) is written as it is.
+ */
+export function privateOutput(file: string): fs.WriteStream {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+  try {
+    if (fs.fstatSync(fd).isFile()) {
+      fs.fchmodSync(fd, 0o600);
+      fs.ftruncateSync(fd, 0);
+    }
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return fs.createWriteStream(file, { fd });
+}
+
 async function sha256(file: string): Promise<string> {
   const hash = crypto.createHash('sha256');
   await pipeline(fs.createReadStream(file), hash);
@@ -78,7 +98,7 @@ export function importCommand(program: Command, cli: CliRunner): void {
         if (format === 'csv') await checkCsvHeader(fs.createReadStream(file));
         const size = fs.statSync(file).size;
         const hash = await sha256(file);
-        const report = opts.report ? fs.createWriteStream(opts.report) : null;
+        const report = opts.report ? privateOutput(opts.report) : null;
         const job = await cli.withServices(async (services) => {
           await cli.requireTenant(services, opts.tenant);
           const actor = cliActor(opts.tenant);
@@ -182,7 +202,7 @@ export function exportCommand(program: Command, cli: CliRunner): void {
         await cli.withServices(async (services) => {
           await cli.requireTenant(services, opts.tenant);
           const lines = await services.exports.stream(cliActor(opts.tenant), { ...q, include: include ? (include.split(',') as Include[]) : [] }, { jobs });
-          const sink = opts.output ? fs.createWriteStream(opts.output) : process.stdout;
+          const sink = opts.output ? privateOutput(opts.output) : process.stdout;
           await pipeline(Readable.from(lines), sink, { end: Boolean(opts.output) });
         });
       } catch (e) {

@@ -36,7 +36,8 @@ const CRASH_AFTER_COMMIT = process.env.KYCLO_TEST_CRASH_AFTER_COMMIT === '1' && 
 
 declare module 'fastify' {
   interface FastifyRequest {
-    idempotency: { apiKeyId: string; key: string } | null;
+    /** The claim this request holds: its row is this claim's only while `claim_id` is still this one. */
+    idempotency: { apiKeyId: string; key: string; claimId: string } | null;
   }
   interface FastifyContextConfig {
     /** `secret`: the response shows a secret once and must not be stored. */
@@ -75,7 +76,11 @@ const hashOf = (req: FastifyRequest, keyring: Keyring) => keyring.mac('idempoten
 export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyring): void {
   app.decorateRequest('idempotency', null);
 
-  async function store(apiKeyId: string, key: string, status: number, headers: Record<string, string>, body: string | null, subjects: string[]) {
+  // Matched by the claim too: a request slow past ABANDONED_AFTER_SECONDS had its claim taken over,
+  // and its late answer must not complete (nor, on a 5xx, delete) the newer claim's row, while that
+  // request still runs: a delete let a third request claim the key and run the write again.
+  async function store(held: { apiKeyId: string; key: string; claimId: string | null }, status: number, headers: Record<string, string>, body: string | null, subjects: string[]) {
+    const { apiKeyId, key } = held;
     await db
       .updateTable('idempotency_keys')
       .set({
@@ -83,12 +88,12 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
         response_body_enc: body === null ? null : keyring.sealSecret(sealContext(apiKeyId, key), body),
         subject_user_ids: sql<string[]>`array(select distinct unnest(subject_user_ids || ${subjects}::text[]))`,
       })
-      .where('api_key_id', '=', apiKeyId).where('key', '=', key)
+      .where('api_key_id', '=', apiKeyId).where('key', '=', key).where(sql<boolean>`claim_id is not distinct from ${held.claimId}`)
       .execute();
   }
 
   /** The change committed but its response was never stored: answer what it made, and keep that answer. */
-  async function recover(req: FastifyRequest, reply: FastifyReply, apiKeyId: string, key: string, target: { type: string | null; id: string | null }) {
+  async function recover(req: FastifyRequest, reply: FastifyReply, held: { apiKeyId: string; key: string; claimId: string | null }, target: { type: string | null; id: string | null }) {
     const how = RECOVERY[req.routeOptions.url ?? ''];
     const path = how && target.type && target.id ? how.read({ type: target.type, id: target.id }) : null;
     const read = path
@@ -102,7 +107,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     const headers: Record<string, string> = {};
     for (const h of REPLAYED_HEADERS) if (read.headers[h] !== undefined) headers[h] = String(read.headers[h]);
     if (how.location) headers.location = path;
-    await store(apiKeyId, key, how.status, headers, read.body, subjectsOf(req, read.body));
+    await store(held, how.status, headers, read.body, subjectsOf(req, read.body));
     reply.code(how.status).headers({ ...headers, 'idempotent-replayed': 'true' });
     return reply.send(read.body);
   }
@@ -151,7 +156,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
                and idempotency_keys.created_at < now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS}))
       returning key`.execute(db);
     if (claimed.rows.length) {
-      req.idempotency = { apiKeyId, key };
+      req.idempotency = { apiKeyId, key, claimId };
       req.actor = { ...req.actor, idempotencyClaim: claimId };
       return;
     }
@@ -161,7 +166,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
       throw new AppError(422, 'idempotency.key_reused', 'This Idempotency-Key was used with another request; use a new key.');
     }
     if (existing?.state === 'in_progress' && existing.committed_at) {
-      return recover(req, reply, apiKeyId, key, { type: existing.committed_target_type, id: existing.committed_target_id });
+      return recover(req, reply, { apiKeyId, key, claimId: existing.claim_id }, { type: existing.committed_target_type, id: existing.committed_target_id });
     }
     if (!existing || existing.state !== 'completed') {
       throw new AppError(409, 'idempotency.in_progress', 'A request with this Idempotency-Key is being processed; retry shortly.', {
@@ -185,7 +190,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     // conflict: the write was rolled back) — is not what the key answers for ever: the retry runs.
     if (reply.statusCode >= 500 || (reply.statusCode >= 400 && reply.hasHeader('retry-after'))) {
       // Only a claim whose change did not commit is released; a committed one stays for the retry to recover.
-      await db.deleteFrom('idempotency_keys').where('api_key_id', '=', held.apiKeyId).where('key', '=', held.key)
+      await db.deleteFrom('idempotency_keys').where('api_key_id', '=', held.apiKeyId).where('key', '=', held.key).where('claim_id', '=', held.claimId)
         .where('state', '=', 'in_progress').where('committed_at', 'is', null).execute();
       return payload;
     }
@@ -197,7 +202,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, keyring: Keyri
     }
     const body = typeof payload === 'string' ? payload : payload == null ? '' : String(payload);
     const secret = req.routeOptions.config?.idempotentResponse === 'secret' && reply.statusCode < 300;
-    await store(held.apiKeyId, held.key, reply.statusCode, headers, secret ? null : body, subjectsOf(req, body));
+    await store(held, reply.statusCode, headers, secret ? null : body, subjectsOf(req, body));
     return payload;
   }
 }

@@ -24,30 +24,46 @@ const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 
 /**
- * True when the JSON text nests objects and arrays deeper than `max`. Brackets inside strings do not
- * count. Malformed text is not judged here (JSON.parse does that); the scan stops at the first level
- * past `max`, so a hostile body costs at most one pass over its bytes.
+ * Whether the JSON text nests objects and arrays deeper than `max`: undefined when it does not;
+ * otherwise `{ key }`, the key of the top-level object under which it does (as written, escapes
+ * included; undefined when the text is no object, or nests before any key). Brackets inside strings
+ * do not count. Malformed text is not judged here (JSON.parse does that); the scan stops at the first
+ * level past `max`, so a hostile text costs at most one pass over its bytes. An import names the key
+ * in the row's rejection (formats.ts); a request body is refused whole.
  */
-export function nestsDeeperThan(text: string, max: number): boolean {
+export function deeperThan(text: string, max: number): { key: string | undefined } | undefined {
   let depth = 0;
+  let topIsObject = false;
+  let keyFrom = -1;
+  let keyTo = -1;
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
+      const from = i + 1;
       // Skip the string: to the next quote not escaped by a backslash.
       for (i++; i < n; i++) {
         const s = text.charCodeAt(i);
         if (s === BACKSLASH) i++;
         else if (s === QUOTE) break;
       }
+      // In the top-level object, the last string before a nested value is that value's key.
+      if (depth === 1 && topIsObject) {
+        keyFrom = from;
+        keyTo = i;
+      }
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (++depth > max) return true;
+      if (depth === 0) topIsObject = c === OPEN_BRACE;
+      if (++depth > max) return { key: keyFrom < 0 ? undefined : text.slice(keyFrom, keyTo) };
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
       depth--;
     }
   }
-  return false;
+  return undefined;
 }
+
+/** True when the JSON text nests objects and arrays deeper than `max` (see deeperThan). */
+export const nestsDeeperThan = (text: string, max: number): boolean => deeperThan(text, max) !== undefined;
 
 // A \uD800–\uDFFF escape in the text: the only way a lone surrogate reaches a parsed value (raw
 // bytes that are not UTF-8 already decode to U+FFFD). Only then is the value walked.

@@ -777,7 +777,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Everything held about the user, decrypted, as one document (GDPR access) */
+        /**
+         * Everything held about the user, decrypted, as one document (GDPR access)
+         * @description Identifier numbers whole and every sealed value opened. Each export writes an audit entry user.exported (who read which user) before the document is sent.
+         */
         get: operations["exportUser"];
         put?: never;
         post?: never;

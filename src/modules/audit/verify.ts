@@ -1,10 +1,11 @@
 // `kyclo audit verify`: what the chain proves, checked in one consistent snapshot of the database.
 // Inside the database: every sealed entry is in place, unchanged and written by a holder of the master
 // key (its MAC); the head is where the chain ends, never behind it; every signed checkpoint still lies
-// on the chain; no entry waits unsealed (and so unprotected) longer than the allowed age; and every
-// tenant has a history (its creation is always audited). What the database alone cannot prove (a
-// tail removed with its checkpoints and head, a tenant deleted whole) the checkpoints kept outside
-// it do: `--checkpoints FILE` checks each against the chain.
+// on the chain; no entry waits unsealed (and so unprotected) longer than the allowed age; no two
+// entries share an id; and every tenant's history begins with its creation (the `tenant.created`
+// entry is written in the tenant's own transaction, before any other entry of it can exist). What
+// the database alone cannot prove (a tail removed with its checkpoints and head, a tenant deleted
+// whole) the checkpoints kept outside it do: `--checkpoints FILE` checks each against the chain.
 import type crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tx } from '../../db/database.js';
@@ -46,6 +47,9 @@ class Broken extends Error {
   }
 }
 
+/** The entry the tenants service writes in the tenant's own creating transaction: the first of its history. */
+const isCreationOf = (tenantId: string, e: EntryRow) => e.action === 'tenant.created' && e.target_type === 'tenant' && e.target_id === tenantId;
+
 async function walkChain(tx: Tx, tenantId: string, opts: VerifyOptions, legacy: Legacy) {
   let expected = 1n;
   let prev = GENESIS;
@@ -69,6 +73,11 @@ async function walkChain(tx: Tx, tenantId: string, opts: VerifyOptions, legacy: 
       const macLess = r.mac === null && (legacyPrefix || legacy.unsealedIds.has(r.id));
       if (!macLess && !macMatches(opts.macKey, r, r.mac)) {
         throw new Broken(`entry ${r.id}: its MAC does not verify: no Kyclo process with the master key wrote it`, { brokenAt: at, entryId: r.id });
+      }
+      // Without this, a history wiped whole (head included, or left at genesis) and chained afresh
+      // from the tenant's next write was a valid chain: every link, hash and MAC holds.
+      if (expected === 1n && !isCreationOf(tenantId, r)) {
+        throw new Broken(`the chain begins with entry ${r.id} (${r.action}), not with the tenant's creation: the history before it was removed`, { brokenAt: at, entryId: r.id });
       }
       prev = r.hash!;
       expected += 1n;
@@ -112,9 +121,6 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       counts.pending = Number((await sql<{ n: string }>`
         select count(*)::text as n from audit_unsealed u
         where u.tenant_id = ${tenantId} and exists (select 1 from audit_entries e where e.tenant_id = u.tenant_id and e.seq = u.seq)`.execute(tx)).rows[0]!.n);
-      if (!head && sealed === 0n && counts.pending === 0) {
-        throw new Broken('the tenant has no audit entries and no head: its creation is always audited, so its history was removed');
-      }
       const headSeq = head ? BigInt(head.chain_seq) : 0n;
       if (sealed > headSeq) throw new Broken(`entries are sealed up to ${sealed} but the head says ${headSeq}: the head was moved back`, { brokenAt: (headSeq + 1n).toString() });
       if (sealed < headSeq || (head && head.hash !== last)) {
@@ -122,6 +128,8 @@ export async function verifyTenantChain(db: Db, tenantId: string, opts: VerifyOp
       }
       await checkUnsealed(tx, tenantId, opts, legacy, maxAge);
       await checkAccounted(tx, tenantId, sealed);
+      await checkUniqueIds(tx, tenantId);
+      if (sealed === 0n) await checkCreationQueued(tx, tenantId);
       // The checkpoints the database keeps: a head or a tail rewound past one of them shows here.
       let after = '0';
       for (;;) {
@@ -190,6 +198,33 @@ async function checkAccounted(tx: Tx, tenantId: string, sealed: bigint) {
       and not exists (select 1 from audit_unsealed u where u.tenant_id = e.tenant_id and u.seq = e.seq)
     limit 1`.execute(tx)).rows[0];
   if (lost) throw new Broken(`entry ${lost.id} is neither sealed nor waiting to be: it was written around the sealing queue, or taken off it`, { entryId: lost.id });
+}
+
+/**
+ * An entry id names one entry. With the unique index dropped, a genuine entry copied whole (its MAC
+ * included: the MAC covers the id, not the row's place in the log) was queued, chained and verified
+ * as a second, equally genuine event.
+ */
+async function checkUniqueIds(tx: Tx, tenantId: string) {
+  const twice = (await sql<{ id: string; n: string }>`
+    select id, count(*)::text as n from audit_entries where tenant_id = ${tenantId} group by id having count(*) > 1 limit 1`.execute(tx)).rows[0];
+  if (twice) throw new Broken(`entry ${twice.id} is in the log ${twice.n} times: copies of an entry were inserted`, { entryId: twice.id });
+}
+
+/**
+ * Nothing sealed yet: the first entry the sealer will chain must be the tenant's creation. (A
+ * tenant's later entries are written after its creating transaction commits, so they come after it
+ * in the log.) Otherwise the history was removed, and the sealer would chain what came after.
+ */
+async function checkCreationQueued(tx: Tx, tenantId: string) {
+  const first = (await sql<EntryRow>`
+    select ${ENTRY_COLUMNS} from ${queuedEntries(tenantId, '-9223372036854775808', 1)}`.execute(tx)).rows[0];
+  if (!first || first.id === null) {
+    throw new Broken('the tenant has no audit entries: its creation is always audited, so its history was removed');
+  }
+  if (!isCreationOf(tenantId, first)) {
+    throw new Broken(`nothing is sealed and the first entry waiting, ${first.id} (${first.action}), is not the tenant's creation: the history before it was removed`, { entryId: first.id });
+  }
 }
 
 /**

@@ -90,6 +90,8 @@ export function erasureRoutes(erasure: ErasureService, exporter: ExportService) 
         operationId: 'exportUser',
         tags,
         summary: 'Everything held about the user, decrypted, as one document (GDPR access)',
+        description:
+          'Identifier numbers whole and every sealed value opened. Each export writes an audit entry user.exported (who read which user) before the document is sent.',
         params: IdParam('usr'),
         response: { 200: { ...Export, description: 'The export, streamed as one JSON document' }, ...errors(...AUTH_ERRORS, 404) },
       },

@@ -2,7 +2,7 @@
 // closure + the tenant's retention period; a legal hold postpones it. When due, the retention
 // sweeper destroys: profile values nulled, the data key deleted (every sealed copy — identity
 // snapshots, change request values, personal parts of events and audit entries — unreadable for
-// good), document numbers and files destroyed, event payloads redacted. A tombstone stays: id, a hash of external_ref, dates, status
+// good), document numbers and files destroyed, event payloads redacted. A tombstone stays: id, a keyed hash of external_ref, dates, status
 // history and audit entries without personal values.
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
@@ -21,7 +21,19 @@ import { destroyDocuments, eraseDocumentBlobs } from '../documents/documents.ser
 
 const DAY_MS = 86_400_000;
 
-export const externalRefHash = (tenantId: string, ref: string) =>
+/**
+ * What the tombstone keeps of external_ref, for imports to refuse the ref: a keyed hash. Refs are
+ * guessable (customer numbers, emails) and the tenant id is no secret, so a plain SHA-256 of them,
+ * read from a dump, turned the tombstone back into the person's reference in a few guesses.
+ */
+export const externalRefHash = (keyring: Keyring, tenantId: string, ref: string) =>
+  keyring.mac('erased_external_ref', `${tenantId}:${ref}`);
+
+/**
+ * The unkeyed form, written by tombstones made before the hash was keyed. Looked up, never written:
+ * those tombstones cannot be re-keyed, the reference they hash is gone.
+ */
+export const unkeyedExternalRefHash = (tenantId: string, ref: string) =>
   crypto.createHash('sha256').update(`${tenantId}:${ref}`).digest('hex');
 
 /**
@@ -51,16 +63,11 @@ export function createErasureService({
   db: Db;
   lifecycle: LifecycleService;
   blobs: BlobStore;
-  /** Seals the free text of requests and holds; the sweep alone (CLI, worker) does without. */
-  keyring?: Keyring;
+  /** Seals the free text of requests and holds, and keys the tombstone's hash of external_ref. */
+  keyring: Keyring;
   /** Folders whose deletion failed (the data in them is already unreadable). */
   onBlobFailure?: (failed: Array<{ user_id: string; error: string }>) => void;
 }) {
-  const sealer = () => {
-    if (!keyring) throw new Error('erasure requests and legal holds need the keyring');
-    return keyring;
-  };
-
   /**
    * The reasons the standing hold was set for: those sealed in its `user.legal_hold_set` entries since
    * the last `user.legal_hold_cleared` (read under the user's row lock, so a concurrent setter's
@@ -73,7 +80,7 @@ export function createErasureService({
       .orderBy('seq', 'desc').limit(200).execute();
     const standing = entries.findIndex((e) => e.action === 'user.legal_hold_cleared');
     const sealed = (standing < 0 ? entries : entries.slice(0, standing)).flatMap((e) => (e.personal_enc ? [e.personal_enc] : []));
-    const opened = await sealer().openMany(tenantId, sealed.map((envelope) => ({ userId, field: PERSONAL_FIELD, envelope })), undefined, tx);
+    const opened = await keyring.openMany(tenantId, sealed.map((envelope) => ({ userId, field: PERSONAL_FIELD, envelope })), undefined, tx);
     return opened.flatMap((o) => (typeof (o as { reason?: unknown } | undefined)?.reason === 'string' ? [(o as { reason: string }).reason] : []));
   }
 
@@ -86,7 +93,7 @@ export function createErasureService({
         // The rating and status stay with the tombstone (a compliance decision, like the status); the reason is free text.
         risk: sql`case when risk is null then null else jsonb_set(risk, '{reason}', 'null'::jsonb) end`,
         external_ref: null, legal_hold_reason: null,
-        external_ref_hash: u.external_ref ? externalRefHash(u.tenant_id, u.external_ref) : null,
+        external_ref_hash: u.external_ref ? externalRefHash(keyring, u.tenant_id, u.external_ref) : null,
         erased_at: sql`now()`, version: sql`version + 1`, updated_at: sql`now()`,
       })
       .where('tenant_id', '=', u.tenant_id).where('id', '=', u.id)
@@ -149,7 +156,7 @@ export function createErasureService({
           .returningAll()
           .executeTakeFirstOrThrow();
         // The note is free text (it may name anyone): sealed with the user's key, gone with it.
-        const personal = input.note ? await sealer().seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { note: input.note }) : null;
+        const personal = input.note ? await keyring.seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { note: input.note }) : null;
         await recordChange(
           tx, actor,
           {
@@ -183,7 +190,7 @@ export function createErasureService({
           .executeTakeFirstOrThrow();
         const action = hold ? 'user.legal_hold_set' : 'user.legal_hold_cleared';
         // The reason is free text: its copies in the audit log and the event log are sealed.
-        const personal = reason ? await sealer().seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { reason }) : null;
+        const personal = reason ? await keyring.seal(tx, actor.tenantId, userId, PERSONAL_FIELD, { reason }) : null;
         await recordChange(
           tx, actor,
           { action, targetType: 'user', targetId: userId, userId, details: anotherMatter ? { already_held: true } : {}, personal },

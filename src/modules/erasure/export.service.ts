@@ -23,6 +23,7 @@ import { documentViews } from '../documents/documents.service.js';
 import * as relationships from '../relationships/relationships.repo.js';
 import { toRelationship } from '../relationships/relationships.service.js';
 import { toRiskChange } from '../compliance/risk.service.js';
+import { recordChange } from '../audit/write-path.js';
 
 /** Rows read and decrypted at a time (events at their largest carry ~32 KiB of personal values each). */
 export const EXPORT_PAGE_ROWS = 100;
@@ -100,11 +101,15 @@ export function createExportService({ db, keyring }: { db: Db; keyring: Keyring 
     /**
      * The export as a stream of JSON text. The user is read first, so an unknown user is a 404
      * before any byte is sent; a failure after that ends the stream (the client sees a cut body).
+     * Every export is audited (`user.exported`: who read which user) before any byte is sent, as a
+     * document download is: it opens every sealed value and shows identifier numbers whole. No
+     * export without its entry; the entry does not say whether the client read the stream to its end.
      */
     async stream(actor: Actor, userId: string): Promise<Readable> {
       const row = await users.getOrThrow(db, actor.tenantId, userId);
       // Tenant-defined values whole, the personal ones opened (gone once erasure destroyed the key).
       const user = { ...toUnmaskedUserView(row), custom: await openCustom(keyring, actor.tenantId, userId, row.profile) };
+      await recordChange(db, actor, { action: 'user.exported', targetType: 'user', targetId: userId, userId });
       return Readable.from(document(actor.tenantId, userId, user), { objectMode: false });
     },
 

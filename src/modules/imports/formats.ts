@@ -1,18 +1,21 @@
 // The three file formats an import reads, each as a stream of records with the line each starts on
 // (what a report names). Nothing holds more than one chunk and one record: the file's size does not
 // matter. A record that cannot be parsed is a rejected row (its line, code malformed), never the end
-// of the import.
+// of the import; so is one nested deeper than a request body may be (code too_deep), and a CSV record
+// longer than CSV_RECORD_MAX.
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { AppError } from '../../http/errors.js';
-import { LONE_SURROGATE } from '../../http/json-body.js';
+import { deeperThan, LONE_SURROGATE, MAX_JSON_DEPTH } from '../../http/json-body.js';
 
 export const FORMATS = ['ndjson', 'csv', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export type SourceRecord =
   | { line: number; record: Record<string, unknown> }
-  | { line: number; malformed: string };
+  | { line: number; malformed: string }
+  /** Read, but refused whole before it was parsed (nested too deep): the row's one error. */
+  | { line: number; refused: { field: string; code: string; message: string } };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -25,46 +28,79 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * What makes a parsed record unusable as a whole, at any depth (walked with a stack: a record may
- * nest deeply): a reserved key (`metadata.__proto__`), or a key or string holding a lone UTF-16
- * surrogate, which the API refuses (400 request.invalid_unicode) and PostgreSQL cannot store — caught
- * here, a dry run reports the row as the real run does.
+ * A record nests objects and arrays at most as deep as a request body may (MAX_JSON_DEPTH, the record
+ * itself the first level): the row checks after the reader (the schema's validator, the metadata
+ * bounds) recurse, and one row of metadata nested 100,000 levels threw RangeError out of its batch —
+ * the job stayed running and every resume died on the same line.
+ */
+const tooDeepMessage = `nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep`;
+
+/**
+ * What makes a parsed record unusable as a whole, at any depth (walked with a stack, never recursion:
+ * a record may nest deeply): nesting deeper than MAX_JSON_DEPTH (the top-level field named), a
+ * reserved key (`metadata.__proto__`), or a key or string holding a lone UTF-16 surrogate, which the
+ * API refuses (400 request.invalid_unicode) and PostgreSQL cannot store — caught here, a dry run
+ * reports the row as the real run does.
  */
 export function recordProblem(record: unknown): { field: string; code: string; message: string } | undefined {
-  const stack: Array<[unknown, string]> = [[record, '']];
+  const stack: Array<[value: unknown, path: string, depth: number, top: string]> = [[record, '', 0, 'record']];
   while (stack.length) {
-    const [value, path] = stack.pop()!;
+    const [value, path, depth, top] = stack.pop()!;
     if (typeof value === 'string' && LONE_SURROGATE.test(value)) return { field: path || 'record', code: 'invalid_unicode', message: 'strings must be valid Unicode' };
     if (typeof value !== 'object' || value === null) continue;
+    // Stopped at the first level past the bound: a path is never longer than MAX_JSON_DEPTH names.
+    if (depth >= MAX_JSON_DEPTH) return { field: top, code: 'too_deep', message: tooDeepMessage };
     for (const [k, v] of Object.entries(value)) {
       const at = path ? `${path}.${k}` : k;
       if (RESERVED_KEYS.has(k)) return { field: at, code: 'reserved_name', message: 'no field is called __proto__, constructor or prototype' };
       if (LONE_SURROGATE.test(k)) return { field: path || 'record', code: 'invalid_unicode', message: 'keys must be valid Unicode' };
-      stack.push([v, at]);
+      stack.push([v, at, depth + 1, path ? top : k]);
     }
   }
   return undefined;
 }
 
-/** Refuses a header that names a reserved key in any segment (`__proto__.x`): the file is malformed, nothing of it is imported. */
+/**
+ * Refuses a header that names a reserved key in any segment (`__proto__.x`), or builds objects nested
+ * deeper than a record may (more than MAX_JSON_DEPTH dotted segments): the file is malformed, nothing
+ * of it is imported.
+ */
 function checkHeader(headers: string[]): void {
   headers.forEach((h, i) => {
-    const bad = h.split('.').find((p) => RESERVED_KEYS.has(p));
-    if (bad === undefined) return;
-    const message = `names ${bad}, which is no field: rename or remove the column`;
-    throw new AppError(400, 'import.malformed_header', `The CSV header's column ${i + 1} (${h}) ${message}.`, {
-      errors: [{ field: h, code: 'reserved_name', message }],
+    const segments = h.split('.');
+    const bad = segments.find((p) => RESERVED_KEYS.has(p));
+    const deep = segments.length > MAX_JSON_DEPTH;
+    if (bad === undefined && !deep) return;
+    const message = bad !== undefined ? `names ${bad}, which is no field: rename or remove the column` : `has more than ${MAX_JSON_DEPTH} dotted segments: no field nests so deep`;
+    throw new AppError(400, 'import.malformed_header', `The CSV header's column ${i + 1} (${h.length > 200 ? `${h.slice(0, 200)}…` : h}) ${message}.`, {
+      errors: [{ field: h.slice(0, 200), code: bad !== undefined ? 'reserved_name' : 'too_deep', message }],
     });
   });
 }
 
 function parseObject(line: number, text: string): SourceRecord {
+  // Measured before parsing, without building anything: JSON.parse survives any depth, but builds it
+  // (a 32 MiB line of `[` is 16 million arrays: 1 GB of heap and 12 s).
+  const deep = deeperThan(text, MAX_JSON_DEPTH);
+  if (deep !== undefined) return { line, refused: { field: fieldName(deep.key), code: 'too_deep', message: tooDeepMessage } };
   try {
     const v: unknown = JSON.parse(text);
     return isObject(v) ? { line, record: v } : { line, malformed: 'not a JSON object' };
   } catch {
     return { line, malformed: 'not valid JSON' };
   }
+}
+
+/** A key as the scan found it (escaped, any length) as a report names a field. */
+function fieldName(raw: string | undefined): string {
+  if (raw === undefined) return 'record';
+  let name = raw;
+  try {
+    name = JSON.parse(`"${raw}"`) as string;
+  } catch {
+    // Not valid JSON text: named as written.
+  }
+  return name.length > 200 ? `${name.slice(0, 200)}…` : name;
 }
 
 async function* text(source: Readable): AsyncGenerator<string> {
@@ -94,6 +130,28 @@ export async function* ndjson(source: Readable): AsyncGenerator<SourceRecord> {
 }
 
 /**
+ * The longest CSV record read, in characters (about 64 KiB): no user's fields come near it. A longer
+ * record is a malformed row, skipped to its end without being kept; a longer header is a malformed
+ * file (400), refused as soon as it passes the bound. Before, a 32 MiB header of one cell was read
+ * whole, a character at a time, and held the process (every tenant's requests) for 10 s.
+ */
+export const CSV_RECORD_MAX = 64 * 1024;
+
+// What ends an unquoted run of text. Runs are found with a search and taken with slice: a cell is one
+// slice, not a string grown by each of its characters.
+const CSV_SPECIAL = /[",\r\n]/g;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const LF = 0x0a;
+
+function headerTooLong(): AppError {
+  const message = `must be at most ${CSV_RECORD_MAX} characters`;
+  return new AppError(400, 'import.malformed_header', `The CSV header is longer than ${CSV_RECORD_MAX} characters: no header of user fields is.`, {
+    errors: [{ field: 'header', code: 'too_long', message }],
+  });
+}
+
+/**
  * RFC 4180 CSV with a header row. Headers with dots build nested objects (`address.line1`); a cell
  * that is a JSON object or array (`{…}`, `[…]`) is parsed as one (metadata, tags); empty cells are
  * absent values. Every other cell stays a string: the profile converts what needs converting.
@@ -102,19 +160,56 @@ export async function* csv(source: Readable): AsyncGenerator<SourceRecord> {
   let headers: string[] | null = null;
   let fields: string[] = [];
   let field = '';
+  // Characters of the current record so far, delimiters included; past the bound nothing is kept.
+  let size = 0;
+  let tooLong = false;
   let quoted = false;
   let afterQuote = false;
   let line = 1;
   let recordLine = 1;
   let prevCr = false;
+  // The chunk's first line feed at or after the last place asked about (the chunk's length: none).
+  // Kept, not searched for again: a search from each quoted cell to a line feed far ahead, or to the
+  // end of a chunk without one, would read the chunk again for every cell.
+  let nextLf = -1;
+  const lineFeeds = (chunk: string, from: number, to: number): number => {
+    let count = 0;
+    if (nextLf < from) nextLf = chunk.indexOf('\n', from);
+    while (nextLf !== -1 && nextLf < to) {
+      count++;
+      nextLf = chunk.indexOf('\n', nextLf + 1);
+    }
+    if (nextLf === -1) nextLf = chunk.length;
+    return count;
+  };
+  const grow = (n: number): boolean => {
+    size += n;
+    if (tooLong) return false;
+    if (size <= CSV_RECORD_MAX) return true;
+    if (!headers) throw headerTooLong();
+    tooLong = true;
+    field = '';
+    fields = [];
+    return false;
+  };
+  const take = (chunk: string, from: number, to: number) => {
+    if (grow(to - from)) field += chunk.slice(from, to);
+  };
   const finish = function* (): Generator<SourceRecord> {
     fields.push(field);
     field = '';
     const row = fields;
+    const long = tooLong;
     fields = [];
+    size = 0;
+    tooLong = false;
     if (!headers) {
       headers = row.map((h) => h.trim());
       checkHeader(headers);
+      return;
+    }
+    if (long) {
+      yield { line: recordLine, malformed: `is longer than ${CSV_RECORD_MAX} characters` };
       return;
     }
     if (row.length === 1 && row[0] === '') return;
@@ -125,46 +220,60 @@ export async function* csv(source: Readable): AsyncGenerator<SourceRecord> {
     yield { line: recordLine, record: csvRecord(headers, row) };
   };
   for await (const chunk of text(source)) {
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
+    const n = chunk.length;
+    let i = 0;
+    nextLf = -1;
+    while (i < n) {
       if (quoted) {
-        if (c === '"') {
-          quoted = false;
-          afterQuote = true;
-        } else {
-          if (c === '\n') line++;
-          field += c;
-        }
+        // To the closing quote (a doubled quote closes and reopens: see below), or the chunk's end.
+        const q = chunk.indexOf('"', i);
+        const end = q === -1 ? n : q;
+        line += lineFeeds(chunk, i, end);
+        take(chunk, i, end);
+        if (q === -1) break;
+        quoted = false;
+        afterQuote = true;
+        i = q + 1;
         continue;
       }
-      if (c === '"') {
-        if (afterQuote) field += '"';
+      CSV_SPECIAL.lastIndex = i;
+      const at = CSV_SPECIAL.exec(chunk)?.index ?? n;
+      if (at > i) {
+        take(chunk, i, at);
+        afterQuote = false;
+        prevCr = false;
+      }
+      if (at === n) break;
+      i = at + 1;
+      const c = chunk.charCodeAt(at);
+      if (c === QUOTE) {
+        // `""` in a quoted cell is one quote.
+        if (afterQuote && grow(1)) field += '"';
         quoted = true;
         afterQuote = false;
+        prevCr = false;
         continue;
       }
       afterQuote = false;
-      if (c === ',') {
-        fields.push(field);
-        field = '';
-      } else if (c === '\n') {
-        if (!prevCr) {
-          yield* finish();
+      if (c === COMMA) {
+        if (grow(1)) {
+          fields.push(field);
+          field = '';
         }
+        prevCr = false;
+      } else if (c === LF) {
+        if (!prevCr) yield* finish();
         line++;
         recordLine = line;
-      } else if (c === '\r') {
+        prevCr = false;
+      } else {
         yield* finish();
         prevCr = true;
-        continue;
-      } else {
-        field += c;
       }
-      prevCr = false;
     }
   }
   if (quoted) yield { line: recordLine, malformed: 'a quoted cell is never closed' };
-  else if (field !== '' || fields.length) yield* finish();
+  else if (field !== '' || fields.length || tooLong) yield* finish();
 }
 
 /**

@@ -105,7 +105,7 @@ export async function idsByExternalRef(db: Db, tenantId: string, refs: string[])
   return new Map(rows.map((r) => [r.external_ref!, r.id]));
 }
 
-/** Of these external_ref hashes, those an erased user of the tenant was known by (migration 0025's index). */
+/** Of these external_ref hashes (keyed and unkeyed forms alike), those an erased user of the tenant was known by (migration 0025's index). */
 export async function erasedRefHashes(db: Db, tenantId: string, hashes: string[]): Promise<Set<string>> {
   if (hashes.length === 0) return new Set();
   const rows = await db.selectFrom('users').select('external_ref_hash').where('tenant_id', '=', tenantId)

@@ -22,7 +22,7 @@ import { storeProfile } from '../custom-fields/storage.js';
 import type { CustomFieldDefinitions } from '../custom-fields/definitions.js';
 import type { JsonObject } from '../users/merge-patch.js';
 import * as repo from './imports.repo.js';
-import { externalRefHash } from '../erasure/erasure.service.js';
+import { externalRefHash, unkeyedExternalRefHash } from '../erasure/erasure.service.js';
 import type { BatchRow, ImportJobRow } from './imports.repo.js';
 
 /** Rows per statement: large enough that a round trip is a small part of a batch, small enough to stay well under PostgreSQL's limits. */
@@ -163,17 +163,19 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
    * Rejects the rows whose external_ref an erased user was known by (its tombstone keeps a hash of
    * it): a file read again after an erasure — the nightly sync, a resumed migration — brought the
    * erased person back as a new user, with the whole profile. A ref a live user holds again (created
-   * through the API since) is that user's: `existing`, as ever.
+   * through the API since) is that user's: `existing`, as ever. Both forms of the hash are looked up:
+   * tombstones made before it was keyed hold the unkeyed one, and cannot be re-keyed (the ref is gone).
    */
   async function refuseErased(t: string, batch: Pending): Promise<void> {
     if (batch.valid.length === 0) return;
-    const hashOf = new Map(batch.valid.map((v) => [v.row.external_ref, externalRefHash(t, v.row.external_ref)]));
-    const erased = await repo.erasedRefHashes(db, t, [...new Set(hashOf.values())]);
+    const hashesOf = new Map(batch.valid.map((v) => [v.row.external_ref, [externalRefHash(keyring, t, v.row.external_ref), unkeyedExternalRefHash(t, v.row.external_ref)]]));
+    const erased = await repo.erasedRefHashes(db, t, [...new Set([...hashesOf.values()].flat())]);
     if (erased.size === 0) return;
-    const live = await repo.idsByExternalRef(db, t, [...hashOf].filter(([, h]) => erased.has(h)).map(([ref]) => ref));
+    const wasErased = (ref: string) => hashesOf.get(ref)!.some((h) => erased.has(h));
+    const live = await repo.idsByExternalRef(db, t, [...hashesOf.keys()].filter(wasErased));
     const kept: Pending['valid'] = [];
     for (const v of batch.valid) {
-      if (!erased.has(hashOf.get(v.row.external_ref)!) || live.has(v.row.external_ref)) kept.push(v);
+      if (!wasErased(v.row.external_ref) || live.has(v.row.external_ref)) kept.push(v);
       else batch.rejected.push({ line: v.line, errors: [{ field: 'external_ref', code: 'erased', message: 'a user known by this external_ref was erased: an import does not bring it back' }] });
     }
     batch.valid = kept;
@@ -216,6 +218,10 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
     batch.lastLine = rec.line;
     if ('malformed' in rec) {
       batch.rejected.push({ line: rec.line, errors: [{ field: 'record', code: 'malformed', message: rec.malformed }] });
+      return;
+    }
+    if ('refused' in rec) {
+      batch.rejected.push({ line: rec.line, errors: [rec.refused] });
       return;
     }
     // Before any profile copies the record's keys into objects of its own (user[k] = v).

@@ -8,10 +8,28 @@ import { RESERVED_KEYS } from '../formats.js';
 // A user object's fields that are the record's own bookkeeping, not something to import.
 // (pending changes are proposals of the source's officers; a legal hold, a risk rating and required
 // actions are the source's own compliance decisions, each recorded there with its reason and history:
-// this tenant's officers set them again through their routes.)
+// this tenant's officers set them again through their routes. `erasure` is never dropped silently:
+// a row that carries one is refused, see erasureProblem.)
 const DROPPED = new Set([
   'id', 'version', 'updated_at', 'pending_changes', 'erasure', 'legal_hold', 'risk', 'required_actions', 'verifications', 'status_changes', 'documents',
 ]);
+
+/**
+ * A user whose erasure was requested at the source is refused: imported, it would hold its whole
+ * profile here with no erasure scheduled (a closed user is not destroyed until erasure is asked), so
+ * the person's request would be undone by a copy. One already erased (its tombstone: nothing personal
+ * is left) is refused too: it would come back as a user. Erase at the source, or not at all.
+ */
+function erasureProblem(erasure: unknown): MappedRow['problems'][number] | undefined {
+  if (!present(erasure)) return undefined;
+  if (typeof erasure === 'object' && present((erasure as Record<string, unknown>).erased_at)) {
+    return { field: 'erasure', code: 'erased', message: 'this user was erased at its source: an import does not bring it back' };
+  }
+  return {
+    field: 'erasure', code: 'erasure_pending',
+    message: 'this user awaits erasure at its source: imported, it would keep its personal data with no erasure scheduled; it is not imported',
+  };
+}
 
 export const kycloProfile: ImportProfile = {
   name: 'kyclo',
@@ -22,6 +40,8 @@ export const kycloProfile: ImportProfile = {
     const { status, status_reason, status_origin, kyc, kyc_status, kyc_level, kyc_verified_at, kyc_sub_status, created_at, status_changed_at, ...rest } = record;
     const user: Record<string, unknown> = {};
     const problems: MappedRow['problems'] = [];
+    const erasure = erasureProblem(record.erasure);
+    if (erasure) problems.push(erasure);
     for (const [k, v] of Object.entries(rest)) {
       // A reserved key never gets here (the import rejects its row first); never copied, should one.
       if (DROPPED.has(k) || v === null || RESERVED_KEYS.has(k)) continue;
