@@ -2,7 +2,7 @@
 // individual's SSN; a business's EIN and certificate of incorporation (SEND) — and whether a verified
 // business's address and contact changes re-open review (by default never; a tenant may say so).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
+import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { business, dataUri, individual, physicalDocument } from './helpers/factories.js';
 
 let ctx: TestContext;
@@ -24,6 +24,29 @@ async function verified(body: Record<string, unknown>, docs: unknown[]) {
 }
 const denied = (id: string) =>
   ctx.db.selectFrom('audit_entries').selectAll().where('tenant_id', '=', tenantId).where('user_id', '=', id).where('action', '=', 'document.add').where('outcome', '=', 'denied').execute();
+
+describe('the document locks after a verification', () => {
+  // The attack: a key that may record verifications and add documents (DEVELOPER) records a
+  // rejection, replaces the verified SSN, records an approval — verified, with a number nobody checked.
+  it('hold once the user was verified: a DEVELOPER key cannot replace the SSN by recording a rejection first; a compliance officer can correct it then', async () => {
+    const dev = client(ctx.app, (await createKey(ctx.db, tenantId, 'DEVELOPER')).key);
+    const officer = client(ctx.app, (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key);
+    const id = await verified(individual(), [ssn('111111112')]);
+    const original = await ctx.db.selectFrom('documents').select(['id']).where('user_id', '=', id).where('status', '=', 'current').executeTakeFirstOrThrow();
+    for (const result of ['rejected', 'review'] as const) {
+      expect((await dev.post(`/v1/users/${id}/verifications`, { result, provider: 'acme-kyc' })).statusCode).toBe(201);
+      const replaced = await dev.post(`/v1/users/${id}/documents`, ssn('222222223'));
+      expect(replaced.statusCode, result).toBe(422);
+      expect(replaced.json()).toMatchObject({ code: 'document.locked', document_id: original.id });
+    }
+    expect(await ctx.db.selectFrom('documents').select('id').where('user_id', '=', id).where('status', '=', 'current').execute()).toEqual([{ id: original.id }]);
+    expect(await denied(id)).toHaveLength(2);
+    // A compliance role corrects it while the new verification is pending; once verified again, nobody can.
+    expect((await officer.post(`/v1/users/${id}/documents`, ssn('333333334'))).statusCode).toBe(201);
+    expect((await api.post(`/v1/users/${id}/verifications`, { result: 'approved', provider: 'acme-kyc' })).statusCode).toBe(201);
+    expect((await officer.post(`/v1/users/${id}/documents`, ssn('444444445'))).statusCode).toBe(422);
+  });
+});
 
 describe('the document locks, per user type', () => {
   it('a verified business: its EIN and certificate are locked, an SSN on it is not', async () => {

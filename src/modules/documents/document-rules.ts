@@ -3,7 +3,7 @@
 // and which types lock once the user is verified. No I/O here; the service applies these.
 import type { FieldError } from '../../http/errors.js';
 import { codes } from '../reference/enumerations.js';
-import { kycState } from '../users/field-policy.js';
+import { kycState, policyState } from '../users/field-policy.js';
 
 export const DOCUMENT_TYPES = codes('document_types');
 
@@ -115,7 +115,16 @@ export function contentProblem(bytes: Buffer, declared: string | undefined): { s
   return sniffed;
 }
 
-/** A verified user's current document of a locked type cannot be replaced (under review counts as verified). */
-export function isLocked(type: string, kycStatus: string, lockedWhenVerified: readonly string[]): boolean {
-  return kycState(kycStatus) === 'verified' && lockedWhenVerified.includes(type);
+/**
+ * Whether a user's current document of a locked type may not be replaced: never while the user is
+ * verified (under review counts as verified), by anyone; and once the user has been verified, while
+ * a new verification is pending or after one was rejected, by a key that does not review changes.
+ * Without that, a key that may record verifications and add documents (DEVELOPER) recorded a
+ * rejection, replaced the verified SSN and recorded an approval: verified, with a number nobody
+ * checked. A compliance role may still correct it then, as it decides held changes.
+ */
+export function isLocked(type: string, user: { kyc_status: string; kyc_verified_at: unknown }, lockedWhenVerified: readonly string[], reviewer: boolean): boolean {
+  if (!lockedWhenVerified.includes(type)) return false;
+  if (kycState(user.kyc_status) === 'verified') return true;
+  return policyState(user) === 'verified' && !reviewer;
 }

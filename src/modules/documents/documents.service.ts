@@ -20,6 +20,7 @@ import { decodeCursor, toPage } from '../../lib/cursor.js';
 import { newId } from '../../lib/ids.js';
 import { isCountry } from '../reference/enumerations.js';
 import type { Actor } from '../audit/actor.js';
+import { roleAllows } from '../api-keys/roles.js';
 import { recordAttempt, recordChange } from '../audit/write-path.js';
 import { fulfilled, recordFulfilled } from '../compliance/required-actions.service.js';
 import * as users from '../users/users.repo.js';
@@ -157,7 +158,7 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
    */
   async function lockedBy(executor: Db | Tx, actor: Actor, user: users.UserRow, type: string, lockTypes: readonly string[]): Promise<string | null> {
     if (user.status === 'closed') throw userClosed(user.id);
-    if (!isLocked(type, user.kyc_status, lockTypes)) return null;
+    if (!isLocked(type, user, lockTypes, actor.role === null || roleAllows(actor.role, 'changes:review'))) return null;
     const current = await executor
       .selectFrom('documents').select('id')
       .where('tenant_id', '=', actor.tenantId).where('user_id', '=', user.id).where('type', '=', type).where('status', '=', 'current')
@@ -171,8 +172,11 @@ export function createDocumentsService({ db, keyring, blobs, maxBytes }: { db: D
       action: 'document.add', outcome: 'denied', targetType: 'user', targetId: userId, userId,
       details: { type, reason: 'locked_when_verified', current_document_id: currentId },
     });
-    throw new AppError(422, 'document.locked', `The user is verified: their ${type} (${currentId}) can no longer be replaced.`, {
-      errors: [{ field: 'type', code: 'locked', message: `${type} is locked once the user is verified (tenant policy documents.locked_when_verified).` }],
+    throw new AppError(422, 'document.locked', `The user is or was verified: their ${type} (${currentId}) can no longer be replaced by this key.`, {
+      errors: [{
+        field: 'type', code: 'locked',
+        message: `${type} is locked once the user is verified (tenant policy documents.locked_when_verified); while a new verification is pending or after a rejection, a compliance role may replace it.`,
+      }],
       document_id: currentId,
     });
   }
