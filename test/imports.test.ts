@@ -186,6 +186,30 @@ describe('kyclo import (service)', () => {
     expect(Number(count.n)).toBe(2500);
   });
 
+  it('completes with its import.completed entry and event or not at all: when they cannot be written, the job stays to resume, and the rerun completes and announces it', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const text = ndjson(Array.from({ length: 30 }, (_, i) => person(i)));
+    // Fault injection: the audit insert of import.completed fails (as a lost connection or a crash would).
+    await sql`create table if not exists fail_import_completed (tenant_id text primary key)`.execute(ctx.db);
+    await sql`create or replace function fail_import_completed() returns trigger language plpgsql as $$
+      begin if exists (select 1 from fail_import_completed f where f.tenant_id = new.tenant_id) and new.action = 'import.completed'
+        then raise exception 'injected audit failure'; end if; return new; end $$`.execute(ctx.db);
+    await sql`create or replace trigger fail_import_completed before insert on audit_entries for each row execute function fail_import_completed()`.execute(ctx.db);
+    await sql`insert into fail_import_completed values (${tenantId})`.execute(ctx.db);
+    const completedEvents = () => ctx.db.selectFrom('events').select('data').where('tenant_id', '=', tenantId).where('type', '=', 'import.completed').execute();
+    try {
+      await expect(importText(tenantId, text)).rejects.toThrow('injected audit failure');
+      const job = await ctx.db.selectFrom('import_jobs').select(['id', 'state', 'leased_until']).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+      expect(job).toMatchObject({ state: 'running', leased_until: null });
+      expect(await completedEvents()).toEqual([]);
+    } finally {
+      await sql`delete from fail_import_completed where tenant_id = ${tenantId}`.execute(ctx.db);
+    }
+    const again = await importText(tenantId, text);
+    expect(again.job).toMatchObject({ state: 'completed', counts: { read: 30, imported: 30 } });
+    expect(await completedEvents()).toEqual([{ data: expect.objectContaining({ import_id: again.job.id, imported: 30 }) }]);
+  });
+
   it('brings the state a vendor established: status with reason and origin, KYC, created_at', async () => {
     const { tenantId } = await createTenant(ctx.db);
     const text = ndjson([

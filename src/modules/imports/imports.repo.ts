@@ -3,7 +3,7 @@
 // status history of those not active, and (when asked) one event each. A row whose external_ref is
 // taken inserts nothing at all, as POST /v1/users; the statement answers which rows it created.
 import { sql } from 'kysely';
-import type { Db, ImportJobsTable } from '../../db/database.js';
+import type { Db, ImportJobsTable, Tx } from '../../db/database.js';
 import type { Selectable } from 'kysely';
 import { prepared } from '../../db/prepared.js';
 import type { CheckedRow } from './row-check.js';
@@ -179,7 +179,7 @@ export async function refreshStatistics(db: Db): Promise<void> {
   await sql`analyze users`.execute(db);
 }
 
-export async function finish(db: Db, tenantId: string, id: string, state: 'completed' | 'failed', failure: string | null) {
+export async function finish(db: Db | Tx, tenantId: string, id: string, state: 'completed' | 'failed', failure: string | null) {
   return db.updateTable('import_jobs').set({ state, failure, leased_until: null, completed_at: sql`now()` as never, updated_at: sql`now()` as never })
     .where('tenant_id', '=', tenantId).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
 }

@@ -322,6 +322,7 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
         recorded.catch(() => undefined);
         inflight.push(recorded);
       };
+      let view: ImportJob;
       try {
         let batch = emptyBatch();
         for await (const rec of readers[job.format as Format](source)) {
@@ -335,21 +336,26 @@ export function createImportsService({ db, keyring }: { db: Db; keyring: Keyring
         }
         if (batch.valid.length + batch.rejected.length) submit(batch);
         while (inflight.length) await inflight.shift();
+        // The job completes with its import.completed entry and event, or not at all: a crash between
+        // the two left a completed job whose event never came (a rerun finds it completed, imports
+        // nothing and says nothing), so the platform never heard of the users it made.
+        view = await db.transaction().execute(async (tx) => {
+          const completed = toImportJob(await repo.finish(tx, actor.tenantId, job.id, 'completed', null));
+          if (!job.dry_run) {
+            const data = { import_id: job.id, profile: job.profile, ...completed.counts, moved_fields: completed.moved_fields };
+            await recordChange(tx, actor,
+              { action: 'import.completed', targetType: 'import', targetId: job.id, details: data },
+              { type: 'import.completed', userId: null, data });
+          }
+          return completed;
+        });
       } catch (err) {
         await Promise.allSettled(inflight);
         await db.updateTable('import_jobs').set({ leased_until: null, failure: err instanceof Error ? err.message.slice(0, 500) : 'failed' })
           .where('tenant_id', '=', actor.tenantId).where('id', '=', job.id).execute().catch(() => undefined);
         throw err;
       }
-      const done = await repo.finish(db, actor.tenantId, job.id, 'completed', null);
       if (progress.imported - Number(job.rows_imported) >= ANALYZE_AFTER_ROWS) await repo.refreshStatistics(db);
-      const view = toImportJob(done);
-      if (!job.dry_run) {
-        const data = { import_id: job.id, profile: job.profile, ...view.counts, moved_fields: view.moved_fields };
-        await recordChange(db, actor,
-          { action: 'import.completed', targetType: 'import', targetId: job.id, details: data },
-          { type: 'import.completed', userId: null, data });
-      }
       return view;
     },
 
