@@ -91,6 +91,9 @@ export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGua
     if (guard && !guard.known(req.ip, keyId)) {
       const blocked = await guard.blocked(req.ip);
       if (blocked) throw tooManyFailures(blocked, guard.limit);
+      // Reserved before the lookup, atomically: parallel guesses cannot all pass the check above.
+      const looked = await guard.lookup(req.ip);
+      if (looked.count > guard.lookupLimit) throw tooManyFailures(looked, guard.limit);
     }
     const row = await keysRepo.findByHashCached(db, hash, now);
     const refused = denial(row, now);

@@ -167,7 +167,20 @@ export interface KeyGuessingGuard {
   blocked(ip: string): Hit | undefined | Promise<Hit | undefined>;
   known(ip: string, keyId: string): boolean;
   remember(ip: string, keyId: string): void;
+  /**
+   * Counts a lookup of a key not known to work from the address, *before* it is made: the answer is
+   * over the address's lookup budget (LOOKUPS_PER_FAILURE × limit a window) when it is refused. The
+   * failures are counted after the lookup, so a burst of parallel guesses from one address each saw
+   * a count under the limit and all reached the database (300 lookups, and a 200-or-429 answer for a
+   * valid key hidden among them); counted before, at most the budget's lookups are made.
+   */
+  lookup(ip: string): Hit | Promise<Hit>;
+  /** The lookups an address may make in a window: its failures' limit twice over (valid keys new to it need lookups too). */
+  readonly lookupLimit: number;
 }
+
+/** How many lookups of keys new to an address one failure's worth of budget buys (see lookup). */
+const LOOKUPS_PER_FAILURE = 2;
 
 /**
  * Who counts as one client address: an IPv4 address (an IPv4-mapped IPv6 one too), or an IPv6 /64 —
@@ -191,7 +204,9 @@ export function keyGuessingGuard(limiter: Limiter, limit = AUTH_FAILURES_PER_MIN
   const over = (h: Hit) => (h.count >= limit ? h : undefined);
   return {
     limit,
+    lookupLimit: limit * LOOKUPS_PER_FAILURE,
     fail: (ip) => limiter.hit(`authfail:${addressBucket(ip)}`, WINDOW_MS),
+    lookup: (ip) => limiter.hit(`authlookup:${addressBucket(ip)}`, WINDOW_MS),
     blocked(ip) {
       const h = limiter.peek(`authfail:${addressBucket(ip)}`);
       return h instanceof Promise ? h.then(over) : over(h);
