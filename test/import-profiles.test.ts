@@ -49,15 +49,19 @@ describe('the treezor profile', () => {
     expect(job.counts).toMatchObject({ read: 2, imported: 1, rejected: 1 });
     const [u] = users;
     expect(u).toMatchObject({
-      external_ref: 'treezor:8327278', type: 'individual', country: 'FR', status: 'closed', status_reason: 'other', kyc_status: 'unverified', kyc_level: 1,
+      external_ref: 'treezor:8327278', type: 'individual', country: 'FR', status: 'closed', status_reason: 'other', kyc_status: 'unverified', kyc_level: null,
       profile: { first_name: 'Alex', last_name: 'Oak', date_of_birth: '1982-05-31', email: 'alex.oak@example.com', place_of_birth: 'Edgewood', birth_country: 'FR', nationality: 'FR', address: { line1: '33 rosewood road', city: 'Paris', postcode: '75017' } },
     });
     expect(u!.created_at.toISOString()).toBe('2023-10-23T12:28:00.000Z');
     // "" and 0000-00-00 are absent: no empty title, no legal registration date; the vendor id is kept.
     expect(u!.profile).not.toHaveProperty('title');
-    expect(u!.metadata).toMatchObject({ treezor: { id: '8327278', clientId: '945198', codeStatus: '110009', phone: '+3311111111' } });
+    // kycLevel 1 with kycReview 0: never reviewed, so no Kyclo level (an unverified user with one is refused).
+    expect(u!.metadata).toMatchObject({ treezor: { id: '8327278', clientId: '945198', codeStatus: '110009', phone: '+3311111111', kycLevel: 1 } });
     expect(u!.metadata).not.toHaveProperty('treezor.legalRegistrationDate');
-    expect(job.moved_fields).toMatchObject({ phone: 'metadata.treezor.phone (not a valid phone number)', clientId: 'metadata.treezor.clientId', userTag: 'metadata.treezor.userTag (not a valid external_ref)' });
+    expect(job.moved_fields).toMatchObject({
+      phone: 'metadata.treezor.phone (not a valid phone number)', clientId: 'metadata.treezor.clientId', userTag: 'metadata.treezor.userTag (not a valid external_ref)',
+      kycLevel: 'metadata.treezor.kycLevel (no KYC review: a level comes with a verification)',
+    });
     // specifiedUSPerson 0 is FATCA/CRS's answer "not a US person"; the sanctions answers are null (not
     // answered) and the mobile "": nothing to land, nothing in metadata.
     expect(u!.profile).toMatchObject({ fatca_crs: { relevant: false } });
@@ -95,6 +99,19 @@ describe('the treezor profile', () => {
     });
     expect(result).toEqual({ row: expect.objectContaining({ external_ref: 'crm-42', type: 'business', status: 'suspended', kyc_status: 'verified', kyc_level: 2,
       profile: expect.objectContaining({ legal_name: 'Oak SAS', incorporation_date: '2015-03-02', employees_range: '1_10', mobile: '+33611111111' }) }) });
+  });
+
+  it('a verified user Treezor (or SEND) gives no date for is verified as of the import, as a status without its date: never verified without a date', async () => {
+    const started = Date.now();
+    const { users, errors } = await importAs('treezor', JSON.stringify({ users: [{ userId: 5, userTypeId: 1, kycReview: 2, kycLevel: 2, country: 'FR', firstname: 'Alex', lastname: 'Oak' }] }), 'json');
+    const send = await importAs('send', JSON.stringify({ id: 's-5', status: 'VERIFIED', country: 'US', first_name: 'Ann', last_name: 'Oak' }), 'ndjson');
+    expect([errors, send.errors]).toEqual([[], []]);
+    for (const u of [users[0]!, send.users[0]!]) {
+      expect(u.kyc_status).toBe('verified');
+      // Before: null, and a later re-verification pending would have unlocked the user's locked documents.
+      expect(u.kyc_verified_at!.getTime()).toBeGreaterThanOrEqual(started - 1000);
+    }
+    expect(users[0]!.kyc_level).toBe(2);
   });
 
   it('converts incomeRange (thousands of euros) into the income band that holds it, and keeps a range that straddles two', () => {

@@ -9,6 +9,7 @@ import { CreateUserBody, type CreateUserInput } from '../users/users.schemas.js'
 import { checkReferenceData } from '../reference/validate.js';
 import { codes } from '../reference/enumerations.js';
 import { compact } from '../users/user-view.js';
+import { initialStatusProblem } from '../lifecycle/user-status.js';
 import type { JsonObject } from '../users/merge-patch.js';
 import type { MappedRow } from './profiles/profile.js';
 
@@ -63,6 +64,28 @@ export function coerceCsv(user: Record<string, unknown>): void {
   if (typeof user.tags === 'string') user.tags = user.tags.split(';').map((t) => t.trim()).filter(Boolean);
 }
 
+/**
+ * The state no API call can leave a user in, refused as the row's errors. A verification sets
+ * kyc.status verified with its date and level, and nothing returns a user to unverified: so a
+ * verified user has a date (without one, a later re-verification would unlock its locked documents,
+ * field-policy.ts), and an unverified one has neither date nor level. A status cannot change before
+ * the user exists: a closure dated decades before the creation would start an erasure's retention
+ * then, and the next sweep would destroy the record. Dates already refused are not compared.
+ */
+function stateProblems(kyc: string, level: number | null, verifiedAt: string | null, undated: boolean, created: string | null, changed: string | null): FieldError[] {
+  const out: FieldError[] = [];
+  if (kyc === 'verified' && verifiedAt === null && !undated) out.push(err('kyc.verified_at', 'required', 'a verified user has the date it was verified'));
+  if (kyc === 'unverified') {
+    const never = 'an unverified user was never verified';
+    if (verifiedAt !== null) out.push(err('kyc.verified_at', 'without_verification', `${never}: it has no verification date`));
+    if (level !== null) out.push(err('kyc.level', 'without_verification', `${never}: it has no level`));
+  }
+  if (created !== null && changed !== null && Date.parse(changed) < Date.parse(created)) {
+    out.push(err('status_changed_at', 'before_created_at', 'a status cannot change before the user was created (created_at)'));
+  }
+  return out;
+}
+
 export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | { errors: FieldError[] } {
   const errors: FieldError[] = [...m.problems];
   if (m.external_ref === undefined) errors.push(err('external_ref', 'required', 'an import needs external_ref (or the vendor id) to be idempotent'));
@@ -87,9 +110,12 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
   if (level !== null && !(Number.isInteger(level) && level >= 0 && level <= 10)) errors.push(err('kyc.level', 'invalid_level', 'must be an integer from 0 to 10'));
   const subStatus = s.kyc_sub_status ?? null;
   if (subStatus !== null && !KYC_SUB_STATUSES.has(subStatus)) errors.push(err('kyc.sub_status', 'not_allowed_value', `must be one of: ${[...KYC_SUB_STATUSES].join(', ')}`));
+  const statusProblem = initialStatusProblem(status, reason);
+  if (statusProblem) errors.push(statusProblem);
   const created = instant('created_at', s.created_at, now, errors);
   const changed = instant('status_changed_at', s.status_changed_at, now, errors);
   const verified = instant('kyc.verified_at', s.kyc_verified_at, now, errors);
+  errors.push(...stateProblems(kyc, level, s.kyc_verified_at ?? null, s.kyc_verified_at_from_import === true, created, changed));
   if (errors.length) return { errors };
 
   const body = m.user as CreateUserInput;
@@ -101,11 +127,13 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
   // (years back) let an erasure destroy the record years early. The import is
   // never before the real closure, so the retention this counts is never short.
   const statusAt = changed ?? (status === 'active' ? at : importedAt);
+  // Verified without a date gets here only from a vendor that keeps none: as of the import, likewise.
   return {
     row: {
       external_ref: m.external_ref!, source_id: m.source_id, type, country, profile: compact(rest as JsonObject),
       metadata: (metadata ?? {}) as JsonObject, tags: tags ?? [], status, status_reason: reason, status_origin: origin,
-      status_changed_at: statusAt, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified, kyc_sub_status: subStatus, created_at: at,
+      status_changed_at: statusAt, kyc_status: kyc, kyc_level: level, kyc_verified_at: verified ?? (kyc === 'verified' ? importedAt : null),
+      kyc_sub_status: subStatus, created_at: at,
     },
   };
 }

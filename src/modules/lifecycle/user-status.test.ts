@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkTransition, REASON_REQUIRED, STATUSES, TRANSITIONS } from './user-status.js';
+import { checkTransition, initialStatusProblem, REASON_REQUIRED, STATUSES, TRANSITIONS } from './user-status.js';
 import { DEFAULT_CAPABILITIES, effectiveCapabilities, evaluate, OPERATIONS, validateCapabilityOverrides } from './capabilities.js';
 
 describe('the status transition table', () => {
@@ -29,6 +29,11 @@ describe('the status transition table', () => {
     for (const to of ['suspended', 'blocked', 'closed'] as const) expect(checkTransition('active', to, null).ok).toBe(false);
     expect(checkTransition('active', 'flagged', null)).toEqual({ ok: true });
     expect(checkTransition('suspended', 'active', undefined)).toEqual({ ok: true });
+  });
+
+  it('gives a first status a reason only when it is not active (POST /v1/users and an import alike)', () => {
+    expect(initialStatusProblem('active', 'fraud_suspected')).toMatchObject({ field: 'status_reason', code: 'without_status' });
+    expect([initialStatusProblem('active', null), initialStatusProblem('flagged', 'fraud_suspected'), initialStatusProblem('closed', 'other')]).toEqual([undefined, undefined, undefined]);
   });
 
   it('lets unsuspend leave only suspended and unblock only blocked', () => {

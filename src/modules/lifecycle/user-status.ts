@@ -16,6 +16,16 @@ export const TRANSITIONS: Readonly<Record<Status, readonly Status[]>> = {
 
 export const REASON_REQUIRED: readonly Status[] = ['suspended', 'blocked', 'closed'];
 
+/**
+ * A user's first status (POST /v1/users, an imported row): a reason says why the user left active, so
+ * a user that starts active has none — stored, it would show a fraud suspicion on an account no one
+ * ever moved.
+ */
+export function initialStatusProblem(status: string, reason: string | null): { field: 'status_reason'; code: 'without_status'; message: string } | undefined {
+  if (status !== 'active' || reason === null) return undefined;
+  return { field: 'status_reason', code: 'without_status', message: 'a reason goes with an initial status other than active' };
+}
+
 /** The shorthand routes: each names its target, and unsuspend/unblock also the only state they leave. */
 export const SHORTHANDS = {
   suspend: { to: 'suspended', from: null },

@@ -21,6 +21,7 @@ import * as changeRequests from '../reviews/change-requests.repo.js';
 import { loadFieldPolicy } from '../policy/policy.service.js';
 import { planPatch, type PatchPlan } from './patch-plan.js';
 import { userClosed } from '../lifecycle/lifecycle.service.js';
+import { initialStatusProblem } from '../lifecycle/user-status.js';
 import type { DataKey, Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { awaitsErasure, hidesRetained, readsRetained, userViewFor, withheldFrom } from '../erasure/retained.js';
@@ -194,9 +195,8 @@ export function createUsersService({ db, keyring }: { db: Db; keyring: Keyring }
       const values = custom ? checkedCreateValues(defs, custom as JsonObject) : {};
       const id = newId('usr');
       const initial = { status: status ?? 'active', status_reason: status_reason ?? null };
-      if (initial.status === 'active' && initial.status_reason !== null) {
-        throw validationFailed([{ field: 'status_reason', code: 'without_status', message: 'a reason goes with an initial status other than active' }]);
-      }
+      const statusProblem = initialStatusProblem(initial.status, initial.status_reason);
+      if (statusProblem) throw validationFailed([statusProblem]);
       const key = keyring.newDataKey(t, id);
       const profile = storeProfile(keyring, key, t, id, { ...compact(rest as JsonObject), custom: values }, defs);
       const row = repo.newRow(

@@ -7,7 +7,7 @@
 //   blacklisted → blocked; terminated → closed; rejected → closed (reason kyc_failed); the pending
 //   states are an active account whose KYC is pending. sub_status and risk_status → metadata (a risk
 //   rating is set by this tenant's officers, with a rating and a reason MatchMove's flag does not carry).
-// - kyc_status completed → verified (kyc_processed_date as verified_at), in_progress → pending,
+// - kyc_status completed → verified (kyc_processed_date as verified_at, else the import), in_progress → pending,
 //   pending → pending when documents were submitted (kyc_sub_status), unverified otherwise.
 // - mobile_country_code + mobile → E.164; birth {date, city, country}; the first address, or the one
 //   of type residential, is the address.
@@ -178,7 +178,7 @@ export const matchmoveProfile: ImportProfile = {
       user: m.user,
       state: {
         status: account.status, status_reason: account.reason, status_origin: 'operator', kyc_status: kycStatus,
-        kyc_verified_at: kycStatus === 'verified' ? (vendorTime(r.kyc_processed_date) ?? null) : null, kyc_sub_status: kycSubStatus,
+        kyc_verified_at: kycStatus === 'verified' ? (vendorTime(r.kyc_processed_date) ?? null) : null, kyc_verified_at_from_import: true, kyc_sub_status: kycSubStatus,
         created_at: vendorTime(r.created_date ?? r.created_at) ?? null,
       },
       moved: m.moved,

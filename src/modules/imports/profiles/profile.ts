@@ -11,6 +11,12 @@ export interface ImportedState {
   kyc_status?: string;
   kyc_level?: number | null;
   kyc_verified_at?: string | null;
+  /**
+   * The vendor's records hold no verification date (Treezor, SEND; MatchMove's may not): a verified
+   * user without one is verified as of the import. Kyclo's own rows always carry it: there a
+   * verified user without one is refused.
+   */
+  kyc_verified_at_from_import?: boolean;
   /** The finer KYC step (kyc_sub_statuses), as the vendor had it. */
   kyc_sub_status?: string | null;
   created_at?: string | null;

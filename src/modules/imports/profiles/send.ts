@@ -127,7 +127,8 @@ export const sendProfile: ImportProfile = {
       external_ref: sourceId ? `send:${sourceId}` : undefined,
       source_id: sourceId,
       user: m.user,
-      state: { status: 'active', kyc_status: verified ? 'verified' : 'unverified', created_at: vendorTime(r.created_at) ?? null },
+      // SEND records no date of its verification.
+      state: { status: 'active', kyc_status: verified ? 'verified' : 'unverified', kyc_verified_at_from_import: true, created_at: vendorTime(r.created_at) ?? null },
       moved: m.moved,
       problems: [],
     };

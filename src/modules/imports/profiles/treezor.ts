@@ -2,7 +2,8 @@
 // - external_ref: userTag when it is a valid reference (printable, no spaces), else treezor:<userId>;
 //   userId is always kept (metadata.treezor.id and the audit entry).
 // - account state from userStatus and isFrozen/isFreezed: CANCELED → closed, frozen → suspended.
-// - KYC state from kycReview (0 none, 1 pending, 2 validated, 3 refused) and kycLevel.
+// - KYC state from kycReview (0 none, 1 pending, 2 validated, 3 refused) and kycLevel (in metadata
+//   for a user never reviewed); a validated user, whose date Treezor does not give, counts from the import.
 // - userTypeId 1 is a natural person; 2 (company), 3 (NGO) and 4 (government body) are businesses.
 // - dates without a zone (createdDate) are read as UTC; "" and 0000-00-00 are absent values.
 // - phone → phone, mobile → mobile (E.164, read in country); the sanctions questionnaire's four 0/1
@@ -121,8 +122,14 @@ export const treezorProfile: ImportProfile = {
 
     const frozen = Number(r.isFrozen ?? 0) === 1 || Number(r.isFreezed ?? 0) === 1;
     const canceled = String(r.userStatus ?? '').toUpperCase() === 'CANCELED';
-    m.take('userStatus', 'isFrozen', 'isFreezed', 'kycReview', 'kycLevel', 'createdDate');
+    m.take('userStatus', 'isFrozen', 'isFreezed', 'kycReview', 'createdDate');
+    const kyc = KYC_REVIEW[String(r.kycReview ?? 0)] ?? 'unverified';
     const level = Number(r.kycLevel);
+    // Kyclo's level is the one a verification granted: a user Treezor never reviewed has none here,
+    // so its kycLevel stays in metadata (an unverified user with a level is refused).
+    const usable = Number.isInteger(level) && level > 0 && level <= 10;
+    if (usable && kyc === 'unverified') m.keep('kycLevel', r.kycLevel, 'no KYC review: a level comes with a verification');
+    else m.take('kycLevel');
     m.finish(sourceId);
     return {
       external_ref: externalRef,
@@ -132,8 +139,10 @@ export const treezorProfile: ImportProfile = {
         status: canceled ? 'closed' : frozen ? 'suspended' : 'active',
         status_reason: canceled || frozen ? 'other' : null,
         status_origin: 'operator',
-        kyc_status: KYC_REVIEW[String(r.kycReview ?? 0)] ?? 'unverified',
-        kyc_level: Number.isInteger(level) && level > 0 && level <= 10 ? level : null,
+        kyc_status: kyc,
+        kyc_level: usable && kyc !== 'unverified' ? level : null,
+        // Treezor records no date of its review.
+        kyc_verified_at_from_import: true,
         created_at: vendorTime(r.createdDate) ?? null,
       },
       moved: m.moved,
