@@ -40,8 +40,10 @@ export function backlogReader(db: Db, maxAgeMs = 1000): () => Promise<Backlog> {
 export async function sealerState(readBacklog: () => Promise<Backlog>, health: SealerHealth) {
   const backlog = await readBacklog();
   const problems: string[] = [];
-  if (health.lastError) problems.push(`the last round failed: ${health.lastError}`);
-  if (health.failing.length) problems.push(`sealing fails for ${health.failing.length} tenant(s): ${health.failing.map((f) => f.tenantId).join(', ')}`);
+  // Counts, never tenant ids or error text: /readyz answers without a key, and the console shows it
+  // to every tenant's auditors. The server's log names each tenant with its error.
+  if (health.lastError) problems.push('the last round failed (the server log has the error)');
+  if (health.failing.length) problems.push(`sealing fails for ${health.failing.length} tenant(s) (the server log names them)`);
   if (health.lastRoundAt !== null && Date.now() - health.lastRoundAt > STUCK_AFTER_SECONDS * 1000) problems.push('no sealing round has ended for over a minute');
   if (backlog.oldestSeconds > STUCK_AFTER_SECONDS) problems.push(`an entry has waited ${Math.round(backlog.oldestSeconds)} s to be sealed`);
   if (backlog.rejected) problems.push(`${backlog.rejected} entries were refused: their MAC does not verify`);
