@@ -72,32 +72,66 @@ export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGua
     }
   }
 
-  /** Refuses a request without a valid key: 401, or 429 once its address is over the failure limit. */
-  function refuse(req: FastifyRequest, err: AppError): Promise<never> {
-    if (!guard) throw err;
-    const decide = (h: Hit): never => {
-      if (h.count <= guard.limit) throw err;
-      if (h.count === guard.limit + 1) req.log.warn({ ip: req.ip, limit: guard.limit }, 'API key failures over the limit: unknown keys from this address refused until the window ends');
-      throw tooManyFailures(h, guard.limit);
-    };
-    const hit = guard.fail(req.ip);
-    if (hit instanceof Promise) return hit.then(decide);
-    return decide(hit);
+  /** 401, or 429 once the address's count `h` is over the failure limit. */
+  function decide(req: FastifyRequest, err: AppError, h: Hit, limit: number): never {
+    if (h.count <= limit) throw err;
+    if (h.count === limit + 1) req.log.warn({ ip: req.ip, limit }, 'API key failures over the limit: unknown keys from this address refused until the window ends');
+    throw tooManyFailures(h, limit);
   }
 
-  /** The key is not in the cache: refuse it unlooked if its address is blocked, else look it up. */
+  /** Refuses a request without a valid key, counting it: 401, or 429 once its address is over the failure limit. */
+  function refuse(req: FastifyRequest, err: AppError): Promise<never> {
+    if (!guard) throw err;
+    const hit = guard.fail(req.ip);
+    if (hit instanceof Promise) return hit.then((h) => decide(req, err, h, guard.limit));
+    return decide(req, err, hit, guard.limit);
+  }
+
+  // Lookups in flight, by key hash: requests with a key already being looked up wait for that lookup
+  // instead of making (and counting) their own. A platform's burst with its one key into a process
+  // that has not seen it yet is one lookup.
+  const inflight = new Map<string, Promise<keysRepo.ApiKeyRow | undefined>>();
+
+  /**
+   * The key is not in the cache: refuse it unlooked if its address is blocked, else look it up. A
+   * lookup of a key not known to work from the address is counted as a failure before it is made
+   * (atomically: parallel guesses cannot all pass under the limit) and given back if the key is valid.
+   */
   async function lookup(req: FastifyRequest, hash: Buffer, now: number, permission: Permission): Promise<void> {
-    const keyId = guard ? hash.toString('base64') : '';
-    if (guard && !guard.known(req.ip, keyId)) {
+    const keyId = hash.toString('base64');
+    const unknown = guard !== null && !guard.known(req.ip, keyId);
+    if (guard && unknown) {
       const blocked = await guard.blocked(req.ip);
       if (blocked) throw tooManyFailures(blocked, guard.limit);
-      // Reserved before the lookup, atomically: parallel guesses cannot all pass the check above.
-      const looked = await guard.lookup(req.ip);
-      if (looked.count > guard.lookupLimit) throw tooManyFailures(looked, guard.limit);
     }
-    const row = await keysRepo.findByHashCached(db, hash, now);
+    // A lookup started before a revocation this process saw is not joined: it may read the key as valid.
+    const shared = `${keysRepo.revocationEpoch()} ${keyId}`;
+    let pending = inflight.get(shared);
+    let counted: Hit | null = null;
+    if (!pending) {
+      if (guard && unknown) {
+        counted = await guard.fail(req.ip);
+        if (counted.count > guard.limit) decide(req, refusal('auth.invalid_key'), counted, guard.limit);
+      }
+      pending = inflight.get(shared);
+      if (!pending) {
+        const started = keysRepo.findByHashCached(db, hash, now);
+        pending = started;
+        inflight.set(shared, started);
+        void started.finally(() => inflight.delete(shared)).catch(() => undefined);
+      }
+    }
+    let row: keysRepo.ApiKeyRow | undefined;
+    try {
+      row = await pending;
+    } catch (err) {
+      // The lookup failed (the database): not the key's fault, so not a failure of the address.
+      if (counted && guard) await guard.refund(req.ip);
+      throw err;
+    }
     const refused = denial(row, now);
-    if (refused) return refuse(req, refused);
+    if (refused) return counted && guard ? decide(req, refused, counted, guard.limit) : refuse(req, refused);
+    if (counted && guard) await guard.refund(req.ip);
     guard?.remember(req.ip, keyId);
     admit(req, row!, now, permission);
   }

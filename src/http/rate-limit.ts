@@ -21,6 +21,8 @@ export interface Limiter {
   hit(key: string, windowMs: number): Hit | Promise<Hit>;
   /** The window's count so far, without counting (0 when no window is open). */
   peek(key: string): Hit | Promise<Hit>;
+  /** Takes back one hit of the open window (a count reserved for what turned out not to count). */
+  refund(key: string): void | Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,10 @@ export function memoryLimiter(): Limiter {
       const w = windows.get(key);
       return w && w.resetAt > now ? { count: w.count, resetMs: w.resetAt - now } : { count: 0, resetMs: 0 };
     },
+    refund(key) {
+      const w = windows.get(key);
+      if (w && w.resetAt > Date.now() && w.count > 0) w.count--;
+    },
     close: async () => clearInterval(sweep),
   };
 }
@@ -58,6 +64,10 @@ if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {c, ttl}`;
+const REFUND_SCRIPT = `
+local c = redis.call('GET', KEYS[1])
+if c and tonumber(c) > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
 const PEEK_SCRIPT = `
 local c = redis.call('GET', KEYS[1])
 if not c then return {0, 0} end
@@ -105,6 +115,17 @@ export function redisLimiter(url: string, onState: (shared: boolean) => void = (
         }
       }
       return local.peek(key);
+    },
+    async refund(key) {
+      if (redis.status === 'ready') {
+        try {
+          await redis.eval(REFUND_SCRIPT, 1, `kyclo:rl:${key}`);
+          return;
+        } catch {
+          setShared(false);
+        }
+      }
+      local.refund(key);
     },
     async close() {
       redis.disconnect();
@@ -168,19 +189,14 @@ export interface KeyGuessingGuard {
   known(ip: string, keyId: string): boolean;
   remember(ip: string, keyId: string): void;
   /**
-   * Counts a lookup of a key not known to work from the address, *before* it is made: the answer is
-   * over the address's lookup budget (LOOKUPS_PER_FAILURE × limit a window) when it is refused. The
-   * failures are counted after the lookup, so a burst of parallel guesses from one address each saw
-   * a count under the limit and all reached the database (300 lookups, and a 200-or-429 answer for a
-   * valid key hidden among them); counted before, at most the budget's lookups are made.
+   * Takes back a failure counted before a lookup that found a valid key. A lookup of a key not known
+   * to work from the address is counted as a failure *before* it is made: counted after, a burst of
+   * parallel guesses from one address each saw a count under the limit and all reached the database
+   * (300 lookups, and a 200-or-429 answer for a valid key hidden among them). A valid key gets its
+   * count back, so valid keys still never count.
    */
-  lookup(ip: string): Hit | Promise<Hit>;
-  /** The lookups an address may make in a window: its failures' limit twice over (valid keys new to it need lookups too). */
-  readonly lookupLimit: number;
+  refund(ip: string): void | Promise<void>;
 }
-
-/** How many lookups of keys new to an address one failure's worth of budget buys (see lookup). */
-const LOOKUPS_PER_FAILURE = 2;
 
 /**
  * Who counts as one client address: an IPv4 address (an IPv4-mapped IPv6 one too), or an IPv6 /64 —
@@ -204,9 +220,8 @@ export function keyGuessingGuard(limiter: Limiter, limit = AUTH_FAILURES_PER_MIN
   const over = (h: Hit) => (h.count >= limit ? h : undefined);
   return {
     limit,
-    lookupLimit: limit * LOOKUPS_PER_FAILURE,
     fail: (ip) => limiter.hit(`authfail:${addressBucket(ip)}`, WINDOW_MS),
-    lookup: (ip) => limiter.hit(`authlookup:${addressBucket(ip)}`, WINDOW_MS),
+    refund: (ip) => limiter.refund(`authfail:${addressBucket(ip)}`),
     blocked(ip) {
       const h = limiter.peek(`authfail:${addressBucket(ip)}`);
       return h instanceof Promise ? h.then(over) : over(h);

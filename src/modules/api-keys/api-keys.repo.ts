@@ -52,6 +52,9 @@ export async function findByHashCached(db: Db, keyHash: Buffer, now = Date.now()
   return row;
 }
 
+/** How many revocations this process has seen: a lookup started before one must not answer a request made after it. */
+export const revocationEpoch = () => revocations;
+
 /** After a revocation commits: no later request in this process may see the key as valid. */
 export const forgetCachedKeys = () => {
   revocations++;
