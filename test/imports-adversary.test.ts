@@ -19,7 +19,7 @@ import { individual } from './helpers/factories.js';
 import { importText, servicesFor } from './helpers/imports.js';
 import { cliEnv, runCli } from './helpers/processes.js';
 import type { Services } from '../src/services.js';
-import { ndjson, type Format } from '../src/modules/imports/formats.js';
+import { json, ndjson, type Format } from '../src/modules/imports/formats.js';
 
 let ctx: TestContext;
 let services: Services;
@@ -326,6 +326,28 @@ describe('an NDJSON line longer than any user', () => {
     expect(performance.now() - started).toBeLessThan(3000);
     expect({ rows, malformed }).toEqual({ rows: 20_000, malformed: [2501, 7501, 12501, 17501] });
   }, 120_000);
+
+  it('in a JSON array, an element longer than 4 MiB is likewise a malformed row, never kept whole; the elements after it are imported, read whole or in 64 KiB chunks', async () => {
+    const { tenantId } = await createTenant(ctx.db);
+    const text = `{"users": [\n${[line('ja-1'), long('ja-2', MAX), line('ja-3'), line('ja-4', ',"country":"XX"')].join(',\n')}\n]}\n`;
+    expect(await run(tenantId, text, { format: 'json' })).toMatchObject({ state: 'completed', counts: { read: 4, imported: 2, rejected: 2 } });
+    expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['ja-1', 'ja-3']);
+    // Before: the element was collected whole, however long, and reported as its occupation's maxLength.
+    expect((await errorsOf(tenantId)).map(({ line: l, field, code, message }) => [l, field, code, message])).toEqual([
+      [3, 'record', 'malformed', `is longer than ${MAX} characters`], [5, 'country', 'invalid_country', expect.any(String)],
+    ]);
+    const bytes = Buffer.from(text);
+    const chunks = Array.from({ length: Math.ceil(bytes.length / 65_536) }, (_, i) => bytes.subarray(i * 65_536, (i + 1) * 65_536));
+    const read = [];
+    for await (const r of json(Readable.from(chunks))) read.push('malformed' in r ? [r.line, r.malformed] : [r.line, 'record' in r && r.record.external_ref]);
+    expect(read).toEqual([[2, 'ja-1'], [3, `is longer than ${MAX} characters`], [4, 'ja-3'], [5, 'ja-4']]);
+    // An element that is exactly at the bound is still read.
+    const atBound = line('ja-5', `,"occupation":"${'x'.repeat(MAX - line('ja-5', ',"occupation":""').length)}"`);
+    expect(atBound.length).toBe(MAX);
+    const one = [];
+    for await (const r of json(Readable.from([`[${atBound}]`]))) one.push('malformed' in r ? r.malformed : 'record' in r && r.record.external_ref);
+    expect(one).toEqual(['ja-5']);
+  }, 60_000);
 });
 
 describe('a row in a state no API call leaves a user in', () => {
@@ -355,12 +377,19 @@ describe('a row in a state no API call leaves a user in', () => {
       // Verified once, a new verification pending: the API leaves a user so. A status without its date counts from the import.
       individual({ external_ref: 'ks-5', kyc: { status: 'pending', level: 1, verified_at: '2023-01-01T00:00:00Z' } }),
       individual({ external_ref: 'ks-6', status: 'closed', status_reason: 'other', created_at: '2024-01-01T00:00:00Z' }),
+      // A status dated, the creation not: created at the change, never after its own history.
+      individual({ external_ref: 'ks-7', status: 'suspended', status_reason: 'fraud_suspected', status_changed_at: '2021-06-01T00:00:00Z' }),
     ]));
-    expect(job).toMatchObject({ counts: { imported: 3, rejected: 3 } });
+    expect(job).toMatchObject({ counts: { imported: 4, rejected: 3 } });
     expect(await errorList(tenantId)).toEqual([
       [2, 'kyc.verified_at', 'required'], [3, 'kyc.verified_at', 'without_verification'], [3, 'kyc.level', 'without_verification'], [4, 'status_changed_at', 'before_created_at'],
     ]);
-    expect((await usersOf(tenantId)).map((u) => u.external_ref)).toEqual(['ks-1', 'ks-5', 'ks-6']);
+    const users = await usersOf(tenantId);
+    expect(users.map((u) => u.external_ref)).toEqual(['ks-1', 'ks-5', 'ks-6', 'ks-7']);
+    const undated = await ctx.db.selectFrom('users').select(['id', 'created_at', 'status_changed_at']).where('tenant_id', '=', tenantId).where('external_ref', '=', 'ks-7').executeTakeFirstOrThrow();
+    expect([undated.created_at.toISOString(), undated.status_changed_at.toISOString()]).toEqual(['2021-06-01T00:00:00.000Z', '2021-06-01T00:00:00.000Z']);
+    const history = await ctx.db.selectFrom('status_changes').select(['to_status', 'created_at']).where('tenant_id', '=', tenantId).where('user_id', '=', undated.id).execute();
+    expect(history).toEqual([{ to_status: 'suspended', created_at: new Date('2021-06-01T00:00:00Z') }]);
   });
 });
 

@@ -337,7 +337,10 @@ function csvRecord(headers: string[], row: string[]): Record<string, unknown> {
 
 /**
  * A JSON array of objects, or an object holding one (Treezor answers `{"users": [...]}`): each
- * element is cut out of the stream by its brackets and parsed alone.
+ * element is cut out of the stream by its brackets and parsed alone. An element longer than an NDJSON
+ * line may be (NDJSON_LINE_MAX) is a malformed row, scanned to its end without being kept: the HTTP
+ * body limit bounds an upload, but the CLI reads files of any size, and one unclosed 2 GB element was
+ * held whole in memory before.
  */
 export async function* json(source: Readable): AsyncGenerator<SourceRecord> {
   let depth = 0;
@@ -347,6 +350,8 @@ export async function* json(source: Readable): AsyncGenerator<SourceRecord> {
   let recordDepth = 0;
   let buf = '';
   let collecting = false;
+  // The characters of the element being collected in earlier chunks; past the bound none are kept.
+  let size = 0;
   let line = 1;
   let startLine = 1;
   for await (const chunk of text(source)) {
@@ -370,17 +375,22 @@ export async function* json(source: Readable): AsyncGenerator<SourceRecord> {
           startLine = line;
           from = i;
           buf = '';
+          size = 0;
         }
       } else if (c === ']' || c === '}') {
         depth--;
         if (collecting && depth === recordDepth) {
           collecting = false;
-          yield parseObject(startLine, buf + chunk.slice(from, i + 1));
+          const long = size + (i + 1 - from) > NDJSON_LINE_MAX;
+          yield long ? { line: startLine, malformed: `is longer than ${NDJSON_LINE_MAX} characters` } : parseObject(startLine, buf + chunk.slice(from, i + 1));
           buf = '';
         }
       }
     }
-    if (collecting) buf += chunk.slice(from);
+    if (collecting) {
+      size += chunk.length - from;
+      buf = size > NDJSON_LINE_MAX ? '' : buf + chunk.slice(from);
+    }
   }
   if (collecting) yield { line: startLine, malformed: 'the file ends inside this record' };
 }

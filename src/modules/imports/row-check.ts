@@ -121,7 +121,9 @@ export function checkRow(m: MappedRow, now = Date.now()): { row: CheckedRow } | 
   const body = m.user as CreateUserInput;
   const { type, external_ref: _e, country, metadata, tags, ...rest } = body;
   const importedAt = new Date(now).toISOString();
-  const at = created ?? importedAt;
+  // A source that dates a status change but not the user's creation: the user existed by then, so it
+  // is created no later than that change (the import's time would put its history before its creation).
+  const at = created ?? (changed !== null && changed < importedAt ? changed : importedAt);
   // A status other than active that the source gives no date for counts from the import, never from
   // the user's creation: a closed user's status date starts its AML retention, and the creation date
   // (years back) let an erasure destroy the record years early. The import is
