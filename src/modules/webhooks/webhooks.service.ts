@@ -59,15 +59,10 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     }
   }
 
-  async function getRow(actor: Actor, id: string): Promise<EndpointRow> {
-    const row = await db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId).where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound('webhook_endpoint', id);
-    return row;
-  }
-
-  /** The endpoint, locked for the rest of the transaction (a rotation or an update racing it waits). */
-  async function lockedRow(tx: Tx, actor: Actor, id: string): Promise<EndpointRow> {
-    const row = await tx.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId).where('id', '=', id).forUpdate().executeTakeFirst();
+  /** The endpoint; on a transaction, locked for the rest of it (a rotation or an update racing it waits). */
+  async function getRow(actor: Actor, id: string, tx?: Tx): Promise<EndpointRow> {
+    const q = (tx ?? db).selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', actor.tenantId).where('id', '=', id);
+    const row = await (tx ? q.forUpdate() : q).executeTakeFirst();
     if (!row) throw notFound('webhook_endpoint', id);
     return row;
   }
@@ -119,7 +114,7 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
       // The change and its audit entry commit together, or neither does: a moved URL redirects the
       // whole event stream, the change an auditor most needs to see.
       const row = await db.transaction().execute(async (tx) => {
-        const before = await lockedRow(tx, actor, id);
+        const before = await getRow(actor, id, tx);
         // Re-enabling starts afresh: the reason and the failing clock are cleared.
         const reenable = patch.enabled === true && !before.enabled;
         const updated = await tx
@@ -144,7 +139,7 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
 
     async remove(actor: Actor, id: string) {
       const row = await db.transaction().execute(async (tx) => {
-        const found = await lockedRow(tx, actor, id);
+        const found = await getRow(actor, id, tx);
         await tx.deleteFrom('webhook_endpoints').where('tenant_id', '=', actor.tenantId).where('id', '=', id).execute();
         await audit(tx, actor, 'webhook_endpoint.deleted', id, { url: found.url });
         return found;
@@ -161,7 +156,7 @@ export function createWebhooksService({ db, keyring, targets }: { db: Db; keyrin
     async rotateSecret(actor: Actor, id: string) {
       const secret = newSecret();
       const row = await db.transaction().execute(async (tx) => {
-        const before = await lockedRow(tx, actor, id);
+        const before = await getRow(actor, id, tx);
         const overlapOpen = before.previous_secret_enc !== null && before.previous_secret_expires_at !== null && before.previous_secret_expires_at.getTime() > Date.now();
         const rotated = await tx
           .updateTable('webhook_endpoints')
