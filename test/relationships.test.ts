@@ -102,6 +102,13 @@ describe('adding a relationship', () => {
     expect((await relate(biz, { type: 'director', related_user_id: b })).statusCode).toBe(201); // no percent: not counted
     const bad = await relate(biz, { type: 'shareholder', related_user_id: a, ownership_percent: 101 });
     expect(bad.statusCode).toBe(400);
+    // A percent that numeric(7,4) rounds to 0 (1e-11 passed the 4-decimal test within its tolerance and
+    // broke the table's check: a 500). Now a 400 naming the field, nothing written.
+    for (const tiny of [1e-11, 0.00004]) {
+      const res = await relate(biz, { type: 'shareholder', related_user_id: a, ownership_percent: tiny });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().errors).toEqual([expect.objectContaining({ field: 'ownership_percent' })]);
+    }
     expect(await rows(biz)).toHaveLength(4);
   });
 

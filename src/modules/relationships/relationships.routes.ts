@@ -7,7 +7,9 @@ import type { RelationshipsService } from './relationships.service.js';
 
 const tags = ['Relationships'];
 const RelationshipType = Type.Enum([...RELATIONSHIP_TYPES], { description: 'See GET /v1/enumerations/relationship_types' });
-const Percent = Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'Percent of the business held (beneficial_owner and shareholder only), up to 4 decimals' });
+// At least 0.0001 (stored as numeric(7,4)): a smaller positive number rounds to 0 there and broke the
+// table's check (ownership_percent > 0) as a 500; 1e-11 passed the 4-decimal test within its tolerance.
+const Percent = Type.Number({ minimum: 0.0001, maximum: 100, description: 'Percent of the business held (beneficial_owner and shareholder only), 0.0001 to 100, up to 4 decimals' });
 const Day = Type.String({ format: 'date', description: 'YYYY-MM-DD' });
 
 export const Relationship = Type.Object({
