@@ -223,8 +223,22 @@ describe('an identifier number held for approval', () => {
         .where('id', '=', user.id).execute();
       expect((await reader.get(`/v1/users/${user.id}`)).json().pending_changes[0].proposed).toEqual({ tax_number: '*****4321' });
       const crId = res.json().pending_changes[0].id as string;
+      // The review queue shows the change as {from, to}: both numbers masked there too (before, only a
+      // number held directly under tax_number was masked, and the queue answered both whole).
+      const reads = [await officer.get(`/v1/change-requests/${crId}`), await officer.get(`/v1/users/${user.id}/change-requests`), await officer.get('/v1/change-requests?status=pending')];
+      for (const read of reads) {
+        expect(read.statusCode, read.body).toBe(200);
+        expect(read.body).not.toMatch(/987654321|111111112/);
+      }
+      expect(reads[0]!.json().changes.tax_number).toEqual({ from: '*****1112', to: '*****4321' });
       const approved = await officer.post(`/v1/change-requests/${crId}/approve`, {});
       expect(approved.statusCode, approved.body).toBe(200);
+      expect(approved.body).not.toMatch(/987654321|111111112/);
+      expect(approved.json().changes.tax_number).toEqual({ from: '*****1112', to: '*****4321' });
+      for (const read of [await platform.get(`/v1/events?user_id=${user.id}`), await officer.get(`/v1/audit-events?user_id=${user.id}`)]) {
+        expect(read.statusCode, read.body).toBe(200);
+        expect(read.body).not.toMatch(/987654321|111111112/);
+      }
       expect((await userRow(user.id)).profile).toMatchObject({ tax_number: '987654321' });
       expect((await userRow(user.id)).pending_changes).toEqual([]);
     } finally {

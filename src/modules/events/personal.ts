@@ -25,10 +25,20 @@ export function maskIdentifiers<T>(value: T): T {
   if (Array.isArray(value)) return value.map(maskIdentifiers) as T;
   if (typeof value !== 'object' || value === null) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = IDENTIFIER_KEYS.has(k) && typeof v === 'string' ? maskNumber(v) : maskIdentifiers(v);
-  }
+  for (const [k, v] of Object.entries(value)) out[k] = IDENTIFIER_KEYS.has(k) ? maskEvery(v) : maskIdentifiers(v);
   return out as T;
+}
+
+/**
+ * Every string under an identifier key masked, however it is held: the number itself, or a change's
+ * `{ from, to }` (a change request's `changes.tax_number`, which once left whole because only a
+ * string under the key was masked).
+ */
+function maskEvery(value: unknown): unknown {
+  if (typeof value === 'string') return maskNumber(value);
+  if (Array.isArray(value)) return value.map(maskEvery);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskEvery(v)]));
 }
 
 /** The personal parts of many rows, opened with one key lookup, identifier numbers masked; undefined where there is none or it is gone. */
