@@ -248,6 +248,38 @@ describe('an identifier number held for approval', () => {
 });
 
 describe('a tenant-defined value held for approval', () => {
+  it('is refused at approval (422 user.value_too_large, nothing applied) when the values already applied and it would pass 8 KiB together: each was checked alone when held', async () => {
+    const names = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    // Nine properties of 200 characters: ≈ 1.9 KB a value, under the 2 KiB bound on one value.
+    const props = Object.fromEntries('abcdefghi'.split('').map((k) => [k, { type: 'string', maxLength: 200 }]));
+    const policy = {
+      custom_fields: Object.fromEntries(names.map((n) => [n, { schema: { type: 'object', properties: props }, personal: false, searchable: false }])),
+      fields: { individual: { verified: Object.fromEntries(names.map((n) => [`custom.${n}`, 'approval'])) } },
+    };
+    const put = await platform.put('/v1/policy', policy);
+    expect(put.statusCode, put.body).toBe(200);
+    try {
+      const user = await verifiedUser();
+      const value = (c: string) => Object.fromEntries('abcdefghi'.split('').map((k) => [k, c.repeat(200)]));
+      const ids: string[] = [];
+      for (const [i, n] of names.entries()) {
+        const res = await platform.patch(`/v1/users/${user.id}`, { custom: { [n]: value(String(i)) } });
+        expect(res.statusCode, res.body).toBe(200);
+        ids.push(res.json().pending_changes.at(-1).id);
+      }
+      const outcomes = [];
+      for (const id of ids) outcomes.push((await officer.post(`/v1/change-requests/${id}/approve`, {})).statusCode);
+      // Four values (≈ 7.5 KB) fit; the fifth would make ≈ 9.4 KB of the 8 KiB bound.
+      expect(outcomes).toEqual([200, 200, 200, 200, 422]);
+      const refused = await officer.post(`/v1/change-requests/${ids[4]}/approve`, {});
+      expect(refused.json()).toMatchObject({ code: 'user.value_too_large', errors: [{ field: 'custom', code: 'too_large' }] });
+      expect(Object.keys((await platform.get(`/v1/users/${user.id}`)).json().custom).sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
+      expect((await officer.get(`/v1/change-requests/${ids[4]}`)).json().status).toBe('pending');
+    } finally {
+      await platform.put('/v1/policy', {});
+    }
+  });
+
   it('is checked at approval against the field’s definition as it is then: narrowed or removed since → 409, nothing applied', async () => {
     const policy = (tier: object) => ({
       custom_fields: { tier: { schema: tier, personal: false, searchable: false } },

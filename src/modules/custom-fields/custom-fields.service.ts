@@ -19,6 +19,15 @@ export async function loadDefinitions(db: Db | Tx, tenantId: string): Promise<Cu
 const tooLarge = (e: { field: string; code: string; message: string }) =>
   new AppError(422, 'user.value_too_large', `The change would exceed a size bound: ${e.field}.`, { errors: [e] });
 
+/**
+ * A row about to be written, its plain custom values against the bound on all of them (422): an
+ * approval applies values that were each checked alone when held, while others were applied meanwhile.
+ */
+export function assertCustomSize(profile: unknown): void {
+  const big = customTooLarge((profile as JsonObject | null)?.custom ?? {});
+  if (big) throw tooLarge(big);
+}
+
 /** A create's `custom`, checked (400 naming custom.<name>) and without nulls: the plain values to store. */
 export function checkedCreateValues(defs: CustomFieldDefinitions, input: JsonObject): JsonObject {
   const errors = checkCustomInput(defs, {}, input);

@@ -75,11 +75,12 @@ export function changeRequestRoutes(service: ChangeRequestsService) {
         tags,
         summary: 'Approve: apply every proposed value at once',
         description:
-          'If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied; a tenant-defined value that no longer fits its field\'s definition (changed or removed since) → 409 change_request.invalid_now, nothing applied. ' +
+          'If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied; a tenant-defined value that no longer fits its field\'s definition (changed or removed since) → 409 change_request.invalid_now, nothing applied; ' +
+          'tenant-defined values that would pass their 8 KiB bound together with those applied since → 422 user.value_too_large, nothing applied. ' +
           'The key that made the request cannot approve it (403). Events user.change_approved and user.updated.',
         params: IdParam('chg'),
         body: Type.Optional(Type.Object({ note: Type.Optional(Note) }, { additionalProperties: false })),
-        response: { 200: { ...ChangeRequest, description: 'The change request, decided' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415) },
+        response: { 200: { ...ChangeRequest, description: 'The change request, decided' }, ...errors(...AUTH_ERRORS, 404, 409, 413, 415, 422) },
       },
       handler: async (req) => service.approve(req.actor, req.params.id, req.body ?? {}),
     });

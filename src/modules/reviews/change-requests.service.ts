@@ -17,7 +17,7 @@ import type { Keyring } from '../../crypto/keyring.js';
 import { CHANGES_FIELD, DECISION_FIELD, maskIdentifiers, PERSONAL_FIELD } from '../events/personal.js';
 import { lockGraph } from '../relationships/relationships.repo.js';
 import { openTitles, type Proposal, type RelationshipsService } from '../relationships/relationships.service.js';
-import { loadDefinitions, plainForApproval } from '../custom-fields/custom-fields.service.js';
+import { assertCustomSize, loadDefinitions, plainForApproval } from '../custom-fields/custom-fields.service.js';
 import { checkCustomInput } from '../custom-fields/values.js';
 
 /**
@@ -163,8 +163,10 @@ export function createChangeRequestsService({ db, keyring, relationships }: { db
         const current = Object.fromEntries(fields.map((f) => [f, changes[f]!.to ?? null]));
         await checkCustomStillValid(tx, actor.tenantId, fields, current);
         const actions = fulfilled(user, { fields: fields.filter((f) => current[f] !== null) });
+        const next = applyValues(plain.row, current);
+        if (fields.some((f) => f.startsWith('custom.'))) assertCustomSize(next.profile);
         const updated = await users.updateAtVersion(tx, actor.tenantId, user.id, user.version, {
-          ...(await plain.seal(applyValues(plain.row, current))),
+          ...(await plain.seal(next)),
           pending_changes: user.pending_changes.filter((p) => p.id !== cr.id),
           ...(actions.next ? { required_actions: actions.next } : {}),
         });
