@@ -185,7 +185,9 @@ describe('the default field policy over HTTP: every field × user type × KYC st
           user_id: id, version: after.row.version, changed_fields: [field], previous: { [field]: shown(field, from) }, current: { [field]: shown(field, to) },
         });
         if (review) expect(newEvents[1]!.data).toMatchObject({ user_id: id, from: 'verified', to: 'review_required', fields: [field] });
-        expect(after.audits.at(-1)).toMatchObject({ action: 'user.updated', outcome: 'applied', changed_fields: [field] });
+        // A reviewed field's change says in the audit log, not only in the event, that verification lapsed.
+        expect(after.audits.at(-1)).toMatchObject({ action: 'user.updated', outcome: 'applied', changed_fields: review ? [field, 'kyc.status'] : [field] });
+        if (review) expect(after.audits.at(-1)!.details).toMatchObject({ review_required: true, kyc_status: { from: 'verified', to: 'review_required' } });
         break;
       }
       case 'approval': {

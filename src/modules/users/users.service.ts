@@ -68,11 +68,19 @@ function checkPatch(row: UserViewRow, patch: PatchUserInput): void {
   assertValid(patch as JsonObject);
 }
 
-/** What applying fields records: user.updated, and user.kyc_status_changed when a reviewed field moved. */
+/**
+ * What applying fields records: user.updated, and user.kyc_status_changed when a reviewed field moved.
+ * The audit entry names the KYC move too (`kyc.status` among its changed fields, from and to in its
+ * details): the audit log, not only the event stream, must say that the user's verification lapsed.
+ */
 function appliedChange(row: UserViewRow, plan: PatchPlan, version: number, personal: string): { audit: AuditInput; events: EventInput[] } {
   const { fields } = plan.applied!;
+  const lapsed = plan.review && row.kyc_status !== 'review_required';
+  const audit: AuditInput = lapsed
+    ? { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: [...fields, 'kyc.status'], details: { review_required: true, kyc_status: { from: row.kyc_status, to: 'review_required' } }, personal }
+    : { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: fields, details: { review_required: plan.review }, personal };
   return {
-    audit: { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: fields, details: { review_required: plan.review }, personal },
+    audit,
     events: [
       { type: 'user.updated', userId: row.id, data: { user_id: row.id, version, changed_fields: fields }, personal },
       ...(plan.review
