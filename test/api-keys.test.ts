@@ -147,6 +147,22 @@ describe('creating a key', () => {
     expect(await countAudit()).toBe(audit);
   });
 
+  it('a key that expires cannot make one that outlives it: no expiry, or a later one, is 400 naming expires_at; at or before its own is made', async () => {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    const { key } = await mint({ role: 'ADMIN', expires_at: expires });
+    const contractor = client(ctx.app, key);
+    const [keys, audit] = [await countKeys(), await countAudit()];
+    for (const body of [{ role: 'ADMIN', name: 'forever' }, { role: 'ADMIN', name: 'later', expires_at: new Date(Date.now() + 7200_000).toISOString() }]) {
+      const res = await contractor.post('/v1/api-keys', body);
+      expectProblem(res, 400, 'request.validation_failed');
+      expect(res.json().errors).toEqual([expect.objectContaining({ field: 'expires_at', code: 'outlives_creator' })]);
+    }
+    expect([await countKeys(), await countAudit()]).toEqual([keys, audit]);
+    const made = await contractor.post('/v1/api-keys', { role: 'DEVELOPER', name: 'until then', expires_at: expires });
+    expect(made.statusCode, made.body).toBe(201);
+    expect((await keyRow(made.json().id)).expires_at?.toISOString()).toBe(expires);
+  });
+
   it.each([
     ['an unknown role', { role: 'SUPERUSER', name: 'x' }, 'role'],
     ['an empty name', { role: 'READER', name: '' }, 'name'],

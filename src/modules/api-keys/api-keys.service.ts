@@ -59,6 +59,15 @@ export function createApiKeysService({ db }: { db: Db }) {
       const secret = generateSecret();
       const row = await db.transaction().execute(async (tx) => {
         await lockTenant(tx, actor.tenantId);
+        // A key never outlives the key that made it: a contractor's ADMIN key expiring tomorrow could
+        // otherwise mint itself a permanent ADMIN key, and the expiry the OWNER chose would mean nothing.
+        const creator = actor.keyId ? await repo.get(tx, actor.tenantId, actor.keyId) : undefined;
+        if (creator?.expires_at && (!expiresAt || expiresAt > creator.expires_at)) {
+          throw validationFailed([{
+            field: 'expires_at', code: 'outlives_creator',
+            message: `must be set, at or before ${creator.expires_at.toISOString()}: the key creating it expires then`,
+          }]);
+        }
         if ((await repo.countActive(tx, actor.tenantId)) >= MAX_ACTIVE_API_KEYS) {
           throw new AppError(409, 'api_key.limit_reached', `A tenant may hold ${MAX_ACTIVE_API_KEYS} active API keys; revoke one first.`, {
             limit: MAX_ACTIVE_API_KEYS,
