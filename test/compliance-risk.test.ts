@@ -189,7 +189,7 @@ describe('a prohibited rating', () => {
 
   it('denies what a flagged user’s status leaves open, whatever the tenant’s matrix; the status’s own reasons come first', async () => {
     const id = await verifiedPerson();
-    expect((await api.post(`/v1/users/${id}/flag`, {})).statusCode).toBe(201);
+    expect((await api.post(`/v1/users/${id}/flag`, { reason: 'compliance_review' })).statusCode).toBe(201);
     expect((await put(officer, id, { rating: 'prohibited', status: 'rejected', reason: 'x' })).statusCode).toBe(200);
     expect(await verdicts(id)).toEqual({ deposits: 'risk_prohibited', withdrawals: 'under_review', exchanges: 'under_review', card_transactions: 'risk_prohibited' });
     // A matrix opening everything to flagged users does not open a prohibited one.

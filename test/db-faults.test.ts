@@ -36,7 +36,7 @@ describe('killed database connections', () => {
     const load = async (w: number) => {
       for (let i = w; !stop; i += 8) {
         const user = users[i % users.length]!;
-        const body = Math.random() < 0.5 ? { status: 'flagged', reason: 'aml_alert' } : { status: 'active' };
+        const body = Math.random() < 0.5 ? { status: 'flagged', reason: 'aml_alert' } : { status: 'active', reason: 'review_cleared' };
         let res: Response;
         try {
           res = await fetch(`${server.baseUrl}/v1/users/${user}/status-changes`, {

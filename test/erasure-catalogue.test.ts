@@ -128,7 +128,7 @@ describe('the erasure canary, against the catalogue', () => {
     const second = (await officer.patch(`/v1/users/${user.id}`, { last_name: mk('proposed2') })).json().pending_changes[0].id;
     ok(await api.post(`/v1/change-requests/${second}/reject`, { reason: mk('rejectreason'), note: mk('rejectnote') }), 200);
     ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'suspended', reason: 'fraud_suspected', note: mk('suspendnote') }), 201);
-    ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', note: mk('reactivatenote') }), 201);
+    ok(await api.post(`/v1/users/${user.id}/status-changes`, { status: 'active', reason: 'review_cleared', note: mk('reactivatenote') }), 201);
     ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'high', status: 'pending', reason: mk('riskreason') } }), 200);
     ok(await officer.call({ method: 'PUT', url: `/v1/users/${user.id}/risk`, body: { rating: 'medium', status: 'cleared', reason: mk('riskreason2') } }), 200);
     ok(await api.post(`/v1/users/${user.id}/required-actions`, { code: 'provide_field', field: 'occupation', message: mk('actionmessage') }), 201);

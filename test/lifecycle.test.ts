@@ -44,7 +44,7 @@ describe('status changes', () => {
     expect(await history(id)).toHaveLength(1);
     // The shorthands keep their own rule, and say it: unsuspend only leaves suspended (though
     // blocked → active is allowed, so the detail must not claim the move itself is impossible).
-    const unsuspend = await api.post(`/v1/users/${id}/unsuspend`, {});
+    const unsuspend = await api.post(`/v1/users/${id}/unsuspend`, { reason: 'review_cleared' });
     expect(unsuspend.statusCode).toBe(409);
     expect(unsuspend.json().detail).toMatch(/^This move only applies to a suspended user; this user is blocked\./);
     expect(unsuspend.json().detail).not.toMatch(/cannot become active/);
@@ -52,18 +52,19 @@ describe('status changes', () => {
     expect((await row(id)).status).toBe('active');
   });
 
-  it('a shorthand whose fields are all optional takes no body, or an empty JSON one; a required body is still asked for', async () => {
+  it('a shorthand without a body, or with an empty JSON one, is asked for its reason (400) and changes nothing', async () => {
     const id = await newUser();
     const flag = await api.call({ method: 'POST', url: `/v1/users/${id}/flag` });
-    expect(flag.statusCode).toBe(201);
-    expect(flag.json()).toMatchObject({ from: 'active', to: 'flagged', reason: null, origin: 'operator' });
+    expect(flag.statusCode).toBe(400);
+    expect(flag.json()).toMatchObject({ code: 'request.validation_failed' });
     const emptyJson = await api.call({ method: 'POST', url: `/v1/users/${id}/status-changes`, body: '', headers: { 'content-type': 'application/json' } });
     expect(emptyJson.statusCode).toBe(400);
     expect(emptyJson.json()).toMatchObject({ code: 'request.validation_failed', errors: [expect.objectContaining({ field: 'body' })] });
     await api.post(`/v1/users/${id}/block`, { reason: 'sanctions_match' });
     const unblock = await api.call({ method: 'POST', url: `/v1/users/${id}/unblock`, body: '', headers: { 'content-type': 'application/json' } });
-    expect(unblock.statusCode).toBe(201);
-    expect((await row(id)).status).toBe('active');
+    expect(unblock.statusCode).toBe(400);
+    expect((await row(id)).status).toBe('blocked');
+    expect(await history(id)).toEqual([expect.objectContaining({ to_status: 'blocked' })]);
   });
 
   it('closing needs the close permission on every route: a COMPLIANCE_OFFICER may suspend but not close', async () => {
@@ -76,17 +77,32 @@ describe('status changes', () => {
     expect((await officer.post(`/v1/users/${id}/status-changes`, { status: 'suspended', reason: 'other' })).statusCode).toBe(201);
   });
 
-  it('requires a published reason code into suspended, blocked and closed', async () => {
+  it('requires a published reason code for every move: into a freeze, and out of one (product.md: every change carries a reason code)', async () => {
     const id = await newUser();
     for (const [path, body] of [
-      ['suspend', {}], ['block', {}], ['status-changes', { status: 'closed' }], ['suspend', { reason: 'bored' }],
+      ['suspend', {}], ['block', {}], ['status-changes', { status: 'closed' }], ['suspend', { reason: 'bored' }], ['flag', {}], ['flag', { note: 'looks odd' }],
+      ['status-changes', { status: 'flagged' }],
     ] as const) {
       const res = await api.post(`/v1/users/${id}/${path}`, body);
       expect(res.statusCode, `${path} ${JSON.stringify(body)}`).toBe(400);
       expect(res.json().errors[0].field).toBe('reason');
     }
-    expect((await api.post(`/v1/users/${id}/flag`, {})).statusCode).toBe(201);
-    expect((await row(id)).status).toBe('flagged');
+    expect(await history(id)).toEqual([]);
+    expect((await api.post(`/v1/users/${id}/suspend`, { reason: 'aml_alert' })).statusCode).toBe(201);
+    // Lifting the freeze lets money move again: it says why as surely as the freeze did.
+    for (const [path, body] of [['unsuspend', {}], ['status-changes', { status: 'active' }], ['status-changes', { status: 'active', reason: null }]] as const) {
+      const res = await api.post(`/v1/users/${id}/${path}`, body);
+      expect(res.statusCode, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(res.json().errors[0].field).toBe('reason');
+    }
+    expect((await row(id)).status).toBe('suspended');
+    const lifted = await api.post(`/v1/users/${id}/unsuspend`, { reason: 'review_cleared', note: 'alert 17 closed, no suspicion' });
+    expect(lifted.statusCode, lifted.body).toBe(201);
+    expect(await history(id)).toEqual([
+      expect.objectContaining({ from_status: 'active', to_status: 'suspended', reason: 'aml_alert' }),
+      expect.objectContaining({ from_status: 'suspended', to_status: 'active', reason: 'review_cleared' }),
+    ]);
+    expect((await eventsOf(id, 'user.status_changed')).map((e) => (e.data as { reason: string }).reason)).toEqual(['aml_alert', 'review_cleared']);
   });
 
   it('50 concurrent suspensions of one active user: exactly one succeeds, 49 answer 409, one history entry', async () => {
@@ -200,7 +216,7 @@ describe('closing', () => {
     expect(request).toMatchObject({ status: 'cancelled', decision_reason: 'user_closed' });
     for (const [label, call] of [
       ['patch', () => api.patch(`/v1/users/${id}`, { occupation: 'x' })],
-      ['status', () => api.post(`/v1/users/${id}/status-changes`, { status: 'active' })],
+      ['status', () => api.post(`/v1/users/${id}/status-changes`, { status: 'active', reason: 'review_cleared' })],
       ['suspend', () => api.post(`/v1/users/${id}/suspend`, { reason: 'other' })],
       ['verification', () => api.post(`/v1/users/${id}/verifications`, { result: 'approved', provider: 'x' })],
     ] as const) {

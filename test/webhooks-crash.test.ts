@@ -43,7 +43,7 @@ describe('webhooks across crashes', () => {
       while (!stop) {
         const user = users[(i++ * 7) % users.length]!;
         // Either move may be refused (409, the user is already there): only committed moves count.
-        const body = Math.random() < 0.5 ? { status: 'flagged', reason: 'aml_alert' } : { status: 'active' };
+        const body = Math.random() < 0.5 ? { status: 'flagged', reason: 'aml_alert' } : { status: 'active', reason: 'review_cleared' };
         try {
           await fetch(`${server.baseUrl}/v1/users/${user}/status-changes`, {
             method: 'POST', headers: { authorization: `Bearer ${ownerKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body),

@@ -143,8 +143,8 @@ export function createKycloClient(options: KycloClientOptions) {
     /** Close for good, saying who asked (origin) and why (a reason code). */
     close: (id: string, body: CloseInput) => ok(api.DELETE('/v1/users/{id}', { ...user(id), body })),
     ...(Object.fromEntries(
-      STATUS_MOVES.map((move) => [move, (id: string, body: StatusMoveInput = {}) => ok(api.POST(`/v1/users/{id}/${move}`, { ...user(id), body }))]),
-    ) as Record<(typeof STATUS_MOVES)[number], (id: string, body?: StatusMoveInput) => Promise<StatusChange>>),
+      STATUS_MOVES.map((move) => [move, (id: string, body: StatusMoveInput) => ok(api.POST(`/v1/users/{id}/${move}`, { ...user(id), body }))]),
+    ) as Record<(typeof STATUS_MOVES)[number], (id: string, body: StatusMoveInput) => Promise<StatusChange>>),
   };
 
   const events = {

@@ -425,7 +425,7 @@ export interface paths {
         put?: never;
         /**
          * Approve: apply every proposed value at once
-         * @description If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied; a tenant-defined value that no longer fits its field's definition (changed or removed since) → 409 change_request.invalid_now, nothing applied. The key that made the request cannot approve it (403). Events user.change_approved and user.updated.
+         * @description If any of the fields changed since the request was made → 409 change_request.stale and nothing is applied; a tenant-defined value that no longer fits its field's definition (changed or removed since) → 409 change_request.invalid_now, nothing applied; tenant-defined values that would pass their 8 KiB bound together with those applied since → 422 user.value_too_large, nothing applied. The key that made the request cannot approve it (403). Events user.change_approved and user.updated.
          */
         post: operations["approveChangeRequest"];
         delete?: never;
@@ -463,7 +463,7 @@ export interface paths {
         put?: never;
         /**
          * Move a user to another status
-         * @description A move the transition table forbids answers 409 user.transition_not_allowed with the allowed next states; a reason code is required into suspended, blocked and closed. With If-Match, a stale version answers 412.
+         * @description A move the transition table forbids answers 409 user.transition_not_allowed with the allowed next states; every move takes a reason code (lifting a freeze as much as making one). With If-Match, a stale version answers 412.
          */
         post: operations["changeUserStatus"];
         delete?: never;
@@ -8478,7 +8478,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description idempotency.key_reused: this Idempotency-Key was used with another request */
+            /** @description Refused by a business rule; or idempotency.key_reused: this Idempotency-Key was used with another request */
             422: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -8851,7 +8851,7 @@ export interface operations {
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default
@@ -9048,14 +9048,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /**
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default
@@ -9252,14 +9252,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /**
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default
@@ -9456,14 +9456,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /**
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default
@@ -9660,14 +9660,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /**
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default
@@ -9864,14 +9864,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /**
                      * @description See GET /v1/enumerations/reason_codes
                      * @enum {unknown}
                      */
-                    reason?: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
+                    reason: "fraud_suspected" | "account_takeover_reported" | "compliance_review" | "sanctions_match" | "aml_alert" | "kyc_failed" | "review_cleared" | "user_request" | "dormant" | "deceased" | "erasure_requested" | "other";
                     note?: string;
                     /**
                      * @description Who initiated it; operator by default

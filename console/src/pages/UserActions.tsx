@@ -15,8 +15,6 @@ export const REASON_CODES = [
 type Reason = (typeof REASON_CODES)[number];
 type Move = 'flag' | 'suspend' | 'unsuspend' | 'block' | 'unblock';
 type Kind = Move | 'clear_flag' | 'close' | 'erasure' | 'legal_hold_set' | 'legal_hold_clear';
-// The moves the server refuses without a reason code (lifecycle/user-status.ts REASON_REQUIRED).
-const REASON_REQUIRED: readonly Kind[] = ['suspend', 'block', 'close'];
 
 interface Action {
   kind: Kind;
@@ -91,9 +89,9 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
       } else if (action.kind === 'legal_hold_clear') {
         await client.ok(client.api.DELETE('/v1/users/{id}/legal-hold', path));
       } else if (action.kind === 'clear_flag') {
-        await client.ok(client.api.POST('/v1/users/{id}/status-changes', { ...path, body: { status: 'active', reason: reason || undefined, note } }));
+        await client.ok(client.api.POST('/v1/users/{id}/status-changes', { ...path, body: { status: 'active', reason, note } }));
       } else {
-        await client.users[action.kind](user.id, { reason: reason || undefined, note });
+        await client.users[action.kind](user.id, { reason, note });
       }
     });
   };
@@ -103,9 +101,10 @@ function ActionForm({ session, user, action, onClose }: { session: Session; user
       {needsReasonCode && (
         <div className="field">
           <label htmlFor="action-reason">Reason code</label>
-          <select id="action-reason" name="reason" required={REASON_REQUIRED.includes(action.kind)} defaultValue="">
-            <option value="" disabled={REASON_REQUIRED.includes(action.kind)}>
-              {REASON_REQUIRED.includes(action.kind) ? 'Choose a reason' : 'None'}
+          {/* Every status change takes one (lifecycle/user-status.ts): lifting a freeze as much as making one. */}
+          <select id="action-reason" name="reason" required defaultValue="">
+            <option value="" disabled>
+              Choose a reason
             </option>
             {REASON_CODES.map((r) => (
               <option key={r} value={r}>

@@ -73,11 +73,11 @@ export function lifecycleRoutes(service: LifecycleService, erasure: ErasureServi
         summary: 'Move a user to another status',
         description:
           'A move the transition table forbids answers 409 user.transition_not_allowed with the allowed next states; ' +
-          'a reason code is required into suspended, blocked and closed. With If-Match, a stale version answers 412.',
+          'every move takes a reason code (lifting a freeze as much as making one). With If-Match, a stale version answers 412.',
         params: IdParam('usr'),
         headers: IfMatch,
         body: Type.Object(
-          { status: Type.Enum([...STATUSES]), reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) },
+          { status: Type.Enum([...STATUSES]), reason: Reason, note: Type.Optional(Note), origin: Type.Optional(Origin) },
           { additionalProperties: false },
         ),
         response: { 201: { ...StatusChange, description: 'The status change, made' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
@@ -102,12 +102,12 @@ export function lifecycleRoutes(service: LifecycleService, erasure: ErasureServi
           summary: `${name[0]!.toUpperCase()}${name.slice(1)} a user (→ ${move.to}${move.from ? `, only from ${move.from}` : ''})`,
           params: IdParam('usr'),
           headers: IfMatch,
-          body: Type.Optional(Type.Object({ reason: Type.Optional(Reason), note: Type.Optional(Note), origin: Type.Optional(Origin) }, { additionalProperties: false })),
+          body: Type.Object({ reason: Reason, note: Type.Optional(Note), origin: Type.Optional(Origin) }, { additionalProperties: false }),
           response: { 201: { ...StatusChange, description: 'The status change, made' }, ...errors(...AUTH_ERRORS, 404, 409, 412, 413, 415) },
         },
         handler: async (req, reply) => {
           const { change } = await service.transition(
-            req.actor, req.params.id, { ...(req.body ?? {}), status: move.to },
+            req.actor, req.params.id, { ...req.body, status: move.to },
             { requiredFrom: move.from, ifMatch: parseIfMatch(req.headers['if-match']) },
           );
           reply.code(201);

@@ -81,7 +81,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     if (!check.ok) {
       if (check.code === 'user.closed') throw userClosed(userId);
       if (check.code === 'reason_required') {
-        throw validationFailed([{ field: 'reason', code: 'required', message: `a reason code is required to move a user to ${input.status}` }]);
+        throw validationFailed([{ field: 'reason', code: 'required', message: 'every status change takes a reason code (GET /v1/enumerations/reason_codes)' }]);
       }
       throw new AppError(409, 'user.transition_not_allowed', transitionRefused(from, input.status, opts.requiredFrom ?? null, check.allowed), {
         current_status: from,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkTransition, initialStatusProblem, REASON_REQUIRED, STATUSES, TRANSITIONS } from './user-status.js';
+import { checkTransition, initialStatusProblem, STATUSES, TRANSITIONS } from './user-status.js';
 import { DEFAULT_CAPABILITIES, effectiveCapabilities, evaluate, OPERATIONS, validateCapabilityOverrides } from './capabilities.js';
 
 describe('the status transition table', () => {
@@ -24,11 +24,13 @@ describe('the status transition table', () => {
     }
   });
 
-  it('requires a reason into suspended, blocked and closed only', () => {
-    expect(REASON_REQUIRED).toEqual(['suspended', 'blocked', 'closed']);
-    for (const to of ['suspended', 'blocked', 'closed'] as const) expect(checkTransition('active', to, null).ok).toBe(false);
-    expect(checkTransition('active', 'flagged', null)).toEqual({ ok: true });
-    expect(checkTransition('suspended', 'active', undefined)).toEqual({ ok: true });
+  it('requires a reason for every allowed move, out of a freeze as into one', () => {
+    for (const from of STATUSES) {
+      for (const to of TRANSITIONS[from]) {
+        for (const none of [null, undefined, '']) expect(checkTransition(from, to, none)).toEqual({ ok: false, code: 'reason_required', allowed: TRANSITIONS[from] });
+        expect(checkTransition(from, to, 'review_cleared')).toEqual({ ok: true });
+      }
+    }
   });
 
   it('gives a first status a reason only when it is not active (POST /v1/users and an import alike)', () => {
@@ -37,9 +39,9 @@ describe('the status transition table', () => {
   });
 
   it('lets unsuspend leave only suspended and unblock only blocked', () => {
-    expect(checkTransition('flagged', 'active', null, 'suspended')).toMatchObject({ ok: false, code: 'user.transition_not_allowed' });
-    expect(checkTransition('suspended', 'active', null, 'suspended')).toEqual({ ok: true });
-    expect(checkTransition('flagged', 'active', null, 'blocked')).toMatchObject({ ok: false });
+    expect(checkTransition('flagged', 'active', 'review_cleared', 'suspended')).toMatchObject({ ok: false, code: 'user.transition_not_allowed' });
+    expect(checkTransition('suspended', 'active', 'review_cleared', 'suspended')).toEqual({ ok: true });
+    expect(checkTransition('flagged', 'active', 'review_cleared', 'blocked')).toMatchObject({ ok: false });
   });
 });
 

@@ -1,5 +1,7 @@
 // The account lifecycle as a pure transition table (product.md, "Account status"). `closed` is
-// terminal: no transition leaves it. Moves into suspended, blocked and closed must say why.
+// terminal: no transition leaves it. Every move says why with a reason code (product.md: "every change
+// carries a reason code"): lifting a freeze or a block lets money move again, and the officer who
+// reads the history must see why as surely as for the freeze itself (`review_cleared`, …).
 
 export const STATUSES = ['active', 'flagged', 'suspended', 'blocked', 'closed'] as const;
 export type Status = (typeof STATUSES)[number];
@@ -13,8 +15,6 @@ export const TRANSITIONS: Readonly<Record<Status, readonly Status[]>> = {
   blocked: ['active', 'closed'],
   closed: [],
 };
-
-export const REASON_REQUIRED: readonly Status[] = ['suspended', 'blocked', 'closed'];
 
 /**
  * A user's first status (POST /v1/users, an imported row): a reason says why the user left active, so
@@ -46,6 +46,6 @@ export function checkTransition(from: Status, to: Status, reason: string | null 
   if (!TRANSITIONS[from].includes(to) || (requiredFrom !== null && from !== requiredFrom)) {
     return { ok: false, code: 'user.transition_not_allowed', allowed: TRANSITIONS[from] };
   }
-  if (REASON_REQUIRED.includes(to) && !reason) return { ok: false, code: 'reason_required', allowed: TRANSITIONS[from] };
+  if (!reason) return { ok: false, code: 'reason_required', allowed: TRANSITIONS[from] };
   return { ok: true };
 }
