@@ -15,10 +15,8 @@ import { verifyAuditLog, verifyTenantChain, type VerifyOptions } from '../src/mo
 import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
-import { startReceiver } from './helpers/receiver.js';
-import { createDispatcher } from '../src/workers/dispatcher.js';
+import { startReceiver, localDispatcher } from './helpers/receiver.js';
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let ctx: TestContext;
 let superuser: Db;
@@ -493,7 +491,7 @@ describe('signed checkpoints, published for auditors', () => {
     const t = await createTenant(ctx.db);
     const api = client(ctx.app, t.ownerKey);
     const receiver = await startReceiver();
-    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    const dispatcher = localDispatcher(ctx);
     try {
       const endpoint = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['audit.checkpoint'] })).json();
       for (let round = 0; round < 3; round++) {

@@ -4,14 +4,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { startReceiver } from './helpers/receiver.js';
+import { startReceiver, localDispatcher } from './helpers/receiver.js';
 import { axe, hasChromium, launchBrowser, serious, signIn, startConsoleApp, type Browser } from './helpers/browser.js';
-import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
+import type { Dispatcher } from '../src/workers/dispatcher.js';
 import { sealAuditLog } from '../src/modules/audit/chain.js';
 import { verifyAuditLog } from '../src/modules/audit/verify.js';
 import { recordVerifications } from '../src/modules/audit/verification-record.js';
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 describe.skipIf(!hasChromium)('the console’s operations pages in chromium', () => {
   let ctx: TestContext;
@@ -26,7 +25,7 @@ describe.skipIf(!hasChromium)('the console’s operations pages in chromium', ()
   beforeAll(async () => {
     ({ ctx, base, tenantId, ownerKey, owner } = await startConsoleApp());
     receiver = await startReceiver();
-    dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    dispatcher = localDispatcher(ctx);
     browser = await launchBrowser(base);
   }, 120_000);
 

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { business, individual } from './helpers/factories.js';
 import { cliEnv, runCli } from './helpers/processes.js';
-import { startReceiver } from './helpers/receiver.js';
-import { createDispatcher } from '../src/workers/dispatcher.js';
+import { startReceiver, localDispatcher } from './helpers/receiver.js';
 import { newId } from '../src/lib/ids.js';
 
 let ctx: TestContext;
@@ -139,8 +138,7 @@ describe('a user awaiting erasure, read by roles other than the compliance roles
 
   it('a webhook endpoint is not a compliance role: a redelivery to one a DEVELOPER added sends the event redacted', async () => {
     const receiver = await startReceiver();
-    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+        const dispatcher = localDispatcher(ctx);
     try {
       for (let i = 0; i < 20; i++) if ((await dispatcher.runOnce()).fannedOut === 0) break; // the outbox drained, delivered nowhere
       const created = (await developer.get(`/v1/events?user_id=${person.id}&type=user.created`)).json().data[0];

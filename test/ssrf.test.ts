@@ -7,8 +7,8 @@ import { createDispatcher } from '../src/workers/dispatcher.js';
 import { describeSendError, isPrivateAddress } from '../src/modules/webhooks/ssrf.js';
 import { client, createTenant, createTestContext, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
+import { quiet } from './helpers/receiver.js';
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const ADDRESS = /\b\d{1,3}(\.\d{1,3}){3}\b|::1\b|\[?[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,}\]?/i;
 
 // [address, refused?, why]

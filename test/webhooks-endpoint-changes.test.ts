@@ -4,24 +4,20 @@
 // rotation inside the 24-hour overlap keeps the secret receivers held before the first.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
+import type { Dispatcher } from '../src/workers/dispatcher.js';
 import { openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { startReceiver, type Receiver, drain, localDispatcher } from './helpers/receiver.js';
 
 let ctx: TestContext;
 let api: Client;
 let receiver: Receiver;
 let dispatcher: Dispatcher;
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const drain = async () => {
-  for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) return;
-};
 
 beforeAll(async () => {
   ({ ctx, api } = await openTenantContext());
   receiver = await startReceiver();
-  dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+  dispatcher = localDispatcher(ctx);
   // Fault injection: the audit insert of one action fails (as a dropped connection or a statement
   // timeout between the two statements would).
   await sql`create table fail_action (action text primary key)`.execute(ctx.db);
@@ -82,7 +78,7 @@ describe('endpoint changes and their audit entries', () => {
 describe('secret rotation', () => {
   it('the secret in use before a rotation keeps signing for 24 h even if the endpoint is rotated again meanwhile; the one in between stops', async () => {
     for (const x of (await api.get('/v1/webhook-endpoints?limit=200')).json().data) await api.delete(`/v1/webhook-endpoints/${x.id}`);
-    await drain();
+    await drain(dispatcher);
     const e = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
     const s0 = e.secret as string;
     const first = (await api.post(`/v1/webhook-endpoints/${e.id}/rotate-secret`)).json();
@@ -91,7 +87,7 @@ describe('secret rotation', () => {
     expect(second.secret_rotation_ends_at).toBe(first.secret_rotation_ends_at);
     receiver.received.length = 0;
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     const r = receiver.received.at(-1)!;
     expect(receiver.verifies(r, second.secret)).toBe(true);
     expect(receiver.verifies(r, s0)).toBe(true);
@@ -102,11 +98,11 @@ describe('secret rotation', () => {
 describe('redelivery', () => {
   it('queues one delivery per endpoint while one of the event is pending, however many calls race; once it is sent, again', async () => {
     for (const x of (await api.get('/v1/webhook-endpoints?limit=200')).json().data) await api.delete(`/v1/webhook-endpoints/${x.id}`);
-    await drain();
+    await drain(dispatcher);
     const a = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
     const b = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
     const user = (await api.post('/v1/users', individual())).json();
-    await drain();
+    await drain(dispatcher);
     const event = (await api.get(`/v1/events?user_id=${user.id}&type=user.created`)).json().data[0];
     const pendingOf = () => ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id']).where('event_id', '=', event.id).where('status', '=', 'pending').execute();
 
@@ -120,20 +116,20 @@ describe('redelivery', () => {
     expect(audited.flatMap((e) => (e.details as { endpoints: string[] }).endpoints).sort()).toEqual([a.id, b.id].sort());
 
     receiver.received.length = 0;
-    await drain();
+    await drain(dispatcher);
     expect(receiver.received.filter((r) => r.json.id === event.id)).toHaveLength(2);
     expect(await pendingOf()).toEqual([]);
     expect((await api.post(`/v1/events/${event.id}/redeliver`)).json().deliveries).toHaveLength(2);
-    await drain();
+    await drain(dispatcher);
   });
 
   it('queues again for an endpoint whose delivery of the event failed and waits for its retry: a mended receiver gets it now', async () => {
     for (const x of (await api.get('/v1/webhook-endpoints?limit=200')).json().data) await api.delete(`/v1/webhook-endpoints/${x.id}`);
-    await drain();
+    await drain(dispatcher);
     const e = (await api.post('/v1/webhook-endpoints', { url: receiver.url, event_types: ['user.created'] })).json();
     receiver.script.push({ status: 500 });
     const user = (await api.post('/v1/users', individual())).json();
-    await drain();
+    await drain(dispatcher);
     const event = (await api.get(`/v1/events?user_id=${user.id}&type=user.created`)).json().data[0];
     const waiting = await ctx.db.selectFrom('webhook_deliveries').select(['status', 'attempts']).where('event_id', '=', event.id).execute();
     expect(waiting).toEqual([{ status: 'pending', attempts: 1 }]);

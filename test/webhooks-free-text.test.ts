@@ -3,10 +3,10 @@
 // roles and never sent to a webhook endpoint: an endpoint is not a compliance role, and a reason such
 // as "SAR filed, do not tip off" must not reach a CRM. The events themselves still go out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDispatcher, type Dispatcher } from '../src/workers/dispatcher.js';
+import type { Dispatcher } from '../src/workers/dispatcher.js';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { startReceiver, type Receiver, drain, localDispatcher } from './helpers/receiver.js';
 
 let ctx: TestContext;
 let api: Client;
@@ -14,10 +14,6 @@ let dev: Client;
 let officer: Client;
 let receiver: Receiver;
 let dispatcher: Dispatcher;
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const drain = async () => {
-  for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) return;
-};
 
 const HOLD = 'SAR filed with the FIU, case 2026-0042: do not tip off';
 const REJECT = 'person of interest in police inquiry 77';
@@ -33,7 +29,7 @@ beforeAll(async () => {
   dev = client(ctx.app, (await createKey(ctx.db, tenantId, 'DEVELOPER')).key);
   officer = client(ctx.app, (await createKey(ctx.db, tenantId, 'COMPLIANCE_OFFICER')).key);
   receiver = await startReceiver();
-  dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+  dispatcher = localDispatcher(ctx);
   expect((await api.post('/v1/webhook-endpoints', { url: receiver.url })).statusCode).toBe(201);
 
   userId = (await api.post('/v1/users', individual())).json().id;
@@ -47,7 +43,7 @@ beforeAll(async () => {
   expect(v.statusCode, v.body).toBe(201);
   const cr = (await api.patch(`/v1/users/${userId}`, { date_of_birth: '1983-06-01' })).json().pending_changes[0];
   expect((await officer.post(`/v1/change-requests/${cr.id}/reject`, { reason: REJECT })).statusCode).toBe(200);
-  await drain();
+  await drain(dispatcher);
 });
 afterAll(async () => {
   await dispatcher.close();

@@ -18,11 +18,10 @@ import { SEND_DEADLINE_MS } from '../src/workers/send.js';
 import { sql } from 'kysely';
 import { client, createTenant, createTestContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { startReceiver, type Receiver, localDispatcher, quiet } from './helpers/receiver.js';
 
 let ctx: TestContext;
 let receiver: Receiver;
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Accepts every request and never answers; counts the requests it holds at once. */
 const tarpit = { server: http.createServer(), sockets: new Set<Socket>(), holding: 0, mostHeld: 0, url: '' };
@@ -66,7 +65,7 @@ describe('tenant isolation in webhook delivery', () => {
     const trap = (await attacker.post('/v1/webhook-endpoints', { url: tarpit.url })).json() as { id: string };
     const fair = (await victim.post('/v1/webhook-endpoints', { url: receiver.url })).json() as { id: string };
     tarpit.mostHeld = 0;
-    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    const dispatcher = localDispatcher(ctx);
     // More of the attacker's events than its share of the senders, all before the victim's.
     for (let i = 0; i < TENANT_SENDS + 5; i++) expect((await attacker.post('/v1/users', individual())).statusCode).toBe(201);
     const first = (await victim.post('/v1/users', individual())).json() as { id: string };
@@ -97,7 +96,7 @@ describe('tenant isolation in webhook delivery', () => {
     expect(delivered.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
   });
 
-  const open = () => createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+  const open = () => localDispatcher(ctx);
 
   it("one claim takes each tenant's due deliveries within its room, the least busy first: a tenant's backlog ahead of another's does not fill it", async () => {
     const busy = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
@@ -241,7 +240,7 @@ describe('tenant isolation in webhook delivery', () => {
     const tenant = client(ctx.app, (await createTenant(ctx.db)).ownerKey);
     const e = (await tenant.post('/v1/webhook-endpoints', { url })).json() as { id: string };
     expect((await tenant.post('/v1/users', individual())).statusCode).toBe(201);
-    const dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet, sendDeadlineMs: 1000 });
+    const dispatcher = localDispatcher(ctx, { sendDeadlineMs: 1000 });
     const began = Date.now();
     try {
       await dispatcher.runOnce(); // waits for its sends: before, for ever

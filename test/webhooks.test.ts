@@ -5,18 +5,17 @@ import { isPrivateAddress } from '../src/modules/webhooks/ssrf.js';
 import { nextDelaySeconds, parseRetryAfter, RETRY_DELAYS_SECONDS } from '../src/modules/webhooks/retry.js';
 import { client, createTenant, createTestContext, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { startReceiver, type Receiver, drain, localDispatcher, quiet } from './helpers/receiver.js';
 
 let ctx: TestContext;
 let api: Client;
 let receiver: Receiver;
 let dispatcher: Dispatcher;
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 beforeAll(async () => {
   ({ ctx, api } = await openTenantContext());
   receiver = await startReceiver();
-  dispatcher = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+  dispatcher = localDispatcher(ctx);
 });
 afterAll(async () => {
   await dispatcher.close();
@@ -36,9 +35,6 @@ async function endpoint(body: Record<string, unknown> = {}) {
   expect(res.statusCode, res.body).toBe(201);
   return res.json() as { id: string; secret: string };
 }
-const drain = async () => {
-  for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) return;
-};
 const deliveriesOf = (endpointId: string) => ctx.db.selectFrom('webhook_deliveries').selectAll().where('endpoint_id', '=', endpointId).orderBy('created_at').execute();
 const makeDue = () => sql`update webhook_deliveries set next_attempt_at = now() where status = 'pending'`.execute(ctx.db);
 
@@ -74,7 +70,7 @@ describe('delivery', () => {
     const e = await endpoint();
     const user = (await api.post('/v1/users', individual())).json();
     await api.patch(`/v1/users/${user.id}`, { occupation: 'baker' });
-    await drain();
+    await drain(dispatcher);
     // Deliveries run in parallel: arrival order is not guaranteed (see the README on ordering).
     receiver.received.sort((a, b) => a.id.localeCompare(b.id));
     expect(receiver.received.map((r) => r.json.type)).toEqual(['user.created', 'user.updated']);
@@ -95,7 +91,7 @@ describe('delivery', () => {
     await endpoint({ event_types: ['user.status_changed'] });
     const user = (await api.post('/v1/users', individual())).json();
     await api.post(`/v1/users/${user.id}/flag`, { reason: 'aml_alert' });
-    await drain();
+    await drain(dispatcher);
     expect(receiver.received.map((r) => r.json.type)).toEqual(['user.status_changed']);
   });
 
@@ -133,7 +129,7 @@ describe('delivery', () => {
     const ofThird = await ctx.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'event_id']).where('tenant_id', '=', third.tenantId).execute();
     expect(ofThird).toEqual([{ endpoint_id: thirdEndpoint.id, event_id: thirdChanged.id }]);
     await makeDue();
-    await drain();
+    await drain(dispatcher);
     await thirdApi.patch(`/v1/webhook-endpoints/${thirdEndpoint.id}`, { enabled: false });
     expect(receiver.received.map((r) => [r.json.type, r.json.data.user_id]).sort()).toEqual(
       [['user.created', user.id], ['user.status_changed', user.id], ['user.status_changed', user.id], ['user.status_changed', thirdUser.id]].sort(),
@@ -170,19 +166,19 @@ describe('delivery', () => {
     const e = await endpoint();
     receiver.script.push({ status: 500 }, { status: 302, headers: { location: 'http://example.com' } });
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     let [d] = await deliveriesOf(e.id);
     expect(d).toMatchObject({ status: 'pending', attempts: 1, last_status_code: 500 });
     const wait = (d!.next_attempt_at.getTime() - d!.last_attempt_at!.getTime()) / 1000;
     expect(wait).toBeGreaterThanOrEqual(4.4);
     expect(wait).toBeLessThanOrEqual(5.6);
     await makeDue();
-    await drain();
+    await drain(dispatcher);
     [d] = await deliveriesOf(e.id);
     expect(d).toMatchObject({ status: 'pending', attempts: 2, last_status_code: 302 });
     await makeDue();
     await new Promise((r) => setTimeout(r, 1100));
-    await drain();
+    await drain(dispatcher);
     [d] = await deliveriesOf(e.id);
     expect(d).toMatchObject({ status: 'succeeded', attempts: 3, last_status_code: 200 });
     const ids = new Set(receiver.received.map((r) => r.id));
@@ -195,7 +191,7 @@ describe('delivery', () => {
     const e = await endpoint();
     receiver.script.push({ status: 429, headers: { 'retry-after': '120' } });
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     const [d] = await deliveriesOf(e.id);
     const wait = (d!.next_attempt_at.getTime() - d!.last_attempt_at!.getTime()) / 1000;
     expect(wait).toBeGreaterThanOrEqual(119);
@@ -206,14 +202,14 @@ describe('delivery', () => {
     const e = await endpoint();
     receiver.script.push({ status: 410 });
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     expect((await api.get(`/v1/webhook-endpoints/${e.id}`)).json()).toMatchObject({ enabled: false, disabled_reason: 'gone' });
     const [d] = await deliveriesOf(e.id);
     expect(d!.status).toBe('failed');
     const ev = await ctx.db.selectFrom('events').selectAll().where('type', '=', 'webhook_endpoint.disabled').orderBy('seq', 'desc').executeTakeFirstOrThrow();
     expect(ev.data).toEqual({ endpoint_id: e.id, reason: 'gone' });
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     expect(await deliveriesOf(e.id)).toHaveLength(1);
     // Re-enabling starts afresh.
     expect((await api.patch(`/v1/webhook-endpoints/${e.id}`, { enabled: true })).json()).toMatchObject({ enabled: true, disabled_reason: null });
@@ -224,7 +220,7 @@ describe('delivery', () => {
     await sql`update webhook_endpoints set failing_since = now() - interval '6 days' where id = ${e.id}`.execute(ctx.db);
     receiver.script.push({ status: 503 });
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     expect((await api.get(`/v1/webhook-endpoints/${e.id}`)).json()).toMatchObject({ enabled: false, disabled_reason: 'failing' });
 
     const f = await endpoint();
@@ -232,7 +228,7 @@ describe('delivery', () => {
     await api.post('/v1/users', individual());
     for (let i = 0; i <= RETRY_DELAYS_SECONDS.length; i++) {
       await makeDue();
-      await drain();
+      await drain(dispatcher);
     }
     const [d] = await deliveriesOf(f.id);
     expect(d).toMatchObject({ status: 'failed', attempts: RETRY_DELAYS_SECONDS.length + 1 });
@@ -246,14 +242,14 @@ describe('delivery', () => {
     expect(fresh.secret).not.toBe(e.secret);
     expect(Date.parse(fresh.secret_rotation_ends_at) - Date.now()).toBeGreaterThan(23.9 * 3600_000);
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     const [r] = receiver.received;
     expect(r!.signature.split(' ')).toHaveLength(2);
     expect(receiver.verifies(r!, fresh.secret)).toBe(true);
     expect(receiver.verifies(r!, e.secret)).toBe(true);
     await sql`update webhook_endpoints set previous_secret_expires_at = now() - interval '1 second' where id = ${e.id}`.execute(ctx.db);
     await api.post('/v1/users', individual());
-    await drain();
+    await drain(dispatcher);
     expect(receiver.verifies(receiver.received[1]!, e.secret)).toBe(false);
     expect(receiver.verifies(receiver.received[1]!, fresh.secret)).toBe(true);
   });
@@ -261,7 +257,7 @@ describe('delivery', () => {
   it('redelivers an event on request with the same webhook-id, to the enabled endpoints that take its type, audited', async () => {
     const all = await endpoint();
     const user = (await api.post('/v1/users', individual())).json();
-    await drain();
+    await drain(dispatcher);
     const eventId = receiver.received[0]!.id;
     await endpoint({ event_types: ['user.status_changed'] }); // does not take user.created
     const off = await endpoint();
@@ -271,7 +267,7 @@ describe('delivery', () => {
     expect(res.json().deliveries).toEqual([{ id: expect.stringMatching(/^dlv_/), endpoint_id: all.id }]);
     const entry = await ctx.db.selectFrom('audit_entries').select(['details', 'target_id']).where('action', '=', 'event.redelivered').orderBy('seq', 'desc').executeTakeFirstOrThrow();
     expect(entry).toEqual({ target_id: eventId, details: { endpoints: [all.id] } });
-    await drain();
+    await drain(dispatcher);
     expect(receiver.received.map((r) => r.id)).toEqual([eventId, eventId]);
     expect(receiver.received[1]!.json.data).toMatchObject({ user: expect.objectContaining({ id: user.id }) });
     expect((await api.post('/v1/events/evt_00000000000000000000000000/redeliver')).statusCode).toBe(404);
@@ -281,9 +277,9 @@ describe('delivery', () => {
     const e = await endpoint();
     const users = await Promise.all(Array.from({ length: 60 }, () => api.post('/v1/users', individual())));
     expect(users.every((u) => u.statusCode === 201)).toBe(true);
-    const other = createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet });
+    const other = localDispatcher(ctx);
     for (let i = 0; i < 6; i++) await Promise.all([dispatcher.runOnce(), other.runOnce(), dispatcher.runOnce()]);
-    await drain();
+    await drain(dispatcher);
     await other.close();
     const ids = receiver.received.map((r) => r.id);
     expect(ids).toHaveLength(60);

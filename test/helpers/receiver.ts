@@ -2,6 +2,8 @@
 // `standardwebhooks` library, and answers what the test scripts (200 by default).
 import http from 'node:http';
 import { Webhook } from 'standardwebhooks';
+import { createDispatcher, type Dispatcher } from '../../src/workers/dispatcher.js';
+import type { TestContext } from './app.js';
 
 export interface Received {
   id: string;
@@ -47,3 +49,16 @@ export async function startReceiver() {
   };
 }
 export type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+/** A logger that prints nothing: the tests assert on what the dispatcher records, not on its log. */
+export const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A dispatcher that may send to receivers on this machine (http, private addresses), quietly. */
+export function localDispatcher(ctx: Pick<TestContext, 'db' | 'keyring'>, options: Partial<Parameters<typeof createDispatcher>[0]> = {}): Dispatcher {
+  return createDispatcher({ db: ctx.db, keyring: ctx.keyring, targets: { allowHttp: true, allowPrivate: true }, log: quiet, ...options });
+}
+
+/** Runs the dispatcher until a round sends nothing (ten rounds at most). */
+export async function drain(dispatcher: Dispatcher): Promise<void> {
+  for (let i = 0; i < 10; i++) if ((await dispatcher.runOnce()).sent === 0) return;
+}

@@ -169,11 +169,7 @@ export function guardedLookup(policy: TargetPolicy): net.LookupFunction {
       if ((options as { all?: boolean }).all) return (callback as (e: null, a: dns.LookupAddress[]) => void)(null, list);
       return (callback as (e: null, a: string, f: number) => void)(null, list[0]!.address, list[0]!.family);
     };
-    // Unless private targets are allowed, through c-ares (resolveHost: no thread held, bounded by its timeout).
-    if (policy.allowPrivate && !policy.dnsServers) {
-      dns.lookup(hostname, { ...options, all: true }, (err, addresses) => resolved(err, addresses as unknown as dns.LookupAddress[]));
-    } else {
-      resolveHost(hostname, policy).then((a) => resolved(null, a), (err: Error) => resolved(err, []));
-    }
+    // resolveHost decides the resolver (c-ares unless private targets are allowed); the socket's family is applied above.
+    resolveHost(hostname, policy).then((a) => resolved(null, a), (err: Error) => resolved(err, []));
   };
 }
