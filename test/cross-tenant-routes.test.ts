@@ -14,8 +14,8 @@ const idOf: Record<string, string> = {};
 // A valid body for each id operation that needs one (so a 404 cannot hide behind a 400).
 const BODIES: Record<string, unknown> = {
   getUser: undefined, updateUser: { occupation: 'x' }, dryRunUserUpdate: { occupation: 'x' }, closeUser: { origin: 'operator', reason: 'other' },
-  changeUserStatus: { status: 'flagged' }, suspendUser: { reason: 'other' }, unsuspendUser: {}, flagUser: {},
-  blockUser: { reason: 'other' }, unblockUser: {}, listUserStatusChanges: undefined, getUserCapabilities: undefined,
+  changeUserStatus: { status: 'flagged', reason: 'other' }, suspendUser: { reason: 'other' }, unsuspendUser: { reason: 'other' }, flagUser: { reason: 'other' },
+  blockUser: { reason: 'other' }, unblockUser: { reason: 'other' }, listUserStatusChanges: undefined, getUserCapabilities: undefined,
   recordVerification: { result: 'approved', provider: 'x' }, listVerifications: undefined, listUserChangeRequests: undefined,
   requestErasure: { requested_by: 'user' }, setLegalHold: { reason: 'x' }, clearLegalHold: undefined, exportUser: undefined,
   getChangeRequest: undefined, approveChangeRequest: {}, rejectChangeRequest: { reason: 'x' },

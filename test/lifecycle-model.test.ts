@@ -21,7 +21,6 @@ const GRAPH: Record<S, S[]> = {
   blocked: ['active', 'closed'],
   closed: [],
 };
-const NEEDS_REASON: S[] = ['suspended', 'blocked', 'closed'];
 const SHORT: Record<string, { to: S; from?: S }> = {
   suspend: { to: 'suspended' }, unsuspend: { to: 'active', from: 'suspended' }, flag: { to: 'flagged' },
   block: { to: 'blocked' }, unblock: { to: 'active', from: 'blocked' },
@@ -43,9 +42,10 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
 
 /** The status code the model expects, and the transition it records when the call succeeds. */
 function expected(state: S, to: S, reason: boolean, from?: S): { code: number; moves: boolean } {
+  // Every move takes a reason code: a body without one is refused as a body (400), before any state.
+  if (!reason) return { code: 400, moves: false };
   if (state === 'closed') return { code: 409, moves: false };
   if (!GRAPH[state].includes(to) || (from && state !== from)) return { code: 409, moves: false };
-  if (NEEDS_REASON.includes(to) && !reason) return { code: 400, moves: false };
   return { code: 201, moves: true };
 }
 
