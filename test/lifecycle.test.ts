@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client, createKey, openTenantContext, type Client, type TestContext } from './helpers/app.js';
 import { individual } from './helpers/factories.js';
@@ -112,6 +113,30 @@ describe('status changes', () => {
     expect(results.filter((r) => r.statusCode === 409)).toHaveLength(49);
     expect(await history(id)).toHaveLength(1);
     expect(await eventsOf(id, 'user.status_changed')).toHaveLength(1);
+  });
+
+  it('an unsuspend decided on a freeze that was lifted and made again meanwhile (a newer freeze) answers 409 and lifts nothing', async () => {
+    const id = await newUser();
+    expect((await api.post(`/v1/users/${id}/suspend`, { reason: 'fraud_suspected' })).statusCode).toBe(201);
+    let late: ReturnType<typeof api.post> | undefined;
+    await ctx.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('users').select('id').where('id', '=', id).forUpdate().execute();
+      // The late unsuspend reads the first freeze, then waits for the row.
+      late = api.post(`/v1/users/${id}/unsuspend`, { reason: 'review_cleared' });
+      for (let i = 0; i < 100; i++) {
+        const waiting = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'update "users"%'`.execute(ctx.db);
+        if (waiting.rows[0]!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Meanwhile another officer lifted it and a third froze the user again (sanctions): the status
+      // is suspended as it was, its change newer.
+      await trx.updateTable('users').set({ status: 'suspended', status_reason: 'sanctions_match', status_changed_at: sql`clock_timestamp()` }).where('id', '=', id).execute();
+    });
+    const res = await late!;
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'user.transition_conflict', current_status: 'suspended' });
+    expect(await row(id)).toMatchObject({ status: 'suspended', status_reason: 'sanctions_match' });
+    expect((await history(id)).map((h) => h.to_status)).toEqual(['suspended']);
   });
 
   it('50 concurrent different moves with the same If-Match: exactly one succeeds, the others 409 or 412, one history entry', async () => {

@@ -90,7 +90,7 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
     }
     const pinned = pinnedVersion(opts.ifMatch, row.version);
 
-    const done = await db.transaction().execute((tx) => applyTransition(tx, actor, userId, from, input, pinned));
+    const done = await db.transaction().execute((tx) => applyTransition(tx, actor, userId, from, input, pinned, row.status_changed_at));
     if (done) return done;
     // Another change committed between our read and our write.
     const now = await getRow(actor.tenantId, userId);
@@ -101,10 +101,10 @@ export function createLifecycleService({ db, keyring }: { db: Db; keyring: Keyri
   }
 
   /** The status move, its history row, the audit entry and the events, inside the caller's transaction. */
-  async function applyTransition(tx: Tx, actor: Actor, userId: string, from: Status, input: TransitionInput, pinned?: number) {
+  async function applyTransition(tx: Tx, actor: Actor, userId: string, from: Status, input: TransitionInput, pinned?: number, since?: Date) {
     const reason = input.reason ?? null;
     {
-      const u = await users.setStatus(tx, actor.tenantId, userId, { from, to: input.status, reason, version: pinned });
+      const u = await users.setStatus(tx, actor.tenantId, userId, { from, to: input.status, reason, version: pinned, since });
       if (!u) return undefined;
       const change = await tx
         .insertInto('status_changes')

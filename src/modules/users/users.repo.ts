@@ -237,12 +237,17 @@ export async function updateAtVersion(tx: Tx, tenantId: string, id: string, vers
     .executeTakeFirst();
 }
 
-/** Moves the status only from `from` (and at `version`, when pinned): racing transitions serialise here. */
+/**
+ * Moves the status only from `from` (and at `version`, when pinned): racing transitions serialise here.
+ * `since` is the status_changed_at the caller read (to the millisecond, as it reads it): a move decided
+ * on a status that has since left and come back (suspended → active → suspended again, a newer freeze)
+ * moves nothing, where `status = from` alone would lift the newer freeze with the older decision.
+ */
 export async function setStatus(
   tx: Tx,
   tenantId: string,
   id: string,
-  move: { from: string; to: string; reason: string | null; version?: number },
+  move: { from: string; to: string; reason: string | null; version?: number; since?: Date },
 ): Promise<UserRow | undefined> {
   let q = tx
     .updateTable('users')
@@ -259,6 +264,7 @@ export async function setStatus(
     .where('id', '=', id)
     .where('status', '=', move.from);
   if (move.version !== undefined) q = q.where('version', '=', move.version);
+  if (move.since !== undefined) q = q.where(sql<Date>`date_trunc('milliseconds', status_changed_at)`, '=', move.since);
   return q.returning(COLUMNS).executeTakeFirst();
 }
 
