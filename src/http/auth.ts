@@ -87,10 +87,30 @@ export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGua
     return decide(req, err, hit, guard.limit);
   }
 
-  // Lookups in flight, by key hash: requests with a key already being looked up wait for that lookup
-  // instead of making (and counting) their own. A platform's burst with its one key into a process
-  // that has not seen it yet is one lookup.
-  const inflight = new Map<string, Promise<keysRepo.ApiKeyRow | undefined>>();
+  // Lookups in flight, by address and key: requests with a key already being looked up for their
+  // address wait for that lookup instead of making (and counting) their own. A platform's burst with
+  // its one key into a process that has not seen it yet is one lookup, counted once and given back.
+  // The entry is made before anything is awaited: made after the count (a Redis round trip), every
+  // request of the burst that arrived meanwhile counted its own, and a burst of 333 into a fresh
+  // process went over the failure limit and was refused 429 (test/multi-process.test.ts, now and then).
+  const inflight = new Map<string, Promise<Lookup>>();
+  type Lookup = { row: keysRepo.ApiKeyRow | undefined; counted: Hit | null };
+
+  /** Counts the lookup as a failure of the address when it must be, looks the key up, gives the count back for a valid key. */
+  async function countedLookup(req: FastifyRequest, hash: Buffer, now: number, counts: boolean): Promise<Lookup> {
+    const counted = guard && counts ? await guard.fail(req.ip) : null;
+    if (counted && guard && counted.count > guard.limit) return { row: undefined, counted };
+    let row: keysRepo.ApiKeyRow | undefined;
+    try {
+      row = await keysRepo.findByHashCached(db, hash, now);
+    } catch (err) {
+      // The lookup failed (the database): not the key's fault, so not a failure of the address.
+      if (counted && guard) await guard.refund(req.ip);
+      throw err;
+    }
+    if (counted && guard && !denial(row, now)) await guard.refund(req.ip);
+    return { row, counted };
+  }
 
   /**
    * The key is not in the cache: refuse it unlooked if its address is blocked, else look it up. A
@@ -105,33 +125,18 @@ export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGua
       if (blocked) throw tooManyFailures(blocked, guard.limit);
     }
     // A lookup started before a revocation this process saw is not joined: it may read the key as valid.
-    const shared = `${keysRepo.revocationEpoch()} ${keyId}`;
+    const shared = `${keysRepo.revocationEpoch()} ${req.ip} ${keyId}`;
     let pending = inflight.get(shared);
-    let counted: Hit | null = null;
     if (!pending) {
-      if (guard && unknown) {
-        counted = await guard.fail(req.ip);
-        if (counted.count > guard.limit) decide(req, refusal('auth.invalid_key'), counted, guard.limit);
-      }
-      pending = inflight.get(shared);
-      if (!pending) {
-        const started = keysRepo.findByHashCached(db, hash, now);
-        pending = started;
-        inflight.set(shared, started);
-        void started.finally(() => inflight.delete(shared)).catch(() => undefined);
-      }
+      const started = countedLookup(req, hash, now, unknown);
+      pending = started;
+      inflight.set(shared, started);
+      void started.finally(() => inflight.delete(shared)).catch(() => undefined);
     }
-    let row: keysRepo.ApiKeyRow | undefined;
-    try {
-      row = await pending;
-    } catch (err) {
-      // The lookup failed (the database): not the key's fault, so not a failure of the address.
-      if (counted && guard) await guard.refund(req.ip);
-      throw err;
-    }
+    const { row, counted } = await pending;
+    if (counted && guard && counted.count > guard.limit) decide(req, refusal('auth.invalid_key'), counted, guard.limit);
     const refused = denial(row, now);
     if (refused) return counted && guard ? decide(req, refused, counted, guard.limit) : refuse(req, refused);
-    if (counted && guard) await guard.refund(req.ip);
     guard?.remember(req.ip, keyId);
     admit(req, row!, now, permission);
   }
