@@ -133,8 +133,8 @@ export function registerAuth(app: FastifyInstance, db: Db, guard: KeyGuessingGua
       inflight.set(shared, started);
       void started.finally(() => inflight.delete(shared)).catch(() => undefined);
     }
+    // Over the limit, countedLookup made no lookup: no row, so auth.invalid_key decided as 429 below.
     const { row, counted } = await pending;
-    if (counted && guard && counted.count > guard.limit) decide(req, refusal('auth.invalid_key'), counted, guard.limit);
     const refused = denial(row, now);
     if (refused) return counted && guard ? decide(req, refused, counted, guard.limit) : refuse(req, refused);
     guard?.remember(req.ip, keyId);

@@ -76,11 +76,12 @@ function checkPatch(row: UserViewRow, patch: PatchUserInput): void {
 function appliedChange(row: UserViewRow, plan: PatchPlan, version: number, personal: string): { audit: AuditInput; events: EventInput[] } {
   const { fields } = plan.applied!;
   const lapsed = plan.review && row.kyc_status !== 'review_required';
-  const audit: AuditInput = lapsed
-    ? { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: [...fields, 'kyc.status'], details: { review_required: true, kyc_status: { from: row.kyc_status, to: 'review_required' } }, personal }
-    : { action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, changedFields: fields, details: { review_required: plan.review }, personal };
   return {
-    audit,
+    audit: {
+      action: 'user.updated', targetType: 'user', targetId: row.id, userId: row.id, personal,
+      changedFields: lapsed ? [...fields, 'kyc.status'] : fields,
+      details: lapsed ? { review_required: true, kyc_status: { from: row.kyc_status, to: 'review_required' } } : { review_required: plan.review },
+    },
     events: [
       { type: 'user.updated', userId: row.id, data: { user_id: row.id, version, changed_fields: fields }, personal },
       ...(plan.review
