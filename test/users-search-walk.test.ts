@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { createTenant, createTestContext, client, type Client, type TestContext } from './helpers/app.js';
 import { SEARCH_WALK_ROWS } from '../src/modules/users/users.repo.js';
+import { poolOf } from '../src/db/database.js';
 
 let ctx: TestContext;
 let api: Client;
@@ -59,5 +60,52 @@ describe('a search over more users than the walk covers', () => {
     await sql`update users set status = 'suspended' where tenant_id = ${tenantId} and id in (${sql.join([idAt(250), idAt(TOTAL - 1)])})`.execute(ctx.db);
     expect(await pages('&q=straddle&status=suspended', 1)).toEqual([idAt(TOTAL - 1), idAt(250)]);
     expect(await pages('&q=straddle&status=active', 2)).toEqual([TOTAL - 2, TOTAL - 500, TOTAL - 800, 10].map(idAt));
+  });
+
+  it('runs a search by q alone as named statements (the walk; a rare name at a common page size), each planned once for every name searched; with other filters, unnamed', async () => {
+    // Every connection of the pool, held at once, asked what it has prepared: runs per statement name.
+    const prepared = async () => {
+      const pool = poolOf(ctx.db)!;
+      const clients = await Promise.all(Array.from({ length: pool.options.max ?? 10 }, () => pool.connect()));
+      const runs = new Map<string, { generic: number; custom: number }>();
+      try {
+        for (const c of clients) {
+          const { rows } = await c.query<{ name: string; generic_plans: string; custom_plans: string }>(
+            "select name, generic_plans::text, custom_plans::text from pg_prepared_statements where name like 'users_walk%' or name like 'users_search_rare%'");
+          for (const r of rows) {
+            const sum = runs.get(r.name) ?? { generic: 0, custom: 0 };
+            runs.set(r.name, { generic: sum.generic + Number(r.generic_plans), custom: sum.custom + Number(r.custom_plans) });
+          }
+        }
+      } finally {
+        for (const c of clients) c.release();
+      }
+      return runs;
+    };
+    const total = (m: Map<string, { generic: number; custom: number }>) => [...m.values()].reduce((n, r) => n + r.generic + r.custom, 0);
+    const before = await prepared();
+    const names = ['straddle', 'edgeless', 'pair', 'filler3', 'filler4', 'filler5', 'walker', 'nobody'];
+    for (const name of names) expect((await api.get(`/v1/users?limit=2&q=${name}`)).statusCode).toBe(200);
+    const after = await prepared();
+    expect(total(after) - total(before)).toBe(names.length);
+    const walkQ = after.get('users_walk_q')!;
+    expect(walkQ.generic + walkQ.custom - (before.get('users_walk_q')?.generic ?? 0) - (before.get('users_walk_q')?.custom ?? 0)).toBe(names.length);
+    // PostgreSQL's plan cache turns to the generic plan after five custom ones (the connection is reused: pg's pool is LIFO).
+    expect(walkQ.generic).toBeGreaterThan(before.get('users_walk_q')?.generic ?? 0);
+
+    // A rare name (none or one in the walk) at a page size of PAGE_SIZES: its collection is named too.
+    const rare = ['edgeless', 'pair', 'nobody', 'edgeless', 'pair', 'nobody', 'edgeless'];
+    for (const name of rare) expect((await api.get(`/v1/users?limit=10&q=${name}`)).json().data.length).toBe(NAMES[name]?.length ?? 0);
+    const rareRuns = (await prepared()).get('users_search_rare_10')!;
+    expect(rareRuns.generic + rareRuns.custom).toBe(rare.length);
+    expect(rareRuns.generic).toBeGreaterThan(0);
+
+    const named = await prepared();
+    expect((await api.get('/v1/users?limit=2&q=straddle&status=active')).statusCode).toBe(200);
+    expect((await api.get('/v1/users?limit=2&q=straddle&type=individual')).statusCode).toBe(200);
+    expect((await api.get('/v1/users?limit=10&q=edgeless&status=active')).json().data.length).toBe(NAMES.edgeless!.length);
+    const filtered = await prepared();
+    expect(total(filtered)).toBe(total(named));
+    expect([...filtered.keys()].sort()).toEqual([...named.keys()].sort());
   });
 });

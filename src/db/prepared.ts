@@ -44,11 +44,13 @@ async function raw<R>(executor: Db | Tx, text: string, values: unknown[]): Promi
 }
 
 /**
- * Runs a compiled Kysely query (unnamed: planned for its values) with pg's `types` override, which
- * Kysely itself cannot pass; through Kysely, with pg's defaults, when the executor has no pool.
+ * Runs a compiled Kysely query with pg's `types` override, which Kysely itself cannot pass; through
+ * Kysely, with pg's defaults, when the executor has no pool. Unnamed (planned for its values) unless
+ * given a `name`: the caller then answers for one text per name, and for a bounded set of names (each
+ * is kept on every connection of the pool).
  */
-export async function runCompiled<R>(executor: Db, query: CompiledQuery, { types }: { types?: pg.CustomTypesConfig } = {}): Promise<R[]> {
+export async function runCompiled<R>(executor: Db, query: CompiledQuery, { types, name }: { types?: pg.CustomTypesConfig; name?: string } = {}): Promise<R[]> {
   const pool = poolOf(executor);
   if (!pool) return (await executor.executeQuery<R>(query)).rows;
-  return (await pool.query<R & object>({ text: query.sql, values: [...query.parameters], ...(types ? { types } : {}) })).rows;
+  return (await pool.query<R & object>({ ...(name ? { name } : {}), text: query.sql, values: [...query.parameters], ...(types ? { types } : {}) })).rows;
 }
