@@ -342,6 +342,7 @@ export async function list(db: Db, tenantId: string, f: ListUsersFilters & Custo
   const filters = filterConditions(f);
   if (!filters.length) return unfilteredPage(db, tenantId, f.beforeId, f.limit);
   const scope = [sql`tenant_id = ${tenantId}`, ...(f.beforeId ? [sql`id < ${f.beforeId}`] : [])];
+  const inScope = sql.join(scope, sql` and `);
   const where = sql.join([...scope, ...filters], sql` and `);
   const columns = sql.raw(VIEW_COLUMN_LIST);
   const n = f.limit + 1;
@@ -354,29 +355,26 @@ export async function list(db: Db, tenantId: string, f: ListUsersFilters & Custo
   // `tag` alone, the common case, runs it named (generic from the sixth run: 5 µs of planning). With
   // other filters it stays unnamed: a name per combination would let a client fill every connection
   // with prepared statements.
-  const walkName = filters.length === 1 ? `users_walk_${f.q ? 'q' : 'tag'}${f.beforeId ? '_after' : ''}` : undefined;
+  const after = f.beforeId ? '_after' : '';
+  const walkName = filters.length === 1 ? `users_walk_${f.q ? 'q' : 'tag'}${after}` : undefined;
   const walked = await rows(sql`
-    select ${columns} from (select * from users where ${sql.join(scope, sql` and `)} order by id desc limit ${sql.lit(SEARCH_WALK_ROWS)}) newest
+    select ${columns} from (select * from users where ${inScope} order by id desc limit ${sql.lit(SEARCH_WALK_ROWS)}) newest
      where ${sql.join(filters, sql` and `)} order by id desc limit ${n}`, walkName);
   if (walked.length === n) return walked;
   if (walked.length >= SEARCH_COMMON_MATCHES) return rows(planned);
   // Only the ids are collected and sorted; the page's rows are read after, by primary key.
-  if (filters.length === 1 && f.q) {
-    // By name alone, the commonest rare search, planned once per connection: the plan is already
-    // chosen (every match through the trigram index), but PostgreSQL planned it for every search,
-    // 0.5 ms at 1,000,000 users, mostly estimating how many the pattern matches. The pattern behind
-    // a sub-select is estimated like any parameter, so the plan for a name is the generic plan and
-    // the plan cache keeps it (from the sixth run). The limit is written in for the same reason as
-    // a page's (PAGE_SIZES): only those sizes are named.
-    const sized = sizedPages.has(f.limit);
-    return rows(sql`
-      with matches as materialized (select id from users where ${sql.join(scope, sql` and `)} and search_text like (select ${containing(f.q)}::text))
-      select ${columns} from users
-       where tenant_id = ${tenantId} and id in (select id from matches order by id desc limit ${sized ? sql.raw(String(n)) : n}) order by id desc`,
-    sized ? `users_search_rare_${f.limit}${f.beforeId ? '_after' : ''}` : undefined);
-  }
+  // By name alone, the commonest rare search is planned once per connection: the plan is already
+  // chosen (every match through the trigram index), but PostgreSQL planned it for every search, 0.5 ms
+  // at 1,000,000 users, mostly estimating how many the pattern matches. The pattern behind a
+  // sub-select is estimated like any parameter, so the plan for a name is the generic plan and the
+  // plan cache keeps it (from the sixth run). The limit is written in for the same reason as a page's
+  // (PAGE_SIZES): only those sizes are named.
+  const byName = filters.length === 1 && f.q ? f.q : null;
+  const named = byName !== null && sizedPages.has(f.limit);
+  const matching = byName !== null ? sql`${inScope} and search_text like (select ${containing(byName)}::text)` : where;
   return rows(sql`
-    with matches as materialized (select id from users where ${where})
+    with matches as materialized (select id from users where ${matching})
     select ${columns} from users
-     where tenant_id = ${tenantId} and id in (select id from matches order by id desc limit ${n}) order by id desc`);
+     where tenant_id = ${tenantId} and id in (select id from matches order by id desc limit ${named ? sql.lit(n) : n}) order by id desc`,
+  named ? `users_search_rare_${f.limit}${after}` : undefined);
 }
