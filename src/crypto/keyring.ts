@@ -54,6 +54,20 @@ const wrapAad = (tenantId: string, userId: string, keyId: string) => `kyclo-data
 /** A short public id of the master key, stored with each wrapped key so a rotation can find them. */
 export const masterKeyId = (master: Buffer) => `mk_${crypto.createHash('sha256').update(master).digest('hex').slice(0, 12)}`;
 
+/**
+ * The user_keys rows of these users, live keys only; with `withhold`, none of a user awaiting erasure.
+ * That probe is answered from users_awaiting_erasure (migration 0027), the ids written into it too, so
+ * it stays short when the statistics do not know the tenant yet.
+ */
+export function keyRowsQuery(executor: Db | Tx, tenantId: string, ids: string[], withhold: boolean) {
+  const query = executor
+    .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
+    .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null);
+  if (!withhold) return query;
+  return query.where(sql<boolean>`not exists (select 1 from users u
+    where u.tenant_id = user_keys.tenant_id and u.id in (${sql.join(ids)}) and u.id = user_keys.user_id and u.erasure_requested_at is not null)`);
+}
+
 export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
   const mkId = masterKeyId(masterKey);
@@ -102,13 +116,7 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     const out = new Map<string, { keyId: string; key: Buffer }>();
     const ids = [...new Set(userIds)];
     if (ids.length === 0) return out;
-    let query = executor
-      .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
-      .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null);
-    if (withhold) {
-      query = query.where(sql<boolean>`not exists (select 1 from users u where u.tenant_id = user_keys.tenant_id and u.id = user_keys.user_id and u.erasure_requested_at is not null)`);
-    }
-    const rows = await query.execute();
+    const rows = await keyRowsQuery(executor, tenantId, ids, withhold).execute();
     for (const r of rows) if (r.wrapped_key) out.set(r.user_id, { keyId: r.key_id, key: unwrap(tenantId, r.user_id, r.key_id, r.wrapped_key) });
     return out;
   }

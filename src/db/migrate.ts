@@ -25,6 +25,7 @@ import * as m0023 from './migrations/0023_audit_verifications.js';
 import * as m0024 from './migrations/0024_webhook_deliveries_by_tenant.js';
 import * as m0025 from './migrations/0025_erased_refs.js';
 import * as m0026 from './migrations/0026_users_gin_pending_lists.js';
+import * as m0027 from './migrations/0027_users_awaiting_erasure.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
@@ -52,6 +53,7 @@ export const migrations: Record<string, Migration> = {
   '0024_webhook_deliveries_by_tenant': m0024,
   '0025_erased_refs': m0025,
   '0026_users_gin_pending_lists': m0026,
+  '0027_users_awaiting_erasure': m0027,
 };
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
