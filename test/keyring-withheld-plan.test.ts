@@ -46,7 +46,7 @@ describe('the withheld key lookup on a tenant the statistics do not know', () =>
   it('reads a handful of pages, not the tenant', async () => {
     const q = keyRowsQuery(ctx.db, fresh, ids, true).compile();
     const explained = await poolOf(ctx.db)!.query(`explain (analyze, buffers, format json) ${q.sql}`, q.parameters as unknown[]);
-    const plan = explained.rows[0]['QUERY PLAN'][0].Plan as Record<string, number>;
+    const plan = explained.rows[0]['QUERY PLAN'][0].Plan as { 'Actual Rows': number; 'Shared Hit Blocks': number; 'Shared Read Blocks': number };
     expect(plan['Actual Rows']).toBe(8);
     expect(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']).toBeLessThan(100);
   });
