@@ -4,8 +4,8 @@
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
 import { randomBytes } from './random.js';
-import { sql } from 'kysely';
 import type { Db, Tx } from '../db/database.js';
+import { prepared } from '../db/prepared.js';
 import { AppError } from '../http/errors.js';
 import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
 import { deriveAuditKeys } from '../modules/audit/authentication.js';
@@ -58,15 +58,25 @@ export const masterKeyId = (master: Buffer) => `mk_${crypto.createHash('sha256')
  * The user_keys rows of these users, live keys only; with `withhold`, none of a user awaiting erasure.
  * That probe is answered from users_awaiting_erasure (migration 0027), the ids written into it too, so
  * it stays short when the statistics do not know the tenant yet.
+ *
+ * Named statements with the ids as one array: every page of events, every webhook delivery round and
+ * every page of users with tenant fields looks keys up, and as an unnamed statement with one parameter
+ * an id (its text changing with the count) PostgreSQL planned it on every call — ≈ 320 µs of planning
+ * against ≈ 230 of execution for 8 keys in the bench's profile (bench/README.md, "Planning the
+ * deliveries"). One text per variant is planned once per connection; its generic plan reads the same
+ * short indexes (test/keyring-withheld-plan.test.ts).
  */
-export function keyRowsQuery(executor: Db | Tx, tenantId: string, ids: string[], withhold: boolean) {
-  const query = executor
-    .selectFrom('user_keys').select(['user_id', 'key_id', 'wrapped_key'])
-    .where('tenant_id', '=', tenantId).where('user_id', 'in', ids).where('destroyed_at', 'is', null);
-  if (!withhold) return query;
-  return query.where(sql<boolean>`not exists (select 1 from users u
-    where u.tenant_id = user_keys.tenant_id and u.id in (${sql.join(ids)}) and u.id = user_keys.user_id and u.erasure_requested_at is not null)`);
-}
+export const KEY_ROWS_SQL = `select user_id, key_id, wrapped_key from user_keys
+  where tenant_id = $1 and user_id = any($2::text[]) and destroyed_at is null`;
+export const KEY_ROWS_WITHHELD_SQL = `${KEY_ROWS_SQL}
+  and not exists (select 1 from users u
+    where u.tenant_id = user_keys.tenant_id and u.id = any($2::text[]) and u.id = user_keys.user_id and u.erasure_requested_at is not null)`;
+type KeyRow = { user_id: string; key_id: string; wrapped_key: Buffer | null };
+const keyRowsAll = prepared<KeyRow>('user_keys_of', KEY_ROWS_SQL);
+const keyRowsWithheld = prepared<KeyRow>('user_keys_of_withheld', KEY_ROWS_WITHHELD_SQL);
+
+export const keyRows = (executor: Db | Tx, tenantId: string, ids: string[], withhold: boolean): Promise<KeyRow[]> =>
+  (withhold ? keyRowsWithheld : keyRowsAll)(executor, [tenantId, ids]);
 
 export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
@@ -116,7 +126,7 @@ export function createKeyring({ db, masterKey }: { db: Db; masterKey: Buffer }) 
     const out = new Map<string, { keyId: string; key: Buffer }>();
     const ids = [...new Set(userIds)];
     if (ids.length === 0) return out;
-    const rows = await keyRowsQuery(executor, tenantId, ids, withhold).execute();
+    const rows = await keyRows(executor, tenantId, ids, withhold);
     for (const r of rows) if (r.wrapped_key) out.set(r.user_id, { keyId: r.key_id, key: unwrap(tenantId, r.user_id, r.key_id, r.wrapped_key) });
     return out;
   }
