@@ -1,4 +1,4 @@
-// The withheld key lookup (crypto/keyring.ts keyRowsQuery: webhook payloads, the events API) probes
+// The withheld key lookup (crypto/keyring.ts keyRows: webhook payloads, the events API) probes
 // users for an erasure request by key. For a tenant PostgreSQL's statistics do not know yet — its
 // users all written after the last ANALYZE, as when a platform creates its first thousands — the probe
 // scanned every user of the tenant once per key (the bench: 235 ms for 8 keys among 19,202 users).
