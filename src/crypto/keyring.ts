@@ -4,7 +4,7 @@
 // user's data key makes every copy of their sensitive values unreadable, backups included.
 import crypto from 'node:crypto';
 import { randomBytes } from './random.js';
-import type { Db, Tx } from '../db/database.js';
+import type { Db, Tx, UserKeysTable } from '../db/database.js';
 import { prepared } from '../db/prepared.js';
 import { AppError } from '../http/errors.js';
 import { openFramed, sealFramed, type FramedKey } from './framed-stream.js';
@@ -66,12 +66,12 @@ export const masterKeyId = (master: Buffer) => `mk_${crypto.createHash('sha256')
  * deliveries"). One text per variant is planned once per connection; its generic plan reads the same
  * short indexes (test/keyring-withheld-plan.test.ts).
  */
-export const KEY_ROWS_SQL = `select user_id, key_id, wrapped_key from user_keys
+const KEY_ROWS_SQL = `select user_id, key_id, wrapped_key from user_keys
   where tenant_id = $1 and user_id = any($2::text[]) and destroyed_at is null`;
 export const KEY_ROWS_WITHHELD_SQL = `${KEY_ROWS_SQL}
   and not exists (select 1 from users u
     where u.tenant_id = user_keys.tenant_id and u.id = any($2::text[]) and u.id = user_keys.user_id and u.erasure_requested_at is not null)`;
-type KeyRow = { user_id: string; key_id: string; wrapped_key: Buffer | null };
+type KeyRow = Pick<UserKeysTable, 'user_id' | 'key_id' | 'wrapped_key'>;
 const keyRowsAll = prepared<KeyRow>('user_keys_of', KEY_ROWS_SQL);
 const keyRowsWithheld = prepared<KeyRow>('user_keys_of_withheld', KEY_ROWS_WITHHELD_SQL);
 
